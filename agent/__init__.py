@@ -1,0 +1,1 @@
+"""simhive host agent: drives GSM modems and syncs messages with the gateway server."""
