@@ -1,0 +1,384 @@
+"""One AT command in flight over a transport: the async half of the AT layer.
+
+Rules from spec/modems.md section 1 that this module enforces:
+- one command at a time behind a lock, never pipelined (least of all during AT+CMGS);
+- the waiter is registered before the command is written, so a fast reply cannot be lost;
+- a timeout on every command; after one, a drain barrier (`AT` until `OK`) so that the late
+  answer of the timed-out command is not read as the answer of the next one;
+- a stuck `> ` prompt is cancelled with ESC, which makes the modem drop the PDU;
+- nothing that could end or escape a command (`"`, CR, LF, Ctrl-Z, ESC) is ever interpolated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .at import AtDecoder, Echo, Final, FinalKind, Info, Junk, Prompt, Urc
+from .transport import Transport, TransportClosed
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AtChannel",
+    "AtCommandError",
+    "AtTimeout",
+    "ChannelClosed",
+    "Response",
+    "quote",
+]
+
+CTRL_Z = b"\x1a"
+ESC = b"\x1b"
+_FORBIDDEN = {'"', "\r", "\n", "\x1a", "\x1b"}
+
+
+class ChannelClosed(TransportClosed):
+    """The link went away while a command was pending (or before it could be written)."""
+
+
+class AtTimeout(TimeoutError):
+    def __init__(self, command: str, stage: str, seconds: float) -> None:
+        super().__init__(f"{command!r}: no {stage} within {seconds:g} s")
+        self.command = command
+        self.stage = stage  # "prompt" (nothing was sent) or "final"
+
+
+class AtCommandError(Exception):
+    """The modem answered ERROR, +CMS ERROR or +CME ERROR (or a vendor error final)."""
+
+    def __init__(self, command: str, final: Final) -> None:
+        super().__init__(f"{command!r} -> {final.text}")
+        self.command = command
+        self.final = final
+
+    @property
+    def cms(self) -> int | None:
+        return self.final.code if self.final.kind is FinalKind.CMS_ERROR else None
+
+    @property
+    def cme(self) -> int | None:
+        return self.final.code if self.final.kind is FinalKind.CME_ERROR else None
+
+
+def quote(value: str) -> str:
+    """A string parameter in double quotes; refuses anything that could break out of it."""
+    bad = _FORBIDDEN.intersection(value)
+    if bad or any(ord(c) < 0x20 for c in value):
+        raise ValueError(f"refusing to put {value!r} into an AT command")
+    return f'"{value}"'
+
+
+@dataclass
+class Response:
+    command: str
+    lines: list[Info]
+    final: Final
+
+    def info(self, prefix: str) -> list[str]:
+        """The arguments of every reply line with this prefix (`+CPMS` -> ['"SM",1,30,...'])."""
+        p = prefix.rstrip(":").upper()
+        out: list[str] = []
+        for i in self.lines:
+            head, sep, rest = i.line.partition(":")
+            if sep and head.strip().upper() in (p, p + "DS"):
+                out.append(rest.strip())
+        return out
+
+    def first(self, prefix: str) -> str | None:
+        found = self.info(prefix)
+        return found[0] if found else None
+
+    @property
+    def text(self) -> list[str]:
+        return [i.line for i in self.lines]
+
+
+class _Waiter:
+    def __init__(self, command: str) -> None:
+        loop = asyncio.get_running_loop()
+        self.command = command
+        self.lines: list[Info] = []
+        self.final: asyncio.Future[Final] = loop.create_future()
+        self.prompt: asyncio.Future[None] = loop.create_future()
+
+
+class AtChannel:
+    """Serialises AT commands on one port; URCs go to `on_urc`, link loss to `on_closed`."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        on_urc: Callable[[Urc], None] | None = None,
+        on_closed: Callable[[str], None] | None = None,
+        trace: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.on_urc = on_urc
+        self.on_closed = on_closed
+        self._trace = trace
+        self._decoder = AtDecoder()
+        self._lock = asyncio.Lock()
+        self._waiter: _Waiter | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        self._closed.set()
+        self.last_rx = 0.0  # loop time of the last byte received (liveness for the supervisor)
+        self.junk_lines = 0
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed.is_set()
+
+    async def open(self) -> None:
+        if self.is_open:
+            return
+        await self.transport.open()
+        for ev in self._decoder.reset():
+            self._handle(ev)
+        self._closed.clear()
+        self._reader = asyncio.create_task(self._read_loop(), name=f"at-reader {self.name}")
+
+    @property
+    def name(self) -> str:
+        return self.transport.name
+
+    async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        await self.transport.close()
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        self._mark_closed("closed")
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        reason = "closed"
+        try:
+            while True:
+                data = await self.transport.read()
+                self.last_rx = loop.time()
+                if self._trace:
+                    self._trace("rx", data.decode("latin-1"))
+                for ev in self._decoder.feed(data):
+                    self._handle(ev)
+        except TransportClosed as exc:
+            reason = str(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must not leave waiters hanging forever
+            log.exception("%s: reader failed", self.name)
+            reason = f"reader failed: {exc}"
+        finally:
+            self._mark_closed(reason)
+
+    def _mark_closed(self, reason: str) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        w = self._waiter
+        if w is not None:
+            for fut in (w.final, w.prompt):
+                if not fut.done():
+                    fut.set_exception(ChannelClosed(f"{self.name}: {reason}"))
+                    fut.exception()  # mark retrieved: the waiter may already be gone
+        if self.on_closed is not None:
+            self.on_closed(reason)
+
+    def _handle(self, ev: object) -> None:
+        w = self._waiter
+        if isinstance(ev, Info):
+            if w is not None:
+                w.lines.append(ev)
+            else:
+                log.debug("%s: stray reply %r", self.name, ev.line)
+        elif isinstance(ev, Final):
+            if w is not None and not w.final.done():
+                w.final.set_result(ev)
+            else:
+                log.debug("%s: stale final %r", self.name, ev.text)
+        elif isinstance(ev, Prompt):
+            if w is not None and not w.prompt.done():
+                w.prompt.set_result(None)
+        elif isinstance(ev, Urc):
+            if self.on_urc is not None:
+                try:
+                    self.on_urc(ev)
+                except Exception:
+                    log.exception("%s: URC handler failed on %r", self.name, ev.line)
+        elif isinstance(ev, Junk):
+            self.junk_lines += 1
+            log.warning("%s: skipped junk (%s): %r", self.name, ev.reason, ev.data[:64])
+        elif isinstance(ev, Echo):
+            pass
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def command(
+        self,
+        command: str,
+        *,
+        wait: float = 5.0,
+        prefixes: tuple[str, ...] | None = None,
+        bare: bool = False,
+        check: bool = True,
+    ) -> Response:
+        """Send one command and wait for its final result.
+
+        Raises AtCommandError for an error final (unless check=False), AtTimeout, ChannelClosed.
+        """
+        _validate(command)
+        async with self._lock:
+            return await self._run(command, wait, prefixes, bare, check)
+
+    async def _run(
+        self,
+        command: str,
+        wait: float,
+        prefixes: tuple[str, ...] | None,
+        bare: bool,
+        check: bool,
+    ) -> Response:
+        if not self.is_open:
+            raise ChannelClosed(f"{self.name} is not open")
+        w = _Waiter(command)
+        self._waiter = w
+        self._decoder.begin(command, prefixes=prefixes, bare=bare)
+        try:
+            await self._write(command.encode("ascii") + b"\r")
+            try:
+                final = await asyncio.wait_for(asyncio.shield(w.final), wait)
+            except TimeoutError:
+                self._detach(w)
+                await self._drain()
+                raise AtTimeout(command, "final", wait) from None
+        finally:
+            self._detach(w)
+        resp = Response(command, w.lines, final)
+        if check and not final.ok:
+            raise AtCommandError(command, final)
+        return resp
+
+    async def submit_pdu(
+        self,
+        tpdu_length: int,
+        pdu_hex: str,
+        *,
+        prompt_wait: float = 5.0,
+        wait: float = 60.0,
+    ) -> Response:
+        """AT+CMGS=<n>, wait for `> `, write the PDU and Ctrl-Z, wait for +CMGS and OK.
+
+        AtTimeout.stage tells the caller whether anything may have reached the network:
+        "prompt" means no (the prompt was cancelled with ESC), "final" means maybe.
+        """
+        if (
+            not (0 < tpdu_length <= 255)
+            or not pdu_hex
+            or not all(c in "0123456789ABCDEFabcdef" for c in pdu_hex)
+        ):
+            raise ValueError("a PDU is 1-255 octets of hex")
+        command = f"AT+CMGS={tpdu_length}"
+        async with self._lock:
+            if not self.is_open:
+                raise ChannelClosed(f"{self.name} is not open")
+            w = _Waiter(command)
+            self._waiter = w
+            self._decoder.begin(command, prompt=True)
+            try:
+                await self._write(command.encode("ascii") + b"\r")
+                waiting: set[asyncio.Future[Final] | asyncio.Future[None]] = {w.prompt, w.final}
+                first = asyncio.FIRST_COMPLETED
+                await asyncio.wait(waiting, timeout=prompt_wait, return_when=first)
+                if w.final.done():
+                    final = w.final.result()  # an error before the prompt (e.g. +CMS 330)
+                elif w.prompt.done():
+                    w.prompt.result()  # re-raises ChannelClosed
+                    self._decoder.expect_echo(pdu_hex)
+                    await self._write(pdu_hex.encode("ascii") + CTRL_Z)
+                    try:
+                        final = await asyncio.wait_for(asyncio.shield(w.final), wait)
+                    except TimeoutError:
+                        self._detach(w)
+                        await self._drain()
+                        raise AtTimeout(command, "final", wait) from None
+                else:
+                    self._detach(w)
+                    # ESC aborts a pending SMS input; the modem answers OK (or nothing).
+                    with contextlib.suppress(TransportClosed):
+                        await self._write(ESC)
+                    await self._drain()
+                    raise AtTimeout(command, "prompt", prompt_wait)
+            finally:
+                self._detach(w)
+            resp = Response(command, w.lines, final)
+            if not final.ok:
+                raise AtCommandError(command, final)
+            return resp
+
+    async def write_raw(self, data: bytes) -> None:
+        """Bytes outside any command (the ESC CR that opens the init sequence)."""
+        async with self._lock:
+            await self._write(data)
+
+    async def drain(self, tries: int = 3, wait: float = 2.0) -> bool:
+        """The drain barrier on demand; True when the modem answered `AT` with OK."""
+        async with self._lock:
+            return await self._drain(tries, wait)
+
+    async def _drain(self, tries: int = 3, wait: float = 2.0) -> bool:
+        # Called with the lock held. Any late answer of the abandoned command arrives while
+        # no waiter is registered (logged as stale) or completes this barrier early; the short
+        # settle afterwards swallows the barrier's own OK in that case.
+        for _ in range(tries):
+            if not self.is_open:
+                return False
+            w = _Waiter("AT")
+            self._waiter = w
+            self._decoder.begin("AT")
+            try:
+                await self._write(b"AT\r")
+                final = await asyncio.wait_for(asyncio.shield(w.final), wait)
+            except (TimeoutError, TransportClosed):
+                continue
+            finally:
+                self._detach(w)
+            if final.ok:
+                await asyncio.sleep(0.1)
+                return True
+        log.warning("%s: drain barrier got no OK after %d tries", self.name, tries)
+        return False
+
+    def _detach(self, w: _Waiter) -> None:
+        if self._waiter is w:
+            self._waiter = None
+            self._decoder.end()
+        for fut in (w.final, w.prompt):
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # retrieved: no "exception never retrieved" noise
+
+    async def _write(self, data: bytes) -> None:
+        if self._trace:
+            self._trace("tx", data.decode("latin-1"))
+        try:
+            await self.transport.write(data)
+        except TransportClosed as exc:
+            self._mark_closed(str(exc))
+            raise ChannelClosed(str(exc)) from exc
+
+
+def _validate(command: str) -> None:
+    if not command.upper().startswith("AT"):
+        raise ValueError(f"not an AT command: {command!r}")
+    if any(c in command for c in ("\r", "\n", "\x1a", "\x1b")) or not command.isascii():
+        raise ValueError(f"refusing control characters in AT command {command!r}")

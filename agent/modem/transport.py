@@ -1,0 +1,209 @@
+"""Byte transports under the AT channel: a serial port (pyserial) and an in-memory pair for tests.
+
+A transport moves bytes and reports loss of the link; it knows nothing about AT. `read()` returns
+the next chunk (any size) and raises `TransportClosed` when the device went away (a USB modem
+unplugged, a pty closed): that is how the supervisor notices an unplug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+import serial
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MemoryTransport", "SerialTransport", "Transport", "TransportClosed"]
+
+
+class TransportClosed(ConnectionError):
+    """The link is gone (unplugged, closed, or never opened)."""
+
+
+class Transport(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    async def open(self) -> None: ...
+
+    async def read(self) -> bytes:
+        """The next chunk of input; raises TransportClosed when the link is gone."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class SerialTransport:
+    """A tty (USB modem, UART, pty) opened with pyserial, read through the event loop.
+
+    The port is opened exclusively (TIOCEXCL) so that ModemManager or a second agent fails fast
+    instead of interleaving with our stream (spec/modems.md section 1). pyserial configures the
+    line; reads and writes then go through the file descriptor with `loop.add_reader`, so no
+    thread is parked per modem.
+    """
+
+    def __init__(self, port: str, *, baudrate: int = 115200, exclusive: bool = True) -> None:
+        self._port = port
+        self._baudrate = baudrate
+        self._exclusive = exclusive
+        self._serial: serial.Serial | None = None
+        self._readable: asyncio.Event | None = None
+
+    @property
+    def name(self) -> str:
+        return self._port
+
+    @property
+    def is_open(self) -> bool:
+        return self._serial is not None
+
+    async def open(self) -> None:
+        if self._serial is not None:
+            return
+        try:
+            ser = serial.Serial(
+                port=self._port,
+                baudrate=self._baudrate,
+                timeout=0,
+                write_timeout=0,
+                exclusive=self._exclusive,
+                rtscts=False,
+                dsrdtr=False,
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise TransportClosed(f"cannot open {self._port}: {exc}") from exc
+        self._serial = ser
+        self._readable = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        fd = ser.fileno()
+        readable = self._readable
+        loop.add_reader(fd, readable.set)
+
+    def _fd(self) -> int:
+        if self._serial is None:
+            raise TransportClosed(f"{self._port} is not open")
+        return int(self._serial.fileno())
+
+    async def read(self) -> bytes:
+        while True:
+            fd = self._fd()
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                data = None
+            except OSError as exc:
+                # EIO: the pty master or the USB device disappeared.
+                await self.close()
+                raise TransportClosed(f"{self._port}: {exc}") from exc
+            if data == b"":
+                await self.close()
+                raise TransportClosed(f"{self._port}: end of file")
+            if data:
+                return data
+            assert self._readable is not None
+            self._readable.clear()
+            await self._readable.wait()
+
+    async def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            fd = self._fd()
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                await asyncio.sleep(0.005)
+                continue
+            except OSError as exc:
+                await self.close()
+                raise TransportClosed(f"{self._port}: {exc}") from exc
+            view = view[n:]
+
+    async def close(self) -> None:
+        ser, self._serial = self._serial, None
+        if ser is None:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(ser.fileno())
+        if self._readable is not None:
+            self._readable.set()  # wake a parked reader so it sees the closed port
+        with contextlib.suppress(Exception):
+            ser.close()
+
+
+class MemoryTransport:
+    """An in-memory link for unit tests. The test plays the modem.
+
+    `feed(bytes)` delivers modem output to the reader; `on_write` (if set) is called with every
+    chunk the driver writes, and may call `feed` to answer. `unplug()` makes the next read fail.
+    """
+
+    def __init__(self, name: str = "memory", on_write: Callable[[bytes], None] | None = None):
+        self._name = name
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._open = False
+        self.on_write = on_write
+        self.written = bytearray()
+        self.fail_open = False
+        self.opens = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    async def open(self) -> None:
+        if self.fail_open:
+            raise TransportClosed(f"{self._name}: no such device")
+        if not self._open:
+            self._open = True
+            self.opens += 1
+            self._queue = asyncio.Queue()
+
+    def feed(self, data: bytes) -> None:
+        if self._open:
+            self._queue.put_nowait(data)
+
+    def unplug(self) -> None:
+        if self._open:
+            self._queue.put_nowait(None)
+
+    async def read(self) -> bytes:
+        if not self._open:
+            raise TransportClosed(f"{self._name} is not open")
+        data = await self._queue.get()
+        if data is None:
+            self._open = False
+            raise TransportClosed(f"{self._name}: unplugged")
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if not self._open:
+            raise TransportClosed(f"{self._name} is not open")
+        self.written += data
+        if self.on_write is not None:
+            self.on_write(bytes(data))
+
+    async def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._queue.put_nowait(None)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True for errors that mean the device is gone rather than a bad request."""
+    if isinstance(exc, TransportClosed):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.EIO, errno.ENXIO, errno.ENODEV)
