@@ -1,0 +1,116 @@
+"""HTTP client of the agent protocol (docs/agent-protocol.md): one call per route, typed errors.
+
+Transport problems and 5xx answers raise `ServerAway` (retry with back-off); 4xx answers raise
+`Refused` (never retried unchanged). The token travels only in the Authorization header and is
+never part of an exception message or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from typing import Any
+
+import aiohttp
+
+try:
+    AGENT_VERSION = metadata.version("simhive")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    AGENT_VERSION = "0+unknown"
+
+MAX_BATCH = 500  # events or messages per report / incoming call (protocol limits)
+
+
+class ProtocolError(Exception):
+    """Base class of the client's errors."""
+
+
+class ServerAway(ProtocolError):
+    """The server could not be reached, timed out, or answered 5xx: try again later."""
+
+
+class Refused(ProtocolError):
+    """The server answered 4xx: the request as sent will never succeed."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+class BadAnswer(ServerAway):
+    """A 2xx answer that is not the JSON the protocol promises (a proxy page, a half answer)."""
+
+
+class AgentClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.session = session
+        self.timeout = timeout
+
+    async def call(
+        self, route: str, payload: dict[str, Any], *, seconds: float | None = None
+    ) -> dict[str, Any]:
+        url = f"{self.base_url}/agent/v1/{route}"
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            async with self.session.post(
+                url,
+                data=data,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=seconds or self.timeout),
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise ServerAway(f"{route}: {type(exc).__name__}: {exc}") from None
+        if status >= 500:
+            raise ServerAway(f"{route}: HTTP {status}")
+        try:
+            answer = json.loads(body) if body else {}
+        except (ValueError, UnicodeDecodeError):
+            answer = None
+        if status >= 400:
+            err = answer.get("error") if isinstance(answer, dict) else None
+            code = str(err.get("code", "")) if isinstance(err, dict) else ""
+            msg = str(err.get("message", "")) if isinstance(err, dict) else ""
+            raise Refused(status, code or "http_error", msg[:300] or f"{route} refused")
+        if not isinstance(answer, dict):
+            raise BadAnswer(f"{route}: answer is not a JSON object (HTTP {status})")
+        return answer
+
+    async def hello(self, device: dict[str, Any], sims: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self.call(
+            "hello", {"agent_version": AGENT_VERSION, "device": device, "sims": sims}
+        )
+
+    async def pull(self, max_messages: int, wait: float) -> dict[str, Any]:
+        # The HTTP timeout must outlast the server's hold, or every idle poll would be an error.
+        return await self.call(
+            "pull", {"max": max_messages, "wait": wait}, seconds=wait + self.timeout
+        )
+
+    async def commit(self, lease_id: str, ids: list[int]) -> dict[str, Any]:
+        return await self.call("commit", {"lease_id": lease_id, "ids": ids})
+
+    async def report(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self.call("report", {"events": events})
+
+    async def incoming(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self.call("incoming", {"messages": messages})
+
+    async def status(
+        self, sims: list[dict[str, Any]] | None, events: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"events": events}
+        if sims is not None:
+            payload["sims"] = sims
+        return await self.call("status", payload)

@@ -1,0 +1,290 @@
+"""The dispatcher: takes committed messages from the journal and hands them to the modem.
+
+One dispatcher serves one *send channel*: a SIM with its own radio (one per slot), or both slots
+of a single-standby dual-SIM modem (SIM800C-DS, QDSIM boards), where only one SIM is registered
+at a time and a switch costs seconds to tens of seconds of re-registration. There it batches:
+it keeps draining the active slot's due messages and switches only when that slot has nothing
+due (or is capped for a long time), or when the other slot has urgent work and it has none.
+
+Never lose, never double-send (DESIGN.md 3):
+- the journal row goes to ``dispatching`` (synced) before AT+CMGS; a crash leaves it there and
+  the next start reports outcome-unknown instead of resending;
+- RETRY errors are retried a bounded number of times with back-off, PERMANENT ones fail at once,
+  UNKNOWN ones (the link dropped mid-submit) become outcome-unknown, never a silent resend;
+- a retryable error after some parts already went out is final: resending would duplicate them;
+- a SIM that keeps failing on messages that are not to blame is paused and reported; its
+  messages stay committed in the journal for when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.journal import Journal, OutMessage, iso
+from agent.modem.base import Modem, ModemState, SendError, SendOutcome
+from agent.pacing import Pacer
+
+log = logging.getLogger(__name__)
+
+# Failures that say something about the number, not the SIM (modems.md 8): they must not count
+# towards pausing the SIM, or one list of bad numbers would take a healthy SIM out of service.
+NUMBER_CMS = frozenset({1, 22, 28, 30, 195, 196, 304})
+# Operator throttling looks like these after fast sends: slow the SIM down, do not hammer it.
+THROTTLE_CMS = frozenset({41, 42, 47, 192, 331, 332})
+# On a single-standby modem, stay on the active SIM unless its pacing makes us wait this long.
+SWITCH_AFTER_SECONDS = 60.0
+MAX_PAUSE_SECONDS = 6 * 3600.0
+
+StatusCallback = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    max_attempts: int = 3
+    retry_backoff_seconds: float = 30.0
+    sim_failure_threshold: int = 5
+    sim_pause_seconds: float = 600.0
+
+
+@dataclass
+class SlotState:
+    pacer: Pacer
+    failures: int = 0  # consecutive failures that may be the SIM's fault
+    pauses: int = 0
+    paused_until: float = 0.0
+    last_error: str = ""
+    sent: int = 0
+    failed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def error_code(err: SendError) -> str:
+    if err.cms is not None:
+        return f"CMS {err.cms}"
+    if err.cme is not None:
+        return f"CME {err.cme}"
+    return ""
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        device: str,
+        modem: Modem,
+        journal: Journal,
+        pacers: dict[int, Pacer],
+        policy: DispatchPolicy | None = None,
+        on_status: StatusCallback | None = None,
+        on_done: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if not pacers:
+            raise ValueError("a dispatcher needs at least one slot")
+        self.device = device
+        self.modem = modem
+        self.journal = journal
+        self.policy = policy or DispatchPolicy()
+        self.slots: Sequence[int] = sorted(pacers)
+        self.state = {s: SlotState(pacer=p) for s, p in pacers.items()}
+        self._on_status = on_status
+        self._on_done = on_done
+        self._clock = clock
+        self._rand = rand
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.active_slot: int | None = None
+        self.in_flight: int | None = None
+        self.switches = 0
+
+    def wake(self) -> None:
+        """New work, a modem state change, or new settings: look again now."""
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self) -> None:
+        """Finish the message in flight (all its parts), then return from run()."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            if self.modem.state in (ModemState.DISCONNECTED, ModemState.CONNECTING):
+                # Sending now would only burn attempts; the modem's supervisor is reconnecting.
+                await self._idle(5.0)
+                continue
+            msg, wait = await self._choose()
+            if msg is None:
+                await self._idle(wait)
+                continue
+            if self.stopping:  # stop() may have come while we looked at the journal
+                break
+            await self._dispatch(msg)
+
+    async def _idle(self, seconds: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _choose(self) -> tuple[OutMessage | None, float | None]:
+        now = self._clock()
+        candidates: dict[int, OutMessage] = {}
+        waits: list[float] = []
+        for slot in self.slots:
+            st = self.state[slot]
+            if st.paused_until > now:
+                waits.append(st.paused_until - now)
+                continue
+            if st.paused_until:
+                st.paused_until = 0.0
+                await self._status(slot, "resumed", "pause over; trying again")
+            msg = await self.journal.next_due(self.device, slot, now)
+            if msg is not None:
+                candidates[slot] = msg
+        if not candidates:
+            nxt = await self.journal.next_wakeup(self.device, self.slots)
+            if nxt is not None:
+                waits.append(max(0.0, nxt - now))
+            return None, (min(waits) if waits else None)
+        slot = self._pick_slot(candidates)
+        delay = self.state[slot].pacer.delay()
+        if delay > 0:
+            return None, delay
+        return candidates[slot], 0.0
+
+    def _pick_slot(self, candidates: dict[int, OutMessage]) -> int:
+        if len(candidates) == 1:
+            return next(iter(candidates))
+        active = self.active_slot
+        if active in candidates:
+            urgent_elsewhere = any(m.urgent for s, m in candidates.items() if s != active)
+            if not candidates[active].urgent and urgent_elsewhere:
+                return min((s for s, m in candidates.items() if m.urgent and s != active))
+            if self.state[active].pacer.delay() < SWITCH_AFTER_SECONDS:
+                return active
+        # Switching anyway: prefer urgent work, then the SIM that may send soonest.
+        return min(
+            candidates,
+            key=lambda s: (not candidates[s].urgent, self.state[s].pacer.delay(), s),
+        )
+
+    async def _dispatch(self, msg: OutMessage) -> None:
+        st = self.state[msg.slot]
+        if not await self.journal.begin_dispatch(self.device, msg.id, self._clock()):
+            return
+        if self.active_slot is not None and self.active_slot != msg.slot:
+            self.switches += 1
+        self.active_slot = msg.slot
+        self.in_flight = msg.id
+        try:
+            result = await self.modem.send(msg.to, msg.body, slot=msg.slot)
+        except SendError as err:
+            await self._on_error(msg, err)
+        except asyncio.CancelledError:
+            # Forced stop mid-submit: the parts may be out. Say so now rather than at restart.
+            await asyncio.shield(
+                self.journal.finish_unknown(
+                    self.device, msg.id, "agent stopped during AT+CMGS; not resent", self._clock()
+                )
+            )
+            raise
+        except Exception as exc:
+            log.exception("device %s: message %d: modem backend raised", self.device, msg.id)
+            await self.journal.finish_unknown(
+                self.device, msg.id, f"modem backend error: {type(exc).__name__}", self._clock()
+            )
+            st.failed += 1
+        else:
+            at = result.sent_at.timestamp() if result.sent_at else self._clock()
+            await self.journal.finish_sent(self.device, msg.id, msg.slot, result.references, at)
+            st.pacer.record_send()
+            st.sent += 1
+            if st.failures or st.pauses:
+                st.failures = 0
+                st.pauses = 0
+            log.info(
+                "device %s: message %d sent on SIM %d in %d part(s)",
+                self.device, msg.id, msg.slot, len(result.references),
+            )  # fmt: skip
+        finally:
+            self.in_flight = None
+            if self._on_done is not None:
+                self._on_done()
+
+    async def _on_error(self, msg: OutMessage, err: SendError) -> None:
+        now = self._clock()
+        st = self.state[msg.slot]
+        code = error_code(err)
+        reason = str(err) or err.outcome.value
+        st.last_error = f"{code} {reason}".strip()
+        attempt = msg.attempts + 1
+        log.warning(
+            "device %s: message %d attempt %d on SIM %d failed (%s): %s",
+            self.device, msg.id, attempt, msg.slot, err.outcome.value, st.last_error,
+        )  # fmt: skip
+        if err.outcome is SendOutcome.UNKNOWN:
+            await self.journal.finish_unknown(self.device, msg.id, reason, now)
+            st.failed += 1
+        elif err.outcome is SendOutcome.RETRY and err.parts_sent > 0:
+            await self.journal.finish_failed(
+                self.device, msg.id, status=err.status, code=code,
+                reason=f"{reason}; {err.parts_sent} part(s) already sent, not resent",
+                now=now,
+            )  # fmt: skip
+            st.failed += 1
+        elif err.outcome is SendOutcome.RETRY and attempt < self.policy.max_attempts:
+            backoff = self.policy.retry_backoff_seconds * (2 ** (attempt - 1))
+            backoff *= 1.0 + 0.25 * self._rand()  # jitter: two SIMs must not retry in lockstep
+            await self.journal.finish_retry(self.device, msg.id, now + backoff, reason, now)
+        else:
+            if err.outcome is SendOutcome.RETRY:
+                reason = f"{reason} (gave up after {attempt} attempts)"
+            await self.journal.finish_failed(
+                self.device, msg.id, status=err.status, code=code, reason=reason, now=now
+            )
+            st.failed += 1
+        st.pacer.record_failure(throttled=err.cms in THROTTLE_CMS)
+        if err.cms not in NUMBER_CMS:
+            st.failures += 1
+            if st.failures >= self.policy.sim_failure_threshold:
+                await self._pause(msg.slot, now)
+
+    async def _pause(self, slot: int, now: float) -> None:
+        st = self.state[slot]
+        pause = min(MAX_PAUSE_SECONDS, self.policy.sim_pause_seconds * (2**st.pauses))
+        st.pauses += 1
+        st.failures = 0
+        st.paused_until = now + pause
+        log.error(
+            "device %s: SIM %d paused for %.0f s after repeated failures (last: %s)",
+            self.device, slot, pause, st.last_error,
+        )  # fmt: skip
+        await self._status(
+            slot, "paused", f"{self.policy.sim_failure_threshold} failures in a row, last: "
+            f"{st.last_error}; paused until {iso(st.paused_until)}",
+        )  # fmt: skip
+
+    async def _status(self, slot: int, state: str, reason: str) -> None:
+        if self._on_status is not None:
+            await self._on_status(
+                {"at": iso(self._clock()), "kind": "sim", "slot": slot, "state": state,
+                 "reason": reason}
+            )  # fmt: skip
+
+    def counters(self) -> dict[int, dict[str, Any]]:
+        return {
+            s: {"sent": st.sent, "failed": st.failed, "last_error": st.last_error or None,
+                "paused_until": iso(st.paused_until) if st.paused_until else None}
+            for s, st in self.state.items()
+        }  # fmt: skip

@@ -1,0 +1,109 @@
+"""Delivery-report matching: a +CDS status report -> a sent part -> maybe a final message outcome.
+
+A report carries only the part's TP-MR and the recipient. MRs are one octet and wrap after 256
+submits, so a report is matched to the *most recent* part with that MR and recipient on the
+same device and SIM, sent within a window (modems.md 6; Gammu SMSD's DeliveryReportDelay is
+600 s). A message is delivered when every part's report is a success, not delivered as soon
+as one part failed for good; "SC still trying" (0x20-0x3F) leaves it as sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.journal import Journal
+from agent.modem.base import DeliveryReport
+
+log = logging.getLogger(__name__)
+
+
+class TpStatus(enum.Enum):
+    SUCCESS = "success"
+    PENDING = "pending"
+    FAILED = "failed"
+
+
+def classify_tp_status(st: int) -> TpStatus:
+    """TS 23.040 9.2.3.15: 0x00-0x1F done, 0x20-0x3F SC still trying, 0x40-0x7F given up.
+
+    Values with bit 7 set are reserved; an SC that sends one is not telling us the message
+    arrived, so it counts as a failure rather than leaving the message pending forever.
+    """
+    if 0x00 <= st <= 0x1F:
+        return TpStatus.SUCCESS
+    if 0x20 <= st <= 0x3F:
+        return TpStatus.PENDING
+    return TpStatus.FAILED
+
+
+def same_number(a: str, b: str) -> bool:
+    """Compare a recipient from a report with the number we submitted to.
+
+    Some SCs echo the number in national format (0151...) for an international submit
+    (+49151...), so beyond exact digit equality the last 9 digits must agree.
+    """
+    da = "".join(c for c in a if c.isdigit())
+    db = "".join(c for c in b if c.isdigit())
+    if not da or not db:
+        return a == b
+    if da == db:
+        return True
+    n = min(len(da), len(db))
+    return n >= 7 and da[-min(n, 9) :] == db[-min(n, 9) :]
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    msg_id: int
+    part: int
+    outcome: str  # "delivered" | "not_delivered" | "pending" | "partial"
+
+
+class ReportMatcher:
+    def __init__(
+        self,
+        journal: Journal,
+        device: str,
+        *,
+        window: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.journal = journal
+        self.device = device
+        self.window = window
+        self._clock = clock
+
+    async def handle(self, report: DeliveryReport) -> MatchResult | None:
+        """Apply one status report; returns what happened, or None when nothing matched."""
+        now = self._clock()
+        candidates = await self.journal.parts_by_reference(
+            self.device, report.slot, report.reference, now - self.window
+        )
+        part = next((p for p in candidates if same_number(p.to, report.recipient)), None)
+        if part is None:
+            log.info(
+                "device %s: status report MR %d on SIM %d matches no part sent in the last %g s",
+                self.device, report.reference, report.slot, self.window,
+            )  # fmt: skip
+            return None
+        kind = classify_tp_status(report.status)
+        if part.tp_status is not None and classify_tp_status(part.tp_status) != TpStatus.PENDING:
+            # A second final report for the same part (SC repeats) changes nothing.
+            return MatchResult(part.msg_id, part.idx, "duplicate")
+        statuses = await self.journal.set_part_status(
+            self.device, part.msg_id, part.idx, report.status
+        )
+        if kind == TpStatus.FAILED:
+            detail = f"part {part.idx + 1} of {len(statuses)}: TP-ST 0x{report.status:02X}"
+            await self.journal.finish_delivery(self.device, part.msg_id, False, now, detail)
+            return MatchResult(part.msg_id, part.idx, "not_delivered")
+        if kind == TpStatus.PENDING:
+            return MatchResult(part.msg_id, part.idx, "pending")
+        if all(s is not None and classify_tp_status(s) == TpStatus.SUCCESS for s in statuses):
+            await self.journal.finish_delivery(self.device, part.msg_id, True, now)
+            return MatchResult(part.msg_id, part.idx, "delivered")
+        return MatchResult(part.msg_id, part.idx, "partial")

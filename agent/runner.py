@@ -1,0 +1,330 @@
+"""Run the agent: one DeviceRunner per configured modem, all sharing one journal.
+
+A DeviceRunner wires a Modem, the sync loops and the dispatcher(s) of one device, and turns
+modem events into journal rows:
+
+- IncomingSms: journaled first (a failed journal write raises, so the modem keeps the SMS on
+  the SIM); then, if the server is reachable, forwarded at once and the handler returns only
+  when the server has it, so the modem deletes it after DESIGN.md 2 step 7's "forward, then
+  CMGD". If the server is away (or slower than `incoming_forward_timeout`), the handler returns
+  after the journal write and the SMS is deleted from the SIM: the fsynced journal is then the
+  durable copy and the sync loop forwards it later. Keeping it on the SIM instead would fill
+  the SIM's few storage slots during a long outage, and a full SIM makes the network stop
+  delivering new SMS; the journal has no such limit.
+- DeliveryReport: matched to a sent part (agent/reports.py).
+- StateChange: a device-status event, and a nudge for the dispatchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from agent.client import AgentClient
+from agent.config import AgentConfig, DeviceConfig
+from agent.dispatcher import Dispatcher, DispatchPolicy
+from agent.journal import Journal, iso
+from agent.modem.base import (
+    DeliveryReport,
+    IncomingSms,
+    Modem,
+    ModemEvent,
+    ModemState,
+    SimInfo,
+    StateChange,
+)
+from agent.pacing import DAY, Pacer, SimLimits
+from agent.reports import ReportMatcher
+from agent.sync import Backoff, Sync
+
+log = logging.getLogger(__name__)
+
+ModemFactory = Callable[[DeviceConfig], Modem]
+STOP_SEND_TIMEOUT = 150.0  # a part in flight may wait >= 60 s for +CMGS; give it all its parts
+
+
+class DeviceRunner:
+    def __init__(
+        self,
+        cfg: DeviceConfig,
+        agent: AgentConfig,
+        journal: Journal,
+        modem: Modem,
+        session: aiohttp.ClientSession,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.agent = agent
+        self.journal = journal
+        self.modem = modem
+        self.name = cfg.name
+        self._clock = clock
+        self.client = AgentClient(cfg.server, cfg.token, session)
+        self.pacers = {s: Pacer(SimLimits(), clock=clock) for s in cfg.slots}
+        self.matcher = ReportMatcher(
+            journal, cfg.name, window=agent.report_window_seconds, clock=clock
+        )
+        self.sync = Sync(
+            device=cfg.name,
+            client=self.client,
+            journal=journal,
+            slots=cfg.slots,
+            hello_payload=self._hello_payload,
+            sims_payload=self._sims_payload,
+            on_settings=self._apply_settings,
+            on_work=self._wake_dispatchers,
+            status_interval=agent.status_interval_seconds,
+            clock=clock,
+        )
+        policy = DispatchPolicy(
+            max_attempts=agent.max_attempts,
+            retry_backoff_seconds=agent.retry_backoff_seconds,
+            sim_failure_threshold=agent.sim_failure_threshold,
+            sim_pause_seconds=agent.sim_pause_seconds,
+        )
+        # A single-standby dual-SIM modem is one send channel for both slots (batching per
+        # SIM); otherwise each slot has its own radio and its own dispatcher.
+        groups = [cfg.slots] if cfg.single_standby else [[s] for s in cfg.slots]
+        self.dispatchers = [
+            Dispatcher(
+                device=cfg.name,
+                modem=modem,
+                journal=journal,
+                pacers={s: self.pacers[s] for s in group},
+                policy=policy,
+                on_status=self._status_event,
+                on_done=self._after_send,
+                clock=clock,
+            )
+            for group in groups
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._modem_started = asyncio.Event()
+        self._stopping = False
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for slot, pacer in self.pacers.items():
+            pacer.seed(await self.journal.sent_times(self.name, slot, self._clock() - DAY))
+        loop_tasks = [
+            (self._start_modem(), "modem"),
+            (self.sync.pull_loop(), "pull"),
+            (self.sync.report_loop(), "report"),
+            (self.sync.incoming_loop(), "incoming"),
+            (self.sync.status_loop(), "status"),
+        ] + [(d.run(), f"dispatch{i}") for i, d in enumerate(self.dispatchers)]
+        for coro, what in loop_tasks:
+            self._tasks.append(asyncio.create_task(coro, name=f"{self.name}:{what}"))
+        # Reports left from a previous run go out as soon as the server answers.
+        self.sync.wake_reports()
+        self.sync.wake_incoming()
+
+    async def stop(self) -> None:
+        """Finish the message in flight, keep the rest committed, say goodbye to the modem."""
+        self._stopping = True
+        for d in self.dispatchers:
+            d.stop()
+        dispatch_tasks = [t for t in self._tasks if ":dispatch" in t.get_name()]
+        if dispatch_tasks:
+            _, late = await asyncio.wait(dispatch_tasks, timeout=STOP_SEND_TIMEOUT)
+            for t in late:
+                t.cancel()
+        self.sync.stop()
+        others = [t for t in self._tasks if t not in dispatch_tasks]
+        # The long poll and a commit waiting for the server are abandoned; a journaled open
+        # lease is committed again at the next start.
+        for t in others:
+            if t.get_name().endswith((":pull", ":modem")):
+                t.cancel()
+        await asyncio.wait(others, timeout=10.0)
+        for t in others:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.sync.final_flush(3.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.modem.stop(), 15.0)
+
+    async def _start_modem(self) -> None:
+        backoff = Backoff(base=2.0, cap=60.0)
+        while not self._stopping:
+            try:
+                await self.modem.start(self.on_event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next()
+                log.error("device %s: modem start failed (%s: %s); retrying in %.0f s",
+                          self.name, type(exc).__name__, exc, delay)  # fmt: skip
+                if backoff.failures == 1:  # once per outage, not once per retry
+                    await self._status_event(
+                        {
+                            "at": iso(self._clock()),
+                            "kind": "modem",
+                            "state": "disconnected",
+                            "reason": str(exc)[:200],
+                        }
+                    )
+                await asyncio.sleep(delay)
+                continue
+            log.info("device %s: modem started (%s %s)", self.name,
+                     self.modem.identity.manufacturer, self.modem.identity.model)  # fmt: skip
+            self._modem_started.set()
+            self.sync.wake_status()
+            self._wake_dispatchers()
+            return
+
+    # -- modem events -----------------------------------------------------------------------
+
+    async def on_event(self, event: ModemEvent) -> None:
+        if isinstance(event, IncomingSms):
+            await self._on_incoming(event)
+        elif isinstance(event, DeliveryReport):
+            result = await self.matcher.handle(event)
+            if result is not None and result.outcome in ("delivered", "not_delivered"):
+                self.sync.wake_reports()
+        elif isinstance(event, StateChange):
+            log.info("device %s: modem %s %s", self.name, event.state.value, event.reason)
+            await self._status_event(
+                {
+                    "at": iso(self._clock()),
+                    "kind": "modem",
+                    "state": event.state.value,
+                    "reason": event.reason,
+                }
+            )
+            self._wake_dispatchers()
+
+    async def _on_incoming(self, sms: IncomingSms) -> None:
+        key = sms.key or _fallback_key(self.name, sms)
+        if key != sms.key:
+            sms = IncomingSms(
+                slot=sms.slot, sender=sms.sender, text=sms.text, sent_at=sms.sent_at,
+                received_at=sms.received_at, parts=sms.parts, incomplete=sms.incomplete,
+                key=key, storage=sms.storage,
+            )  # fmt: skip
+        new = await self.journal.add_incoming(self.name, sms)
+        if not new and await self.journal.is_forwarded(self.name, key):
+            return  # a re-read of an SMS the server already has: let the modem delete it
+        timeout = self.agent.incoming_forward_timeout
+        if self.sync.connected and timeout > 0:
+            await self.sync.forward_incoming_now(key, timeout)
+        else:
+            self.sync.wake_incoming()
+
+    # -- glue -------------------------------------------------------------------------------
+
+    async def _status_event(self, event: dict[str, Any]) -> None:
+        event = {"event_id": f"{event['kind']}:{time.time_ns()}", **event}
+        await self.journal.add_event(self.name, "status", event)
+        self.sync.wake_status()
+
+    def _after_send(self) -> None:
+        self.sync.wake_reports()
+        self.sync.work_done()
+
+    def _wake_dispatchers(self) -> None:
+        for d in self.dispatchers:
+            d.wake()
+
+    def _apply_settings(self, settings: dict[str, Any]) -> None:
+        for slot, pacer in self.pacers.items():
+            pacer.update(SimLimits.from_settings(settings, slot))
+        self._wake_dispatchers()
+
+    async def _sims(self) -> list[SimInfo] | None:
+        if self.modem.state in (ModemState.DISCONNECTED, ModemState.CONNECTING):
+            return None
+        try:
+            return await asyncio.wait_for(self.modem.sim_info(), 30.0)
+        except Exception as exc:
+            log.warning("device %s: cannot read SIM info: %s", self.name, exc)
+            return None
+
+    async def _sims_payload(self) -> list[dict[str, Any]] | None:
+        sims = await self._sims()
+        return None if sims is None else [self._sim_dict(s) for s in sims]
+
+    def _sim_dict(self, s: SimInfo) -> dict[str, Any]:
+        return {
+            "slot": s.slot, "present": s.present, "active": s.active, "iccid": s.iccid,
+            "imsi": s.imsi, "number": s.number or self.cfg.number_for(s.slot),
+            "operator": s.operator, "operator_code": s.operator_code, "carrier": s.carrier,
+            "country_iso": s.country_iso, "registered": s.registered, "roaming": s.roaming,
+            "signal_dbm": s.signal_dbm,
+        }  # fmt: skip
+
+    async def _hello_payload(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        ident = self.modem.identity
+        device = {
+            "title": self.cfg.name,
+            "manufacturer": ident.manufacturer,
+            "model": ident.model,
+            "firmware": ident.firmware,
+            "imei": ident.imei,
+            "serialnumber": ident.serial
+            or f"{socket.gethostname()}/{os.path.basename(self.cfg.ports[0])}",
+        }
+        return device, (await self._sims_payload()) or []
+
+
+def _fallback_key(device: str, sms: IncomingSms) -> str:
+    # The modem layer should give a key; if it does not, derive one that is stable across
+    # re-reads of the same stored message (sender, SC time, text), never from the read time.
+    stamp = sms.sent_at.isoformat() if sms.sent_at else ""
+    digest = hashlib.sha256(f"{sms.slot}|{sms.sender}|{stamp}|{sms.text}".encode()).hexdigest()
+    return f"{device}:{digest[:32]}"
+
+
+class AgentRunner:
+    """All devices of one config file; stops gracefully on SIGTERM / SIGINT."""
+
+    def __init__(self, cfg: AgentConfig, modem_factory: ModemFactory) -> None:
+        self.cfg = cfg
+        self.modem_factory = modem_factory
+        self.journal = Journal(cfg.journal)
+        self.devices: list[DeviceRunner] = []
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self.journal.open()
+        sessions: list[aiohttp.ClientSession] = []
+        try:
+            unknown = await self.journal.recover(time.time())
+            for device, msg_id in unknown:
+                log.warning("device %s: message %d was being sent when the agent stopped; "
+                            "reporting outcome unknown, not resending", device, msg_id)  # fmt: skip
+            for dcfg in self.cfg.devices:
+                session = aiohttp.ClientSession()
+                sessions.append(session)
+                modem = self.modem_factory(dcfg)
+                self.devices.append(DeviceRunner(dcfg, self.cfg, self.journal, modem, session))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.request_stop)
+            for d in self.devices:
+                await d.start()
+            log.info("agent running with %d device(s)", len(self.devices))
+            await self._stop.wait()
+            log.info("stopping: finishing messages in flight")
+            await asyncio.gather(*(d.stop() for d in self.devices), return_exceptions=True)
+        finally:
+            for s in sessions:
+                await s.close()
+            await self.journal.close()
+            log.info("agent stopped")
