@@ -161,10 +161,15 @@ def _split(text: str, coding: Coding, ref16: bool) -> list[str]:
     return parts
 
 
-def split_text(text: str, coding: Coding | None = None) -> tuple[Coding, list[str]]:
-    """The coding and the parts a text is sent (and billed) as, with 8-bit concatenation refs."""
+def split_text(
+    text: str, coding: Coding | None = None, *, ref16: bool = False
+) -> tuple[Coding, list[str]]:
+    """The coding and the parts a text is sent (and billed) as: 160/153, 70/67, 140/134 units
+    (152, 66, 133 per part with 16-bit concatenation references)."""
+    if not isinstance(text, str):
+        raise PduError("text must be a string")
     chosen = _choose_coding(text, coding)
-    return chosen, _split(text, chosen, ref16=False)
+    return chosen, _split(text, chosen, ref16)
 
 
 # --- fields -------------------------------------------------------------------------------
