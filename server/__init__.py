@@ -1,1 +1,1 @@
-"""simhive gateway server: the SMSGateway24-compatible API, the native API and the agent protocol."""
+"""simhive gateway server: the SMSGateway24-compatible API, native API and agent protocol."""

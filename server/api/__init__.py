@@ -1,0 +1,1 @@
+"""HTTP layers: parse requests, call server.core, render answers. No SQL here."""

@@ -1,0 +1,351 @@
+"""The SMSGateway24-compatible API: `/getdata/<method>` (docs/compat-api.md).
+
+Each handler reads merged parameters, calls the core and renders the vendor's exact shapes: ids as
+JSON integers, lists as objects keyed by id strings, dates as PHP DateTime objects. Every API-level
+error is HTTP 200 `{"error":1,"message":...}` (the middleware renders GatewayError).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from importlib import metadata
+from typing import Any
+
+from aiohttp import web
+
+from server.api import fields
+from server.api.params import Params, read_params, scalar_text
+from server.core import limits, numbers
+from server.core.dates import OutputZone, human, php_datetime, resolve_zone
+from server.core.errors import AuthError, GatewayError, InvalidInput
+from server.core.gateway import Gateway, Outgoing
+from server.core.models import Account, Device, Message, MessageFilter, Sim
+from server.core.status import label
+
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
+SAVED = "Sms has been saved successfully"
+
+Handler = Callable[[Gateway, Params], Awaitable[dict[str, Any]]]
+
+try:
+    AGENT_VERSION = metadata.version("simhive")
+except metadata.PackageNotFoundError:  # running from a source tree without installation
+    AGENT_VERSION = "0.0.0"
+
+
+def ok(message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": 0, "message": message, **extra}
+
+
+async def _account(gw: Gateway, p: Params) -> Account:
+    return await gw.authenticate(p.text("token"))
+
+
+def _zone(p: Params, account: Account) -> OutputZone:
+    requested = p.text("timezone")
+    return resolve_zone(requested if requested is not None else account.timezone)
+
+
+def _outgoing(source: Params | dict[str, Any]) -> Outgoing:
+    get = source.raw if isinstance(source, Params) else source.get
+    values = source.values if isinstance(source, Params) else source
+    sendto = scalar_text(get("sendto"), "sendto")
+    if sendto is None or not sendto.strip():
+        raise InvalidInput("Parameter sendto is required")
+    body = scalar_text(get("body"), "body")
+    if body is None:
+        raise InvalidInput("Parameter body is required")
+    return Outgoing(
+        sendto=sendto,
+        body=body,
+        device_id=fields.required_int(get("device_id"), "device_id"),
+        sim=fields.to_sim(get("sim")),
+        timetosend=fields.to_time(get("timetosend"), "timetosend"),
+        customerid=fields.customer_id(values),
+        urgent=fields.to_bool(get("urgent"), "urgent"),
+    )
+
+
+def _saved(ids: list[int]) -> dict[str, Any]:
+    out = {"error": 0, "sms_id": ids[0], "message": SAVED}
+    if len(ids) > 1:
+        out["sms_ids"] = ids
+    return out
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+
+async def gettoken(gw: Gateway, p: Params) -> dict[str, Any]:
+    email = p.text("email")
+    password = p.text("pass")
+    if email is None or password is None:
+        raise AuthError("Login or password incorrect")
+    account = await gw.login(email, password)
+    return ok("OK", token=await gw.issue_token(account))
+
+
+async def addsms(gw: Gateway, p: Params) -> dict[str, Any]:
+    account = await _account(gw, p)
+    return _saved(await gw.send(account, _outgoing(p)))
+
+
+async def smstosend(gw: Gateway, p: Params) -> dict[str, Any]:
+    # A valid token authenticates; otherwise email + pass do (one real client sends all three).
+    try:
+        account = await _account(gw, p)
+    except AuthError:
+        email, password = p.text("email"), p.text("pass")
+        if email is None or password is None:
+            raise
+        account = await gw.login(email, password)
+    return _saved(await gw.send(account, _outgoing(p)))
+
+
+async def addalotofsms(gw: Gateway, p: Params) -> dict[str, Any]:
+    data = _datajson(p)
+    token = scalar_text(data.get("token"), "token") or p.text("token")
+    account = await gw.authenticate(token)
+    entries = data.get("smsdata")
+    if not isinstance(entries, list):
+        raise InvalidInput("Invalid datajson")
+    requests: list[Outgoing] = []
+    for index, entry in enumerate(entries[: limits.MAX_BATCH + 1]):
+        if not isinstance(entry, dict):
+            raise InvalidInput(f"smsdata[{index}]: entry is not an object")
+        try:
+            requests.append(_outgoing(entry))
+        except GatewayError as exc:
+            raise InvalidInput(f"smsdata[{index}]: {exc.message}") from None
+    if len(entries) > limits.MAX_BATCH:
+        raise InvalidInput(
+            f"Too many messages in one batch: {len(entries)} (at most {limits.MAX_BATCH})"
+        )
+    ids = await gw.send_batch(account, requests)
+    return ok(SAVED, sms_ids=ids)
+
+
+def _datajson(p: Params) -> dict[str, Any]:
+    """`datajson` as a form/multipart/query field holding a JSON string, a JSON value inside a
+    JSON body, or the raw JSON body itself (`{"token":…,"smsdata":[…]}`)."""
+    value = p.raw("datajson")
+    if value is None or value == "":
+        if p.json_body is not None and "smsdata" in p.json_body:
+            return p.json_body
+        if p.raw("smsdata") is None:
+            raise InvalidInput("Parameter datajson is required")
+        value = {"smsdata": p.raw("smsdata")}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidInput("Invalid datajson") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("Invalid datajson")
+    return value
+
+
+async def getallsms(gw: Gateway, p: Params) -> dict[str, Any]:
+    account = await _account(gw, p)
+    zone = _zone(p, account)
+    phone = p.text("phone")
+    limit = fields.to_int(p.raw("limit"), "limit")
+    offset = fields.to_int(p.raw("offset"), "offset")
+    if limit is not None and not 1 <= limit <= limits.MAX_LIST_ROWS:
+        raise InvalidInput(f"Invalid limit: {limit} (1 to {limits.MAX_LIST_ROWS})")
+    if offset is not None and offset < 0:
+        raise InvalidInput(f"Invalid offset: {offset}")
+    status = fields.to_int(p.raw("status"), "status")
+    sim = fields.to_int(p.raw("sim"), "sim")
+    flt = MessageFilter(
+        account_id=account.id,
+        device_id=fields.to_int(p.raw("device_id"), "device_id"),
+        sim=sim,
+        status=status,
+        customerid=fields.customer_id(p.values),
+        sendto=numbers.normalise(phone) if phone is not None else None,
+        created_from=fields.to_time(p.raw("begindate"), "begindate"),
+        created_to=fields.to_time(p.raw("enddate"), "enddate", end_of_day=True),
+        descending=fields.to_bool(p.raw("orderbydesc"), "orderbydesc"),
+        limit=limit or limits.MAX_LIST_ROWS,
+        offset=offset or 0,
+    )
+    count = await gw.count_messages(flt)
+    if fields.to_bool(p.raw("onlycount"), "onlycount"):
+        return {"error": 0, "count": count, "message": "Ok"}
+    rows = await gw.list_messages(flt) if count else []
+    smss = {str(m.id): render_message(m, zone) for m in rows}
+    return {"error": 0, "smss": smss, "count": count, "message": "Ok"}
+
+
+def render_message(m: Message, zone: OutputZone) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "sendto": m.sendto,
+        "body": m.body,
+        "customerid": m.customerid,
+        "status": m.status,
+        "statustitle": label(m.status),
+        "deviceid": m.device_id,
+        "urgent": True if m.urgent else None,
+        "created": php_datetime(m.created, zone),
+        "senttime": php_datetime(m.senttime, zone),
+        "timetosend": php_datetime(m.timetosend, zone),
+        "sim": m.sim,
+        "paketid": m.paket_id,
+        "pakettitle": m.paket_title,
+        "paketbody": m.paket_body,
+    }
+
+
+async def savetag(gw: Gateway, p: Params) -> dict[str, Any]:
+    account = await _account(gw, p)
+    return ok("Ok", tag_id=await gw.create_tag(account, p.required("title")))
+
+
+async def savecontact(gw: Gateway, p: Params) -> dict[str, Any]:
+    account = await _account(gw, p)
+    phone = p.required("phone")
+    # `ctag_id` is how the vendor's current docs table spells it; the older pages say tag_id.
+    raw_tag = p.raw("tag_id") if p.text("tag_id") is not None else p.raw("ctag_id")
+    tag_id = fields.required_int(raw_tag, "tag_id")
+    contact_id = await gw.create_contact(account, tag_id, phone, p.text("fullname"))
+    return ok("Ok", contact_id=contact_id)
+
+
+async def savepaket(gw: Gateway, p: Params) -> dict[str, Any]:
+    account = await _account(gw, p)
+    title = p.required("title")
+    device_id = fields.required_int(p.raw("device_id"), "device_id")
+    body = p.required("body")
+    tags_text = p.required("tags")
+    tag_ids: list[int] = []
+    for item in tags_text.split(","):
+        if item.strip():
+            tag_ids.append(fields.required_int(item, "tags"))
+    when = p.raw("timetosend") if p.text("timetosend") is not None else p.raw("time_to_send")
+    result = await gw.create_paket(
+        account,
+        device_id=device_id,
+        title=title,
+        body=body,
+        tag_ids=tag_ids,
+        sim=fields.to_sim(p.raw("sim")),
+        timetosend=fields.to_time(when, "timetosend"),
+    )
+    return ok("Ok", paket_id=result.paket_id)
+
+
+async def getalldevices(gw: Gateway, p: Params) -> dict[str, Any]:
+    account = await _account(gw, p)
+    zone = _zone(p, account)
+    devices = await gw.devices_with_sims(account)
+    rendered = {str(d.id): render_device(d, sims, zone) for d, sims in devices}
+    return {"error": 0, "message": "OK", "count": len(rendered), "device": rendered}
+
+
+def render_device(d: Device, sims: list[Sim], zone: OutputZone) -> dict[str, Any]:
+    # A device that never polled shows its creation time: PHP clients dereference lastseen.
+    lastseen = d.lastseen if d.lastseen is not None else d.created
+    return {
+        "id": d.id,
+        "title": d.title,
+        "number": d.number or None,
+        "imei": d.imei or "null",
+        "created": php_datetime(d.created, zone),
+        "createdhumanformat": human(d.created, zone),
+        "lastseen": php_datetime(lastseen, zone),
+        "lastseenhumanformat": human(lastseen, zone),
+        "serialnumber": d.serialnumber or "unknown",
+        "siminfo": [render_sim(s) for s in sims],
+        "appversion": d.appversion or "",
+        "isappversionactual": d.appversion == AGENT_VERSION,
+        "delaybetweeneachsms": d.delaybetweeneachsms,
+        "delaybetweenrequest": d.delaybetweenrequest,
+        "subscription": d.subscription,
+    }
+
+
+def render_sim(s: Sim) -> dict[str, str]:
+    """Every siminfo value is a string, "Slot" and "Roaming" included (vendor shape)."""
+    return {
+        "Slot": str(s.slot),
+        "IccId": s.iccid,
+        "Number": s.number,
+        "Roaming": "1" if s.roaming else "0",
+        "CountryIso": s.country_iso.lower(),
+        "CarrierName": s.carrier or s.operator,
+    }
+
+
+async def getsmsstatus(gw: Gateway, p: Params) -> dict[str, Any]:
+    account = await _account(gw, p)
+    sms_id = fields.required_int(p.raw("sms_id"), "sms_id")
+    m = await gw.message(account, sms_id)
+    return {
+        "error": 0,
+        "sms_id": m.id,
+        "status": m.status,
+        "status_description": label(m.status),
+        "message": "Ok",
+    }
+
+
+async def getdevicestatus(gw: Gateway, p: Params) -> dict[str, Any]:
+    account = await _account(gw, p)
+    zone = _zone(p, account)
+    device = await gw.device_of(account, fields.required_int(p.raw("device_id"), "device_id"))
+    now = gw.clock()
+    lastseen = device.lastseen if device.lastseen is not None else device.created
+    return {
+        "online": gw.is_online(device, now),
+        "error": 0,
+        "message": "OK",
+        "device_id": device.id,
+        "lastseen": php_datetime(lastseen, zone),
+        "diffseconds": max(0, (now - lastseen) // 1_000_000),
+        "title": device.title,
+    }
+
+
+METHODS: dict[str, Handler] = {
+    "gettoken": gettoken,
+    "addsms": addsms,
+    "smstosend": smstosend,
+    "addalotofsms": addalotofsms,
+    "getallsms": getallsms,
+    "savetag": savetag,
+    "savecontact": savecontact,
+    "savepaket": savepaket,
+    "getalldevices": getalldevices,
+    "getsmsstatus": getsmsstatus,
+    "getdevicestatus": getdevicestatus,
+}
+
+
+async def handle(request: web.Request) -> web.Response:
+    handler = METHODS.get(request.match_info.get("method", ""))
+    if handler is None:
+        return error_response("Unknown method")
+    params = await read_params(request)
+    return json_response(await handler(request.app[GATEWAY], params))
+
+
+def json_response(data: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+def error_response(message: str, status: int = 200) -> web.Response:
+    return json_response({"error": 1, "message": message}, status)
+
+
+def add_routes(app: web.Application) -> None:
+    for path in ("/getdata/{method}", "/getdata/{method}/"):
+        app.router.add_route("GET", path, handle)
+        app.router.add_route("POST", path, handle)

@@ -1,0 +1,144 @@
+"""Request parameters for the compat API (compat-api.md section 1).
+
+Parameters are the union of the query string and the body, for every verb; a body value wins over
+a query value with the same key. Bodies may be urlencoded, multipart or a JSON object. Clients are
+sloppy with headers (the naive Python client sends no content type; PHP sends multipart for
+everything), so the body is sniffed when the declared type does not fit. Invalid UTF-8 is replaced,
+never a reason to fail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from server.core.errors import InvalidInput
+
+_BOUNDARY_RE = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
+_DISPOSITION_PARAM_RE = re.compile(r';\s*([a-zA-Z*]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
+
+
+@dataclass
+class Params:
+    """Merged parameters. Values are strings, except JSON-body values (any JSON type)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    # The JSON object when the whole body was one (the raw addalotofsms form).
+    json_body: dict[str, Any] | None = None
+
+    def raw(self, name: str) -> Any:
+        return self.values.get(name)
+
+    def text(self, name: str) -> str | None:
+        """The parameter as text; absent, null and empty string all mean None."""
+        value = self.values.get(name)
+        return scalar_text(value, name)
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None or not value.strip():
+            raise InvalidInput(f"Parameter {name} is required")
+        return value
+
+
+def scalar_text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+    if isinstance(value, str):
+        return value if value != "" else None
+    raise InvalidInput(f"Invalid value for {name}")
+
+
+async def read_params(request: web.Request) -> Params:
+    params = Params()
+    for key, value in parse_qsl(request.query_string, keep_blank_values=True, errors="replace"):
+        params.values[key] = value
+    if not request.body_exists:
+        return params
+    # read() enforces the application's client_max_size and raises HTTP 413 beyond it.
+    raw = await request.read()
+    if not raw.strip():
+        return params
+    ctype = request.content_type.lower()
+    if ctype == "multipart/form-data":
+        _merge(params, _multipart(raw, request.headers.get("Content-Type", "")))
+    elif ctype == "application/json" or (
+        ctype != "application/x-www-form-urlencoded" and raw.lstrip()[:1] in (b"{", b"[")
+    ):
+        _merge_json(params, raw)
+    else:
+        text = raw.decode("utf-8", "replace")
+        _merge(params, parse_qsl(text, keep_blank_values=True, errors="replace"))
+    return params
+
+
+def _merge(params: Params, pairs: list[tuple[str, str]]) -> None:
+    for key, value in pairs:
+        params.values[key] = value
+
+
+def _merge_json(params: Params, raw: bytes) -> None:
+    try:
+        data = json.loads(raw.decode("utf-8", "replace"))
+    except ValueError:
+        raise InvalidInput("Invalid JSON body") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("Invalid JSON body: expected an object")
+    params.json_body = data
+    params.values.update(data)
+
+
+def _multipart(raw: bytes, content_type: str) -> list[tuple[str, str]]:
+    """Text fields of a multipart/form-data body; file parts are ignored (compat-api.md 1.4)."""
+    m = _BOUNDARY_RE.search(content_type)
+    if not m:
+        raise InvalidInput("Malformed multipart body: no boundary")
+    delimiter = b"--" + m.group(1).encode("latin-1", "replace")
+    out: list[tuple[str, str]] = []
+    chunks = raw.split(delimiter)
+    if len(chunks) < 2:
+        raise InvalidInput("Malformed multipart body")
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            break  # closing delimiter
+        chunk = chunk[2:] if chunk.startswith(b"\r\n") else chunk.lstrip(b"\n")
+        head, sep, body = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, body = chunk.partition(b"\n\n")
+            if not sep:
+                raise InvalidInput("Malformed multipart body")
+        if body.endswith(b"\r\n"):
+            body = body[:-2]
+        elif body.endswith(b"\n"):
+            body = body[:-1]
+        name, filename = _disposition(head.decode("utf-8", "replace"))
+        if name is None or filename is not None:
+            continue
+        out.append((name, body.decode("utf-8", "replace")))
+    return out
+
+
+def _disposition(head: str) -> tuple[str | None, str | None]:
+    for line in head.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() != "content-disposition":
+            continue
+        found: dict[str, str] = {}
+        for pm in _DISPOSITION_PARAM_RE.finditer(value):
+            quoted, bare = pm.group(2), pm.group(3)
+            found[pm.group(1).lower()] = (
+                quoted.replace('\\"', '"') if quoted is not None else (bare or "")
+            )
+        return found.get("name"), found.get("filename")
+    return None, None

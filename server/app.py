@@ -1,0 +1,55 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from server.api import compat, middleware
+from server.core.gateway import Gateway
+from server.core.limits import MAX_REQUEST_BYTES
+from server.core.notifier import WorkNotifier
+from server.store.base import Store
+from server.store.sqlite import SqliteStore
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+NOTIFIER: web.AppKey[WorkNotifier] = web.AppKey("notifier", WorkNotifier)
+
+
+def create_app(db: str | Path | Store) -> web.Application:
+    """Build the app over a store (a path means the embedded SQLite store, opened on startup)."""
+    store = db if isinstance(db, Store) else SqliteStore(db)
+    notifier = WorkNotifier()
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[middleware.errors])
+    app[STORE] = store
+    app[NOTIFIER] = notifier
+    app[compat.GATEWAY] = Gateway(store, notifier)
+    compat.add_routes(app)
+    app.router.add_get("/health", _health)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        yield
+        await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def run(db: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    web.run_app(
+        create_app(db),
+        host=host,
+        port=port,
+        access_log_class=middleware.MaskingAccessLogger,
+        print=None,
+    )

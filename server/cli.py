@@ -1,0 +1,241 @@
+"""`simhive-server`: run the gateway and administer accounts, devices and tokens.
+
+Every command takes --db, so the admin commands work on the same database as a running server
+(SQLite WAL lets them read while it serves; writes queue for the lock for up to 10 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from server.core.dates import iso
+from server.core.errors import GatewayError
+from server.core.gateway import Gateway
+from server.paths import default_db
+from server.store.base import StoreError
+from server.store.sqlite import SqliteStore
+
+T = TypeVar("T")
+
+db_option = click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite database file [default: $SIMHIVE_DB, $SIMHIVE_DATA/simhive.sqlite3 or "
+    "~/.local/share/simhive/simhive.sqlite3].",
+)
+
+
+def _db(db: Path | None) -> Path:
+    return db if db is not None else default_db()
+
+
+def with_gateway(db: Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
+    """Open the store, run fn, close the store; domain errors become a clean CLI error."""
+
+    async def main() -> T:
+        store = SqliteStore(_db(db))
+        await store.open()
+        try:
+            return await fn(Gateway(store))
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except GatewayError as exc:
+        raise click.ClickException(exc.message) from None
+    except StoreError as exc:
+        raise click.ClickException(f"storage error: {exc}") from None
+
+
+def emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """simhive gateway server: SMSGateway24-compatible HTTP API over an embedded database."""
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+def run(db: Path | None, host: str, port: int) -> None:
+    """Serve the HTTP API."""
+    from server.app import run as run_app
+
+    path = _db(db)
+    click.echo(f"simhive-server: database {path}, listening on http://{host}:{port}", err=True)
+    run_app(path, host=host, port=port)
+
+
+@main.command()
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+def demo(state: Path, host: str, port: int) -> None:
+    """Create a demo account with two devices in STATE, start the server, print a token."""
+    from server.demo import run_demo
+
+    sys.exit(run_demo(state, host=host, port=port))
+
+
+# -- accounts ----------------------------------------------------------------------------------
+
+
+@main.group()
+def account() -> None:
+    """Accounts (email + password; each has API tokens)."""
+
+
+@account.command("create")
+@db_option
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--timezone", default="UTC", show_default=True, help="Zone for dates in answers.")
+def account_create(db: Path | None, email: str, password: str, timezone: str) -> None:
+    """Create an account; prints its id and its first API token (shown once)."""
+
+    async def go(gw: Gateway) -> dict[str, Any]:
+        acc, token = await gw.create_account(email, password, timezone)
+        return {"account_id": acc.id, "email": acc.email, "timezone": acc.timezone, "token": token}
+
+    emit(with_gateway(db, go))
+
+
+@account.command("list")
+@db_option
+def account_list(db: Path | None) -> None:
+    """List accounts (tokens are stored hashed and cannot be shown)."""
+
+    async def go(gw: Gateway) -> list[dict[str, Any]]:
+        devices = await gw.store.list_devices()
+        return [
+            {
+                "account_id": a.id,
+                "email": a.email,
+                "timezone": a.timezone,
+                "created": iso(a.created),
+                "devices": [d.id for d in devices if d.account_id == a.id],
+            }
+            for a in await gw.store.list_accounts()
+        ]
+
+    emit(with_gateway(db, go))
+
+
+# -- devices -----------------------------------------------------------------------------------
+
+
+@main.group()
+def device() -> None:
+    """Devices (a host agent's modem box); each has its own agent token."""
+
+
+@device.command("create")
+@db_option
+@click.option("--email", required=True, help="Owner account.")
+@click.option("--title", required=True)
+def device_create(db: Path | None, email: str, title: str) -> None:
+    """Create a device; prints device_id and the device token for its agent (shown once)."""
+
+    async def go(gw: Gateway) -> dict[str, Any]:
+        acc = await gw.account_by_email(email)
+        dev, token = await gw.create_device(acc, title)
+        return {"device_id": dev.id, "account_id": acc.id, "title": dev.title, "token": token}
+
+    emit(with_gateway(db, go))
+
+
+@device.command("list")
+@db_option
+@click.option("--email", default=None, help="Only this account's devices.")
+def device_list(db: Path | None, email: str | None) -> None:
+    """List devices."""
+
+    async def go(gw: Gateway) -> list[dict[str, Any]]:
+        account_id = (await gw.account_by_email(email)).id if email else None
+        return [
+            {
+                "device_id": d.id,
+                "account_id": d.account_id,
+                "title": d.title,
+                "created": iso(d.created),
+                "lastseen": iso(d.lastseen),
+                "imei": d.imei,
+                "prefix_rules": [list(r) for r in d.prefix_rules],
+            }
+            for d in await gw.store.list_devices(account_id)
+        ]
+
+    emit(with_gateway(db, go))
+
+
+@device.command("prefix-rules")
+@db_option
+@click.option("--device-id", type=int, required=True)
+@click.option(
+    "--rule",
+    "rules",
+    multiple=True,
+    help="PREFIX=REPLACEMENT, applied to numbers sent through the device, e.g. 0=+49. "
+    "Repeat for several (first match wins); none clears the rules.",
+)
+def device_prefix_rules(db: Path | None, device_id: int, rules: tuple[str, ...]) -> None:
+    """Set a device's number prefix rewrite rules."""
+    parsed: list[tuple[str, str]] = []
+    for rule in rules:
+        prefix, sep, replacement = rule.partition("=")
+        if not sep or not prefix:
+            raise click.BadParameter(
+                f"expected PREFIX=REPLACEMENT, got {rule!r}", param_hint="--rule"
+            )
+        parsed.append((prefix, replacement))
+
+    async def go(gw: Gateway) -> dict[str, Any]:
+        if await gw.store.device_by_id(device_id) is None:
+            raise click.ClickException(f"no device {device_id}")
+        await gw.store.set_device_prefix_rules(device_id, parsed)
+        return {"device_id": device_id, "prefix_rules": [list(r) for r in parsed]}
+
+    emit(with_gateway(db, go))
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+@main.group()
+def token() -> None:
+    """API and agent tokens."""
+
+
+@token.command("reset")
+@db_option
+@click.option("--email", default=None, help="Reset the account token (revokes all others).")
+@click.option("--device-id", type=int, default=None, help="Reset this device's agent token.")
+def token_reset(db: Path | None, email: str | None, device_id: int | None) -> None:
+    """Issue a new token and revoke the old one(s); prints the new token (shown once)."""
+    if (email is None) == (device_id is None):
+        raise click.UsageError("give exactly one of --email or --device-id")
+
+    async def go(gw: Gateway) -> dict[str, Any]:
+        if email is not None:
+            acc = await gw.account_by_email(email)
+            return {"account_id": acc.id, "token": await gw.issue_token(acc, revoke_others=True)}
+        assert device_id is not None
+        return {"device_id": device_id, "token": await gw.reset_device_token(device_id)}
+
+    emit(with_gateway(db, go))
+
+
+if __name__ == "__main__":
+    main()

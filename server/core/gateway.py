@@ -1,0 +1,304 @@
+"""The gateway's use cases: what the HTTP layers call.
+
+Input arrives already typed (ints, bools, microsecond times) but not yet validated against the
+account's data; everything here checks ownership, normalises numbers and enforces limits, then asks
+the store to persist. Messages are validated all-or-nothing before anything is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from server.core import limits, numbers, security
+from server.core.dates import now_us, resolve_zone
+from server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
+from server.core.models import (
+    Account,
+    Device,
+    Message,
+    MessageFilter,
+    NewMessage,
+    NewPaket,
+    PaketResult,
+    Sim,
+)
+from server.core.notifier import WorkNotifier
+from server.store.base import DuplicateEmail, Store
+
+SUPPORTED_SIMS = (0, 1)
+BAD_LOGIN = "Login or password incorrect"
+BAD_TOKEN = "Token is invalid"
+BODY_TOO_LONG = f"Message body too long (at most {limits.MAX_BODY_CHARS} characters)"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One addsms-style request: `sendto` may still hold several comma-separated numbers."""
+
+    sendto: str
+    body: str
+    device_id: int
+    sim: int = 0
+    timetosend: int | None = None
+    customerid: int | None = None
+    urgent: bool = False
+
+
+class Gateway:
+    def __init__(
+        self,
+        store: Store,
+        notifier: WorkNotifier | None = None,
+        clock: Callable[[], int] = now_us,
+    ) -> None:
+        self.store = store
+        self.notifier = notifier or WorkNotifier()
+        self.clock = clock
+        self._token_cache: dict[str, tuple[float, Account]] = {}
+
+    # -- accounts and tokens ---------------------------------------------------------------
+    async def create_account(
+        self, email: str, password: str, timezone: str = "UTC"
+    ) -> tuple[Account, str]:
+        email = email.strip()
+        if "@" not in email or len(email) > limits.MAX_TITLE_CHARS:
+            raise InvalidInput(f"Invalid email: {email}")
+        if len(password) < 8:
+            raise InvalidInput("Password must have at least 8 characters")
+        resolve_zone(timezone)
+        token = security.new_token()
+        pw_hash = await asyncio.to_thread(security.hash_password, password)
+        try:
+            account = await self.store.create_account(
+                email, pw_hash, security.hash_token(token), timezone, self.clock()
+            )
+        except DuplicateEmail:
+            raise Conflict(f"Account {email} exists already") from None
+        return account, token
+
+    async def login(self, email: str, password: str) -> Account:
+        account = await self.store.account_by_email(email.strip())
+        if account is None:
+            # Same cost as a real check, so response time does not reveal which emails exist.
+            await asyncio.to_thread(security.verify_password, password, _DUMMY_HASH)
+            raise AuthError(BAD_LOGIN)
+        ok = await asyncio.to_thread(security.verify_password, password, account.password_hash)
+        if not ok:
+            raise AuthError(BAD_LOGIN)
+        return account
+
+    async def issue_token(self, account: Account, *, revoke_others: bool = False) -> str:
+        token = security.new_token()
+        await self.store.add_account_token(
+            account.id,
+            security.hash_token(token),
+            self.clock(),
+            keep=limits.MAX_ACCOUNT_TOKENS,
+            revoke_others=revoke_others,
+        )
+        if revoke_others:
+            self._token_cache.clear()
+        return token
+
+    async def authenticate(self, token: str | None) -> Account:
+        if not token:
+            raise AuthError(BAD_TOKEN)
+        digest = security.hash_token(token)
+        cached = self._token_cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        account = await self.store.account_by_token_hash(digest)
+        if account is None:
+            raise AuthError(BAD_TOKEN)
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[digest] = (now + limits.TOKEN_CACHE_SECONDS, account)
+        return account
+
+    async def account_by_email(self, email: str) -> Account:
+        account = await self.store.account_by_email(email.strip())
+        if account is None:
+            raise NotFound(f"No account with email {email}")
+        return account
+
+    # -- devices ---------------------------------------------------------------------------
+    async def create_device(self, account: Account, title: str) -> tuple[Device, str]:
+        title = title.strip()
+        if not title or len(title) > limits.MAX_TITLE_CHARS:
+            raise InvalidInput("Invalid device title")
+        token = security.new_token()
+        device = await self.store.create_device(
+            account.id, title, security.hash_token(token), self.clock()
+        )
+        return device, token
+
+    async def reset_device_token(self, device_id: int) -> str:
+        if await self.store.device_by_id(device_id) is None:
+            raise NotFound("Device not found")
+        token = security.new_token()
+        await self.store.set_device_token(device_id, security.hash_token(token))
+        return token
+
+    async def device_of(self, account: Account, device_id: int) -> Device:
+        """The account's device, or NotFound: a foreign device is reported like a missing one."""
+        device = await self.store.device_by_id(device_id)
+        if device is None or device.account_id != account.id:
+            raise NotFound("Device not found")
+        return device
+
+    async def devices_with_sims(self, account: Account) -> list[tuple[Device, list[Sim]]]:
+        devices = await self.store.list_devices(account.id)
+        sims = await self.store.sims_of([d.id for d in devices])
+        return [(d, sims.get(d.id, [])) for d in devices]
+
+    def is_online(self, device: Device, now: int | None = None) -> bool:
+        """Online if the agent polled within max(3 x delaybetweenrequest, 60) seconds."""
+        if device.lastseen is None:
+            return False
+        now = self.clock() if now is None else now
+        window = max(3 * device.delaybetweenrequest, 60) * 1_000_000
+        return now - device.lastseen <= window
+
+    # -- messages --------------------------------------------------------------------------
+    async def send(self, account: Account, request: Outgoing) -> list[int]:
+        """Store one addsms request (one message per recipient); ids in recipient order."""
+        devices: dict[int, Device] = {}
+        messages = await self._expand(account, request, devices)
+        return await self._store_messages(messages)
+
+    async def send_batch(self, account: Account, requests: Sequence[Outgoing]) -> list[int]:
+        """Store an addalotofsms batch: every entry valid, or nothing stored."""
+        if not requests:
+            raise InvalidInput("smsdata is empty")
+        if len(requests) > limits.MAX_BATCH:
+            raise InvalidInput(
+                f"Too many messages in one batch: {len(requests)} (at most {limits.MAX_BATCH})"
+            )
+        devices: dict[int, Device] = {}
+        messages: list[NewMessage] = []
+        for index, request in enumerate(requests):
+            try:
+                messages.extend(await self._expand(account, request, devices))
+            except GatewayError as exc:
+                raise type(exc)(f"smsdata[{index}]: {exc.message}") from None
+        return await self._store_messages(messages)
+
+    async def _expand(
+        self, account: Account, request: Outgoing, devices: dict[int, Device]
+    ) -> list[NewMessage]:
+        device = devices.get(request.device_id)
+        if device is None:
+            device = await self.device_of(account, request.device_id)
+            devices[request.device_id] = device
+        if request.sim not in SUPPORTED_SIMS:
+            raise InvalidInput(f"Unsupported sim {request.sim}")
+        if not request.body:
+            raise InvalidInput("Parameter body is required")
+        if len(request.body) > limits.MAX_BODY_CHARS:
+            raise InvalidInput(
+                f"Message body too long (at most {limits.MAX_BODY_CHARS} characters)"
+            )
+        recipients = numbers.split_recipients(request.sendto)
+        if not recipients:
+            raise InvalidInput("Parameter sendto is required")
+        if len(recipients) > limits.MAX_RECIPIENTS:
+            raise InvalidInput(
+                f"Too many recipients in sendto: {len(recipients)} (at most"
+                f" {limits.MAX_RECIPIENTS}; use addalotofsms for more)"
+            )
+        return [
+            NewMessage(
+                account_id=account.id,
+                device_id=device.id,
+                sendto=numbers.normalise(raw, device.prefix_rules),
+                body=request.body,
+                sim=request.sim,
+                urgent=request.urgent,
+                customerid=request.customerid,
+                timetosend=request.timetosend,
+            )
+            for raw in recipients
+        ]
+
+    async def _store_messages(self, messages: list[NewMessage]) -> list[int]:
+        ids = await self.store.insert_messages(messages, self.clock())
+        for device_id in {m.device_id for m in messages}:
+            self.notifier.notify(device_id)
+        return ids
+
+    async def message(self, account: Account, sms_id: int) -> Message:
+        found = await self.store.message_by_id(account.id, sms_id)
+        if found is None:
+            raise NotFound("Sms not found")
+        return found
+
+    async def list_messages(self, flt: MessageFilter) -> list[Message]:
+        return await self.store.list_messages(flt)
+
+    async def count_messages(self, flt: MessageFilter) -> int:
+        return await self.store.count_messages(flt)
+
+    # -- tags, contacts, pakets ------------------------------------------------------------
+    async def create_tag(self, account: Account, title: str) -> int:
+        title = title.strip()
+        if not title:
+            raise InvalidInput("Parameter title is required")
+        if len(title) > limits.MAX_TITLE_CHARS:
+            raise InvalidInput(f"Title too long (at most {limits.MAX_TITLE_CHARS} characters)")
+        return await self.store.create_tag(account.id, title, self.clock())
+
+    async def create_contact(
+        self, account: Account, tag_id: int, phone: str, fullname: str | None
+    ) -> int:
+        if not await self.store.existing_tags(account.id, [tag_id]):
+            raise NotFound("Tag not found")
+        if fullname is not None and len(fullname) > limits.MAX_TITLE_CHARS:
+            raise InvalidInput(f"fullname too long (at most {limits.MAX_TITLE_CHARS} characters)")
+        normalised = numbers.normalise(phone)
+        return await self.store.create_contact(
+            account.id, tag_id, normalised, fullname, self.clock()
+        )
+
+    async def create_paket(
+        self,
+        account: Account,
+        *,
+        device_id: int,
+        title: str,
+        body: str,
+        tag_ids: Sequence[int],
+        sim: int = 0,
+        timetosend: int | None = None,
+    ) -> PaketResult:
+        device = await self.device_of(account, device_id)
+        title = title.strip()
+        if not title:
+            raise InvalidInput("Parameter title is required")
+        if len(title) > limits.MAX_TITLE_CHARS:
+            raise InvalidInput(f"Title too long (at most {limits.MAX_TITLE_CHARS} characters)")
+        if len(body) > limits.MAX_BODY_CHARS:
+            raise InvalidInput(
+                f"Message body too long (at most {limits.MAX_BODY_CHARS} characters)"
+            )
+        if sim not in SUPPORTED_SIMS:
+            raise InvalidInput(f"Unsupported sim {sim}")
+        unique = tuple(dict.fromkeys(tag_ids))
+        if not unique:
+            raise InvalidInput("Parameter tags is required")
+        existing = await self.store.existing_tags(account.id, unique)
+        if len(existing) != len(unique):
+            raise NotFound("Tag not found")
+        result = await self.store.create_paket(
+            NewPaket(account.id, device.id, title, body, sim, unique, timetosend), self.clock()
+        )
+        if result.message_ids:
+            self.notifier.notify(device.id)
+        return result
+
+
+# A valid hash of a random password, to spend the same time on unknown emails as on real ones.
+_DUMMY_HASH = security.hash_password(security.new_token())

@@ -1,0 +1,135 @@
+"""Plain records passed between the core and the store. Times are UTC microseconds (dates.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    email: str
+    password_hash: str
+    timezone: str
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: int
+    account_id: int
+    title: str
+    token_hash: str
+    created: int
+    lastseen: int | None = None
+    imei: str | None = None
+    serialnumber: str | None = None
+    appversion: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    number: str | None = None
+    delaybetweenrequest: int = 10
+    delaybetweeneachsms: int | None = None
+    subscription: bool = True
+    enabled: bool = True
+    # Prefix rewrites applied to numbers sent through this device: (prefix, replacement).
+    prefix_rules: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sim:
+    device_id: int
+    slot: int
+    present: bool = True
+    active: bool = True
+    iccid: str = ""
+    imsi: str = ""
+    number: str = ""
+    operator: str = ""
+    operator_code: str = ""
+    carrier: str = ""
+    country_iso: str = ""
+    registered: bool = False
+    roaming: bool = False
+    signal_dbm: int | None = None
+    updated: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """An outgoing message about to be stored (status 1)."""
+
+    account_id: int
+    device_id: int
+    sendto: str
+    body: str
+    sim: int = 0
+    urgent: bool = False
+    customerid: int | None = None
+    timetosend: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    account_id: int
+    device_id: int
+    direction: str  # "out" or "in"
+    sendto: str
+    body: str
+    sim: int
+    status: int
+    urgent: bool
+    customerid: int | None
+    created: int
+    timetosend: int | None
+    senttime: int | None
+    delivered_time: int | None
+    paket_id: int | None
+    paket_title: str | None
+    paket_body: str | None
+    attempt: int = 0
+    failure_code: str | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    """getallsms filters; None means "any". Dates filter on `created`, inclusive bounds."""
+
+    account_id: int
+    device_id: int | None = None
+    sim: int | None = None
+    status: int | None = None
+    customerid: int | None = None
+    sendto: str | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+    descending: bool = False
+    limit: int = 1000
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewPaket:
+    account_id: int
+    device_id: int
+    title: str
+    body: str
+    sim: int
+    tag_ids: tuple[int, ...]
+    timetosend: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    id: int
+    account_id: int
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaketResult:
+    paket_id: int
+    message_ids: list[int] = field(default_factory=list)

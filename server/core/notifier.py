@@ -1,0 +1,46 @@
+"""'New work' wake-ups for long-polling agents.
+
+The core calls notify(device_id) after a message for that device is durably stored; an agent's
+pull handler waits on wait(device_id, timeout) and answers within milliseconds instead of at its
+next poll. One asyncio.Event per waiting device; events are dropped when nobody waits on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class WorkNotifier:
+    def __init__(self) -> None:
+        self._events: dict[int, asyncio.Event] = {}
+        self._waiters: dict[int, int] = {}
+
+    def notify(self, device_id: int) -> None:
+        event = self._events.get(device_id)
+        if event is not None:
+            event.set()
+
+    async def wait(self, device_id: int, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until notify(device_id) or timeout; True if woken by new work.
+
+        Register before checking the store (call `prepare`), or a notify between the check and
+        the wait is missed; `wait` clears the event after it fired.
+        """
+        event = self.prepare(device_id)
+        self._waiters[device_id] = self._waiters.get(device_id, 0) + 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+            fired = event.is_set()
+            event.clear()
+            return fired
+        finally:
+            self._waiters[device_id] -= 1
+            if self._waiters[device_id] == 0:
+                del self._waiters[device_id]
+                self._events.pop(device_id, None)
+
+    def prepare(self, device_id: int) -> asyncio.Event:
+        """Get (creating) the device's event before looking for due work, to not miss a notify."""
+        return self._events.setdefault(device_id, asyncio.Event())

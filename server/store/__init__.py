@@ -1,0 +1,1 @@
+"""Storage: one interface (base.Store) and its embedded SQLite implementation (sqlite.py)."""

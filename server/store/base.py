@@ -1,0 +1,122 @@
+"""The storage interface the core depends on.
+
+Implementations keep every SQL dialect detail inside themselves, so a PostgreSQL store can be added
+next to the SQLite one. Writes are acknowledged only once they are durable on disk.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from server.core.models import (
+    Account,
+    Device,
+    Message,
+    MessageFilter,
+    NewMessage,
+    NewPaket,
+    PaketResult,
+    Sim,
+)
+
+
+class StoreError(Exception):
+    """A storage failure that is not the client's fault (disk full, corrupt database, ...)."""
+
+
+class DuplicateEmail(StoreError):
+    pass
+
+
+class Store(ABC):
+    # -- life cycle ------------------------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # -- accounts --------------------------------------------------------------------------
+    @abstractmethod
+    async def create_account(
+        self, email: str, password_hash: str, token_hash: str, timezone: str, now: int
+    ) -> Account: ...
+
+    @abstractmethod
+    async def account_by_email(self, email: str) -> Account | None: ...
+
+    @abstractmethod
+    async def account_by_id(self, account_id: int) -> Account | None: ...
+
+    @abstractmethod
+    async def account_by_token_hash(self, token_hash: str) -> Account | None: ...
+
+    @abstractmethod
+    async def list_accounts(self) -> list[Account]: ...
+
+    @abstractmethod
+    async def add_account_token(
+        self, account_id: int, token_hash: str, now: int, *, keep: int, revoke_others: bool = False
+    ) -> None:
+        """Add a token; keep at most `keep` newest (or only this one with revoke_others)."""
+
+    # -- devices ---------------------------------------------------------------------------
+    @abstractmethod
+    async def create_device(
+        self, account_id: int, title: str, token_hash: str, now: int
+    ) -> Device: ...
+
+    @abstractmethod
+    async def device_by_id(self, device_id: int) -> Device | None: ...
+
+    @abstractmethod
+    async def device_by_token_hash(self, token_hash: str) -> Device | None: ...
+
+    @abstractmethod
+    async def list_devices(self, account_id: int | None = None) -> list[Device]: ...
+
+    @abstractmethod
+    async def set_device_token(self, device_id: int, token_hash: str) -> None: ...
+
+    @abstractmethod
+    async def set_device_prefix_rules(
+        self, device_id: int, rules: Sequence[tuple[str, str]]
+    ) -> None: ...
+
+    @abstractmethod
+    async def sims_of(self, device_ids: Sequence[int]) -> dict[int, list[Sim]]: ...
+
+    @abstractmethod
+    async def touch_device(self, device_id: int, now: int) -> None:
+        """Record that the device's agent was seen now (`lastseen`)."""
+
+    # -- messages --------------------------------------------------------------------------
+    @abstractmethod
+    async def insert_messages(self, messages: Sequence[NewMessage], now: int) -> list[int]:
+        """Store all messages atomically (all or none) as status 1; ids in input order."""
+
+    @abstractmethod
+    async def message_by_id(self, account_id: int, sms_id: int) -> Message | None: ...
+
+    @abstractmethod
+    async def list_messages(self, flt: MessageFilter) -> list[Message]: ...
+
+    @abstractmethod
+    async def count_messages(self, flt: MessageFilter) -> int: ...
+
+    # -- tags, contacts, pakets ------------------------------------------------------------
+    @abstractmethod
+    async def create_tag(self, account_id: int, title: str, now: int) -> int: ...
+
+    @abstractmethod
+    async def existing_tags(self, account_id: int, tag_ids: Sequence[int]) -> set[int]: ...
+
+    @abstractmethod
+    async def create_contact(
+        self, account_id: int, tag_id: int, phone: str, fullname: str | None, now: int
+    ) -> int: ...
+
+    @abstractmethod
+    async def create_paket(self, paket: NewPaket, now: int) -> PaketResult:
+        """Store the paket and one status-1 message per distinct contact phone of its tags."""

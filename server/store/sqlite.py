@@ -1,0 +1,482 @@
+"""The embedded store: SQLite in WAL mode through aiosqlite (reads) and a group-commit writer.
+
+Durability: `journal_mode=WAL` and `synchronous=FULL` on the write connection, so every COMMIT
+fsyncs the WAL before a write is acknowledged (see writer.py for how one commit serves many
+requests). Reads run on their own aiosqlite connection and never wait for the writer. Other
+processes (the admin CLI while the server runs) use the same file; `busy_timeout` makes them queue
+for the write lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from server.core.models import (
+    Account,
+    Device,
+    Message,
+    MessageFilter,
+    NewMessage,
+    NewPaket,
+    PaketResult,
+    Sim,
+)
+from server.store.base import DuplicateEmail, Store, StoreError
+from server.store.sqlite_schema import migrate
+from server.store.writer import GroupCommitWriter
+
+BUSY_TIMEOUT_MS = 10_000
+
+_ACCOUNT_COLS = "a.id, a.email, a.password_hash, a.timezone, a.created"
+_DEVICE_COLS = (
+    "id, account_id, title, token_hash, created, lastseen, imei, serialnumber, appversion,"
+    " manufacturer, model, firmware, number, delaybetweenrequest, delaybetweeneachsms,"
+    " subscription, enabled, prefix_rules"
+)
+_SIM_COLS = (
+    "device_id, slot, present, active, iccid, imsi, number, operator, operator_code, carrier,"
+    " country_iso, registered, roaming, signal_dbm, updated"
+)
+_MESSAGE_COLS = (
+    "m.id, m.account_id, m.device_id, m.direction, m.sendto, m.body, m.sim, m.status, m.urgent,"
+    " m.customerid, m.created, m.timetosend, m.senttime, m.delivered_time, m.paket_id, p.title,"
+    " p.body, m.attempt, m.failure_code, m.failure_reason"
+)
+_INSERT_MESSAGE = (
+    "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim, status, urgent,"
+    " customerid, created, timetosend, due, status_changed)"
+    " VALUES (?, ?, 'out', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _account(row: Sequence[Any]) -> Account:
+    return Account(*row)
+
+
+def _device(row: Sequence[Any]) -> Device:
+    rules = tuple((str(a), str(b)) for a, b in json.loads(row[17] or "[]"))
+    return Device(
+        id=row[0],
+        account_id=row[1],
+        title=row[2],
+        token_hash=row[3],
+        created=row[4],
+        lastseen=row[5],
+        imei=row[6],
+        serialnumber=row[7],
+        appversion=row[8],
+        manufacturer=row[9],
+        model=row[10],
+        firmware=row[11],
+        number=row[12],
+        delaybetweenrequest=row[13],
+        delaybetweeneachsms=row[14],
+        subscription=bool(row[15]),
+        enabled=bool(row[16]),
+        prefix_rules=rules,
+    )
+
+
+def _sim(row: Sequence[Any]) -> Sim:
+    return Sim(
+        device_id=row[0],
+        slot=row[1],
+        present=bool(row[2]),
+        active=bool(row[3]),
+        iccid=row[4],
+        imsi=row[5],
+        number=row[6],
+        operator=row[7],
+        operator_code=row[8],
+        carrier=row[9],
+        country_iso=row[10],
+        registered=bool(row[11]),
+        roaming=bool(row[12]),
+        signal_dbm=row[13],
+        updated=row[14],
+    )
+
+
+def _message(row: Sequence[Any]) -> Message:
+    return Message(
+        id=row[0],
+        account_id=row[1],
+        device_id=row[2],
+        direction=row[3],
+        sendto=row[4],
+        body=row[5],
+        sim=row[6],
+        status=row[7],
+        urgent=bool(row[8]),
+        customerid=row[9],
+        created=row[10],
+        timetosend=row[11],
+        senttime=row[12],
+        delivered_time=row[13],
+        paket_id=row[14],
+        paket_title=row[15],
+        paket_body=row[16],
+        attempt=row[17],
+        failure_code=row[18],
+        failure_reason=row[19],
+    )
+
+
+def _seq(conn: sqlite3.Connection, table: str) -> int:
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.writer = GroupCommitWriter(self._connect_writer)
+        self._reader: aiosqlite.Connection | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+    def _connect_writer(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        _configure(conn)
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"cannot put {self.path} into WAL mode (got {mode})")
+        # FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss.
+        conn.execute("PRAGMA synchronous = FULL")
+        migrate(conn)
+        return conn
+
+    async def open(self) -> None:
+        await self.writer.start()
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await self._reader.execute("PRAGMA query_only = 1")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        await self.writer.stop()
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if self._reader is None:
+            raise StoreError("store is not open")
+        return list(await self._reader.execute_fetchall(sql, params))
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = await self._all(sql, params)
+        return rows[0] if rows else None
+
+    # -- accounts --------------------------------------------------------------------------
+    async def create_account(
+        self, email: str, password_hash: str, token_hash: str, timezone: str, now: int
+    ) -> Account:
+        def op(conn: sqlite3.Connection) -> int:
+            try:
+                cur = conn.execute(
+                    "INSERT INTO accounts(email, password_hash, timezone, created)"
+                    " VALUES (?, ?, ?, ?)",
+                    (email, password_hash, timezone, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                if "email" in str(exc):
+                    raise DuplicateEmail(email) from None
+                raise
+            account_id = int(cur.lastrowid or 0)
+            conn.execute(
+                "INSERT INTO account_tokens(account_id, token_hash, created) VALUES (?, ?, ?)",
+                (account_id, token_hash, now),
+            )
+            return account_id
+
+        account_id = await self.writer.submit(op)
+        return Account(account_id, email, password_hash, timezone, now)
+
+    async def account_by_email(self, email: str) -> Account | None:
+        row = await self._one(f"SELECT {_ACCOUNT_COLS} FROM accounts a WHERE email = ?", (email,))
+        return _account(row) if row else None
+
+    async def account_by_id(self, account_id: int) -> Account | None:
+        row = await self._one(f"SELECT {_ACCOUNT_COLS} FROM accounts a WHERE id = ?", (account_id,))
+        return _account(row) if row else None
+
+    async def account_by_token_hash(self, token_hash: str) -> Account | None:
+        row = await self._one(
+            f"SELECT {_ACCOUNT_COLS} FROM account_tokens t JOIN accounts a ON a.id = t.account_id"
+            " WHERE t.token_hash = ?",
+            (token_hash,),
+        )
+        return _account(row) if row else None
+
+    async def list_accounts(self) -> list[Account]:
+        return [
+            _account(r)
+            for r in await self._all(f"SELECT {_ACCOUNT_COLS} FROM accounts a ORDER BY a.id")
+        ]
+
+    async def add_account_token(
+        self, account_id: int, token_hash: str, now: int, *, keep: int, revoke_others: bool = False
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            if revoke_others:
+                conn.execute("DELETE FROM account_tokens WHERE account_id = ?", (account_id,))
+            conn.execute(
+                "INSERT INTO account_tokens(account_id, token_hash, created) VALUES (?, ?, ?)",
+                (account_id, token_hash, now),
+            )
+            conn.execute(
+                "DELETE FROM account_tokens WHERE account_id = ? AND id NOT IN"
+                " (SELECT id FROM account_tokens WHERE account_id = ? ORDER BY id DESC LIMIT ?)",
+                (account_id, account_id, keep),
+            )
+
+        await self.writer.submit(op)
+
+    async def _update(self, sql: str, params: Sequence[Any]) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute(sql, params).rowcount != 1:
+                raise StoreError("no such row")
+
+        await self.writer.submit(op)
+
+    # -- devices ---------------------------------------------------------------------------
+    async def create_device(self, account_id: int, title: str, token_hash: str, now: int) -> Device:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO devices(account_id, title, token_hash, created) VALUES (?, ?, ?, ?)",
+                (account_id, title, token_hash, now),
+            )
+            return int(cur.lastrowid or 0)
+
+        device_id = await self.writer.submit(op)
+        return Device(
+            id=device_id, account_id=account_id, title=title, token_hash=token_hash, created=now
+        )
+
+    async def device_by_id(self, device_id: int) -> Device | None:
+        row = await self._one(f"SELECT {_DEVICE_COLS} FROM devices WHERE id = ?", (device_id,))
+        return _device(row) if row else None
+
+    async def device_by_token_hash(self, token_hash: str) -> Device | None:
+        row = await self._one(
+            f"SELECT {_DEVICE_COLS} FROM devices WHERE token_hash = ?", (token_hash,)
+        )
+        return _device(row) if row else None
+
+    async def list_devices(self, account_id: int | None = None) -> list[Device]:
+        if account_id is None:
+            rows = await self._all(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id")
+        else:
+            rows = await self._all(
+                f"SELECT {_DEVICE_COLS} FROM devices WHERE account_id = ? ORDER BY id",
+                (account_id,),
+            )
+        return [_device(r) for r in rows]
+
+    async def set_device_token(self, device_id: int, token_hash: str) -> None:
+        await self._update(
+            "UPDATE devices SET token_hash = ? WHERE id = ?", (token_hash, device_id)
+        )
+
+    async def set_device_prefix_rules(
+        self, device_id: int, rules: Sequence[tuple[str, str]]
+    ) -> None:
+        await self._update(
+            "UPDATE devices SET prefix_rules = ? WHERE id = ?",
+            (json.dumps([list(r) for r in rules]), device_id),
+        )
+
+    async def sims_of(self, device_ids: Sequence[int]) -> dict[int, list[Sim]]:
+        out: dict[int, list[Sim]] = {i: [] for i in device_ids}
+        if not device_ids:
+            return out
+        marks = ",".join("?" * len(device_ids))
+        rows = await self._all(
+            f"SELECT {_SIM_COLS} FROM sims WHERE device_id IN ({marks}) ORDER BY device_id, slot",
+            list(device_ids),
+        )
+        for row in rows:
+            out[row[0]].append(_sim(row))
+        return out
+
+    async def touch_device(self, device_id: int, now: int) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE devices SET lastseen = ? WHERE id = ?", (now, device_id))
+
+        await self.writer.submit(op)
+
+    # -- messages --------------------------------------------------------------------------
+    async def insert_messages(self, messages: Sequence[NewMessage], now: int) -> list[int]:
+        rows = [
+            (
+                m.account_id,
+                m.device_id,
+                m.sendto,
+                m.body,
+                m.sim,
+                1 if m.urgent else 0,
+                m.customerid,
+                now,
+                m.timetosend,
+                now if m.timetosend is None else m.timetosend,
+                now,
+            )
+            for m in messages
+        ]
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            # Ids from the AUTOINCREMENT sequence: the transaction holds the write lock, so the
+            # rows get consecutive ids; checked rather than assumed.
+            before = _seq(conn, "messages")
+            conn.executemany(_INSERT_MESSAGE, rows)
+            after = _seq(conn, "messages")
+            if after - before != len(rows):
+                raise StoreError("message ids were not allocated consecutively")
+            return list(range(before + 1, after + 1))
+
+        if not rows:
+            return []
+        return await self.writer.submit(op)
+
+    async def message_by_id(self, account_id: int, sms_id: int) -> Message | None:
+        row = await self._one(
+            f"SELECT {_MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
+            " WHERE m.id = ? AND m.account_id = ?",
+            (sms_id, account_id),
+        )
+        return _message(row) if row else None
+
+    @staticmethod
+    def _where(flt: MessageFilter) -> tuple[str, list[Any]]:
+        clauses = ["m.account_id = ?"]
+        params: list[Any] = [flt.account_id]
+        for column, value in (
+            ("m.device_id", flt.device_id),
+            ("m.sim", flt.sim),
+            ("m.status", flt.status),
+            ("m.customerid", flt.customerid),
+            ("m.sendto", flt.sendto),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if flt.created_from is not None:
+            clauses.append("m.created >= ?")
+            params.append(flt.created_from)
+        if flt.created_to is not None:
+            clauses.append("m.created <= ?")
+            params.append(flt.created_to)
+        return " AND ".join(clauses), params
+
+    async def list_messages(self, flt: MessageFilter) -> list[Message]:
+        where, params = self._where(flt)
+        order = "DESC" if flt.descending else "ASC"
+        rows = await self._all(
+            f"SELECT {_MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
+            f" WHERE {where} ORDER BY m.id {order} LIMIT ? OFFSET ?",
+            [*params, flt.limit, flt.offset],
+        )
+        return [_message(r) for r in rows]
+
+    async def count_messages(self, flt: MessageFilter) -> int:
+        where, params = self._where(flt)
+        row = await self._one(f"SELECT COUNT(*) FROM messages m WHERE {where}", params)
+        return int(row[0])
+
+    # -- tags, contacts, pakets ------------------------------------------------------------
+    async def create_tag(self, account_id: int, title: str, now: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO tags(account_id, title, created) VALUES (?, ?, ?)",
+                (account_id, title, now),
+            )
+            return int(cur.lastrowid or 0)
+
+        return await self.writer.submit(op)
+
+    async def existing_tags(self, account_id: int, tag_ids: Sequence[int]) -> set[int]:
+        if not tag_ids:
+            return set()
+        marks = ",".join("?" * len(tag_ids))
+        rows = await self._all(
+            f"SELECT id FROM tags WHERE account_id = ? AND id IN ({marks})",
+            [account_id, *tag_ids],
+        )
+        return {int(r[0]) for r in rows}
+
+    async def create_contact(
+        self, account_id: int, tag_id: int, phone: str, fullname: str | None, now: int
+    ) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            owned = conn.execute(
+                "SELECT 1 FROM tags WHERE id = ? AND account_id = ?", (tag_id, account_id)
+            ).fetchone()
+            if owned is None:
+                raise StoreError("tag vanished")
+            cur = conn.execute(
+                "INSERT INTO contacts(account_id, tag_id, phone, fullname, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (account_id, tag_id, phone, fullname, now),
+            )
+            return int(cur.lastrowid or 0)
+
+        return await self.writer.submit(op)
+
+    async def create_paket(self, paket: NewPaket, now: int) -> PaketResult:
+        marks = ",".join("?" * len(paket.tag_ids))
+        due = now if paket.timetosend is None else paket.timetosend
+
+        def op(conn: sqlite3.Connection) -> PaketResult:
+            cur = conn.execute(
+                "INSERT INTO pakets(account_id, device_id, title, body, sim, tags, timetosend,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    paket.account_id,
+                    paket.device_id,
+                    paket.title,
+                    paket.body,
+                    paket.sim,
+                    ",".join(str(t) for t in paket.tag_ids),
+                    paket.timetosend,
+                    now,
+                ),
+            )
+            paket_id = int(cur.lastrowid or 0)
+            before = _seq(conn, "messages")
+            # One message per distinct phone across the tags, in the order contacts were added;
+            # selected inside the write transaction so the expansion is consistent.
+            conn.execute(
+                "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim, status,"
+                " urgent, customerid, created, timetosend, due, status_changed, paket_id)"
+                " SELECT ?, ?, 'out', phone, ?, ?, 1, 0, NULL, ?, ?, ?, ?, ? FROM contacts"
+                f" WHERE account_id = ? AND tag_id IN ({marks})"
+                " GROUP BY phone ORDER BY MIN(id)",
+                (
+                    paket.account_id,
+                    paket.device_id,
+                    paket.body,
+                    paket.sim,
+                    now,
+                    paket.timetosend,
+                    due,
+                    now,
+                    paket_id,
+                    paket.account_id,
+                    *paket.tag_ids,
+                ),
+            )
+            after = _seq(conn, "messages")
+            return PaketResult(paket_id, list(range(before + 1, after + 1)))
+
+        return await self.writer.submit(op)

@@ -1,0 +1,220 @@
+"""Versioned schema migrations for the SQLite store.
+
+Each entry is applied once, in order, inside one transaction, and recorded in `schema_migrations`.
+Never edit a released migration; append a new one. Times are INTEGER microseconds since the epoch
+(UTC), so ordering and range filters are plain integer comparisons on indexes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "accounts, tokens, devices, sims, messages, parts, tags, contacts, pakets, idempotency",
+        """
+        CREATE TABLE accounts (
+            id            INTEGER PRIMARY KEY,
+            email         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT NOT NULL,
+            timezone      TEXT NOT NULL DEFAULT 'UTC',
+            created       INTEGER NOT NULL
+        );
+
+        -- Account tokens (the compat `token`), stored as SHA-256 digests. gettoken issues a new
+        -- one per call, so an account holds several; the oldest beyond a cap are revoked.
+        CREATE TABLE account_tokens (
+            id         INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            token_hash TEXT NOT NULL UNIQUE,
+            created    INTEGER NOT NULL
+        );
+        CREATE INDEX account_tokens_account ON account_tokens(account_id, id);
+
+        CREATE TABLE devices (
+            id                  INTEGER PRIMARY KEY,
+            account_id          INTEGER NOT NULL REFERENCES accounts(id),
+            title               TEXT NOT NULL,
+            token_hash          TEXT NOT NULL UNIQUE,
+            created             INTEGER NOT NULL,
+            lastseen            INTEGER,
+            imei                TEXT,
+            serialnumber        TEXT,
+            appversion          TEXT,
+            manufacturer        TEXT,
+            model               TEXT,
+            firmware            TEXT,
+            number              TEXT,
+            delaybetweenrequest INTEGER NOT NULL DEFAULT 10,
+            delaybetweeneachsms INTEGER,
+            subscription        INTEGER NOT NULL DEFAULT 1,
+            enabled             INTEGER NOT NULL DEFAULT 1,
+            prefix_rules        TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX devices_account ON devices(account_id);
+
+        -- SIM info per slot as the agent reports it (hello / status).
+        CREATE TABLE sims (
+            device_id     INTEGER NOT NULL REFERENCES devices(id),
+            slot          INTEGER NOT NULL,
+            present       INTEGER NOT NULL DEFAULT 1,
+            active        INTEGER NOT NULL DEFAULT 1,
+            iccid         TEXT NOT NULL DEFAULT '',
+            imsi          TEXT NOT NULL DEFAULT '',
+            number        TEXT NOT NULL DEFAULT '',
+            operator      TEXT NOT NULL DEFAULT '',
+            operator_code TEXT NOT NULL DEFAULT '',
+            carrier       TEXT NOT NULL DEFAULT '',
+            country_iso   TEXT NOT NULL DEFAULT '',
+            registered    INTEGER NOT NULL DEFAULT 0,
+            roaming       INTEGER NOT NULL DEFAULT 0,
+            signal_dbm    INTEGER,
+            updated       INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (device_id, slot)
+        );
+
+        CREATE TABLE tags (
+            id         INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            title      TEXT NOT NULL,
+            created    INTEGER NOT NULL
+        );
+        CREATE INDEX tags_account ON tags(account_id);
+
+        CREATE TABLE contacts (
+            id         INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            tag_id     INTEGER NOT NULL REFERENCES tags(id),
+            phone      TEXT NOT NULL,
+            fullname   TEXT,
+            created    INTEGER NOT NULL
+        );
+        CREATE INDEX contacts_tag ON contacts(tag_id);
+
+        CREATE TABLE pakets (
+            id         INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            device_id  INTEGER NOT NULL REFERENCES devices(id),
+            title      TEXT NOT NULL,
+            body       TEXT NOT NULL,
+            sim        INTEGER NOT NULL DEFAULT 0,
+            tags       TEXT NOT NULL,
+            timetosend INTEGER,
+            created    INTEGER NOT NULL
+        );
+
+        -- AUTOINCREMENT: an id is never reused, even after deletes, because clients keep sms_ids.
+        CREATE TABLE messages (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            account_id     INTEGER NOT NULL REFERENCES accounts(id),
+            device_id      INTEGER NOT NULL REFERENCES devices(id),
+            direction      TEXT NOT NULL DEFAULT 'out',     -- 'out' or 'in' (status 5)
+            sendto         TEXT NOT NULL,                   -- recipient, or sender when 'in'
+            body           TEXT NOT NULL,
+            sim            INTEGER NOT NULL DEFAULT 0,
+            status         INTEGER NOT NULL DEFAULT 1,
+            urgent         INTEGER NOT NULL DEFAULT 0,
+            customerid     INTEGER,
+            created        INTEGER NOT NULL,
+            timetosend     INTEGER,                         -- NULL: due at once
+            due            INTEGER NOT NULL,                -- COALESCE(timetosend, created)
+            status_changed INTEGER NOT NULL,
+            -- agent protocol: leases (pull -> commit) and outcomes (report)
+            lease_id       TEXT,
+            lease_expires  INTEGER,
+            attempt        INTEGER NOT NULL DEFAULT 0,
+            senttime       INTEGER,
+            delivered_time INTEGER,
+            failure_code   TEXT,
+            failure_reason TEXT,
+            paket_id       INTEGER REFERENCES pakets(id),
+            -- incoming messages: when the sender's SMSC stamped it, and part count
+            sent_at        INTEGER,
+            parts_count    INTEGER
+        );
+        CREATE INDEX messages_account_id ON messages(account_id, id);
+        CREATE INDEX messages_account_created ON messages(account_id, created);
+        -- pull: due work per device, urgent first, then due time, then id
+        CREATE INDEX messages_pull ON messages(device_id, status, urgent DESC, due, id);
+        CREATE INDEX messages_lease ON messages(lease_id) WHERE lease_id IS NOT NULL;
+
+        -- One row per part of a sent message: the TP-MR the modem returned, and its report.
+        CREATE TABLE message_parts (
+            sms_id        INTEGER NOT NULL REFERENCES messages(id),
+            part_index    INTEGER NOT NULL,
+            reference     INTEGER,
+            report_status INTEGER,       -- TP-ST of the status report, NULL until one arrives
+            reported_at   INTEGER,
+            PRIMARY KEY (sms_id, part_index)
+        );
+
+        -- Report events already applied (agent protocol: each event id at most once per device).
+        CREATE TABLE applied_events (
+            device_id  INTEGER NOT NULL REFERENCES devices(id),
+            event_id   TEXT NOT NULL,
+            sms_id     INTEGER,
+            applied_at INTEGER NOT NULL,
+            PRIMARY KEY (device_id, event_id)
+        );
+
+        -- Incoming SMS idempotency keys: a repeated key answers the same sms_id.
+        CREATE TABLE incoming_keys (
+            device_id INTEGER NOT NULL REFERENCES devices(id),
+            key       TEXT NOT NULL,
+            sms_id    INTEGER NOT NULL REFERENCES messages(id),
+            created   INTEGER NOT NULL,
+            PRIMARY KEY (device_id, key)
+        );
+        """,
+    ),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations; returns the schema version. Safe with concurrent processes:
+    BEGIN IMMEDIATE takes the write lock before the version is read."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied INTEGER NOT NULL)"
+    )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+        current = int(row[0])
+        for version, description, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations(version, description, applied)"
+                " VALUES (?, ?, CAST(strftime('%s','now') AS INTEGER) * 1000000)",
+                (version, description),
+            )
+            current = version
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return current
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (executescript would commit our transaction)."""
+    out: list[str] = []
+    buf = ""
+    for line in sql.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith("--") and not buf.strip():
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
+
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,133 @@
+"""Group commit: one writer task, one transaction and one fsync for many concurrent requests.
+
+Every write is a plain function `op(conn) -> T` run on a single dedicated thread that owns the write
+connection. Requests queue their op and await a future. The writer takes everything queued, runs it
+inside one `BEGIN IMMEDIATE ... COMMIT`, each op under its own SAVEPOINT (so one failing op rolls
+back alone and the others still commit), and only after COMMIT returns resolves the futures. With
+`synchronous=FULL` in WAL mode the COMMIT is the fsync, so an acknowledged write is on disk, and
+while one batch is being committed the next one fills up: under load one fsync serves many
+requests, and with no load a lone request commits at once (no waiting for a batch to fill).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from server.store.base import StoreError
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+log = logging.getLogger("simhive.store.writer")
+
+# Upper bound on ops per transaction, so one commit never holds the lock for too long.
+MAX_BATCH = 512
+
+
+@dataclass
+class WriterStats:
+    transactions: int = 0
+    ops: int = 0
+    largest_batch: int = 0
+
+
+@dataclass
+class _Pending:
+    op: Op
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = field(default=None)
+
+
+class GroupCommitWriter:
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simhive-writer")
+        self._conn: sqlite3.Connection | None = None
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.stats = WriterStats()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._executor, self._connect)
+        self._task = asyncio.create_task(self._run(), name="simhive-group-commit")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        if self._conn is not None:
+            conn = self._conn
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` in the next group transaction; returns once that transaction is committed."""
+        if self._task is None:
+            raise StoreError("store is not open")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(op, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            try:
+                await loop.run_in_executor(self._executor, self._apply, batch)
+            except BaseException as exc:  # commit failed: nothing of this batch is durable
+                log.error("group commit of %d ops failed: %s", len(batch), exc)
+                for pending in batch:
+                    pending.error = StoreError(f"write failed: {exc}")
+                    pending.result = None
+            for pending in batch:
+                if pending.future.done():  # the awaiting request was cancelled
+                    continue
+                if pending.error is not None:
+                    pending.future.set_exception(pending.error)
+                else:
+                    pending.future.set_result(pending.result)
+
+    def _apply(self, batch: list[_Pending]) -> None:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for pending in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    pending.result = pending.op(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    pending.error = exc
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self.stats.transactions += 1
+        self.stats.ops += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
