@@ -1,0 +1,468 @@
+"""One AT session: the byte stream of one port, framed into commands and answered from a table.
+
+The session reads the port byte by byte as a modem does: echo (ATE), backspace, ESC cancelling a
+line (Gammu opens with ESC CR to leave a stale `> ` prompt), the `> ` prompt of AT+CMGS that
+collects a PDU or text until Ctrl-Z (send) or ESC (abort). One command runs at a time; URCs that
+arrive meanwhile are held and written after the final result, as CNMI mode 2 buffers them, so a
+client never sees one inside a prompt. Handlers live in commands_*.py and are looked up in
+COMMANDS by name; this module knows nothing about SMS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .modem import SimState, VirtualModem
+
+log = logging.getLogger(__name__)
+
+CTRL_Z, ESC, CR, LF, BS, DEL = 0x1A, 0x1B, 0x0D, 0x0A, 0x08, 0x7F
+MAX_LINE = 2048  # longer command lines are truncated, as a modem's line buffer would
+MAX_BODY = 4096  # a 176-octet PDU is 352 hex characters; text mode allows some more
+
+# Texts for AT+CMEE=2 (27.007 section 9.2).
+CME_TEXT = {
+    0: "phone failure",
+    3: "operation not allowed",
+    4: "operation not supported",
+    10: "SIM not inserted",
+    11: "SIM PIN required",
+    13: "SIM failure",
+    14: "SIM busy",
+    21: "invalid index",
+    30: "no network service",
+    100: "unknown",
+}
+
+
+class AtError(Exception):
+    def render(self, cmee: int) -> str:
+        return "ERROR"
+
+
+class PlainError(AtError):
+    pass
+
+
+class CmeError(AtError):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+    def render(self, cmee: int) -> str:
+        if cmee == 1:
+            return f"+CME ERROR: {self.code}"
+        if cmee == 2:
+            return f"+CME ERROR: {CME_TEXT.get(self.code, str(self.code))}"
+        return "ERROR"
+
+
+class CmsError(AtError):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+    def render(self, cmee: int) -> str:
+        return f"+CMS ERROR: {self.code}" if cmee else "ERROR"
+
+
+class NoFinal(Exception):
+    """Answer these lines and no final result code (Wavecom's AT+CPIN?)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(lines)
+        self.lines = lines
+
+
+class Kind(enum.Enum):
+    EXEC = "exec"  # AT+CSQ
+    READ = "read"  # AT+CREG?
+    TEST = "test"  # AT+CNMI=?
+    SET = "set"  # AT+CMGF=0, ATE1
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str  # upper-case: "+CMGS", "E", "^CURC", "&W"
+    kind: Kind
+    raw: str  # text after "=" (or the digits of a basic command)
+    text: str  # the sub-command as sent, without "AT"
+
+    @property
+    def args(self) -> list[str]:
+        return split_args(self.raw)
+
+    def int_arg(self, i: int, default: int | None = None) -> int:
+        args = self.args
+        if i >= len(args) or args[i] == "":
+            if default is None:
+                raise CmeError(3) if self.name.startswith("+C") else PlainError()
+            return default
+        try:
+            return int(args[i])
+        except ValueError:
+            raise PlainError() from None
+
+
+def split_args(raw: str) -> list[str]:
+    """Split `2,"SM","x,y"` into ['2', 'SM', 'x,y']; quotes removed, empty fields kept."""
+    if raw == "":
+        return []
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = False
+    for ch in raw:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return out
+
+
+def split_commands(body: str) -> list[str]:
+    """`E0V1+CMEE=1;+CMGF=0` -> ['E0', 'V1', '+CMEE=1', '+CMGF=0'] (V.250 command line)."""
+    cmds: list[str] = []
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        if c in " ;":
+            i += 1
+        elif c in "+^*$%#":
+            j, quoted = i + 1, False
+            while j < n and (quoted or body[j] != ";"):
+                if body[j] == '"':
+                    quoted = not quoted
+                j += 1
+            cmds.append(body[i:j])
+            i = j
+        elif c == "&" or c.isalpha():
+            j = i + (2 if c == "&" else 1)
+            if c.upper() == "D":  # ATD takes the rest of the line
+                j = n
+            elif c.upper() == "S":
+                while j < n and body[j].isdigit():
+                    j += 1
+                if body[j : j + 1] == "?":
+                    j += 1
+                elif body[j : j + 1] == "=":
+                    j += 1
+                    while j < n and body[j].isdigit():
+                        j += 1
+            else:
+                while j < n and body[j].isdigit():
+                    j += 1
+            cmds.append(body[i:j])
+            i = j
+        else:
+            raise PlainError()
+    return cmds
+
+
+def parse_call(text: str) -> Call:
+    upper = text.upper()
+    if upper[0] in "+^*$%#":
+        j = 1
+        while j < len(text) and (text[j].isalnum() or text[j] in "_-"):
+            j += 1
+        name, rest = upper[:j], text[j:]
+        if rest == "":
+            return Call(name, Kind.EXEC, "", text)
+        if rest == "?":
+            return Call(name, Kind.READ, "", text)
+        if rest == "=?":
+            return Call(name, Kind.TEST, "", text)
+        if rest.startswith("="):
+            return Call(name, Kind.SET, rest[1:], text)
+        raise PlainError()
+    if upper[0] == "&":
+        return Call(upper[:2], Kind.SET if len(text) > 2 else Kind.EXEC, text[2:], text)
+    if upper[0] == "S":
+        return Call("S", Kind.SET, text[1:], text)
+    if upper[0] == "D":
+        return Call("D", Kind.SET, text[1:], text)
+    return Call(upper[0], Kind.SET if len(text) > 1 else Kind.EXEC, text[1:], text)
+
+
+Handler = Callable[["Session", Call], Awaitable[list[str] | None]]
+COMMANDS: dict[str, Handler] = {}
+
+
+def command(*names: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for name in names:
+            COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class Settings:
+    """What AT commands change on a port; reset by ATZ, a reboot and (per SIM) a SIM switch."""
+
+    echo: bool = True
+    cmee: int = 0
+    cmgf: int = 0
+    cscs: str = "IRA"
+    cnmi: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    cpms: tuple[str, str, str] = ("SM", "SM", "SM")
+    csmp: tuple[int, int, int, int] = (17, 167, 0, 0)
+    csca: str | None = None
+    csms: int = 0
+    creg: int = 0
+    cgreg: int = 0
+    cereg: int = 0
+    cops_format: int = 0
+    cmms: int = 0
+    curc: bool = True  # Huawei ^RSSI/^MODE noise until AT^CURC=0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def reset_sim_settings(self) -> None:
+        """SIM800C-DS and QDSIM boards keep these per SIM: a switch brings back the defaults."""
+        self.cmgf = 0
+        self.cpms = ("SM", "SM", "SM")
+        self.csmp = (17, 167, 0, 0)
+        self.csca = None
+
+
+class Session:
+    """The AT engine of one port. `write` sends bytes to the client; `feed` gives bytes from it."""
+
+    def __init__(
+        self,
+        modem: VirtualModem,
+        write: Callable[[bytes], None],
+        *,
+        fixed_slot: int | None = None,
+        name: str = "",
+    ) -> None:
+        self.modem = modem
+        self.fixed_slot = fixed_slot
+        self.name = name or modem.id
+        self.settings = Settings()
+        self._write = write
+        self._buf = bytearray()
+        self._have_data = asyncio.Event()
+        self._busy = False
+        self._held_urcs: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rng = random.Random(hash(self.name) & 0xFFFF)
+        self.closed = False
+
+    # ---- wiring -------------------------------------------------------------------------------
+
+    @property
+    def slot(self) -> int:
+        return self.fixed_slot if self.fixed_slot is not None else self.modem.active_slot
+
+    @property
+    def sim(self) -> SimState:
+        return self.modem.sims[self.slot]
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._reader(), name=f"at-{self.name}"),
+            asyncio.create_task(self._ticker(), name=f"tick-{self.name}"),
+        ]
+
+    async def close(self) -> None:
+        self.closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a handler bug must not prevent shutdown
+                log.exception("session %s ended with an error", self.name)
+        self._tasks = []
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        self._have_data.set()
+
+    def send_raw(self, data: bytes) -> None:
+        if not self.closed:
+            self._write(data)
+
+    def urc(self, text: str) -> None:
+        """An unsolicited result; held while a command or prompt is in progress."""
+        if self._busy:
+            self._held_urcs.append(text)
+        else:
+            self.send_raw(f"\r\n{text}\r\n".encode("latin-1", "replace"))
+
+    def boot(self) -> None:
+        """Power-up: fresh settings and the family's boot URCs (RDY, SMS Ready, +QIND...)."""
+        self.settings = Settings()
+        for line in self.modem.profile.boot_urcs:
+            if "CPIN" in line and not self.modem.sim_ready(self.slot):
+                continue
+            self.urc(line)
+
+    # ---- input --------------------------------------------------------------------------------
+
+    async def _take(self) -> bytes:
+        while not self._buf:
+            self._have_data.clear()
+            await self._have_data.wait()
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    def _unread(self, data: bytes) -> None:
+        if data:
+            self._buf[:0] = data
+            self._have_data.set()
+
+    async def _read_line(self) -> str:
+        line = bytearray()
+        while True:
+            chunk = await self._take()
+            echo = bytearray()
+            for i, b in enumerate(chunk):
+                if b == CR:
+                    echo.append(b)
+                    self._unread(chunk[i + 1 :])
+                    if self.settings.echo and echo:
+                        self.send_raw(bytes(echo))
+                    return line.decode("latin-1")
+                if b == ESC:
+                    line.clear()  # a stale prompt or half line is cancelled, not executed
+                elif b == LF or b == 0:
+                    continue
+                elif b in (BS, DEL):
+                    if line:
+                        line.pop()
+                    echo.append(b)
+                elif len(line) < MAX_LINE:
+                    line.append(b)
+                    echo.append(b)
+            if self.settings.echo and echo:
+                self.send_raw(bytes(echo))
+
+    async def read_body(self, *, text_mode: bool) -> bytes | None:
+        """After `> `: the bytes up to Ctrl-Z, or None when ESC aborts. Caller sent the prompt."""
+        body = bytearray()
+        while True:
+            chunk = await self._take()
+            echo = bytearray()
+            for i, b in enumerate(chunk):
+                if b in (CTRL_Z, ESC):
+                    self._unread(chunk[i + 1 :])
+                    if self.settings.echo and echo:
+                        self.send_raw(bytes(echo))
+                    return bytes(body) if b == CTRL_Z else None
+                if b in (CR, LF):
+                    if text_mode and b == CR:
+                        body.append(LF)  # a CR in text mode is a line break; prompt again
+                        echo += b"\r\n> "
+                    continue
+                if b in (BS, DEL):
+                    if body:
+                        body.pop()
+                    continue
+                if len(body) < MAX_BODY:
+                    body.append(b)
+                    echo.append(b)
+            if self.settings.echo and echo:
+                self.send_raw(bytes(echo))
+
+    # ---- execution ----------------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        while True:
+            line = await self._read_line()
+            stripped = line.strip()
+            if len(stripped) < 2 or stripped[:2].upper() != "AT":
+                continue  # modems ignore lines that are not commands (noise, stray echo)
+            self._busy = True
+            try:
+                await self._execute(stripped)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: handler failed on %r", self.name, stripped)
+                self.send_raw(b"\r\nERROR\r\n")
+            finally:
+                self._busy = False
+                held, self._held_urcs = self._held_urcs, []
+                for text in held:
+                    self.urc(text)
+
+    async def _execute(self, line: str) -> None:
+        modem = self.modem
+        if modem.faults.take_hang(line):
+            log.info("%s: hanging on %r (fault)", self.name, line)
+            return
+        lines: list[str] = []
+        try:
+            for sub in split_commands(line[2:]):
+                lines += await self._run_one(sub)
+        except NoFinal as nf:
+            self._respond(lines + nf.lines, None)
+            return
+        except AtError as err:
+            self._respond(lines, err.render(self.settings.cmee))
+            return
+        self._respond(lines, "OK")
+
+    async def _run_one(self, text: str) -> list[str]:
+        profile = self.modem.profile
+        full = "AT" + text.upper()
+        if full in profile.rejected_commands:
+            raise PlainError()
+        if full in profile.accepted_commands:
+            return []
+        call = parse_call(text)
+        handler = COMMANDS.get(call.name)
+        if handler is None:
+            raise PlainError()
+        out = await handler(self, call) or []
+        if profile.interleaved_urcs and call.name in ("+CMGS", "+CSQ", "+COPS"):
+            # ZTE firmware prints network status inside these replies (python-gsmmodem fixture)
+            out = [
+                self.modem.format_profile_line(u, self.slot) for u in profile.interleaved_urcs
+            ] + out
+        return out
+
+    def _respond(self, lines: list[str], final: str | None) -> None:
+        out = "".join(f"\r\n{line}\r\n" for line in lines)
+        if final is not None:
+            out += f"\r\n{final}\r\n"
+        if out:
+            self.send_raw(out.encode("latin-1", "replace"))
+
+    def prompt(self) -> None:
+        self.send_raw(b"\r\n> ")
+
+    # ---- periodic noise -----------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_noise = loop.time() + 1.0
+        next_garbage = 0.0
+        while True:
+            await asyncio.sleep(0.2)
+            now = loop.time()
+            profile, faults = self.modem.profile, self.modem.faults
+            if profile.noise_urcs and self.settings.curc and now >= next_noise:
+                next_noise = now + profile.noise_interval
+                text = self._rng.choice(profile.noise_urcs)
+                self.urc(self.modem.format_profile_line(text, self.slot))
+            if faults.garbage > 0 and now >= next_garbage:
+                next_garbage = now + faults.garbage
+                junk = bytes(self._rng.choice(b"\x00\xff\xfe#~}\x80abc19") for _ in range(12))
+                self.send_raw(b"\r\n" + junk + b"\r\n")
