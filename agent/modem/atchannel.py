@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .at import AtDecoder, Echo, Final, FinalKind, Info, Junk, Prompt, Urc
 from .transport import Transport, TransportClosed
@@ -104,6 +105,7 @@ class _Waiter:
         self.lines: list[Info] = []
         self.final: asyncio.Future[Final] = loop.create_future()
         self.prompt: asyncio.Future[None] = loop.create_future()
+        self.got_info = asyncio.Event()
 
 
 class AtChannel:
@@ -115,11 +117,13 @@ class AtChannel:
         *,
         on_urc: Callable[[Urc], None] | None = None,
         on_closed: Callable[[str], None] | None = None,
+        on_unresponsive: Callable[[str], None] | None = None,
         trace: Callable[[str, str], None] | None = None,
     ) -> None:
         self.transport = transport
         self.on_urc = on_urc
         self.on_closed = on_closed
+        self.on_unresponsive = on_unresponsive
         self._trace = trace
         self._decoder = AtDecoder()
         self._lock = asyncio.Lock()
@@ -129,6 +133,7 @@ class AtChannel:
         self._closed.set()
         self.last_rx = 0.0  # loop time of the last byte received (liveness for the supervisor)
         self.junk_lines = 0
+        self.pdu_written = False  # did the last submit_pdu get as far as writing its PDU?
 
     @property
     def is_open(self) -> bool:
@@ -200,6 +205,7 @@ class AtChannel:
         if isinstance(ev, Info):
             if w is not None:
                 w.lines.append(ev)
+                w.got_info.set()
             else:
                 log.debug("%s: stray reply %r", self.name, ev.line)
         elif isinstance(ev, Final):
@@ -232,14 +238,18 @@ class AtChannel:
         prefixes: tuple[str, ...] | None = None,
         bare: bool = False,
         check: bool = True,
+        implicit_final: bool = False,
     ) -> Response:
         """Send one command and wait for its final result.
 
+        `implicit_final` accepts a reply line without a final result after a short grace time
+        (Wavecom answers AT+CPIN? with "+CPIN: READY" and no OK); the grace time keeps a late
+        OK from being read as the answer of the next command.
         Raises AtCommandError for an error final (unless check=False), AtTimeout, ChannelClosed.
         """
         _validate(command)
         async with self._lock:
-            return await self._run(command, wait, prefixes, bare, check)
+            return await self._run(command, wait, prefixes, bare, check, implicit_final)
 
     async def _run(
         self,
@@ -248,6 +258,7 @@ class AtChannel:
         prefixes: tuple[str, ...] | None,
         bare: bool,
         check: bool,
+        implicit_final: bool = False,
     ) -> Response:
         if not self.is_open:
             raise ChannelClosed(f"{self.name} is not open")
@@ -257,7 +268,10 @@ class AtChannel:
         try:
             await self._write(command.encode("ascii") + b"\r")
             try:
-                final = await asyncio.wait_for(asyncio.shield(w.final), wait)
+                if implicit_final:
+                    final = await self._final_or_implicit(w, wait)
+                else:
+                    final = await asyncio.wait_for(asyncio.shield(w.final), wait)
             except TimeoutError:
                 self._detach(w)
                 await self._drain()
@@ -268,6 +282,20 @@ class AtChannel:
         if check and not final.ok:
             raise AtCommandError(command, final)
         return resp
+
+    async def _final_or_implicit(self, w: _Waiter, wait: float, grace: float = 0.7) -> Final:
+        info_task: asyncio.Future[Any] = asyncio.ensure_future(w.got_info.wait())
+        futures: set[asyncio.Future[Any]] = {w.final, info_task}
+        try:
+            async with asyncio.timeout(wait):
+                await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            info_task.cancel()
+        if not w.final.done():
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(w.final), grace)
+            return Final(FinalKind.OK, text="(no final result; reply accepted)")
+        return w.final.result()
 
     async def submit_pdu(
         self,
@@ -294,6 +322,7 @@ class AtChannel:
                 raise ChannelClosed(f"{self.name} is not open")
             w = _Waiter(command)
             self._waiter = w
+            self.pdu_written = False
             self._decoder.begin(command, prompt=True)
             try:
                 await self._write(command.encode("ascii") + b"\r")
@@ -305,6 +334,7 @@ class AtChannel:
                 elif w.prompt.done():
                     w.prompt.result()  # re-raises ChannelClosed
                     self._decoder.expect_echo(pdu_hex)
+                    self.pdu_written = True
                     await self._write(pdu_hex.encode("ascii") + CTRL_Z)
                     try:
                         final = await asyncio.wait_for(asyncio.shield(w.final), wait)
@@ -357,6 +387,8 @@ class AtChannel:
                 await asyncio.sleep(0.1)
                 return True
         log.warning("%s: drain barrier got no OK after %d tries", self.name, tries)
+        if self.on_unresponsive is not None and self.is_open:
+            self.on_unresponsive(f"no answer to AT after {tries} tries")
         return False
 
     def _detach(self, w: _Waiter) -> None:

@@ -1,0 +1,456 @@
+"""The AT backend of agent/modem/base.py's Modem: one port, one or two SIM slots.
+
+Wiring (for the agent runtime):
+
+    from agent.modem.atmodem import open_at_modem
+    modem = open_at_modem("/dev/gsm/ec25-at", profile="quectel-ec25", dual_sim="none",
+                          pin=None, own_numbers={0: "+4915112345678"})
+    await modem.start(on_event)          # never raises for a missing device: see below
+    result = await modem.send("+491601112233", "hello", slot=0)
+    await modem.stop()
+
+    # two ports that are two SIM slots of one device:
+    modem = open_at_modem(["/dev/ttyUSB2", "/dev/ttyUSB6"], dual_sim="ports")
+
+`start()` opens, initialises, sweeps stored messages and starts supervision. If the port is
+missing or the modem does not answer, `start()` still returns: the state is DISCONNECTED with a
+reason (a StateChange event is emitted) and the supervisor keeps trying to reopen it, because a
+USB modem that re-enumerates must come back without an agent restart.
+
+Incoming SMS are handed to the event handler and deleted from the modem only after the handler
+returned without raising; a handler that raises leaves them stored for the next sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from . import pdu as pdulib
+from .at import Urc
+from .atchannel import AtChannel, AtCommandError, AtTimeout, ChannelClosed
+from .atinfo import NetworkState, read_iccid, read_identity, read_network
+from .atinit import (
+    Capabilities,
+    InitError,
+    SimNotReady,
+    initialise,
+    set_message_settings,
+)
+from .base import (
+    EventHandler,
+    ModemEvent,
+    ModemIdentity,
+    ModemState,
+    SendError,
+    SendOutcome,
+    SendResult,
+    SimInfo,
+    StateChange,
+)
+from .dualport import DualPortModem
+from .dualsim import SwitchError, query_active_slot, switch_slot
+from .inbox import Inbox
+from .profiles import DUAL_SIM_STYLES, Profile, detect, get_profile
+from .sendmap import send_error_from_at
+from .supervisor import Supervisor
+from .transport import SerialTransport, Transport
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AtModem", "open_at_modem"]
+
+
+class AtModem:
+    """A Modem (agent/modem/base.py) driving one serial port with AT commands."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        profile: str | None = None,
+        dual_sim: str = "none",
+        pin: str | None = None,
+        own_numbers: dict[int, str] | None = None,
+        health_interval: float = 30.0,
+        sweep_interval: float = 300.0,
+        send_timeout: float = 60.0,
+        prompt_timeout: float = 5.0,
+        ready_wait: float = 20.0,
+    ) -> None:
+        if dual_sim not in ("none", *DUAL_SIM_STYLES):
+            raise ValueError(f"dual_sim must be none, cdsds or qdsim, not {dual_sim!r}")
+        self.transport = transport
+        self.identity = ModemIdentity()
+        self._profile_name = profile
+        self.profile: Profile = get_profile(profile)
+        self._dual = DUAL_SIM_STYLES.get(dual_sim)
+        self._pin = pin
+        self._own_numbers = dict(own_numbers or {})
+        self._send_timeout = send_timeout
+        self._prompt_timeout = prompt_timeout
+        self._ready_wait = ready_wait
+        self.capabilities = Capabilities()
+        self._state = ModemState.DISCONNECTED
+        self._state_reason = "not started"
+        self._handler: EventHandler | None = None
+        self._ch = AtChannel(transport, on_urc=self._on_urc, on_closed=self._on_closed)
+        # Multi-command operations (all parts of a send, a SIM switch, read-then-delete) must
+        # not interleave with each other; the channel lock only covers single commands.
+        self.op_lock = asyncio.Lock()
+        self._urcs: asyncio.Queue[Urc] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._active = 0
+        self._iccid_cmd: str | None = None
+        self._sims: dict[int, SimInfo] = {}
+        self._concat_ref = 0
+        self.last_signal_dbm: int | None = None
+        self.inbox = Inbox(self)
+        self.supervisor = Supervisor(
+            self, health_interval=health_interval, sweep_interval=sweep_interval
+        )
+
+    # -- Modem protocol ------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.transport.name
+
+    @property
+    def slots(self) -> list[int]:
+        return [0, 1] if self._dual is not None else [0]
+
+    @property
+    def state(self) -> ModemState:
+        return self._state
+
+    @property
+    def state_reason(self) -> str:
+        return self._state_reason
+
+    @property
+    def channel(self) -> AtChannel:
+        return self._ch
+
+    @property
+    def active_slot(self) -> int:
+        return self._active
+
+    async def start(self, on_event: EventHandler) -> None:
+        self._handler = on_event
+        await self.set_state(ModemState.CONNECTING, "starting")
+        await self.connect()
+        self._tasks.append(asyncio.create_task(self._urc_worker(), name=f"urc {self.name}"))
+        self._tasks.append(asyncio.create_task(self.supervisor.run(), name=f"sup {self.name}"))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        # Finish the operation in flight (a part being submitted) before closing the port.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._send_timeout + 5):
+                await self.op_lock.acquire()
+                self.op_lock.release()
+        await self._ch.close()
+        self._state, self._state_reason = ModemState.DISCONNECTED, "stopped"
+
+    async def sim_info(self) -> list[SimInfo]:
+        if self._state is ModemState.DISCONNECTED:
+            return [
+                self._sims.get(s, SimInfo(slot=s, present=False, active=False)) for s in self.slots
+            ]
+        async with self.op_lock:
+            await self.refresh_active_sim()
+        return [self._sims.get(s, SimInfo(slot=s, active=False)) for s in self.slots]
+
+    async def send(
+        self, number: str, text: str, *, slot: int = 0, status_report: bool = True
+    ) -> SendResult:
+        if slot not in self.slots:
+            raise SendError(f"no SIM slot {slot} on {self.name}", outcome=SendOutcome.PERMANENT)
+        self._concat_ref = (self._concat_ref + 1) % 256
+        try:
+            parts = pdulib.encode_submit(
+                number, text, status_report=status_report, concat_reference=self._concat_ref
+            )
+        except pdulib.PduError as exc:
+            raise SendError(f"cannot encode: {exc}", outcome=SendOutcome.PERMANENT) from exc
+        if self._state is ModemState.DISCONNECTED:
+            raise SendError(
+                f"{self.name} is disconnected ({self._state_reason})", outcome=SendOutcome.RETRY
+            )
+        refs: list[int] = []
+        async with self.op_lock:
+            await self._select_for_send(slot)
+            for part in parts:
+                try:
+                    resp = await self._ch.submit_pdu(
+                        part.tpdu_length,
+                        part.hex,
+                        prompt_wait=self._prompt_timeout,
+                        wait=self._send_timeout,
+                    )
+                except (AtCommandError, AtTimeout, ChannelClosed) as exc:
+                    raise send_error_from_at(exc, parts_sent=len(refs), channel=self._ch) from exc
+                ref = _parse_mr(resp.first("+CMGS"))
+                if ref is None:
+                    # OK without +CMGS: it went out, but no report can be matched to it.
+                    log.warning("%s: +CMGS answer without a reference: %s", self.name, resp.text)
+                    ref = -1
+                refs.append(ref)
+        return SendResult(references=refs, encoding=parts[0].coding.value, sent_at=_now())
+
+    # -- connection lifecycle (used by start and by the supervisor) ----------------------
+
+    async def set_state(self, state: ModemState, reason: str = "") -> None:
+        if state is self._state and reason == self._state_reason:
+            return
+        self._state, self._state_reason = state, reason
+        log.info("%s: %s (%s)", self.name, state.value, reason)
+        await self.emit(StateChange(state, reason))
+
+    async def emit(self, event: ModemEvent) -> None:
+        if self._handler is not None:
+            await self._handler(event)
+
+    async def connect(self) -> bool:
+        """Open (if needed), initialise, read identity and SIM, sweep. False if it failed."""
+        try:
+            await self._ch.open()
+        except OSError as exc:
+            await self.set_state(ModemState.DISCONNECTED, f"cannot open: {exc}")
+            return False
+        try:
+            async with self.op_lock:
+                ready = await self._initialise()
+        except (InitError, AtTimeout, ChannelClosed) as exc:
+            await self.set_state(ModemState.DISCONNECTED, f"init failed: {exc}")
+            return False
+        if ready:
+            await self.inbox.sweep_all()
+        return True
+
+    async def _initialise(self) -> bool:
+        """Run the init sequence; returns True when the SIM is usable. Lock held."""
+        ch = self._ch
+        try:
+            caps = await initialise(ch, self.profile, pin=self._pin, ready_wait=self._ready_wait)
+        except SimNotReady as exc:
+            self.identity = await read_identity(ch)
+            await self.set_state(ModemState.DEGRADED, f"SIM {exc.state}: {exc}")
+            self._sims[self._active] = SimInfo(slot=self._active, present=exc.state != "missing")
+            return False
+        self.capabilities = caps
+        self.identity = await read_identity(ch)
+        if self._profile_name is None:
+            detected = detect(self.identity.manufacturer, self.identity.model)
+            if detected.name != self.profile.name:
+                self.profile = detected
+                for extra in detected.init_extra:
+                    with contextlib.suppress(AtCommandError, AtTimeout):
+                        await ch.command(extra)
+        if self._dual is not None:
+            active = await query_active_slot(ch, self._dual)
+            self._active = active if active is not None else 0
+        await self.refresh_active_sim()
+        return True
+
+    async def refresh_active_sim(self) -> SimInfo:
+        """Re-read the active SIM and update the state (READY / DEGRADED). Lock held."""
+        slot = self._active
+        net = await read_network(self._ch)
+        iccid = await read_iccid(self._ch, self.profile, self._iccid_cmd)
+        info = _sim_info(slot, net, iccid, self._own_numbers.get(slot))
+        self._sims[slot] = info
+        for other, old in list(self._sims.items()):
+            if other != slot and old.active:
+                self._sims[other] = _replace_active(old, False)
+        if info.registered:
+            await self.set_state(
+                ModemState.READY, "registered" + (" (roaming)" if info.roaming else "")
+            )
+        else:
+            await self.set_state(ModemState.DEGRADED, "not registered to a network")
+        return info
+
+    async def _select_for_send(self, slot: int) -> None:
+        if self._dual is None or slot == self._active:
+            return
+        await self.select_slot(slot)
+
+    async def select_slot(self, slot: int) -> None:
+        """Make `slot` the active SIM of a single-standby modem. Lock held."""
+        assert self._dual is not None
+        try:
+            registered = await switch_slot(self._ch, self._dual, slot)
+        except SwitchError as exc:
+            raise SendError(str(exc), outcome=SendOutcome.RETRY) from exc
+        self._active = slot
+        # CMGF, CPMS and CNMI are per SIM on SIM800C-DS; the new SIM also has new info.
+        with contextlib.suppress(AtCommandError, AtTimeout):
+            await set_message_settings(self._ch, self.profile, self.capabilities)
+        await self.refresh_active_sim()
+        if not registered:
+            raise SendError(
+                f"SIM {slot + 1} did not register after the switch", outcome=SendOutcome.RETRY
+            )
+        await self.inbox.after_switch(slot)
+        self.supervisor.request_sweep()  # messages that arrived while this SIM was inactive
+
+    def _on_closed(self, reason: str) -> None:
+        self.supervisor.link_lost(reason)
+
+    # -- URCs ------------------------------------------------------------------------------
+
+    def _on_urc(self, urc: Urc) -> None:
+        self._urcs.put_nowait(urc)
+
+    async def _urc_worker(self) -> None:
+        while True:
+            urc = await self._urcs.get()
+            try:
+                await self._handle_urc(urc)
+            except asyncio.CancelledError:
+                raise
+            except (AtCommandError, AtTimeout, ChannelClosed) as exc:
+                log.warning("%s: handling %r failed: %s", self.name, urc.line, exc)
+            except Exception:
+                log.exception("%s: handling %r failed", self.name, urc.line)
+
+    def event_slot(self, urc: Urc) -> int:
+        # A DS suffix names SIM 2 explicitly; otherwise the URC belongs to the active SIM.
+        return 1 if urc.slot == 1 and self._dual is not None else self._active
+
+    async def _handle_urc(self, urc: Urc) -> None:
+        name = urc.name
+        if name in ("+CMTI", "+CDSI"):
+            mem, _, idx = urc.args.partition(",")
+            mem = mem.strip().strip('"') or self.capabilities.storage[2]
+            if idx.strip().isdigit():
+                await self.inbox.on_stored(self.event_slot(urc), mem, int(idx), name == "+CDSI")
+        elif name == "+CMT":
+            await self.inbox.on_direct(self.event_slot(urc), urc.data)
+        elif name == "+CDS":
+            await self.inbox.on_direct_report(self.event_slot(urc), urc.data)
+        elif name in ("RDY", "+CFUN", "*PSREADY") or (
+            name == "+CPIN" and urc.args.strip().upper() != "READY"
+        ):
+            # A boot URC outside init means the modem restarted and forgot our settings.
+            self.supervisor.modem_restarted(urc.line)
+        elif name in ("+CREG", "+CGREG", "+CEREG"):
+            self.supervisor.registration_changed(urc.args)
+        elif name:
+            log.debug("%s: URC %s", self.name, urc.line)
+        else:
+            log.info("%s: unexpected line %r", self.name, urc.line)
+
+    # -- helpers for probe ------------------------------------------------------------------
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "port": self.name,
+            "profile": self.profile.name,
+            "state": self._state.value,
+            "reason": self._state_reason,
+            "manufacturer": self.identity.manufacturer,
+            "model": self.identity.model,
+            "firmware": self.identity.firmware,
+            "imei": self.identity.imei,
+            "active_slot": self._active,
+            "capabilities": self.capabilities.as_dict(),
+        }
+
+
+def _parse_mr(args: str | None) -> int | None:
+    if not args:
+        return None
+    first = args.split(",")[0].strip()
+    return int(first) if first.isdigit() else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _replace_active(info: SimInfo, active: bool) -> SimInfo:
+    from dataclasses import replace
+
+    return replace(info, active=active)
+
+
+def _country(operator_code: str | None) -> str | None:
+    if not operator_code or len(operator_code) < 5:
+        return None
+    try:
+        from .countries import country_for_mcc  # type: ignore[import-not-found]  # lands soon
+    except ImportError:
+        return None
+    result = country_for_mcc(operator_code[:3])
+    return str(result) if result else None
+
+
+def _sim_info(slot: int, net: NetworkState, iccid: str | None, configured: str | None) -> SimInfo:
+    return SimInfo(
+        slot=slot,
+        present=True,
+        active=True,
+        iccid=iccid,
+        imsi=net.imsi,
+        number=net.number or configured,
+        operator=net.operator,
+        operator_code=net.operator_code,
+        carrier=net.operator,
+        country_iso=_country(net.operator_code),
+        registered=net.registered,
+        roaming=net.roaming,
+        signal_dbm=net.signal_dbm,
+    )
+
+
+def open_at_modem(
+    port: str | Transport | Sequence[str],
+    *,
+    profile: str | None = None,
+    dual_sim: str = "none",
+    baudrate: int = 115200,
+    pin: str | None = None,
+    own_numbers: dict[int, str] | None = None,
+    health_interval: float = 30.0,
+    sweep_interval: float = 300.0,
+) -> AtModem | DualPortModem:
+    """Build (not start) the AT Modem for a port, or for two ports with dual_sim="ports"."""
+    if dual_sim == "ports" or (not isinstance(port, str) and isinstance(port, Sequence)):
+        if isinstance(port, str) or not isinstance(port, Sequence) or len(port) != 2:
+            raise ValueError('dual_sim="ports" needs exactly two ports, one per SIM slot')
+        numbers = own_numbers or {}
+        halves = [
+            open_at_modem(
+                p,
+                profile=profile,
+                baudrate=baudrate,
+                pin=pin,
+                own_numbers={0: numbers[i]} if i in numbers else None,
+                health_interval=health_interval,
+                sweep_interval=sweep_interval,
+            )
+            for i, p in enumerate(port)
+        ]
+        assert all(isinstance(h, AtModem) for h in halves)
+        return DualPortModem([h for h in halves if isinstance(h, AtModem)])
+    transport = SerialTransport(port, baudrate=baudrate) if isinstance(port, str) else port
+    return AtModem(
+        transport,
+        profile=profile,
+        dual_sim=dual_sim,
+        pin=pin,
+        own_numbers=own_numbers,
+        health_interval=health_interval,
+        sweep_interval=sweep_interval,
+    )

@@ -1,0 +1,263 @@
+"""Receiving on an AT modem: the safe sweep, +CMTI/+CDSI reads, direct +CMT/+CDS.
+
+The rule (spec/modems.md section 5, DESIGN.md section 2 step 7): read, hand over, and delete
+only after the handler returned. A handler that raises leaves the message stored; the next
+sweep (at start, after a reconnect, periodically) hands it over again with the same key.
+Concatenated parts stay stored until the whole message was handed over (or the reassembly
+timeout released it flagged incomplete), so a crash between parts loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from . import pdu as pdulib
+from .atchannel import AtCommandError, AtTimeout, quote
+from .base import DeliveryReport, IncomingSms
+
+if TYPE_CHECKING:
+    from .atmodem import AtModem
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Inbox", "StoredMessage", "parse_listing"]
+
+_CMGL_RE = re.compile(r"^\s*(\d+)\s*,\s*(\d+)")
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    mem: str
+    index: int
+    stat: int | None
+    pdu_hex: str | None
+
+
+def parse_listing(lines: list[tuple[str, str | None]], mem: str) -> list[StoredMessage]:
+    """`+CMGL: <idx>,<stat>,[<alpha>],<len>` + PDU pairs -> stored messages."""
+    out: list[StoredMessage] = []
+    for args, data in lines:
+        m = _CMGL_RE.match(args)
+        if m is None:
+            log.warning("unparsable +CMGL line %r", args)
+            continue
+        out.append(StoredMessage(mem, int(m.group(1)), int(m.group(2)), data))
+    return out
+
+
+def _stat_of_cmgr(args: str) -> int | None:
+    # Some ZTE firmware omits <stat> (python-gsmmodem defaults it to "unread").
+    first = args.split(",")[0].strip()
+    return int(first) if first.isdigit() else None
+
+
+def message_key(slot: int, deliver: pdulib.Deliver) -> str:
+    """Stable across re-reads: (slot, sender, SC timestamp, concat ref/seq, text)."""
+    c = deliver.concat
+    raw = "|".join(
+        [
+            str(slot),
+            deliver.sender,
+            deliver.sc_timestamp.isoformat(),
+            f"{c.reference}/{c.total}/{c.seq}" if c else "-",
+            deliver.text,
+        ]
+    )
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+class Inbox:
+    def __init__(self, modem: AtModem) -> None:
+        self.m = modem
+        self._pending_delete: dict[int, set[tuple[str, int]]] = {0: set(), 1: set()}
+        self._parts: dict[
+            tuple[int, str, int, int], dict[int, tuple[pdulib.Deliver, tuple[str, int]]]
+        ] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def sweep_all(self) -> None:
+        """List everything stored on the active SIM (and SR memory) and hand it over."""
+        caps = self.m.capabilities
+        mems = [caps.storage[0]]
+        if caps.report_mode == "stored" and "SR" not in mems:
+            mems.append("SR")
+        for mem in mems:
+            try:
+                items = await self._list(mem)
+            except (AtCommandError, AtTimeout) as exc:
+                log.warning("%s: sweep of %s failed: %s", self.m.name, mem, exc)
+                continue
+            for item in items:
+                await self._process(self.m.active_slot, item)
+
+    async def _list(self, mem: str) -> list[StoredMessage]:
+        async with self.m.op_lock, self._memory(mem):
+            resp = await self.m.channel.command("AT+CMGL=4", wait=30.0)
+        pairs: list[tuple[str, str | None]] = []
+        for info in resp.lines:
+            head, _, rest = info.line.partition(":")
+            if head.strip().upper() in ("+CMGL", "+CMGLDS"):
+                pairs.append((rest, info.data))
+        return parse_listing(pairs, mem)
+
+    async def on_stored(self, slot: int, mem: str, index: int, report: bool) -> None:
+        """+CMTI / +CDSI: read that index and hand it over."""
+        if slot != self.m.active_slot:
+            log.info(
+                "%s: +CMTI for inactive SIM %d; the next sweep there reads it",
+                self.m.name,
+                slot + 1,
+            )
+            return
+        async with self.m.op_lock, self._memory(mem):
+            try:
+                resp = await self.m.channel.command(f"AT+CMGR={index}", wait=10.0)
+            except AtCommandError as exc:
+                log.warning("%s: reading %s/%d failed: %s", self.m.name, mem, index, exc)
+                return
+        data = next((i.data for i in resp.lines if i.data), None)
+        stat = _stat_of_cmgr(resp.first("+CMGR") or "")
+        await self._process(slot, StoredMessage(mem, index, stat, data))
+
+    async def on_direct(self, slot: int, pdu_hex: str | None) -> None:
+        """+CMT (mt=2): not stored, so nothing to delete; ack with CNMA if CSMS service is 1."""
+        if pdu_hex is not None:
+            decoded = self._decode(pdu_hex, f"+CMT on SIM {slot + 1}")
+            if isinstance(decoded, pdulib.Deliver):
+                await self._deliver(slot, decoded, None)
+        if self.m.capabilities.csms_service == 1:
+            with contextlib.suppress(AtCommandError, AtTimeout):
+                await self.m.channel.command("AT+CNMA")
+
+    async def on_direct_report(self, slot: int, pdu_hex: str | None) -> None:
+        if pdu_hex is not None:
+            decoded = self._decode(pdu_hex, f"+CDS on SIM {slot + 1}")
+            if isinstance(decoded, pdulib.StatusReport):
+                await self.m.emit(_report(slot, decoded))
+        if self.m.capabilities.csms_service == 1:
+            with contextlib.suppress(AtCommandError, AtTimeout):
+                await self.m.channel.command("AT+CNMA")
+
+    async def after_switch(self, slot: int) -> None:
+        """Deletes that had to wait for this SIM (its indexes are valid again). Lock held."""
+        pending, self._pending_delete[slot] = self._pending_delete[slot], set()
+        for mem, index in sorted(pending):
+            await self._delete_locked(mem, index)
+
+    # -- processing ------------------------------------------------------------------------
+
+    def _decode(self, pdu_hex: str, where: str) -> pdulib.Deliver | pdulib.StatusReport | None:
+        try:
+            return pdulib.decode_incoming(bytes.fromhex(pdu_hex))
+        except (pdulib.PduError, ValueError) as exc:
+            log.warning(
+                "%s: undecodable PDU from %s skipped (%s): %s", self.m.name, where, exc, pdu_hex
+            )
+            return None
+
+    async def _process(self, slot: int, item: StoredMessage) -> None:
+        if item.stat in (2, 3):
+            return  # stored outgoing messages are not ours to read or delete
+        where = f"{item.mem}/{item.index}"
+        if item.pdu_hex is None:
+            log.warning("%s: %s has no PDU; skipped", self.m.name, where)
+            return
+        decoded = self._decode(item.pdu_hex, where)
+        if decoded is None:
+            # A PDU nobody can decode would sit in storage forever and fill it (+CMS 322
+            # stops all reception); its hex is in the log line above.
+            await self._delete(slot, [(item.mem, item.index)])
+            return
+        if isinstance(decoded, pdulib.StatusReport):
+            await self.m.emit(_report(slot, decoded))
+            await self._delete(slot, [(item.mem, item.index)])
+            return
+        await self._deliver(slot, decoded, (item.mem, item.index))
+
+    async def _deliver(self, slot: int, d: pdulib.Deliver, where: tuple[str, int] | None) -> None:
+        if d.concat is None or d.concat.total <= 1:
+            sms = IncomingSms(
+                slot=slot,
+                sender=d.sender,
+                text=d.text,
+                sent_at=d.sc_timestamp,
+                received_at=datetime.now(UTC),
+                key=message_key(slot, d),
+                storage=[where] if where else [],
+            )
+            await self.m.emit(sms)
+            if where:
+                await self._delete(slot, [where])
+            return
+        group = (slot, d.sender, d.concat.reference, d.concat.total)
+        parts = self._parts.setdefault(group, {})
+        parts[d.concat.seq] = (d, where or ("", -1))
+        if len(parts) < d.concat.total:
+            return
+        del self._parts[group]
+        ordered = [parts[i] for i in sorted(parts)]
+        first = ordered[0][0]
+        storage = [loc for _, loc in ordered if loc[1] >= 0]
+        sms = IncomingSms(
+            slot=slot,
+            sender=first.sender,
+            text="".join(p.text for p, _ in ordered),
+            sent_at=first.sc_timestamp,
+            received_at=datetime.now(UTC),
+            parts=len(ordered),
+            key=hashlib.sha256(
+                "+".join(message_key(slot, p) for p, _ in ordered).encode()
+            ).hexdigest()[:32],
+            storage=storage,
+        )
+        await self.m.emit(sms)
+        await self._delete(slot, storage)
+
+    async def _delete(self, slot: int, locations: list[tuple[str, int]]) -> None:
+        async with self.m.op_lock:
+            if slot != self.m.active_slot:
+                # Indexes belong to the SIM that was active when read; delete after switching back.
+                self._pending_delete[slot].update(locations)
+                return
+            for mem, index in locations:
+                await self._delete_locked(mem, index)
+
+    async def _delete_locked(self, mem: str, index: int) -> None:
+        async with self._memory(mem):
+            try:
+                await self.m.channel.command(f"AT+CMGD={index}", wait=10.0)
+            except AtCommandError as exc:
+                log.warning("%s: deleting %s/%d failed: %s", self.m.name, mem, index, exc)
+
+    @contextlib.asynccontextmanager
+    async def _memory(self, mem: str) -> AsyncIterator[None]:
+        """Point mem1 (read/list/delete) at `mem` for the block, then back. Lock held."""
+        default = self.m.capabilities.storage[0]
+        switch = mem.upper() != default.upper()
+        if switch:
+            await self.m.channel.command(f"AT+CPMS={quote(mem)}")
+        try:
+            yield
+        finally:
+            if switch:
+                with contextlib.suppress(AtCommandError, AtTimeout):
+                    await self.m.channel.command(f"AT+CPMS={quote(default)}")
+
+
+def _report(slot: int, r: pdulib.StatusReport) -> DeliveryReport:
+    return DeliveryReport(
+        slot=slot,
+        reference=r.message_reference,
+        recipient=r.recipient,
+        status=r.status,
+        sc_timestamp=r.sc_timestamp,
+        discharge_time=r.discharge_time,
+    )
