@@ -104,7 +104,11 @@ async def smstosend(gw: Gateway, p: Params) -> dict[str, Any]:
 
 
 async def addalotofsms(gw: Gateway, p: Params) -> dict[str, Any]:
-    data = _datajson(p)
+    try:
+        data = _datajson(p)
+    except InvalidInput:
+        await gw.authenticate(p.text("token"))  # a bad token is the first thing to report
+        raise
     token = scalar_text(data.get("token"), "token") or p.text("token")
     account = await gw.authenticate(token)
     entries = data.get("smsdata")

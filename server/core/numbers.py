@@ -29,8 +29,9 @@ def normalise(raw: str, rules: Sequence[tuple[str, str]] = ()) -> str:
     after cleaning, e.g. ("0", "+49") or ("49", "+49").
     """
     text = raw
-    # An unencoded `+` arrives as a space: " 4915752982212" means "+4915752982212".
-    if text[:1].isspace() and text.lstrip()[:1].isdigit():
+    # An unencoded `+` arrives as a space: " 4915752982212" means "+4915752982212". No country
+    # code starts with 0, so " 0157..." is a national number with a stray space (e.g. "a, b").
+    if text[:1].isspace() and text.lstrip()[:1] in "123456789" and text.lstrip()[:1]:
         text = "+" + text.lstrip()
     text = text.strip().translate(_STRIP)
     if text.startswith("00"):
