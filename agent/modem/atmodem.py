@@ -386,14 +386,9 @@ def _replace_active(info: SimInfo, active: bool) -> SimInfo:
 
 
 def _country(operator_code: str | None) -> str | None:
-    if not operator_code or len(operator_code) < 5:
-        return None
-    try:
-        from .countries import country_for_mcc  # type: ignore[import-not-found]  # lands soon
-    except ImportError:
-        return None
-    result = country_for_mcc(operator_code[:3])
-    return str(result) if result else None
+    from .countries import country_for_operator
+
+    return country_for_operator(operator_code) if operator_code else None
 
 
 def _sim_info(slot: int, net: NetworkState, iccid: str | None, configured: str | None) -> SimInfo:

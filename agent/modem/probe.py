@@ -1,0 +1,87 @@
+"""`simhive-agent probe PORT`: what is on this port? (model, firmware, IMEI, SIMs, network)
+
+Runs the same init and readers as the agent, once, without supervision or message handling,
+and returns plain JSON-able data. Nothing is deleted or sent. On a single-standby dual-SIM
+modem only the active SIM is read (switching would disturb a running gateway).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .atchannel import AtChannel, AtCommandError, AtTimeout
+from .atinfo import read_iccid, read_identity, read_network
+from .atinit import InitError, SimNotReady, initialise
+from .countries import country_for_operator
+from .dualsim import query_active_slot
+from .profiles import DUAL_SIM_STYLES, detect, get_profile
+from .transport import SerialTransport, Transport, TransportClosed
+
+__all__ = ["probe", "probe_transport"]
+
+
+async def probe(
+    port: str, *, profile: str | None = None, baudrate: int = 115200
+) -> dict[str, object]:
+    """Probe a serial port; raises TransportClosed if it cannot be opened."""
+    return await probe_transport(SerialTransport(port, baudrate=baudrate), profile=profile)
+
+
+async def probe_transport(transport: Transport, *, profile: str | None = None) -> dict[str, object]:
+    prof = get_profile(profile)
+    ch = AtChannel(transport)
+    await ch.open()
+    result: dict[str, object] = {"port": transport.name}
+    try:
+        try:
+            caps = await initialise(ch, prof, ready_wait=10.0)
+            sim_error: str | None = None
+        except SimNotReady as exc:
+            caps, sim_error = None, f"{exc.state}: {exc}"
+        identity = await read_identity(ch)
+        if profile is None:
+            prof = detect(identity.manufacturer, identity.model)
+        result.update(dataclasses.asdict(identity))
+        result["profile"] = prof.name
+        sims: list[dict[str, object]] = []
+        if caps is not None:
+            result["capabilities"] = caps.as_dict()
+            net = await read_network(ch)
+            slot = 0
+            dual = None
+            for spec in DUAL_SIM_STYLES.values():
+                active = await query_active_slot(ch, spec)
+                if active is not None:
+                    slot, dual = active, spec.style
+                    break
+            result["dual_sim"] = dual or "none"
+            sims.append(
+                {
+                    "slot": slot,
+                    "active": True,
+                    "iccid": await read_iccid(ch, prof),
+                    "imsi": net.imsi,
+                    "number": net.number,
+                    "operator": net.operator,
+                    "operator_code": net.operator_code,
+                    "country_iso": country_for_operator(net.operator_code)
+                    if net.operator_code
+                    else None,
+                    "registered": net.registered,
+                    "roaming": net.roaming,
+                    "signal_dbm": net.signal_dbm,
+                }
+            )
+            result["operator"] = net.operator
+            result["operator_code"] = net.operator_code
+            result["signal_dbm"] = net.signal_dbm
+        else:
+            result["sim_error"] = sim_error
+        result["sims"] = sims
+    except (InitError, AtTimeout, AtCommandError) as exc:
+        result["error"] = str(exc)
+    except TransportClosed as exc:
+        result["error"] = f"port closed: {exc}"
+    finally:
+        await ch.close()
+    return result
