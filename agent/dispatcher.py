@@ -41,6 +41,7 @@ THROTTLE_CMS = frozenset({41, 42, 47, 192, 331, 332})
 # On a single-standby modem, stay on the active SIM unless its pacing makes us wait this long.
 SWITCH_AFTER_SECONDS = 60.0
 MAX_PAUSE_SECONDS = 6 * 3600.0
+IDLE_RECHECK_SECONDS = 30.0
 
 StatusCallback = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -134,8 +135,10 @@ class Dispatcher:
             await self._dispatch(msg)
 
     async def _idle(self, seconds: float | None) -> None:
+        # Capped: a wake-up lost in a race costs at most this long, never a stuck queue.
+        limit = IDLE_RECHECK_SECONDS if seconds is None else min(seconds, IDLE_RECHECK_SECONDS)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            await asyncio.wait_for(self._wake.wait(), limit)
 
     async def _choose(self) -> tuple[OutMessage | None, float | None]:
         now = self._clock()

@@ -1,0 +1,301 @@
+"""A small in-test server for /agent/v1/*, written from docs/agent-protocol.md alone.
+
+It stands in for the real server until its agent routes land, and it is kept honest to the doc:
+bearer auth (401), the error shape, leases that expire back to status 1, commit answering the
+same lists twice, report events applied at most once with statuses never moving backwards,
+incoming keys stored once, long-poll pull that answers the instant a message is added. Faults
+are injected per route: answer 503 without doing anything, or do the work and lose the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+RANK = {1: 0, 2: 1, 3: 2, 6: 3, 7: 4, 8: 4, 9: 4, 10: 4, 11: 4, 12: 4, 100: 4, 101: 4}
+TYPE_STATUS = {"sent": 6, "delivered": 7, "not_delivered": 8, "unknown": 9}
+
+
+@dataclass
+class Msg:
+    id: int
+    device: int
+    to: str
+    body: str
+    sim: int
+    urgent: bool
+    status: int = 1
+    lease: str | None = None
+    attempt: int = 0
+    history: list[int] = field(default_factory=lambda: [1])
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass
+class Lease:
+    device: int
+    ids: list[int]
+    expires: float
+    answer: dict[str, Any] | None = None
+
+
+class FakeAgentServer:
+    def __init__(self, *, settings: dict[str, Any] | None = None, lease_seconds: float = 120.0):
+        self.tokens: dict[str, int] = {}
+        self.messages: dict[int, Msg] = {}
+        self.leases: dict[str, Lease] = {}
+        self.applied: set[str] = set()
+        self.events: list[dict[str, Any]] = []  # every event applied, in order
+        self.incoming: dict[str, dict[str, Any]] = {}
+        self.hellos: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.calls: list[str] = []
+        self.lease_seconds = lease_seconds
+        self.settings = settings or {
+            "delaybetweenrequest": 1,
+            "delaybetweeneachsms": None,
+            "pull_max": 15,
+            "lease_seconds": lease_seconds,
+            "long_poll_seconds": 2,
+            "sims": {
+                "0": {
+                    "min_interval_seconds": 0,
+                    "per_minute": None,
+                    "per_hour": None,
+                    "per_day": None,
+                },
+                "1": {
+                    "min_interval_seconds": 0,
+                    "per_minute": None,
+                    "per_hour": None,
+                    "per_day": None,
+                },
+            },
+        }
+        self.fail: dict[str, int] = {}  # route -> number of 503s to answer without acting
+        self.lose: dict[str, int] = {}  # route -> number of answers to lose after acting
+        self.down = False
+        self._ids = itertools.count(1000)
+        self._sms_ids = itertools.count(50000)
+        self._changed = asyncio.Condition()
+        self.app = web.Application(client_max_size=1024 * 1024)
+        for route in ("hello", "pull", "commit", "report", "incoming", "status"):
+            self.app.router.add_post(f"/agent/v1/{route}", self._wrap(route))
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    # -- test API -----------------------------------------------------------------------------
+
+    def add_device(self, device_id: int) -> str:
+        token = secrets.token_urlsafe(16)
+        self.tokens[token] = device_id
+        return token
+
+    async def add(
+        self, device: int, to: str, body: str = "hi", sim: int = 0, urgent: bool = False
+    ) -> int:
+        m = Msg(next(self._ids), device, to, body, sim, urgent)
+        self.messages[m.id] = m
+        async with self._changed:
+            self._changed.notify_all()
+        return m.id
+
+    async def start(self, port: int = 0) -> str:
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", port)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _wrap(self, route: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            self.calls.append(route)
+            if self.down or self.fail.get(route, 0) > 0:
+                if not self.down:
+                    self.fail[route] -= 1
+                return _err(503, "unavailable", "try later")
+            auth = request.headers.get("Authorization", "")
+            device = (
+                self.tokens.get(auth.removeprefix("Bearer "))
+                if auth.startswith("Bearer ")
+                else None
+            )
+            if device is None:
+                return _err(401, "unauthorized", "missing or wrong device token")
+            try:
+                body = await request.json()
+            except (ValueError, UnicodeDecodeError):
+                return _err(400, "bad_request", "body is not JSON")
+            if not isinstance(body, dict):
+                return _err(400, "bad_request", "body must be a JSON object")
+            self._expire()
+            answer = await getattr(self, f"_{route}")(device, body)
+            if isinstance(answer, web.Response):
+                return answer
+            if self.lose.get(route, 0) > 0:
+                self.lose[route] -= 1
+                return _err(503, "unavailable", "answer lost")
+            return web.json_response(answer)
+
+        return handler
+
+    def _expire(self) -> None:
+        now = time.time()
+        for lease_id, lease in list(self.leases.items()):
+            if lease.answer is None and lease.expires <= now:
+                for i in lease.ids:
+                    m = self.messages[i]
+                    if m.status == 2 and m.lease == lease_id:
+                        self._set(m, 1)
+                        m.lease = None
+
+    def _set(self, m: Msg, status: int) -> None:
+        m.status = status
+        m.history.append(status)
+
+    # -- routes -------------------------------------------------------------------------------
+
+    async def _hello(self, device: int, body: dict[str, Any]) -> dict[str, Any]:
+        self.hellos.append(body)
+        return {"device_id": device, "server_time": _now(), "settings": self.settings}
+
+    async def _pull(self, device: int, body: dict[str, Any]) -> Any:
+        mx, wait = body.get("max", 15), body.get("wait", 0)
+        if not isinstance(mx, int) or not 1 <= mx <= 100:
+            return _err(400, "bad_request", "max must be 1..100")
+        if not isinstance(wait, int | float) or not 0 <= wait <= 60:
+            return _err(400, "bad_request", "wait must be 0..60")
+        wait = min(wait, self.settings["long_poll_seconds"])
+        deadline = time.monotonic() + wait
+        while True:
+            due = [m for m in self.messages.values() if m.device == device and m.status == 1]
+            if due or time.monotonic() >= deadline:
+                break
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
+        due.sort(key=lambda m: (not m.urgent, m.id))
+        due = due[:mx]
+        if not due:
+            return {"lease_id": None, "lease_expires": None, "messages": []}
+        lease_id = secrets.token_hex(8)
+        self.leases[lease_id] = Lease(device, [m.id for m in due], time.time() + self.lease_seconds)
+        for m in due:
+            self._set(m, 2)
+            m.lease = lease_id
+            m.attempt += 1
+        return {
+            "lease_id": lease_id,
+            "lease_expires": _now(),
+            "messages": [
+                {
+                    "id": m.id,
+                    "to": m.to,
+                    "body": m.body,
+                    "sim": m.sim,
+                    "urgent": m.urgent,
+                    "timetosend": _now(),
+                    "attempt": m.attempt,
+                }
+                for m in due
+            ],
+        }
+
+    async def _commit(self, device: int, body: dict[str, Any]) -> Any:
+        lease = self.leases.get(body.get("lease_id", ""))
+        if lease is None or lease.device != device:
+            return _err(404, "not_found", "no such lease")
+        if lease.answer is not None:
+            return lease.answer
+        ids = body.get("ids", [])
+        committed, rejected = [], []
+        for i in ids:
+            m = self.messages.get(i)
+            if (
+                m
+                and m.status == 2
+                and m.lease == body["lease_id"]
+                and i in lease.ids
+                and lease.expires > time.time()
+            ):
+                self._set(m, 3)
+                committed.append(i)
+            else:
+                rejected.append(i)
+        lease.answer = {"committed": committed, "rejected": rejected}
+        return lease.answer
+
+    async def _report(self, device: int, body: dict[str, Any]) -> Any:
+        events = body.get("events")
+        if not isinstance(events, list) or len(events) > 500:
+            return _err(400, "bad_request", "events must be a list of at most 500")
+        accepted = []
+        for e in events:
+            if not isinstance(e, dict) or not isinstance(e.get("event_id"), str):
+                return _err(400, "bad_request", "event without event_id")
+            m = self.messages.get(e.get("sms_id"))  # type: ignore[arg-type]
+            if m is None or m.device != device:
+                continue  # not this device's message: not applied, not accepted
+            if e["event_id"] not in self.applied:
+                status = (
+                    e.get("status")
+                    if e.get("type") == "failed"
+                    else TYPE_STATUS.get(e.get("type", ""))
+                )
+                if not isinstance(status, int):
+                    return _err(400, "bad_request", f"bad event type {e.get('type')!r}")
+                self.applied.add(e["event_id"])
+                self.events.append(e)
+                if RANK.get(status, 0) > RANK.get(m.status, 0):
+                    self._set(m, status)
+                    if e["type"] == "sent":
+                        m.parts = e.get("parts", [])
+                    m.reason = e.get("reason", "")
+            accepted.append(e["event_id"])
+        return {"accepted": accepted}
+
+    async def _incoming(self, device: int, body: dict[str, Any]) -> Any:
+        msgs = body.get("messages")
+        if not isinstance(msgs, list):
+            return _err(400, "bad_request", "messages must be a list")
+        accepted = []
+        for m in msgs:
+            if not isinstance(m, dict) or not isinstance(m.get("key"), str):
+                return _err(400, "bad_request", "message without key")
+            if m["key"] not in self.incoming:
+                self.incoming[m["key"]] = {**m, "sms_id": next(self._sms_ids), "device": device}
+            accepted.append({"key": m["key"], "sms_id": self.incoming[m["key"]]["sms_id"]})
+        return {"accepted": accepted}
+
+    async def _status(self, device: int, body: dict[str, Any]) -> Any:
+        self.statuses.append(body)
+        return {"ok": True}
+
+
+def _err(status: int, code: str, message: str) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps({"error": {"code": code, "message": message}}),
+        content_type="application/json",
+    )
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())

@@ -1,0 +1,174 @@
+"""Journal semantics: crash recovery never resends, leases, idempotent inbox, ordered events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.journal import Journal, JournalError, LeasedMessage
+from agent.modem.base import IncomingSms
+
+DEV = "hall"
+
+
+def lm(i: int, sim: int = 0, urgent: bool = False) -> LeasedMessage:
+    return LeasedMessage(
+        id=i, to=f"+49151000000{i % 100:02d}", body=f"m{i}", sim=sim, urgent=urgent
+    )
+
+
+async def commit_all(j: Journal, ids: list[int], lease: str = "L1") -> None:
+    got = await j.add_leased(DEV, lease, [lm(i) for i in ids], 100.0)
+    assert got == ids
+    await j.apply_commit(DEV, lease, got, [])
+
+
+async def test_dispatching_at_startup_becomes_unknown_and_is_never_due(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    await j.open()
+    await commit_all(j, [1, 2])
+    assert await j.begin_dispatch(DEV, 1, 101.0)
+    await j.close()  # the "crash": the row is left in dispatching
+
+    j2 = Journal(tmp_path / "j.db")
+    await j2.open()
+    assert await j2.recover(200.0) == [(DEV, 1)]
+    assert await j2.message_state(DEV, 1) == "unknown"
+    # Only message 2 is still to send; 1 is never handed out again.
+    due = await j2.next_due(DEV, 0, 300.0)
+    assert due is not None and due.id == 2
+    events = await j2.pending_events(DEV, "report", 10)
+    assert [e.event_id for e in events] == ["1:unknown"]
+    assert events[0].body["type"] == "unknown" and "not resent" in events[0].body["reason"]
+    # A second recovery finds nothing more.
+    assert await j2.recover(201.0) == []
+    await j2.close()
+
+
+async def test_begin_dispatch_only_once(journal: Journal) -> None:
+    await commit_all(journal, [5])
+    assert await journal.begin_dispatch(DEV, 5, 1.0)
+    assert not await journal.begin_dispatch(DEV, 5, 2.0)
+
+
+async def test_commit_keeps_committed_and_forgets_rejected(journal: Journal) -> None:
+    ids = await journal.add_leased(DEV, "L1", [lm(1), lm(2), lm(3)], 1.0)
+    assert await journal.open_leases(DEV) == {"L1": [1, 2, 3]}
+    await journal.apply_commit(DEV, "L1", [1, 3], [2])
+    assert await journal.message_state(DEV, 1) == "committed"
+    assert await journal.message_state(DEV, 2) is None
+    assert await journal.open_leases(DEV) == {}
+    assert ids == [1, 2, 3]
+    assert await journal.backlog(DEV) == 2
+
+
+async def test_re_leased_message_already_dispatched_is_not_committed_again(
+    journal: Journal,
+) -> None:
+    await commit_all(journal, [7])
+    await journal.begin_dispatch(DEV, 7, 1.0)
+    await journal.finish_sent(DEV, 7, 0, [12], 2.0)
+    # The server hands out 7 again (it never saw our commit answer): we must not own it twice.
+    assert await journal.add_leased(DEV, "L2", [lm(7), lm(8)], 3.0) == [8]
+    assert await journal.message_state(DEV, 7) == "sent"
+
+
+async def test_re_leased_committed_message_keeps_one_row(journal: Journal) -> None:
+    await commit_all(journal, [9])
+    assert await journal.add_leased(DEV, "L2", [lm(9)], 3.0) == [9]
+    await journal.apply_commit(DEV, "L2", [9], [])
+    assert await journal.backlog(DEV) == 1
+
+
+async def test_urgent_first_then_oldest_and_retry_time(journal: Journal) -> None:
+    await journal.add_leased(DEV, "L", [lm(1), lm(2, urgent=True), lm(3), lm(4, sim=1)], 1.0)
+    await journal.apply_commit(DEV, "L", [1, 2, 3, 4], [])
+    order = []
+    for _ in range(3):
+        m = await journal.next_due(DEV, 0, 10.0)
+        assert m is not None
+        order.append(m.id)
+        await journal.begin_dispatch(DEV, m.id, 10.0)
+        if m.id == 1:
+            await journal.finish_retry(DEV, 1, 50.0, "CMS 42", 10.0)
+        else:
+            await journal.finish_sent(DEV, m.id, 0, [m.id], 10.0)
+    assert order == [2, 1, 3]
+    assert await journal.next_due(DEV, 0, 20.0) is None  # 1 waits for its retry time
+    assert await journal.next_wakeup(DEV, [0]) == 50.0
+    m = await journal.next_due(DEV, 0, 50.0)
+    assert m is not None and m.id == 1 and m.attempts == 1
+    slot1 = await journal.next_due(DEV, 1, 10.0)
+    assert slot1 is not None and slot1.id == 4
+
+
+async def test_report_events_in_order_and_idempotent(journal: Journal) -> None:
+    await commit_all(journal, [1, 2, 3])
+    for i in (1, 2, 3):
+        await journal.begin_dispatch(DEV, i, 5.0)
+    await journal.finish_sent(DEV, 2, 0, [40, 41], 6.0)
+    await journal.finish_failed(DEV, 1, status=9, code="CMS 21", reason="rejected", now=7.0)
+    await journal.finish_unknown(DEV, 3, "link lost", 8.0)
+    assert await journal.finish_delivery(DEV, 2, True, 9.0)
+    assert not await journal.finish_delivery(DEV, 2, True, 9.5)  # already final: no 2nd event
+    pending = await journal.pending_events(DEV, "report", 100)
+    assert [p.event_id for p in pending] == ["2:sent", "1:failed", "3:unknown", "2:delivered"]
+    assert pending[0].body["parts"] == [
+        {"index": 0, "reference": 40},
+        {"index": 1, "reference": 41},
+    ]
+    assert pending[1].body["status"] == 9 and pending[1].body["code"] == "CMS 21"
+    await journal.events_done(DEV, "report", ["2:sent", "1:failed"])
+    left = await journal.pending_events(DEV, "report", 100)
+    assert [p.event_id for p in left] == ["3:unknown", "2:delivered"]
+    # Same event id again (e.g. a repeated write) is one event.
+    await journal.add_event(DEV, "report", left[0].body)
+    assert await journal.count_pending_events(DEV, "report") == 2
+
+
+async def test_inbox_is_idempotent_on_key(journal: Journal) -> None:
+    now = datetime(2026, 11, 22, 4, 34, 5, tzinfo=UTC)
+    sms = IncomingSms(
+        slot=1, sender="+4917012345", text="Hello", sent_at=now, received_at=now, key="k1"
+    )
+    assert await journal.add_incoming(DEV, sms)
+    assert not await journal.add_incoming(DEV, sms)
+    other = IncomingSms(
+        slot=0,
+        sender="+4917099999",
+        text="Second",
+        sent_at=None,
+        received_at=now,
+        key="k2",
+        parts=2,
+        incomplete=True,
+    )
+    assert await journal.add_incoming(DEV, other)
+    pending = await journal.pending_incoming(DEV, 10)
+    assert [p["key"] for p in pending] == ["k1", "k2"]
+    assert pending[0]["sim"] == 1 and pending[0]["from"] == "+4917012345"
+    assert pending[1]["incomplete"] is True and pending[1]["sent_at"] is None
+    await journal.mark_forwarded(DEV, [("k1", 77)])
+    assert await journal.is_forwarded(DEV, "k1")
+    assert not await journal.is_forwarded(DEV, "k2")
+    assert [p["key"] for p in await journal.pending_incoming(DEV, 10)] == ["k2"]
+    # Devices are separate namespaces.
+    assert await journal.add_incoming("other", sms)
+
+
+async def test_sent_times_feed_pacing_after_restart(journal: Journal) -> None:
+    await commit_all(journal, [1, 2])
+    for i, t in ((1, 100.0), (2, 200.0)):
+        await journal.begin_dispatch(DEV, i, t)
+        await journal.finish_sent(DEV, i, 0, [i, i + 10], t)
+    assert await journal.sent_times(DEV, 0, 150.0) == [200.0]
+    assert await journal.sent_times(DEV, 0, 0.0) == [100.0, 200.0]
+
+
+async def test_unusable_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(JournalError, match="not a usable journal"):
+        await Journal(bad).open()

@@ -1,0 +1,114 @@
+"""Delivery-report matching: multipart, MR wrap-around, time window, failures."""
+
+from __future__ import annotations
+
+from agent.journal import Journal, LeasedMessage
+from agent.modem.base import DeliveryReport
+from agent.reports import ReportMatcher, TpStatus, classify_tp_status, same_number
+
+DEV = "hall"
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def sent(j: Journal, msg_id: int, to: str, refs: list[int], at: float, slot: int = 0) -> None:
+    await j.add_leased(DEV, f"L{msg_id}", [LeasedMessage(msg_id, to, "x", slot, False)], at)
+    await j.apply_commit(DEV, f"L{msg_id}", [msg_id], [])
+    await j.begin_dispatch(DEV, msg_id, at)
+    await j.finish_sent(DEV, msg_id, slot, refs, at)
+
+
+def rep(ref: int, to: str, st: int = 0, slot: int = 0) -> DeliveryReport:
+    return DeliveryReport(
+        slot=slot, reference=ref, recipient=to, status=st, sc_timestamp=None, discharge_time=None
+    )
+
+
+async def report_types(j: Journal) -> list[str]:
+    return [e.event_id for e in await j.pending_events(DEV, "report", 100)]
+
+
+async def test_multipart_is_delivered_only_when_every_part_is(journal: Journal) -> None:
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    await sent(journal, 1, "+491601112233", [10, 11, 12], clock.t)
+    clock.t += 5
+    assert (await m.handle(rep(11, "+491601112233"))).outcome == "partial"  # type: ignore[union-attr]
+    assert (await m.handle(rep(10, "+491601112233"))).outcome == "partial"  # type: ignore[union-attr]
+    assert await journal.message_state(DEV, 1) == "sent"
+    r = await m.handle(rep(12, "+491601112233"))
+    assert r is not None and r.outcome == "delivered" and r.msg_id == 1
+    assert await journal.message_state(DEV, 1) == "delivered"
+    assert await report_types(journal) == ["1:sent", "1:delivered"]
+
+
+async def test_one_failed_part_means_not_delivered(journal: Journal) -> None:
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    await sent(journal, 2, "+491601112233", [20, 21], clock.t)
+    r = await m.handle(rep(21, "+491601112233", st=0x46))  # validity period expired
+    assert r is not None and r.outcome == "not_delivered"
+    later = await m.handle(rep(20, "+491601112233", st=0))
+    assert later is not None and later.outcome != "delivered"
+    events = await journal.pending_events(DEV, "report", 10)
+    assert [e.event_id for e in events] == ["2:sent", "2:not_delivered"]
+    assert "0x46" in events[1].body["reason"]
+
+
+async def test_pending_status_leaves_message_sent_until_a_final_one(journal: Journal) -> None:
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    await sent(journal, 3, "+491601112233", [30], clock.t)
+    r = await m.handle(rep(30, "+491601112233", st=0x21))  # SME busy, SC still trying
+    assert r is not None and r.outcome == "pending"
+    assert await journal.message_state(DEV, 3) == "sent"
+    r = await m.handle(rep(30, "+491601112233", st=0x00))
+    assert r is not None and r.outcome == "delivered"
+    dup = await m.handle(rep(30, "+491601112233", st=0x00))
+    assert dup is not None and dup.outcome == "duplicate"
+    assert await report_types(journal) == ["3:sent", "3:delivered"]
+
+
+async def test_mr_wraps_so_the_most_recent_part_in_the_window_wins(journal: Journal) -> None:
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    await sent(journal, 4, "+491601112233", [255], clock.t)
+    clock.t += 100
+    await sent(journal, 5, "+491601112233", [255], clock.t)  # 256 submits later, same MR
+    await sent(journal, 6, "+491609999999", [0], clock.t)
+    r = await m.handle(rep(255, "+491601112233"))
+    assert r is not None and r.msg_id == 5
+    r = await m.handle(rep(0, "+491609999999"))
+    assert r is not None and r.msg_id == 6
+
+
+async def test_window_and_recipient_and_slot_must_match(journal: Journal) -> None:
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, window=600, clock=clock)
+    await sent(journal, 7, "+491601112233", [70], clock.t)
+    assert await m.handle(rep(70, "+491609999999")) is None  # another recipient
+    assert await m.handle(rep(70, "+491601112233", slot=1)) is None  # another SIM
+    clock.t += 601
+    assert await m.handle(rep(70, "+491601112233")) is None  # too late
+    assert await journal.message_state(DEV, 7) == "sent"
+
+
+async def test_national_format_echo_matches() -> None:
+    assert same_number("+491601112233", "01601112233")
+    assert same_number("+491601112233", "491601112233")
+    assert not same_number("+491601112233", "+491601112234")
+    assert not same_number("12345", "+4912345")  # too short to trust a suffix match
+
+
+def test_tp_status_ranges() -> None:
+    assert [classify_tp_status(s) for s in (0x00, 0x02, 0x1F)] == [TpStatus.SUCCESS] * 3
+    assert [classify_tp_status(s) for s in (0x20, 0x25, 0x3F)] == [TpStatus.PENDING] * 3
+    assert [classify_tp_status(s) for s in (0x40, 0x49, 0x60, 0x65, 0x7F, 0x80)] == [
+        TpStatus.FAILED
+    ] * 6
