@@ -1,0 +1,5 @@
+"""`python -m hardware.emulator run ...`, the same as the simhive-emulator console script."""
+
+from .cli import main
+
+main()
