@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-BACKENDS = ("at", "gammu")
+from agent.modem.profiles import PROFILES
+
+BACKENDS = ("at",)  # "gammu" (python-gammu) is planned; the factory is agent/backends.py
 DUAL_SIM_STYLES = ("none", "cdsds", "qdsim")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
@@ -211,6 +213,10 @@ def _device(d: dict[str, Any], where: str, default_server: str, base: Path) -> D
     profile = d.get("profile")
     if profile is not None:
         profile = _str(profile, f"{where}.profile", required=True)
+        if profile not in PROFILES:
+            raise ConfigError(
+                f"{where}.profile: unknown profile {profile!r}; known: {', '.join(PROFILES)}"
+            )
     baudrate = d.get("baudrate", 115200)
     if not isinstance(baudrate, int) or isinstance(baudrate, bool) or baudrate not in BAUDRATES:
         raise ConfigError(

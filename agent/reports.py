@@ -9,7 +9,6 @@ as one part failed for good; "SC still trying" (0x20-0x3F) leaves it as sent.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Callable
@@ -17,27 +16,15 @@ from dataclasses import dataclass
 
 from agent.journal import Journal
 from agent.modem.base import DeliveryReport
+from agent.modem.errors import ReportState, report_meaning, report_state
 
 log = logging.getLogger(__name__)
 
 
-class TpStatus(enum.Enum):
-    SUCCESS = "success"
-    PENDING = "pending"
-    FAILED = "failed"
-
-
-def classify_tp_status(st: int) -> TpStatus:
-    """TS 23.040 9.2.3.15: 0x00-0x1F done, 0x20-0x3F SC still trying, 0x40-0x7F given up.
-
-    Values with bit 7 set are reserved; an SC that sends one is not telling us the message
-    arrived, so it counts as a failure rather than leaving the message pending forever.
-    """
-    if 0x00 <= st <= 0x1F:
-        return TpStatus.SUCCESS
-    if 0x20 <= st <= 0x3F:
-        return TpStatus.PENDING
-    return TpStatus.FAILED
+def classify_tp_status(st: int) -> ReportState:
+    """TS 23.040 9.2.3.15 via the shared table: 0x00-0x1F delivered, 0x20-0x3F SC still
+    trying, 0x40-0x7F given up; reserved values count as failures (agent/modem/errors.py)."""
+    return report_state(st & 0xFF)
 
 
 def same_number(a: str, b: str) -> bool:
@@ -91,19 +78,22 @@ class ReportMatcher:
             )  # fmt: skip
             return None
         kind = classify_tp_status(report.status)
-        if part.tp_status is not None and classify_tp_status(part.tp_status) != TpStatus.PENDING:
+        if part.tp_status is not None and classify_tp_status(part.tp_status) != ReportState.PENDING:
             # A second final report for the same part (SC repeats) changes nothing.
             return MatchResult(part.msg_id, part.idx, "duplicate")
         statuses = await self.journal.set_part_status(
             self.device, part.msg_id, part.idx, report.status
         )
-        if kind == TpStatus.FAILED:
-            detail = f"part {part.idx + 1} of {len(statuses)}: TP-ST 0x{report.status:02X}"
+        if kind == ReportState.FAILED:
+            detail = (
+                f"part {part.idx + 1} of {len(statuses)}: TP-ST 0x{report.status:02X}"
+                f" ({report_meaning(report.status & 0xFF)})"
+            )
             await self.journal.finish_delivery(self.device, part.msg_id, False, now, detail)
             return MatchResult(part.msg_id, part.idx, "not_delivered")
-        if kind == TpStatus.PENDING:
+        if kind == ReportState.PENDING:
             return MatchResult(part.msg_id, part.idx, "pending")
-        if all(s is not None and classify_tp_status(s) == TpStatus.SUCCESS for s in statuses):
+        if all(s is not None and classify_tp_status(s) == ReportState.DELIVERED for s in statuses):
             await self.journal.finish_delivery(self.device, part.msg_id, True, now)
             return MatchResult(part.msg_id, part.idx, "delivered")
         return MatchResult(part.msg_id, part.idx, "partial")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from agent.journal import Journal, LeasedMessage
 from agent.modem.base import DeliveryReport
-from agent.reports import ReportMatcher, TpStatus, classify_tp_status, same_number
+from agent.modem.errors import ReportState
+from agent.reports import ReportMatcher, classify_tp_status, same_number
 
 DEV = "hall"
 
@@ -107,8 +108,8 @@ async def test_national_format_echo_matches() -> None:
 
 
 def test_tp_status_ranges() -> None:
-    assert [classify_tp_status(s) for s in (0x00, 0x02, 0x1F)] == [TpStatus.SUCCESS] * 3
-    assert [classify_tp_status(s) for s in (0x20, 0x25, 0x3F)] == [TpStatus.PENDING] * 3
+    assert [classify_tp_status(s) for s in (0x00, 0x02, 0x1F)] == [ReportState.DELIVERED] * 3
+    assert [classify_tp_status(s) for s in (0x20, 0x25, 0x3F)] == [ReportState.PENDING] * 3
     assert [classify_tp_status(s) for s in (0x40, 0x49, 0x60, 0x65, 0x7F, 0x80)] == [
-        TpStatus.FAILED
+        ReportState.FAILED
     ] * 6
