@@ -91,7 +91,7 @@ def parse_ranges(args: str) -> list[set[int]]:
 
 def parse_cpms_options(args: str) -> list[list[str]]:
     """`("SM","ME"),("SM","ME"),("SM","ME")` (or Alcatel's nested form) -> memory lists."""
-    return [re.findall(r'"([A-Za-z0-9]+)"', g) for g in re.findall(r"\(([^()]*)\)", args)]
+    return [re.findall(r'"([A-Za-z0-9_]+)"', g) for g in re.findall(r"\(([^()]*)\)", args)]
 
 
 def choose_cnmi(ranges: list[set[int]]) -> tuple[str, str]:
