@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -16,6 +17,8 @@ from server.store.base import Store
 from server.store.sqlite import SqliteStore
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Options for aiohttp's runner, shared by `run` and the tests: access logs mask secrets.
+RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": middleware.MaskingAccessLogger}
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 NOTIFIER: web.AppKey[WorkNotifier] = web.AppKey("notifier", WorkNotifier)
 
@@ -50,6 +53,6 @@ def run(db: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None:
         create_app(db),
         host=host,
         port=port,
-        access_log_class=middleware.MaskingAccessLogger,
+        **RUNNER_OPTIONS,
         print=None,
     )

@@ -1,0 +1,135 @@
+"""The SQLite store: migrations, durability settings, group commit, atomic batches."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from server.core.models import MessageFilter, NewMessage
+from server.store.base import DuplicateEmail
+from server.store.sqlite import SqliteStore
+from server.store.sqlite_schema import LATEST_VERSION
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "db.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def _owner(store: SqliteStore) -> tuple[int, int]:
+    account = await store.create_account("a@example.com", "x", "h1", "UTC", 1)
+    device = await store.create_device(account.id, "dev", "d1", 1)
+    return account.id, device.id
+
+
+async def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    for _ in range(2):
+        s = SqliteStore(path)
+        await s.open()
+        await s.close()
+    conn = sqlite3.connect(path)
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == list(range(1, LATEST_VERSION + 1))
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"messages", "message_parts", "applied_events", "incoming_keys", "sims"} <= tables
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(messages)")}
+    assert {
+        "status", "sim", "urgent", "timetosend", "lease_id", "lease_expires", "attempt",
+        "senttime", "delivered_time", "failure_code", "failure_reason", "paket_id",
+    } <= columns  # fmt: skip
+    conn.close()
+
+
+async def test_wal_and_full_sync_on_the_writer(store: SqliteStore) -> None:
+    def pragmas(conn: sqlite3.Connection) -> tuple[str, int]:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        sync = conn.execute("PRAGMA synchronous").fetchone()[0]
+        return mode, sync
+
+    assert await store.writer.submit(pragmas) == ("wal", 2)  # 2 = FULL
+
+
+async def test_group_commit_many_requests_few_transactions(store: SqliteStore) -> None:
+    account_id, device_id = await _owner(store)
+    before = store.writer.stats.transactions
+    n = 300
+    results = await asyncio.gather(
+        *(
+            store.insert_messages([NewMessage(account_id, device_id, "+4915752982212", f"m{i}")], i)
+            for i in range(n)
+        )
+    )
+    transactions = store.writer.stats.transactions - before
+    assert sorted(r[0] for r in results) == list(range(1, n + 1))
+    # concurrent requests shared commits: far fewer transactions (fsyncs) than requests
+    assert transactions < n / 2, transactions
+    assert store.writer.stats.largest_batch > 1
+    assert await store.count_messages(MessageFilter(account_id)) == n
+
+
+async def test_a_failing_op_does_not_sink_its_batch(store: SqliteStore) -> None:
+    account_id, device_id = await _owner(store)
+
+    def boom(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO tags(account_id, title, created) VALUES (?, 'half', 0)",
+                     (account_id,))  # fmt: skip
+        raise RuntimeError("op failed")
+
+    good = [
+        store.insert_messages([NewMessage(account_id, device_id, "+4915752982212", "x")], 0)
+        for _ in range(20)
+    ]
+    results = await asyncio.gather(store.writer.submit(boom), *good, return_exceptions=True)
+    assert isinstance(results[0], RuntimeError)
+    assert all(isinstance(r, list) for r in results[1:])
+    assert await store.count_messages(MessageFilter(account_id)) == 20
+    assert await store.existing_tags(account_id, [1]) == set()  # the failed op rolled back alone
+
+
+async def test_insert_messages_is_all_or_nothing(store: SqliteStore) -> None:
+    account_id, device_id = await _owner(store)
+    batch = [NewMessage(account_id, device_id, "+4915752982212", "ok")] * 5
+    batch.append(NewMessage(account_id, 999, "+4915752982212", "bad device"))  # FK violation
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.insert_messages(batch, 0)
+    assert await store.count_messages(MessageFilter(account_id)) == 0
+    ids = await store.insert_messages(batch[:5], 0)
+    assert ids == [1, 2, 3, 4, 5]
+
+
+async def test_duplicate_email(store: SqliteStore) -> None:
+    await store.create_account("a@example.com", "x", "h1", "UTC", 1)
+    with pytest.raises(DuplicateEmail):
+        await store.create_account("A@Example.com", "x", "h2", "UTC", 1)
+
+
+async def test_account_tokens_are_capped(store: SqliteStore) -> None:
+    account = await store.create_account("a@example.com", "x", "t0", "UTC", 1)
+    for i in range(1, 6):
+        await store.add_account_token(account.id, f"t{i}", i, keep=3)
+    found = [await store.account_by_token_hash(f"t{i}") is not None for i in range(6)]
+    assert found == [False, False, False, True, True, True]
+    await store.add_account_token(account.id, "fresh", 9, keep=3, revoke_others=True)
+    assert await store.account_by_token_hash("t5") is None
+    assert await store.account_by_token_hash("fresh") is not None
+
+
+async def test_ack_means_on_disk(store: SqliteStore) -> None:
+    # An acknowledged write is visible to a brand-new connection (it is in the WAL on disk).
+    account_id, device_id = await _owner(store)
+    [sms_id] = await store.insert_messages(
+        [NewMessage(account_id, device_id, "+4915752982212", "durable")], 0
+    )
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("SELECT body FROM messages WHERE id = ?", (sms_id,)).fetchone() == (
+        "durable",
+    )
+    conn.close()

@@ -1,0 +1,91 @@
+"""Transport details: the h2c upgrade offer with a body (compat-api.md 1.9), masked access logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from urllib.parse import urlencode
+
+import pytest
+
+from server.api.middleware import mask_query
+from tests.server.conftest import Api
+
+
+async def _raw_http(api: Api, request: bytes) -> tuple[int, bytes]:
+    port = api.client.server.port
+    assert port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    body = await asyncio.wait_for(reader.readexactly(length), 30)
+    writer.close()
+    await writer.wait_closed()
+    return status, body
+
+
+async def test_h2c_upgrade_offer_keeps_the_post_body(api: Api) -> None:
+    # What the JDK HttpClient sends over plain HTTP: an HTTP/2 upgrade offer with a POST body.
+    body = urlencode(
+        {
+            "token": api.token,
+            "sendto": "+4915752982212",
+            "body": "via java",
+            "device_id": api.device_id,
+        }  # fmt: skip
+    ).encode()
+    request = (
+        b"POST /getdata/addsms HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\n"
+        b"Connection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\n"
+        b"HTTP2-Settings: AAEAAEAAAAIAAAABAAMAAABkAAQBAAAAAAUAAEAA\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"User-Agent: Java-http-client/17.0.8\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    status, raw = await _raw_http(api, request)
+    assert status == 200
+    data = json.loads(raw)
+    assert data["error"] == 0, data
+    item = (await api.ok("getallsms", {}, "get"))["smss"][str(data["sms_id"])]
+    assert item["body"] == "via java"
+
+
+def test_mask_query() -> None:
+    masked = mask_query("token=abc&sendto=%2B49157&pass=pw&datajson=%7B%7D&Token=x&device_id=1")
+    assert "abc" not in masked and "pw" not in masked and "%7B" not in masked
+    assert masked == "token=***&sendto=+49157&pass=***&datajson=***&Token=***&device_id=1"
+    assert mask_query("") == ""
+
+
+async def test_access_log_masks_secrets(
+    api: Api, caplog: pytest.LogCaptureFixture, tmp_path: object
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from server.app import RUNNER_OPTIONS, create_app
+
+    app: web.Application = create_app(tmp_path / "log.sqlite3")  # type: ignore[operator]
+    server = TestServer(app)
+    await server.start_server(**RUNNER_OPTIONS)
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        async with TestClient(server) as client:
+            response = await client.get(
+                "/getdata/getalldevices",
+                params={"token": "deadbeef" * 4, "pass": "hunter2", "datajson": '{"token":"x"}'},
+            )
+            assert response.status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert lines, "no access log line written"
+    text = "\n".join(lines)
+    assert "deadbeef" not in text and "hunter2" not in text and '"token"' not in text
+    assert "token=***" in text and "pass=***" in text and "datajson=***" in text
