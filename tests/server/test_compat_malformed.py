@@ -1,4 +1,4 @@
-"""Malformed input gets error:1 and a clear message, never a 5xx; a rejected request stores nothing."""
+"""Malformed input gets error:1 and a clear message, never a 5xx; rejected requests store nothing."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ async def test_invalid_dates(api: Api, name: str, value: str) -> None:
 
 async def test_non_numeric_ids(api: Api) -> None:
     t = api.token
-    cases = [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         ("addsms", {"sendto": "+4915752982212", "body": "x", "device_id": "abc"},
          "Invalid device_id: abc"),
         ("addsms", {"sendto": "+4915752982212", "body": "x", "device_id": "1.5"},
