@@ -1,4 +1,4 @@
-"""Malformed input gets error:1 and a clear message, never a 5xx; rejected requests store nothing."""
+"""Malformed input gets error:1 and a clear message, never a 5xx; rejected input stores nothing."""
 
 from __future__ import annotations
 
