@@ -97,6 +97,7 @@ class Sync:
         self.connected = False
         self.stopping = False
         self._need_hello = True
+        self._status_due = True
         self._reports_wake = asyncio.Event()
         self._incoming_wake = asyncio.Event()
         self._status_wake = asyncio.Event()
@@ -114,6 +115,8 @@ class Sync:
         self._incoming_wake.set()
 
     def wake_status(self) -> None:
+        """SIM info or modem state changed: send a status soon, with fresh SIM info."""
+        self._status_due = True
         self._status_wake.set()
 
     def work_done(self) -> None:
@@ -384,12 +387,14 @@ class Sync:
         while not self.stopping:
             self._status_wake.clear()
             pending = await self.journal.count_pending_events(self.device, "status")
-            if pending or self._clock() >= next_periodic:
+            if pending or self._status_due or self._clock() >= next_periodic:
+                self._status_due = False
                 try:
                     await self.flush_status()
                     backoff.reset()
                     next_periodic = self._clock() + self.status_interval
                 except ServerAway as exc:
+                    self._status_due = True
                     self._set_connected(False, str(exc))
                     await self._sleep(backoff.next())
                     continue

@@ -85,6 +85,7 @@ class FakeAgentServer:
         self.fail: dict[str, int] = {}  # route -> number of 503s to answer without acting
         self.lose: dict[str, int] = {}  # route -> number of answers to lose after acting
         self.down = False
+        self.closing = False
         self._ids = itertools.count(1000)
         self._sms_ids = itertools.count(50000)
         self._changed = asyncio.Condition()
@@ -119,6 +120,9 @@ class FakeAgentServer:
         return self.url
 
     async def stop(self) -> None:
+        self.closing = True  # release held long polls at once
+        async with self._changed:
+            self._changed.notify_all()
         if self.runner is not None:
             await self.runner.cleanup()
 
@@ -186,7 +190,7 @@ class FakeAgentServer:
         deadline = time.monotonic() + wait
         while True:
             due = [m for m in self.messages.values() if m.device == device and m.status == 1]
-            if due or time.monotonic() >= deadline:
+            if due or self.closing or time.monotonic() >= deadline:
                 break
             async with self._changed:
                 with contextlib.suppress(TimeoutError):

@@ -1,0 +1,206 @@
+"""The whole agent in one process: runner + sync + dispatcher + journal, a fake Modem at the
+radio edge and the in-test protocol server. Life of a message end to end, incoming SMS,
+graceful stop, and a restart after a crash mid-submit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from agent.config import AgentConfig, DeviceConfig
+from agent.journal import Journal, LeasedMessage
+from agent.modem.base import IncomingSms, ModemState, StateChange
+from agent.runner import AgentRunner, DeviceRunner
+from tests.agent.fakes import FakeModem, wait_for
+from tests.agent.fakeserver import FakeAgentServer
+
+
+def agent_cfg(server: FakeAgentServer, tmp: Path, token: str, **dev: object) -> AgentConfig:
+    device = DeviceConfig(name="hall", token=token, server=server.url, ports=("/dev/fake0",), **dev)  # type: ignore[arg-type]
+    return AgentConfig(
+        server=server.url,
+        journal=tmp / "journal.sqlite3",
+        devices=(device,),
+        incoming_forward_timeout=5.0,
+        retry_backoff_seconds=0.0,
+    )
+
+
+@asynccontextmanager
+async def device_runner(
+    server: FakeAgentServer, journal: Journal, tmp: Path, modem: FakeModem, **dev: object
+) -> AsyncIterator[DeviceRunner]:
+    cfg = agent_cfg(server, tmp, server.add_device(260), **dev)
+    async with aiohttp.ClientSession() as session:
+        runner = DeviceRunner(cfg.devices[0], cfg, journal, modem, session)
+        await runner.start()
+        try:
+            yield runner
+        finally:
+            await runner.stop()
+
+
+async def test_message_lives_1_2_3_6_7(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    modem = FakeModem(part_len=20)
+    async with device_runner(server, journal, tmp_path, modem) as runner:
+        await wait_for(lambda: bool(server.hellos), what="hello")
+        sms = await server.add(260, "+491601112233", "a message of more than twenty chars")
+        await wait_for(lambda: server.messages[sms].status == 6, what="sent")
+        parts = server.messages[sms].parts
+        assert [p["index"] for p in parts] == [0, 1]
+        for p in parts:
+            await modem.report(0, p["reference"], "+491601112233", status=0)
+        await wait_for(lambda: server.messages[sms].status == 7, what="delivered")
+        assert runner.sync.device_id == 260
+    assert server.messages[sms].history == [1, 2, 3, 6, 7]
+    assert modem.submits[0].number == "+491601112233"
+    assert server.hellos[0]["device"]["imei"] == "490154203237518"
+    assert server.hellos[0]["device"]["title"] == "hall"
+
+
+async def test_incoming_is_deleted_only_after_the_server_has_it(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    modem = FakeModem()
+    now = datetime.now(UTC)
+    sms = IncomingSms(
+        slot=0,
+        sender="+4917012345",
+        text="Hallo",
+        sent_at=now,
+        received_at=now,
+        key="26201:+4917012345:1",
+    )
+    async with device_runner(server, journal, tmp_path, modem):
+        await wait_for(lambda: modem.handler is not None and bool(server.hellos))
+        await wait_for(lambda: server.statuses != [], what="first status with SIM info")
+        seen_at_return: list[bool] = []
+        orig = modem.handler
+        assert orig is not None
+
+        async def spy(ev):  # type: ignore[no-untyped-def]
+            await orig(ev)
+            seen_at_return.append(sms.key in server.incoming)
+
+        modem.handler = spy
+        await modem.emit(sms)
+        assert seen_at_return == [True]
+        await modem.emit(sms)  # the modem read it again (e.g. a sweep): no second SMS
+    assert len(server.incoming) == 1
+
+
+async def test_incoming_while_server_is_away_is_journaled_and_forwarded_later(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    modem = FakeModem()
+    now = datetime.now(UTC)
+    sms = IncomingSms(
+        slot=0, sender="+4917012345", text="later", sent_at=now, received_at=now, key="k-later"
+    )
+    async with device_runner(server, journal, tmp_path, modem):
+        await wait_for(lambda: modem.handler is not None and bool(server.hellos))
+        server.down = True
+        await asyncio.wait_for(modem.emit(sms), 10)  # returns: the journal holds it
+        assert modem.deleted == ["k-later"] and "k-later" not in server.incoming
+        server.down = False
+        await wait_for(lambda: "k-later" in server.incoming, what="forwarded after outage")
+
+
+async def test_modem_state_changes_reach_the_server(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    modem = FakeModem()
+    async with device_runner(server, journal, tmp_path, modem):
+        await wait_for(lambda: modem.handler is not None)
+        modem.set_state(ModemState.DISCONNECTED)
+        await modem.emit(StateChange(ModemState.DISCONNECTED, "port closed"))
+
+        def got() -> bool:
+            return any(
+                e.get("state") == "disconnected"
+                for s in server.statuses
+                for e in s.get("events", [])
+            )
+
+        await wait_for(got, what="a disconnected status event")
+
+
+async def test_graceful_stop_finishes_the_send_in_flight(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    modem = FakeModem()
+    modem.gate = asyncio.Event()
+    a = await server.add(260, "+4915100000001")
+    b = await server.add(260, "+4915100000002")
+    async with device_runner(server, journal, tmp_path, modem) as runner:
+        await asyncio.wait_for(modem.in_send.wait(), 15)
+        stopping = asyncio.create_task(runner.stop())
+        await asyncio.sleep(0.1)
+        assert not stopping.done()
+        modem.gate.set()
+        await asyncio.wait_for(stopping, 30)
+        assert modem.stopped
+    assert len(modem.submits) == 1
+    assert server.messages[a].status == 6  # its report went out in the final flush
+    assert server.messages[b].status == 3 and await journal.message_state("hall", b) == "committed"
+
+
+async def test_restart_after_crash_mid_submit_reports_unknown_and_sends_the_rest(
+    server: FakeAgentServer, tmp_path: Path
+) -> None:
+    token = server.add_device(260)
+    cfg = agent_cfg(server, tmp_path, token)
+    a = await server.add(260, "+4915100000001")
+    b = await server.add(260, "+4915100000002")
+    # First life: pulled and committed both, was inside AT+CMGS for `a` when killed.
+    j = Journal(cfg.journal)
+    await j.open()
+    async with aiohttp.ClientSession() as session:
+        from agent.client import AgentClient
+
+        client = AgentClient(server.url, token, session)
+        answer = await client.pull(15, 0)
+        msgs = [
+            LeasedMessage(m["id"], m["to"], m["body"], m["sim"], m["urgent"])
+            for m in answer["messages"]
+        ]
+        await j.add_leased("hall", answer["lease_id"], msgs, 1.0)
+        await j.apply_commit(
+            "hall",
+            answer["lease_id"],
+            (await client.commit(answer["lease_id"], [a, b]))["committed"],
+            [],
+        )
+    assert await j.begin_dispatch("hall", a, 2.0)
+    await j.close()
+
+    modem = FakeModem()
+    runner = AgentRunner(cfg, lambda _dev: modem)
+    task = asyncio.create_task(runner.run())
+    await wait_for(
+        lambda: server.messages[b].status == 6 and server.messages[a].status == 9,
+        what="b sent and a reported unknown",
+    )
+    runner.request_stop()
+    await asyncio.wait_for(task, 30)
+    assert modem.sent_numbers == ["+4915100000002"]  # a is never resent
+    assert "not resent" in server.messages[a].reason
+
+
+async def test_single_standby_device_gets_one_dispatcher_for_both_slots(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    modem = FakeModem(slots=[0, 1])
+    async with device_runner(server, journal, tmp_path, modem, dual_sim="cdsds") as runner:
+        assert len(runner.dispatchers) == 1 and list(runner.dispatchers[0].slots) == [0, 1]
+        ids = [await server.add(260, f"+49151000000{i}", sim=i % 2) for i in range(6)]
+        await wait_for(lambda: all(server.messages[i].status == 6 for i in ids), what="all sent")
+    slots = [s.slot for s in modem.submits]
+    assert sum(1 for x, y in zip(slots, slots[1:], strict=False) if x != y) == 1
