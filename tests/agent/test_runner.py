@@ -14,7 +14,7 @@ import aiohttp
 
 from agent.config import AgentConfig, DeviceConfig
 from agent.journal import Journal, LeasedMessage
-from agent.modem.base import IncomingSms, ModemState, StateChange
+from agent.modem.base import IncomingSms, ModemEvent, ModemState, StateChange
 from agent.runner import AgentRunner, DeviceRunner
 from tests.agent.fakes import FakeModem, wait_for
 from tests.agent.fakeserver import FakeAgentServer
@@ -85,7 +85,7 @@ async def test_incoming_is_deleted_only_after_the_server_has_it(
         orig = modem.handler
         assert orig is not None
 
-        async def spy(ev):  # type: ignore[no-untyped-def]
+        async def spy(ev: ModemEvent) -> None:
             await orig(ev)
             seen_at_return.append(sms.key in server.incoming)
 
