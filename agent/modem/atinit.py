@@ -158,7 +158,9 @@ async def check_sim(ch: AtChannel, profile: Profile, *, pin: str | None, ready_w
     while True:
         state = ""
         try:
-            resp = await ch.command("AT+CPIN?", wait=5.0, implicit_final=profile.cpin_without_ok)
+            # Always accept a +CPIN reply without OK: Wavecom omits it, and at this point the
+            # profile may not be known yet (it is detected from +CGMI later).
+            resp = await ch.command("AT+CPIN?", wait=5.0, implicit_final=True)
             state = (resp.first("+CPIN") or "").strip().strip('"').upper()
         except AtCommandError as exc:
             if exc.cme == 10 or exc.cms == 310:

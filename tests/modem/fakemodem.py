@@ -132,6 +132,9 @@ class FakeModem:
             if self.no_prompt:
                 return
             self._pdu_len = int(up.split("=")[1])
+            before = self.replies.get("AT+CMGS=*", "<prompt>").split("<prompt>")[0].strip("\n")
+            if before:
+                self.lines(before)
             self.t.feed(b"\r\n> ")
             return
         if up.startswith("AT+CPMS=") and "?" not in up:
@@ -175,4 +178,4 @@ class FakeModem:
             return
         self.submitted.append(pdu_hex)
         self.mr = (self.mr + 1) % 256
-        self.lines(f"+CMGS: {self.mr}\nOK")
+        self.lines(self.replies.get("<PDU>", "+CMGS: {mr}\nOK").format(mr=self.mr))

@@ -1,0 +1,149 @@
+"""The async AT channel over the in-memory transport: one command in flight, timeouts, ESC."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agent.modem.at import Urc
+from agent.modem.atchannel import AtChannel, AtCommandError, AtTimeout, ChannelClosed, quote
+from agent.modem.transport import MemoryTransport
+from tests.modem.fakemodem import FakeModem
+
+
+async def open_channel(replies: dict[str, str] | None = None):
+    t = MemoryTransport()
+    fm = FakeModem(t, replies)
+    urcs: list[Urc] = []
+    ch = AtChannel(t, on_urc=urcs.append)
+    await ch.open()
+    return t, fm, ch, urcs
+
+
+async def test_reply_written_synchronously_is_not_lost():
+    # The fake answers inside write(): only a waiter registered before the write sees it.
+    _, _, ch, _ = await open_channel()
+    resp = await ch.command("AT+CSQ")
+    assert resp.first("+CSQ") == "21,99"
+    await ch.close()
+
+
+async def test_error_final_raises_with_code():
+    _, fm, ch, _ = await open_channel({"AT+CPMS=?": "+CMS ERROR: 302"})
+    with pytest.raises(AtCommandError) as err:
+        await ch.command("AT+CPMS=?")
+    assert err.value.cms == 302 and err.value.cme is None
+    await ch.close()
+
+
+async def test_commands_are_serialised():
+    t, fm, ch, _ = await open_channel()
+    results = await asyncio.gather(*(ch.command("AT+CSQ") for _ in range(5)))
+    assert all(r.first("+CSQ") == "21,99" for r in results)
+    assert fm.commands.count("AT+CSQ") == 5
+    await ch.close()
+
+
+async def test_timeout_then_drain_barrier_resyncs():
+    t, fm, ch, _ = await open_channel()
+    late: list[str] = []
+
+    def hook(cmd: str) -> str | None:
+        if cmd == "AT+CSQ" and not late:
+            late.append(cmd)
+            return ""  # swallow: the answer comes "late", after the timeout
+        return None
+
+    fm.hook = hook
+    with pytest.raises(AtTimeout) as err:
+        await ch.command("AT+CSQ", wait=0.2)
+    assert err.value.stage == "final"
+    assert fm.commands[-1] == "AT"  # the barrier
+    fm.hook = None
+    # A stale reply arriving now must not be taken as the next command's answer.
+    fm.lines("+CSQ: 3,0\nOK")
+    await asyncio.sleep(0.05)
+    resp = await ch.command("AT+CIMI", bare=True, prefixes=("+CIMI",))
+    assert resp.text == ["262011234567890"]
+    await ch.close()
+
+
+async def test_stuck_prompt_is_cancelled_with_esc():
+    t, fm, ch, _ = await open_channel()
+    fm.no_prompt = True
+    with pytest.raises(AtTimeout) as err:
+        await ch.submit_pdu(16, "0031000C919461101122330000AA02C834", prompt_wait=0.2)
+    assert err.value.stage == "prompt"
+    assert b"\x1b" in t.written[t.written.index(b"AT+CMGS=16") :]
+    assert not ch.pdu_written
+    await ch.close()
+
+
+async def test_submit_and_reference():
+    _, fm, ch, _ = await open_channel()
+    resp = await ch.submit_pdu(16, "0031000C919461101122330000AA02C834")
+    assert resp.first("+CMGS") == "1"
+    assert fm.submitted == ["0031000C919461101122330000AA02C834"]
+    assert ch.pdu_written
+    await ch.close()
+
+
+async def test_cms_error_before_prompt():
+    _, fm, ch, _ = await open_channel()
+    fm.hook = lambda cmd: "+CMS ERROR: 330" if cmd.startswith("AT+CMGS") else None
+    with pytest.raises(AtCommandError) as err:
+        await ch.submit_pdu(16, "00AA")
+    assert err.value.cms == 330
+    await ch.close()
+
+
+async def test_urcs_reach_the_handler_during_a_command():
+    _, fm, ch, urcs = await open_channel()
+    fm.hook = lambda cmd: '+CMTI: "SM",7\n+CSQ: 9,0\nOK' if cmd == "AT+CSQ" else None
+    resp = await ch.command("AT+CSQ")
+    assert resp.first("+CSQ") == "9,0"
+    assert [u.line for u in urcs] == ['+CMTI: "SM",7']
+    await ch.close()
+
+
+async def test_unplug_fails_the_waiting_command():
+    t, fm, ch, _ = await open_channel()
+    fm.silent = True
+    task = asyncio.create_task(ch.command("AT+CSQ", wait=10))
+    await asyncio.sleep(0.05)
+    t.unplug()
+    with pytest.raises(ChannelClosed):
+        await task
+    assert not ch.is_open
+    with pytest.raises(ChannelClosed):
+        await ch.command("AT")
+
+
+async def test_implicit_final_for_wavecom_cpin():
+    # Wavecom answers AT+CPIN? with "+CPIN: READY" and no OK (python-gsmmodem fakemodems).
+    _, fm, ch, _ = await open_channel({"AT+CPIN?": "+CPIN: READY"})
+    resp = await ch.command("AT+CPIN?", wait=3, implicit_final=True)
+    assert resp.first("+CPIN") == "READY"
+    await ch.close()
+
+
+@pytest.mark.parametrize("bad", ['+49"; AT+CFUN=0', "a\rb", "x\x1a", "\x1b", "line\n"])
+def test_quote_refuses_breakouts(bad: str):
+    with pytest.raises(ValueError):
+        quote(bad)
+
+
+@pytest.mark.parametrize("bad", ["AT+CSQ\r", "AT\x1a", "AT+CMGS=1\x1b", "CSQ", "AT+CNUM\n"])
+async def test_command_refuses_control_characters(bad: str):
+    _, _, ch, _ = await open_channel()
+    with pytest.raises(ValueError):
+        await ch.command(bad)
+    await ch.close()
+
+
+async def test_submit_refuses_non_hex():
+    _, _, ch, _ = await open_channel()
+    with pytest.raises(ValueError):
+        await ch.submit_pdu(3, "00GG\x1a")
+    await ch.close()
