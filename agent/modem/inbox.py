@@ -10,7 +10,6 @@ timeout released it flagged incomplete), so a crash between parts loses nothing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -20,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from . import pdu as pdulib
 from .atchannel import AtCommandError, AtTimeout, quote
-from .base import DeliveryReport, IncomingSms
+from .base import DeliveryReport
+from .reassembly import Message, Reassembler
 
 if TYPE_CHECKING:
     from .atmodem import AtModem
@@ -58,28 +58,12 @@ def _stat_of_cmgr(args: str) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-def message_key(slot: int, deliver: pdulib.Deliver) -> str:
-    """Stable across re-reads: (slot, sender, SC timestamp, concat ref/seq, text)."""
-    c = deliver.concat
-    raw = "|".join(
-        [
-            str(slot),
-            deliver.sender,
-            deliver.sc_timestamp.isoformat(),
-            f"{c.reference}/{c.total}/{c.seq}" if c else "-",
-            deliver.text,
-        ]
-    )
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
-
-
 class Inbox:
-    def __init__(self, modem: AtModem) -> None:
+    def __init__(self, modem: AtModem, *, reassembly_timeout: float = 600.0) -> None:
         self.m = modem
         self._pending_delete: dict[int, set[tuple[str, int]]] = {0: set(), 1: set()}
-        self._parts: dict[
-            tuple[int, str, int, int], dict[int, tuple[pdulib.Deliver, tuple[str, int]]]
-        ] = {}
+        # One per slot: parts of one message never span SIMs, and expiry knows the slot.
+        self.reassemblers = {s: Reassembler(timeout=reassembly_timeout) for s in (0, 1)}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -89,6 +73,7 @@ class Inbox:
         mems = [caps.storage[0]]
         if caps.report_mode == "stored" and "SR" not in mems:
             mems.append("SR")
+        await self.release_expired()
         for mem in mems:
             try:
                 items = await self._list(mem)
@@ -183,43 +168,23 @@ class Inbox:
         await self._deliver(slot, decoded, (item.mem, item.index))
 
     async def _deliver(self, slot: int, d: pdulib.Deliver, where: tuple[str, int] | None) -> None:
-        if d.concat is None or d.concat.total <= 1:
-            sms = IncomingSms(
-                slot=slot,
-                sender=d.sender,
-                text=d.text,
-                sent_at=d.sc_timestamp,
-                received_at=datetime.now(UTC),
-                key=message_key(slot, d),
-                storage=[where] if where else [],
-            )
-            await self.m.emit(sms)
-            if where:
-                await self._delete(slot, [where])
-            return
-        group = (slot, d.sender, d.concat.reference, d.concat.total)
-        parts = self._parts.setdefault(group, {})
-        parts[d.concat.seq] = (d, where or ("", -1))
-        if len(parts) < d.concat.total:
-            return
-        del self._parts[group]
-        ordered = [parts[i] for i in sorted(parts)]
-        first = ordered[0][0]
-        storage = [loc for _, loc in ordered if loc[1] >= 0]
-        sms = IncomingSms(
-            slot=slot,
-            sender=first.sender,
-            text="".join(p.text for p, _ in ordered),
-            sent_at=first.sc_timestamp,
-            received_at=datetime.now(UTC),
-            parts=len(ordered),
-            key=hashlib.sha256(
-                "+".join(message_key(slot, p) for p, _ in ordered).encode()
-            ).hexdigest()[:32],
-            storage=storage,
-        )
-        await self.m.emit(sms)
-        await self._delete(slot, storage)
+        message = self.reassemblers[slot].add(d, storage=[where] if where else [], scope=str(slot))
+        if message is not None:
+            await self._release(slot, message)
+
+    async def release_expired(self) -> None:
+        """Hand over multipart messages whose missing parts never came, flagged incomplete."""
+        for slot, reassembler in self.reassemblers.items():
+            for message in reassembler.expire():
+                await self._release(slot, message)
+
+    async def _release(self, slot: int, message: Message) -> None:
+        # The handler journals it first; only then are the stored parts deleted. A duplicate
+        # (parts read again after a crash or a failed handler) carries the same key.
+        await self.m.emit(message.to_incoming(slot, datetime.now(UTC)))
+        storage = list(dict.fromkeys(message.storage))
+        if storage:
+            await self._delete(slot, storage)
 
     async def _delete(self, slot: int, locations: list[tuple[str, int]]) -> None:
         async with self.m.op_lock:
