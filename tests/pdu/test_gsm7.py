@@ -1,0 +1,103 @@
+"""GSM 7-bit alphabet, septet packing, timestamps and validity periods, byte by byte.
+
+Packing, timestamp and validity vectors are the ones python-gsmmodem publishes in
+test/test_pdu.py (faucamp/python-gsmmodem).
+"""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.modem import gsm7
+from agent.modem.pdu import _decode_timestamp, _encode_timestamp, _Reader, _vp_minutes, _vp_relative
+
+PACKING = [
+    ("123", [49, 217, 12]),
+    ("12345678", [49, 217, 140, 86, 179, 221, 112]),
+    ("123456789", [49, 217, 140, 86, 179, 221, 112, 57]),
+    ("Hello World!", [200, 50, 155, 253, 6, 93, 223, 114, 54, 57, 4]),
+    ("[{abc}]~", [27, 222, 6, 21, 22, 143, 55, 169, 141, 111, 211, 3]),
+    ("{åΦΓΛΩΠΨΣΘ€}", [27, 212, 67, 50, 161, 84, 44, 23, 76, 102, 83, 222, 164, 0]),
+    ("a[]{}€", [225, 13, 111, 227, 219, 160, 54, 169, 77, 25]),
+]
+
+
+@pytest.mark.parametrize(("text", "packed"), PACKING)
+def test_packing_vectors(text, packed) -> None:
+    septets = gsm7.encode(text)
+    assert gsm7.pack(septets) == bytes(packed)
+    assert gsm7.decode(gsm7.unpack(bytes(packed), len(septets))) == text
+
+
+def test_extension_characters_cost_two_septets() -> None:
+    assert gsm7.septet_length("^{}\\[~]|€\x0c") == 20
+    assert gsm7.char_septets("a") == 1 and gsm7.char_septets("€") == 2
+    assert gsm7.char_septets("Ж") == 0 and gsm7.char_septets("\x1b") == 0
+    with pytest.raises(gsm7.Gsm7Error, match="position 1"):
+        gsm7.encode("aЖ")
+
+
+def test_decoding_degrades_like_23038_says() -> None:
+    assert gsm7.decode([0x1B, 0x41]) == "A"  # unknown escape -> the default-table character
+    assert gsm7.decode([0x41, 0x1B]) == "A "  # trailing ESC -> space
+    assert gsm7.decode([0x1B, 0x1B, 0x41]) == " A"  # reserved double escape
+    assert gsm7.decode([0x00, 0x7F]) == "@à"
+
+
+@pytest.mark.parametrize("fill", range(7))
+@settings(max_examples=40, deadline=None)
+@given(septets=st.lists(st.integers(min_value=0, max_value=127), max_size=200))
+def test_pack_unpack_with_fill_bits(fill, septets) -> None:
+    packed = gsm7.pack(septets, fill)
+    assert len(packed) == gsm7.packed_length(len(septets), fill)
+    assert gsm7.unpack(packed, len(septets), fill) == septets
+    if packed:
+        assert packed[0] & ((1 << fill) - 1) == 0  # the fill bits themselves are zero
+
+
+def test_unpack_rejects_short_data() -> None:
+    with pytest.raises(gsm7.Gsm7Error):
+        gsm7.unpack(b"\x00", 3)
+
+
+def tz(hours: float) -> timezone:
+    return timezone(timedelta(hours=hours))
+
+
+@pytest.mark.parametrize(
+    ("ts", "hex_"),
+    [
+        (datetime(2015, 11, 27, 0, 0, 0, tzinfo=tz(0)), "51117200000000"),
+        (datetime(2015, 11, 27, 0, 0, 0, tzinfo=tz(2)), "51117200000080"),
+        (datetime(2007, 4, 12, 23, 25, 42, tzinfo=tz(8)), "70402132522423"),
+        (datetime(2007, 4, 12, 23, 25, 42, tzinfo=tz(-8)), "7040213252242B"),
+        (datetime(2026, 1, 1, 0, 0, 0, tzinfo=tz(5.75)), "62101000000032"),  # Nepal, 23 quarters
+    ],
+)
+def test_timestamp_vectors(ts, hex_) -> None:
+    assert _encode_timestamp(ts, "t").hex().upper() == hex_
+    decoded = _decode_timestamp(_Reader(bytes.fromhex(hex_)), "t")
+    assert decoded == ts and decoded.utcoffset() == ts.utcoffset()
+
+
+def test_timestamp_with_odd_offset_falls_back_to_utc() -> None:
+    ts = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone(timedelta(minutes=7)))
+    decoded = _decode_timestamp(_Reader(_encode_timestamp(ts, "t")), "t")
+    assert decoded == ts and decoded.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "vp"),
+    [(30, 5), (16 * 60, 151), (3 * 1440, 169), (5 * 7 * 1440, 197), (1440, 0xA7), (5, 0)],
+)
+def test_relative_validity_vectors(minutes, vp) -> None:
+    assert _vp_relative(minutes) == vp
+    assert _vp_minutes(vp) == minutes
+
+
+def test_relative_validity_rounds_up_and_caps() -> None:
+    assert _vp_minutes(_vp_relative(6)) == 10
+    assert _vp_minutes(_vp_relative(721)) == 750
+    assert _vp_relative(10**9) == 255
