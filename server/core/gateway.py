@@ -58,6 +58,7 @@ class Gateway:
         self.notifier = notifier or WorkNotifier()
         self.clock = clock
         self._token_cache: dict[str, tuple[float, Account]] = {}
+        self._device_cache: dict[int, tuple[float, Device]] = {}
 
     # -- accounts and tokens ---------------------------------------------------------------
     async def create_account(
@@ -141,13 +142,28 @@ class Gateway:
             raise NotFound("Device not found")
         token = security.new_token()
         await self.store.set_device_token(device_id, security.hash_token(token))
+        self._device_cache.pop(device_id, None)
         return token
 
     async def device_of(self, account: Account, device_id: int) -> Device:
         """The account's device, or NotFound: a foreign device is reported like a missing one."""
-        device = await self.store.device_by_id(device_id)
+        device = await self._device(device_id)
         if device is None or device.account_id != account.id:
             raise NotFound("Device not found")
+        return device
+
+    async def _device(self, device_id: int) -> Device | None:
+        # Cached briefly like tokens: every addsms needs the device (owner, prefix rules), and a
+        # store round trip per request costs more than the rest of the validation.
+        now = time.monotonic()
+        cached = self._device_cache.get(device_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        device = await self.store.device_by_id(device_id)
+        if device is not None:
+            if len(self._device_cache) > 10_000:
+                self._device_cache.clear()
+            self._device_cache[device_id] = (now + limits.TOKEN_CACHE_SECONDS, device)
         return device
 
     async def devices_with_sims(self, account: Account) -> list[tuple[Device, list[Sim]]]:

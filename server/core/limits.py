@@ -18,6 +18,6 @@ MAX_TITLE_CHARS = 200
 MAX_LIST_ROWS = 1000
 # Account tokens kept per account: gettoken issues a new one each call, the oldest fall away.
 MAX_ACCOUNT_TOKENS = 100
-# Seconds an authenticated token stays cached in memory; a revoked token stops working at most
-# this long after `token reset` (from another process) because the cache cannot see the change.
+# Seconds an authenticated token (and a looked-up device) stays cached in memory: a token revoked
+# or a device changed by another process (the admin CLI) takes effect at most this much later.
 TOKEN_CACHE_SECONDS = 2.0

@@ -336,6 +336,8 @@ class SqliteStore(Store):
         ]
 
         def op(conn: sqlite3.Connection) -> list[int]:
+            if len(rows) == 1:
+                return [int(conn.execute(_INSERT_MESSAGE, rows[0]).lastrowid or 0)]
             # Ids from the AUTOINCREMENT sequence: the transaction holds the write lock, so the
             # rows get consecutive ids; checked rather than assumed.
             before = _seq(conn, "messages")

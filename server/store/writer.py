@@ -115,14 +115,15 @@ class GroupCommitWriter:
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for pending in batch:
-                conn.execute("SAVEPOINT op")
+            if len(batch) == 1:  # nothing to isolate it from: no savepoint needed
                 try:
-                    pending.result = pending.op(conn)
+                    batch[0].result = batch[0].op(conn)
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    pending.error = exc
-                conn.execute("RELEASE op")
+                    batch[0].error = exc
+                    conn.execute("ROLLBACK")
+                    return
+            else:
+                self._apply_each(conn, batch)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -131,3 +132,13 @@ class GroupCommitWriter:
         self.stats.transactions += 1
         self.stats.ops += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+
+    def _apply_each(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        for pending in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                pending.result = pending.op(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                pending.error = exc
+            conn.execute("RELEASE op")

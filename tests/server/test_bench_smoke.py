@@ -1,0 +1,24 @@
+"""The server benchmarks run end to end with a tiny N (no figures checked: no timing asserts)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.procs import ROOT
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["server_ingest", "server_addsms"])
+def test_benchmark_runs(name: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ratio simhive / baseline" in result.stdout
