@@ -431,38 +431,29 @@ def _decode_user_data(
 ) -> tuple[str, bytes, Concat | None]:
     udl = r.octet("user data length")
     ud = r.rest()
+    # Octets the UDL covers; anything after them is padding some modems append, and ignored.
+    size = gsm7.packed_length(udl) if coding is Coding.GSM7 else udl
+    if len(ud) < size:
+        unit = "septets" if coding is Coding.GSM7 else "octets"
+        raise PduError(f"user data truncated: UDL {udl} {unit} needs {size} octets, got {len(ud)}")
+    ud = ud[:size]
     udh = b""
-    if coding is Coding.GSM7:
-        need = gsm7.packed_length(udl)
-        if len(ud) < need:
-            raise PduError(f"user data truncated: {udl} septets need {need} octets, got {len(ud)}")
-        header_septets = fill = 0
-        if has_udh:
-            if udl == 0:
-                raise PduError("user data header indicated but user data is empty")
-            udh = ud[: ud[0] + 1]
-            header_bits = 8 * len(udh)
-            header_septets = -(-header_bits // 7)
-            fill = 7 * header_septets - header_bits
-            if header_septets > udl:
-                raise PduError(f"user data header ({len(udh)} octets) longer than UDL {udl}")
-        septets = gsm7.unpack(ud[len(udh) :], udl - header_septets, fill)
-        text = gsm7.decode(septets)
-    else:
-        if len(ud) < udl:
-            raise PduError(f"user data truncated: UDL {udl} octets, got {len(ud)}")
-        ud = ud[:udl]
-        if has_udh:
-            if udl == 0 or ud[0] + 1 > udl:
-                raise PduError(f"user data header longer than UDL {udl}")
-            udh = ud[: ud[0] + 1]
-        body = ud[len(udh) :]
-        text = (
-            _decode_ucs2(body, keep_edges=has_udh)
-            if coding is Coding.UCS2
-            else body.decode("latin-1")
-        )
+    if has_udh:
+        if not ud or ud[0] + 1 > len(ud):
+            raise PduError(f"user data header longer than the user data (UDL {udl})")
+        udh = ud[: ud[0] + 1]
     concat = _parse_udh(udh) if udh else None
+    if coding is Coding.GSM7:
+        header_bits = 8 * len(udh)
+        header_septets = -(-header_bits // 7)
+        if header_septets > udl:
+            raise PduError(f"user data header ({len(udh)} octets) longer than UDL {udl}")
+        fill = 7 * header_septets - header_bits
+        text = gsm7.decode(gsm7.unpack(ud[len(udh) :], udl - header_septets, fill))
+    elif coding is Coding.UCS2:
+        text = _decode_ucs2(ud[len(udh) :], keep_edges=concat is not None)
+    else:
+        text = ud[len(udh) :].decode("latin-1")
     return text, udh, concat
 
 

@@ -94,6 +94,8 @@ def test_every_truncation_of_a_submit_is_rejected(pdu) -> None:
         ("0044039121F300046211224043500003200003", "header longer"),
         # UDHI set, information element length overruns the header.
         ("0044039121F3000462112240435000060500080102FF", "overruns"),
+        # 7-bit, UDHI set: UDL 8 septets fill 7 octets, but the header claims 50 octets.
+        ("0044039121F30000621122404350000832000000000000", "header longer"),
         # 7-bit UDL claims 10 septets but carries 2 octets.
         ("0004039121F30000621122404350000AC834", "truncated"),
     ],
