@@ -39,8 +39,10 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiohttp's access-level chatter is not ours to show at info.
-    logging.getLogger("aiohttp").setLevel(max(logging.WARNING, root.level))
+    # Library chatter (aiohttp access lines, aiosqlite's line per SQL call) drowns the agent's
+    # own debug output; they stay at warning unless something is wrong.
+    for noisy in ("aiohttp", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 def _load(path: str) -> AgentConfig:
