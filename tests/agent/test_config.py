@@ -17,7 +17,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "agent.md"
 def docs_example() -> str:
     blocks = re.findall(r"```toml\n(.*?)```", DOCS.read_text(), flags=re.S)
     assert len(blocks) == 1, "docs/agent.md has one full config example"
-    return blocks[0]
+    return str(blocks[0])
 
 
 def base(**over: Any) -> dict[str, Any]:
