@@ -108,6 +108,7 @@ class AtModem:
         self._sims: dict[int, SimInfo] = {}
         self._concat_ref = 0
         self.last_signal_dbm: int | None = None
+        self.sim_problem: str | None = None  # set while the SIM is missing, locked or busy
         self.inbox = Inbox(self)
         self.supervisor = Supervisor(
             self, health_interval=health_interval, sweep_interval=sweep_interval
@@ -162,7 +163,7 @@ class AtModem:
         self._state, self._state_reason = ModemState.DISCONNECTED, "stopped"
 
     async def sim_info(self) -> list[SimInfo]:
-        if self._state is ModemState.DISCONNECTED:
+        if self._state is ModemState.DISCONNECTED or self.sim_problem is not None:
             return [
                 self._sims.get(s, SimInfo(slot=s, present=False, active=False)) for s in self.slots
             ]
@@ -214,9 +215,13 @@ class AtModem:
             return
         self._state, self._state_reason = state, reason
         log.info("%s: %s (%s)", self.name, state.value, reason)
-        await self.emit(StateChange(state, reason))
+        try:
+            await self.emit(StateChange(state, reason))
+        except Exception:
+            log.exception("%s: event handler failed on a state change", self.name)
 
     async def emit(self, event: ModemEvent) -> None:
+        """Hand an event over; raises what the handler raised (callers decide what it means)."""
         if self._handler is not None:
             await self._handler(event)
 
@@ -243,11 +248,13 @@ class AtModem:
         try:
             caps = await initialise(ch, self.profile, pin=self._pin, ready_wait=self._ready_wait)
         except SimNotReady as exc:
+            self.sim_problem = f"SIM {exc.state}: {exc}"
             self.identity = await read_identity(ch)
             await self.set_state(ModemState.DEGRADED, f"SIM {exc.state}: {exc}")
             self._sims[self._active] = SimInfo(slot=self._active, present=exc.state != "missing")
             return False
         self.capabilities = caps
+        self.sim_problem = None
         self.identity = await read_identity(ch)
         if self._profile_name is None:
             detected = detect(self.identity.manufacturer, self.identity.model)

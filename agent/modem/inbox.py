@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from . import pdu as pdulib
 from .atchannel import AtCommandError, AtTimeout, quote
-from .base import DeliveryReport
+from .base import DeliveryReport, IncomingSms
 from .reassembly import Message, Reassembler
 
 if TYPE_CHECKING:
@@ -126,7 +126,8 @@ class Inbox:
         if pdu_hex is not None:
             decoded = self._decode(pdu_hex, f"+CDS on SIM {slot + 1}")
             if isinstance(decoded, pdulib.StatusReport):
-                await self.m.emit(_report(slot, decoded))
+                # Not stored on the modem: if the handler fails now, the report is gone.
+                await self._hand_over(_report(slot, decoded))
         if self.m.capabilities.csms_service == 1:
             with contextlib.suppress(AtCommandError, AtTimeout):
                 await self.m.channel.command("AT+CNMA")
@@ -162,8 +163,8 @@ class Inbox:
             await self._delete(slot, [(item.mem, item.index)])
             return
         if isinstance(decoded, pdulib.StatusReport):
-            await self.m.emit(_report(slot, decoded))
-            await self._delete(slot, [(item.mem, item.index)])
+            if await self._hand_over(_report(slot, decoded)):
+                await self._delete(slot, [(item.mem, item.index)])
             return
         await self._deliver(slot, decoded, (item.mem, item.index))
 
@@ -181,10 +182,24 @@ class Inbox:
     async def _release(self, slot: int, message: Message) -> None:
         # The handler journals it first; only then are the stored parts deleted. A duplicate
         # (parts read again after a crash or a failed handler) carries the same key.
-        await self.m.emit(message.to_incoming(slot, datetime.now(UTC)))
+        if not await self._hand_over(message.to_incoming(slot, datetime.now(UTC))):
+            return
         storage = list(dict.fromkeys(message.storage))
         if storage:
             await self._delete(slot, storage)
+
+    async def _hand_over(self, event: IncomingSms | DeliveryReport) -> bool:
+        try:
+            await self.m.emit(event)
+        except Exception as exc:
+            log.warning(
+                "%s: handler failed; %s kept on the modem: %s",
+                self.m.name,
+                type(event).__name__,
+                exc,
+            )
+            return False
+        return True
 
     async def _delete(self, slot: int, locations: list[tuple[str, int]]) -> None:
         async with self.m.op_lock:

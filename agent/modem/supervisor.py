@@ -86,6 +86,8 @@ class Supervisor:
         next_sweep = loop.time() + self.sweep_interval
         while True:
             timeout = max(0.0, min(next_health, next_sweep) - loop.time())
+            if not self.m.channel.is_open:
+                timeout = 0.0  # never opened, or lost while nobody was listening
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
@@ -127,8 +129,11 @@ class Supervisor:
         if ok:
             try:
                 async with self.m.op_lock:
-                    await self._check_sim_and_network()
+                    sim_back = await self._check_sim_and_network()
                 self.failures = 0
+                if sim_back:
+                    # The SIM became usable (inserted, unlocked): run the whole init again.
+                    await self._reinit("SIM ready again")
                 return
             except (AtTimeout, ChannelClosed) as exc:
                 log.warning("%s: health check failed: %s", self.m.name, exc)
@@ -137,7 +142,8 @@ class Supervisor:
         self.failures += 1
         await self._climb_ladder()
 
-    async def _check_sim_and_network(self) -> None:
+    async def _check_sim_and_network(self) -> bool:
+        """Update the state from CPIN/CREG/CSQ; True when a missing SIM came back."""
         ch = self.m.channel
         try:
             resp = await ch.command(
@@ -147,8 +153,11 @@ class Supervisor:
         except AtCommandError as exc:
             sim = exc.final.text
         if sim != "READY":
-            await self.m.set_state(ModemState.DEGRADED, f"SIM not ready: {sim}")
-            return
+            self.m.sim_problem = f"SIM not ready: {sim}"
+            await self.m.set_state(ModemState.DEGRADED, self.m.sim_problem)
+            return False
+        if self.m.sim_problem is not None:
+            return True
         registered = False
         with contextlib.suppress(AtCommandError):
             resp = await ch.command("AT+CREG?", wait=5.0)
@@ -161,6 +170,7 @@ class Supervisor:
             await self.m.refresh_active_sim()
         elif not registered:
             await self.m.set_state(ModemState.DEGRADED, "not registered to a network")
+        return False
 
     async def _climb_ladder(self) -> None:
         step = self.failures

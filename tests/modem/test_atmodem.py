@@ -1,0 +1,483 @@
+"""The AT Modem's behaviour over a scripted modem: send, errors, receive, reports, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agent.modem import pdu
+from agent.modem.atmodem import AtModem, open_at_modem
+from agent.modem.base import (
+    DeliveryReport,
+    IncomingSms,
+    ModemEvent,
+    ModemState,
+    SendError,
+    SendOutcome,
+    StateChange,
+)
+from agent.modem.dualport import DualPortModem
+from agent.modem.transport import MemoryTransport
+from tests.modem.fakemodem import FakeModem
+
+NOW = datetime(2026, 11, 22, 4, 34, 5, tzinfo=UTC)
+
+
+class Rig:
+    def __init__(self, replies: dict[str, str] | None = None, **modem_kw: object) -> None:
+        self.t = MemoryTransport()
+        self.fm = FakeModem(self.t, replies)
+        kw: dict[str, object] = {"health_interval": 3600, "ready_wait": 2.0}
+        kw.update(modem_kw)
+        self.modem = AtModem(self.t, **kw)  # type: ignore[arg-type]
+        self.events: list[ModemEvent] = []
+        self.fail_handler = False
+
+    async def handler(self, ev: ModemEvent) -> None:
+        if self.fail_handler and isinstance(ev, IncomingSms):
+            raise RuntimeError("journal unavailable")
+        self.events.append(ev)
+
+    async def __aenter__(self) -> Rig:
+        await self.modem.start(self.handler)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.modem.stop()
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def states(self) -> list[ModemState]:
+        return [e.state for e in self.events if isinstance(e, StateChange)]
+
+
+async def until(cond: Callable[[], object], seconds: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def deliver_hex(sender: str, text: str, **kw: object) -> str:
+    return pdu.encode_deliver(sender, text, sc_timestamp=NOW, **kw).hex().upper()  # type: ignore[arg-type]
+
+
+# -- start-up ---------------------------------------------------------------------------------
+
+
+async def test_start_reads_identity_and_sim():
+    async with Rig({"AT+COPS?": '+COPS: 0,2,"26201",7\nOK'}) as r:
+        assert r.modem.state is ModemState.READY
+        assert r.states()[-1] is ModemState.READY
+        assert r.modem.identity.imei == "490154203237518"
+        (info,) = await r.modem.sim_info()
+        assert info.iccid == "89490200001234567890"
+        assert info.imsi == "262011234567890"
+        assert info.number == "+4915112345678"
+        assert info.operator_code == "26201"
+        assert info.country_iso == "de"
+        assert info.signal_dbm == -71
+        assert info.registered and not info.roaming
+        # The init sequence of spec/modems.md section 2, in order.
+        order = [
+            "ATE0",
+            "AT+CMEE=1",
+            "AT+CPIN?",
+            "AT+CFUN?",
+            "AT+CMGF=0",
+            'AT+CSCS="GSM"',
+            "AT+CSMS?",
+            "AT+CPMS=?",
+            "AT+CNMI=?",
+            "AT+CREG=2",
+            "AT+COPS=3,2",
+        ]
+        idx = [r.fm.commands.index(c) for c in order]
+        assert idx == sorted(idx)
+
+
+async def test_roaming_sim_is_reported():
+    async with Rig({"AT+CREG?": '+CREG: 2,5,"2AF5","0B88E350",2\nOK'}) as r:
+        (info,) = await r.modem.sim_info()
+        assert info.roaming and info.registered
+        assert r.modem.state is ModemState.READY
+
+
+async def test_pin_is_entered_once():
+    state = {"locked": True}
+
+    def hook(cmd: str) -> str | None:
+        if cmd == "AT+CPIN?":
+            return "+CPIN: SIM PIN\nOK" if state["locked"] else "+CPIN: READY\nOK"
+        if cmd == 'AT+CPIN="1234"':
+            state["locked"] = False
+            return "OK"
+        return None
+
+    r = Rig(pin="1234")
+    r.fm.hook = hook
+    async with r:
+        assert r.modem.state is ModemState.READY
+        assert r.fm.commands.count('AT+CPIN="1234"') == 1
+
+
+async def test_missing_sim_is_degraded_not_fatal():
+    async with Rig({"AT+CPIN?": "+CME ERROR: 10"}) as r:
+        assert r.modem.state is ModemState.DEGRADED
+        assert "missing" in r.modem.state_reason
+        (info,) = await r.modem.sim_info()
+        assert not info.present
+
+
+async def test_sim_busy_at_boot_is_retried():
+    busy = {"n": 3}
+
+    def hook(cmd: str) -> str | None:
+        if cmd == "AT+CMGF=0" and busy["n"]:
+            busy["n"] -= 1
+            return "+CMS ERROR: 314"
+        return None
+
+    r = Rig()
+    r.fm.hook = hook
+    async with r:
+        assert r.modem.state is ModemState.READY
+        assert r.fm.commands.count("AT+CMGF=0") >= 4
+
+
+async def test_missing_port_does_not_raise_and_recovers_when_it_appears():
+    r = Rig()
+    r.modem.supervisor.reopen_min = 0.05
+    r.t.fail_open = True
+    async with r:
+        assert r.modem.state is ModemState.DISCONNECTED
+        r.t.fail_open = False
+        await until(lambda: r.modem.state is ModemState.READY)
+
+
+# -- sending ----------------------------------------------------------------------------------
+
+
+async def test_send_single_with_status_report_request():
+    async with Rig() as r:
+        result = await r.modem.send("+491601112233", "Hi")
+        assert result.references == [1] and result.encoding == "gsm7"
+        sub = pdu.decode_submit(bytes.fromhex(r.fm.submitted[0]))
+        assert sub.destination == "+491601112233" and sub.text == "Hi" and sub.status_report
+
+
+async def test_send_multipart_unicode_in_order():
+    text = "Grüße aus Köln 😀 " * 10
+    async with Rig() as r:
+        result = await r.modem.send("+491601112233", text)
+        assert result.encoding == "ucs2"
+        assert len(result.references) == len(r.fm.submitted) > 1
+        assert result.references == list(range(1, len(r.fm.submitted) + 1))
+        parts = [pdu.decode_submit(bytes.fromhex(h)) for h in r.fm.submitted]
+        assert "".join(p.text for p in parts) == text
+        assert [p.concat.seq for p in parts if p.concat] == list(range(1, len(parts) + 1))
+
+
+async def test_permanent_error_fails_at_once_and_next_send_goes():
+    async with Rig() as r:
+        r.fm.cms_next = [1]
+        with pytest.raises(SendError) as err:
+            await r.modem.send("+491600000000", "to nobody")
+        assert err.value.outcome is SendOutcome.PERMANENT and err.value.cms == 1
+        assert err.value.status == 9 and err.value.parts_sent == 0
+        result = await r.modem.send("+491601112233", "next one")
+        assert result.references == [1]
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(42, SendOutcome.RETRY), (331, SendOutcome.RETRY)])
+async def test_transient_errors_are_retryable(code: int, outcome: SendOutcome):
+    async with Rig() as r:
+        r.fm.cms_next = [code]
+        with pytest.raises(SendError) as err:
+            await r.modem.send("+491601112233", "x")
+        assert err.value.outcome is outcome and err.value.cms == code
+
+
+async def test_failure_in_second_part_reports_parts_sent():
+    async with Rig() as r:
+
+        def hook(cmd: str) -> str | None:
+            if cmd.startswith("AT+CMGS") and len(r.fm.submitted) == 1:
+                return "+CMS ERROR: 42"
+            return None
+
+        r.fm.hook = hook
+        with pytest.raises(SendError) as err:
+            await r.modem.send("+491601112233", "y" * 200)
+        assert err.value.parts_sent == 1
+
+
+async def test_no_prompt_is_retry_and_no_answer_is_unknown():
+    async with Rig(prompt_timeout=0.2, send_timeout=0.3) as r:
+        r.fm.no_prompt = True
+        with pytest.raises(SendError) as err:
+            await r.modem.send("+491601112233", "x")
+        assert err.value.outcome is SendOutcome.RETRY
+        r.fm.no_prompt = False
+
+        def swallow_pdu(cmd: str) -> str | None:
+            return None
+
+        # The PDU is written but no +CMGS ever comes: it may have left; never resend blindly.
+        r.fm.cms_next = []
+        original = r.fm._submit
+
+        def lost(pdu_hex: str) -> None:
+            r.fm._pdu_len = None
+            r.fm.submitted.append(pdu_hex)
+
+        r.fm._submit = lost  # type: ignore[method-assign]
+        with pytest.raises(SendError) as err:
+            await r.modem.send("+491601112233", "x")
+        assert err.value.outcome is SendOutcome.UNKNOWN
+        r.fm._submit = original  # type: ignore[method-assign]
+        assert (await r.modem.send("+491601112233", "after")).references
+
+
+async def test_bad_number_never_reaches_the_modem():
+    async with Rig() as r:
+        before = list(r.fm.commands)
+        with pytest.raises(SendError) as err:
+            await r.modem.send('+49"\r\nAT+CFUN=0', "x")
+        assert err.value.outcome is SendOutcome.PERMANENT
+        assert r.fm.commands == before
+
+
+async def test_unplug_during_submit_is_unknown():
+    async with Rig(send_timeout=5) as r:
+        r.fm.hook = None
+
+        def unplug_after_pdu(pdu_hex: str) -> None:
+            r.t.unplug()
+
+        r.fm._submit = unplug_after_pdu  # type: ignore[method-assign]
+        with pytest.raises(SendError) as err:
+            await r.modem.send("+491601112233", "x")
+        assert err.value.outcome is SendOutcome.UNKNOWN
+
+
+# -- receiving ----------------------------------------------------------------------------------
+
+
+async def test_sweep_at_start_hands_over_then_deletes():
+    r = Rig()
+    i1 = r.fm.deliver(deliver_hex("+4917012345", "stored one"))
+    i2 = r.fm.deliver(deliver_hex("Bank", "alpha sender"))
+    sent = r.fm.deliver(deliver_hex("+4917012345", "x"), stat=3)  # stored outgoing: not ours
+    async with r:
+        sms = r.of(IncomingSms)
+        assert [(s.sender, s.text) for s in sms] == [
+            ("+4917012345", "stored one"),
+            ("Bank", "alpha sender"),
+        ]
+        assert i1 not in r.fm.storage and i2 not in r.fm.storage
+        assert sent in r.fm.storage
+        assert all(s.key for s in sms) and sms[0].key != sms[1].key
+
+
+async def test_handler_failure_keeps_the_message_for_the_next_sweep():
+    r = Rig()
+    idx = r.fm.deliver(deliver_hex("+4917012345", "keep me"))
+    r.fail_handler = True
+    async with r:
+        assert idx in r.fm.storage
+        r.fail_handler = False
+        await r.modem.inbox.sweep_all()
+        (sms,) = r.of(IncomingSms)
+        assert sms.text == "keep me" and idx not in r.fm.storage
+
+
+async def test_same_stored_message_gives_the_same_key():
+    r1, r2 = Rig(), Rig()
+    h = deliver_hex("+4917012345", "same")
+    r1.fm.deliver(h)
+    r2.fm.deliver(h)
+    async with r1, r2:
+        assert r1.of(IncomingSms)[0].key == r2.of(IncomingSms)[0].key
+
+
+async def test_cmti_multipart_is_delivered_once_complete():
+    async with Rig() as r:
+        p1 = deliver_hex("+4917012345", "first half ", concat=pdu.Concat(77, 2, 1))
+        p2 = deliver_hex("+4917012345", "second half", concat=pdu.Concat(77, 2, 2))
+        i1 = r.fm.deliver(p1)
+        r.fm.urc(f'+CMTI: "SM",{i1}')
+        await asyncio.sleep(0.1)
+        assert r.of(IncomingSms) == [] and i1 in r.fm.storage  # kept until complete
+        i2 = r.fm.deliver(p2)
+        r.fm.urc(f'+CMTI: "SM",{i2}')
+        await until(lambda: r.of(IncomingSms))
+        (sms,) = r.of(IncomingSms)
+        assert sms.text == "first half second half" and sms.parts == 2
+        await until(lambda: not r.fm.storage)
+
+
+async def test_direct_status_report():
+    async with Rig() as r:
+        rep = pdu.encode_status_report(
+            7, "+491601112233", 0, sc_timestamp=NOW, discharge_time=NOW + timedelta(seconds=3)
+        )
+        r.fm.urc(f"+CDS: {len(rep) - 1}\n{rep.hex().upper()}")
+        await until(lambda: r.of(DeliveryReport))
+        (rep_ev,) = r.of(DeliveryReport)
+        assert (rep_ev.reference, rep_ev.recipient, rep_ev.status) == (7, "+491601112233", 0)
+
+
+async def test_stored_status_report_read_from_sr_and_deleted():
+    async with Rig() as r:
+        rep = pdu.encode_status_report(
+            9, "+491601112233", 0x46, sc_timestamp=NOW, discharge_time=NOW
+        )
+        r.fm.reports[3] = (0, rep.hex().upper())
+        r.fm.urc('+CDSI: "SR",3')
+        await until(lambda: r.of(DeliveryReport))
+        assert r.of(DeliveryReport)[0].status == 0x46
+        await until(lambda: not r.fm.reports)
+        assert 'AT+CPMS="SR"' in r.fm.commands
+        assert r.fm.mem == "SM"  # read memory restored
+
+
+async def test_undecodable_stored_pdu_is_skipped_and_removed():
+    r = Rig()
+    bad = r.fm.deliver("07FFFF")
+    good = r.fm.deliver(deliver_hex("+4917012345", "fine"))
+    async with r:
+        assert [s.text for s in r.of(IncomingSms)] == ["fine"]
+        assert bad not in r.fm.storage and good not in r.fm.storage
+
+
+# -- supervision ----------------------------------------------------------------------------------
+
+
+async def test_unplug_and_replug():
+    async with Rig() as r:
+        r.modem.supervisor.reopen_min = 0.05
+        r.t.fail_open = True
+        r.t.unplug()
+        await until(lambda: r.modem.state is ModemState.DISCONNECTED)
+        with pytest.raises(SendError) as err:
+            await r.modem.send("+491601112233", "x")
+        assert err.value.outcome is SendOutcome.RETRY
+        idx = r.fm.deliver(deliver_hex("+4917012345", "while away"))
+        r.t.fail_open = False
+        await until(lambda: r.modem.state is ModemState.READY)
+        await until(lambda: idx not in r.fm.storage)  # swept after the reconnect
+        assert (await r.modem.send("+491601112233", "back")).references
+
+
+async def test_hung_modem_climbs_the_ladder_and_recovers():
+    async with Rig(health_interval=0.2) as r:
+        r.modem.supervisor.reopen_min = 0.05
+        r.fm.silent = True
+        sup = r.modem.supervisor
+        await until(lambda: sup.failures >= 1 or r.modem.state is not ModemState.READY)
+        r.fm.silent = False
+        await until(lambda: r.modem.state is ModemState.READY and r.modem.supervisor.failures == 0)
+        assert r.modem.supervisor.recoveries >= 1
+        assert (await r.modem.send("+491601112233", "alive")).references
+
+
+async def test_boot_urc_triggers_reinit():
+    async with Rig() as r:
+        n = r.fm.commands.count("AT+CMGF=0")
+        r.fm.urc("RDY")
+        await until(lambda: r.fm.commands.count("AT+CMGF=0") > n)
+        await until(lambda: r.modem.state is ModemState.READY)
+
+
+# -- dual SIM -------------------------------------------------------------------------------------
+
+
+def cdsds_rig() -> Rig:
+    r = Rig(dual_sim="cdsds", profile="sim800c-ds")
+    sim = {"active": 1}
+    per_sim = {
+        1: ("262011111111111", "89490200001111111111", "+4915100000001"),
+        2: ("262022222222222", "89490200002222222222", "+4915200000002"),
+    }
+
+    def hook(cmd: str) -> str | None:
+        imsi, iccid, number = per_sim[sim["active"]]
+        if cmd == "AT+CDSDS?":
+            return f"+CDSDS: SIM{sim['active']},1,0\nOK"
+        if cmd.startswith("AT+CDSDS="):
+            sim["active"] = int(cmd.split("=")[1])
+            return "OK"
+        if cmd == "AT+CIMI":
+            return f"{imsi}\nOK"
+        if cmd == "AT+CCID":
+            return f"+CCID: {iccid}\nOK"
+        if cmd == "AT+CNUM":
+            return f'+CNUM: "","{number}",145\nOK'
+        return None
+
+    r.fm.hook = hook
+    r.sim = sim  # type: ignore[attr-defined]
+    return r
+
+
+async def test_single_standby_dual_sim_switches_and_rereads():
+    async with cdsds_rig() as r:
+        assert r.modem.slots == [0, 1]
+        infos = await r.modem.sim_info()
+        assert infos[0].active and infos[0].iccid == "89490200001111111111"
+        await r.modem.send("+491601112233", "via SIM 2", slot=1)
+        assert "AT+CDSDS=2" in r.fm.commands
+        infos = await r.modem.sim_info()
+        assert infos[1].active and infos[1].iccid == "89490200002222222222"
+        assert infos[1].number == "+4915200000002"
+        assert not infos[0].active and infos[0].iccid == "89490200001111111111"
+        # Per-SIM settings repeated after the switch.
+        after = r.fm.commands[r.fm.commands.index("AT+CDSDS=2") :]
+        assert "AT+CMGF=0" in after and any(c.startswith("AT+CNMI=") for c in after)
+        # Sending again on SIM 2 does not switch again.
+        n = r.fm.commands.count("AT+CDSDS=2")
+        await r.modem.send("+491601112233", "again", slot=1)
+        assert r.fm.commands.count("AT+CDSDS=2") == n
+
+
+async def test_ds_suffixed_cmti_is_sim_two():
+    async with cdsds_rig() as r:
+        await r.modem.send("+491601112233", "switch", slot=1)
+        idx = r.fm.deliver(deliver_hex("+4917012345", "to SIM 2"))
+        r.fm.urc(f'+CMTIDS: "SM",{idx}')
+        await until(lambda: r.of(IncomingSms))
+        assert r.of(IncomingSms)[0].slot == 1
+
+
+async def test_two_ports_as_one_device():
+    t0, t1 = MemoryTransport("p0"), MemoryTransport("p1")
+    f0 = FakeModem(t0)
+    f1 = FakeModem(t1, {"AT+CCID": "+CCID: 89490200009999999999\nOK"})
+    modem = open_at_modem([t0, t1], dual_sim="ports", health_interval=3600)  # type: ignore[list-item]
+    assert isinstance(modem, DualPortModem)
+    events: list[ModemEvent] = []
+
+    async def handler(ev: ModemEvent) -> None:
+        events.append(ev)
+
+    await modem.start(handler)
+    try:
+        assert modem.slots == [0, 1] and modem.state is ModemState.READY
+        infos = await modem.sim_info()
+        assert [i.slot for i in infos] == [0, 1]
+        assert infos[1].iccid == "89490200009999999999"
+        await modem.send("+491601112233", "via port 2", slot=1)
+        assert len(f1.submitted) == 1 and not f0.submitted
+        idx = f1.deliver(deliver_hex("+4917012345", "port 2 inbox"))
+        f1.urc(f'+CMTI: "SM",{idx}')
+        await until(lambda: any(isinstance(e, IncomingSms) for e in events))
+        assert [e.slot for e in events if isinstance(e, IncomingSms)] == [1]
+    finally:
+        await modem.stop()
