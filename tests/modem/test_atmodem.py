@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ class Rig:
     async def __aexit__(self, *exc: object) -> None:
         await self.modem.stop()
 
-    def of(self, kind: type) -> list:
+    def of(self, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
 
     def states(self) -> list[ModemState]:
