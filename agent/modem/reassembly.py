@@ -190,6 +190,8 @@ class Reassembler:
         )
         texts = {n: p.text for n, p in group.parts.items()}
         self._released[gkey] = (now + self.timeout, message, texts)
+        if len(self._released) > self.max_pending:  # bounded even if expire() is never called
+            del self._released[min(self._released, key=lambda k: self._released[k][0])]
         return message
 
     def _repeat_of_released(self, gkey: _GroupKey, sms: Deliver, now: float) -> Message | None:

@@ -226,3 +226,11 @@ def test_any_order_with_repeats_gives_one_message(text, data) -> None:
     first = [m for m in out if not m.duplicate]
     assert len(first) == 1 and first[0].text == text and not first[0].incomplete
     assert all(m.key == first[0].key for m in out)
+
+
+def test_memory_of_released_messages_is_bounded() -> None:
+    r = Reassembler(max_pending=4, clock=Clock())
+    for ref in range(20):
+        for p in parts_of(LONG, ref=ref):
+            r.add(p)
+    assert len(r._released) == 4
