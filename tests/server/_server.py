@@ -1,0 +1,57 @@
+"""A real `simhive-server` process on a free port, with an account and a device made by the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.procs import console_script, free_port, running, wait_port
+
+PASSWORD = "docs-password-1"
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [console_script("simhive-server"), *args], capture_output=True, text=True, timeout=60
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"simhive-server {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+def cli_json(*args: str) -> Any:
+    return json.loads(cli(*args).stdout)
+
+
+@dataclass
+class Server:
+    url: str
+    db: Path
+    log: Path
+    email: str
+    token: str
+    device_id: int
+    device_token: str
+    proc: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def server(tmp_path: Path, email: str = "docs@example.com") -> Iterator[Server]:
+    db = tmp_path / "simhive.sqlite3"
+    account = cli_json("account", "create", "--db", str(db), "--email", email,
+                       "--password", PASSWORD)  # fmt: skip
+    device = cli_json("device", "create", "--db", str(db), "--email", email, "--title", "hall")
+    port = free_port()
+    log = tmp_path / "server.log"
+    argv = [console_script("simhive-server"), "run", "--db", str(db), "--port", str(port)]
+    with running(argv, log=log) as proc:
+        wait_port(port)
+        yield Server(
+            f"http://127.0.0.1:{port}", db, log, email, account["token"], device["device_id"],
+            device["token"], proc,
+        )  # fmt: skip

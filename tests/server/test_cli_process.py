@@ -1,0 +1,190 @@
+"""The `simhive-server` CLI and the server as real processes: admin commands next to a running
+server, token reset, durability across kill -9, and the demo command."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from urllib.request import urlopen
+
+import pytest
+
+from tests.server._server import PASSWORD, cli, cli_json, server
+from tests.support.procs import console_script, free_port, running, wait_port
+
+pytestmark = pytest.mark.integration
+
+
+def get(url: str, method: str, **params: Any) -> dict[str, Any]:
+    with urlopen(f"{url}/getdata/{method}?{urlencode(params)}", timeout=30) as r:
+        data: dict[str, Any] = json.loads(r.read())
+        return data
+
+
+def post(url: str, method: str, **params: Any) -> dict[str, Any]:
+    with urlopen(f"{url}/getdata/{method}", data=urlencode(params).encode(), timeout=30) as r:
+        data: dict[str, Any] = json.loads(r.read())
+        return data
+
+
+def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def test_account_and_device_commands(tmp_path: Path) -> None:
+    db = str(tmp_path / "x.sqlite3")
+    acc = cli_json("account", "create", "--db", db, "--email", "ops@example.com",
+                   "--password", PASSWORD, "--timezone", "Europe/Berlin")  # fmt: skip
+    assert set(acc) == {"account_id", "email", "timezone", "token"}
+    assert isinstance(acc["account_id"], int) and re.fullmatch(r"[0-9a-f]{32}", acc["token"])
+    dup = cli("account", "create", "--db", db, "--email", "OPS@example.com", "--password",
+              PASSWORD, check=False)  # fmt: skip
+    assert dup.returncode == 1 and "exists already" in dup.stderr
+    bad = cli("account", "create", "--db", db, "--email", "x@y.z", "--password", "short",
+              check=False)  # fmt: skip
+    assert bad.returncode == 1 and "at least 8" in bad.stderr
+    dev = cli_json("device", "create", "--db", db, "--email", "ops@example.com", "--title", "A")
+    assert set(dev) == {"device_id", "account_id", "title", "token"}
+    assert re.fullmatch(r"[0-9a-f]{32}", dev["token"]) and dev["token"] != acc["token"]
+    nobody = cli("device", "create", "--db", db, "--email", "no@example.com", "--title", "B",
+                 check=False)  # fmt: skip
+    assert nobody.returncode == 1 and "No account" in nobody.stderr
+    accounts = cli_json("account", "list", "--db", db)
+    assert [(a["email"], a["timezone"], a["devices"]) for a in accounts] == [
+        ("ops@example.com", "Europe/Berlin", [dev["device_id"]])
+    ]
+    devices = cli_json("device", "list", "--db", db, "--email", "ops@example.com")
+    assert [(d["device_id"], d["title"], d["lastseen"]) for d in devices] == [
+        (dev["device_id"], "A", None)
+    ]
+    rules = cli_json("device", "prefix-rules", "--db", db, "--device-id", str(dev["device_id"]),
+                     "--rule", "0=+49")  # fmt: skip
+    assert rules["prefix_rules"] == [["0", "+49"]]
+    assert "token" not in json.dumps(accounts) and "token" not in json.dumps(devices)
+
+
+def test_default_db_from_environment(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "SIMHIVE_DATA": str(tmp_path / "data")}
+    result = subprocess.run(
+        [console_script("simhive-server"), "account", "create", "--email", "e@example.com",
+         "--password", PASSWORD],  # fmt: skip
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "simhive.sqlite3").exists()
+
+
+def test_cli_works_while_the_server_runs(tmp_path: Path) -> None:
+    with server(tmp_path) as srv:
+        db = str(srv.db)
+        # a device created from the CLI is usable at once by the running server
+        dev = cli_json("device", "create", "--db", db, "--email", srv.email, "--title", "new")
+        listed = get(srv.url, "getalldevices", token=srv.token)
+        assert str(dev["device_id"]) in listed["device"]
+        sent = post(srv.url, "addsms", token=srv.token, device_id=dev["device_id"],
+                    sendto="+4915752982212", body="hi")  # fmt: skip
+        assert sent["error"] == 0
+        # prefix rules set from the CLI apply (after the server's short device cache)
+        cli("device", "prefix-rules", "--db", db, "--device-id", str(srv.device_id),
+            "--rule", "0=+49")  # fmt: skip
+
+        def rewritten() -> bool:
+            r = post(srv.url, "addsms", token=srv.token, device_id=srv.device_id,
+                     sendto="015752982212", body="rule")  # fmt: skip
+            item = get(srv.url, "getallsms", token=srv.token)["smss"][str(r["sms_id"])]
+            return bool(item["sendto"] == "+4915752982212")
+
+        eventually(rewritten)
+        # token reset revokes the old token (after the server's short token cache)
+        new = cli_json("token", "reset", "--db", db, "--email", srv.email)
+        assert new["token"] != srv.token
+        assert get(srv.url, "getalldevices", token=new["token"])["error"] == 0
+        eventually(lambda: get(srv.url, "getalldevices", token=srv.token)["error"] == 1)
+        # device token reset prints a fresh device token
+        dt = cli_json("token", "reset", "--db", db, "--device-id", str(srv.device_id))
+        assert dt["device_id"] == srv.device_id and dt["token"] != srv.device_token
+        usage = cli("token", "reset", "--db", db, check=False)
+        assert usage.returncode == 2
+
+
+def test_acknowledged_messages_survive_kill_9(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with server(tmp_path) as srv:
+
+        def send(i: int) -> int:
+            r = post(srv.url, "addsms", token=srv.token, device_id=srv.device_id,
+                     sendto="+4915752982212", body=f"m{i}")  # fmt: skip
+            assert r["error"] == 0
+            return int(r["sms_id"])
+
+        with ThreadPoolExecutor(16) as pool:
+            acked = list(pool.map(send, range(300)))
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(10)
+    conn = sqlite3.connect(srv.db)
+    stored = {r[0] for r in conn.execute("SELECT id FROM messages")}
+    conn.close()
+    assert set(acked) <= stored
+
+
+def test_demo_starts_prints_and_stops(tmp_path: Path) -> None:
+    state = tmp_path / "demo-state"
+    port = free_port()
+    log = tmp_path / "demo.log"
+    argv = [console_script("simhive-server"), "demo", "--state", str(state), "--port", str(port)]
+    with running(argv, log=log, stop_signal=signal.SIGINT) as proc:
+        wait_port(port)
+        eventually(lambda: "Stop with Ctrl-C" in log.read_text())
+        info = json.loads((state / "demo.json").read_text())
+        assert info["server_url"] == f"http://127.0.0.1:{port}"
+        assert [d["title"] for d in info["devices"]] == ["demo-modem-1", "demo-modem-2"]
+        token = info["account"]["token"]
+        assert token in log.read_text()
+        # the two printed commands, pasted as they are
+        lines = [line.strip() for line in log.read_text().splitlines()
+                 if line.strip().startswith(("SMS_ID=", "curl "))]  # fmt: skip
+        assert len(lines) == 2
+        result = subprocess.run(["bash", "-c", "\n".join(lines)], capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+        assert '"status_description":"New"' in result.stdout, result
+    assert proc.returncode == 0
+    # the server child is gone: the port is free again
+    eventually(lambda: _port_free(port))
+    # a second start reuses the account, its token and the devices
+    port2 = free_port()
+    argv2 = [console_script("simhive-server"), "demo", "--state", str(state), "--port", str(port2)]
+    with running(argv2, log=tmp_path / "demo2.log") as proc2:
+        wait_port(port2)
+        eventually(lambda: json.loads((state / "demo.json").read_text())["server_url"].endswith(
+            str(port2)))  # fmt: skip
+        again = json.loads((state / "demo.json").read_text())
+        assert again["account"]["token"] == token
+        assert again["devices"] == info["devices"]
+        assert get(again["server_url"], "getallsms", token=token, onlycount=1)["count"] == 1
+    assert proc2.returncode == 0
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
