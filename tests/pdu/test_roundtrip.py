@@ -18,7 +18,7 @@ from agent.modem.pdu import (
 )
 from tests.pdu.strategies import alpha_senders, any_text, numbers, timestamps
 
-EXAMPLES = settings(max_examples=150, deadline=None)
+EXAMPLES = settings(max_examples=300, deadline=None)
 
 
 @EXAMPLES
