@@ -95,24 +95,28 @@ class SerialTransport:
         return int(self._serial.fileno())
 
     async def read(self) -> bytes:
+        empty_after_wake = 0
         while True:
             fd = self._fd()
             try:
                 data = os.read(fd, 4096)
             except BlockingIOError:
-                data = None
+                data = b""
             except OSError as exc:
                 # EIO: the pty master or the USB device disappeared.
                 await self.close()
                 raise TransportClosed(f"{self._port}: {exc}") from exc
-            if data == b"":
-                await self.close()
-                raise TransportClosed(f"{self._port}: end of file")
             if data:
                 return data
+            # A tty in non-blocking raw mode (VMIN=0) reads b"" when idle, so b"" alone is not
+            # EOF; "ready to read but nothing there" repeatedly is a hang-up (pyserial's rule).
+            if empty_after_wake >= 3:
+                await self.close()
+                raise TransportClosed(f"{self._port}: device reports readiness but no data")
             assert self._readable is not None
             self._readable.clear()
             await self._readable.wait()
+            empty_after_wake += 1
 
     async def write(self, data: bytes) -> None:
         view = memoryview(data)
