@@ -39,6 +39,7 @@ from agent.modem.base import (
     IncomingSms,
     Modem,
     ModemEvent,
+    ModemIdentity,
     ModemState,
     SimInfo,
     StateChange,
@@ -111,6 +112,7 @@ class DeviceRunner:
         ]
         self._tasks: list[asyncio.Task[None]] = []
         self._modem_started = asyncio.Event()
+        self._hello_identity: ModemIdentity | None = None
         self._stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -181,6 +183,7 @@ class DeviceRunner:
             log.info("device %s: modem started (%s %s)", self.name,
                      self.modem.identity.manufacturer, self.modem.identity.model)  # fmt: skip
             self._modem_started.set()
+            self._hello_if_identity_changed()
             self.sync.wake_status()
             self._wake_dispatchers()
             return
@@ -204,6 +207,8 @@ class DeviceRunner:
                     "reason": event.reason,
                 }
             )
+            if event.state is ModemState.READY:
+                self._hello_if_identity_changed()  # e.g. a different modem behind a replugged port
             self._wake_dispatchers()
 
     async def _on_incoming(self, sms: IncomingSms) -> None:
@@ -224,6 +229,10 @@ class DeviceRunner:
             self.sync.wake_incoming()
 
     # -- glue -------------------------------------------------------------------------------
+
+    def _hello_if_identity_changed(self) -> None:
+        if self.modem.identity != self._hello_identity:
+            self.sync.request_hello()
 
     async def _status_event(self, event: dict[str, Any]) -> None:
         event = {"event_id": f"{event['kind']}:{time.time_ns()}", **event}
@@ -267,6 +276,7 @@ class DeviceRunner:
 
     async def _hello_payload(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         ident = self.modem.identity
+        self._hello_identity = ident
         device = {
             "title": self.cfg.name,
             "manufacturer": ident.manufacturer,

@@ -98,6 +98,7 @@ class Sync:
         self.stopping = False
         self._need_hello = True
         self._status_due = True
+        self._hello_due = False
         self._reports_wake = asyncio.Event()
         self._incoming_wake = asyncio.Event()
         self._status_wake = asyncio.Event()
@@ -118,6 +119,11 @@ class Sync:
         """SIM info or modem state changed: send a status soon, with fresh SIM info."""
         self._status_due = True
         self._status_wake.set()
+
+    def request_hello(self) -> None:
+        """Device facts changed (e.g. the modem came up after the first hello): say hello again."""
+        self._hello_due = True
+        self.wake_status()
 
     def work_done(self) -> None:
         """The dispatcher finished a message: there may be room to pull more."""
@@ -386,6 +392,17 @@ class Sync:
         next_periodic = self._clock() + self.status_interval
         while not self.stopping:
             self._status_wake.clear()
+            if self._hello_due:
+                self._hello_due = False
+                try:
+                    ok = await self.hello()
+                except Refused as err:
+                    ok = False
+                    self._refused("hello", err)
+                if not ok:
+                    self._hello_due = True
+                    await self._sleep(backoff.next())
+                    continue
             pending = await self.journal.count_pending_events(self.device, "status")
             if pending or self._status_due or self._clock() >= next_periodic:
                 self._status_due = False

@@ -14,7 +14,7 @@ import aiohttp
 
 from agent.config import AgentConfig, DeviceConfig
 from agent.journal import Journal, LeasedMessage
-from agent.modem.base import IncomingSms, ModemEvent, ModemState, StateChange
+from agent.modem.base import EventHandler, IncomingSms, ModemEvent, ModemState, StateChange
 from agent.runner import AgentRunner, DeviceRunner
 from tests.agent.fakes import FakeModem, wait_for
 from tests.agent.fakeserver import FakeAgentServer
@@ -204,3 +204,63 @@ async def test_single_standby_device_gets_one_dispatcher_for_both_slots(
         await wait_for(lambda: all(server.messages[i].status == 6 for i in ids), what="all sent")
     slots = [s.slot for s in modem.submits]
     assert sum(1 for x, y in zip(slots, slots[1:], strict=False) if x != y) == 1
+
+
+class SlowStartModem(FakeModem):
+    """A modem whose port is missing at first: start() fails until `present` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.present = asyncio.Event()
+        self.real_identity = self.identity
+        self.identity = type(self.identity)()  # unknown until the modem answers
+
+    async def start(self, on_event: EventHandler) -> None:
+        if not self.present.is_set():
+            raise OSError("no such port")
+        self.identity = self.real_identity
+        await super().start(on_event)
+
+
+async def test_modem_that_appears_later_is_started_and_announced(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    modem = SlowStartModem()
+    async with device_runner(server, journal, tmp_path, modem):
+        await wait_for(lambda: bool(server.hellos), what="first hello")
+        assert server.hellos[0]["device"]["imei"] == ""
+        await wait_for(
+            lambda: any(
+                e.get("reason") == "no such port"
+                for s in server.statuses
+                for e in s.get("events", [])
+            ),
+            what="modem down event",
+        )
+        modem.present.set()
+        await wait_for(
+            lambda: any(h["device"]["imei"] == "490154203237518" for h in server.hellos),
+            limit=30,
+            what="hello with identity",
+        )
+        a = await server.add(260, "+4915100000001")
+        await wait_for(lambda: server.messages[a].status == 6, what="sent after the modem came")
+
+
+async def test_one_agent_runs_several_devices(server: FakeAgentServer, tmp_path: Path) -> None:
+    tokens = [server.add_device(1), server.add_device(2)]
+    devices = tuple(
+        DeviceConfig(name=f"d{i}", token=t, server=server.url, ports=(f"/dev/fake{i}",))
+        for i, t in enumerate(tokens)
+    )
+    cfg = AgentConfig(server=server.url, journal=tmp_path / "j.sqlite3", devices=devices)
+    modems = {d.name: FakeModem() for d in devices}
+    runner = AgentRunner(cfg, lambda d: modems[d.name])
+    task = asyncio.create_task(runner.run())
+    ids = [await server.add(dev, f"+4915100000{dev}{i}") for dev in (1, 2) for i in range(3)]
+    await wait_for(lambda: all(server.messages[i].status == 6 for i in ids), what="all sent")
+    runner.request_stop()
+    await asyncio.wait_for(task, 30)
+    # Each device sent exactly its own messages, each once.
+    assert sorted(modems["d0"].sent_numbers) == [f"+49151000001{i}" for i in range(3)]
+    assert sorted(modems["d1"].sent_numbers) == [f"+49151000002{i}" for i in range(3)]
