@@ -223,7 +223,9 @@ class DeviceRunner:
         if not new and await self.journal.is_forwarded(self.name, key):
             return  # a re-read of an SMS the server already has: let the modem delete it
         timeout = self.agent.incoming_forward_timeout
-        if self.sync.connected and timeout > 0:
+        # Try at once unless the server is known to be away: an SMS swept at start-up, before
+        # the first hello, should still be on the server before it leaves the SIM.
+        if not self.sync.server_away and timeout > 0:
             await self.sync.forward_incoming_now(key, timeout)
         else:
             self.sync.wake_incoming()

@@ -94,7 +94,8 @@ class Sync:
         self._rand = rand
         self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
         self.device_id: int | None = None
-        self.connected = False
+        # None until the first call: unknown is not the same as away (see server_away).
+        self.connected: bool | None = None
         self.stopping = False
         self._need_hello = True
         self._status_due = True
@@ -119,6 +120,11 @@ class Sync:
         """SIM info or modem state changed: send a status soon, with fresh SIM info."""
         self._status_due = True
         self._status_wake.set()
+
+    @property
+    def server_away(self) -> bool:
+        """True only after a call failed and none has succeeded since."""
+        return self.connected is False
 
     def request_hello(self) -> None:
         """Device facts changed (e.g. the modem came up after the first hello): say hello again."""
