@@ -1,0 +1,254 @@
+"""The whole gateway as real processes on loopback: server, modem emulator, agent (and a proxy).
+
+    stack = GatewayStack(tmp_path, modems=1, dual_sim="cdsds").start()
+    try:
+        sms_id = stack.addsms(stack.devices[0], to=number, body="hi", sim=1)
+        stack.wait_status(sms_id, {7})
+    finally:
+        stack.close()
+
+Everything goes through the public surfaces a user has: the account and the devices are created
+with `simhive-server account create` / `device create`, the agent's TOML is written from the
+emulator's `emulator.json`, messages go in through `/getdata/*`. Ports are picked at run time.
+`close()` stops every process it started (SIGTERM, then SIGKILL) and is safe to call twice;
+children also die with the test process (see proc.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hardware.emulator.client import EmulatorClient
+from tests.support.proc import Proc
+from tests.support.procs import console_script, free_port, wait_port
+from tests.support.tcpproxy import TcpProxy
+
+T = TypeVar("T")
+PASSWORD = "e2e-password-123"
+
+
+class ApiError(AssertionError):
+    """The compat API answered error:1 where the test expected success."""
+
+
+def wait_until(
+    probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1
+) -> T:
+    """Call probe until it returns something other than None/False; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last is not None and last is not False:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Device:
+    """A server device bound to one emulated modem."""
+
+    device_id: int
+    token: str
+    modem: dict[str, Any]
+
+    @property
+    def modem_id(self) -> str:
+        return str(self.modem["id"])
+
+    def number(self, slot: int = 0) -> str:
+        return str(self.modem["sims"][slot]["number"])
+
+
+@dataclass
+class GatewayStack:
+    root: Path
+    modems: int = 1
+    profile: str = "sim800c-ds"
+    dual_sim: str = "cdsds"
+    emulator_args: Sequence[str] = ()
+    agent_options: dict[str, Any] = field(default_factory=dict)
+    with_proxy: bool = False
+    agent_log_level: str = "info"
+    email: str = "e2e@simhive.test"
+
+    server: Proc | None = None
+    emulator: Proc | None = None
+    agent: Proc | None = None
+    proxy: TcpProxy | None = None
+    server_port: int = 0
+    token: str = ""
+    devices: list[Device] = field(default_factory=list)
+    emu_state: dict[str, Any] = field(default_factory=dict)
+
+    # ---- paths --------------------------------------------------------------------------------
+
+    @property
+    def db(self) -> Path:
+        return self.root / "server.sqlite3"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+    @property
+    def agent_url(self) -> str:
+        """Where the agent sends its requests: the proxy if there is one."""
+        port = self.proxy.port if self.proxy is not None else self.server_port
+        return f"http://127.0.0.1:{port}"
+
+    @property
+    def emu(self) -> EmulatorClient:
+        return EmulatorClient(str(self.emu_state["control"]))
+
+    # ---- start and stop -----------------------------------------------------------------------
+
+    def start(self) -> GatewayStack:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.start_server()
+        self.token = str(self.cli("account", "create", "--email", self.email,
+                                  "--password", PASSWORD)["token"])  # fmt: skip
+        self.start_emulator()
+        for modem in self.emu_state["modems"]:
+            made = self.cli("device", "create", "--email", self.email, "--title", modem["id"])
+            self.devices.append(Device(int(made["device_id"]), str(made["token"]), modem))
+        if self.with_proxy:
+            self.proxy = TcpProxy(self.server_port)
+        self.write_agent_config()
+        self.start_agent()
+        return self
+
+    def close(self) -> None:
+        for proc in (self.agent, self.emulator, self.server):
+            if proc is not None:
+                proc.stop()
+        if self.proxy is not None:
+            self.proxy.close()
+
+    def processes(self) -> list[Proc]:
+        return [p for p in (self.server, self.emulator, self.agent) if p is not None]
+
+    def logs(self, chars: int = 3000) -> str:
+        return "\n".join(f"---- {p.name} ({p.log})\n{p.tail(chars)}" for p in self.processes())
+
+    def start_server(self) -> None:
+        if self.server is None:
+            self.server_port = free_port()
+            argv = [console_script("simhive-server"), "run", "--db", str(self.db),
+                    "--host", "127.0.0.1", "--port", str(self.server_port)]  # fmt: skip
+            self.server = Proc("server", argv, log=self.root / "server.log")
+        self.server.start()
+        try:
+            wait_port(self.server_port, timeout=30)
+        except TimeoutError:
+            raise AssertionError(f"server did not listen:\n{self.server.tail()}") from None
+
+    def start_emulator(self) -> None:
+        state_dir = self.root / "emu"
+        state_dir.mkdir(exist_ok=True)
+        state_file = state_dir / "emulator.json"
+        state_file.unlink(missing_ok=True)
+        argv = [console_script("simhive-emulator"), "run", "--modems", str(self.modems),
+                "--profile", self.profile, "--dual-sim", self.dual_sim,
+                "--state", str(state_dir), *self.emulator_args]  # fmt: skip
+        self.emulator = Proc("emulator", argv, log=self.root / "emulator.log").start()
+        emulator = self.emulator
+
+        def ready() -> dict[str, Any] | None:
+            if not emulator.alive():
+                raise AssertionError(f"emulator exited:\n{emulator.tail()}")
+            try:
+                data: dict[str, Any] = json.loads(state_file.read_text())
+                return data
+            except (OSError, ValueError):
+                return None
+
+        self.emu_state = wait_until(ready, 30, "emulator.json")
+
+    def write_agent_config(self) -> Path:
+        """The agent's TOML, one [[device]] per emulated modem, written from emulator.json."""
+        lines = [
+            f'server = "{self.agent_url}"',
+            f'journal = "{self.root / "agent-journal.sqlite3"}"',
+            f'log_level = "{self.agent_log_level}"',
+        ]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in self.agent_options.items()]
+        for dev in self.devices:
+            m = dev.modem
+            lines += ["", "[[device]]", f'name = "{m["id"]}"', f'token = "{dev.token}"']
+            if m["dual_sim"] == "ports":
+                ports = [s["link"] for s in m["sims"]]
+                lines.append(f"ports = {json.dumps(ports)}")
+            else:
+                lines.append(f'port = "{m["link"]}"')
+                lines.append(f'dual_sim = "{m["dual_sim"]}"')
+            lines.append(f'profile = "{m["profile"]}"')
+        path = self.root / "agent.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start_agent(self) -> None:
+        if self.agent is None:
+            config = str(self.root / "agent.toml")
+            argv = [console_script("simhive-agent"), "run", "--config", config]
+            self.agent = Proc("agent", argv, log=self.root / "agent.log")
+        self.agent.start()
+
+    # ---- the server's command line --------------------------------------------------------------
+
+    def cli(self, *args: str) -> dict[str, Any]:
+        argv = [console_script("simhive-server"), *args, "--db", str(self.db)]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if out.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({out.returncode}): {out.stderr}")
+        data: dict[str, Any] = json.loads(out.stdout)
+        return data
+
+    # ---- the compat API -------------------------------------------------------------------------
+
+    def api(self, method: str, *, check: bool = True, timeout: float = 30, **params: Any) -> Any:
+        """POST /getdata/<method> form-encoded with the account token; the decoded JSON answer."""
+        fields = {"token": self.token, **{k: str(v) for k, v in params.items()}}
+        req = urllib.request.Request(
+            f"{self.url}/getdata/{method}", data=urllib.parse.urlencode(fields).encode()
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            answer = json.loads(resp.read())
+        if check and answer.get("error") != 0:
+            raise ApiError(f"{method} {params}: {answer}")
+        return answer
+
+    def addsms(self, device: Device, to: str, body: str, sim: int = 0, **extra: Any) -> int:
+        answer = self.api("addsms", device_id=device.device_id, sendto=to, body=body, sim=sim,
+                          **extra)  # fmt: skip
+        return int(answer["sms_id"])
+
+    def status(self, sms_id: int) -> int:
+        return int(self.api("getsmsstatus", sms_id=sms_id)["status"])
+
+    def wait_status(self, sms_id: int, wanted: Collection[int], timeout: float = 60) -> int:
+        def probe() -> int | None:
+            s = self.status(sms_id)
+            return s if s in wanted else None
+
+        try:
+            return wait_until(probe, timeout, f"sms {sms_id} to reach status {sorted(wanted)}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (now {self.status(sms_id)})\n{self.logs()}") from None
+
+    def all_sms(self, **filters: Any) -> dict[str, dict[str, Any]]:
+        smss: dict[str, dict[str, Any]] = self.api("getallsms", **filters)["smss"]
+        return smss
+
+    def submitted(self) -> list[dict[str, Any]]:
+        return self.emu.submitted()
