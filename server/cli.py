@@ -69,13 +69,19 @@ def main() -> None:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-def run(db: Path | None, host: str, port: int) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="One line per request on stderr (token, pass and datajson masked).",
+)
+def run(db: Path | None, host: str, port: int, access_log: bool) -> None:
     """Serve the HTTP API."""
     from server.app import run as run_app
 
     path = _db(db)
     click.echo(f"simhive-server: database {path}, listening on http://{host}:{port}", err=True)
-    run_app(path, host=host, port=port)
+    run_app(path, host=host, port=port, access_log=access_log)
 
 
 @main.command()

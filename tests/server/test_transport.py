@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
+from pathlib import Path
 from urllib.parse import urlencode
-
-import pytest
 
 from server.api.middleware import mask_query
 from tests.server.conftest import Api
@@ -66,26 +64,32 @@ def test_mask_query() -> None:
     assert mask_query("") == ""
 
 
-async def test_access_log_masks_secrets(
-    api: Api, caplog: pytest.LogCaptureFixture, tmp_path: object
-) -> None:
+async def test_access_log_masks_secrets(tmp_path: Path) -> None:
+    import io
+
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
+    from server.api.middleware import MaskingAccessLogger
     from server.app import RUNNER_OPTIONS, create_app
 
-    app: web.Application = create_app(tmp_path / "log.sqlite3")  # type: ignore[operator]
-    server = TestServer(app)
-    await server.start_server(**RUNNER_OPTIONS)
-    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+    out = io.StringIO()
+    MaskingAccessLogger.sink.stream = out
+    try:
+        app: web.Application = create_app(tmp_path / "log.sqlite3")
+        server = TestServer(app)
+        await server.start_server(**RUNNER_OPTIONS)
         async with TestClient(server) as client:
             response = await client.get(
                 "/getdata/getalldevices",
                 params={"token": "deadbeef" * 4, "pass": "hunter2", "datajson": '{"token":"x"}'},
             )
             assert response.status == 200
-    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
-    assert lines, "no access log line written"
-    text = "\n".join(lines)
+            await asyncio.sleep(0)
+    finally:
+        MaskingAccessLogger.sink.flush()
+        MaskingAccessLogger.sink.stream = None
+    text = out.getvalue()
+    assert "GET /getdata/getalldevices?" in text, "no access log line written"
     assert "deadbeef" not in text and "hunter2" not in text and '"token"' not in text
     assert "token=***" in text and "pass=***" in text and "datajson=***" in text
