@@ -75,5 +75,14 @@ def test_forwards_drops_refuses_and_recovers(echo_port: int) -> None:
         proxy.accept()
         c = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
         assert roundtrip(c, b"back") == b"back"
+
+        proxy.hold()
+        c.sendall(b"held")
+        c.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            c.recv(10)
+        proxy.release()
+        c.settimeout(5)
+        assert c.recv(10) == b"held"
         c.close()
         assert proxy.connections_total == 3

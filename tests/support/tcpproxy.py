@@ -8,6 +8,8 @@ plain method calls:
         proxy.refuse()        # cut every open connection; new ones get "connection refused"
         ...
         proxy.accept()        # listen and forward again
+        proxy.hold()          # keep connections open but stop moving bytes (a stalled link)
+        proxy.release()       # move the held bytes on
 
 Refusing closes the listening socket itself (the client sees ECONNREFUSED, as when the server
 host is down), and cut connections are reset (SO_LINGER 0) rather than closed politely, so the
@@ -37,8 +39,9 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing: asyncio.Event | None = None
         self._thread.start()
+        self._call(self._init())
         self._call(self._listen())
 
     # ---- commands (from any thread) ---------------------------------------------------------
@@ -54,6 +57,13 @@ class TcpProxy:
     def drop(self) -> None:
         """Reset every open connection but keep accepting new ones."""
         self._call(self._drop_all())
+
+    def hold(self) -> None:
+        """Accept and keep connections, but forward nothing until release()."""
+        self._loop.call_soon_threadsafe(self._flow().clear)
+
+    def release(self) -> None:
+        self._loop.call_soon_threadsafe(self._flow().set)
 
     @property
     def open_connections(self) -> int:
@@ -83,6 +93,14 @@ class TcpProxy:
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(15)
+
+    async def _init(self) -> None:
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def _flow(self) -> asyncio.Event:
+        assert self._flowing is not None
+        return self._flowing
 
     async def _count(self) -> int:
         return len(self._writers) // 2
@@ -136,6 +154,7 @@ class TcpProxy:
                     with contextlib.suppress(OSError):
                         writer.write_eof()
                     return
+                await self._flow().wait()
                 writer.write(data)
                 await writer.drain()
 
