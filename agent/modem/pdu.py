@@ -115,6 +115,8 @@ _BCD_DIGITS = "0123456789*#abc"  # nibble F is the filler of an odd-length numbe
 
 _IEI_CONCAT8 = 0x00
 _IEI_CONCAT16 = 0x08
+_IEI_SINGLE_SHIFT = 0x24
+_IEI_LOCKING_SHIFT = 0x25
 
 
 # --- splitting and billing ------------------------------------------------------------------
@@ -388,9 +390,17 @@ def _concat_udh(concat: Concat, ref16: bool) -> bytes:
     return bytes([5, _IEI_CONCAT8, 3, concat.reference, concat.total, concat.seq])
 
 
-def _parse_udh(udh: bytes) -> Concat | None:
-    """The concatenation element of a UDH (length octet included), validating every IE length."""
+@dataclass(frozen=True)
+class _Header:
     concat: Concat | None = None
+    locking: int = 0  # national language locking shift table (IEI 0x25)
+    single: int = 0  # national language single shift table (IEI 0x24)
+
+
+def _parse_udh(udh: bytes) -> _Header:
+    """The elements of a UDH (length octet included) we act on, validating every IE length."""
+    concat: Concat | None = None
+    locking = single = 0
     pos, end = 1, len(udh)
     while pos < end:
         if pos + 2 > end:
@@ -400,18 +410,21 @@ def _parse_udh(udh: bytes) -> Concat | None:
         if len(data) != ielen:
             raise PduError(f"user data header element overruns the header: {udh.hex().upper()}")
         pos += 2 + ielen
-        if concat is not None:
+        if iei == _IEI_SINGLE_SHIFT and ielen == 1:
+            single = data[0]
+        elif iei == _IEI_LOCKING_SHIFT and ielen == 1:
+            locking = data[0]
+        elif concat is not None:
             continue
-        if iei == _IEI_CONCAT8 and ielen == 3:
-            ref, total, seq = data[0], data[1], data[2]
-        elif iei == _IEI_CONCAT16 and ielen == 4:
-            ref, total, seq = data[0] << 8 | data[1], data[2], data[3]
-        else:
-            continue
-        # 23.040 9.2.3.24.1: an element with total 0 or seq outside 1..total is ignored.
-        if total >= 1 and 1 <= seq <= total:
-            concat = Concat(reference=ref, total=total, seq=seq)
-    return concat
+        elif iei in (_IEI_CONCAT8, _IEI_CONCAT16) and ielen == (3 if iei == _IEI_CONCAT8 else 4):
+            if iei == _IEI_CONCAT8:
+                ref, total, seq = data[0], data[1], data[2]
+            else:
+                ref, total, seq = data[0] << 8 | data[1], data[2], data[3]
+            # 23.040 9.2.3.24.1: an element with total 0 or seq outside 1..total is ignored.
+            if total >= 1 and 1 <= seq <= total:
+                concat = Concat(reference=ref, total=total, seq=seq)
+    return _Header(concat, locking, single)
 
 
 def _encode_user_data(text: str, coding: Coding, udh: bytes) -> tuple[int, bytes]:
@@ -442,14 +455,16 @@ def _decode_user_data(
         if not ud or ud[0] + 1 > len(ud):
             raise PduError(f"user data header longer than the user data (UDL {udl})")
         udh = ud[: ud[0] + 1]
-    concat = _parse_udh(udh) if udh else None
+    header = _parse_udh(udh) if udh else _Header()
+    concat = header.concat
     if coding is Coding.GSM7:
         header_bits = 8 * len(udh)
         header_septets = -(-header_bits // 7)
         if header_septets > udl:
             raise PduError(f"user data header ({len(udh)} octets) longer than UDL {udl}")
         fill = 7 * header_septets - header_bits
-        text = gsm7.decode(gsm7.unpack(ud[len(udh) :], udl - header_septets, fill))
+        septets = gsm7.unpack(ud[len(udh) :], udl - header_septets, fill)
+        text = gsm7.decode(septets, locking=header.locking, single=header.single)
     elif coding is Coding.UCS2:
         text = _decode_ucs2(ud[len(udh) :], keep_edges=concat is not None)
     else:

@@ -101,3 +101,27 @@ def test_relative_validity_rounds_up_and_caps() -> None:
     assert _vp_minutes(_vp_relative(6)) == 10
     assert _vp_minutes(_vp_relative(721)) == 750
     assert _vp_relative(10**9) == 255
+
+
+# National language tables (TS 23.038 annex A): decoding only.
+@pytest.mark.parametrize(
+    ("septets", "locking", "single", "text"),
+    [
+        ([0x1B, 0x53, 0x1B, 0x73, 0x1B, 0x67, 0x1B, 0x69], 0, 1, "Şşğı"),  # Turkish single shift
+        ([0x07, 0x0B, 0x1C, 0x40, 0x60, 0x04], 1, 0, "ıĞŞİç€"),  # Turkish locking shift
+        ([0x1B, 0x09, 0x1B, 0x61, 0x1B, 0x55], 0, 2, "çáÚ"),  # Spanish single shift
+        ([0x04, 0x09, 0x12, 0x60, 0x7D], 3, 0, "êçª~`"),  # Portuguese locking shift
+        ([0x1B, 0x7B, 0x1B, 0x7F, 0x1B, 0x12], 3, 3, "ãâΦ"),  # Portuguese locking + single
+        ([0x1B, 0x65, 0x1B, 0x28, 0x1B, 0x2F], 0, 1, "€{\\"),  # the common entries stay
+        ([0x1B, 0x41], 0, 1, "A"),  # not in the Turkish shift table: main table character
+        ([0x07, 0x1B, 0x53], 6, 6, "ìS"),  # Hindi (no table here): default alphabet
+    ],
+)
+def test_national_language_tables(septets, locking, single, text) -> None:
+    assert gsm7.decode(septets, locking=locking, single=single) == text
+
+
+def test_locking_tables_are_complete() -> None:
+    for table in gsm7.LOCKING_TABLES.values():
+        assert len(table) == 128 and table[0x1B] == "\x1b"
+        assert table[0x0A] == "\n" and table[0x0D] == "\r" and table[0x20] == " "

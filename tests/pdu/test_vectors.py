@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from agent.modem import gsm7
 from agent.modem.pdu import (
     Coding,
     Concat,
@@ -147,3 +148,31 @@ def test_python_gsmmodem_concatenated_submit_vectors() -> None:
     )
     # Their vectors set TP-RD (0x04, reject duplicates), which our API never sets: 0x45 vs 0x41.
     assert [p.hex.replace("0041", "0045", 1) for p in parts] == LOREM_PDUS
+
+
+def _deliver_7bit(udh: bytes, septets: list[int]) -> bytes:
+    header_septets = -(-8 * len(udh) // 7)
+    fill = 7 * header_septets - 8 * len(udh)
+    ud = udh + gsm7.pack(septets, fill)
+    return (
+        bytes.fromhex("00440C91946110112233000062112240435000")
+        + bytes([header_septets + len(septets)])
+        + ud
+    )
+
+
+def test_turkish_single_shift_message() -> None:
+    # "Şeker ağaç": Ş, ğ and ç through the Turkish single shift table (UDH IEI 0x24, id 1).
+    septets = [0x1B, 0x53, *gsm7.encode("eker a"), 0x1B, 0x67, 0x61, 0x1B, 0x63]
+    msg = decode_incoming(_deliver_7bit(bytes.fromhex("03240101"), septets))
+    assert isinstance(msg, Deliver)
+    assert msg.text == "Şeker ağaç"
+    assert msg.concat is None and msg.user_data_header == bytes.fromhex("03240101")
+
+
+def test_portuguese_locking_shift_in_a_concatenated_part() -> None:
+    udh = bytes.fromhex("080003070201250103")
+    msg = decode_incoming(_deliver_7bit(udh, [0x4E, 0x0B, 0x6F, 0x1B, 0x7C, 0x6F]))
+    assert isinstance(msg, Deliver)
+    assert msg.text == "NÔoõo"
+    assert msg.concat == Concat(7, 2, 1)
