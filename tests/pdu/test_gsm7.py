@@ -114,7 +114,13 @@ def test_relative_validity_rounds_up_and_caps() -> None:
         ([0x1B, 0x7B, 0x1B, 0x7F, 0x1B, 0x12], 3, 3, "ãâΦ"),  # Portuguese locking + single
         ([0x1B, 0x65, 0x1B, 0x28, 0x1B, 0x2F], 0, 1, "€{\\"),  # the common entries stay
         ([0x1B, 0x41], 0, 1, "A"),  # not in the Turkish shift table: main table character
-        ([0x07, 0x1B, 0x53], 6, 6, "ìS"),  # Hindi (no table here): default alphabet
+        ([0x2F, 0x42, 0x4C, 0x5F, 0x27, 0x59], 6, 0, "नमस्ते"),  # Hindi locking shift
+        ([0x1B, 0x1D, 0x1B, 0x1C, 0x1B, 0x19], 6, 6, "१०।"),  # Hindi single shift
+        ([0x2C, 0x2E], 6, 0, ",."),  # a comma at 0x2C (one transcription has an apostrophe)
+        ([0x22, 0x23, 0x24, 0x25], 7, 0, "ಟಠಡಢ"),  # Kannada 0x24: the spec's typo corrected
+        ([0x1B, 0x65], 0, 12, "€"),  # Telugu single shift keeps the euro sign
+        ([0x00, 0x2C], 13, 0, "ا,"),  # Urdu locking shift
+        ([0x07, 0x1B, 0x53], 14, 14, "ìS"),  # an unknown language id: default alphabet
     ],
 )
 def test_national_language_tables(septets, locking, single, text) -> None:
