@@ -47,6 +47,7 @@ class Gateway:
     token: str
     device_id: int
     db: Path
+    pid: int
 
 
 @contextlib.contextmanager
@@ -76,14 +77,24 @@ def gateway(workdir: Path) -> Iterator[Gateway]:
                  "--title", "bench")  # fmt: skip
     port = free_port()
     argv = [sys.executable, "-m", "server.cli", "run", "--db", str(db), "--port", str(port)]
-    with process(argv, port, workdir / "server.log"):
+    with process(argv, port, workdir / "server.log") as proc:
         yield Gateway(
-            f"http://127.0.0.1:{port}", str(account["token"]), int(str(device["device_id"])), db
+            f"http://127.0.0.1:{port}",
+            str(account["token"]),
+            int(str(device["device_id"])),
+            db,
+            proc.pid,
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report(title: str, rows: list[tuple[str, float, str]]) -> None:
     print(f"\n== {title}")
     for name, value, unit in rows:
         shown = f"{value:>12.2f}" if unit == "x" else f"{value:>12,.0f}"
-        print(f"  {name:<44} {shown} {unit}")
+        print(f"  {name:<50} {shown} {unit}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench._common import free_port, gateway, process, report
+from bench._common import cpu_seconds, free_port, gateway, process, report
 
 
 async def hammer(url: str, form: dict[str, str], requests: int, concurrency: int) -> float:
@@ -54,29 +54,36 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
     requests = 50 if args.quick else args.requests
     rounds = 1 if args.quick else args.rounds
-    simhive_rates: list[float] = []
-    bare_rates: list[float] = []
+    rates: dict[str, list[float]] = {"simhive": [], "bare": []}
+    cpu: dict[str, list[float]] = {"simhive": [], "bare": []}
     with tempfile.TemporaryDirectory(prefix="simhive-bench-") as tmp:
         workdir = Path(tmp)
         port = free_port()
         argv_bare = [sys.executable, "-m", "bench._bare", str(port)]
-        with gateway(workdir) as gw, process(argv_bare, port, workdir / "bare.log"):
+        with gateway(workdir) as gw, process(argv_bare, port, workdir / "bare.log") as bare:
             form = {"token": gw.token, "sendto": "+49 157 52982212", "body": "Your code: 123456",
                     "device_id": str(gw.device_id), "sim": "0"}  # fmt: skip
+            targets = {"simhive": (gw.url, gw.pid), "bare": (f"http://127.0.0.1:{port}", bare.pid)}
             # Rounds alternate between the two servers so that background load on the machine
-            # hits both alike; the median of each is reported.
+            # hits both alike; medians are reported. Server CPU per request (from /proc) is the
+            # figure least disturbed by other load.
             for _ in range(rounds):
-                simhive_rates.append(asyncio.run(hammer(gw.url, form, requests, args.concurrency)))
-                bare_url = f"http://127.0.0.1:{port}"
-                bare_rates.append(asyncio.run(hammer(bare_url, form, requests, args.concurrency)))
+                for name, (url, pid) in targets.items():
+                    before = cpu_seconds(pid)
+                    rates[name].append(asyncio.run(hammer(url, form, requests, args.concurrency)))
+                    used = cpu_seconds(pid) - before
+                    cpu[name].append(used / (requests + min(200, requests)) * 1e6)
             with sqlite3.connect(gw.db) as check:
                 stored = check.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
             expected = rounds * (requests + min(200, requests))
             if stored != expected:
                 raise RuntimeError(f"expected {expected} stored messages, found {stored}")
-    simhive_rate = statistics.median(simhive_rates)
-    bare_rate = statistics.median(bare_rates)
+    simhive_rate = statistics.median(rates["simhive"])
+    bare_rate = statistics.median(rates["bare"])
+    simhive_cpu = statistics.median(cpu["simhive"])
+    bare_cpu = statistics.median(cpu["bare"])
     ratio = simhive_rate / bare_rate
+    cpu_ratio = bare_cpu / simhive_cpu if simhive_cpu else float("nan")
     report(
         f"addsms ({rounds} rounds x {requests} requests, {args.concurrency} concurrent clients,"
         " medians)",
@@ -84,9 +91,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             ("simhive addsms (real server, durable)", simhive_rate, "req/s"),
             ("baseline bare aiohttp handler", bare_rate, "req/s"),
             ("ratio simhive / baseline", ratio, "x"),
+            ("simhive server CPU per request", simhive_cpu, "us"),
+            ("baseline server CPU per request", bare_cpu, "us"),
+            ("CPU-bound rate ratio (baseline CPU / simhive CPU)", cpu_ratio, "x"),
         ],
     )
-    return {"server": simhive_rate, "baseline": bare_rate, "ratio": ratio}
+    return {"server": simhive_rate, "baseline": bare_rate, "ratio": ratio, "cpu_ratio": cpu_ratio}
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """`simhive-server demo`: a ready-to-try gateway in one directory.
 
-Creates (idempotently) a demo account and two devices in STATE/simhive.sqlite3, starts the processes
-of CHILDREN (for now the server; the emulator and the agent join the list later), prints the token
-and curl commands to paste, writes STATE/demo.json, and stops everything on Ctrl-C or SIGTERM.
+Creates (idempotently) a demo account and two devices in STATE/simhive.sqlite3, then starts the
+whole gateway as child processes: the server, the modem emulator (two dual-SIM modems, one per
+device) and the host agent driving those modems. It prints the token and two curl commands to
+paste (send an SMS, see it delivered), writes STATE/demo.json (server URL, account, devices with
+their SIM numbers, the emulator's control URL), and stops all three on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import secrets
@@ -29,6 +32,11 @@ from server.store.sqlite import SqliteStore
 
 DEMO_EMAIL = "demo@simhive.local"
 DEVICE_TITLES = ("demo-modem-1", "demo-modem-2")
+# Two SIMCom dual-SIM modems (one radio, two SIM slots switched with AT+CDSDS), as on many Pi
+# gateways. Status reports arrive a second after delivery, as on a quiet real network.
+EMULATOR_PROFILE = "sim800c-ds"
+EMULATOR_DUAL_SIM = "cdsds"
+REPORT_DELAY_SECONDS = "1"
 
 
 @dataclass
@@ -40,10 +48,19 @@ class DemoState:
     password: str = ""
     token: str = ""
     devices: list[dict[str, Any]] = field(default_factory=list)
+    emulator: dict[str, Any] = field(default_factory=dict)
 
     @property
     def db(self) -> Path:
         return self.state_dir / "simhive.sqlite3"
+
+    @property
+    def emulator_dir(self) -> Path:
+        return self.state_dir / "emulator"
+
+    @property
+    def agent_config(self) -> Path:
+        return self.state_dir / "agent.toml"
 
     @property
     def url(self) -> str:
@@ -55,6 +72,7 @@ class DemoState:
             "database": str(self.db),
             "account": {"email": self.email, "password": self.password, "token": self.token},
             "devices": self.devices,
+            "emulator_control": self.emulator.get("control"),
         }
 
 
@@ -70,6 +88,7 @@ class Child:
 def _server_argv(state: DemoState) -> list[str]:
     return [
         sys.executable,
+        "-u",
         "-m",
         "server.cli",
         "run",
@@ -93,9 +112,76 @@ def _wait_server(state: DemoState, timeout: float = 30.0) -> None:
     raise TimeoutError(f"server did not listen on {state.url} within {timeout} s")
 
 
-# The processes of the demo, started in order and stopped in reverse order. The emulator and the
-# agent are appended here when they exist.
-CHILDREN: list[Child] = [Child("server", _server_argv, _wait_server)]
+def _emulator_argv(state: DemoState) -> list[str]:
+    # A stale emulator.json from an earlier run would look like a ready emulator.
+    (state.emulator_dir / "emulator.json").unlink(missing_ok=True)
+    return [
+        sys.executable,
+        "-u",
+        "-m",
+        "hardware.emulator",
+        "run",
+        "--modems",
+        str(len(DEVICE_TITLES)),
+        "--profile",
+        EMULATOR_PROFILE,
+        "--dual-sim",
+        EMULATOR_DUAL_SIM,
+        "--report-delay",
+        REPORT_DELAY_SECONDS,
+        "--state",
+        str(state.emulator_dir),
+    ]
+
+
+def _wait_emulator(state: DemoState, timeout: float = 30.0) -> None:
+    """Wait for emulator.json, then give each demo device its modem and SIM numbers."""
+    path = state.emulator_dir / "emulator.json"
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the emulator did not write {path} within {timeout} s")
+        time.sleep(0.1)
+    state.emulator = _load(path)
+    modems = state.emulator.get("modems", [])
+    if len(modems) < len(state.devices):
+        raise OSError(f"the emulator has {len(modems)} modems for {len(state.devices)} devices")
+    for device, modem in zip(state.devices, modems, strict=False):
+        device["modem"] = {"id": modem["id"], "port": modem["link"], "profile": modem["profile"]}
+        device["sims"] = [{"slot": s["slot"], "number": s["number"]} for s in modem["sims"]]
+
+
+def _agent_argv(state: DemoState) -> list[str]:
+    _write_agent_config(state)
+    return [sys.executable, "-u", "-m", "agent.cli", "run", "--config", str(state.agent_config)]
+
+
+def _write_agent_config(state: DemoState) -> None:
+    """One [[device]] per demo device, bound to its emulated modem (see docs/agent.md)."""
+    lines = [
+        f"server = {json.dumps(state.url)}",
+        f"journal = {json.dumps(str(state.state_dir / 'agent-journal.sqlite3'))}",
+        'log_level = "info"',
+    ]
+    for device in state.devices:
+        lines += [
+            "",
+            "[[device]]",
+            f"name = {json.dumps(device['title'])}",
+            f"token = {json.dumps(device['token'])}",
+            f"port = {json.dumps(device['modem']['port'])}",
+            f"profile = {json.dumps(device['modem']['profile'])}",
+            f"dual_sim = {json.dumps(EMULATOR_DUAL_SIM)}",
+        ]
+    _write_private(state.agent_config, "\n".join(lines) + "\n")
+
+
+# The processes of the demo, started in order (each waited for) and stopped in reverse order.
+CHILDREN: list[Child] = [
+    Child("server", _server_argv, _wait_server),
+    Child("emulator", _emulator_argv, _wait_emulator),
+    Child("agent", _agent_argv),
+]
 
 
 async def prepare(state: DemoState) -> None:
@@ -142,33 +228,50 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _write_state(state: DemoState) -> Path:
     path = state.state_dir / "demo.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.as_json(), indent=2) + "\n")
-    os.chmod(tmp, 0o600)  # it holds tokens and the demo password
-    tmp.replace(path)
+    _write_private(path, json.dumps(state.as_json(), indent=2) + "\n")
     return path
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Atomically, readable by the owner only: demo.json and agent.toml hold tokens."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
 def banner(state: DemoState) -> str:
-    device_id = state.devices[0]["device_id"]
+    sender, receiver = state.devices[0], state.devices[-1]
+    to = receiver["sims"][0]["number"]
     api = f"{state.url}/getdata"
+    devices = [
+        f"{d['device_id']} ({d['title']}, SIM numbers "
+        + ", ".join(sim["number"] for sim in d["sims"])
+        + ")"
+        for d in state.devices
+    ]
     return "\n".join(
         [
             "",
             f"simhive demo gateway: {state.url}",
             f"  account  {state.email}",
             f"  token    {state.token}",
-            "  devices  " + ", ".join(f"{d['device_id']} ({d['title']})" for d in state.devices),
+            "  devices  " + "\n           ".join(devices),
             f"  state    {state.state_dir / 'demo.json'}",
             "",
-            "Send an SMS, then ask for its status:",
+            f"Send an SMS from device {sender['device_id']} (SIM 1) to {to}, a SIM of device"
+            f" {receiver['device_id']};",
+            "a second later ask for its status (7 = delivered):",
             "",
-            f'  SMS_ID=$(curl -s "{api}/addsms" -d token={state.token} -d device_id={device_id}'
-            " --data-urlencode sendto=+4915752982212 --data-urlencode 'body=Hello from simhive'"
+            f'  SMS_ID=$(curl -s "{api}/addsms" -d token={state.token}'
+            f" -d device_id={sender['device_id']} -d sim=0 --data-urlencode sendto={to}"
+            " --data-urlencode 'body=Hello from simhive'"
             ' | sed -E \'s/.*"sms_id":([0-9]+).*/\\1/\'); echo "sms_id=$SMS_ID"',
             f'  curl -s "{api}/getsmsstatus?token={state.token}&sms_id=$SMS_ID"',
             "",
-            "Stop with Ctrl-C.",
+            f"Device {receiver['device_id']} receives it as an incoming SMS"
+            " (status 5 in getallsms).",
+            f"Logs: {state.state_dir}/server.log, emulator.log, agent.log. Stop with Ctrl-C.",
             "",
         ]
     )
@@ -179,7 +282,6 @@ def run_demo(state_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
     state = DemoState(state_dir, host, port)
     asyncio.run(prepare(state))
-    _write_state(state)
 
     stopping = False
 
@@ -194,14 +296,23 @@ def run_demo(state_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> int:
     exit_code = 0
     try:
         for child in CHILDREN:
-            proc = subprocess.Popen(child.argv(state), start_new_session=True)
-            procs.append((child, proc))
+            if stopping:
+                break
+            procs.append((child, _spawn(child, state)))
             child.ready(state)
-        print(banner(state), flush=True)
+        if not stopping:
+            # Written once, when the whole gateway is up: a demo.json with this run's URL means
+            # "ready to use".
+            _write_state(state)
+            print(banner(state), flush=True)
         while not stopping:
             for child, proc in procs:
                 if proc.poll() is not None:
-                    print(f"demo: {child.name} exited with {proc.returncode}", file=sys.stderr)
+                    print(
+                        f"demo: {child.name} exited with {proc.returncode};"
+                        f" see {state.state_dir / (child.name + '.log')}",
+                        file=sys.stderr,
+                    )
                     exit_code = proc.returncode or 1
                     stopping = True
             time.sleep(0.2)
@@ -210,16 +321,47 @@ def run_demo(state_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> int:
         exit_code = 1
     finally:
         _stop(procs)
+        if not (state.state_dir / "demo.json").exists():
+            _write_state(state)  # keep the new account's password and tokens even after a failure
     return exit_code
 
 
+def _spawn(child: Child, state: DemoState) -> subprocess.Popen[bytes]:
+    """Start a child in its own session (a terminal's Ctrl-C reaches only the demo, which then
+    stops the children in order), its output in STATE/<name>.log."""
+    with open(state.state_dir / f"{child.name}.log", "ab") as log:
+        return subprocess.Popen(
+            child.argv(state),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+
+# Loaded before any fork: between fork and exec only the prctl call itself is safe.
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:
+    _LIBC = None
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel SIGKILLs the child if the demo dies without stopping it (kill -9)."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _stop(procs: list[tuple[Child, subprocess.Popen[bytes]]]) -> None:
+    # One at a time, last started first: the agent finishes the part in flight and keeps the rest
+    # in its journal while the modems and the server are still there to hear it.
     for _child, proc in reversed(procs):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    for _child, proc in reversed(procs):
         try:
-            proc.wait(15)
+            proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

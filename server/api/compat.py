@@ -338,10 +338,9 @@ async def handle(request: web.Request) -> web.Response:
 
 def json_response(data: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(
-        text=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+        body=json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
         status=status,
-        content_type="application/json",
-        charset="utf-8",
+        headers={"Content-Type": "application/json; charset=utf-8"},
     )
 
 

@@ -62,8 +62,9 @@ def scalar_text(value: Any, name: str) -> str | None:
 
 async def read_params(request: web.Request) -> Params:
     params = Params()
-    for key, value in parse_qsl(request.query_string, keep_blank_values=True, errors="replace"):
-        params.values[key] = value
+    query = request.query_string
+    if query:
+        params.values.update(parse_qsl(query, keep_blank_values=True, errors="replace"))
     if not request.body_exists:
         return params
     # read() enforces the application's client_max_size and raises HTTP 413 beyond it.

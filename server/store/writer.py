@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,18 +51,23 @@ class GroupCommitWriter:
         self._connect = connect
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simhive-writer")
         self._conn: sqlite3.Connection | None = None
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._pending: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.stats = WriterStats()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._conn = await loop.run_in_executor(self._executor, self._connect)
+        self._closing = False
         self._task = asyncio.create_task(self._run(), name="simhive-group-commit")
 
     async def stop(self) -> None:
+        """Commit what is queued, then close."""
         if self._task is not None:
-            await self._queue.put(None)
+            self._closing = True
+            self._wakeup.set()
             await self._task
             self._task = None
         if self._conn is not None:
@@ -72,43 +78,38 @@ class GroupCommitWriter:
 
     async def submit(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run `op` in the next group transaction; returns once that transaction is committed."""
-        if self._task is None:
+        if self._task is None or self._closing:
             raise StoreError("store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(op, future))
+        self._pending.append(_Pending(op, future))
+        self._wakeup.set()
         return await future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
+        pending = self._pending
+        while True:
+            if not pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = [pending.popleft() for _ in range(min(len(pending), MAX_BATCH))]
             try:
                 await loop.run_in_executor(self._executor, self._apply, batch)
             except BaseException as exc:  # commit failed: nothing of this batch is durable
                 log.error("group commit of %d ops failed: %s", len(batch), exc)
-                for pending in batch:
-                    pending.error = StoreError(f"write failed: {exc}")
-                    pending.result = None
-            for pending in batch:
-                if pending.future.done():  # the awaiting request was cancelled
+                for item in batch:
+                    item.error = StoreError(f"write failed: {exc}")
+                    item.result = None
+            for item in batch:
+                if item.future.done():  # the awaiting request was cancelled
                     continue
-                if pending.error is not None:
-                    pending.future.set_exception(pending.error)
+                if item.error is not None:
+                    item.future.set_exception(item.error)
                 else:
-                    pending.future.set_result(pending.result)
+                    item.future.set_result(item.result)
 
     def _apply(self, batch: list[_Pending]) -> None:
         conn = self._conn
