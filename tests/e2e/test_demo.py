@@ -1,0 +1,104 @@
+"""`simhive-server demo` as a user runs it: paste the printed curls, see status 7, stop it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.proc import Proc
+from tests.support.procs import console_script, free_port
+from tests.support.stack import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def children_of(pid: int) -> list[int]:
+    """Every process whose parent is pid (from /proc, no psutil needed)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses; fields resume after the last ")".
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_demo_sends_with_the_printed_curls_and_stops_all_children(tmp_path: Path) -> None:
+    state = tmp_path / "demo-state"
+    port = free_port()
+    demo = Proc("demo", [console_script("simhive-server"), "demo", "--state", str(state),
+                         "--port", str(port)], log=tmp_path / "demo.log")  # fmt: skip
+    demo.start()
+    try:
+        wait_until(lambda: "Stop with Ctrl-C" in demo.tail(20000), 60, "the demo banner")
+        kids = children_of(demo.pid)
+        assert len(kids) == 3, kids  # server, emulator, agent
+
+        info = json.loads((state / "demo.json").read_text())
+        assert info["server_url"] == f"http://127.0.0.1:{port}"
+        assert len(info["devices"]) == 2
+        for device in info["devices"]:
+            assert [s["slot"] for s in device["sims"]] == [0, 1]
+            assert all(s["number"].startswith("+") for s in device["sims"])
+        assert (state / "demo.json").stat().st_mode & 0o077 == 0  # tokens inside
+
+        lines = [line.strip() for line in demo.tail(20000).splitlines()
+                 if line.strip().startswith(("SMS_ID=", "curl "))]  # fmt: skip
+        send, show = lines
+        sent = subprocess.run(["bash", "-c", send], capture_output=True, text=True, timeout=60)
+        sms_id = sent.stdout.strip().removeprefix("sms_id=")
+        assert sms_id.isdigit(), sent
+
+        def delivered() -> dict[str, object] | None:
+            out = subprocess.run(["bash", "-c", show], capture_output=True, text=True,
+                                 timeout=60, env={**os.environ, "SMS_ID": sms_id})  # fmt: skip
+            answer: dict[str, object] = json.loads(out.stdout)
+            return answer if answer.get("status") == 7 else None
+
+        answer = wait_until(delivered, 60, "status 7 from the printed status curl", interval=0.5)
+        assert answer["status_description"] == "Delivered"
+
+        # The SMS went to the other device's SIM: it arrives there as incoming (status 5).
+        receiver = info["devices"][1]
+        to = receiver["sims"][0]["number"]
+        api = info["server_url"] + "/getdata/getallsms"
+        token = info["account"]["token"]
+
+        def received() -> bool:
+            out = subprocess.run(["curl", "-s", api, "-d", f"token={token}", "-d", "status=5",
+                                  "-d", f"device_id={receiver['device_id']}"],
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+            smss = json.loads(out.stdout)["smss"]
+            return any(m["body"] == "Hello from simhive" and m["sim"] == 0 for m in smss.values())
+
+        wait_until(received, 60, f"the SMS received on {to}", interval=0.5)
+
+        assert demo.popen is not None
+        demo.popen.send_signal(signal.SIGTERM)
+        assert demo.popen.wait(60) == 0
+        deadline = time.monotonic() + 30
+        while any(alive(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [k for k in kids if alive(k)], "a demo child outlived the demo"
+    finally:
+        demo.stop()
