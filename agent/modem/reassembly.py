@@ -9,6 +9,8 @@ arrived, or after `timeout` seconds from its first part with what arrived, flagg
 Every released message carries an idempotency key derived only from what was received (scope,
 sender, SC timestamps, reference, part numbers, texts), so re-reading the same stored parts after
 a crash, or the network redelivering them, gives the same key and the server can drop the copy.
+The price: two identical texts from one sender stamped by the SC in the same second share a key,
+since nothing on the air tells them apart from a redelivery.
 A part that repeats one of an already released message (within `timeout`) is answered with that
 message again, same key, carrying only the repeat's storage so the caller can delete it.
 """
