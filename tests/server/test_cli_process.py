@@ -18,7 +18,7 @@ from urllib.request import urlopen
 import pytest
 
 from tests.server._server import PASSWORD, cli, cli_json, server
-from tests.support.procs import console_script, free_port, running, wait_port
+from tests.support.procs import ROOT, console_script, free_port, running, wait_port
 
 pytestmark = pytest.mark.integration
 
@@ -162,6 +162,16 @@ def test_demo_starts_prints_and_stops(tmp_path: Path) -> None:
         result = subprocess.run(["bash", "-c", "\n".join(lines)], capture_output=True,
                                 text=True, timeout=60)  # fmt: skip
         assert '"status_description":"New"' in result.stdout, result
+        # quickstart.md's gettoken example, run from the directory holding demo-state/
+        quickstart = (ROOT / "docs" / "quickstart.md").read_text()
+        blocks = [b for b in re.findall(r"```sh\n(.*?)```", quickstart, re.DOTALL)
+                  if "gettoken" in b]  # fmt: skip
+        assert len(blocks) == 1
+        script = blocks[0].replace("http://127.0.0.1:8080", info["server_url"])
+        got = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        answer = json.loads(got.stdout)
+        assert answer["error"] == 0 and re.fullmatch(r"[0-9a-f]{32}", answer["token"]), got
     assert proc.returncode == 0
     # the server child is gone: the port is free again
     eventually(lambda: _port_free(port))
