@@ -62,7 +62,7 @@ def test_addsms_is_delivered_over_the_requested_sim(gateway: GatewayFactory) -> 
     stack = gateway(modems=1, dual_sim="cdsds", emulator_args=["--report-delay", "0.3"])
     dev = stack.devices[0]
     # Wait for the agent's hello: the device has SIM info once the agent has seen the modem.
-    wait_until(lambda: siminfo(stack, dev.device_id) or None, 60, "siminfo from the agent")
+    stack.wait_agent_ready()
 
     first = stack.addsms(dev, OUTSIDE, "over SIM 1", sim=0)
     watcher = StatusWatcher(stack, first)
@@ -138,7 +138,7 @@ def test_long_poll_sends_within_a_second_of_addsms(gateway: GatewayFactory) -> N
     """An idle agent is parked in a long poll; addsms wakes it (no 5-20 s polling interval)."""
     stack = gateway(modems=1, dual_sim="none", profile="generic")
     dev = stack.devices[0]
-    wait_until(lambda: siminfo(stack, dev.device_id) or None, 60, "siminfo from the agent")
+    stack.wait_agent_ready()
     time.sleep(2)  # let the agent settle into its long poll
     started = time.monotonic()
     stack.addsms(dev, OUTSIDE, "wake up")

@@ -250,5 +250,23 @@ class GatewayStack:
         smss: dict[str, dict[str, Any]] = self.api("getallsms", **filters)["smss"]
         return smss
 
+    def siminfo(self, device: Device) -> list[dict[str, Any]]:
+        info: list[dict[str, Any]] = self.api("getalldevices")["device"][str(device.device_id)][
+            "siminfo"
+        ]
+        return info
+
+    def wait_agent_ready(self, timeout: float = 60) -> None:
+        """Until every device has SIM info: the agent said hello with its modem up."""
+        for dev in self.devices:
+
+            def has_info(d: Device = dev) -> list[dict[str, Any]] | None:
+                return self.siminfo(d) or None
+
+            try:
+                wait_until(has_info, timeout, "siminfo")
+            except AssertionError:
+                raise AssertionError(f"no siminfo for {dev.modem_id}\n{self.logs()}") from None
+
     def submitted(self) -> list[dict[str, Any]]:
         return self.emu.submitted()
