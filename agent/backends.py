@@ -1,20 +1,76 @@
 """The one place that turns a [[device]] config into a Modem backend.
 
-Kept tiny on purpose: the runtime only knows agent/modem/base.py's Modem, so a Gammu backend
-is one more branch here and nothing else changes.
+Kept small on purpose: the runtime only knows agent/modem/base.py's Modem (plus the optional
+`activate_slot` capability the dispatcher uses to visit an idle single-standby SIM), so a Gammu
+backend is one more branch here and nothing else changes.
 """
 
 from __future__ import annotations
 
 from agent.config import ConfigError, DeviceConfig
-from agent.modem.base import Modem
+from agent.modem.atmodem import AtModem, open_at_modem
+from agent.modem.base import (
+    EventHandler,
+    Modem,
+    ModemIdentity,
+    ModemState,
+    SendResult,
+    SimInfo,
+)
+
+
+class SingleStandbyAtModem:
+    """An AtModem with two SIMs behind one radio, plus `activate_slot`.
+
+    The AT backend switches SIM only inside `send`; received SMS and status reports for the
+    inactive SIM wait in the network until it is active again. The dispatcher, which owns the
+    SIM schedule, uses this to visit the idle SIM. Everything else is delegated unchanged.
+    """
+
+    def __init__(self, modem: AtModem) -> None:
+        self._m = modem
+
+    @property
+    def identity(self) -> ModemIdentity:
+        return self._m.identity
+
+    @identity.setter
+    def identity(self, value: ModemIdentity) -> None:
+        self._m.identity = value
+
+    @property
+    def slots(self) -> list[int]:
+        return self._m.slots
+
+    @property
+    def state(self) -> ModemState:
+        return self._m.state
+
+    async def start(self, on_event: EventHandler) -> None:
+        await self._m.start(on_event)
+
+    async def stop(self) -> None:
+        await self._m.stop()
+
+    async def sim_info(self) -> list[SimInfo]:
+        return await self._m.sim_info()
+
+    async def send(
+        self, number: str, text: str, *, slot: int = 0, status_report: bool = True
+    ) -> SendResult:
+        return await self._m.send(number, text, slot=slot, status_report=status_report)
+
+    async def activate_slot(self, slot: int) -> None:
+        if self._m.state is ModemState.DISCONNECTED or self._m.active_slot == slot:
+            return
+        async with self._m.op_lock:  # the same lock send() holds: one AT operation at a time
+            if self._m.active_slot != slot:
+                await self._m.select_slot(slot)
 
 
 def build_modem(cfg: DeviceConfig) -> Modem:
     numbers = {i: n for i, n in enumerate(cfg.numbers) if n}
     if cfg.backend == "at":
-        from agent.modem.atmodem import open_at_modem
-
         if len(cfg.ports) > 1:
             return open_at_modem(
                 list(cfg.ports),
@@ -24,7 +80,7 @@ def build_modem(cfg: DeviceConfig) -> Modem:
                 pin=cfg.pin,
                 own_numbers=numbers or None,
             )
-        return open_at_modem(
+        modem = open_at_modem(
             cfg.ports[0],
             profile=cfg.profile,
             dual_sim=cfg.dual_sim,
@@ -32,6 +88,9 @@ def build_modem(cfg: DeviceConfig) -> Modem:
             pin=cfg.pin,
             own_numbers=numbers or None,
         )
+        if cfg.single_standby and isinstance(modem, AtModem):
+            return SingleStandbyAtModem(modem)
+        return modem
     raise ConfigError(
         f"device {cfg.name!r}: backend {cfg.backend!r} is not available in this version"
         ' (use backend = "at")'

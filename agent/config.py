@@ -73,6 +73,9 @@ class AgentConfig:
     status_interval_seconds: float = 300.0
     # How long the incoming handler waits for the server before relying on the journal copy.
     incoming_forward_timeout: float = 10.0
+    # An idle single-standby dual-SIM modem makes its other SIM active this often, so SMS and
+    # status reports held by the network for that SIM come in.
+    sim_visit_seconds: float = 60.0
 
 
 _TOP_KEYS = {
@@ -87,6 +90,7 @@ _TOP_KEYS = {
     "report_window_seconds",
     "status_interval_seconds",
     "incoming_forward_timeout",
+    "sim_visit_seconds",
 }
 _DEVICE_KEYS = {
     "name",
@@ -158,6 +162,7 @@ def parse(data: dict[str, Any], *, base_dir: Path | None = None) -> AgentConfig:
         report_window_seconds=_num(data, "report_window_seconds", 600.0, 10.0, 7 * 86400.0),
         status_interval_seconds=_num(data, "status_interval_seconds", 300.0, 5.0, 86400.0),
         incoming_forward_timeout=_num(data, "incoming_forward_timeout", 10.0, 0.0, 120.0),
+        sim_visit_seconds=_num(data, "sim_visit_seconds", 60.0, 1.0, 86400.0),
     )
 
 

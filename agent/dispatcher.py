@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from agent.journal import Journal, OutMessage, iso
 from agent.modem.base import Modem, ModemState, SendError, SendOutcome
@@ -43,7 +43,18 @@ SWITCH_AFTER_SECONDS = 60.0
 MAX_PAUSE_SECONDS = 6 * 3600.0
 IDLE_RECHECK_SECONDS = 30.0
 
+# An idle single-standby modem visits its other SIM this often: SMS and status reports for the
+# inactive SIM are held by the network until that SIM is registered again (modems.md 9).
+VISIT_IDLE_SECONDS = 60.0
+
 StatusCallback = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@runtime_checkable
+class SlotActivation(Protocol):
+    """Optional backend capability: make a slot the active SIM without sending anything."""
+
+    async def activate_slot(self, slot: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,9 @@ class Dispatcher:
         self.active_slot: int | None = None
         self.in_flight: int | None = None
         self.switches = 0
+        self.visits = 0
+        self._active_since = clock()
+        self.visit_idle_seconds = VISIT_IDLE_SECONDS
 
     def wake(self) -> None:
         """New work, a modem state change, or new settings: look again now."""
@@ -128,6 +142,11 @@ class Dispatcher:
                 continue
             msg, wait = await self._choose()
             if msg is None:
+                if await self._maybe_visit():
+                    continue
+                if self._can_visit():
+                    left = self._active_since + self.visit_idle_seconds - self._clock()
+                    wait = max(0.0, left) if wait is None else min(wait, max(0.0, left))
                 await self._idle(wait)
                 continue
             if self.stopping:  # stop() may have come while we looked at the journal
@@ -139,6 +158,27 @@ class Dispatcher:
         limit = IDLE_RECHECK_SECONDS if seconds is None else min(seconds, IDLE_RECHECK_SECONDS)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), limit)
+
+    def _can_visit(self) -> bool:
+        return len(self.slots) > 1 and isinstance(self.modem, SlotActivation)
+
+    async def _maybe_visit(self) -> bool:
+        """Idle on a single-standby modem for a while: make the next SIM active for a while."""
+        if not self._can_visit() or self._clock() - self._active_since < self.visit_idle_seconds:
+            return False
+        current = self.active_slot if self.active_slot is not None else self.slots[0]
+        nxt = self.slots[(list(self.slots).index(current) + 1) % len(self.slots)]
+        self._active_since = self._clock()
+        assert isinstance(self.modem, SlotActivation)
+        try:
+            await self.modem.activate_slot(nxt)
+        except Exception as exc:  # a failed visit is retried at the next idle turn
+            log.warning("device %s: visiting SIM %d failed: %s", self.device, nxt, exc)
+            return False
+        log.debug("device %s: idle, SIM %d active to receive", self.device, nxt)
+        self.active_slot = nxt
+        self.visits += 1
+        return True
 
     async def _choose(self) -> tuple[OutMessage | None, float | None]:
         now = self._clock()
@@ -188,6 +228,8 @@ class Dispatcher:
             return
         if self.active_slot is not None and self.active_slot != msg.slot:
             self.switches += 1
+        if self.active_slot != msg.slot:
+            self._active_since = self._clock()
         self.active_slot = msg.slot
         self.in_flight = msg.id
         try:
@@ -212,6 +254,7 @@ class Dispatcher:
             at = result.sent_at.timestamp() if result.sent_at else self._clock()
             await self.journal.finish_sent(self.device, msg.id, msg.slot, result.references, at)
             st.pacer.record_send()
+            self._active_since = self._clock()  # busy on this SIM: no visit elsewhere yet
             st.sent += 1
             if st.failures or st.pauses:
                 st.failures = 0

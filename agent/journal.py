@@ -329,6 +329,8 @@ class Journal:
     async def finish_sent(
         self, device: str, msg_id: int, slot: int, references: Sequence[int], sent_at: float
     ) -> None:
+        """Sent: one TP-MR per part. A backend gives -1 for a part the modem confirmed without
+        a reference; it is kept as -1, so no report can match it and the message stays sent."""
         stmts: list[tuple[str, Sequence[Any]]] = [
             ("UPDATE outbox SET state = 'sent', updated = ?, last_error = NULL"
              " WHERE device = ? AND id = ?", (sent_at, device, msg_id)),
@@ -337,7 +339,7 @@ class Journal:
         for idx, ref in enumerate(references):
             stmts.append((
                 "INSERT INTO parts (device, msg_id, idx, slot, reference, sent_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (device, msg_id, idx, slot, ref & 0xFF, sent_at),
+                " VALUES (?, ?, ?, ?, ?, ?)", (device, msg_id, idx, slot, ref, sent_at),
             ))  # fmt: skip
         stmts.append(_event_stmt(device, "report", sent_event(msg_id, slot, references, sent_at)))
         await self._tx(stmts)

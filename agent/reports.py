@@ -2,9 +2,10 @@
 
 A report carries only the part's TP-MR and the recipient. MRs are one octet and wrap after 256
 submits, so a report is matched to the *most recent* part with that MR and recipient on the
-same device and SIM, sent within a window (modems.md 6; Gammu SMSD's DeliveryReportDelay is
-600 s). A message is delivered when every part's report is a success, not delivered as soon
-as one part failed for good; "SC still trying" (0x20-0x3F) leaves it as sent.
+same device and SIM (another SIM of the device if none), sent within a window (modems.md 6;
+Gammu SMSD's DeliveryReportDelay is 600 s). A message is delivered when every part's report
+is a success, not delivered as soon as one part failed for good; "SC still trying"
+(0x20-0x3F) leaves it as sent.
 """
 
 from __future__ import annotations
@@ -57,20 +58,37 @@ class ReportMatcher:
         device: str,
         *,
         window: float = 600.0,
+        slots: list[int] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.journal = journal
         self.device = device
         self.window = window
         self._clock = clock
+        self.slots: list[int] = list(slots) if slots is not None else [0, 1]
+
+    def other_slots(self, slot: int) -> list[int]:
+        return [s for s in self.slots if s != slot]
 
     async def handle(self, report: DeliveryReport) -> MatchResult | None:
         """Apply one status report; returns what happened, or None when nothing matched."""
         now = self._clock()
+        since = now - self.window
         candidates = await self.journal.parts_by_reference(
-            self.device, report.slot, report.reference, now - self.window
+            self.device, report.slot, report.reference, since
         )
         part = next((p for p in candidates if same_number(p.to, report.recipient)), None)
+        if part is None:
+            # A single-standby modem reads a report while some SIM is active, and a backend may
+            # tag it with that SIM rather than the sender's: accept a part from another slot of
+            # this device when MR, recipient and window still agree.
+            for slot in self.other_slots(report.slot):
+                others = await self.journal.parts_by_reference(
+                    self.device, slot, report.reference, since
+                )
+                part = next((p for p in others if same_number(p.to, report.recipient)), None)
+                if part is not None:
+                    break
         if part is None:
             log.info(
                 "device %s: status report MR %d on SIM %d matches no part sent in the last %g s",

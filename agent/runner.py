@@ -74,7 +74,7 @@ class DeviceRunner:
         self.client = AgentClient(cfg.server, cfg.token, session)
         self.pacers = {s: Pacer(SimLimits(), clock=clock) for s in cfg.slots}
         self.matcher = ReportMatcher(
-            journal, cfg.name, window=agent.report_window_seconds, clock=clock
+            journal, cfg.name, window=agent.report_window_seconds, slots=cfg.slots, clock=clock
         )
         self.sync = Sync(
             device=cfg.name,
@@ -110,6 +110,8 @@ class DeviceRunner:
             )
             for group in groups
         ]
+        for d in self.dispatchers:
+            d.visit_idle_seconds = agent.sim_visit_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._modem_started = asyncio.Event()
         self._hello_identity: ModemIdentity | None = None

@@ -263,3 +263,35 @@ async def test_urgent_on_the_other_sim_is_worth_a_switch(journal: Journal) -> No
         modem.gate.set()
         await wait_for(lambda: len(modem.submits) == 4)
     assert modem.sent_numbers == ["+491", "+499", "+492", "+493"]
+
+
+class SwitchingModem(FakeModem):
+    def __init__(self) -> None:
+        super().__init__(slots=[0, 1])
+        self.activated: list[int] = []
+
+    async def activate_slot(self, slot: int) -> None:
+        self.activated.append(slot)
+
+
+async def test_idle_single_standby_modem_visits_the_other_sim(journal: Journal) -> None:
+    modem = SwitchingModem()
+    await commit(journal, (1, "+491", 0, False))
+    async with running(journal, modem, [0, 1]) as (d, _):
+        d.visit_idle_seconds = 0.1
+        d.wake()
+        await wait_for(lambda: modem.activated[:2] == [1, 0], what="visits to SIM 2 and back")
+        # Work arriving for a SIM is still sent on that SIM.
+        await commit(journal, (2, "+492", 1, False))
+        d.wake()
+        await wait_for_state(journal, 2, "sent")
+    assert [s.slot for s in modem.submits] == [0, 1]
+
+
+async def test_single_sim_modem_never_visits(journal: Journal) -> None:
+    modem = SwitchingModem()
+    async with running(journal, modem, [0]) as (d, _):
+        d.visit_idle_seconds = 0.05
+        d.wake()
+        await asyncio.sleep(0.3)
+    assert modem.activated == []

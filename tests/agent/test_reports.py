@@ -94,7 +94,7 @@ async def test_window_and_recipient_and_slot_must_match(journal: Journal) -> Non
     m = ReportMatcher(journal, DEV, window=600, clock=clock)
     await sent(journal, 7, "+491601112233", [70], clock.t)
     assert await m.handle(rep(70, "+491609999999")) is None  # another recipient
-    assert await m.handle(rep(70, "+491601112233", slot=1)) is None  # another SIM
+    assert await m.handle(rep(70, "+491609999999", slot=1)) is None  # another SIM, other number
     clock.t += 601
     assert await m.handle(rep(70, "+491601112233")) is None  # too late
     assert await journal.message_state(DEV, 7) == "sent"
@@ -113,3 +113,16 @@ def test_tp_status_ranges() -> None:
     assert [classify_tp_status(s) for s in (0x40, 0x49, 0x60, 0x65, 0x7F, 0x80)] == [
         ReportState.FAILED
     ] * 6
+
+
+async def test_report_tagged_with_the_other_sim_still_matches(journal: Journal) -> None:
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock, slots=[0, 1])
+    await sent(journal, 8, "+491601112233", [80], clock.t, slot=0)
+    await sent(journal, 9, "+491601112233", [80], clock.t, slot=1)
+    # Same MR and recipient on both SIMs: the report's own slot wins.
+    r = await m.handle(rep(80, "+491601112233", slot=1))
+    assert r is not None and r.msg_id == 9
+    await sent(journal, 10, "+491605555555", [81], clock.t, slot=0)
+    r = await m.handle(rep(81, "+491605555555", slot=1))  # read while SIM 2 was active
+    assert r is not None and r.msg_id == 10 and r.outcome == "delivered"

@@ -1,0 +1,98 @@
+"""`simhive-agent run` as a real process against the real modem emulator (ptys) and the in-test
+protocol server: the agent's whole path over a real AT backend, and its SIGTERM behaviour.
+The end-to-end suite with the real server lands with the server's /agent/v1 routes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hardware.emulator.client import run_emulator
+from tests.agent.fakes import wait_for
+from tests.agent.fakeserver import FakeAgentServer
+from tests.support.procs import console_script, running
+
+pytestmark = pytest.mark.integration
+
+
+def write_config(path: Path, server: str, token: str, journal: Path, port: str, **dev: str) -> None:
+    extra = "".join(f'{k} = "{v}"\n' for k, v in dev.items())
+    path.write_text(
+        f'server = "{server}"\njournal = "{journal}"\nlog_level = "debug"\n'
+        f"retry_backoff_seconds = 0.5\nsim_visit_seconds = 2\n\n"
+        f'[[device]]\nname = "emu1"\ntoken = "{token}"\n'
+        f'port = "{port}"\n{extra}'
+    )
+
+
+async def test_agent_process_sends_receives_and_stops_cleanly(
+    server: FakeAgentServer, tmp_path: Path
+) -> None:
+    token = server.add_device(300)
+    with run_emulator(
+        modems=1,
+        profile="sim800c-ds",
+        dual_sim="cdsds",
+        state_dir=tmp_path / "emu",
+        extra_args=["--report-delay", "0.2"],
+    ) as emu:
+        modem = emu.state["modems"][0]
+        sim1, sim2 = (s["number"] for s in modem["sims"])
+        cfg = tmp_path / "agent.toml"
+        write_config(
+            cfg,
+            server.url,
+            token,
+            tmp_path / "journal.sqlite3",
+            modem["link"],
+            profile="sim800c-ds",
+            dual_sim="cdsds",
+        )
+        # SIM 1 texts SIM 2 and back: both outgoing on one single-standby modem, and both
+        # arrive back on the same modem as incoming SMS.
+        a = await server.add(300, sim2, "from SIM 1 to SIM 2", sim=0)
+        b = await server.add(300, sim1, "from SIM 2 to SIM 1, with ü", sim=1)
+        log = tmp_path / "agent.log"
+        with running(
+            [console_script("simhive-agent"), "run", "--config", str(cfg)], log=log
+        ) as proc:
+            try:
+                await wait_for(
+                    lambda: server.messages[a].status == 7 and server.messages[b].status == 7,
+                    limit=90,
+                    what="both messages delivered",
+                )
+                await wait_for(
+                    lambda: len(server.incoming) == 2, limit=90, what="both SMS received"
+                )
+            except AssertionError:
+                raise AssertionError(log.read_text()[-4000:]) from None
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        text = log.read_text()
+        assert token not in text
+    assert server.messages[a].history == [1, 2, 3, 6, 7]
+    bodies = {m["body"]: m for m in server.incoming.values()}
+    assert bodies["from SIM 1 to SIM 2"]["sim"] == 1
+    assert bodies["from SIM 1 to SIM 2"]["from"] == sim1
+    assert bodies["from SIM 2 to SIM 1, with ü"]["sim"] == 0
+    # The first hello may precede the modem's answer; one with its identity must follow.
+    assert server.hellos[-1]["device"]["imei"] == modem["imei"]
+    sims = {s["slot"]: s for st in server.statuses for s in st.get("sims", [])}
+    assert sims[0]["iccid"] == modem["sims"][0]["iccid"]
+
+
+def test_check_config_reports_errors_without_a_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('server = "ftp://x"\njournal = "j.db"\n')
+    out = subprocess.run(
+        [console_script("simhive-agent"), "check-config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "server: an http(s) URL" in out.stderr and "Traceback" not in out.stderr
