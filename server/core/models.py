@@ -133,3 +133,53 @@ class Tag:
 class PaketResult:
     paket_id: int
     message_ids: list[int] = field(default_factory=list)
+
+
+# -- agent protocol (docs/agent-protocol.md) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFacts:
+    """What an agent's `hello` says about its modem box; None keeps the stored value."""
+
+    manufacturer: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    imei: str | None = None
+    serialnumber: str | None = None
+    appversion: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEvent:
+    """One outcome event of a `report` batch."""
+
+    event_id: str
+    sms_id: int
+    type: str  # sent | delivered | not_delivered | failed | unknown
+    at: int
+    status: int | None = None  # for `failed`: 9, 10, 11, 12, 100 or 101
+    code: str | None = None
+    reason: str | None = None
+    parts: tuple[tuple[int, int], ...] = ()  # (part index, TP-MR reference)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One received SMS from an agent's `incoming` batch, already reassembled."""
+
+    key: str
+    sim: int
+    sender: str
+    body: str
+    sent_at: int | None = None
+    received_at: int | None = None
+    parts: int = 1
+    incomplete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    lease_id: str
+    expires: int
+    messages: list[Message] = field(default_factory=list)

@@ -12,11 +12,15 @@ from collections.abc import Sequence
 from server.core.models import (
     Account,
     Device,
+    DeviceFacts,
+    IncomingMessage,
+    Lease,
     Message,
     MessageFilter,
     NewMessage,
     NewPaket,
     PaketResult,
+    ReportEvent,
     Sim,
 )
 
@@ -29,7 +33,52 @@ class DuplicateEmail(StoreError):
     pass
 
 
-class Store(ABC):
+class AgentStore(ABC):
+    """Storage for the agent protocol. Every method also records the device as seen at `now`."""
+
+    @abstractmethod
+    async def update_device_facts(
+        self, device_id: int, facts: DeviceFacts, sims: Sequence[Sim] | None, now: int
+    ) -> None:
+        """Store hello facts; `sims` (when given) replaces the device's SIM rows."""
+
+    @abstractmethod
+    async def replace_sims(self, device_id: int, sims: Sequence[Sim] | None, now: int) -> None:
+        """Replace the device's SIM rows (when given) from a `status` call."""
+
+    @abstractmethod
+    async def due_state(self, device_id: int, now: int) -> tuple[bool, int | None]:
+        """(whether a pull would find work now, the next future due time if none is due)."""
+
+    @abstractmethod
+    async def lease_due(
+        self, device_id: int, limit: int, lease_id: str, now: int, expires: int
+    ) -> Lease:
+        """Return expired leases of the device to the queue, then lease up to `limit` due
+        messages (urgent first, then due time, then id): status 2, attempt + 1."""
+
+    @abstractmethod
+    async def commit_lease(
+        self, device_id: int, lease_id: str, ids: Sequence[int], now: int
+    ) -> tuple[list[int], list[int]]:
+        """(committed, rejected). Repeating a commit answers the same lists."""
+
+    @abstractmethod
+    async def apply_events(
+        self, device_id: int, events: Sequence[ReportEvent], now: int
+    ) -> list[str]:
+        """Apply each event at most once; returns the ids applied now or before."""
+
+    @abstractmethod
+    async def store_incoming(
+        self, account_id: int, device_id: int, messages: Sequence[IncomingMessage], now: int
+    ) -> list[tuple[str, int]]:
+        """Store each key once as status 5; a repeated key answers its first sms_id."""
+
+
+class Store(AgentStore):
+    """Everything the server stores; the agent protocol's part is in AgentStore."""
+
     # -- life cycle ------------------------------------------------------------------------
     @abstractmethod
     async def open(self) -> None: ...

@@ -28,104 +28,27 @@ from server.core.models import (
     Sim,
 )
 from server.store.base import DuplicateEmail, Store, StoreError
+from server.store.sqlite_agent import SqliteAgentStore
+from server.store.sqlite_rows import (
+    ACCOUNT_COLS,
+    DEVICE_COLS,
+    MESSAGE_COLS,
+    SIM_COLS,
+    account_row,
+    device_row,
+    message_row,
+    sim_row,
+)
 from server.store.sqlite_schema import migrate
 from server.store.writer import GroupCommitWriter
 
 BUSY_TIMEOUT_MS = 10_000
 
-_ACCOUNT_COLS = "a.id, a.email, a.password_hash, a.timezone, a.created"
-_DEVICE_COLS = (
-    "id, account_id, title, token_hash, created, lastseen, imei, serialnumber, appversion,"
-    " manufacturer, model, firmware, number, delaybetweenrequest, delaybetweeneachsms,"
-    " subscription, enabled, prefix_rules"
-)
-_SIM_COLS = (
-    "device_id, slot, present, active, iccid, imsi, number, operator, operator_code, carrier,"
-    " country_iso, registered, roaming, signal_dbm, updated"
-)
-_MESSAGE_COLS = (
-    "m.id, m.account_id, m.device_id, m.direction, m.sendto, m.body, m.sim, m.status, m.urgent,"
-    " m.customerid, m.created, m.timetosend, m.senttime, m.delivered_time, m.paket_id, p.title,"
-    " p.body, m.attempt, m.failure_code, m.failure_reason"
-)
 _INSERT_MESSAGE = (
     "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim, status, urgent,"
     " customerid, created, timetosend, due, status_changed)"
     " VALUES (?, ?, 'out', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)"
 )
-
-
-def _account(row: Sequence[Any]) -> Account:
-    return Account(*row)
-
-
-def _device(row: Sequence[Any]) -> Device:
-    rules = tuple((str(a), str(b)) for a, b in json.loads(row[17] or "[]"))
-    return Device(
-        id=row[0],
-        account_id=row[1],
-        title=row[2],
-        token_hash=row[3],
-        created=row[4],
-        lastseen=row[5],
-        imei=row[6],
-        serialnumber=row[7],
-        appversion=row[8],
-        manufacturer=row[9],
-        model=row[10],
-        firmware=row[11],
-        number=row[12],
-        delaybetweenrequest=row[13],
-        delaybetweeneachsms=row[14],
-        subscription=bool(row[15]),
-        enabled=bool(row[16]),
-        prefix_rules=rules,
-    )
-
-
-def _sim(row: Sequence[Any]) -> Sim:
-    return Sim(
-        device_id=row[0],
-        slot=row[1],
-        present=bool(row[2]),
-        active=bool(row[3]),
-        iccid=row[4],
-        imsi=row[5],
-        number=row[6],
-        operator=row[7],
-        operator_code=row[8],
-        carrier=row[9],
-        country_iso=row[10],
-        registered=bool(row[11]),
-        roaming=bool(row[12]),
-        signal_dbm=row[13],
-        updated=row[14],
-    )
-
-
-def _message(row: Sequence[Any]) -> Message:
-    return Message(
-        id=row[0],
-        account_id=row[1],
-        device_id=row[2],
-        direction=row[3],
-        sendto=row[4],
-        body=row[5],
-        sim=row[6],
-        status=row[7],
-        urgent=bool(row[8]),
-        customerid=row[9],
-        created=row[10],
-        timetosend=row[11],
-        senttime=row[12],
-        delivered_time=row[13],
-        paket_id=row[14],
-        paket_title=row[15],
-        paket_body=row[16],
-        attempt=row[17],
-        failure_code=row[18],
-        failure_reason=row[19],
-    )
 
 
 def _seq(conn: sqlite3.Connection, table: str) -> int:
@@ -138,7 +61,7 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteAgentStore, Store):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.writer = GroupCommitWriter(self._connect_writer)
@@ -204,25 +127,25 @@ class SqliteStore(Store):
         return Account(account_id, email, password_hash, timezone, now)
 
     async def account_by_email(self, email: str) -> Account | None:
-        row = await self._one(f"SELECT {_ACCOUNT_COLS} FROM accounts a WHERE email = ?", (email,))
-        return _account(row) if row else None
+        row = await self._one(f"SELECT {ACCOUNT_COLS} FROM accounts a WHERE email = ?", (email,))
+        return account_row(row) if row else None
 
     async def account_by_id(self, account_id: int) -> Account | None:
-        row = await self._one(f"SELECT {_ACCOUNT_COLS} FROM accounts a WHERE id = ?", (account_id,))
-        return _account(row) if row else None
+        row = await self._one(f"SELECT {ACCOUNT_COLS} FROM accounts a WHERE id = ?", (account_id,))
+        return account_row(row) if row else None
 
     async def account_by_token_hash(self, token_hash: str) -> Account | None:
         row = await self._one(
-            f"SELECT {_ACCOUNT_COLS} FROM account_tokens t JOIN accounts a ON a.id = t.account_id"
+            f"SELECT {ACCOUNT_COLS} FROM account_tokens t JOIN accounts a ON a.id = t.account_id"
             " WHERE t.token_hash = ?",
             (token_hash,),
         )
-        return _account(row) if row else None
+        return account_row(row) if row else None
 
     async def list_accounts(self) -> list[Account]:
         return [
-            _account(r)
-            for r in await self._all(f"SELECT {_ACCOUNT_COLS} FROM accounts a ORDER BY a.id")
+            account_row(r)
+            for r in await self._all(f"SELECT {ACCOUNT_COLS} FROM accounts a ORDER BY a.id")
         ]
 
     async def add_account_token(
@@ -265,24 +188,24 @@ class SqliteStore(Store):
         )
 
     async def device_by_id(self, device_id: int) -> Device | None:
-        row = await self._one(f"SELECT {_DEVICE_COLS} FROM devices WHERE id = ?", (device_id,))
-        return _device(row) if row else None
+        row = await self._one(f"SELECT {DEVICE_COLS} FROM devices WHERE id = ?", (device_id,))
+        return device_row(row) if row else None
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None:
         row = await self._one(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE token_hash = ?", (token_hash,)
+            f"SELECT {DEVICE_COLS} FROM devices WHERE token_hash = ?", (token_hash,)
         )
-        return _device(row) if row else None
+        return device_row(row) if row else None
 
     async def list_devices(self, account_id: int | None = None) -> list[Device]:
         if account_id is None:
-            rows = await self._all(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id")
+            rows = await self._all(f"SELECT {DEVICE_COLS} FROM devices ORDER BY id")
         else:
             rows = await self._all(
-                f"SELECT {_DEVICE_COLS} FROM devices WHERE account_id = ? ORDER BY id",
+                f"SELECT {DEVICE_COLS} FROM devices WHERE account_id = ? ORDER BY id",
                 (account_id,),
             )
-        return [_device(r) for r in rows]
+        return [device_row(r) for r in rows]
 
     async def set_device_token(self, device_id: int, token_hash: str) -> None:
         await self._update(
@@ -303,11 +226,11 @@ class SqliteStore(Store):
             return out
         marks = ",".join("?" * len(device_ids))
         rows = await self._all(
-            f"SELECT {_SIM_COLS} FROM sims WHERE device_id IN ({marks}) ORDER BY device_id, slot",
+            f"SELECT {SIM_COLS} FROM sims WHERE device_id IN ({marks}) ORDER BY device_id, slot",
             list(device_ids),
         )
         for row in rows:
-            out[row[0]].append(_sim(row))
+            out[row[0]].append(sim_row(row))
         return out
 
     async def touch_device(self, device_id: int, now: int) -> None:
@@ -353,11 +276,11 @@ class SqliteStore(Store):
 
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None:
         row = await self._one(
-            f"SELECT {_MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
+            f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
             " WHERE m.id = ? AND m.account_id = ?",
             (sms_id, account_id),
         )
-        return _message(row) if row else None
+        return message_row(row) if row else None
 
     @staticmethod
     def _where(flt: MessageFilter) -> tuple[str, list[Any]]:
@@ -385,11 +308,11 @@ class SqliteStore(Store):
         where, params = self._where(flt)
         order = "DESC" if flt.descending else "ASC"
         rows = await self._all(
-            f"SELECT {_MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
+            f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
             f" WHERE {where} ORDER BY m.id {order} LIMIT ? OFFSET ?",
             [*params, flt.limit, flt.offset],
         )
-        return [_message(r) for r in rows]
+        return [message_row(r) for r in rows]
 
     async def count_messages(self, flt: MessageFilter) -> int:
         where, params = self._where(flt)

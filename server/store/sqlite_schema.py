@@ -168,6 +168,69 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "agent protocol: leases, per-SIM pacing, device events, webhook settings and outbox",
+        """
+        -- Per-SIM pacing the server hands to the agent in hello (modems.md section 13 defaults:
+        -- 10 s between submits, 100 per hour, 500 per day). NULL caps mean no cap.
+        ALTER TABLE devices ADD COLUMN sim_min_interval INTEGER NOT NULL DEFAULT 10;
+        ALTER TABLE devices ADD COLUMN sim_per_minute INTEGER DEFAULT 6;
+        ALTER TABLE devices ADD COLUMN sim_per_hour INTEGER DEFAULT 100;
+        ALTER TABLE devices ADD COLUMN sim_per_day INTEGER DEFAULT 500;
+        -- Webhooks (compat-api.md section 10): one URL for incoming SMS, one for sent-SMS status,
+        -- and the device's HMAC secret (kept in clear: the server must sign with it).
+        ALTER TABLE devices ADD COLUMN webhook_incoming TEXT;
+        ALTER TABLE devices ADD COLUMN webhook_status TEXT;
+        ALTER TABLE devices ADD COLUMN webhook_secret TEXT;
+
+        -- A pull hands out one lease; its commit answer is kept so a repeated commit (after a lost
+        -- answer) gets the same lists.
+        CREATE TABLE leases (
+            lease_id   TEXT PRIMARY KEY,
+            device_id  INTEGER NOT NULL REFERENCES devices(id),
+            created    INTEGER NOT NULL,
+            expires    INTEGER NOT NULL,
+            answer     TEXT
+        );
+        CREATE INDEX leases_created ON leases(created);
+        -- The sweeper looks for expired leases across devices.
+        CREATE INDEX messages_lease_expiry ON messages(status, lease_expires)
+            WHERE status = 2;
+
+        -- Device status events from the agent (modem unplugged, SIM quarantined, ...).
+        CREATE TABLE device_events (
+            id        INTEGER PRIMARY KEY,
+            device_id INTEGER NOT NULL REFERENCES devices(id),
+            at        INTEGER NOT NULL,
+            kind      TEXT NOT NULL,
+            state     TEXT NOT NULL,
+            reason    TEXT NOT NULL DEFAULT '',
+            slot      INTEGER,
+            received  INTEGER NOT NULL
+        );
+        CREATE INDEX device_events_device ON device_events(device_id, id);
+
+        -- Durable webhook outbox: written in the same transaction as the status change or the
+        -- incoming SMS it announces, so a webhook survives a restart. event_key is the receiver's
+        -- idempotency key and is unique: one webhook per status change or incoming message.
+        CREATE TABLE webhook_outbox (
+            id           INTEGER PRIMARY KEY,
+            device_id    INTEGER NOT NULL REFERENCES devices(id),
+            kind         TEXT NOT NULL,              -- 'status' or 'incoming'
+            event_key    TEXT NOT NULL UNIQUE,
+            url          TEXT NOT NULL,
+            payload      TEXT NOT NULL,
+            state        TEXT NOT NULL DEFAULT 'pending', -- pending, delivered, dead
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            next_attempt INTEGER NOT NULL,
+            created      INTEGER NOT NULL,
+            delivered_at INTEGER,
+            last_error   TEXT
+        );
+        CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt) WHERE state = 'pending';
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,257 @@
+"""The agent protocol's half of the SQLite store: leases, commits, outcome reports, incoming SMS.
+
+Every method is one write op in the group-commit writer, so each agent call is one transaction,
+and it also stamps the device's `lastseen` inside that transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from server.core.models import DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
+from server.core.status import RANK, Status
+from server.store.sqlite_rows import MESSAGE_COLS, message_row
+
+if TYPE_CHECKING:
+    from server.store.writer import GroupCommitWriter
+
+# Event type -> the status it sets; `failed` carries its own.
+_EVENT_STATUS = {
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "not_delivered": Status.NOT_DELIVERED,
+    "unknown": Status.FAILED,
+}
+
+
+def _seen(conn: sqlite3.Connection, device_id: int, now: int) -> None:
+    conn.execute("UPDATE devices SET lastseen = ? WHERE id = ?", (now, device_id))
+
+
+class SqliteAgentStore:
+    """Mixed into SqliteStore; needs its `writer` and `_all`."""
+
+    writer: GroupCommitWriter
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        raise NotImplementedError  # provided by SqliteStore
+
+    async def update_device_facts(
+        self, device_id: int, facts: DeviceFacts, sims: Sequence[Sim] | None, now: int
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE devices SET manufacturer = COALESCE(?, manufacturer),"
+                " model = COALESCE(?, model), firmware = COALESCE(?, firmware),"
+                " imei = COALESCE(?, imei), serialnumber = COALESCE(?, serialnumber),"
+                " appversion = COALESCE(?, appversion), lastseen = ? WHERE id = ?",
+                (facts.manufacturer, facts.model, facts.firmware, facts.imei,
+                 facts.serialnumber, facts.appversion, now, device_id),
+            )  # fmt: skip
+            if sims is not None:
+                _replace_sims(conn, device_id, sims, now)
+
+        await self.writer.submit(op)
+
+    async def replace_sims(self, device_id: int, sims: Sequence[Sim] | None, now: int) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            if sims is not None:
+                _replace_sims(conn, device_id, sims, now)
+            _seen(conn, device_id, now)
+
+        await self.writer.submit(op)
+
+    async def due_state(self, device_id: int, now: int) -> tuple[bool, int | None]:
+        rows = await self._all(
+            "SELECT"
+            " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 1 AND due <= ?),"
+            " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
+            "        AND lease_expires < ?),"
+            " (SELECT MIN(due) FROM messages WHERE device_id = ? AND status = 1 AND due > ?),"
+            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2)",
+            (device_id, now, device_id, now, device_id, now, device_id),
+        )
+        due, expired, next_due, next_expiry = rows[0]
+        if due or expired:
+            return True, None
+        candidates = [t for t in (next_due, next_expiry) if t is not None]
+        return False, (min(candidates) if candidates else None)
+
+    async def lease_due(
+        self, device_id: int, limit: int, lease_id: str, now: int, expires: int
+    ) -> Lease:
+        def op(conn: sqlite3.Connection) -> list[Any]:
+            # A lease that expired uncommitted goes back to the queue before anything is handed out.
+            conn.execute(
+                "UPDATE messages SET status = 1, lease_id = NULL, lease_expires = NULL,"
+                " status_changed = ? WHERE device_id = ? AND status = 2 AND lease_expires < ?",
+                (now, device_id, now),
+            )
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM messages WHERE device_id = ? AND status = 1 AND due <= ?"
+                    " ORDER BY urgent DESC, due, id LIMIT ?",
+                    (device_id, now, limit),
+                )
+            ]
+            _seen(conn, device_id, now)
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            conn.execute(
+                "UPDATE messages SET status = 2, lease_id = ?, lease_expires = ?,"
+                f" attempt = attempt + 1, status_changed = ? WHERE id IN ({marks})",
+                (lease_id, expires, now, *ids),
+            )
+            return conn.execute(
+                f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
+                f" WHERE m.id IN ({marks}) ORDER BY m.urgent DESC, m.due, m.id",
+                ids,
+            ).fetchall()
+
+        rows = await self.writer.submit(op)
+        return Lease(lease_id, expires, [message_row(r) for r in rows])
+
+    async def commit_lease(
+        self, device_id: int, lease_id: str, ids: Sequence[int], now: int
+    ) -> tuple[list[int], list[int]]:
+        def op(conn: sqlite3.Connection) -> tuple[list[int], list[int]]:
+            committed: list[int] = []
+            rejected: list[int] = []
+            for sms_id in dict.fromkeys(ids):
+                row = conn.execute(
+                    "SELECT status, lease_id FROM messages"
+                    " WHERE id = ? AND device_id = ? AND direction = 'out'",
+                    (sms_id, device_id),
+                ).fetchone()
+                if row is None or row[1] != lease_id:
+                    rejected.append(sms_id)  # not this lease's (expired and re-queued, or foreign)
+                elif row[0] == Status.TAKEN:
+                    conn.execute(
+                        "UPDATE messages SET status = 3, status_changed = ? WHERE id = ?",
+                        (now, sms_id),
+                    )
+                    committed.append(sms_id)
+                elif RANK.get(row[0], 0) >= RANK[Status.QUEUED]:
+                    committed.append(sms_id)  # committed before: the same answer again
+                else:
+                    rejected.append(sms_id)
+            _seen(conn, device_id, now)
+            return committed, rejected
+
+        return await self.writer.submit(op)
+
+    async def apply_events(
+        self, device_id: int, events: Sequence[ReportEvent], now: int
+    ) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            accepted: list[str] = []
+            for ev in events:
+                done = conn.execute(
+                    "SELECT 1 FROM applied_events WHERE device_id = ? AND event_id = ?",
+                    (device_id, ev.event_id),
+                ).fetchone()
+                if done:
+                    accepted.append(ev.event_id)
+                    continue
+                row = conn.execute(
+                    "SELECT status FROM messages"
+                    " WHERE id = ? AND device_id = ? AND direction = 'out'",
+                    (ev.sms_id, device_id),
+                ).fetchone()
+                if row is None:
+                    continue  # not this device's message: never applied, never accepted
+                _apply_event(conn, ev, int(row[0]), now)
+                conn.execute(
+                    "INSERT INTO applied_events(device_id, event_id, sms_id, applied_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (device_id, ev.event_id, ev.sms_id, now),
+                )
+                accepted.append(ev.event_id)
+            _seen(conn, device_id, now)
+            return accepted
+
+        return await self.writer.submit(op)
+
+    async def store_incoming(
+        self, account_id: int, device_id: int, messages: Sequence[IncomingMessage], now: int
+    ) -> list[tuple[str, int]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            out: list[tuple[str, int]] = []
+            for m in messages:
+                row = conn.execute(
+                    "SELECT sms_id FROM incoming_keys WHERE device_id = ? AND key = ?",
+                    (device_id, m.key),
+                ).fetchone()
+                if row:
+                    out.append((m.key, int(row[0])))
+                    continue
+                created = m.received_at if m.received_at is not None else now
+                cur = conn.execute(
+                    "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim,"
+                    " status, urgent, created, due, status_changed, sent_at, parts_count,"
+                    " failure_reason) VALUES (?, ?, 'in', ?, ?, ?, 5, 0, ?, ?, ?, ?, ?, ?)",
+                    (account_id, device_id, m.sender, m.body, m.sim, created, now, now,
+                     m.sent_at, m.parts, "incomplete" if m.incomplete else None),
+                )  # fmt: skip
+                sms_id = int(cur.lastrowid or 0)
+                conn.execute(
+                    "INSERT INTO incoming_keys(device_id, key, sms_id, created)"
+                    " VALUES (?, ?, ?, ?)",
+                    (device_id, m.key, sms_id, now),
+                )
+                out.append((m.key, sms_id))
+            _seen(conn, device_id, now)
+            return out
+
+        return await self.writer.submit(op)
+
+
+def _apply_event(conn: sqlite3.Connection, ev: ReportEvent, current: int, now: int) -> None:
+    for index, reference in ev.parts:
+        conn.execute(
+            "INSERT INTO message_parts(sms_id, part_index, reference) VALUES (?, ?, ?)"
+            " ON CONFLICT(sms_id, part_index) DO UPDATE SET reference = excluded.reference",
+            (ev.sms_id, index, reference),
+        )
+    target = ev.status if ev.type == "failed" and ev.status is not None else _EVENT_STATUS[ev.type]
+    # A status never moves backwards: a late `sent` after `delivered` changes nothing.
+    if RANK.get(target, 0) <= RANK.get(current, 0):
+        if ev.type == "sent":
+            conn.execute(
+                "UPDATE messages SET senttime = COALESCE(senttime, ?) WHERE id = ?",
+                (ev.at, ev.sms_id),
+            )
+        return
+    sets = ["status = ?", "status_changed = ?"]
+    params: list[Any] = [target, now]
+    if ev.type == "sent":
+        sets.append("senttime = COALESCE(senttime, ?)")
+        params.append(ev.at)
+    elif ev.type == "delivered":
+        sets.append("delivered_time = ?")
+        params.append(ev.at)
+    if ev.type in ("failed", "unknown", "not_delivered"):
+        sets += ["failure_code = ?", "failure_reason = ?"]
+        params += [ev.code or ev.type, ev.reason]
+    conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, ev.sms_id))
+
+
+def _replace_sims(conn: sqlite3.Connection, device_id: int, sims: Sequence[Sim], now: int) -> None:
+    conn.execute("DELETE FROM sims WHERE device_id = ?", (device_id,))
+    conn.executemany(
+        "INSERT INTO sims(device_id, slot, present, active, iccid, imsi, number, operator,"
+        " operator_code, carrier, country_iso, registered, roaming, signal_dbm, updated)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (device_id, s.slot, int(s.present), int(s.active), s.iccid, s.imsi, s.number,
+             s.operator, s.operator_code, s.carrier, s.country_iso.lower(), int(s.registered),
+             int(s.roaming), s.signal_dbm, now)
+            for s in sims
+        ],
+    )  # fmt: skip
+    first = next((s.number for s in sorted(sims, key=lambda s: s.slot) if s.number), None)
+    conn.execute("UPDATE devices SET number = ? WHERE id = ?", (first, device_id))
