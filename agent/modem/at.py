@@ -286,8 +286,11 @@ class AtDecoder:
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
+            # Replies are ASCII; 8-bit bytes appear only inside quoted strings of a coded line
+            # (an operator name in a vendor charset). Anything else is line noise.
             text = raw.decode("latin-1")
-            if sum(1 for c in text if ord(c) > 0x7E) * 4 > len(text):
+            coded = _CODE_RE.match(text.strip()) is not None
+            if not coded or sum(1 for c in text if ord(c) > 0x7E) * 4 > len(text):
                 self._flush_pending(out)
                 out.append(Junk(raw, "not text"))
                 return

@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from .atchannel import AtChannel, AtCommandError, AtTimeout, Response
+from .atchannel import AtChannel, AtCommandError, Response
 from .base import ModemIdentity
 from .profiles import Profile
 
@@ -144,9 +144,11 @@ def parse_iccid(text: str, *, crsm: bool = False) -> str | None:
 async def _try(
     ch: AtChannel, command: str, *, bare: bool = False, prefixes: tuple[str, ...] | None = None
 ) -> Response | None:
+    # Only a refusal means "not supported here"; a timeout means the modem hangs, and reading
+    # ten more values from a hung modem would stall the caller for minutes: let it propagate.
     try:
         return await ch.command(command, bare=bare, prefixes=prefixes)
-    except (AtCommandError, AtTimeout):
+    except AtCommandError:
         return None
 
 

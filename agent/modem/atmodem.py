@@ -108,6 +108,7 @@ class AtModem:
         self._sims: dict[int, SimInfo] = {}
         self._concat_ref = 0
         self.last_signal_dbm: int | None = None
+        self.unknown_lines = 0  # lines that were neither replies nor known URCs (logged, skipped)
         self.sim_problem: str | None = None  # set while the SIM is missing, locked or busy
         self.inbox = Inbox(self)
         self.supervisor = Supervisor(
@@ -167,8 +168,13 @@ class AtModem:
             return [
                 self._sims.get(s, SimInfo(slot=s, present=False, active=False)) for s in self.slots
             ]
-        async with self.op_lock:
-            await self.refresh_active_sim()
+        try:
+            async with self.op_lock:
+                await self.refresh_active_sim()
+        except (AtTimeout, ChannelClosed) as exc:
+            # The last known values are still the best answer; the supervisor deals with it.
+            log.warning("%s: reading SIM info failed: %s", self.name, exc)
+            self.supervisor.unresponsive(str(exc))
         return [self._sims.get(s, SimInfo(slot=s, active=False)) for s in self.slots]
 
     async def send(
@@ -189,7 +195,13 @@ class AtModem:
             )
         refs: list[int] = []
         async with self.op_lock:
-            await self._select_for_send(slot)
+            try:
+                await self._select_for_send(slot)
+            except (AtTimeout, ChannelClosed) as exc:
+                # Nothing was submitted yet: safe to retry later.
+                raise SendError(
+                    f"selecting SIM {slot + 1}: {exc}", outcome=SendOutcome.RETRY
+                ) from exc
             for part in parts:
                 try:
                     resp = await self._ch.submit_pdu(
@@ -341,7 +353,8 @@ class AtModem:
             mem, _, idx = urc.args.partition(",")
             mem = mem.strip().strip('"') or self.capabilities.storage[2]
             if idx.strip().isdigit():
-                await self.inbox.on_stored(self.event_slot(urc), mem, int(idx), name == "+CDSI")
+                explicit = 1 if urc.slot == 1 and self._dual is not None else None
+                await self.inbox.on_stored(explicit, mem, int(idx))
         elif name == "+CMT":
             await self.inbox.on_direct(self.event_slot(urc), urc.data)
         elif name == "+CDS":
@@ -356,6 +369,7 @@ class AtModem:
         elif name:
             log.debug("%s: URC %s", self.name, urc.line)
         else:
+            self.unknown_lines += 1
             log.info("%s: unexpected line %r", self.name, urc.line)
 
     # -- helpers for probe ------------------------------------------------------------------
@@ -426,6 +440,8 @@ def open_at_modem(
     own_numbers: dict[int, str] | None = None,
     health_interval: float = 30.0,
     sweep_interval: float = 300.0,
+    send_timeout: float = 60.0,
+    prompt_timeout: float = 5.0,
 ) -> AtModem | DualPortModem:
     """Build (not start) the AT Modem for a port, or for two ports with dual_sim="ports"."""
     if dual_sim == "ports" or (not isinstance(port, str) and isinstance(port, Sequence)):
@@ -441,6 +457,8 @@ def open_at_modem(
                 own_numbers={0: numbers[i]} if i in numbers else None,
                 health_interval=health_interval,
                 sweep_interval=sweep_interval,
+                send_timeout=send_timeout,
+                prompt_timeout=prompt_timeout,
             )
             for i, p in enumerate(port)
         ]
@@ -455,4 +473,6 @@ def open_at_modem(
         own_numbers=own_numbers,
         health_interval=health_interval,
         sweep_interval=sweep_interval,
+        send_timeout=send_timeout,
+        prompt_timeout=prompt_timeout,
     )

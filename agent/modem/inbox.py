@@ -9,6 +9,7 @@ timeout released it flagged incomplete), so a crash between parts loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -64,11 +65,19 @@ class Inbox:
         self._pending_delete: dict[int, set[tuple[str, int]]] = {0: set(), 1: set()}
         # One per slot: parts of one message never span SIMs, and expiry knows the slot.
         self.reassemblers = {s: Reassembler(timeout=reassembly_timeout) for s in (0, 1)}
+        # One reader at a time: a sweep's listing must not be processed while a +CMTI read
+        # deletes the same index (or a new message reuses it), which would hand over twice
+        # or delete a message nobody has seen.
+        self._lock = asyncio.Lock()
 
     # -- reading ---------------------------------------------------------------------------
 
     async def sweep_all(self) -> None:
         """List everything stored on the active SIM (and SR memory) and hand it over."""
+        async with self._lock:
+            await self._sweep_all()
+
+    async def _sweep_all(self) -> None:
         caps = self.m.capabilities
         mems = [caps.storage[0]]
         if caps.report_mode == "stored" and "SR" not in mems:
@@ -93,16 +102,22 @@ class Inbox:
                 pairs.append((rest, info.data))
         return parse_listing(pairs, mem)
 
-    async def on_stored(self, slot: int, mem: str, index: int, report: bool) -> None:
-        """+CMTI / +CDSI: read that index and hand it over."""
-        if slot != self.m.active_slot:
-            log.info(
-                "%s: +CMTI for inactive SIM %d; the next sweep there reads it",
-                self.m.name,
-                slot + 1,
-            )
-            return
+    async def on_stored(self, slot: int | None, mem: str, index: int) -> None:
+        """+CMTI / +CDSI: read that index and hand it over.
+
+        `slot` is 1 for a DS-suffixed URC, else None: the index then belongs to whichever SIM
+        is active when we read it (a switch may have happened since the URC arrived; what we
+        read is labelled with the SIM it was read from, and the old SIM's message waits for
+        the sweep after switching back)."""
+        async with self._lock:
+            await self._on_stored(slot, mem, index)
+
+    async def _on_stored(self, wanted: int | None, mem: str, index: int) -> None:
         async with self.m.op_lock, self._memory(mem):
+            slot = self.m.active_slot
+            if wanted is not None and wanted != slot:
+                log.info("%s: +CMTI for inactive SIM %d; read later", self.m.name, wanted + 1)
+                return
             try:
                 resp = await self.m.channel.command(f"AT+CMGR={index}", wait=10.0)
             except AtCommandError as exc:
