@@ -40,6 +40,7 @@ from server.store.sqlite_rows import (
     sim_row,
 )
 from server.store.sqlite_schema import migrate
+from server.store.sqlite_webhooks import SqliteWebhookStore
 from server.store.writer import GroupCommitWriter
 
 BUSY_TIMEOUT_MS = 10_000
@@ -61,7 +62,7 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-class SqliteStore(SqliteAgentStore, Store):
+class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.writer = GroupCommitWriter(self._connect_writer)

@@ -231,6 +231,40 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt) WHERE state = 'pending';
         """,
     ),
+    (
+        3,
+        "webhook outbox rows written by triggers in the transaction of the change they announce",
+        """
+        -- Bodies are rendered at delivery from the message; the row keeps what it announces.
+        ALTER TABLE webhook_outbox ADD COLUMN sms_id INTEGER;
+        ALTER TABLE webhook_outbox ADD COLUMN status INTEGER;
+
+        -- One status webhook per status change of an outgoing message to sent or an outcome
+        -- (6, 7, 8, 9-12, 100, 101), whoever makes the change. event_key is UNIQUE, so a
+        -- status reached twice is announced once.
+        CREATE TRIGGER webhook_on_status AFTER UPDATE OF status ON messages
+        WHEN NEW.status <> OLD.status AND NEW.direction = 'out'
+             AND NEW.status IN (6, 7, 8, 9, 10, 11, 12, 100, 101)
+        BEGIN
+            INSERT OR IGNORE INTO webhook_outbox(device_id, kind, event_key, url, payload,
+                next_attempt, created, sms_id, status)
+            SELECT NEW.device_id, 'status', 'status:' || NEW.id || ':' || NEW.status,
+                d.webhook_status, '', NEW.status_changed, NEW.status_changed, NEW.id, NEW.status
+            FROM devices d WHERE d.id = NEW.device_id AND COALESCE(d.webhook_status, '') <> '';
+        END;
+
+        -- One incoming webhook per stored incoming SMS (the agent's key makes it stored once).
+        CREATE TRIGGER webhook_on_incoming AFTER INSERT ON messages
+        WHEN NEW.direction = 'in' AND NEW.status = 5
+        BEGIN
+            INSERT OR IGNORE INTO webhook_outbox(device_id, kind, event_key, url, payload,
+                next_attempt, created, sms_id, status)
+            SELECT NEW.device_id, 'incoming', 'incoming:' || NEW.id, d.webhook_incoming, '',
+                NEW.status_changed, NEW.status_changed, NEW.id, 5
+            FROM devices d WHERE d.id = NEW.device_id AND COALESCE(d.webhook_incoming, '') <> '';
+        END;
+        """,
+    ),
 ]
 
 

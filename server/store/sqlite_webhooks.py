@@ -1,0 +1,174 @@
+"""SQLite implementation of AgentExtrasStore (lease sweeper, device agent settings, webhook
+outbox), mixed into SqliteStore.
+
+The outbox rows themselves are inserted by triggers (sqlite_schema.py migration 3) inside the
+transaction that changes the message; this module only reads them and records delivery attempts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from server.store.agent_base import (
+    AGENT_SETTING_COLUMNS,
+    AgentExtrasStore,
+    DeviceAgentSettings,
+    WebhookJob,
+)
+from server.store.sqlite_rows import MESSAGE_COLS, message_row
+
+if TYPE_CHECKING:
+    from server.store.writer import GroupCommitWriter
+
+_SETTINGS = (
+    "SELECT id, delaybetweenrequest, delaybetweeneachsms, sim_min_interval, sim_per_minute,"
+    " sim_per_hour, sim_per_day, webhook_incoming, webhook_status, webhook_secret FROM devices"
+)
+_JOBS = (
+    "SELECT w.id, w.device_id, w.kind, w.event_key, w.url, w.status, w.attempts,"
+    " d.webhook_secret, d.title, a.timezone, m.sent_at, "
+    + MESSAGE_COLS
+    + " FROM webhook_outbox w JOIN devices d ON d.id = w.device_id"
+    " JOIN accounts a ON a.id = d.account_id JOIN messages m ON m.id = w.sms_id"
+    " LEFT JOIN pakets p ON p.id = m.paket_id"
+)
+_OUTBOX_COLS = (
+    "id",
+    "device_id",
+    "kind",
+    "event_key",
+    "url",
+    "sms_id",
+    "status",
+    "state",
+    "attempts",
+    "next_attempt",
+    "created",
+    "delivered_at",
+    "last_error",
+)
+
+
+class SqliteWebhookStore(AgentExtrasStore):
+    """Needs SqliteStore's `writer`, `_all` and `_one`."""
+
+    if TYPE_CHECKING:
+        writer: GroupCommitWriter
+
+        async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]: ...
+
+        async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    async def expire_leases(self, now: int) -> set[int]:
+        def op(conn: sqlite3.Connection) -> set[int]:
+            devices = {
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT DISTINCT device_id FROM messages WHERE status = 2"
+                    " AND lease_expires < ?",
+                    (now,),
+                )
+            }
+            if devices:
+                conn.execute(
+                    "UPDATE messages SET status = 1, lease_id = NULL, lease_expires = NULL,"
+                    " status_changed = ? WHERE status = 2 AND lease_expires < ?",
+                    (now, now),
+                )
+            return devices
+
+        return await self.writer.submit(op)
+
+    async def device_agent_settings(self, device_id: int) -> DeviceAgentSettings | None:
+        row = await self._one(f"{_SETTINGS} WHERE id = ?", (device_id,))
+        if row is None:
+            return None
+        return DeviceAgentSettings(
+            device_id=row[0],
+            delaybetweenrequest=row[1],
+            delaybetweeneachsms=row[2],
+            sim_min_interval=row[3],
+            sim_per_minute=row[4],
+            sim_per_hour=row[5],
+            sim_per_day=row[6],
+            webhook_incoming=row[7] or None,
+            webhook_status=row[8] or None,
+            webhook_secret=row[9] or None,
+        )
+
+    async def update_device_settings(self, device_id: int, values: dict[str, object]) -> None:
+        unknown = sorted(set(values) - set(AGENT_SETTING_COLUMNS))
+        if unknown:
+            raise ValueError(f"not device settings: {unknown}")
+        if not values:
+            return
+        columns = list(values)
+        sql = f"UPDATE devices SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
+        params = [*(values[c] for c in columns), device_id]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, params)
+
+        await self.writer.submit(op)
+
+    async def due_webhooks(self, now: int, limit: int) -> list[WebhookJob]:
+        rows = await self._all(
+            f"{_JOBS} WHERE w.state = 'pending' AND w.next_attempt <= ?"
+            " ORDER BY w.next_attempt, w.id LIMIT ?",
+            (now, limit),
+        )
+        return [
+            WebhookJob(
+                id=r[0],
+                device_id=r[1],
+                kind=r[2],
+                event_key=r[3],
+                url=r[4],
+                status=r[5],
+                attempts=r[6],
+                secret=r[7] or None,
+                device_title=r[8],
+                timezone=r[9],
+                sent_at=r[10],
+                message=message_row(r[11:]),
+            )
+            for r in rows
+        ]
+
+    async def next_webhook_time(self) -> int | None:
+        row = await self._one(
+            "SELECT MIN(next_attempt) FROM webhook_outbox WHERE state = 'pending'"
+        )
+        return int(row[0]) if row and row[0] is not None else None
+
+    async def webhook_delivered(self, job_id: int, now: int) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE webhook_outbox SET state = 'delivered', delivered_at = ?,"
+                " attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                (now, job_id),
+            )
+
+        await self.writer.submit(op)
+
+    async def webhook_failed(
+        self, job_id: int, error: str, next_attempt: int | None, now: int
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?,"
+                " state = CASE WHEN ? IS NULL THEN 'dead' ELSE state END,"
+                " next_attempt = COALESCE(?, next_attempt) WHERE id = ?",
+                (error[:500], next_attempt, next_attempt, job_id),
+            )
+
+        await self.writer.submit(op)
+
+    async def webhook_rows(self, device_id: int | None = None) -> list[dict[str, object]]:
+        where, params = ("WHERE device_id = ?", (device_id,)) if device_id is not None else ("", ())
+        rows = await self._all(
+            f"SELECT {', '.join(_OUTBOX_COLS)} FROM webhook_outbox {where} ORDER BY id", params
+        )
+        return [dict(zip(_OUTBOX_COLS, r, strict=True)) for r in rows]
