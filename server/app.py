@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api import compat, middleware
+from server.api import agent, compat, middleware
+from server.core.agent import AgentService, AgentSettings
 from server.core.gateway import Gateway
 from server.core.limits import MAX_REQUEST_BYTES
 from server.core.notifier import WorkNotifier
@@ -24,7 +25,9 @@ STORE: web.AppKey[Store] = web.AppKey("store", Store)
 NOTIFIER: web.AppKey[WorkNotifier] = web.AppKey("notifier", WorkNotifier)
 
 
-def create_app(db: str | Path | Store) -> web.Application:
+def create_app(
+    db: str | Path | Store, agent_settings: AgentSettings | None = None
+) -> web.Application:
     """Build the app over a store (a path means the embedded SQLite store, opened on startup)."""
     store = db if isinstance(db, Store) else SqliteStore(db)
     notifier = WorkNotifier()
@@ -32,7 +35,9 @@ def create_app(db: str | Path | Store) -> web.Application:
     app[STORE] = store
     app[NOTIFIER] = notifier
     app[compat.GATEWAY] = Gateway(store, notifier)
+    app[agent.AGENT] = AgentService(store, notifier, settings=agent_settings)
     compat.add_routes(app)
+    agent.add_routes(app)
     app.router.add_get("/health", _health)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,308 @@
+"""The agent protocol over HTTP: `POST /agent/v1/<route>` (docs/agent-protocol.md).
+
+JSON in, JSON out, `Authorization: Bearer <device token>`. Errors are a non-2xx status with
+`{"error": {"code": ..., "message": ...}}`; the agent retries 5xx and never retries a 4xx
+unchanged, so anything wrong with the request itself must be a 4xx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from server.core.agent import AgentService
+from server.core.dates import iso, to_us
+from server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
+from server.core.models import Device, DeviceFacts, IncomingMessage, ReportEvent, Sim
+from server.core.status import FAILURE_CODES
+from server.store.base import StoreError
+
+AGENT: web.AppKey[AgentService] = web.AppKey("agent", AgentService)
+MAX_BODY = 1024 * 1024
+MAX_ITEMS = 500
+EVENT_TYPES = ("sent", "delivered", "not_delivered", "failed", "unknown")
+log = logging.getLogger("simhive.agent")
+
+Body = dict[str, Any]
+Route = Callable[[AgentService, Device, Body], Awaitable[Body]]
+
+
+class TooLarge(GatewayError):
+    pass
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def endpoint(fn: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        service = request.app[AGENT]
+        try:
+            device = await service.authenticate(_bearer(request))
+            body = await _json_body(request)
+            return web.json_response(await fn(service, device, body))
+        except AuthError as exc:
+            return error(401, "unauthorized", exc.message)
+        except (TooLarge, web.HTTPRequestEntityTooLarge):
+            return error(413, "too_large", f"at most {MAX_BODY} bytes and {MAX_ITEMS} items")
+        except InvalidInput as exc:
+            return error(400, "bad_request", exc.message)
+        except NotFound as exc:
+            return error(404, "not_found", exc.message)
+        except Conflict as exc:
+            return error(409, "conflict", exc.message)
+        except StoreError as exc:
+            log.error("storage failure on %s: %s", request.path, exc)
+            return error(503, "unavailable", "storage unavailable, try again")
+        except Exception:
+            log.exception("unexpected error on %s", request.path)
+            return error(500, "internal", "internal server error")
+
+    return handler
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _json_body(request: web.Request) -> Body:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise TooLarge("body too large")
+    raw = await request.read()
+    if len(raw) > MAX_BODY:
+        raise TooLarge("body too large")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object")
+    return body
+
+
+# -- field readers: a wrong type is the client's bug, reported as 400 with the field's name ----
+
+
+def _opt(obj: Body, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) and kind is int:
+        raise InvalidInput(f"{where}{key} must be an integer")
+    if not isinstance(value, kind):
+        name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise InvalidInput(f"{where}{key} must be {name}")
+    return value
+
+
+def _req(obj: Body, key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
+    value = _opt(obj, key, kind, where)
+    if value is None:
+        raise InvalidInput(f"{where}{key} is required")
+    return value
+
+
+def _int_in(obj: Body, key: str, lo: int, hi: int, default: int, where: str = "") -> int:
+    value = _opt(obj, key, int, where)
+    if value is None:
+        return default
+    if not lo <= value <= hi:
+        raise InvalidInput(f"{where}{key} must be between {lo} and {hi}")
+    return int(value)
+
+
+def _time(obj: Body, key: str, where: str) -> int | None:
+    text = _opt(obj, key, str, where)
+    if text is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{where}{key} is not an ISO 8601 time") from None
+    return to_us(dt if dt.tzinfo else dt.replace(tzinfo=UTC))
+
+
+def _items(body: Body, key: str) -> list[Body]:
+    items = _opt(body, key, list, "")
+    if items is None:
+        return []
+    if len(items) > MAX_ITEMS:
+        raise TooLarge(f"more than {MAX_ITEMS} {key}")
+    out: list[Body] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"{key}[{i}] must be an object")
+        out.append(item)
+    return out
+
+
+def _sims(body: Body) -> list[Sim] | None:
+    if body.get("sims") is None:
+        return None
+    out: list[Sim] = []
+    for i, s in enumerate(_items(body, "sims")):
+        w = f"sims[{i}]."
+        out.append(
+            Sim(
+                device_id=0,
+                slot=_int_in(s, "slot", 0, 15, i, w),
+                present=bool(_opt(s, "present", bool, w) if "present" in s else True),
+                active=bool(_opt(s, "active", bool, w) if "active" in s else True),
+                iccid=_opt(s, "iccid", str, w) or "",
+                imsi=_opt(s, "imsi", str, w) or "",
+                number=_opt(s, "number", str, w) or "",
+                operator=_opt(s, "operator", str, w) or "",
+                operator_code=_opt(s, "operator_code", str, w) or "",
+                carrier=_opt(s, "carrier", str, w) or "",
+                country_iso=(_opt(s, "country_iso", str, w) or "")[:2],
+                registered=bool(_opt(s, "registered", bool, w)),
+                roaming=bool(_opt(s, "roaming", bool, w)),
+                signal_dbm=_opt(s, "signal_dbm", int, w),
+            )
+        )
+    if len({s.slot for s in out}) != len(out):
+        raise InvalidInput("sims: a slot is listed twice")
+    return out
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+async def hello(svc: AgentService, device: Device, body: Body) -> Body:
+    info = _opt(body, "device", dict, "") or {}
+    facts = DeviceFacts(
+        manufacturer=_opt(info, "manufacturer", str, "device."),
+        model=_opt(info, "model", str, "device."),
+        firmware=_opt(info, "firmware", str, "device."),
+        imei=_opt(info, "imei", str, "device."),
+        serialnumber=_opt(info, "serialnumber", str, "device."),
+        appversion=_opt(body, "agent_version", str, ""),
+    )
+    return await svc.hello(device, facts, _sims(body))
+
+
+async def pull(svc: AgentService, device: Device, body: Body) -> Body:
+    max_messages = _int_in(body, "max", 1, 100, svc.settings.pull_max)
+    wait = _opt(body, "wait", (int, float), "")
+    if wait is not None and (isinstance(wait, bool) or not 0 <= wait <= 60):
+        raise InvalidInput("wait must be between 0 and 60")
+    lease = await svc.pull(device, max_messages, float(wait or 0))
+    if lease is None:
+        return {"lease_id": None, "lease_expires": None, "messages": []}
+    return {
+        "lease_id": lease.lease_id,
+        "lease_expires": iso(lease.expires),
+        "messages": [
+            {
+                "id": m.id,
+                "to": m.sendto,
+                "body": m.body,
+                "sim": m.sim,
+                "urgent": m.urgent,
+                "timetosend": iso(m.timetosend),
+                "attempt": m.attempt,
+            }
+            for m in lease.messages
+        ],
+    }
+
+
+async def commit(svc: AgentService, device: Device, body: Body) -> Body:
+    lease_id = _req(body, "lease_id", str)
+    ids = _req(body, "ids", list)
+    if len(ids) > MAX_ITEMS:
+        raise TooLarge("too many ids")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise InvalidInput("ids must be integers")
+    committed, rejected = await svc.commit(device, lease_id, ids)
+    return {"committed": committed, "rejected": rejected}
+
+
+async def report(svc: AgentService, device: Device, body: Body) -> Body:
+    now = svc.clock()
+    events: list[ReportEvent] = []
+    for i, e in enumerate(_items(body, "events")):
+        w = f"events[{i}]."
+        kind = _req(e, "type", str, w)
+        if kind not in EVENT_TYPES:
+            raise InvalidInput(f"{w}type must be one of {', '.join(EVENT_TYPES)}")
+        event_id = _req(e, "event_id", str, w)
+        if not 0 < len(event_id) <= 200:
+            raise InvalidInput(f"{w}event_id must have 1 to 200 characters")
+        status = _opt(e, "status", int, w)
+        if kind == "failed" and status not in FAILURE_CODES:
+            raise InvalidInput(f"{w}status must be one of {sorted(int(c) for c in FAILURE_CODES)}")
+        parts: list[tuple[int, int]] = []
+        for j, p in enumerate(_opt(e, "parts", list, w) or []):
+            if not isinstance(p, dict):
+                raise InvalidInput(f"{w}parts[{j}] must be an object")
+            parts.append(
+                (_int_in(p, "index", 0, 255, j, f"{w}parts[{j}]."),
+                 _req(p, "reference", int, f"{w}parts[{j}]."))
+            )  # fmt: skip
+        at = _time(e, "at", w)
+        events.append(
+            ReportEvent(
+                event_id=event_id,
+                sms_id=_req(e, "sms_id", int, w),
+                type=kind,
+                at=at if at is not None else now,
+                status=status,
+                code=(_opt(e, "code", str, w) or None),
+                reason=(_opt(e, "reason", str, w) or None),
+                parts=tuple(parts),
+            )
+        )
+    return {"accepted": await svc.report(device, events)}
+
+
+async def incoming(svc: AgentService, device: Device, body: Body) -> Body:
+    messages: list[IncomingMessage] = []
+    for i, m in enumerate(_items(body, "messages")):
+        w = f"messages[{i}]."
+        key = _req(m, "key", str, w)
+        if not 0 < len(key) <= 300:
+            raise InvalidInput(f"{w}key must have 1 to 300 characters")
+        messages.append(
+            IncomingMessage(
+                key=key,
+                sim=_int_in(m, "sim", 0, 15, 0, w),
+                sender=_req(m, "from", str, w),
+                body=_opt(m, "body", str, w) or "",
+                sent_at=_time(m, "sent_at", w),
+                received_at=_time(m, "received_at", w),
+                parts=_int_in(m, "parts", 1, 255, 1, w),
+                incomplete=bool(_opt(m, "incomplete", bool, w)),
+            )
+        )
+    stored = await svc.incoming(device, messages)
+    return {"accepted": [{"key": key, "sms_id": sms_id} for key, sms_id in stored]}
+
+
+async def status(svc: AgentService, device: Device, body: Body) -> Body:
+    await svc.status(device, _sims(body), _items(body, "events"))
+    return {"ok": True}
+
+
+ROUTES: dict[str, Route] = {
+    "hello": hello,
+    "pull": pull,
+    "commit": commit,
+    "report": report,
+    "incoming": incoming,
+    "status": status,
+}
+
+
+def add_routes(app: web.Application) -> None:
+    for name, fn in ROUTES.items():
+        app.router.add_post(f"/agent/v1/{name}", endpoint(fn))
