@@ -323,6 +323,22 @@ class AtModem:
         await self.inbox.after_switch(slot)
         self.supervisor.request_sweep()  # messages that arrived while this SIM was inactive
 
+    async def activate_slot(self, slot: int) -> None:
+        """Make `slot` the active SIM of a single-standby modem now (the dispatcher batches per
+        SIM and may visit an idle SIM so that SMS held by the network come in). No-op when it
+        is active already, on single-SIM modems, or while disconnected. Raises SendError."""
+        if self._dual is None or self._state is ModemState.DISCONNECTED:
+            return
+        if slot not in self.slots:
+            raise SendError(f"no SIM slot {slot} on {self.name}", outcome=SendOutcome.PERMANENT)
+        async with self.op_lock:
+            try:
+                await self._select_for_send(slot)
+            except (AtTimeout, ChannelClosed) as exc:
+                raise SendError(
+                    f"selecting SIM {slot + 1}: {exc}", outcome=SendOutcome.RETRY
+                ) from exc
+
     def _on_closed(self, reason: str) -> None:
         self.supervisor.link_lost(reason)
 
