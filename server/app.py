@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from server import background
 from server.api import agent, compat, middleware
 from server.core.agent import AgentService, AgentSettings
 from server.core.gateway import Gateway
@@ -46,6 +47,7 @@ def create_app(
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    background.setup(app, store, notifier)  # lease sweeper, webhook sender (after the store)
     return app
 
 

@@ -238,6 +238,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         -- Bodies are rendered at delivery from the message; the row keeps what it announces.
         ALTER TABLE webhook_outbox ADD COLUMN sms_id INTEGER;
         ALTER TABLE webhook_outbox ADD COLUMN status INTEGER;
+        CREATE INDEX webhook_outbox_sms ON webhook_outbox(sms_id, id) WHERE state = 'pending';
 
         -- One status webhook per status change of an outgoing message to sent or an outcome
         -- (6, 7, 8, 9-12, 100, 101), whoever makes the change. event_key is UNIQUE, so a

@@ -115,8 +115,11 @@ class SqliteWebhookStore(AgentExtrasStore):
 
     async def due_webhooks(self, now: int, limit: int) -> list[WebhookJob]:
         rows = await self._all(
-            f"{_JOBS} WHERE w.state = 'pending' AND w.next_attempt <= ?"
-            " ORDER BY w.next_attempt, w.id LIMIT ?",
+            # A message's webhooks go out in order: a row waits while an older one of the same
+            # message is still pending (a receiver must not see 7 before 6).
+            f"{_JOBS} WHERE w.state = 'pending' AND w.next_attempt <= ? AND NOT EXISTS"
+            " (SELECT 1 FROM webhook_outbox o WHERE o.sms_id = w.sms_id AND o.state = 'pending'"
+            " AND o.id < w.id) ORDER BY w.next_attempt, w.id LIMIT ?",
             (now, limit),
         )
         return [

@@ -1,0 +1,96 @@
+"""The server's background tasks: the lease sweeper and the webhook sender.
+
+`setup(app)` registers them on the app's cleanup_ctx (after the store is opened, before it is
+closed) and wakes the webhook sender after every agent request, when a report or an incoming SMS
+may just have written outbox rows. Tests tune the timings through `app[BACKGROUND]` before the
+app starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from server.core.lease_sweeper import LeaseSweeper
+from server.core.notifier import WorkNotifier
+from server.core.webhooks import RetryPolicy, WebhookSender, WebhookTransportError
+from server.store.agent_base import AgentExtrasStore
+from server.store.base import Store
+
+log = logging.getLogger("simhive.server")
+
+
+@dataclass
+class BackgroundConfig:
+    sweep_interval_seconds: float = 5.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_idle_poll_seconds: float = 5.0
+    webhook_retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass
+class Background:
+    config: BackgroundConfig = field(default_factory=BackgroundConfig)
+    sweeper: LeaseSweeper | None = None
+    sender: WebhookSender | None = None
+
+
+BACKGROUND: web.AppKey[Background] = web.AppKey("background", Background)
+
+
+def setup(app: web.Application, store: Store, notifier: WorkNotifier) -> None:
+    app[BACKGROUND] = Background()
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        sender = request.app[BACKGROUND].sender
+        if sender is not None and request.path.startswith("/agent/v1/"):
+            sender.wake()
+
+    async def tasks(app: web.Application) -> AsyncIterator[None]:
+        if not isinstance(store, AgentExtrasStore):
+            log.warning("store %s has no webhook outbox; background tasks off", type(store))
+            yield
+            return
+        state = app[BACKGROUND]
+        cfg = state.config
+        timeout = aiohttp.ClientTimeout(total=cfg.webhook_timeout_seconds)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+
+            async def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+                try:
+                    async with session.post(url, data=body, headers=headers) as resp:
+                        await resp.read()
+                        return resp.status
+                except aiohttp.ClientError as exc:
+                    raise WebhookTransportError(str(exc)) from None
+
+            state.sweeper = LeaseSweeper(
+                store, notifier, interval_seconds=cfg.sweep_interval_seconds
+            )
+            state.sender = WebhookSender(
+                store,
+                post,
+                policy=cfg.webhook_retry,
+                idle_poll_seconds=cfg.webhook_idle_poll_seconds,
+            )
+            running = [
+                asyncio.create_task(state.sweeper.run(), name="simhive-lease-sweeper"),
+                asyncio.create_task(state.sender.run(), name="simhive-webhooks"),
+            ]
+            try:
+                yield
+            finally:
+                for task in running:
+                    task.cancel()
+                for task in running:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    app.on_response_prepare.append(on_prepare)
+    app.cleanup_ctx.append(tasks)

@@ -1,0 +1,235 @@
+"""Webhooks: payloads (compat-api.md section 10), signatures, and the outbox delivery loop.
+
+The store writes one outbox row per status change and per incoming SMS in the transaction of the
+change itself (sqlite_schema.py migration 3); this module turns due rows into signed POSTs and
+records each attempt. Delivery is at least once: a receiver deduplicates on the
+`X-Simhive-Event-Id` header, which is stable across retries and restarts. The HTTP client is
+injected (`Post`), so this module stays free of aiohttp.
+
+Signature: `X-Simhive-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>` with
+`X-Simhive-Timestamp: <unix seconds>`; docs/webhooks.md shows how to verify it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from server.core.dates import US, from_us, now_us, resolve_zone
+from server.core.errors import InvalidInput
+from server.core.status import label
+from server.store.agent_base import AgentExtrasStore, WebhookJob
+from server.store.base import StoreError
+
+log = logging.getLogger("simhive.webhooks")
+
+HEADER_EVENT = "X-Simhive-Event"
+HEADER_EVENT_ID = "X-Simhive-Event-Id"
+HEADER_TIMESTAMP = "X-Simhive-Timestamp"
+HEADER_SIGNATURE = "X-Simhive-Signature"
+USER_AGENT = "simhive-webhooks/1"
+MAX_URL_CHARS = 2000
+
+# (url, body, headers) -> HTTP status; raises OSError/TimeoutError (or the client's own error
+# types, wrapped by the caller) when no answer came.
+Post = Callable[[str, bytes, dict[str, str]], Awaitable[int]]
+
+
+class WebhookTransportError(Exception):
+    """The receiver could not be reached or did not answer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential back-off: first retry after `base_seconds`, doubling up to `max_seconds`,
+    +-`jitter` spread so that many failed rows do not retry in lockstep; a row is given up
+    (state 'dead') after `max_attempts` attempts. Defaults: about 2 days of retries."""
+
+    base_seconds: float = 10.0
+    max_seconds: float = 3600.0
+    max_attempts: int = 60
+    jitter: float = 0.2
+
+    def delay(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait after the `attempts`-th failed attempt (1-based)."""
+        raw = min(self.max_seconds, self.base_seconds * 2.0 ** max(0, attempts - 1))
+        return raw * (1 + self.jitter * (2 * rand() - 1))
+
+
+def validate_url(url: str) -> str:
+    """A webhook URL must be absolute http(s); an empty string clears the webhook."""
+    url = url.strip()
+    if url == "":
+        return url
+    if len(url) > MAX_URL_CHARS:
+        raise InvalidInput(f"Webhook URL too long (at most {MAX_URL_CHARS} characters)")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+        raise InvalidInput(f"Webhook URL must start with http:// or https:// and a host: {url}")
+    return url
+
+
+def _local(value_us: int | None, timezone: str) -> str | None:
+    """`YYYY-MM-DD HH:MM:SS` in the account's zone (compat-api.md section 10)."""
+    if value_us is None:
+        return None
+    try:
+        zone = resolve_zone(timezone)
+    except InvalidInput:
+        zone = resolve_zone("UTC")
+    return from_us(value_us).astimezone(zone.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def payload(job: WebhookJob) -> dict[str, Any]:
+    """The vendor's webhook body; `channel_id` and `sim` both carry the 0-based slot because
+    older and newer vendor docs each name it differently."""
+    m = job.message
+    if job.kind == "incoming":
+        return {
+            "address": m.sendto,
+            "date": _local(m.created, job.timezone),
+            "date_sent": _local(job.sent_at, job.timezone),
+            "body": m.body,
+            # The agent protocol carries no modem storage index; simhive's own id stands in.
+            "internal_id": m.id,
+            "channel_id": m.sim,
+            "sim": m.sim,
+            "sms_id": m.id,
+            "device_id": m.device_id,
+            "device_name": job.device_title,
+            "type": "text",
+        }
+    return {
+        "sms_id": m.id,
+        "status_id": job.status,
+        "status_message": label(job.status),
+        "sendto": m.sendto,
+        "senttime": _local(m.senttime, job.timezone),
+        "channel_id": m.sim,
+        "sim": m.sim,
+        "device_id": m.device_id,
+    }
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode("ascii") + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """Receiver side (also the docs' example): constant-time check of a signature header."""
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return False
+    return hmac.compare_digest(sign(secret, ts, body), signature)
+
+
+def request_for(job: WebhookJob, now: int) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload(job), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    timestamp = now // US
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": USER_AGENT,
+        HEADER_EVENT: job.kind,
+        HEADER_EVENT_ID: job.event_key,
+        HEADER_TIMESTAMP: str(timestamp),
+    }
+    if job.secret:
+        headers[HEADER_SIGNATURE] = sign(job.secret, timestamp, body)
+    return body, headers
+
+
+class WebhookSender:
+    """Delivers due outbox rows; `run()` until cancelled. `wake()` after a change that may have
+    written rows (the app calls it after every agent request); an idle poll catches rows written
+    by other processes."""
+
+    def __init__(
+        self,
+        store: AgentExtrasStore,
+        post: Post,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], int] = now_us,
+        batch: int = 50,
+        idle_poll_seconds: float = 5.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.post = post
+        self.policy = policy or RetryPolicy()
+        self.clock = clock
+        self.batch = batch
+        self.idle_poll_seconds = idle_poll_seconds
+        self.rand = rand
+        self._wake = asyncio.Event()
+        self.delivered = 0
+        self.failed_attempts = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                worked = await self.deliver_due()
+            except StoreError as exc:
+                log.error("webhook outbox unavailable: %s", exc)
+                worked = 0
+            if worked:
+                continue
+            await self._idle()
+
+    async def _idle(self) -> None:
+        timeout = self.idle_poll_seconds
+        with contextlib.suppress(StoreError):
+            nxt = await self.store.next_webhook_time()
+            if nxt is not None:
+                timeout = min(timeout, max(0.0, (nxt - self.clock()) / US))
+        if timeout <= 0:
+            # A row of a message whose older row is still pending is due but not deliverable
+            # yet; don't spin on it.
+            timeout = min(self.idle_poll_seconds, 0.2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    async def deliver_due(self) -> int:
+        """One pass over the due rows; returns how many were attempted."""
+        jobs = await self.store.due_webhooks(self.clock(), self.batch)
+        if jobs:
+            await asyncio.gather(*(self._deliver(job) for job in jobs))
+        return len(jobs)
+
+    async def _deliver(self, job: WebhookJob) -> None:
+        now = self.clock()
+        body, headers = request_for(job, now)
+        try:
+            status = await self.post(job.url, body, headers)
+            error = None if 200 <= status < 300 else f"HTTP {status}"
+        except (WebhookTransportError, OSError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        if error is None:
+            self.delivered += 1
+            await self.store.webhook_delivered(job.id, self.clock())
+            return
+        self.failed_attempts += 1
+        attempts = job.attempts + 1
+        if attempts >= self.policy.max_attempts:
+            log.warning("webhook %s to device %d's URL given up after %d attempts: %s",
+                        job.event_key, job.device_id, attempts, error)  # fmt: skip
+            await self.store.webhook_failed(job.id, error, None, self.clock())
+            return
+        delay = self.policy.delay(attempts, self.rand)
+        log.info("webhook %s failed (%s); retry %d in %.1f s", job.event_key, error, attempts,
+                 delay)  # fmt: skip
+        await self.store.webhook_failed(job.id, error, self.clock() + int(delay * US), self.clock())
