@@ -482,3 +482,22 @@ async def test_two_ports_as_one_device():
         assert [e.slot for e in events if isinstance(e, IncomingSms)] == [1]
     finally:
         await modem.stop()
+
+
+async def test_direct_cmt_is_acknowledged_when_csms_service_is_one():
+    # CSMS service 1 that cannot be switched off: direct deliveries need +CNMA, or the
+    # network delivers them again (spec/modems.md section 5).
+    async with Rig({"AT+CSMS?": "+CSMS: 1,1,1,1\nOK", "AT+CSMS=0": "ERROR"}) as r:
+        assert r.modem.capabilities.csms_service == 1
+        h = deliver_hex("+4917012345", "direct")
+        r.fm.urc(f"+CMT: ,{len(h) // 2 - 8}\n{h}")
+        await until(lambda: r.of(IncomingSms))
+        assert r.of(IncomingSms)[0].text == "direct" and r.of(IncomingSms)[0].storage == []
+        await until(lambda: "AT+CNMA" in r.fm.commands)
+
+
+async def test_activate_slot_is_a_no_op_on_single_sim():
+    async with Rig() as r:
+        n = len(r.fm.commands)
+        await r.modem.activate_slot(0)
+        assert len(r.fm.commands) == n

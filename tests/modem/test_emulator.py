@@ -363,3 +363,23 @@ async def test_full_storage_then_freed(faulty: EmulatorProcess):
         assert events.of(IncomingSms)[0].text == "held by the network"
     finally:
         await modem.stop()
+
+
+async def test_slow_radio_latency(faulty: EmulatorProcess):
+    m = faulty.state["modems"][0]
+    faulty.client.set_faults(m["id"], {"latency": 1.0})
+    modem, _ = await started(m, prompt_timeout=5.0, send_timeout=60.0)
+    try:
+        # A submit that takes a while is waited for (the +CMGS budget is >= 60 s), not retried.
+        result = await modem.send(OUTSIDE, "slow network")
+        assert result.references
+        assert len(faulty.client.submitted()) == 1
+    finally:
+        await modem.stop()
+
+
+async def test_probe_of_a_missing_port(tmp_path):
+    from agent.modem.transport import TransportClosed
+
+    with pytest.raises(TransportClosed):
+        await probe(str(tmp_path / "no-such-tty"))
