@@ -91,7 +91,27 @@ def build_modem(cfg: DeviceConfig) -> Modem:
         if cfg.single_standby and isinstance(modem, AtModem):
             return SingleStandbyAtModem(modem)
         return modem
+    if cfg.backend == "gammu":
+        return _build_gammu(cfg, numbers.get(0))
     raise ConfigError(
         f"device {cfg.name!r}: backend {cfg.backend!r} is not available in this version"
-        ' (use backend = "at")'
+        ' (use backend = "at" or "gammu")'
     )
+
+
+def _build_gammu(cfg: DeviceConfig, own_number: str | None) -> Modem:
+    # Imported here: python-gammu is an optional extra, and an AT-only agent must not need it.
+    from agent.modem.gammu_backend import open_gammu_modem
+    from agent.modem.gammu_config import GammuConfigError, GammuUnavailable
+
+    try:
+        return open_gammu_modem(
+            port=cfg.ports[0] if cfg.ports else None,
+            connection=cfg.connection or (None if cfg.gammurc else f"at{cfg.baudrate}"),
+            gammurc=cfg.gammurc,
+            gammu_section=cfg.gammu_section,
+            pin=cfg.pin,
+            own_number=own_number,
+        )
+    except (GammuUnavailable, GammuConfigError) as exc:
+        raise ConfigError(f"device {cfg.name!r}: {exc}") from None

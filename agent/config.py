@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from agent.modem.profiles import PROFILES
 
-BACKENDS = ("at",)  # "gammu" (python-gammu) is planned; the factory is agent/backends.py
+BACKENDS = ("at", "gammu")  # gammu: python-gammu, an optional extra; factory: agent/backends.py
 DUAL_SIM_STYLES = ("none", "cdsds", "qdsim")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
@@ -39,6 +39,10 @@ class DeviceConfig:
     pin: str | None = field(default=None, repr=False)
     # Own number per slot, for SIMs that do not store it (AT+CNUM empty); "" = unknown.
     numbers: tuple[str, ...] = ()
+    # backend = "gammu": a gammurc (+ section, 0 = [gammu]) or the port with a connection string.
+    gammurc: str | None = None
+    gammu_section: int | str | None = None
+    connection: str | None = None
 
     @property
     def slots(self) -> list[int]:
@@ -105,6 +109,9 @@ _DEVICE_KEYS = {
     "baudrate",
     "pin",
     "numbers",
+    "gammurc",
+    "gammu_section",
+    "connection",
 }
 
 
@@ -203,6 +210,8 @@ def _device(d: dict[str, Any], where: str, default_server: str, base: Path) -> D
         if not 1 <= len(raw_ports) <= 2:
             raise ConfigError(f"{where}.ports: one or two ports (one per SIM slot)")
         ports = tuple(raw_ports)
+    elif backend == "gammu" and "gammurc" in d:
+        ports = ()  # the gammurc's device, filled in by _gammu below
     else:
         raise ConfigError(f"{where}.port: required (the modem's serial port, e.g. /dev/ttyUSB2)")
     _unique(list(ports), f"{where}.ports")
@@ -245,6 +254,7 @@ def _device(d: dict[str, Any], where: str, default_server: str, base: Path) -> D
         if n and not (n.startswith("+") and n[1:].isdigit() and 6 <= len(n) <= 16):
             raise ConfigError(f"{where}.numbers[{i}]: E.164 like +4915752982212, not {n!r}")
 
+    gammurc, section, connection, ports = _gammu(d, where, backend, ports, dual_sim, base)
     return DeviceConfig(
         name=name,
         token=token,
@@ -256,7 +266,46 @@ def _device(d: dict[str, Any], where: str, default_server: str, base: Path) -> D
         baudrate=baudrate,
         pin=pin,
         numbers=tuple(raw_numbers),
+        gammurc=gammurc,
+        gammu_section=section,
+        connection=connection,
     )
+
+
+def _gammu(
+    d: dict[str, Any], where: str, backend: str, ports: tuple[str, ...], dual_sim: str, base: Path
+) -> tuple[str | None, int | str | None, str | None, tuple[str, ...]]:
+    """The gammu backend's keys: (gammurc, section, connection, ports with the gammurc's device)."""
+    keys = [k for k in ("gammurc", "gammu_section", "connection") if k in d]
+    if backend != "gammu":
+        if keys:
+            raise ConfigError(f'{where}.{keys[0]}: only with backend = "gammu"')
+        return None, None, None, ports
+    from agent.modem.gammu_config import GammuConfigError, from_gammurc, section_name
+
+    if len(ports) > 1 or dual_sim != "none":
+        raise ConfigError(f"{where}: the gammu backend drives one SIM (no ports list, no dual_sim)")
+    connection = None
+    if "connection" in d:
+        connection = _str(d["connection"], f"{where}.connection", required=True)
+        if any(c.isspace() for c in connection):
+            raise ConfigError(f"{where}.connection: one word like at115200, not {connection!r}")
+    section = d.get("gammu_section")
+    if section is not None and (isinstance(section, bool) or not isinstance(section, int | str)):
+        raise ConfigError(f"{where}.gammu_section: a number (0 = [gammu]) or a section name")
+    if "gammurc" not in d:
+        if section is not None:
+            raise ConfigError(f"{where}.gammu_section: only together with gammurc")
+        return None, None, connection, ports
+    rc = Path(_str(d["gammurc"], f"{where}.gammurc", required=True))
+    if not rc.is_absolute():
+        rc = base / rc
+    try:
+        section_name(section)
+        settings = from_gammurc(rc, section, port=ports[0] if ports else None)
+    except GammuConfigError as exc:
+        raise ConfigError(f"{where}.gammurc: {exc}") from None
+    return str(rc), section, connection, (settings.device,)
 
 
 def _no_unknown(d: dict[str, Any], allowed: set[str], prefix: str) -> None:

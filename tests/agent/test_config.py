@@ -81,7 +81,7 @@ def test_defaults_and_relative_journal(tmp_path: Path) -> None:
         (base(device=[dev(token="has space")]), "without spaces"),
         (base(device=[{"name": "a", "port": "/dev/x"}]), "device[0].token: required"),
         (base(device=[dev(token_file="/nonexistent/t")]), "give token or token_file"),
-        (base(device=[dev(backend="gammu")]), "device[0].backend: must be one of at"),
+        (base(device=[dev(backend="kannel")]), "device[0].backend: must be one of at"),
         (base(device=[dev(ports=["/dev/a"])]), "give port (one modem) or ports"),
         (base(device=[{"name": "a", "token": "t"}]), "device[0].port: required"),
         (base(device=[{"name": "a", "token": "t", "ports": ["/a", "/b", "/c"]}]), "one or two"),
