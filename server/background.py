@@ -20,7 +20,6 @@ from aiohttp import web
 from server.core.lease_sweeper import LeaseSweeper
 from server.core.notifier import WorkNotifier
 from server.core.webhooks import RetryPolicy, WebhookSender, WebhookTransportError
-from server.store.agent_base import AgentExtrasStore
 from server.store.base import Store
 
 log = logging.getLogger("simhive.server")
@@ -53,10 +52,6 @@ def setup(app: web.Application, store: Store, notifier: WorkNotifier) -> None:
             sender.wake()
 
     async def tasks(app: web.Application) -> AsyncIterator[None]:
-        if not isinstance(store, AgentExtrasStore):
-            log.warning("store %s has no webhook outbox; background tasks off", type(store))
-            yield
-            return
         state = app[BACKGROUND]
         cfg = state.config
         timeout = aiohttp.ClientTimeout(total=cfg.webhook_timeout_seconds)

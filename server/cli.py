@@ -243,5 +243,8 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
     emit(with_gateway(db, go))
 
 
+# `device set` and `device webhooks` live in their own module and register on the group above.
+from server import cli_device  # noqa: E402, F401
+
 if __name__ == "__main__":
     main()

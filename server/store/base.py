@@ -23,6 +23,7 @@ from server.core.models import (
     ReportEvent,
     Sim,
 )
+from server.store.agent_base import AgentExtrasStore
 
 
 class StoreError(Exception):
@@ -76,7 +77,7 @@ class AgentStore(ABC):
         """Store each key once as status 5; a repeated key answers its first sms_id."""
 
 
-class Store(AgentStore):
+class Store(AgentStore, AgentExtrasStore):
     """Everything the server stores; the agent protocol's part is in AgentStore."""
 
     # -- life cycle ------------------------------------------------------------------------
