@@ -385,8 +385,11 @@ class Network:
 
     async def _retry_loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # coincides with the event being set, and stop() would then wait forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout=0.5)
+                async with asyncio.timeout(0.5):
+                    await self._kick.wait()
             self._kick.clear()
             if self._pending:
                 try:
