@@ -307,6 +307,8 @@ class AtModem:
     async def select_slot(self, slot: int) -> None:
         """Make `slot` the active SIM of a single-standby modem. Lock held."""
         assert self._dual is not None
+        if self._dual.after_select:
+            self.supervisor.expect_boot_urcs()
         try:
             registered = await switch_slot(self._ch, self._dual, slot)
         except SwitchError as exc:

@@ -51,6 +51,7 @@ class Supervisor:
         self._unresponsive: str | None = None
         self._registration_dirty = False
         self._sweep_due = False
+        self._quiet_until = 0.0
         self.failures = 0  # consecutive failed health checks (the ladder position)
         self.recoveries = 0
         modem.channel.on_unresponsive = self.unresponsive
@@ -61,10 +62,19 @@ class Supervisor:
         self._link_lost = reason
         self._wake.set()
 
+    def expect_boot_urcs(self, seconds: float = 10.0) -> None:
+        """We are about to cycle the radio or reset (CFUN, SIM switch): the +CFUN/+CPIN URCs
+        that follow are our own doing, not a spontaneous reboot."""
+        self._quiet_until = asyncio.get_running_loop().time() + seconds
+
     def modem_restarted(self, line: str) -> None:
-        if self.m.state is not ModemState.CONNECTING:
-            self._restarted = line
-            self._wake.set()
+        if self.m.state is ModemState.CONNECTING:
+            return
+        own = asyncio.get_running_loop().time() < self._quiet_until
+        if own and not line.strip().upper().startswith("RDY"):
+            return
+        self._restarted = line
+        self._wake.set()
 
     def unresponsive(self, reason: str) -> None:
         self._unresponsive = reason
@@ -179,6 +189,7 @@ class Supervisor:
             await self._reinit("no answer; re-initialising")
         elif step == 2:
             log.warning("%s: resetting with AT+CFUN=1,1", self.m.name)
+            self.expect_boot_urcs(30.0)
             with contextlib.suppress(AtCommandError, AtTimeout, ChannelClosed):
                 await self.m.channel.command("AT+CFUN=1,1", wait=30.0)
             await self._reinit("reset with AT+CFUN=1,1")

@@ -501,3 +501,31 @@ async def test_activate_slot_is_a_no_op_on_single_sim():
         n = len(r.fm.commands)
         await r.modem.activate_slot(0)
         assert len(r.fm.commands) == n
+
+
+async def test_qdsim_switch_urcs_are_not_a_reboot():
+    # Quectel applies AT+QDSIM only after the radio is cycled; the +CPIN/+CFUN URCs that follow
+    # are ours and must not trigger a full re-initialisation.
+    r = Rig(dual_sim="qdsim", profile="quectel-ec25")
+    state = {"holder": 0}
+
+    def hook(cmd: str) -> str | None:
+        if cmd == "AT+QDSIM?":
+            return f"+QDSIM: {state['holder']}\nOK"
+        if cmd.startswith("AT+QDSIM="):
+            state["holder"] = int(cmd.split("=")[1])
+            return "OK"
+        if cmd == "AT+CFUN=0":
+            return "OK\n+CPIN: NOT READY"
+        if cmd == "AT+CFUN=1":
+            return "OK\n+CFUN: 1\n+CPIN: READY\n+QIND: SMS DONE"
+        return None
+
+    r.fm.hook = hook
+    async with r:
+        inits = r.fm.commands.count("ATE0")
+        await r.modem.send("+491601112233", "via holder 1", slot=1)
+        assert state["holder"] == 1 and r.modem.active_slot == 1
+        await asyncio.sleep(0.3)
+        assert r.fm.commands.count("ATE0") == inits
+        assert r.modem.state is ModemState.READY
