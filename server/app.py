@@ -47,6 +47,11 @@ def create_app(
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+
+    async def end_long_polls(app: web.Application) -> None:
+        notifier.close()
+
+    app.on_shutdown.append(end_long_polls)
     background.setup(app, store, notifier)  # lease sweeper, webhook sender (after the store)
     return app
 
@@ -72,6 +77,7 @@ def run(db: str | Path, host: str = "127.0.0.1", port: int = 8080, access_log: b
         host=host,
         port=port,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        shutdown_timeout=10.0,  # in-flight requests finish in milliseconds; long polls are woken
         **RUNNER_OPTIONS,
         print=None,
     )

@@ -105,7 +105,7 @@ class AgentService:
                 if lease.messages:
                     return lease
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self.notifier.closed:
                 return None
             if next_at is not None:
                 remaining = min(remaining, max(0.0, (next_at - now) / US) + 0.001)

@@ -15,6 +15,14 @@ class WorkNotifier:
     def __init__(self) -> None:
         self._events: dict[int, asyncio.Event] = {}
         self._waiters: dict[int, int] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Wake every waiter for good (server shutdown): long polls end instead of holding the
+        shutdown for up to their full wait."""
+        self.closed = True
+        for event in self._events.values():
+            event.set()
 
     def notify(self, device_id: int) -> None:
         event = self._events.get(device_id)
@@ -28,6 +36,8 @@ class WorkNotifier:
         the wait is missed; `wait` clears the event after it fired.
         """
         event = self.prepare(device_id)
+        if self.closed:
+            return False
         self._waiters[device_id] = self._waiters.get(device_id, 0) + 1
         try:
             with contextlib.suppress(TimeoutError):
