@@ -197,6 +197,14 @@ class NetworkState:
     roaming: bool
     signal_dbm: int | None
     number: str | None
+    spn: str | None = None  # the SIM's own brand (differs from `operator` when roaming)
+
+
+def parse_spn(args: str) -> str | None:
+    """`+CSPN: "Telekom.de",0` -> "Telekom.de"; an empty name -> None."""
+    m = re.match(r'\s*"([^"]*)"', args)
+    name = (m.group(1) if m else args.split(",")[0]).strip()
+    return name or None
 
 
 async def read_network(ch: AtChannel) -> NetworkState:
@@ -237,4 +245,9 @@ async def read_network(ch: AtChannel) -> NetworkState:
     resp = await _try(ch, "AT+CNUM")
     if resp is not None:
         number = parse_cnum(resp)
-    return NetworkState(imsi, name, code, reg.registered, reg.roaming, signal, number)
+    spn = None
+    # EF_SPN via the SIMCom/Quectel/generic read command; many modems lack it (ERROR).
+    resp = await _try(ch, "AT+CSPN?")
+    if resp is not None:
+        spn = parse_spn(resp.first("+CSPN") or "")
+    return NetworkState(imsi, name, code, reg.registered, reg.roaming, signal, number, spn)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from . import pdu as pdulib
 from .at import Urc
 from .atchannel import AtChannel, AtCommandError, AtTimeout, ChannelClosed
-from .atinfo import NetworkState, read_iccid, read_identity, read_network
+from .atinfo import NetworkState, parse_creg, read_iccid, read_identity, read_network
 from .atinit import (
     Capabilities,
     InitError,
@@ -383,7 +383,12 @@ class AtModem:
             # A boot URC outside init means the modem restarted and forgot our settings.
             self.supervisor.modem_restarted(urc.line)
         elif name in ("+CREG", "+CGREG", "+CEREG"):
-            self.supervisor.registration_changed(urc.args)
+            # With CREG=2 every cell change is reported; re-read the SIM only when the
+            # registration state itself changed.
+            reg = parse_creg(urc.args, solicited=False)
+            known = self._sims.get(self.event_slot(urc))
+            if known is None or (reg.registered, reg.roaming) != (known.registered, known.roaming):
+                self.supervisor.registration_changed(urc.args)
         elif name:
             log.debug("%s: URC %s", self.name, urc.line)
         else:
@@ -440,7 +445,7 @@ def _sim_info(slot: int, net: NetworkState, iccid: str | None, configured: str |
         number=net.number or configured,
         operator=net.operator,
         operator_code=net.operator_code,
-        carrier=net.operator,
+        carrier=net.spn or net.operator,
         country_iso=_country(net.operator_code),
         registered=net.registered,
         roaming=net.roaming,

@@ -76,12 +76,15 @@ PROFILES: dict[str, Profile] = {
             "sim800c",
             iccid_commands=(("AT+CCID", "+CCID"), *_ICCID_GENERIC),
             ready_urcs=frozenset({"SMS READY", "CALL READY"}),
+            # SIM800 autobauds on the first ATs; pin the rate so a reset cannot lose it.
+            init_extra=("AT+IPR=115200",),
             match=("simcom", "sim800"),
         ),
         Profile(
             "sim800c-ds",
             iccid_commands=(("AT+CCID", "+CCID"), *_ICCID_GENERIC),
             ready_urcs=frozenset({"SMS READY", "CALL READY"}),
+            init_extra=("AT+IPR=115200",),
             dual_sim=CDSDS,
             match=("sim800c-ds", "sim800h-ds"),
         ),

@@ -73,7 +73,8 @@ def deliver_hex(sender: str, text: str, **kw: object) -> str:
 
 
 async def test_start_reads_identity_and_sim():
-    async with Rig({"AT+COPS?": '+COPS: 0,2,"26201",7\nOK'}) as r:
+    replies = {"AT+COPS?": '+COPS: 0,2,"26201",7\nOK', "AT+CSPN?": '+CSPN: "congstar",0\nOK'}
+    async with Rig(replies) as r:
         assert r.modem.state is ModemState.READY
         assert r.states()[-1] is ModemState.READY
         assert r.modem.identity.imei == "490154203237518"
@@ -83,6 +84,7 @@ async def test_start_reads_identity_and_sim():
         assert info.number == "+4915112345678"
         assert info.operator_code == "26201"
         assert info.country_iso == "de"
+        assert info.carrier == "congstar"  # the SIM's brand, not the serving network
         assert info.signal_dbm == -71
         assert info.registered and not info.roaming
         # The init sequence of spec/modems.md section 2, in order.
@@ -529,3 +531,16 @@ async def test_qdsim_switch_urcs_are_not_a_reboot():
         await asyncio.sleep(0.3)
         assert r.fm.commands.count("ATE0") == inits
         assert r.modem.state is ModemState.READY
+
+
+async def test_creg_urc_rereads_only_on_a_change():
+    async with Rig() as r:
+        n = r.fm.commands.count("AT+CIMI")
+        r.fm.urc('+CREG: 1,"4CB","81DE446"')  # a cell change, same registration
+        await asyncio.sleep(0.2)
+        assert r.fm.commands.count("AT+CIMI") == n
+        r.fm.replies["AT+CREG?"] = '+CREG: 2,5,"4CB","81DE446"\nOK'
+        r.fm.urc('+CREG: 5,"4CB","81DE446"')  # now roaming
+        await until(lambda: "roaming" in r.modem.state_reason)
+        (info,) = await r.modem.sim_info()
+        assert info.roaming

@@ -383,3 +383,15 @@ async def test_probe_of_a_missing_port(tmp_path):
 
     with pytest.raises(TransportClosed):
         await probe(str(tmp_path / "no-such-tty"))
+
+
+async def test_roaming_reported_by_urc(faulty: EmulatorProcess):
+    m = faulty.state["modems"][0]
+    modem, _ = await started(m)
+    try:
+        faulty.client.set_sim(m["id"], 0, roaming=True)
+        await until(lambda: "roaming" in modem.state_reason)
+        (info,) = await modem.sim_info()
+        assert info.roaming and info.registered
+    finally:
+        await modem.stop()
