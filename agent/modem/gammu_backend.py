@@ -162,7 +162,8 @@ class GammuModem:
 
     async def sim_info(self) -> list[SimInfo]:
         if self._state is ModemState.DISCONNECTED or self.sim_problem is not None:
-            return [self._sim or SimInfo(slot=0, present=self.sim_problem is None, active=False)]
+            # The last reading if there was one; a modem never reached has no known SIM.
+            return [self._sim or SimInfo(slot=0, present=False, active=False)]
         try:
             return [await self._refresh_sim()]
         except _LinkLost:
