@@ -422,9 +422,9 @@ class Session:
     async def _run_one(self, text: str) -> list[str]:
         profile = self.modem.profile
         full = "AT" + text.upper()
-        if full in profile.rejected_commands:
+        if full in (c.upper() for c in profile.rejected_commands):
             raise PlainError()
-        if full in profile.accepted_commands:
+        if full in (c.upper() for c in profile.accepted_commands):
             return []
         call = parse_call(text)
         handler = COMMANDS.get(call.name)

@@ -31,7 +31,7 @@ class Wire:
         self.out += data
         self.changed.set()
 
-    async def expect(self, pattern: bytes | re.Pattern[bytes], timeout: float = 10.0) -> bytes:
+    async def expect(self, pattern: bytes | re.Pattern[bytes], within: float = 10.0) -> bytes:
         regex = re.compile(re.escape(pattern)) if isinstance(pattern, bytes) else pattern
 
         async def wait() -> bytes:
@@ -44,7 +44,8 @@ class Wire:
                 self.changed.clear()
                 await self.changed.wait()
 
-        return await asyncio.wait_for(wait(), timeout)
+        async with asyncio.timeout(within):
+            return await wait()
 
     def take(self) -> bytes:
         data = bytes(self.out)
@@ -59,10 +60,10 @@ class Port:
         self.session = session
         self.wire = wire
 
-    async def cmd(self, line: str, timeout: float = 10.0) -> str:
+    async def cmd(self, line: str, within: float = 10.0) -> str:
         """Send `line` + CR, return everything up to and including the final result."""
         self.session.feed(line.encode() + b"\r")
-        return (await self.wire.expect(FINAL, timeout)).decode("latin-1")
+        return (await self.wire.expect(FINAL, within)).decode("latin-1")
 
     async def send_pdu(self, length: int, hex_pdu: str) -> str:
         self.session.feed(f"AT+CMGS={length}\r".encode())
@@ -70,9 +71,9 @@ class Port:
         self.session.feed(hex_pdu.encode() + b"\x1a")
         return (await self.wire.expect(FINAL)).decode("latin-1")
 
-    async def urc(self, pattern: bytes | str, timeout: float = 10.0) -> str:
+    async def urc(self, pattern: bytes | str, within: float = 10.0) -> str:
         regex = re.compile(pattern.encode() if isinstance(pattern, str) else pattern)
-        return (await self.wire.expect(regex, timeout)).decode("latin-1")
+        return (await self.wire.expect(regex, within)).decode("latin-1")
 
 
 class Rig:

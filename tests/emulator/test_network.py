@@ -1,0 +1,199 @@
+"""The virtual network in-process: routing, storage, status reports, rules, concatenation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from agent.modem import pdu
+from hardware.emulator.network import NetworkError
+
+from .harness import Port, Rig
+
+
+async def _send(port: Port, number: str, text: str, **kw: object) -> list[int]:
+    refs = []
+    for part in pdu.encode_submit(number, text, **kw):  # type: ignore[arg-type]
+        out = await port.send_pdu(part.tpdu_length, part.hex)
+        m = re.search(r"\+CMGS: (\d+)", out)
+        assert m, out
+        refs.append(int(m.group(1)))
+    return refs
+
+
+async def test_stored_delivery_and_ds1_report(rig: Rig) -> None:
+    a, b = rig.add(), rig.add()
+    await rig.start()
+    pa, pb = rig.port("m1"), rig.port("m2")
+    for p in (pa, pb):
+        await p.cmd("ATE0;+CMEE=1;+CNMI=2,1,0,1,0")
+    refs = await _send(pa, b.sims[0].sim.number, "stored please")
+    assert '+CMTI: "SM",1' in await pb.urc(r"\+CMTI: [^\r]*\r\n")
+    read = await pb.cmd("AT+CMGR=1")
+    hex_pdu = read.split("\r\n")[3]
+    deliver = pdu.decode_incoming(bytes.fromhex(hex_pdu))
+    assert isinstance(deliver, pdu.Deliver)
+    assert (deliver.sender, deliver.text) == (a.sims[0].sim.number, "stored please")
+    assert read.startswith("\r\n+CMGR: 0,,")  # unread on first read...
+    assert (await pb.cmd("AT+CMGR=1")).startswith("\r\n+CMGR: 1,,")  # ...read afterwards
+    cds = await pa.urc(r"\+CDS: \d+\r\n[0-9A-F]+\r\n")
+    report = pdu.decode_incoming(bytes.fromhex(cds.strip().split("\r\n")[-1]))
+    assert isinstance(report, pdu.StatusReport)
+    assert (report.message_reference, report.recipient, report.status) == (
+        refs[0],
+        b.sims[0].sim.number,
+        0,
+    )
+    record = rig.network.submitted[0]
+    assert record.delivered and record.report_status == 0
+
+
+async def test_ds2_report_stored_in_sr(rig: Rig) -> None:
+    rig.add()
+    b = rig.add()
+    await rig.start()
+    pa = rig.port("m1")
+    await pa.cmd("ATE0;+CMEE=1;+CNMI=2,1,0,2,0")
+    refs = await _send(pa, b.sims[0].sim.number, "report to SR")
+    assert '+CDSI: "SR",1' in await pa.urc(r"\+CDSI: [^\r]*\r\n")
+    await pa.cmd('AT+CPMS="SR","SM","SM"')
+    listing = await pa.cmd("AT+CMGL=4")
+    hex_pdu = listing.split("\r\n")[3]
+    report = pdu.decode_incoming(bytes.fromhex(hex_pdu))
+    assert isinstance(report, pdu.StatusReport) and report.message_reference == refs[0]
+    await pa.cmd("AT+CMGD=1")
+    assert "+CPMS: 0,20" in await pa.cmd('AT+CPMS="SR"')
+
+
+async def test_no_report_without_srr_or_with_ds0(rig: Rig) -> None:
+    rig.add()
+    b = rig.add()
+    await rig.start()
+    pa = rig.port("m1")
+    await pa.cmd("ATE0;+CNMI=2,1,0,1,0")
+    await _send(pa, b.sims[0].sim.number, "no report", status_report=False)
+    await pa.cmd("AT+CNMI=2,1,0,0,0")
+    await _send(pa, b.sims[0].sim.number, "dropped report")
+    await pa.cmd("AT")
+    assert "+CDS" not in pa.wire.take().decode()
+    assert (
+        rig.network.submitted[1].report_status == 0
+    )  # the network did report; the modem dropped it
+
+
+async def test_list_read_delete(rig: Rig) -> None:
+    b = rig.add()
+    await rig.start()
+    pb = rig.port("m1")
+    await pb.cmd("ATE0;+CMEE=1;+CNMI=2,1,0,0,0")
+    for i in range(3):
+        rig.network.inject("+4917000000", b.sims[0].sim.number, f"msg {i}")
+    for i in range(1, 4):
+        await pb.urc(f'\\+CMTI: "SM",{i}\r\n')
+    assert "+CPMS: " in await pb.cmd("AT+CPMS?")
+    assert '"SM",3,30' in await pb.cmd("AT+CPMS?")
+    unread = await pb.cmd("AT+CMGL=0")
+    assert unread.count("+CMGL:") == 3
+    assert (await pb.cmd("AT+CMGL=0")).count("+CMGL:") == 0  # listing marked them read
+    assert (await pb.cmd("AT+CMGL=1")).count("+CMGL:") == 3
+    await pb.cmd("AT+CMGD=2")
+    assert "+CMS ERROR: 321" in await pb.cmd("AT+CMGR=2")
+    assert "+CMGD: (1,3),(0-4)" in await pb.cmd("AT+CMGD=?")
+    await pb.cmd("AT+CMGD=1,4")
+    assert (await pb.cmd("AT+CMGL=4")).count("+CMGL:") == 0
+
+
+async def test_full_storage_holds_until_space(rig: Rig) -> None:
+    b = rig.add()
+    await rig.start()
+    pb = rig.port("m1")
+    await pb.cmd("ATE0;+CMEE=1;+CNMI=2,1,0,0,0")
+    memory = b.sims[0].storage["SM"]
+    memory.capacity = 2
+    for i in range(3):
+        rig.network.inject("+4917000000", b.sims[0].sim.number, f"msg {i}")
+    await pb.urc('\\+CMTI: "SM",2\r\n')
+    assert rig.network.pending_count() == 1
+    assert "+CMS ERROR: 322" in await pb.cmd("AT+CMGW=20")
+    await pb.cmd("AT+CMGD=1")
+    assert '+CMTI: "SM",1' in await pb.urc(r"\+CMTI: [^\r]*\r\n")
+    assert memory.get(1) is not None and memory.get(1).text == "msg 2"  # type: ignore[union-attr]
+    assert rig.network.pending_count() == 0
+
+
+async def test_multipart_passes_through_as_parts(rig: Rig) -> None:
+    rig.add()
+    b = rig.add()
+    await rig.start()
+    pa, pb = rig.port("m1"), rig.port("m2")
+    await pa.cmd("ATE0")
+    await pb.cmd("ATE0;+CNMI=2,1,0,0,0")
+    text = "Grüße aus dem Emulator 🙂 " * 6  # 156 UTF-16 units: three UCS2 parts
+    refs = await _send(pa, b.sims[0].sim.number, text, concat_reference=77)
+    assert len(refs) == 3
+    for i in range(1, 4):
+        await pb.urc(f'\\+CMTI: "SM",{i}\r\n')
+    parts = []
+    for i in range(1, 4):
+        out = await pb.cmd(f"AT+CMGR={i}")
+        deliver = pdu.decode_incoming(bytes.fromhex(out.split("\r\n")[3]))
+        assert isinstance(deliver, pdu.Deliver) and deliver.concat is not None
+        assert (deliver.concat.reference, deliver.concat.total) == (77, 3)
+        assert deliver.coding is pdu.Coding.UCS2
+        parts.append((deliver.concat.seq, deliver.text))
+    assert "".join(t for _, t in sorted(parts)) == text
+    assert [s.part for s in rig.network.submitted] == [1, 2, 3]
+    assert {s.parts for s in rig.network.submitted} == {3}
+
+
+async def test_external_numbers_by_rule(rig: Rig) -> None:
+    rig.add()
+    await rig.start()
+    pa = rig.port("m1")
+    await pa.cmd("ATE0;+CNMI=2,1,0,1,0")
+    rig.network.configure(
+        {
+            "rules": [
+                {"pattern": "+1*", "outcome": "failed"},
+                {"pattern": "+44*", "outcome": "none"},
+                {"pattern": "+33*", "outcome": "delivered", "status": 2},
+            ]
+        }
+    )
+    for number, expect in (("+15551234567", 0x41), ("+4930123456", 0), ("+33612345678", 2)):
+        await _send(pa, number, "out")
+        cds = await pa.urc(r"\+CDS: \d+\r\n[0-9A-F]+\r\n")
+        report = pdu.decode_incoming(bytes.fromhex(cds.strip().split("\r\n")[-1]))
+        assert isinstance(report, pdu.StatusReport)
+        assert (report.recipient, report.status) == (number, expect)
+    await _send(pa, "+447700900123", "never reported")
+    await pa.cmd("AT")
+    assert "+CDS" not in pa.wire.take().decode()
+    with pytest.raises(NetworkError):
+        rig.network.configure({"rules": [{"pattern": "*", "outcome": "maybe"}]})
+    with pytest.raises(NetworkError):
+        rig.network.configure({"report_delay": -1})
+
+
+async def test_report_delay(rig: Rig) -> None:
+    rig.add()
+    await rig.start()
+    pa = rig.port("m1")
+    await pa.cmd("ATE0;+CNMI=2,1,0,1,0")
+    rig.network.configure({"report_delay": 0.3})
+    await _send(pa, "+4930123456", "later")
+    await pa.cmd("AT")
+    assert "+CDS" not in pa.wire.take().decode()  # the report cannot be due yet
+    assert "+CDS:" in await pa.urc(r"\+CDS: \d+\r\n[0-9A-F]+\r\n")
+
+
+async def test_inject_validation(rig: Rig) -> None:
+    rig.add()
+    await rig.start()
+    with pytest.raises(NetworkError):
+        rig.network.inject("+4917000000", "+4900000000", "nobody")
+    with pytest.raises(NetworkError):
+        rig.network.inject("+4917000000", rig.modems[0].sims[0].sim.number, "")
+    long = rig.network.inject("ACME", rig.modems[0].sims[0].sim.number, "x" * 400)
+    assert long["parts"] == 3  # alphanumeric sender, three 153-septet parts
