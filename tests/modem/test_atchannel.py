@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.modem.at import Urc
 from agent.modem.atchannel import AtChannel, AtCommandError, AtTimeout, ChannelClosed, quote
@@ -147,3 +149,53 @@ async def test_submit_refuses_non_hex():
     with pytest.raises(ValueError):
         await ch.submit_pdu(3, "00GG\x1a")
     await ch.close()
+
+
+URC_POOL = [
+    '+CMTI: "SM",3',
+    '+ZPASR: "UMTS"',
+    "^RSSI: 14",
+    "+CREG: 1",
+    "+QIND: SMS DONE",
+    "RING",
+    '+CMTIDS: "SM",9',
+]
+
+
+STEP = st.tuples(
+    st.sampled_from(["AT+CSQ", "AT+CGSN", "AT+CPMS=?"]),
+    st.lists(st.sampled_from(URC_POOL), max_size=3),
+    st.integers(0, 2),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(STEP, min_size=1, max_size=6))
+def test_urcs_anywhere_never_corrupt_replies(script):
+    """Whatever URCs land before, inside or after a reply, every command gets exactly its own
+    reply lines and every URC reaches the handler, in order."""
+    replies = {
+        "AT+CSQ": ["+CSQ: 21,99"],
+        "AT+CGSN": ["490154203237518"],
+        "AT+CPMS=?": ['+CPMS: ("SM"),("SM"),("SM")'],
+    }
+
+    async def run() -> None:
+        t, fm, ch, urcs = await open_channel()
+        expected_urcs: list[str] = []
+        for command, noise, where in script:
+            lines = list(replies[command])
+            body = lines[:where] + noise + lines[where:] if where < 2 else lines + noise
+            answer = "\n".join([*body, "OK"])
+            fm.hook = lambda cmd, a=answer, c=command: a if cmd == c else None
+            resp = await ch.command(
+                command,
+                bare=command == "AT+CGSN",
+                prefixes=None if command != "AT+CGSN" else ("+CGSN",),
+            )
+            assert resp.text == replies[command]
+            expected_urcs += noise
+        assert [u.line for u in urcs] == expected_urcs
+        await ch.close()
+
+    asyncio.run(run())
