@@ -82,7 +82,7 @@ async def _json_body(request: web.Request) -> Body:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[... nesting
         raise InvalidInput("body is not JSON") from None
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
@@ -90,6 +90,9 @@ async def _json_body(request: web.Request) -> Body:
 
 
 # -- field readers: a wrong type is the client's bug, reported as 400 with the field's name ----
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _opt(obj: Body, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -101,6 +104,8 @@ def _opt(obj: Body, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(value, kind):
         name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise InvalidInput(f"{where}{key} must be {name}")
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        raise InvalidInput(f"{where}{key} is out of range")  # SQLite integers are 64-bit
     return value
 
 
@@ -221,7 +226,10 @@ async def commit(svc: AgentService, device: Device, body: Body) -> Body:
     ids = _req(body, "ids", list)
     if len(ids) > MAX_ITEMS:
         raise TooLarge("too many ids")
-    if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+    if not all(
+        isinstance(i, int) and not isinstance(i, bool) and _INT64_MIN <= i <= _INT64_MAX
+        for i in ids
+    ):
         raise InvalidInput("ids must be integers")
     committed, rejected = await svc.commit(device, lease_id, ids)
     return {"committed": committed, "rejected": rejected}
