@@ -82,7 +82,7 @@ async def gettoken(gw: Gateway, p: Params) -> dict[str, Any]:
     password = p.text("pass")
     if email is None or password is None:
         raise AuthError("Login or password incorrect")
-    account = await gw.login(email, password)
+    account = await gw.login(email, password, p.client)
     return ok("OK", token=await gw.issue_token(account))
 
 
@@ -99,7 +99,7 @@ async def smstosend(gw: Gateway, p: Params) -> dict[str, Any]:
         email, password = p.text("email"), p.text("pass")
         if email is None or password is None:
             raise
-        account = await gw.login(email, password)
+        account = await gw.login(email, password, p.client)
     return _saved(await gw.send(account, _outgoing(p)))
 
 

@@ -30,6 +30,8 @@ class Params:
     values: dict[str, Any] = field(default_factory=dict)
     # The JSON object when the whole body was one (the raw addalotofsms form).
     json_body: dict[str, Any] | None = None
+    # The client's address, for login lockouts.
+    client: str | None = None
 
     def raw(self, name: str) -> Any:
         return self.values.get(name)
@@ -61,7 +63,7 @@ def scalar_text(value: Any, name: str) -> str | None:
 
 
 async def read_params(request: web.Request) -> Params:
-    params = Params()
+    params = Params(client=request.remote)
     query = request.query_string
     if query:
         params.values.update(parse_qsl(query, keep_blank_values=True, errors="replace"))

@@ -21,3 +21,8 @@ MAX_ACCOUNT_TOKENS = 100
 # Seconds an authenticated token (and a looked-up device) stays cached in memory: a token revoked
 # or a device changed by another process (the admin CLI) takes effect at most this much later.
 TOKEN_CACHE_SECONDS = 2.0
+# Failed logins (gettoken, smstosend with email + pass) before a lockout, and its window:
+# per account email, and per client address.
+LOGIN_FAILURES_PER_ACCOUNT = 10
+LOGIN_FAILURES_PER_CLIENT = 50
+LOGIN_WINDOW_SECONDS = 15 * 60
