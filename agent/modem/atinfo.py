@@ -170,8 +170,12 @@ async def read_identity(ch: AtChannel) -> ModemIdentity:
     return ModemIdentity(**values)
 
 
-async def read_iccid(ch: AtChannel, profile: Profile, known: str | None = None) -> str | None:
-    """Try the profile's ICCID commands in order; `known` (the one that worked before) first."""
+async def read_iccid(
+    ch: AtChannel, profile: Profile, known: str | None = None
+) -> tuple[str | None, str | None]:
+    """Try the profile's ICCID commands in order, `known` (the one that worked before) first.
+
+    Returns (ICCID, the command that gave it) so the next read starts with that command."""
     commands = list(profile.iccid_commands)
     if known:
         commands.sort(key=lambda c: c[0] != known)
@@ -184,8 +188,8 @@ async def read_iccid(ch: AtChannel, profile: Profile, known: str | None = None) 
         text = resp.first("+CRSM") if is_crsm else _clean(resp, prefix or "")
         iccid = parse_iccid(text or "", crsm=is_crsm)
         if iccid:
-            return iccid
-    return None
+            return iccid, cmd
+    return None, None
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,8 @@ class AtModem:
         """Re-read the active SIM and update the state (READY / DEGRADED). Lock held."""
         slot = self._active
         net = await read_network(self._ch)
-        iccid = await read_iccid(self._ch, self.profile, self._iccid_cmd)
+        iccid, cmd = await read_iccid(self._ch, self.profile, self._iccid_cmd)
+        self._iccid_cmd = cmd or self._iccid_cmd
         info = _sim_info(slot, net, iccid, self._own_numbers.get(slot))
         self._sims[slot] = info
         for other, old in list(self._sims.items()):

@@ -59,7 +59,7 @@ async def probe_transport(transport: Transport, *, profile: str | None = None) -
                 {
                     "slot": slot,
                     "active": True,
-                    "iccid": await read_iccid(ch, prof),
+                    "iccid": (await read_iccid(ch, prof))[0],
                     "imsi": net.imsi,
                     "number": net.number,
                     "operator": net.operator,

@@ -544,3 +544,14 @@ async def test_creg_urc_rereads_only_on_a_change():
         await until(lambda: "roaming" in r.modem.state_reason)
         (info,) = await r.modem.sim_info()
         assert info.roaming
+
+
+async def test_iccid_command_that_worked_is_tried_first_next_time():
+    replies = {"AT+CCID": "ERROR", "AT+QCCID": "+QCCID: 8949020000123456789F\nOK"}
+    async with Rig(replies) as r:
+        (info,) = await r.modem.sim_info()
+        assert info.iccid == "8949020000123456789"
+        before = len(r.fm.commands)
+        await r.modem.sim_info()
+        tried = [c for c in r.fm.commands[before:] if "CCID" in c]
+        assert tried == ["AT+QCCID"]
