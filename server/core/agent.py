@@ -66,18 +66,30 @@ class AgentService:
         await self.store.update_device_facts(device.id, facts, sims, now)
         slots = sorted({s.slot for s in sims or ()} | {0, 1})
         s = self.settings
-        per_sim = {
+        per_sim: dict[str, int | None] = {
             "min_interval_seconds": s.sim_min_interval_seconds,
             "per_minute": s.sim_per_minute,
             "per_hour": s.sim_per_hour,
             "per_day": s.sim_per_day,
         }
+        delays = (device.delaybetweenrequest, device.delaybetweeneachsms)
+        # The operator's per-device values (`simhive-server device set`) win over the defaults;
+        # read fresh, because the Device record may come from a cache.
+        own = await self.store.device_agent_settings(device.id)
+        if own is not None:
+            per_sim = {
+                "min_interval_seconds": own.sim_min_interval,
+                "per_minute": own.sim_per_minute,
+                "per_hour": own.sim_per_hour,
+                "per_day": own.sim_per_day,
+            }
+            delays = (own.delaybetweenrequest, own.delaybetweeneachsms)
         return {
             "device_id": device.id,
             "server_time": iso(now),
             "settings": {
-                "delaybetweenrequest": device.delaybetweenrequest,
-                "delaybetweeneachsms": device.delaybetweeneachsms,
+                "delaybetweenrequest": delays[0],
+                "delaybetweeneachsms": delays[1],
                 "pull_max": s.pull_max,
                 "lease_seconds": s.lease_seconds,
                 "long_poll_seconds": s.long_poll_seconds,
