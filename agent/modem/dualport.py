@@ -42,6 +42,7 @@ class DualPortModem:
             raise ValueError("a dual-port modem has exactly two ports")
         self.ports = ports
         self._handler: EventHandler | None = None
+        self._starting = False
         self.identity: ModemIdentity = ports[0].identity  # refreshed after start
 
     @property
@@ -57,6 +58,8 @@ class DualPortModem:
             if self._handler is None:
                 return
             if isinstance(event, StateChange):
+                if self._starting:
+                    return  # one combined state is reported once both ports started
                 # One state for the device: the worse port decides; say which port changed.
                 state = self.state
                 reason = f"SIM {slot + 1} port: {event.state.value} ({event.reason})"
@@ -68,8 +71,17 @@ class DualPortModem:
 
     async def start(self, on_event: EventHandler) -> None:
         self._handler = on_event
-        await asyncio.gather(*(p.start(self._handler_for(i)) for i, p in enumerate(self.ports)))
+        self._starting = True
+        try:
+            await asyncio.gather(*(p.start(self._handler_for(i)) for i, p in enumerate(self.ports)))
+        finally:
+            self._starting = False
         self.identity = self.ports[0].identity
+        reasons = "; ".join(
+            f"SIM {i + 1} port: {p.state.value} ({p.state_reason})"
+            for i, p in enumerate(self.ports)
+        )
+        await on_event(StateChange(self.state, reasons))
 
     async def stop(self) -> None:
         await asyncio.gather(*(p.stop() for p in self.ports))

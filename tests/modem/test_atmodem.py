@@ -473,6 +473,8 @@ async def test_two_ports_as_one_device():
     await modem.start(handler)
     try:
         assert modem.slots == [0, 1] and modem.state is ModemState.READY
+        # Start-up reports one combined state, not the intermediate states of each port.
+        assert [e.state for e in events if isinstance(e, StateChange)] == [ModemState.READY]
         infos = await modem.sim_info()
         assert [i.slot for i in infos] == [0, 1]
         assert infos[1].iccid == "89490200009999999999"
