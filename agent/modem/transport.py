@@ -52,8 +52,16 @@ class SerialTransport:
     thread is parked per modem.
     """
 
-    def __init__(self, port: str, *, baudrate: int = 115200, exclusive: bool = True) -> None:
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 115200,
+        exclusive: bool = True,
+        write_stall: float = 10.0,
+    ) -> None:
         self._port = port
+        self._write_stall = write_stall
         self._baudrate = baudrate
         self._exclusive = exclusive
         self._serial: serial.Serial | None = None
@@ -120,11 +128,18 @@ class SerialTransport:
 
     async def write(self, data: bytes) -> None:
         view = memoryview(data)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._write_stall
         while view:
             fd = self._fd()
             try:
                 n = os.write(fd, view)
             except BlockingIOError:
+                # A port that takes no byte for this long is wedged (USB stall, dead pty peer);
+                # treating it as gone lets the supervisor reopen it instead of hanging forever.
+                if loop.time() > deadline:
+                    await self.close()
+                    raise TransportClosed(f"{self._port}: write stalled") from None
                 await asyncio.sleep(0.005)
                 continue
             except OSError as exc:
