@@ -557,3 +557,16 @@ async def test_iccid_command_that_worked_is_tried_first_next_time():
         await r.modem.sim_info()
         tried = [c for c in r.fm.commands[before:] if "CCID" in c]
         assert tried == ["AT+QCCID"]
+
+
+async def test_stored_reports_mode_sweeps_sr_memory_at_start():
+    # A modem that offers only ds=2 (reports stored in "SR" with +CDSI): reports that arrived
+    # while the agent was down are found by the start-up sweep.
+    r = Rig({"AT+CNMI=?": "+CNMI: (2),(0-1),(0),(0,2),(0)\nOK"})
+    rep = pdu.encode_status_report(42, "+491601112233", 0, sc_timestamp=NOW, discharge_time=NOW)
+    r.fm.reports[1] = (0, rep.hex().upper())
+    async with r:
+        assert r.modem.capabilities.cnmi == "2,1,0,2,0"
+        assert r.modem.capabilities.report_mode == "stored"
+        assert [d.reference for d in r.of(DeliveryReport)] == [42]
+        assert not r.fm.reports
