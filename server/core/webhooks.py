@@ -195,10 +195,9 @@ class WebhookSender:
             nxt = await self.store.next_webhook_time()
             if nxt is not None:
                 timeout = min(timeout, max(0.0, (nxt - self.clock()) / US))
-        if timeout <= 0:
-            # A row of a message whose older row is still pending is due but not deliverable
-            # yet; don't spin on it.
-            timeout = min(self.idle_poll_seconds, 0.2)
+        # A due row that the last pass did not return (written between the two queries) is
+        # picked up after this short floor instead of a tight loop.
+        timeout = max(timeout, 0.05)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()

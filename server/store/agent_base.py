@@ -87,7 +87,8 @@ class AgentExtrasStore(ABC):
 
     @abstractmethod
     async def next_webhook_time(self) -> int | None:
-        """The earliest next attempt of any pending row, None when nothing is pending."""
+        """The earliest next attempt of a pending row that is not waiting behind an older
+        pending row of its message; None when there is none."""
 
     @abstractmethod
     async def webhook_delivered(self, job_id: int, now: int) -> None: ...

@@ -141,8 +141,12 @@ class SqliteWebhookStore(AgentExtrasStore):
         ]
 
     async def next_webhook_time(self) -> int | None:
+        # Rows waiting behind an older pending row of their message do not count: they become
+        # deliverable when that row is done, and the sender looks again right after a delivery.
         row = await self._one(
-            "SELECT MIN(next_attempt) FROM webhook_outbox WHERE state = 'pending'"
+            "SELECT MIN(w.next_attempt) FROM webhook_outbox w WHERE w.state = 'pending'"
+            " AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.sms_id = w.sms_id"
+            " AND o.state = 'pending' AND o.id < w.id)"
         )
         return int(row[0]) if row and row[0] is not None else None
 

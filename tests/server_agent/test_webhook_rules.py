@@ -1,0 +1,67 @@
+"""Webhook rules in isolation: the back-off schedule, URL validation, and that a row waiting
+behind its message's failing row does not make the sender poll (it would spin for hours)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.core.errors import InvalidInput
+from server.core.webhooks import RetryPolicy, validate_url
+from tests.server_agent.conftest import Env, Receiver, eventually
+
+
+def test_backoff_doubles_up_to_the_cap_with_bounded_jitter() -> None:
+    policy = RetryPolicy(base_seconds=10, max_seconds=3600, max_attempts=60, jitter=0.2)
+    middle = [policy.delay(n, rand=lambda: 0.5) for n in range(1, 11)]
+    assert middle == [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600]
+    assert policy.delay(3, rand=lambda: 0.0) == pytest.approx(40 * 0.8)
+    assert policy.delay(3, rand=lambda: 1.0) == pytest.approx(40 * 1.2)
+    assert policy.delay(59, rand=lambda: 0.5) == 3600
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://app.example.com/hooks?x=1", True),
+        ("http://127.0.0.1:8080/in", True),
+        ("", True),  # clears the webhook
+        ("ftp://example.com/x", False),
+        ("http://", False),
+        ("https:///path", False),
+        ("example.com/hook", False),
+        ("http://" + "a" * 2000, False),
+    ],
+)
+def test_webhook_urls(url: str, ok: bool) -> None:
+    if ok:
+        assert validate_url(url) == url
+    else:
+        with pytest.raises(InvalidInput):
+            validate_url(url)
+
+
+async def test_rows_behind_a_failing_row_do_not_count_as_due(env: Env, receiver: Receiver) -> None:
+    await env.set_webhooks(receiver)
+    receiver.always_fail = True
+    sms_id = await env.send()
+    lease = await env.agent("pull", {"wait": 0})
+    await env.agent("commit", {"lease_id": lease["lease_id"], "ids": [sms_id]})
+    events = [
+        {"event_id": f"{sms_id}:{t}", "sms_id": sms_id, "type": t} for t in ("sent", "delivered")
+    ]
+    await env.agent("report", {"events": events})
+    await eventually(lambda: _failed_once(env), "the first row failed once")
+    rows = await env.webhooks()
+    sent_row, delivered_row = rows
+    assert (sent_row["status"], delivered_row["status"]) == (6, 7)
+    assert delivered_row["attempts"] == 0  # never tried while `sent` is not through
+    nxt = await env.gw.store.next_webhook_time()
+    # the waiting row is due since it was written, but only the failing row's retry time counts
+    assert isinstance(delivered_row["next_attempt"], int) and nxt is not None
+    assert nxt > delivered_row["next_attempt"]
+    assert all(r.headers["X-Simhive-Event-Id"] == f"status:{sms_id}:6" for r in receiver.got)
+
+
+async def _failed_once(env: Env) -> bool:
+    rows = await env.webhooks()
+    return bool(rows) and rows[0]["attempts"] == 1 and rows[0]["state"] == "pending"
