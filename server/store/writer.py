@@ -72,7 +72,7 @@ class GroupCommitWriter:
             self._task = None
         if self._conn is not None:
             conn = self._conn
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            await asyncio.get_running_loop().run_in_executor(self._executor, _close, conn)
             self._conn = None
         self._executor.shutdown(wait=True)
 
@@ -143,3 +143,11 @@ class GroupCommitWriter:
                 conn.execute("ROLLBACK TO op")
                 pending.error = exc
             conn.execute("RELEASE op")
+
+
+def _close(conn: sqlite3.Connection) -> None:
+    # SQLite's advice for every connection that wrote: refresh the planner's statistics where
+    # they are stale, so filtered queries keep choosing the right index as tables grow.
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA optimize")
+    conn.close()
