@@ -1,4 +1,5 @@
-"""`simhive-server device set` and `device webhooks`: the agent settings and webhooks of a device.
+"""`simhive-server device set`, `device webhooks` and `device events`: a device's agent settings,
+webhooks and the status events its agent reported.
 
 Registered on the `device` group by server/cli.py. Works on the database of a running server: the
 agent picks settings up at its next hello, the webhook sender reads URLs and secret per delivery.
@@ -183,6 +184,24 @@ def device_webhooks(db: Path | None, device_id: int | None, limit: int) -> None:
                 ),
             }
             for row in rows[-limit:]
+        ]
+
+    emit(with_gateway(db, go))
+
+
+@device.command("events")
+@db_option
+@click.option("--device-id", type=int, required=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def device_events(db: Path | None, device_id: int, limit: int) -> None:
+    """Show the device's modem and SIM status events, as its agent reported them (oldest first)."""
+
+    async def go(gw: Gateway) -> list[dict[str, Any]]:
+        if await gw.store.device_by_id(device_id) is None:
+            raise click.ClickException(f"no device {device_id}")
+        return [
+            {"at": iso(e.at), "kind": e.kind, "state": e.state, "reason": e.reason, "slot": e.slot}
+            for e in await gw.store.device_events(device_id, limit)
         ]
 
     emit(with_gateway(db, go))

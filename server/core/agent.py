@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from server.core import security
+from server.core import device_events, security
 from server.core.dates import US, iso, now_us
 from server.core.errors import AuthError
 from server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
@@ -139,7 +139,12 @@ class AgentService:
     async def status(
         self, device: Device, sims: Sequence[Sim] | None, events: Sequence[dict[str, Any]]
     ) -> None:
-        await self.store.replace_sims(device.id, sims, self.clock())
+        now = self.clock()
+        await self.store.replace_sims(device.id, sims, now)
+        # Kept for operators (`simhive-server device events`), not only logged.
+        await self.store.add_device_events(
+            device.id, [device_events.from_agent(e, now) for e in events], now
+        )
         for event in events:
             log.info(
                 "device %d: %s %s %s",

@@ -10,6 +10,7 @@ that changes a status can forget its webhook, and a crash cannot keep one withou
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.core.models import Message
@@ -65,6 +66,17 @@ class WebhookJob:
     sent_at: int | None  # incoming: when the sender's SMSC stamped it
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    """A modem or SIM health change the agent reported with `status` (docs/agent-protocol.md)."""
+
+    at: int
+    kind: str  # e.g. modem, sim
+    state: str  # e.g. disconnected, quarantined
+    reason: str = ""
+    slot: int | None = None
+
+
 class AgentExtrasStore(ABC):
     # -- leases ----------------------------------------------------------------------------
     @abstractmethod
@@ -79,6 +91,17 @@ class AgentExtrasStore(ABC):
     @abstractmethod
     async def update_device_settings(self, device_id: int, values: dict[str, object]) -> None:
         """Set the named AGENT_SETTING_COLUMNS; raises ValueError for other names."""
+
+    # -- device status events --------------------------------------------------------------
+    @abstractmethod
+    async def add_device_events(
+        self, device_id: int, events: Sequence[DeviceEvent], now: int
+    ) -> None:
+        """Append the agent's status events (kept for operators: `device events`)."""
+
+    @abstractmethod
+    async def device_events(self, device_id: int, limit: int = 100) -> list[DeviceEvent]:
+        """The device's newest `limit` events, oldest first."""
 
     # -- webhook outbox --------------------------------------------------------------------
     @abstractmethod

@@ -15,6 +15,7 @@ from server.store.agent_base import (
     AGENT_SETTING_COLUMNS,
     AgentExtrasStore,
     DeviceAgentSettings,
+    DeviceEvent,
     WebhookJob,
 )
 from server.store.sqlite_rows import MESSAGE_COLS, message_row
@@ -34,6 +35,7 @@ _JOBS = (
     " JOIN accounts a ON a.id = d.account_id JOIN messages m ON m.id = w.sms_id"
     " LEFT JOIN pakets p ON p.id = m.paket_id"
 )
+DEVICE_EVENTS_KEPT = 1000
 _OUTBOX_COLS = (
     "id",
     "device_id",
@@ -112,6 +114,36 @@ class SqliteWebhookStore(AgentExtrasStore):
             conn.execute(sql, params)
 
         await self.writer.submit(op)
+
+    async def add_device_events(
+        self, device_id: int, events: Sequence[DeviceEvent], now: int
+    ) -> None:
+        if not events:
+            return
+        rows = [(device_id, e.at, e.kind, e.state, e.reason, e.slot, now) for e in events]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO device_events(device_id, at, kind, state, reason, slot, received)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            # Keep the newest events per device; a flapping modem must not grow the table forever.
+            conn.execute(
+                "DELETE FROM device_events WHERE device_id = ? AND id <= (SELECT id FROM"
+                " device_events WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (device_id, device_id, DEVICE_EVENTS_KEPT),
+            )
+
+        await self.writer.submit(op)
+
+    async def device_events(self, device_id: int, limit: int = 100) -> list[DeviceEvent]:
+        rows = await self._all(
+            "SELECT at, kind, state, reason, slot FROM device_events WHERE device_id = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (device_id, limit),
+        )
+        return [DeviceEvent(*r) for r in reversed(rows)]
 
     async def due_webhooks(self, now: int, limit: int) -> list[WebhookJob]:
         rows = await self._all(

@@ -96,3 +96,27 @@ async def _one(items: list[Any]) -> list[Any] | None:
 
 async def _delivered(env: Env) -> bool:
     return [r["state"] for r in await env.webhooks()] == ["delivered"]
+
+
+async def test_status_events_are_kept_and_shown_by_device_events(env: Env) -> None:
+    events = [
+        {"at": "2026-11-22T04:34:05+00:00", "kind": "modem", "state": "disconnected",
+         "reason": "port closed"},
+        {"at": "not a time", "kind": "sim", "state": "quarantined", "reason": "x" * 5000,
+         "slot": 1},
+        {"kind": 5, "state": None, "slot": True},
+    ]  # fmt: skip
+    assert await env.agent("status", {"events": events}) == {"ok": True}
+    db = str(env.gw.store.path)  # type: ignore[attr-defined]  # the SQLite store's file
+    code, out = await run_cli("device", "events", "--db", db, "--device-id", str(env.device_id))
+    assert code == 0, out
+    shown = json.loads(out)
+    assert shown[0] == {"at": "2026-11-22T04:34:05+00:00", "kind": "modem",
+                        "state": "disconnected", "reason": "port closed", "slot": None}  # fmt: skip
+    assert (shown[1]["kind"], shown[1]["slot"], len(shown[1]["reason"])) == ("sim", 1, 300)
+    assert shown[1]["at"] is not None  # an unreadable time becomes the receive time
+    assert (shown[2]["kind"], shown[2]["state"], shown[2]["slot"]) == ("unknown", "", None)
+    # the other device's events are its own
+    code, out = await run_cli("device", "events", "--db", db, "--device-id",
+                              str(env.other_device_id))  # fmt: skip
+    assert code == 0 and json.loads(out) == []
