@@ -95,14 +95,17 @@ def siminfo(stack: GatewayStack, device_id: int) -> list[dict[str, Any]]:
 
 
 def test_getalldevices_shows_siminfo_and_a_fresh_lastseen(gateway: GatewayFactory) -> None:
-    stack = gateway(modems=1, dual_sim="cdsds", agent_options={"status_interval_seconds": 5})
+    # A single-standby modem can read only its active SIM: the inactive one's ICCID comes with the
+    # agent's first visit to it (sim_visit_seconds, 60 s by default; 5 s here).
+    options = {"status_interval_seconds": 5, "sim_visit_seconds": 5}
+    stack = gateway(modems=1, dual_sim="cdsds", agent_options=options)
     dev = stack.devices[0]
 
     def two_sims() -> list[dict[str, Any]] | None:
         info = siminfo(stack, dev.device_id)
-        return info if len(info) == 2 else None
+        return info if len(info) == 2 and all(e["IccId"] for e in info) else None
 
-    info = wait_until(two_sims, 60, "two SIMs in siminfo")
+    info = wait_until(two_sims, 60, "both SIMs' ICCIDs in siminfo")
     by_slot = {entry["Slot"]: entry for entry in info}
     assert set(by_slot) == {"0", "1"}
     for slot, emulated in enumerate(dev.modem["sims"]):

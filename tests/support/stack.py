@@ -16,6 +16,7 @@ children also die with the test process (see proc.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -32,6 +33,13 @@ from tests.support.procs import console_script, free_port, wait_port
 from tests.support.tcpproxy import TcpProxy
 
 T = TypeVar("T")
+# No pacing floor and no caps: tests and benchmarks that measure the software, not the radio.
+FAST_PACING: dict[str, object] = {
+    "sim_min_interval": 0,
+    "sim_per_minute": None,
+    "sim_per_hour": None,
+    "sim_per_day": None,
+}
 PASSWORD = "e2e-password-123"
 
 
@@ -81,6 +89,8 @@ class GatewayStack:
     with_proxy: bool = False
     agent_log_level: str = "info"
     email: str = "e2e@simhive.test"
+    # Device settings (server side, handed to the agent in hello), e.g. FAST_PACING.
+    device_settings: dict[str, object] = field(default_factory=dict)
 
     server: Proc | None = None
     emulator: Proc | None = None
@@ -122,6 +132,8 @@ class GatewayStack:
         for modem in self.emu_state["modems"]:
             made = self.cli("device", "create", "--email", self.email, "--title", modem["id"])
             self.devices.append(Device(int(made["device_id"]), str(made["token"]), modem))
+            if self.device_settings:
+                self.set_device_settings(self.devices[-1], self.device_settings)
         if self.with_proxy:
             self.proxy = TcpProxy(self.server_port)
         self.write_agent_config()
@@ -131,7 +143,11 @@ class GatewayStack:
     def close(self) -> None:
         for proc in (self.agent, self.emulator, self.server):
             if proc is not None:
-                proc.stop()
+                started = time.monotonic()
+                code = proc.stop()
+                took = time.monotonic() - started
+                if took > 5 or code not in (0, None, -9):
+                    print(f"{proc.name} stopped with {code} after {took:.1f} s")
         if self.proxy is not None:
             self.proxy.close()
 
@@ -145,7 +161,8 @@ class GatewayStack:
         if self.server is None:
             self.server_port = free_port()
             argv = [console_script("simhive-server"), "run", "--db", str(self.db),
-                    "--host", "127.0.0.1", "--port", str(self.server_port)]  # fmt: skip
+                    "--host", "127.0.0.1", "--port", str(self.server_port),
+                    "--no-access-log"]  # fmt: skip
             self.server = Proc("server", argv, log=self.root / "server.log")
         self.server.start()
         try:
@@ -213,6 +230,21 @@ class GatewayStack:
             raise AssertionError(f"{' '.join(args)} failed ({out.returncode}): {out.stderr}")
         data: dict[str, Any] = json.loads(out.stdout)
         return data
+
+    def set_device_settings(self, device: Device, values: dict[str, object]) -> None:
+        """Pacing and caps of a device, through the server's store interface (the same call the
+        admin CLI makes); the agent picks them up with its next hello."""
+        from server.store.sqlite import SqliteStore
+
+        async def go() -> None:
+            store = SqliteStore(self.db)
+            await store.open()
+            try:
+                await store.update_device_settings(device.device_id, values)
+            finally:
+                await store.close()
+
+        asyncio.run(go())
 
     # ---- the compat API -------------------------------------------------------------------------
 
