@@ -2,7 +2,7 @@
 
 The core calls notify(device_id) after a message for that device is durably stored; an agent's
 pull handler waits on wait(device_id, timeout) and answers within milliseconds instead of at its
-next poll. One asyncio.Event per waiting device; events are dropped when nobody waits on them.
+next poll. One asyncio.Event per device that has polled, kept for the life of the server.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ class WorkNotifier:
             self._waiters[device_id] -= 1
             if self._waiters[device_id] == 0:
                 del self._waiters[device_id]
-                self._events.pop(device_id, None)
+                # The event stays (one per device that ever polled): dropping it here would
+                # orphan the registration of a pull that prepared but is still looking at the
+                # store, and the notify meant for it would be lost until its wait timed out.
 
     def prepare(self, device_id: int) -> asyncio.Event:
         """Get (creating) the device's event before looking for due work, to not miss a notify."""
