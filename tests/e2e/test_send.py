@@ -6,6 +6,8 @@ getalldevices, and the emulator's /submitted log says what went over the air and
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -74,6 +76,11 @@ def test_addsms_is_delivered_over_the_requested_sim(gateway: GatewayFactory) -> 
     # Every status the fast poller saw is in lifecycle order and the last one is 7; 2 and 3 last
     # only milliseconds with a long-polling agent, so they need not all be seen.
     assert seen[-1] == 7 and is_ordered_subsequence(seen, LIFECYCLE), seen
+    # The server keeps no per-status history; what it does keep says the same: leased once
+    # (a lease id, attempt 1), then the agent's "sent" event, then its "delivered" event.
+    trail = stored_trail(stack, first)
+    assert trail["lease_id"] and trail["attempt"] == 1, trail
+    assert trail["created"] <= trail["sent_applied"] <= trail["delivered_applied"], trail
 
     parts = {p["text"]: p for p in stack.submitted()}
     assert parts["over SIM 1"]["slot"] == 0 and parts["over SIM 1"]["modem"] == dev.modem_id
@@ -86,6 +93,26 @@ def test_addsms_is_delivered_over_the_requested_sim(gateway: GatewayFactory) -> 
     listed = stack.all_sms(device_id=dev.device_id)
     assert listed[str(first)]["sim"] == 0 and listed[str(second)]["sim"] == 1
     assert listed[str(first)]["senttime"] is not None
+
+
+def stored_trail(stack: GatewayStack, sms_id: int) -> dict[str, Any]:
+    """What the server's database holds about a message's way (read-only, after the fact)."""
+    with contextlib.closing(sqlite3.connect(f"file:{stack.db}?mode=ro", uri=True)) as db:
+        row = db.execute(
+            "SELECT created, lease_id, attempt FROM messages WHERE id = ?", (sms_id,)
+        ).fetchone()
+        applied = dict(
+            db.execute(
+                "SELECT event_id, applied_at FROM applied_events WHERE sms_id = ?", (sms_id,)
+            ).fetchall()
+        )
+    return {
+        "created": row[0],
+        "lease_id": row[1],
+        "attempt": row[2],
+        "sent_applied": applied.get(f"{sms_id}:sent"),
+        "delivered_applied": applied.get(f"{sms_id}:delivered"),
+    }
 
 
 def siminfo(stack: GatewayStack, device_id: int) -> list[dict[str, Any]]:
