@@ -278,6 +278,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX messages_account_sendto ON messages(account_id, sendto, id);
         """,
     ),
+    (
+        5,
+        "drop the device+status index of migration 4: it costs ingest more than it saves",
+        """
+        -- With all four indexes of migration 4 raw batch inserts ran at a third of their rate;
+        -- device+status filters are served by messages_account_status just as well.
+        DROP INDEX IF EXISTS messages_account_device_status;
+        """,
+    ),
 ]
 
 
