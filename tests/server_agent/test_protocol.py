@@ -4,7 +4,9 @@ info and lastseen in getalldevices, multipart parts kept, and malformed input ne
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,6 +118,22 @@ async def test_multipart_parts_and_references_are_stored(env: Env) -> None:
             (sms_id,),
         ).fetchall()
     assert rows == [(0, 254), (1, 255)]
+
+
+async def test_long_poll_is_answered_by_an_addsms_through_the_compat_api(env: Env) -> None:
+    poll = asyncio.create_task(env.agent("pull", {"max": 5, "wait": 20}))
+    await asyncio.sleep(0.3)
+    assert not poll.done()  # nothing due: the server holds the poll
+    started = time.monotonic()
+    r = await env.client.post("/getdata/addsms", data={
+        "token": env.token, "device_id": str(env.device_id), "sendto": "+4915752982212",
+        "body": "OTP 1234", "urgent": "1"})  # fmt: skip
+    sms_id = (await r.json())["sms_id"]
+    answer = await asyncio.wait_for(poll, 15)
+    # woken by the stored message, well before the 20 s wait (a margin, not a speed claim)
+    assert time.monotonic() - started < 10
+    assert [(m["id"], m["body"], m["urgent"]) for m in answer["messages"]] == [
+        (sms_id, "OTP 1234", True)]  # fmt: skip
 
 
 JUNK: list[Any] = [None, 0, -1, 2**70, 1.5, "", "x", [], {}, [None], {"a": {}}, True]
