@@ -50,10 +50,11 @@ class AtPort:
         self.serial.write(hex_pdu.encode() + b"\x1a")
         return self.expect(FINAL, 30)
 
-    def drain(self, quiet: float = 0.2) -> bytes:
-        """Everything that arrives until the line has been quiet for `quiet` seconds."""
+    def drain(self, quiet: float = 0.2, limit: float = 3.0) -> bytes:
+        """What arrives until the line is quiet for `quiet` s (at most `limit` s in all)."""
         end = time.monotonic() + quiet
-        while time.monotonic() < end:
+        stop = time.monotonic() + limit
+        while time.monotonic() < min(end, stop):
             chunk = self.serial.read(4096)
             if chunk:
                 self.buf += chunk
