@@ -50,7 +50,9 @@ def m1(emu: EmulatorProcess) -> Iterator[AtPort]:
 
 def link(emu: EmulatorProcess, n: int, slot: int | None = None) -> str:
     modem = emu.state["modems"][n - 1]
-    return modem["link"] if slot is None else modem["sims"][slot]["link"]
+    path = modem["link"] if slot is None else modem["sims"][slot]["link"]
+    assert path is not None, "this SIM has no port of its own"
+    return path
 
 
 def number(emu: EmulatorProcess, n: int, slot: int = 0) -> str:
