@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -149,6 +150,10 @@ class GammuModem:
         await self._connect()
         self._tasks.append(asyncio.create_task(self._event_loop(), name=f"gammu ev {self.name}"))
         self._tasks.append(asyncio.create_task(self._supervise(), name=f"gammu sup {self.name}"))
+        if self.settings.device.startswith("/") and not self.settings.is_dummy:
+            self._tasks.append(
+                asyncio.create_task(self._watch_device(), name=f"gammu watch {self.name}")
+            )
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -396,6 +401,18 @@ class GammuModem:
             except self._g.GSMError as exc:
                 log.warning("%s: periodic check failed: %s", self.name, conv.error_text(exc))
 
+    async def _watch_device(self) -> None:
+        # A Gammu call that was waiting for an answer when the modem vanished only gives up
+        # after Gammu's own timeouts (GetNetworkInfo: about 40 s, measured against the
+        # emulator). A vanished device node is certain sooner: report DISCONNECTED at once so
+        # sends fail fast with RETRY; the reconnect follows when the stuck call has returned.
+        device = self.settings.device
+        while True:
+            await asyncio.sleep(min(1.0, self.health_interval))
+            if self._state is not ModemState.DISCONNECTED and not _present(device):
+                self._lose_link(f"{device} disappeared")
+                await self._set_state(ModemState.DISCONNECTED, f"link lost: {device} disappeared")
+
     async def _set_state(self, state: ModemState, reason: str = "") -> None:
         if state is self._state and reason == self._state_reason:
             return
@@ -537,6 +554,10 @@ def _safe(g: Any, fn: Any) -> Any:
         if conv.is_link_error(exc):
             raise
         return None
+
+
+def _present(device: str) -> bool:
+    return os.path.exists(device)  # one stat() of a /dev node: never blocks for long
 
 
 def _text(value: Any) -> str:

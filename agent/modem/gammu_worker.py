@@ -18,6 +18,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -93,12 +94,16 @@ class GammuWorker:
             if job is None:
                 break
             fn, fut = job
+            started = time.monotonic()
             try:
                 result = fn(sm)
             except BaseException as exc:  # handed to the awaiting coroutine, never lost
                 self._post(_set_exception, fut, exc)
             else:
                 self._post(_set_result, fut, result)
+            took = time.monotonic() - started
+            if took > 2.0:  # Gammu waits out its own timeouts; worth knowing when tuning
+                log.debug("%s: %s took %.1f s", self.name, getattr(fn, "__name__", fn), took)
         self.pumping = False
         # Not connected, or the device is gone: nothing left to close then.
         with contextlib.suppress(self._gammu.GSMError):

@@ -38,17 +38,23 @@ class Recorder:
         self.events: list[ModemEvent] = []
         self.fail: Callable[[ModemEvent], bool] = lambda _e: False
         self.calls = 0
+        self.refused: list[ModemEvent] = []
         self._changed = asyncio.Event()
 
     async def __call__(self, event: ModemEvent) -> None:
         self.calls += 1
         if self.fail(event):
+            self.refused.append(event)
             raise RuntimeError("handler refused (test)")
         self.events.append(event)
         self._changed.set()
 
     def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
+
+    def since(self, mark: int, kind: type[E]) -> list[E]:
+        """Events of `kind` recorded after `mark` (a len(events) taken earlier)."""
+        return [e for e in self.events[mark:] if isinstance(e, kind)]
 
     def states(self) -> list[ModemState]:
         return [e.state for e in self.of(StateChange)]
