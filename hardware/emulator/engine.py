@@ -304,13 +304,36 @@ class Session:
         else:
             self.send_raw(f"\r\n{text}\r\n".encode("latin-1", "replace"))
 
-    def boot(self) -> None:
-        """Power-up: fresh settings and the family's boot URCs (RDY, SMS Ready, +QIND...)."""
+    def boot(self, sim_delay: float = 0.0) -> None:
+        """Power-up: fresh settings and the family's boot URCs (RDY, SMS Ready, +QIND...).
+
+        The SIM-ready lines come only when the SIM is usable (after `sim_delay`): clients wait
+        for them before SMS commands, which fail with +CMS ERROR: 314 until then.
+        """
         self.settings = Settings()
-        for line in self.modem.profile.boot_urcs:
-            if "CPIN" in line and not self.modem.sim_ready(self.slot):
-                continue
-            self.urc(line)
+        profile = self.modem.profile
+        later: list[str] = []
+        for line in profile.boot_urcs:
+            if any(marker in line for marker in profile.sim_ready_markers):
+                later.append(line)
+            else:
+                self.urc(line)
+        if not later:
+            return
+        if self.modem.faults.sim_missing or not self.sim.sim.present:
+            self.urc("+CPIN: NOT INSERTED")
+            return
+        if sim_delay <= 0:
+            for line in later:
+                self.urc(line)
+            return
+
+        def ready() -> None:
+            if not self.closed:
+                for line in later:
+                    self.urc(line)
+
+        asyncio.get_running_loop().call_later(sim_delay, ready)
 
     # ---- input --------------------------------------------------------------------------------
 

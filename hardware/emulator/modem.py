@@ -162,7 +162,7 @@ class VirtualModem:
         if self.dual_sim in ("cdsds", "qdsim"):
             self.active_slot = 0
         for session in self.sessions:
-            session.boot()
+            session.boot(self.faults.sim_busy)
         self._after_delay(max(self.faults.sim_busy, 0.0))
 
     def _after_delay(self, delay: float) -> None:
@@ -267,6 +267,9 @@ class VirtualModem:
             index = memory.store(stored)
         except MemoryFull:
             log.info("%s slot %d: %s full, SMS held by the network", self.id, slot, mem_name)
+            if self.profile.memory_full_urc and not memory.full_reported:
+                memory.full_reported = True  # once per episode, as the firmware does
+                session.urc(self.profile.memory_full_urc.format(mem=mem_name))
             return False
         if mt in (1, 3):
             session.urc(f'{self.urc_name("+CMTI", slot)}: "{mem_name}",{index}')

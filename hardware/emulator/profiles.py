@@ -7,7 +7,7 @@ profile names, so a new family is one more entry in PROFILES.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # How a profile answers its ICCID command: the command text and the reply line format.
 ICCID_FORMATS = {
@@ -54,10 +54,19 @@ class Profile:
     switch_delay: float = 0.0
     # Extra commands that simply answer OK (vendor set-up commands clients send).
     accepted_commands: tuple[str, ...] = ()
-    # Seconds between boot and SMS readiness (before it: +CMS ERROR: 314).
-    sms_ready_delay: float = 0.0
+    # Boot URCs that announce the SIM (and SMS service) ready: printed only once the SIM is
+    # usable, i.e. after a sim_busy window, and replaced by "+CPIN: NOT INSERTED" without a SIM.
+    sim_ready_markers: tuple[str, ...] = (
+        "+CPIN",
+        "Ready",
+        "SMS DONE",
+        "PB DONE",
+        "+QUSIM",
+        "+WIND: 4",
+    )
+    # Printed when an incoming SMS finds the memory full (Huawei ^SMMEMFULL).
+    memory_full_urc: str | None = None
     imei_prefix: str = "35"
-    extras: dict[str, str] = field(default_factory=dict)
 
 
 PROFILES: dict[str, Profile] = {
@@ -81,6 +90,7 @@ PROFILES: dict[str, Profile] = {
         noise_urcs=("^RSSI:{csq}", "^MODE:3,2", "^SRVST:2"),
         noise_interval=0.5,
         creg_quoted=False,
+        memory_full_urc='^SMMEMFULL: "{mem}"',
         accepted_commands=("AT^U2DIAG=0",),
         imei_prefix="86",
     ),

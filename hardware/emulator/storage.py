@@ -51,6 +51,7 @@ class Memory:
         self.name = name
         self.capacity = capacity
         self.forced_full = False  # the full_storage fault
+        self.full_reported = False  # a memory-full URC was printed since the last free slot
         self.messages: dict[int, StoredMessage] = {}
 
     @property
@@ -73,6 +74,7 @@ class Memory:
         return self.messages.get(index)
 
     def delete(self, index: int) -> bool:
+        self.full_reported = False
         return self.messages.pop(index, None) is not None
 
     def delete_flag(self, flag: int) -> None:
@@ -84,6 +86,7 @@ class Memory:
             4: set(),
         }[flag]
         self.messages = {i: m for i, m in self.messages.items() if m.stat in keep}
+        self.full_reported = False
 
     def listing(self, stat: int) -> list[StoredMessage]:
         return [m for _, m in sorted(self.messages.items()) if stat == ALL or m.stat == stat]
@@ -108,6 +111,8 @@ class Storage:
     def set_full(self, full: bool) -> None:
         for mem in self.memories.values():
             mem.forced_full = full
+            if not full:
+                mem.full_reported = False
 
     def describe(self) -> dict[str, object]:
         return {name: mem.describe() for name, mem in self.memories.items()}

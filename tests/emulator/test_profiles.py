@@ -82,3 +82,38 @@ async def test_zte_interleaves_urcs_in_replies(rig: Rig) -> None:
     assert csq.index("+ZPASR") < csq.index("+CSQ:")
     assert f"+ICCID: {rig.modems[0].sims[0].sim.iccid}" in await port.cmd("AT+ICCID")
     assert "ERROR" in await port.cmd("AT+CCID")
+
+
+async def test_ready_urcs_wait_for_a_busy_sim(rig: Rig) -> None:
+    port = await _one(rig, "sim800c")
+    rig.modems[0].apply_faults({"sim_busy": 0.5})
+    await port.cmd("AT+CFUN=1,1")
+    first = await port.urc(r"\+CFUN: 1\r\n", 5)
+    assert "RDY" in first and "SMS Ready" not in first
+    await port.cmd("ATE0;+CMEE=1")  # the reboot reset them
+    assert "+CMS ERROR: 314" in await port.cmd("AT+CPMS?")  # too early: SIM still busy
+    ready = await port.urc(r"SMS Ready\r\n", 5)
+    assert "+CPIN: READY" in ready and "Call Ready" in ready
+    assert "+CPMS:" in await port.cmd("AT+CPMS?")
+
+
+async def test_boot_without_sim(rig: Rig) -> None:
+    port = await _one(rig, "quectel-ec25")
+    rig.modems[0].apply_faults({"sim_missing": True})
+    await port.cmd("AT+CFUN=1,1")
+    boot = await port.urc(r"\+CPIN: NOT INSERTED\r\n", 5)
+    assert "RDY" in boot and "SMS DONE" not in boot
+
+
+async def test_huawei_memory_full_urc(rig: Rig) -> None:
+    port = await _one(rig, "huawei-e173")
+    await port.cmd("AT^CURC=0;+CNMI=2,1,0,0,0")
+    modem = rig.modems[0]
+    modem.sims[0].storage["SM"].capacity = 1
+    for text in ("fits", "no room", "still no room"):
+        rig.network.inject("+4917000000", modem.sims[0].sim.number, text)
+    out = await port.urc(r'\^SMMEMFULL: "SM"\r\n', 5)
+    assert '+CMTI: "SM",1' in out
+    await port.cmd("AT")
+    assert b"SMMEMFULL" not in port.wire.take()  # reported once per episode
+    assert rig.network.pending_count() == 2
