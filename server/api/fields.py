@@ -14,6 +14,8 @@ _INT64_MAX = 2**63 - 1
 
 def to_int(value: Any, name: str) -> int | None:
     """An integer parameter; absent/empty is None, anything non-numeric a clear error."""
+    if type(value) is int and abs(value) <= _INT64_MAX:  # JSON numbers need no parsing
+        return value
     text = scalar_text(value, name)
     if text is None or not text.strip():
         return None
@@ -36,6 +38,8 @@ def required_int(value: Any, name: str) -> int:
 
 def to_sim(value: Any) -> int:
     """`sim`: 0 = slot 1, 1 = slot 2, missing = 0; channel values (2-5) are refused, not guessed."""
+    if value is None or (type(value) is int and value in (0, 1)):
+        return value or 0
     text = scalar_text(value, "sim")
     if text is None or not text.strip():
         return 0
@@ -48,6 +52,10 @@ def to_sim(value: Any) -> int:
 def to_bool(value: Any, name: str) -> bool:
     """`urgent` and friends: 1/0/true/false in any case; empty is false (the Java SDK sends
     true/false, PHP sends 1/0)."""
+    if value is None or value is True or value is False:
+        return bool(value)
+    if type(value) is int and value in (0, 1):
+        return value == 1
     text = scalar_text(value, name)
     if text is None:
         return False
@@ -69,6 +77,8 @@ def customer_id(source: Mapping[str, Any]) -> int | None:
 
 def to_time(value: Any, name: str, *, end_of_day: bool = False) -> int | None:
     """A UTC input date; with end_of_day a date without time covers that whole day."""
+    if value is None:
+        return None
     text = scalar_text(value, name)
     if text is None or not text.strip() or text.strip() == "0":
         return None

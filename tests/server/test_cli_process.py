@@ -147,7 +147,7 @@ def test_demo_starts_prints_and_stops(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "demo.log"
     argv = [console_script("simhive-server"), "demo", "--state", str(state), "--port", str(port)]
-    with running(argv, log=log, stop_signal=signal.SIGINT) as proc:
+    with running(argv, log=log, stop_signal=signal.SIGINT, stop_timeout=90) as proc:
         wait_port(port)
         eventually(lambda: "Stop with Ctrl-C" in log.read_text())
         info = json.loads((state / "demo.json").read_text())
@@ -179,7 +179,7 @@ def test_demo_starts_prints_and_stops(tmp_path: Path) -> None:
     # a second start reuses the account, its token and the devices
     port2 = free_port()
     argv2 = [console_script("simhive-server"), "demo", "--state", str(state), "--port", str(port2)]
-    with running(argv2, log=tmp_path / "demo2.log") as proc2:
+    with running(argv2, log=tmp_path / "demo2.log", stop_timeout=90) as proc2:
         wait_port(port2)
         eventually(lambda: json.loads((state / "demo.json").read_text())["server_url"].endswith(
             str(port2)))  # fmt: skip
