@@ -167,14 +167,24 @@ async def csmp(s: Session, c: Call) -> list[str]:
     return []
 
 
-@command("+CMMS", "+CNMA")
+@command("+CMMS")
 async def cmms(s: Session, c: Call) -> list[str]:
-    if c.name == "+CMMS":
-        if c.kind is Kind.TEST:
-            return ["+CMMS: (0-2)"]
-        if c.kind is Kind.READ:
-            return [f"+CMMS: {s.settings.cmms}"]
-        s.settings.cmms = c.int_arg(0, 0)
+    if c.kind is Kind.TEST:
+        return ["+CMMS: (0-2)"]
+    if c.kind is Kind.READ:
+        return [f"+CMMS: {s.settings.cmms}"]
+    s.settings.cmms = c.int_arg(0, 0)
+    return []
+
+
+@command("+CNMA")
+async def cnma(s: Session, c: Call) -> list[str]:
+    """Acknowledge the oldest direct +CMT/+CDS (27.005 3.4.4); 340 when none is expected."""
+    if c.kind is Kind.TEST:
+        return ["+CNMA: (0-2)"]
+    if not s.pending_acks:
+        raise CmsError(340)
+    s.pending_acks.pop(0).cancel()
     return []
 
 

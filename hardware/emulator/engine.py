@@ -259,6 +259,8 @@ class Session:
         self._tasks: list[asyncio.Task[None]] = []
         self._rng = random.Random(hash(self.name) & 0xFFFF)
         self.closed = False
+        # direct deliveries waiting for AT+CNMA (+CSMS service 1), oldest first
+        self.pending_acks: list[asyncio.TimerHandle] = []
 
     # ---- wiring -------------------------------------------------------------------------------
 
@@ -278,6 +280,9 @@ class Session:
 
     async def close(self) -> None:
         self.closed = True
+        for handle in self.pending_acks:
+            handle.cancel()
+        self.pending_acks = []
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -250,6 +250,7 @@ class VirtualModem:
                 session.urc(
                     f"{self.urc_name('+CMT', slot)}: ,{sms.tpdu_length}\r\n{sms.pdu.hex().upper()}"
                 )
+            self._expect_ack(session, slot, "sms", sms)
             return True
         mem_name = settings.cpms[2] if settings.cpms[2] != "SR" else "SM"
         memory = self.sims[slot].storage[mem_name]
@@ -275,6 +276,24 @@ class VirtualModem:
             session.urc(f'{self.urc_name("+CMTI", slot)}: "{mem_name}",{index}')
         return True
 
+    def _expect_ack(
+        self, session: Session, slot: int, kind: str, item: IncomingSms | IncomingReport
+    ) -> None:
+        """With +CSMS service 1 a direct +CMT/+CDS needs AT+CNMA in time, else the network
+        delivers it again: the duplicates real deployments see from late acknowledgements."""
+        if session.settings.csms != 1:
+            return
+        number = self.sims[slot].sim.number
+
+        def expired() -> None:
+            if handle in session.pending_acks:
+                session.pending_acks.remove(handle)
+                log.info("%s slot %d: no +CNMA in time, %s delivered again", self.id, slot, kind)
+                self.network.redeliver(number, kind, item)
+
+        handle = asyncio.get_running_loop().call_later(self.network.ack_timeout, expired)
+        session.pending_acks.append(handle)
+
     def deliver_report(self, slot: int, report: IncomingReport) -> bool:
         session = self.session_for(slot)
         if session is None or not self.registered(slot):
@@ -293,6 +312,7 @@ class VirtualModem:
             else:
                 name = self.urc_name("+CDS", slot)
                 session.urc(f"{name}: {report.tpdu_length}\r\n{report.pdu.hex().upper()}")
+            self._expect_ack(session, slot, "report", report)
             return True
         memory = self.sims[slot].storage["SR"]
         stored = StoredMessage(

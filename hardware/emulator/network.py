@@ -132,6 +132,7 @@ class Network:
         self.default = make_rule("*", report_outcome)
         self.rules: list[Rule] = []
         self.latency = latency
+        self.ack_timeout = 5.0  # seconds a direct +CMT/+CDS waits for AT+CNMA (CSMS service 1)
         self.modems: dict[str, VirtualModem] = {}
         self._numbers: dict[str, tuple[VirtualModem, int]] = {}
         self.submitted: list[Submitted] = []
@@ -164,7 +165,7 @@ class Network:
         """POST /network: report_delay, report_outcome, latency, rules [{pattern, outcome, ...}]."""
         if not isinstance(spec, dict):
             raise NetworkError("expected a JSON object")
-        unknown = set(spec) - {"report_delay", "report_outcome", "latency", "rules"}
+        unknown = set(spec) - {"report_delay", "report_outcome", "latency", "rules", "ack_timeout"}
         if unknown:
             raise NetworkError(f"unknown field(s) {sorted(unknown)}")
         delay, default, latency, rules = self.report_delay, self.default, self.latency, self.rules
@@ -172,6 +173,9 @@ class Network:
             delay = _seconds("report_delay", spec["report_delay"])
         if "latency" in spec:
             latency = _seconds("latency", spec["latency"])
+        ack_timeout = self.ack_timeout
+        if "ack_timeout" in spec:
+            ack_timeout = _seconds("ack_timeout", spec["ack_timeout"])
         if "report_outcome" in spec:
             default = make_rule("*", str(spec["report_outcome"]))
         if "rules" in spec:
@@ -195,12 +199,14 @@ class Network:
                     )
                 )
         self.report_delay, self.default, self.latency, self.rules = delay, default, latency, rules
+        self.ack_timeout = ack_timeout
 
     def describe(self) -> dict[str, object]:
         return {
             "report_delay": self.report_delay,
             "report_outcome": self.default.outcome,
             "latency": self.latency,
+            "ack_timeout": self.ack_timeout,
             "rules": [r.describe() for r in self.rules],
             "pending": len(self._pending),
             "submitted": len(self.submitted),
@@ -349,6 +355,10 @@ class Network:
             sms = IncomingSms(raw, len(raw) - 1 - raw[0], sender, part, now)
             self._offer(_Pending(to, "sms", sms))
         return {"to": to, "from": sender, "parts": len(parts), "coding": coding.value, "pdus": pdus}
+
+    def redeliver(self, number: str, kind: str, payload: IncomingSms | IncomingReport) -> None:
+        """A direct delivery that was not acknowledged goes out again (a duplicate)."""
+        self._offer(_Pending(number, kind, payload))
 
     def _offer(self, item: _Pending) -> None:
         # keep order per number: never overtake something already held for the same SIM

@@ -197,3 +197,22 @@ async def test_inject_validation(rig: Rig) -> None:
         rig.network.inject("+4917000000", rig.modems[0].sims[0].sim.number, "")
     long = rig.network.inject("ACME", rig.modems[0].sims[0].sim.number, "x" * 400)
     assert long["parts"] == 3  # alphanumeric sender, three 153-septet parts
+
+
+async def test_csms1_direct_delivery_needs_cnma(rig: Rig) -> None:
+    b = rig.add()
+    await rig.start()
+    port = rig.port("m1")
+    rig.network.configure({"ack_timeout": 0.3})
+    await port.cmd("ATE0;+CMEE=1")
+    assert "+CMS ERROR: 340" in await port.cmd("AT+CNMA")  # nothing to acknowledge
+    assert "+CSMS: 1,1,1" in await port.cmd("AT+CSMS=1")
+    await port.cmd("AT+CNMI=2,2,0,0,0")
+    rig.network.inject("+4917000000", b.sims[0].sim.number, "ack me")
+    await port.urc(r"\+CMT: ,\d+\r\n[0-9A-F]+\r\n")
+    assert await port.cmd("AT+CNMA") == "\r\nOK\r\n"
+    rig.network.inject("+4917000000", b.sims[0].sim.number, "ignored")
+    first = await port.urc(r"\+CMT: ,\d+\r\n[0-9A-F]+\r\n")
+    again = await port.urc(r"\+CMT: ,\d+\r\n[0-9A-F]+\r\n", 5)  # no ack: the network repeats it
+    assert first.strip() == again.strip()
+    assert await port.cmd("AT+CNMA") == "\r\nOK\r\n"
