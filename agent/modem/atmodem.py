@@ -151,10 +151,13 @@ class AtModem:
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
         for t in tasks:
-            t.cancel()
-        for t in tasks:
+            # Python 3.11's wait_for can swallow a cancel that races a completing future
+            # (gh-86296); cancel again until the task has really ended.
+            while not t.done():
+                t.cancel()
+                await asyncio.wait({t}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+                t.result()
         # Finish the operation in flight (a part being submitted) before closing the port.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._send_timeout + 5):
@@ -351,7 +354,10 @@ class AtModem:
         self._urcs.put_nowait(urc)
 
     async def _urc_worker(self) -> None:
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError  # see stop(): a swallowed cancel must still end us
             urc = await self._urcs.get()
             try:
                 await self._handle_urc(urc)

@@ -94,7 +94,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         next_health = loop.time() + self.health_interval
         next_sweep = loop.time() + self.sweep_interval
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError  # a cancel that an inner wait_for swallowed
             timeout = max(0.0, min(next_health, next_sweep) - loop.time())
             if not self.m.channel.is_open:
                 timeout = 0.0  # never opened, or lost while nobody was listening
