@@ -12,6 +12,7 @@
    time per SMS and its RSS (from /proc). Baseline, measured in the same run: the same ptys
    driven directly with text-mode AT+CMGS by one thread per modem (no server, no journal): the
    emulator's own capacity, which the agent cannot exceed.
+Devices get no pacing floor and no caps (FAST_PACING): the radio's limits are not measured here.
 
     .venv/bin/python -m bench.e2e_latency [--quick] [--modems 16] [--samples 60] [--messages 960]
 """
@@ -31,7 +32,7 @@ from typing import Any
 import serial
 
 from bench._common import cpu_seconds
-from tests.support.stack import GatewayStack, wait_until
+from tests.support.stack import FAST_PACING, GatewayStack, wait_until
 
 OUTSIDE = "+4917012345678"
 
@@ -200,8 +201,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     messages = 8 if args.quick else args.messages
 
     with tempfile.TemporaryDirectory(prefix="simhive-e2e-bench-") as tmp:
+        # No pacing floor or caps (FAST_PACING): the radio's limits are not what is measured.
         stack = GatewayStack(Path(tmp), modems=modems, profile="generic", dual_sim="none",
-                             agent_log_level="warning")  # fmt: skip
+                             agent_log_level="warning", device_settings=FAST_PACING)  # fmt: skip
         try:
             stack.start()
             stack.wait_agent_ready(timeout=120)
