@@ -1,0 +1,25 @@
+"""bench/e2e_latency.py runs end to end with a tiny N (no figures checked: no timing asserts)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.procs import ROOT
+
+
+@pytest.mark.integration
+def test_e2e_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.e2e_latency", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for line in ("accept -> AT+CMGS p50", "baseline: addsms HTTP round trip p50",
+                 "baseline: direct AT+CMGS", "agent CPU per SMS", "agent peak RSS"):  # fmt: skip
+        assert line in result.stdout
