@@ -133,3 +133,38 @@ async def test_ack_means_on_disk(store: SqliteStore) -> None:
         "durable",
     )
     conn.close()
+
+
+async def test_batch_insert_paths_store_the_same(store: SqliteStore) -> None:
+    # Batches go in as one JSON statement; text with NUL falls back to executemany. Both must
+    # store every field exactly, in input order.
+    account_id, device_id = await _owner(store)
+    batch = [
+        NewMessage(account_id, device_id, "+4915752982212", "plain", 0, False, None, None),
+        NewMessage(
+            account_id,
+            device_id,
+            "015752982212",
+            'ünï "quoted" \\ 😀',
+            1,
+            True,
+            2**62,
+            1_700_000_000_000_000,
+        ),  # fmt: skip
+        NewMessage(account_id, device_id, "+4915752982212", "tab\there\nnewline", 0, False, 0),
+    ]
+    with_nul = [*batch, NewMessage(account_id, device_id, "+4915752982212", "nul\x00inside")]
+    json_ids = await store.insert_messages(batch, 5)
+    plain_ids = await store.insert_messages(with_nul, 5)
+    got = await store.list_messages(MessageFilter(account_id))
+    by_id = {m.id: m for m in got}
+
+    def fields(sms_id: int) -> tuple[object, ...]:
+        m = by_id[sms_id]
+        return (m.sendto, m.body, m.sim, m.urgent, m.customerid, m.timetosend, m.status)
+
+    assert [fields(i) for i in json_ids] == [fields(i) for i in plain_ids[:3]]
+    assert fields(json_ids[1]) == ("015752982212", 'ünï "quoted" \\ 😀', 1, True, 2**62,
+                                   1_700_000_000_000_000, 1)  # fmt: skip
+    assert by_id[plain_ids[3]].body == "nul\x00inside"
+    assert json_ids == sorted(json_ids) and plain_ids == sorted(plain_ids)
