@@ -37,6 +37,9 @@ HEADER_TIMESTAMP = "X-Simhive-Timestamp"
 HEADER_SIGNATURE = "X-Simhive-Signature"
 USER_AGENT = "simhive-webhooks/1"
 MAX_URL_CHARS = 2000
+# Delivered and given-up outbox rows are kept this long (for `device webhooks`), then forgotten.
+KEEP_SECONDS = 30 * 86_400
+PRUNE_EVERY_SECONDS = 3600
 
 # (url, body, headers) -> HTTP status; raises OSError/TimeoutError (or the client's own error
 # types, wrapped by the caller) when no answer came.
@@ -162,6 +165,7 @@ class WebhookSender:
         clock: Callable[[], int] = now_us,
         batch: int = 50,
         idle_poll_seconds: float = 5.0,
+        keep_seconds: float = KEEP_SECONDS,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
@@ -171,6 +175,8 @@ class WebhookSender:
         self.batch = batch
         self.idle_poll_seconds = idle_poll_seconds
         self.rand = rand
+        self.keep_seconds = keep_seconds
+        self._next_prune = 0
         self._wake = asyncio.Event()
         self.delivered = 0
         self.failed_attempts = 0
@@ -181,6 +187,7 @@ class WebhookSender:
     async def run(self) -> None:
         while True:
             try:
+                await self._prune()
                 worked = await self.deliver_due()
             except StoreError as exc:
                 log.error("webhook outbox unavailable: %s", exc)
@@ -188,6 +195,16 @@ class WebhookSender:
             if worked:
                 continue
             await self._idle()
+
+    async def _prune(self) -> None:
+        now = self.clock()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY_SECONDS * US
+        gone = await self.store.prune_webhooks(now - int(self.keep_seconds * US))
+        if gone:
+            log.info("forgot %d delivered or given-up webhooks older than %.0f days", gone,
+                     self.keep_seconds / 86_400)  # fmt: skip
 
     async def _idle(self) -> None:
         timeout = self.idle_poll_seconds

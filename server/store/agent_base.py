@@ -123,5 +123,9 @@ class AgentExtrasStore(ABC):
         """Count a failed attempt; `next_attempt` None gives the row up (state 'dead')."""
 
     @abstractmethod
+    async def prune_webhooks(self, before: int) -> int:
+        """Forget delivered and given-up rows created before `before`; returns how many."""
+
+    @abstractmethod
     async def webhook_rows(self, device_id: int | None = None) -> list[dict[str, object]]:
         """Outbox rows for inspection (CLI, tests), oldest first."""

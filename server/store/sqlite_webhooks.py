@@ -205,6 +205,16 @@ class SqliteWebhookStore(AgentExtrasStore):
 
         await self.writer.submit(op)
 
+    async def prune_webhooks(self, before: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM webhook_outbox WHERE state IN ('delivered', 'dead') AND created < ?",
+                (before,),
+            )
+            return int(cur.rowcount)
+
+        return await self.writer.submit(op)
+
     async def webhook_rows(self, device_id: int | None = None) -> list[dict[str, object]]:
         where, params = ("WHERE device_id = ?", (device_id,)) if device_id is not None else ("", ())
         rows = await self._all(

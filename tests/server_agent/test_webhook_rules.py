@@ -65,3 +65,20 @@ async def test_rows_behind_a_failing_row_do_not_count_as_due(env: Env, receiver:
 async def _failed_once(env: Env) -> bool:
     rows = await env.webhooks()
     return bool(rows) and rows[0]["attempts"] == 1 and rows[0]["state"] == "pending"
+
+
+async def test_old_finished_rows_are_pruned_pending_ones_kept(env: Env, receiver: Receiver) -> None:
+    await env.set_webhooks(receiver)
+    msg = {"key": "k", "sim": 0, "from": "+4917012345", "body": "a"}
+    await env.agent("incoming", {"messages": [msg]})
+    await eventually(lambda: _states(env, ["delivered"]), "first webhook delivered")
+    receiver.always_fail = True
+    await env.agent("incoming", {"messages": [{**msg, "key": "k2"}]})
+    later = env.gw.clock() + 1_000_000
+    assert await env.gw.store.prune_webhooks(later) == 1
+    rows = await env.webhooks()
+    assert len(rows) == 1 and rows[0]["state"] == "pending"
+
+
+async def _states(env: Env, want: list[str]) -> bool:
+    return [r["state"] for r in await env.webhooks()] == want
