@@ -96,5 +96,5 @@ def cpu_seconds(pid: int) -> float:
 def report(title: str, rows: list[tuple[str, float, str]]) -> None:
     print(f"\n== {title}")
     for name, value, unit in rows:
-        shown = f"{value:>12.2f}" if unit == "x" else f"{value:>12,.0f}"
+        shown = f"{value:>12.2f}" if unit in ("x", "ms") else f"{value:>12,.0f}"
         print(f"  {name:<50} {shown} {unit}")

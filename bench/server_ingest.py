@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from bench._common import gateway, report
+from bench._common import cpu_seconds, gateway, report
 from server.store.sqlite_schema import migrate
 
 BATCH = 1000
@@ -66,7 +66,7 @@ async def ingest(url: str, token: str, device_id: int, batches: int, concurrency
     return batches * BATCH / elapsed
 
 
-def baseline(workdir: Path, device_id: int, batches: int) -> float:
+def baseline(workdir: Path, device_id: int, batches: int) -> tuple[float, float]:
     """The same rows through sqlite3.executemany, same schema and durability, one commit/batch."""
     conn = sqlite3.connect(workdir / "baseline.sqlite3", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -92,13 +92,15 @@ def baseline(workdir: Path, device_id: int, batches: int) -> float:
         " VALUES (?, ?, 'out', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)"
     )
     start = time.perf_counter()
+    cpu_start = time.process_time()
     for rows in rows_per_batch:
         conn.execute("BEGIN")
         conn.executemany(sql, rows)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     conn.close()
-    return batches * BATCH / elapsed
+    return batches * BATCH / elapsed, cpu / batches * 1000
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -111,14 +113,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="simhive-bench-") as tmp:
         workdir = Path(tmp)
         with gateway(workdir) as gw:
+            cpu_before = cpu_seconds(gw.pid)
             server_rate = asyncio.run(
                 ingest(gw.url, gw.token, gw.device_id, batches, args.concurrency)
             )
+            # includes the warm-up batch of 10 messages: negligible against the run
+            server_ms = (cpu_seconds(gw.pid) - cpu_before) / batches * 1000
             with sqlite3.connect(gw.db) as check:
                 stored = check.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
             if stored != batches * BATCH + 10:
                 raise RuntimeError(f"expected {batches * BATCH + 10} stored rows, found {stored}")
-        base_rate = baseline(workdir, gw.device_id, batches)
+        base_rate, base_ms = baseline(workdir, gw.device_id, batches)
     ratio = server_rate / base_rate
     report(
         f"addalotofsms ingest ({batches} x {BATCH} messages, {args.concurrency} clients)",
@@ -126,6 +131,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             ("simhive addalotofsms (HTTP, real server)", server_rate, "msg/s"),
             ("baseline sqlite3.executemany, same rows", base_rate, "msg/s"),
             ("ratio simhive / baseline", ratio, "x"),
+            ("simhive server CPU per 1,000 messages", server_ms, "ms"),
+            ("baseline CPU per 1,000 messages", base_ms, "ms"),
+            ("CPU-bound rate ratio (baseline CPU / simhive CPU)", base_ms / server_ms, "x"),
         ],
     )
     return {"server": server_rate, "baseline": base_rate, "ratio": ratio}
