@@ -173,7 +173,7 @@ def test_demo_starts_prints_and_stops(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=60)  # fmt: skip
         answer = json.loads(got.stdout)
         assert answer["error"] == 0 and re.fullmatch(r"[0-9a-f]{32}", answer["token"]), got
-    assert proc.returncode == 0
+    assert proc.returncode == 0, _tails(log, state)
     # the server child is gone: the port is free again
     eventually(lambda: _port_free(port))
     # a second start reuses the account, its token and the devices
@@ -190,7 +190,15 @@ def test_demo_starts_prints_and_stops(tmp_path: Path) -> None:
         sender = again["devices"][0]["device_id"]
         assert get(again["server_url"], "getallsms", token=token, onlycount=1,
                    device_id=sender)["count"] == 1  # fmt: skip
-    assert proc2.returncode == 0
+    assert proc2.returncode == 0, _tails(tmp_path / "demo2.log", state)
+
+
+def _tails(log: Path, state: Path) -> str:
+    out = []
+    for path in (log, *sorted(state.glob("*.log"))):
+        lines = path.read_text(errors="replace").splitlines()[-8:] if path.exists() else []
+        out.append(f"--- {path.name}\n" + "\n".join(lines))
+    return "\n".join(out)
 
 
 def _port_free(port: int) -> bool:
