@@ -8,6 +8,7 @@ the store to persist. Messages are validated all-or-nothing before anything is s
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ class Gateway:
         account = await self.store.account_by_email(email.strip())
         if account is None:
             # Same cost as a real check, so response time does not reveal which emails exist.
-            await asyncio.to_thread(security.verify_password, password, _DUMMY_HASH)
+            await asyncio.to_thread(security.verify_password, password, _dummy_hash())
             ok = False
         else:
             ok = await asyncio.to_thread(security.verify_password, password, account.password_hash)
@@ -333,5 +334,8 @@ class Gateway:
         return result
 
 
-# A valid hash of a random password, to spend the same time on unknown emails as on real ones.
-_DUMMY_HASH = security.hash_password(security.new_token())
+@functools.cache
+def _dummy_hash() -> str:
+    """A valid hash of a random password, to spend the same time on unknown emails as on real
+    ones; made on first use so that importing the module (every CLI call) stays cheap."""
+    return security.hash_password(security.new_token())
