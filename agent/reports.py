@@ -21,6 +21,9 @@ from agent.modem.errors import ReportState, report_meaning, report_state
 
 log = logging.getLogger(__name__)
 
+UNMATCHED_SECONDS = 120.0  # how long a report may wait for its send to be journaled
+UNMATCHED_KEEP = 256
+
 
 def classify_tp_status(st: int) -> ReportState:
     """TS 23.040 9.2.3.15 via the shared table: 0x00-0x1F delivered, 0x20-0x3F SC still
@@ -66,12 +69,40 @@ class ReportMatcher:
         self.window = window
         self._clock = clock
         self.slots: list[int] = list(slots) if slots is not None else [0, 1]
+        self._unmatched: list[tuple[float, DeliveryReport]] = []
 
     def other_slots(self, slot: int) -> list[int]:
         return [s for s in self.slots if s != slot]
 
     async def handle(self, report: DeliveryReport) -> MatchResult | None:
-        """Apply one status report; returns what happened, or None when nothing matched."""
+        """Apply one status report; returns what happened, or None when nothing matched.
+
+        An unmatched report is kept for a while: a fast SC can report before the dispatcher
+        has journaled the +CMGS answer it belongs to (the URC and the answer race).
+        """
+        result = await self._match(report)
+        if result is None:
+            self._unmatched.append((self._clock(), report))
+            del self._unmatched[:-UNMATCHED_KEEP]
+        return result
+
+    async def retry_unmatched(self) -> list[MatchResult]:
+        """Match held reports again (called after each send is journaled)."""
+        if not self._unmatched:
+            return []
+        now = self._clock()
+        held = [(t, r) for t, r in self._unmatched if now - t < UNMATCHED_SECONDS]
+        self._unmatched = []
+        results = []
+        for t, r in held:
+            res = await self._match(r, quiet=True)
+            if res is None:
+                self._unmatched.append((t, r))
+            else:
+                results.append(res)
+        return results
+
+    async def _match(self, report: DeliveryReport, *, quiet: bool = False) -> MatchResult | None:
         now = self._clock()
         since = now - self.window
         candidates = await self.journal.parts_by_reference(
@@ -90,8 +121,11 @@ class ReportMatcher:
                 if part is not None:
                     break
         if part is None:
+            if quiet:
+                return None
             log.info(
-                "device %s: status report MR %d on SIM %d matches no part sent in the last %g s",
+                "device %s: status report MR %d on SIM %d matches no part sent in the last %g s"
+                " (held a while in case its send is still being journaled)",
                 self.device, report.reference, report.slot, self.window,
             )  # fmt: skip
             return None

@@ -25,7 +25,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -115,6 +115,7 @@ class DeviceRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._modem_started = asyncio.Event()
         self._hello_identity: ModemIdentity | None = None
+        self._helpers: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -155,7 +156,7 @@ class DeviceRunner:
         await asyncio.wait(others, timeout=10.0)
         for t in others:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._helpers, return_exceptions=True)
         await self.sync.final_flush(3.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.modem.stop(), 15.0)
@@ -244,8 +245,17 @@ class DeviceRunner:
         self.sync.wake_status()
 
     def _after_send(self) -> None:
-        self.sync.wake_reports()
         self.sync.work_done()
+        self._spawn(self._after_send_async())
+
+    async def _after_send_async(self) -> None:
+        await self.matcher.retry_unmatched()
+        self.sync.wake_reports()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
 
     def _wake_dispatchers(self) -> None:
         for d in self.dispatchers:

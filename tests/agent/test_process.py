@@ -96,3 +96,64 @@ def test_check_config_reports_errors_without_a_traceback(tmp_path: Path) -> None
     )
     assert out.returncode == 2
     assert "server: an http(s) URL" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_kill_9_mid_batch_then_restart_sends_nothing_twice_and_loses_nothing(
+    server: FakeAgentServer, tmp_path: Path
+) -> None:
+    token = server.add_device(400)
+    # A lease the killed agent never journaled must come back quickly (protocol: it expires).
+    server.lease_seconds = 5.0
+    with run_emulator(
+        modems=2, profile="generic", state_dir=tmp_path / "emu", extra_args=["--latency", "0.3"]
+    ) as emu:
+        sender, receiver = emu.state["modems"]
+        to = receiver["sims"][0]["number"]
+        cfg = tmp_path / "agent.toml"
+        write_config(
+            cfg, server.url, token, tmp_path / "journal.sqlite3", sender["link"], profile="generic"
+        )
+        ids = [await server.add(400, to, f"batch message {i:02d}") for i in range(20)]
+        argv = [console_script("simhive-agent"), "run", "--config", str(cfg)]
+        with running(argv, log=tmp_path / "agent1.log") as proc:
+            await wait_for(
+                lambda: len(emu.client.submitted(modem=sender["id"])) >= 5,
+                limit=60,
+                what="a few submits",
+            )
+            proc.kill()  # kill -9: no shutdown, most likely inside AT+CMGS
+            proc.wait(10)
+
+        # Final: delivered (7) or outcome-unknown (9). A status report that reached the modem
+        # while the agent was dead is gone (+CDS is not stored), so the message sent just before
+        # the kill may stay at 6 (sent): at most one.
+        def settled() -> bool:
+            st = [server.messages[i].status for i in ids]
+            return all(s in (6, 7, 9) for s in st) and st.count(6) <= 1
+
+        with running(argv, log=tmp_path / "agent2.log") as proc:
+            try:
+                await wait_for(settled, limit=120, what="every message final")
+            except AssertionError:
+                states = {i: server.messages[i].history for i in ids}
+                raise AssertionError(
+                    f"{states}\n{(tmp_path / 'agent2.log').read_text()[-3000:]}"
+                ) from None
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        submitted = emu.client.submitted(modem=sender["id"])
+    texts = [s["text"] for s in submitted]
+    assert len(texts) == len(set(texts)), "a message was submitted twice"
+    delivered = [i for i in ids if server.messages[i].status == 7]
+    unknown = [i for i in ids if server.messages[i].status == 9]
+    sent_only = [i for i in ids if server.messages[i].status == 6]
+    assert len(delivered) + len(unknown) + len(sent_only) == 20  # none lost
+    assert len(sent_only) <= 1
+    for i in sent_only:
+        assert texts.count(server.messages[i].body) == 1
+    assert len(unknown) <= 1  # only the one inside AT+CMGS at the kill can be unknown
+    for i in unknown:
+        assert "not resent" in server.messages[i].reason
+    # Every delivered message was submitted exactly once.
+    for i in delivered:
+        assert texts.count(server.messages[i].body) == 1

@@ -126,3 +126,18 @@ async def test_report_tagged_with_the_other_sim_still_matches(journal: Journal) 
     await sent(journal, 10, "+491605555555", [81], clock.t, slot=0)
     r = await m.handle(rep(81, "+491605555555", slot=1))  # read while SIM 2 was active
     assert r is not None and r.msg_id == 10 and r.outcome == "delivered"
+
+
+async def test_report_arriving_before_its_send_is_journaled_is_held(journal: Journal) -> None:
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    assert await m.handle(rep(90, "+491601112233")) is None  # the +CDS won the race
+    await sent(journal, 11, "+491601112233", [90], clock.t)
+    results = await m.retry_unmatched()
+    assert [(r.msg_id, r.outcome) for r in results] == [(11, "delivered")]
+    assert await m.retry_unmatched() == []
+    # A report nobody claims is dropped after a while.
+    assert await m.handle(rep(91, "+491601112233")) is None
+    clock.t += 121
+    assert await m.retry_unmatched() == []
+    assert m._unmatched == []
