@@ -239,8 +239,11 @@ class AtChannel:
         bare: bool = False,
         check: bool = True,
         implicit_final: bool = False,
+        secret: bool = False,
     ) -> Response:
         """Send one command and wait for its final result.
+
+        `secret` (a PIN) keeps the command's arguments out of exceptions, traces and logs.
 
         `implicit_final` accepts a reply line without a final result after a short grace time
         (Wavecom answers AT+CPIN? with "+CPIN: READY" and no OK); the grace time keeps a late
@@ -249,7 +252,7 @@ class AtChannel:
         """
         _validate(command)
         async with self._lock:
-            return await self._run(command, wait, prefixes, bare, check, implicit_final)
+            return await self._run(command, wait, prefixes, bare, check, implicit_final, secret)
 
     async def _run(
         self,
@@ -259,14 +262,16 @@ class AtChannel:
         bare: bool,
         check: bool,
         implicit_final: bool = False,
+        secret: bool = False,
     ) -> Response:
+        shown = command.split("=", 1)[0] + "=<redacted>" if secret else command
         if not self.is_open:
             raise ChannelClosed(f"{self.name} is not open")
         w = _Waiter(command)
         self._waiter = w
         self._decoder.begin(command, prefixes=prefixes, bare=bare)
         try:
-            await self._write(command.encode("ascii") + b"\r")
+            await self._write(command.encode("ascii") + b"\r", shown=shown)
             try:
                 if implicit_final:
                     final = await self._final_or_implicit(w, wait)
@@ -275,12 +280,12 @@ class AtChannel:
             except TimeoutError:
                 self._detach(w)
                 await self._drain()
-                raise AtTimeout(command, "final", wait) from None
+                raise AtTimeout(shown, "final", wait) from None
         finally:
             self._detach(w)
-        resp = Response(command, w.lines, final)
+        resp = Response(shown, w.lines, final)
         if check and not final.ok:
-            raise AtCommandError(command, final)
+            raise AtCommandError(shown, final)
         return resp
 
     async def _final_or_implicit(self, w: _Waiter, wait: float, grace: float = 0.7) -> Final:
@@ -399,9 +404,9 @@ class AtChannel:
             if fut.done() and not fut.cancelled():
                 fut.exception()  # retrieved: no "exception never retrieved" noise
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes, *, shown: str | None = None) -> None:
         if self._trace:
-            self._trace("tx", data.decode("latin-1"))
+            self._trace("tx", shown if shown is not None else data.decode("latin-1"))
         try:
             await self.transport.write(data)
         except TransportClosed as exc:

@@ -173,10 +173,19 @@ async def check_sim(ch: AtChannel, profile: Profile, *, pin: str | None, ready_w
         if state == "SIM PIN" and pin and not pin_sent:
             # One attempt only: a wrong PIN retried blindly locks the SIM (PUK).
             pin_sent = True
-            await ch.command(f"AT+CPIN={quote(pin)}", wait=10.0)
+            try:
+                await ch.command(f"AT+CPIN={quote(pin)}", wait=10.0, secret=True)
+            except AtCommandError as exc:
+                # Never retried: a second wrong PIN brings the SIM closer to its PUK lock.
+                raise SimNotReady(f"PIN rejected ({exc.final.text})", "pin") from None
             continue
         if state in ("SIM PIN", "SIM PIN2"):
-            raise SimNotReady("SIM asks for a PIN" + (" (rejected)" if pin_sent else ""), "pin")
+            if not pin_sent:
+                raise SimNotReady("SIM asks for a PIN and none is configured", "pin")
+            if loop.time() >= deadline:
+                raise SimNotReady("SIM still asks for a PIN after it was entered", "pin")
+            await asyncio.sleep(0.5)  # the PIN was accepted; the SIM takes a moment to unlock
+            continue
         if state.startswith("SIM PUK") or state.startswith("PH-"):
             raise SimNotReady(f"SIM locked ({state}): needs manual unlock", "puk")
         if loop.time() >= deadline:

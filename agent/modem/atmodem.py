@@ -250,7 +250,7 @@ class AtModem:
         try:
             async with self.op_lock:
                 ready = await self._initialise()
-        except (InitError, AtTimeout, ChannelClosed) as exc:
+        except (InitError, AtTimeout, ChannelClosed, AtCommandError) as exc:
             await self.set_state(ModemState.DISCONNECTED, f"init failed: {exc}")
             return False
         if ready:

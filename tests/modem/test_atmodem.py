@@ -570,3 +570,22 @@ async def test_stored_reports_mode_sweeps_sr_memory_at_start():
         assert r.modem.capabilities.report_mode == "stored"
         assert [d.reference for d in r.of(DeliveryReport)] == [42]
         assert not r.fm.reports
+
+
+async def test_wrong_pin_is_not_retried_and_never_logged(caplog):
+    def hook(cmd: str) -> str | None:
+        if cmd == "AT+CPIN?":
+            return "+CPIN: SIM PIN\nOK"
+        if cmd.startswith("AT+CPIN="):
+            return "+CME ERROR: 16"  # incorrect password
+        return None
+
+    r = Rig(pin="9876", health_interval=0.2)
+    r.fm.hook = hook
+    with caplog.at_level("DEBUG"):
+        async with r:
+            assert r.modem.state is ModemState.DEGRADED and "PIN" in r.modem.state_reason
+            await asyncio.sleep(0.6)  # health checks run; none may enter the PIN again
+            assert sum(c.startswith("AT+CPIN=") for c in r.fm.commands) == 1
+    assert "9876" not in caplog.text
+    assert all("9876" not in e.reason for e in r.of(StateChange))
