@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,7 +61,13 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def run(db: str | Path, host: str = "127.0.0.1", port: int = 8080, access_log: bool = True) -> None:
+def run(
+    db: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    access_log: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # An access line per request is the most expensive thing a cheap request does; these are the
     # logging HOWTO's documented switches for the record fields we never print.
@@ -77,6 +84,7 @@ def run(db: str | Path, host: str = "127.0.0.1", port: int = 8080, access_log: b
         host=host,
         port=port,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        ssl_context=ssl_context,
         shutdown_timeout=10.0,  # in-flight requests finish in milliseconds; long polls are woken
         **RUNNER_OPTIONS,
         print=None,

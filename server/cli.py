@@ -75,13 +75,44 @@ def main() -> None:
     show_default=True,
     help="One line per request on stderr (token, pass and datajson masked).",
 )
-def run(db: Path | None, host: str, port: int, access_log: bool) -> None:
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
+def run(
+    db: Path | None,
+    host: str,
+    port: int,
+    access_log: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
     """Serve the HTTP API."""
+    import ssl
+
     from server.app import run as run_app
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    context = None
+    if tls_cert is not None and tls_key is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(tls_cert, tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from None
     path = _db(db)
-    click.echo(f"simhive-server: database {path}, listening on http://{host}:{port}", err=True)
-    run_app(path, host=host, port=port, access_log=access_log)
+    scheme = "https" if context else "http"
+    click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
+    run_app(path, host=host, port=port, access_log=access_log, ssl_context=context)
 
 
 @main.command()

@@ -244,3 +244,29 @@ def test_sigterm_ends_long_polls_and_stops_promptly(tmp_path: Path) -> None:
         thread.join(30)
     assert srv.proc.returncode == 0
     assert outcome.get("answer") == {"lease_id": None, "lease_expires": None, "messages": []}
+
+
+def test_tls(tmp_path: Path) -> None:
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    db = str(tmp_path / "tls.sqlite3")
+    acc = cli_json("account", "create", "--db", db, "--email", "t@example.com",
+                   "--password", PASSWORD)  # fmt: skip
+    port = free_port()
+    argv = [console_script("simhive-server"), "run", "--db", db, "--port", str(port),
+            "--tls-cert", str(cert), "--tls-key", str(key)]  # fmt: skip
+    with running(argv, log=tmp_path / "tls.log"):
+        wait_port(port)
+        context = ssl.create_default_context(cafile=str(cert))
+        url = f"https://127.0.0.1:{port}/getdata/getalldevices?token={acc['token']}"
+        with urlopen(url, context=context, timeout=30) as r:
+            assert json.loads(r.read()) == {"error": 0, "message": "OK", "count": 0, "device": {}}
+    half = cli("run", "--db", db, "--tls-cert", str(cert), check=False)
+    assert half.returncode == 2 and "go together" in half.stderr
