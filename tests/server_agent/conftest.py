@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -32,6 +33,9 @@ FAST = BackgroundConfig(
     webhook_retry=RetryPolicy(base_seconds=0.1, max_seconds=0.4, max_attempts=4),
 )
 SECRET = "s3cret-for-tests-0123456789"
+# Far above any answer time (long polls are capped at 10 s here), far below pytest's 180 s: a
+# request that hangs fails with its own traceback instead of a test-wide timeout.
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
 async def eventually(
@@ -113,14 +117,16 @@ class Env:
         self, route: str, body: Any, token: str | None = None, status: int = 200
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token or self.device_token}"}
-        r = await self.client.post(f"/agent/v1/{route}", json=body, headers=headers)
+        r = await self.client.post(
+            f"/agent/v1/{route}", json=body, headers=headers, timeout=REQUEST_TIMEOUT
+        )
         data: dict[str, Any] = await r.json()
         assert r.status == status, data
         return data
 
     async def compat(self, method: str, **params: Any) -> dict[str, Any]:
         query = {"token": self.token, **{k: str(v) for k, v in params.items()}}
-        r = await self.client.get(f"/getdata/{method}", params=query)
+        r = await self.client.get(f"/getdata/{method}", params=query, timeout=REQUEST_TIMEOUT)
         data: dict[str, Any] = await r.json()
         assert r.status == 200 and data["error"] == 0, data
         return data
