@@ -14,6 +14,7 @@ class AtPort:
     def __init__(self, path: str) -> None:
         self.serial = serial.Serial(path, 115200, timeout=0.05, exclusive=True)
         self.buf = bytearray()
+        self.consumed = 0  # count of "+CDS" URCs passed over by expect(), for the benchmark
 
     def close(self) -> None:
         self.serial.close()
@@ -35,10 +36,12 @@ class AtPort:
             if m:
                 taken = bytes(self.buf[: m.end()])
                 del self.buf[: m.end()]
+                self.consumed += taken.count(b"+CDS: ")
                 return taken.decode("latin-1")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{pattern!r} not seen; have {bytes(self.buf)!r}")
-            self.buf += self.serial.read(4096)
+            # what is there now, or wait (up to the 50 ms timeout) for the first byte
+            self.buf += self.serial.read(self.serial.in_waiting or 1)
 
     def cmd(self, line: str, timeout: float = 10.0) -> str:
         self.serial.write(line.encode() + b"\r")
@@ -55,7 +58,7 @@ class AtPort:
         end = time.monotonic() + quiet
         stop = time.monotonic() + limit
         while time.monotonic() < min(end, stop):
-            chunk = self.serial.read(4096)
+            chunk = self.serial.read(self.serial.in_waiting or 1)
             if chunk:
                 self.buf += chunk
                 end = time.monotonic() + quiet
