@@ -55,7 +55,7 @@ from .gammu_config import (
     require_gammu,
     write_gammurc,
 )
-from .gammu_worker import GammuWorker, WorkerClosed
+from .gammu_worker import DeviceGone, GammuWorker, WorkerClosed
 from .reassembly import Message, Reassembler
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class _Connected:
     push: bool  # SetIncomingSMS(True) worked: the callback announces new messages
     sim_problem: str | None
     own_number: str | None
+    sim_missing: bool = False
 
 
 class _PartFailed(Exception):
@@ -108,7 +109,16 @@ class GammuModem:
         self.health_interval = health_interval
         self.sweep_interval = sweep_interval
         self._backoff = (reconnect_min, reconnect_max)
-        self._worker = GammuWorker(settings.device, self._g, poll_interval=poll_interval)
+        # Serial devices are files that vanish on unplug; the dummy's device is a directory and
+        # Bluetooth or network connections name no file at all.
+        watch = settings.device.startswith("/") and not settings.is_dummy
+        self._watch = watch
+        self._worker = GammuWorker(
+            settings.device,
+            self._g,
+            poll_interval=poll_interval,
+            device_present=(lambda: _present(settings.device)) if watch else None,
+        )
         self._state = ModemState.DISCONNECTED
         self._state_reason = "not started"
         self._handler: EventHandler | None = None
@@ -150,7 +160,7 @@ class GammuModem:
         await self._connect()
         self._tasks.append(asyncio.create_task(self._event_loop(), name=f"gammu ev {self.name}"))
         self._tasks.append(asyncio.create_task(self._supervise(), name=f"gammu sup {self.name}"))
-        if self.settings.device.startswith("/") and not self.settings.is_dummy:
+        if self._watch:
             self._tasks.append(
                 asyncio.create_task(self._watch_device(), name=f"gammu watch {self.name}")
             )
@@ -201,7 +211,7 @@ class GammuModem:
             )
         try:
             refs = await self._worker.call(lambda sm: self._send_job(sm, parts))
-        except WorkerClosed as exc:
+        except (WorkerClosed, DeviceGone) as exc:
             raise SendError(str(exc), outcome=SendOutcome.RETRY) from exc
         except _PartFailed as failed:
             if conv.is_link_error(failed.exc):
@@ -233,9 +243,17 @@ class GammuModem:
             self._trim_log(force=True)
         sm.ReadConfig(Filename=str(self.rc.path))
         sm.Init()
-        problem = None
+        problem, missing = None, False
+        mark = self._log_size()
         try:
             security = sm.GetSecurityStatus()  # None: nothing to enter
+        except g.ERR_NOSIM:
+            # Gammu says ERR_NOSIM both for "not inserted" (+CME 10) and "busy" (+CME 14);
+            # the modem's code in Gammu's log tells them apart.
+            code = conv.last_modem_code(self._log_since(mark))
+            missing = code in (("CME", 10), ("CMS", 310))
+            security = None
+            problem = "SIM not inserted" if missing else "SIM not accessible (busy or failed)"
         except g.GSMError:
             security = None  # not supported by this phone: go on and let SMS calls tell
         if security == "PIN" and self._pin:
@@ -259,7 +277,8 @@ class GammuModem:
             except g.GSMError as exc:
                 log.info("%s: no incoming SMS notifications (%s); sweeping", self.name, exc)
         self._worker.pumping = True
-        return _Connected(identity, push, problem, _own_number(g, sm) if problem is None else None)
+        number = _own_number(g, sm) if problem is None else None
+        return _Connected(identity, push, problem, number, missing)
 
     def _sim_job(self, sm: Any) -> tuple[str | None, Any, Any]:
         g = self._g
@@ -311,6 +330,9 @@ class GammuModem:
         """A worker call whose link errors mean the device is gone (raises _LinkLost)."""
         try:
             return await self._worker.call(fn)
+        except DeviceGone as exc:
+            self._lose_link(str(exc))
+            raise _LinkLost(str(exc)) from exc
         except self._g.GSMError as exc:
             if conv.is_link_error(exc):
                 self._lose_link(conv.error_text(exc))
@@ -326,7 +348,7 @@ class GammuModem:
         """Init Gammu, read identity and SIM, sweep; False (DISCONNECTED) if it failed."""
         self._link_lost.clear()
         try:
-            done: _Connected = await self._worker.call(self._connect_job)
+            done: _Connected = await self._worker.call(self._connect_job, check_device=False)
         except self._g.GSMError as exc:
             await self._set_state(ModemState.DISCONNECTED, f"init failed: {conv.error_text(exc)}")
             return False
@@ -337,7 +359,7 @@ class GammuModem:
         self.sim_problem = done.sim_problem
         self._sim_number = done.own_number
         if done.sim_problem is not None:
-            self._sim = SimInfo(slot=0, present=True, active=True)
+            self._sim = SimInfo(slot=0, present=not done.sim_missing, active=True)
             await self._set_state(ModemState.DEGRADED, done.sim_problem)
             return True
         try:

@@ -189,7 +189,7 @@ async def test_cms_errors_keep_their_code_and_meaning(
     assert len(ok.references) == 1
 
 
-async def test_recovers_after_unplug_and_replug(session: Session) -> None:
+async def test_recovers_after_unplug_and_replug_and_a_missing_sim(session: Session) -> None:
     events, modem = session.events, session.modem
     mark = len(events.events)
     session.emu.client.unplug("m1")
@@ -201,7 +201,16 @@ async def test_recovers_after_unplug_and_replug(session: Session) -> None:
     with pytest.raises(SendError) as failed:
         await modem.send(OUTSIDE, "while unplugged")
     assert failed.value.outcome is SendOutcome.RETRY
+    # It comes back without its SIM first: reported, not invented, and retried.
+    session.emu.client.set_faults("m1", {"sim_missing": True})
     session.emu.client.replug("m1")
+    await events.wait(
+        lambda: [e for e in events.since(mark, StateChange) if e.reason == "SIM not inserted"],
+        within=120,
+    )
+    [sim] = await modem.sim_info()
+    assert not sim.present and sim.imsi is None
+    session.emu.client.clear_faults("m1")
     await events.wait(
         # A Gammu call caught mid-answer by the unplug waits out Gammu's timeouts (~40 s).
         lambda: [e for e in events.since(mark, StateChange) if e.state is ModemState.READY],
