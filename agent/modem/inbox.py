@@ -85,22 +85,25 @@ class Inbox:
         await self.release_expired()
         for mem in mems:
             try:
-                items = await self._list(mem)
+                slot, items = await self._list(mem)
             except (AtCommandError, AtTimeout) as exc:
                 log.warning("%s: sweep of %s failed: %s", self.m.name, mem, exc)
                 continue
+            # `slot` is the SIM the listing came from; a send may switch SIMs meanwhile, and
+            # deletes are then deferred until that SIM is active again (see _delete).
             for item in items:
-                await self._process(self.m.active_slot, item)
+                await self._process(slot, item)
 
-    async def _list(self, mem: str) -> list[StoredMessage]:
+    async def _list(self, mem: str) -> tuple[int, list[StoredMessage]]:
         async with self.m.op_lock, self._memory(mem):
+            slot = self.m.active_slot
             resp = await self.m.channel.command("AT+CMGL=4", wait=30.0)
         pairs: list[tuple[str, str | None]] = []
         for info in resp.lines:
             head, _, rest = info.line.partition(":")
             if head.strip().upper() in ("+CMGL", "+CMGLDS"):
                 pairs.append((rest, info.data))
-        return parse_listing(pairs, mem)
+        return slot, parse_listing(pairs, mem)
 
     async def on_stored(self, slot: int | None, mem: str, index: int) -> None:
         """+CMTI / +CDSI: read that index and hand it over.

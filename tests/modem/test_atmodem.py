@@ -589,3 +589,29 @@ async def test_wrong_pin_is_not_retried_and_never_logged(caplog):
             assert sum(c.startswith("AT+CPIN=") for c in r.fm.commands) == 1
     assert "9876" not in caplog.text
     assert all("9876" not in e.reason for e in r.of(StateChange))
+
+
+async def test_switch_during_sweep_defers_deletes_to_the_right_sim():
+    # A sweep lists SIM 1's messages; while they are handed over, the dispatcher switches to
+    # SIM 2. The listed indexes belong to SIM 1: they must be labelled slot 0 and deleted only
+    # once SIM 1 is active again, never on SIM 2 (where the index is someone else's message).
+    r = cdsds_rig()
+    i1 = r.fm.deliver(deliver_hex("+4917012345", "one"))
+    i2 = r.fm.deliver(deliver_hex("+4917012345", "two"))
+    switched = {"done": False}
+    original = r.handler
+
+    async def handler(ev: ModemEvent) -> None:
+        await original(ev)
+        if isinstance(ev, IncomingSms) and not switched["done"]:
+            switched["done"] = True
+            await r.modem.send("+491601112233", "switch now", slot=1)
+
+    r.handler = handler  # type: ignore[method-assign]
+    async with r:
+        await until(lambda: len(r.of(IncomingSms)) == 2)
+        assert [s.slot for s in r.of(IncomingSms)] == [0, 0]
+        assert r.modem.active_slot == 1
+        assert i1 in r.fm.storage and i2 in r.fm.storage  # not deleted while SIM 2 is active
+        await r.modem.send("+491601112233", "back to SIM 1", slot=0)
+        await until(lambda: i1 not in r.fm.storage and i2 not in r.fm.storage)
