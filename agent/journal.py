@@ -534,6 +534,40 @@ class Journal:
                 "UPDATE inbox SET forwarded = -1 WHERE device = ? AND key = ?", (device, k),
             ) for k in keys])  # fmt: skip
 
+    async def prune(self, before: float, *, keep_events: int = 10000) -> int:
+        """Forget finished history older than `before` (unix time); returns rows deleted.
+
+        Only rows nothing depends on any more: messages in a final state whose report events
+        the server has accepted, with their parts; forwarded SMS (their keys guard against a
+        re-read only while the modem might still hold them); and accepted events beyond the
+        newest `keep_events`. Open work (leased, committed, dispatching, sent) is never touched.
+        """
+        final = "('delivered', 'not_delivered', 'failed', 'unknown')"
+        stmts: list[tuple[str, Sequence[Any]]] = [
+            (f"DELETE FROM parts WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.device ="
+             f" parts.device AND o.id = parts.msg_id AND o.state IN {final} AND o.updated < ?)",
+             (before,)),
+            (f"DELETE FROM outbox WHERE state IN {final} AND updated < ? AND NOT EXISTS"
+             " (SELECT 1 FROM events e WHERE e.device = outbox.device AND e.channel = 'report'"
+             " AND e.done = 0 AND e.event_id LIKE outbox.id || ':%')", (before,)),
+            ("DELETE FROM inbox WHERE forwarded != 0 AND julianday(received_at) <"
+             " julianday(?, 'unixepoch')", (before,)),
+            ("DELETE FROM events WHERE done = 1 AND seq <"
+             " (SELECT coalesce(max(seq), 0) FROM events) - ?", (keep_events,)),
+        ]  # fmt: skip
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            deleted = 0
+            try:
+                for sql, args in stmts:
+                    cur = await self.db.execute(sql, args)
+                    deleted += max(0, cur.rowcount)
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+        return deleted
+
     async def is_forwarded(self, device: str, key: str) -> bool:
         rows = await self._rows(
             "SELECT forwarded FROM inbox WHERE device = ? AND key = ?", (device, key)

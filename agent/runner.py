@@ -51,7 +51,10 @@ from agent.sync import Backoff, Sync
 log = logging.getLogger(__name__)
 
 ModemFactory = Callable[[DeviceConfig], Modem]
-STOP_SEND_TIMEOUT = 150.0  # a part in flight may wait >= 60 s for +CMGS; give it all its parts
+STOP_SEND_TIMEOUT = 150.0
+JOURNAL_RETENTION_SECONDS = (
+    30 * DAY
+)  # a part in flight may wait >= 60 s for +CMGS; give it all its parts
 
 
 class DeviceRunner:
@@ -324,6 +327,17 @@ class AgentRunner:
     def request_stop(self) -> None:
         self._stop.set()
 
+    async def _housekeeping(self) -> None:
+        """Once a day: forget finished history older than the retention period."""
+        while True:
+            try:
+                n = await self.journal.prune(time.time() - JOURNAL_RETENTION_SECONDS)
+                if n:
+                    log.info("journal: forgot %d finished row(s)", n)
+            except Exception as exc:  # disk trouble shows up elsewhere too; keep running
+                log.warning("journal housekeeping failed: %s", exc)
+            await asyncio.sleep(DAY)
+
     async def run(self) -> None:
         await self.journal.open()
         sessions: list[aiohttp.ClientSession] = []
@@ -344,7 +358,9 @@ class AgentRunner:
             for d in self.devices:
                 await d.start()
             log.info("agent running with %d device(s)", len(self.devices))
+            housekeeping = asyncio.create_task(self._housekeeping())
             await self._stop.wait()
+            housekeeping.cancel()
             log.info("stopping: finishing messages in flight")
             await asyncio.gather(*(d.stop() for d in self.devices), return_exceptions=True)
         finally:

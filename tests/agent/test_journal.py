@@ -172,3 +172,32 @@ async def test_unusable_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(JournalError, match="not a usable journal"):
         await Journal(bad).open()
+
+
+async def test_prune_forgets_only_finished_and_reported_history(journal: Journal) -> None:
+    await commit_all(journal, [1, 2, 3, 4])
+    for i in (1, 2, 3):
+        await journal.begin_dispatch(DEV, i, 10.0)
+    await journal.finish_sent(DEV, 1, 0, [5], 10.0)
+    await journal.finish_delivery(DEV, 1, True, 11.0)
+    await journal.finish_failed(DEV, 2, status=9, code="", reason="x", now=12.0)
+    await journal.finish_sent(DEV, 3, 0, [6], 13.0)  # sent, report pending: still open work
+    await journal.events_done(DEV, "report", ["1:sent", "1:delivered"])  # 2:failed not yet
+    now = datetime.now(UTC)
+    await journal.add_incoming(
+        DEV,
+        IncomingSms(slot=0, sender="+491", text="old", sent_at=None, received_at=now, key="old"),
+    )
+    await journal.mark_forwarded(DEV, [("old", 1)])
+    await journal.prune(before=1000.0)
+    assert await journal.message_state(DEV, 1) is None  # delivered and reported: gone
+    assert await journal.message_state(DEV, 2) == "failed"  # its event is not accepted yet
+    assert await journal.message_state(DEV, 3) == "sent"
+    assert await journal.message_state(DEV, 4) == "committed"
+    assert await journal.is_forwarded(DEV, "old")  # received now, newer than the cut-off
+    await journal.prune(before=now.timestamp() + 10)
+    assert not await journal.is_forwarded(DEV, "old")
+    assert [e.event_id for e in await journal.pending_events(DEV, "report", 10)] == [
+        "2:failed",
+        "3:sent",
+    ]
