@@ -51,10 +51,8 @@ from agent.sync import Backoff, Sync
 log = logging.getLogger(__name__)
 
 ModemFactory = Callable[[DeviceConfig], Modem]
-STOP_SEND_TIMEOUT = 150.0
-JOURNAL_RETENTION_SECONDS = (
-    30 * DAY
-)  # a part in flight may wait >= 60 s for +CMGS; give it all its parts
+STOP_SEND_TIMEOUT = 150.0  # a part in flight may wait >= 60 s for +CMGS; give it all its parts
+JOURNAL_RETENTION_SECONDS = 30 * DAY
 
 
 class DeviceRunner:
