@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -163,7 +164,7 @@ class WebhookSender:
         *,
         policy: RetryPolicy | None = None,
         clock: Callable[[], int] = now_us,
-        batch: int = 50,
+        concurrency: int = 16,
         idle_poll_seconds: float = 5.0,
         keep_seconds: float = KEEP_SECONDS,
         rand: Callable[[], float] = random.random,
@@ -172,7 +173,8 @@ class WebhookSender:
         self.post = post
         self.policy = policy or RetryPolicy()
         self.clock = clock
-        self.batch = batch
+        self.concurrency = concurrency
+        self._tasks: dict[int, asyncio.Task[None]] = {}
         self.idle_poll_seconds = idle_poll_seconds
         self.rand = rand
         self.keep_seconds = keep_seconds
@@ -185,16 +187,35 @@ class WebhookSender:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._prune()
-                worked = await self.deliver_due()
-            except StoreError as exc:
-                log.error("webhook outbox unavailable: %s", exc)
-                worked = 0
-            if worked:
-                continue
-            await self._idle()
+        """Start a delivery task per due row, up to `concurrency` at once, so one slow or dead
+        receiver never holds the others' webhooks; returns only when cancelled."""
+        try:
+            while True:
+                try:
+                    await self._prune()
+                    await self._start_due()
+                except StoreError as exc:
+                    log.error("webhook outbox unavailable: %s", exc)
+                await self._idle()
+        finally:
+            for task in list(self._tasks.values()):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _start_due(self) -> None:
+        room = self.concurrency - len(self._tasks)
+        if room <= 0:
+            return
+        jobs = await self.store.due_webhooks(self.clock(), room + len(self._tasks))
+        for job in [j for j in jobs if j.id not in self._tasks][:room]:
+            task = asyncio.create_task(self._attempt(job), name=f"webhook-{job.id}")
+            self._tasks[job.id] = task
+            task.add_done_callback(functools.partial(self._done, job.id))
+
+    def _done(self, job_id: int, _task: asyncio.Task[None]) -> None:
+        self._tasks.pop(job_id, None)
+        self._wake.set()  # room for the next row, and maybe this message's next webhook
 
     async def _prune(self) -> None:
         now = self.clock()
@@ -212,19 +233,20 @@ class WebhookSender:
             nxt = await self.store.next_webhook_time()
             if nxt is not None:
                 timeout = min(timeout, max(0.0, (nxt - self.clock()) / US))
-        # A due row that the last pass did not return (written between the two queries) is
-        # picked up after this short floor instead of a tight loop.
-        timeout = max(timeout, 0.05)
+        if timeout < 0.05:
+            # Due rows now are in flight (their task wakes us when done) or were written after
+            # the last look (the request that wrote them wakes us); else a short floor, not a
+            # tight loop.
+            timeout = self.idle_poll_seconds if self._tasks else 0.05
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
 
-    async def deliver_due(self) -> int:
-        """One pass over the due rows; returns how many were attempted."""
-        jobs = await self.store.due_webhooks(self.clock(), self.batch)
-        if jobs:
-            await asyncio.gather(*(self._deliver(job) for job in jobs))
-        return len(jobs)
+    async def _attempt(self, job: WebhookJob) -> None:
+        try:
+            await self._deliver(job)
+        except StoreError as exc:  # the outcome is not recorded: the row is simply tried again
+            log.error("webhook %s: could not record the attempt: %s", job.event_key, exc)
 
     async def _deliver(self, job: WebhookJob) -> None:
         now = self.clock()

@@ -57,6 +57,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     path: str
+    status: int = 0  # 0 while the receiver still holds the request
 
 
 @dataclass
@@ -68,26 +69,29 @@ class Receiver:
     answered: list[int] = field(default_factory=list)
     fail_next: int = 0
     always_fail: bool = False
+    hold_paths: set[str] = field(default_factory=set)  # answered only after release()
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def url(self, path: str) -> str:
         assert self.server is not None
         return str(self.server.make_url(path))
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.got.append(Received(dict(request.headers), await request.read(), request.path))
-        if self.always_fail or self.fail_next > 0:
-            self.fail_next = max(0, self.fail_next - 1)
-            self.answered.append(503)
-            return web.Response(status=503, text="busy")
-        self.answered.append(200)
-        return web.Response(text="ok")
+        got = Received(dict(request.headers), await request.read(), request.path)
+        self.got.append(got)
+        if request.path in self.hold_paths:
+            await asyncio.wait_for(self.released.wait(), 30)
+        got.status = 503 if self.always_fail or self.fail_next > 0 else 200
+        self.fail_next = max(0, self.fail_next - 1)
+        self.answered.append(got.status)
+        return web.Response(status=got.status, text="ok" if got.status == 200 else "busy")
+
+    def release(self) -> None:
+        self.released.set()
 
     def ok(self, path: str | None = None) -> list[Received]:
         """Requests answered 200, optionally only those to `path`."""
-        return [
-            r for r, s in zip(self.got, self.answered, strict=True)
-            if s == 200 and (path is None or r.path == path)
-        ]  # fmt: skip
+        return [r for r in self.got if r.status == 200 and (path is None or r.path == path)]
 
 
 @pytest.fixture
@@ -98,6 +102,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec.server = TestServer(app, host="127.0.0.1")
     await rec.server.start_server()
     yield rec
+    rec.release()
     await rec.server.close()
 
 

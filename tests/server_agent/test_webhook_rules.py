@@ -3,6 +3,8 @@ behind its message's failing row does not make the sender poll (it would spin fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from server.core.errors import InvalidInput
@@ -82,3 +84,31 @@ async def test_old_finished_rows_are_pruned_pending_ones_kept(env: Env, receiver
 
 async def _states(env: Env, want: list[str]) -> bool:
     return [r["state"] for r in await env.webhooks()] == want
+
+
+async def test_a_hanging_receiver_does_not_hold_other_devices_webhooks(
+    env: Env, receiver: Receiver
+) -> None:
+    await env.gw.store.update_device_settings(
+        env.device_id, {"webhook_incoming": receiver.url("/slow")}
+    )
+    await env.gw.store.update_device_settings(
+        env.other_device_id, {"webhook_incoming": receiver.url("/fast")}
+    )
+    receiver.hold_paths = {"/slow"}
+    msg = {"key": "k", "sim": 0, "from": "+4917012345", "body": "a"}
+    await env.agent("incoming", {"messages": [msg]})
+    await eventually(lambda: _held(receiver), "the slow receiver holding the first webhook")
+    await env.agent("incoming", {"messages": [msg]}, token=env.other_token)
+    await eventually(lambda: _some(receiver.ok("/fast")), "the other device's webhook")
+    assert [r.status for r in receiver.got if r.path == "/slow"] == [0]  # still held
+    receiver.release()
+    await eventually(lambda: _some(receiver.ok("/slow")), "the slow one after release")
+
+
+async def _held(receiver: Receiver) -> bool:
+    return any(r.path == "/slow" and r.status == 0 for r in receiver.got)
+
+
+async def _some(items: Sequence[object]) -> Sequence[object] | None:
+    return items or None
