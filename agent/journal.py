@@ -265,6 +265,22 @@ class Journal:
         if stmts:
             await self._tx(stmts)
 
+    async def fail_foreign_slots(self, device: str, slots: Sequence[int], now: float) -> list[int]:
+        """Committed messages for a SIM slot this device does not have can never be sent:
+        fail them (status 9) rather than keep them forever."""
+        marks = ",".join("?" * len(slots))
+        rows = await self._rows(
+            f"SELECT id, slot FROM outbox WHERE device = ? AND state = 'committed'"
+            f" AND slot NOT IN ({marks})",
+            (device, *slots),
+        )
+        for msg_id, slot in rows:
+            await self.finish_failed(
+                device, int(msg_id), status=9, code="",
+                reason=f"SIM slot {slot} does not exist on this device", now=now,
+            )  # fmt: skip
+        return [int(r[0]) for r in rows]
+
     async def drop_lease(self, device: str, lease_id: str) -> None:
         """The server does not know this lease any more: its leased rows are not ours."""
         await self._tx([(

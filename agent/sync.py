@@ -245,11 +245,9 @@ class Sync:
             log.error("device %s: pull answer without lease_id; ignoring it", self.device)
             return 0
         ids = await self.journal.add_leased(self.device, lease_id, messages, self._clock())
-        return await self._commit(lease_id, ids, {m.id: m for m in messages})
+        return await self._commit(lease_id, ids)
 
-    async def _commit(
-        self, lease_id: str, ids: list[int], messages: dict[int, LeasedMessage] | None = None
-    ) -> int:
+    async def _commit(self, lease_id: str, ids: list[int]) -> int:
         backoff = Backoff(rand=self._rand)
         while True:
             try:
@@ -275,14 +273,10 @@ class Sync:
         await self.journal.apply_commit(self.device, lease_id, committed, rejected)
         if rejected:
             log.info("device %s: server rejected %d leased id(s)", self.device, len(rejected))
-        for i in committed:
-            m = messages.get(i) if messages else None
-            if m is not None and m.sim not in self.slots:
-                await self.journal.finish_failed(
-                    self.device, i, status=9, code="",
-                    reason=f"SIM slot {m.sim} does not exist on this device", now=self._clock(),
-                )  # fmt: skip
-                self.wake_reports()
+        if committed and await self.journal.fail_foreign_slots(
+            self.device, self.slots, self._clock()
+        ):
+            self.wake_reports()
         if committed:
             self._on_work()
         return len(committed)
