@@ -166,12 +166,17 @@ async def cspn(s: Session, c: Call) -> list[str]:
 async def cpin(s: Session, c: Call) -> list[str]:
     if c.kind is Kind.TEST:
         return []
-    s.modem.check_sim(s.slot, sms=False)
+    s.modem.check_sim(s.slot, sms=False, pin_ok=True)
     if c.kind is Kind.READ:
+        line = f"+CPIN: {s.modem.pin_state()}"
         if s.modem.profile.cpin_without_ok:
-            raise NoFinal(["+CPIN: READY"])  # Wavecom: no OK after the status line
-        return ["+CPIN: READY"]
-    raise CmeError(3)  # no PIN is set on emulated SIMs, so entering one is not allowed
+            raise NoFinal([line])  # Wavecom: no OK after the status line
+        return [line]
+    args = c.args
+    if not args or not args[0]:
+        raise CmeError(3)
+    s.modem.enter_pin(args[0])
+    return []
 
 
 # ---- radio and network ------------------------------------------------------------------------

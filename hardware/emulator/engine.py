@@ -328,17 +328,22 @@ class Session:
         if self.modem.faults.sim_missing or not self.sim.sim.present:
             self.urc("+CPIN: NOT INSERTED")
             return
-        if sim_delay <= 0:
-            for line in later:
-                self.urc(line)
+        if self.modem.pin_state() != "READY":
+            self.urc(f"+CPIN: {self.modem.pin_state()}")  # the rest follows AT+CPIN=<pin>
             return
+        if sim_delay <= 0:
+            self.sim_ready_urcs()
+        else:
+            asyncio.get_running_loop().call_later(sim_delay, self.sim_ready_urcs)
 
-        def ready() -> None:
-            if not self.closed:
-                for line in later:
-                    self.urc(line)
-
-        asyncio.get_running_loop().call_later(sim_delay, ready)
+    def sim_ready_urcs(self) -> None:
+        """The boot lines that announce the SIM ready (+CPIN: READY, SMS Ready, +QIND...)."""
+        if self.closed:
+            return
+        profile = self.modem.profile
+        for line in profile.boot_urcs:
+            if any(marker in line for marker in profile.sim_ready_markers):
+                self.urc(line)
 
     # ---- input --------------------------------------------------------------------------------
 

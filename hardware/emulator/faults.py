@@ -62,6 +62,7 @@ class Faults:
     hang: HangRule | None = None
     garbage: float = 0.0  # seconds between bursts of junk bytes; 0 = off
     full_storage: bool = False
+    pin: str | None = None  # the SIM asks for this PIN at boot (+CPIN: SIM PIN)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -75,6 +76,7 @@ class Faults:
             else {"command": self.hang.command, "count": self.hang.count},
             "garbage": self.garbage,
             "full_storage": self.full_storage,
+            "pin": None if self.pin is None else "****",
         }
 
     def take_cms_error(self, destination: str, slot: int) -> int | None:
@@ -103,6 +105,7 @@ FAULT_NAMES = (
     "hang",
     "garbage",
     "full_storage",
+    "pin",
 )
 
 
@@ -205,6 +208,11 @@ def apply_faults(faults: Faults, spec: Any) -> list[str]:
             raise FaultError("garbage: interval below 0.01 s would flood the port")
     if "full_storage" in spec:
         new.full_storage = _flag("full_storage", spec["full_storage"])
+    if "pin" in spec:
+        pin = spec["pin"]
+        if pin is not None and not (isinstance(pin, str) and pin.isdigit() and 4 <= len(pin) <= 8):
+            raise FaultError(f"pin: expected 4 to 8 digits as a string, or null, got {pin!r}")
+        new.pin = pin
     for name in new.__dataclass_fields__:
         setattr(faults, name, getattr(new, name))
     return sorted(spec)
@@ -217,6 +225,8 @@ def parse_cli_fault(text: str) -> dict[str, Any]:
     name, sep, raw = text.partition("=")
     if not sep:
         return {name.strip(): True}
+    if name.strip() == "pin":
+        return {"pin": raw.strip()}  # digits, but a string: "0000" must keep its zeros
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:

@@ -94,6 +94,8 @@ class VirtualModem:
         self._boot_at = time.monotonic()
         self._switch_until = 0.0
         self._reregister_at = 0.0
+        self.pin_unlocked = False
+        self.pin_attempts = 3
         self.on_change: Callable[[], None] = lambda: None
 
     # ---- state queries ------------------------------------------------------------------------
@@ -108,14 +110,46 @@ class VirtualModem:
 
     def sim_ready(self, slot: int) -> bool:
         sim = self.sims[slot].sim
-        return sim.present and not self.faults.sim_missing and not self.sim_busy()
+        return (
+            sim.present
+            and not self.faults.sim_missing
+            and not self.sim_busy()
+            and self.pin_state() == "READY"
+        )
 
-    def check_sim(self, slot: int, *, sms: bool) -> None:
+    def pin_state(self) -> str:
+        """+CPIN? answer for a present SIM: READY, SIM PIN (pin fault) or SIM PUK (3 misses)."""
+        if self.faults.pin is None or self.pin_unlocked:
+            return "READY"
+        return "SIM PUK" if self.pin_attempts <= 0 else "SIM PIN"
+
+    def check_sim(self, slot: int, *, sms: bool, pin_ok: bool = False) -> None:
         """Raise the error a real modem gives when the SIM cannot be used right now."""
         if not self.sims[slot].sim.present or self.faults.sim_missing:
             raise CmsError(310) if sms else CmeError(10)
         if self.sim_busy():
             raise CmsError(314) if sms else CmeError(14)
+        state = self.pin_state()
+        if state != "READY" and not pin_ok:
+            if state == "SIM PUK":
+                raise CmsError(316) if sms else CmeError(12)
+            raise CmsError(311) if sms else CmeError(11)
+
+    def enter_pin(self, pin: str) -> None:
+        """AT+CPIN=<pin>: three wrong PINs lock the SIM until its PUK (not emulated)."""
+        state = self.pin_state()
+        if state == "READY":
+            raise CmeError(3)
+        if state == "SIM PUK":
+            raise CmeError(12)
+        if pin != self.faults.pin:
+            self.pin_attempts -= 1
+            raise CmeError(16)
+        self.pin_unlocked = True
+        self.pin_attempts = 3
+        for session in self.sessions:
+            session.sim_ready_urcs()
+        self.network_changed()
 
     def registration(self, slot: int) -> int:
         """+CREG <stat>: 0 not registered, 1 home, 2 searching, 5 roaming."""
@@ -123,6 +157,8 @@ class VirtualModem:
             return 0
         if not self.sims[slot].sim.present or self.faults.sim_missing:
             return 0
+        if self.pin_state() != "READY":
+            return 0  # a locked SIM does not attach
         if time.monotonic() < self._reregister_at:
             return 2
         return 5 if self.sims[slot].sim.roaming else 1
@@ -156,6 +192,7 @@ class VirtualModem:
 
     def boot(self) -> None:
         self._boot_at = time.monotonic()
+        self.pin_unlocked = False  # a power cycle locks a PIN-protected SIM again
         self._switch_until = 0.0
         self._reregister_at = 0.0
         self.cfun = 1
@@ -215,6 +252,8 @@ class VirtualModem:
         changed = apply_faults(self.faults, spec)
         if "sim_busy" in changed:
             self._boot_at = time.monotonic()  # the busy window starts now, as after a reboot
+        if "pin" in changed:
+            self.pin_unlocked, self.pin_attempts = False, 3  # as if the SIM was just inserted
         for state in self.sims:
             state.storage.set_full(self.faults.full_storage)
         self.network_changed()
@@ -222,6 +261,7 @@ class VirtualModem:
 
     def clear_faults(self) -> None:
         self.faults = Faults()
+        self.pin_attempts = 3
         for state in self.sims:
             state.storage.set_full(False)
         self.network_changed()

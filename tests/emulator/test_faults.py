@@ -176,3 +176,30 @@ def test_fault_validation() -> None:
     assert parse_cli_fault('cms_error={"code": 41}') == {"cms_error": {"code": 41}}
     assert parse_cli_fault("no_network") == {"no_network": True}
     assert parse_cli_fault("hang=AT+CSQ") == {"hang": "AT+CSQ"}
+
+
+async def test_sim_pin(rig: Rig) -> None:
+    (port,) = await _ready(rig, "sim800c")
+    modem = rig.modems[0]
+    modem.apply_faults({"pin": "0042"})
+    assert "+CPIN: SIM PIN" in await port.cmd("AT+CPIN?")
+    assert "+CME ERROR: 11" in await port.cmd("AT+CIMI")
+    assert "+CMS ERROR: 311" in await port.cmd("AT+CPMS?")
+    assert "+CREG: 0,0" in await port.cmd("AT+CREG?")
+    assert "+CME ERROR: 16" in await port.cmd('AT+CPIN="1111"')
+    assert (await port.cmd('AT+CPIN="0042"')).endswith("\r\nOK\r\n")
+    assert "SMS Ready" in await port.urc(r"SMS Ready\r\n")
+    assert "+CPIN: READY" in await port.cmd("AT+CPIN?")
+    assert "+CME ERROR: 3" in await port.cmd('AT+CPIN="0042"')  # nothing to unlock
+    # a reboot locks it again; three wrong PINs need the PUK
+    await port.cmd("AT+CFUN=1,1")
+    assert "+CPIN: SIM PIN" in await port.urc(r"\+CPIN: SIM PIN\r\n", 5)
+    await port.cmd("ATE0;+CMEE=1")
+    for _ in range(3):
+        assert "+CME ERROR: 16" in await port.cmd('AT+CPIN="9999"')
+    assert "+CPIN: SIM PUK" in await port.cmd("AT+CPIN?")
+    assert "+CME ERROR: 12" in await port.cmd('AT+CPIN="0042"')
+    assert modem.faults.describe()["pin"] == "****"
+    with pytest.raises(FaultError):
+        modem.apply_faults({"pin": 1234})
+    assert parse_cli_fault("pin=0042") == {"pin": "0042"}
