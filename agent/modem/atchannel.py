@@ -131,7 +131,6 @@ class AtChannel:
         self._reader: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._closed.set()
-        self.last_rx = 0.0  # loop time of the last byte received (liveness for the supervisor)
         self.junk_lines = 0
         self.pdu_written = False  # did the last submit_pdu get as far as writing its PDU?
 
@@ -167,12 +166,10 @@ class AtChannel:
     # -- reading -------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         reason = "closed"
         try:
             while True:
                 data = await self.transport.read()
-                self.last_rx = loop.time()
                 if self._trace:
                     self._trace("rx", data.decode("latin-1"))
                 for ev in self._decoder.feed(data):

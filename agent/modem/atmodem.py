@@ -384,11 +384,12 @@ class AtModem:
             await self.inbox.on_direct(self.event_slot(urc), urc.data)
         elif name == "+CDS":
             await self.inbox.on_direct_report(self.event_slot(urc), urc.data)
-        elif name in ("RDY", "+CFUN", "*PSREADY") or (
-            name == "+CPIN" and urc.args.strip().upper() != "READY"
-        ):
+        elif _matches(urc.line, self.profile.boot_urcs):
             # A boot URC outside init means the modem restarted and forgot our settings.
             self.supervisor.modem_restarted(urc.line)
+        elif _matches(urc.line, self.profile.ready_urcs):
+            # The SMS stack finished starting: stored messages can be listed now.
+            self.supervisor.request_sweep()
         elif name in ("+CREG", "+CGREG", "+CEREG"):
             # With CREG=2 every cell change is reported; re-read the SIM only when the
             # registration state itself changed.
@@ -417,6 +418,11 @@ class AtModem:
             "active_slot": self._active,
             "capabilities": self.capabilities.as_dict(),
         }
+
+
+def _matches(line: str, patterns: tuple[str, ...]) -> bool:
+    upper = line.strip().upper()
+    return any(upper.startswith(p) for p in patterns)
 
 
 def _parse_mr(args: str | None) -> int | None:

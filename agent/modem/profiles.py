@@ -53,7 +53,10 @@ class Profile:
     name: str
     iccid_commands: tuple[tuple[str, str | None], ...] = _ICCID_GENERIC
     init_extra: tuple[str, ...] = ()  # sent after the standard sequence; errors ignored
-    ready_urcs: frozenset[str] = frozenset()  # boot URCs after which SMS commands work
+    # Line starts (upper case) that mean the modem rebooted and lost our settings...
+    boot_urcs: tuple[str, ...] = ("RDY", "+CFUN: 1", "*PSREADY", "+CPIN: NOT READY")
+    # ...and that its SMS stack is up (a sweep then finds what arrived during the boot).
+    ready_urcs: tuple[str, ...] = ()
     dual_sim: DualSimSpec | None = None
     # Wavecom answers AT+CPIN? with "+CPIN: READY" and no OK.
     cpin_without_ok: bool = False
@@ -75,7 +78,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "sim800c",
             iccid_commands=(("AT+CCID", "+CCID"), *_ICCID_GENERIC),
-            ready_urcs=frozenset({"SMS READY", "CALL READY"}),
+            ready_urcs=("SMS READY",),
             # SIM800 autobauds on the first ATs; pin the rate so a reset cannot lose it.
             init_extra=("AT+IPR=115200",),
             match=("simcom", "sim800"),
@@ -83,7 +86,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "sim800c-ds",
             iccid_commands=(("AT+CCID", "+CCID"), *_ICCID_GENERIC),
-            ready_urcs=frozenset({"SMS READY", "CALL READY"}),
+            ready_urcs=("SMS READY",),
             init_extra=("AT+IPR=115200",),
             dual_sim=CDSDS,
             match=("sim800c-ds", "sim800h-ds"),
@@ -91,7 +94,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "quectel-ec25",
             iccid_commands=(("AT+QCCID", "+QCCID"), *_ICCID_GENERIC),
-            ready_urcs=frozenset({"+QIND"}),
+            ready_urcs=("+QIND: SMS DONE",),
             # Keep URCs on the AT port we read, not the secondary or the NMEA one.
             init_extra=('AT+QURCCFG="urcport","usbat"',),
             match=("quectel", "ec25", "eg25", "ec21", "ec200"),
@@ -100,6 +103,8 @@ PROFILES: dict[str, Profile] = {
             "wavecom",
             cpin_without_ok=True,
             init_extra=("AT+WIND=0",),
+            # +WIND: 3 = "product ready" after a (re)start, unless AT+WIND masked it.
+            boot_urcs=("+WIND: 3", "RDY"),
             match=("wavecom", "multiband"),
         ),
         Profile(

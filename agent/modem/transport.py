@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 from collections.abc import Callable
@@ -219,10 +218,3 @@ class MemoryTransport:
         if self._open:
             self._open = False
             self._queue.put_nowait(None)
-
-
-def is_disconnect(exc: BaseException) -> bool:
-    """True for errors that mean the device is gone rather than a bad request."""
-    if isinstance(exc, TransportClosed):
-        return True
-    return isinstance(exc, OSError) and exc.errno in (errno.EIO, errno.ENXIO, errno.ENODEV)

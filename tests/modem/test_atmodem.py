@@ -615,3 +615,11 @@ async def test_switch_during_sweep_defers_deletes_to_the_right_sim():
         assert i1 in r.fm.storage and i2 in r.fm.storage  # not deleted while SIM 2 is active
         await r.modem.send("+491601112233", "back to SIM 1", slot=0)
         await until(lambda: i1 not in r.fm.storage and i2 not in r.fm.storage)
+
+
+async def test_sms_ready_urc_triggers_a_sweep():
+    async with Rig(profile="sim800c") as r:
+        idx = r.fm.deliver(deliver_hex("+4917012345", "stored during boot"))
+        r.fm.urc("SMS Ready")  # no +CMTI for what arrived while the SMS stack started
+        await until(lambda: r.of(IncomingSms))
+        assert idx not in r.fm.storage
