@@ -168,3 +168,30 @@ async def test_batch_insert_paths_store_the_same(store: SqliteStore) -> None:
                                    1_700_000_000_000_000, 1)  # fmt: skip
     assert by_id[plain_ids[3]].body == "nul\x00inside"
     assert json_ids == sorted(json_ids) and plain_ids == sorted(plain_ids)
+
+
+async def test_unfiltered_count_matches_the_table(store: SqliteStore) -> None:
+    from server.core.models import IncomingMessage, NewPaket
+
+    account_id, device_id = await _owner(store)
+    other = await store.create_account("b@example.com", "x", "h2", "UTC", 1)
+    other_device = await store.create_device(other.id, "dev", "d2", 1)
+    assert await store.count_messages(MessageFilter(account_id)) == 0
+    one = NewMessage(account_id, device_id, "+4915752982212", "x")
+    await store.insert_messages([one], 1)
+    await store.insert_messages([one] * 7, 1)
+    await store.insert_messages([NewMessage(other.id, other_device.id, "+4915752982212", "y")], 1)
+    tag = await store.create_tag(account_id, "t", 1)
+    for phone in ("+4915752982212", "+4917642111111"):
+        await store.create_contact(account_id, tag, phone, None, 1)
+    await store.create_paket(NewPaket(account_id, device_id, "p", "b", 0, (tag,)), 1)
+    await store.store_incoming(account_id, device_id, [IncomingMessage("k", 0, "+49170", "hi")], 1)
+    conn = sqlite3.connect(store.path)
+    real = conn.execute("SELECT COUNT(*) FROM messages WHERE account_id = ?", (account_id,))
+    expected = real.fetchone()[0]
+    conn.close()
+    assert expected == 1 + 7 + 2 + 1
+    assert await store.count_messages(MessageFilter(account_id)) == expected
+    assert await store.count_messages(MessageFilter(other.id)) == 1
+    # a filtered count still counts rows
+    assert await store.count_messages(MessageFilter(account_id, status=5)) == 1
