@@ -118,6 +118,7 @@ class _Pending:
     payload: IncomingSms | IncomingReport
     on_done: Any = None
     created: float = field(default_factory=time.monotonic)
+    record: Submitted | None = None  # the submit this delivery belongs to, for expiry reports
 
 
 class Network:
@@ -133,6 +134,8 @@ class Network:
         self.rules: list[Rule] = []
         self.latency = latency
         self.ack_timeout = 5.0  # seconds a direct +CMT/+CDS waits for AT+CNMA (CSMS service 1)
+        # seconds the SMSC keeps trying an unreachable SIM before it reports expiry; None = forever
+        self.hold_limit: float | None = None
         self.modems: dict[str, VirtualModem] = {}
         self._numbers: dict[str, tuple[VirtualModem, int]] = {}
         self.submitted: list[Submitted] = []
@@ -165,7 +168,8 @@ class Network:
         """POST /network: report_delay, report_outcome, latency, rules [{pattern, outcome, ...}]."""
         if not isinstance(spec, dict):
             raise NetworkError("expected a JSON object")
-        unknown = set(spec) - {"report_delay", "report_outcome", "latency", "rules", "ack_timeout"}
+        known = {"report_delay", "report_outcome", "latency", "rules", "ack_timeout", "hold_limit"}
+        unknown = set(spec) - known
         if unknown:
             raise NetworkError(f"unknown field(s) {sorted(unknown)}")
         delay, default, latency, rules = self.report_delay, self.default, self.latency, self.rules
@@ -173,9 +177,12 @@ class Network:
             delay = _seconds("report_delay", spec["report_delay"])
         if "latency" in spec:
             latency = _seconds("latency", spec["latency"])
-        ack_timeout = self.ack_timeout
+        ack_timeout, hold_limit = self.ack_timeout, self.hold_limit
         if "ack_timeout" in spec:
             ack_timeout = _seconds("ack_timeout", spec["ack_timeout"])
+        if "hold_limit" in spec:
+            raw_limit = spec["hold_limit"]
+            hold_limit = None if raw_limit is None else _seconds("hold_limit", raw_limit)
         if "report_outcome" in spec:
             default = make_rule("*", str(spec["report_outcome"]))
         if "rules" in spec:
@@ -199,7 +206,7 @@ class Network:
                     )
                 )
         self.report_delay, self.default, self.latency, self.rules = delay, default, latency, rules
-        self.ack_timeout = ack_timeout
+        self.ack_timeout, self.hold_limit = ack_timeout, hold_limit
 
     def describe(self) -> dict[str, object]:
         return {
@@ -207,6 +214,7 @@ class Network:
             "report_outcome": self.default.outcome,
             "latency": self.latency,
             "ack_timeout": self.ack_timeout,
+            "hold_limit": self.hold_limit,
             "rules": [r.describe() for r in self.rules],
             "pending": len(self._pending),
             "submitted": len(self.submitted),
@@ -289,7 +297,7 @@ class Network:
                 if rec.status_report and st is not None:
                     self._schedule_report(rec, st, rule.delay)
 
-            self._offer(_Pending(record.destination, "sms", sms, delivered))
+            self._offer(_Pending(record.destination, "sms", sms, delivered, record=record))
             return
         # outside the emulated set, or a rule that fails it: no delivery, only the report
         record.delivered = rule.outcome == "delivered"
@@ -383,12 +391,25 @@ class Network:
     def flush(self) -> None:
         blocked: set[str] = set()
         keep: deque[_Pending] = deque()
+        now = time.monotonic()
         while self._pending:
             item = self._pending.popleft()
+            if self.hold_limit is not None and now - item.created > self.hold_limit:
+                self._expire(item)
+                continue
             if item.number in blocked or not self._try(item):
                 blocked.add(item.number)
                 keep.append(item)
         self._pending = keep
+
+    def _expire(self, item: _Pending) -> None:
+        """Held past the hold limit: dropped, and its sender told "validity period expired"."""
+        log.info(
+            "SMSC gives up on a %s for %s after %.1f s", item.kind, item.number, self.hold_limit
+        )
+        record = item.record
+        if record is not None and record.status_report:
+            self._schedule_report(record, OUTCOMES["expired"], None)
 
     def pending_count(self) -> int:
         return len(self._pending)

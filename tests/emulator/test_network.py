@@ -216,3 +216,21 @@ async def test_csms1_direct_delivery_needs_cnma(rig: Rig) -> None:
     again = await port.urc(r"\+CMT: ,\d+\r\n[0-9A-F]+\r\n", 5)  # no ack: the network repeats it
     assert first.strip() == again.strip()
     assert await port.cmd("AT+CNMA") == "\r\nOK\r\n"
+
+
+async def test_unreachable_recipient_expires_after_hold_limit(rig: Rig) -> None:
+    rig.add()
+    b = rig.add()
+    await rig.start()
+    pa = rig.port("m1")
+    await pa.cmd("ATE0;+CNMI=2,1,0,1,0")
+    rig.network.configure({"hold_limit": 0.3})
+    b.apply_faults({"no_network": True})
+    refs = await _send(pa, b.sims[0].sim.number, "you will never get this")
+    cds = await pa.urc(r"\+CDS: \d+\r\n[0-9A-F]+\r\n", 5)
+    report = pdu.decode_incoming(bytes.fromhex(cds.strip().split("\r\n")[-1]))
+    assert isinstance(report, pdu.StatusReport)
+    assert (report.message_reference, report.status) == (refs[0], 0x46)  # validity expired
+    assert rig.network.pending_count() == 0
+    b.apply_faults({"no_network": False})
+    assert b.sims[0].storage["SM"].used == 0 and not rig.network.submitted[0].delivered
