@@ -62,7 +62,7 @@ def setup(app: web.Application, store: Store, notifier: WorkNotifier) -> None:
                     async with session.post(url, data=body, headers=headers) as resp:
                         await resp.read()
                         return resp.status
-                except aiohttp.ClientError as exc:
+                except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL yarl rejects
                     raise WebhookTransportError(str(exc)) from None
 
             state.sweeper = LeaseSweeper(

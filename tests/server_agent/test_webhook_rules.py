@@ -112,3 +112,25 @@ async def _held(receiver: Receiver) -> bool:
 
 async def _some(items: Sequence[object]) -> Sequence[object] | None:
     return items or None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/hook?token=SECRET123",  # yarl refuses it
+        "http://127.0.0.1:1/hook?token=SECRET123",  # nothing listens on port 1
+    ],
+)
+async def test_an_unusable_url_fails_its_attempts_without_leaking_it(env: Env, url: str) -> None:
+    # set around the CLI's validation, as a direct database edit would
+    await env.gw.store.update_device_settings(env.device_id, {"webhook_incoming": url})
+    msg = {"key": "k", "sim": 0, "from": "+4917012345", "body": "a"}
+    await env.agent("incoming", {"messages": [msg]})
+    [row] = await eventually(lambda: _dead(env), "the webhook given up")
+    assert row["attempts"] == 4
+    assert isinstance(row["last_error"], str) and "SECRET123" not in row["last_error"]
+
+
+async def _dead(env: Env) -> list[dict[str, object]] | None:
+    rows = await env.webhooks()
+    return rows if rows and rows[0]["state"] == "dead" else None
