@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -106,7 +107,9 @@ class AtModem:
         self._active = 0
         self._iccid_cmd: str | None = None
         self._sims: dict[int, SimInfo] = {}
-        self._concat_ref = 0
+        # Concatenation references start anywhere: after a restart, reusing 1, 2, 3... could
+        # let a recipient's phone join parts of a new message to an old one with the same ref.
+        self._concat_ref = random.randrange(256)
         self.last_signal_dbm: int | None = None
         self.unknown_lines = 0  # lines that were neither replies nor known URCs (logged, skipped)
         self.sim_problem: str | None = None  # set while the SIM is missing, locked or busy
