@@ -4,6 +4,7 @@ The end-to-end suite with the real server lands with the server's /agent/v1 rout
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -157,3 +158,41 @@ async def test_kill_9_mid_batch_then_restart_sends_nothing_twice_and_loses_nothi
     # Every delivered message was submitted exactly once.
     for i in delivered:
         assert texts.count(server.messages[i].body) == 1
+
+
+def test_probe_prints_the_modem_as_json(tmp_path: Path) -> None:
+    with run_emulator(modems=1, profile="quectel-ec25", state_dir=tmp_path / "emu") as emu:
+        modem = emu.state["modems"][0]
+        out = subprocess.run(
+            [console_script("simhive-agent"), "probe", modem["link"]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 0, out.stderr
+    assert modem["imei"] in out.stdout
+    assert isinstance(json.loads(out.stdout), dict)
+
+
+def test_probe_of_a_missing_port_is_one_clear_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [console_script("simhive-agent"), "probe", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and "no such port" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unwritable_journal_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    cfg = tmp_path / "agent.toml"
+    write_config(cfg, "http://127.0.0.1:9", "s3cr3t-xyz", tmp_path / "file" / "j.db", "/dev/null")
+    out = subprocess.run(
+        [console_script("simhive-agent"), "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "cannot open journal" in out.stderr
+    assert "Traceback" not in out.stderr and "s3cr3t-xyz" not in out.stderr
