@@ -176,8 +176,10 @@ class Inbox:
             return
         decoded = self._decode(item.pdu_hex, where)
         if decoded is None:
+            if _is_submit(item.pdu_hex):
+                return  # an outgoing message someone stored with a wrong <stat>: not ours
             # A PDU nobody can decode would sit in storage forever and fill it (+CMS 322
-            # stops all reception); its hex is in the log line above.
+            # stops all reception); its full hex is in the warning logged above.
             await self._delete(slot, [(item.mem, item.index)])
             return
         if isinstance(decoded, pdulib.StatusReport):
@@ -248,6 +250,14 @@ class Inbox:
             if switch:
                 with contextlib.suppress(AtCommandError, AtTimeout):
                     await self.m.channel.command(f"AT+CPMS={quote(default)}")
+
+
+def _is_submit(pdu_hex: str) -> bool:
+    try:
+        pdulib.decode_submit(bytes.fromhex(pdu_hex))
+    except (pdulib.PduError, ValueError):
+        return False
+    return True
 
 
 def _report(slot: int, r: pdulib.StatusReport) -> DeliveryReport:

@@ -16,7 +16,7 @@ from agent.modem.at import AtDecoder, Info
 from agent.modem.atinfo import parse_creg
 from agent.modem.atinit import choose_cnmi, parse_cpms_options, parse_ranges
 from agent.modem.atmodem import AtModem
-from agent.modem.base import IncomingSms, ModemEvent, ModemState
+from agent.modem.base import DeliveryReport, IncomingSms, ModemEvent, ModemState
 from agent.modem.profiles import PROFILES
 from agent.modem.transport import MemoryTransport
 from tests.modem.fakemodem import FakeModem
@@ -112,3 +112,44 @@ def test_gammu_dump(dump):
         assert " ".join(" ".join(i.line.split()) for i in infos) == ex["model"]
     else:
         pytest.fail(f"no check for {dump.command}")
+
+
+@pytest.mark.parametrize("dump", load_dumps(DIR / "gammu-cmgr.txt"), ids=lambda d: d.title)
+async def test_gammu_cmgr_capture(dump):
+    index = int(dump.command.split("=")[1])
+    t = MemoryTransport()
+    fm = FakeModem(t)
+    captured = "\n".join(line for line in dump.reply if line)
+    fm.hook = lambda cmd: captured if cmd == dump.command else None
+    events: list[ModemEvent] = []
+
+    async def on_event(ev: ModemEvent) -> None:
+        events.append(ev)
+
+    modem = AtModem(t, health_interval=3600)
+    await modem.start(on_event)
+    try:
+        fm.urc(f'+CMTI: "SM",{index}')
+        await asyncio.sleep(0.05)
+        for _ in range(100):
+            if f"AT+CMGD={index}" in fm.commands:
+                break
+            await asyncio.sleep(0.02)
+        ex = dump.expect
+        assert (f"AT+CMGD={index}" in fm.commands) == (ex["deleted"] == "yes")
+        sms = [e for e in events if isinstance(e, IncomingSms)]
+        reports = [e for e in events if isinstance(e, DeliveryReport)]
+        if ex["event"] == "sms":
+            assert [s.sender for s in sms] == [ex["sender"]] and not reports
+        elif ex["event"] == "report":
+            (rep,) = reports
+            assert (rep.reference, rep.recipient, rep.status) == (
+                int(ex["reference"]),
+                ex["recipient"],
+                int(ex["status"]),
+            )
+            assert not sms
+        else:
+            assert not sms and not reports
+    finally:
+        await modem.stop()
