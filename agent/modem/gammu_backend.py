@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +104,7 @@ class GammuModem:
         self._g = gammu_module if gammu_module is not None else require_gammu()
         self.settings = settings
         self.rc: WrittenConfig = write_gammurc(settings, config_dir)
+        self._private_dir = config_dir is None  # ours to remove at stop()
         self.identity = ModemIdentity()
         self._pin = pin
         self._own_number = own_number
@@ -158,6 +160,8 @@ class GammuModem:
         self._worker.start(self._on_incoming)
         await self._set_state(ModemState.CONNECTING, f"starting ({self.settings.source})")
         await self._connect()
+        if self._tasks:
+            return  # start() again after a failure that happened late: supervision runs already
         self._tasks.append(asyncio.create_task(self._event_loop(), name=f"gammu ev {self.name}"))
         self._tasks.append(asyncio.create_task(self._supervise(), name=f"gammu sup {self.name}"))
         if self._watch:
@@ -173,6 +177,8 @@ class GammuModem:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self._worker.close()  # finishes a submit in flight, then Terminate()
+        if self._private_dir:
+            shutil.rmtree(self.rc.path.parent, ignore_errors=True)
         self._state, self._state_reason = ModemState.DISCONNECTED, "stopped"
 
     async def sim_info(self) -> list[SimInfo]:

@@ -93,6 +93,7 @@ async def test_lifecycle_identity_and_sim_info(dummy_phone: Path) -> None:
     finally:
         await modem.stop()
     assert modem.state.value == "disconnected"
+    assert not modem.rc.path.parent.exists()  # the private gammurc directory is cleaned up
 
 
 async def test_gammurc_file_with_section(dummy_phone: Path, tmp_path: Path) -> None:
