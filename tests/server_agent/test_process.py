@@ -14,9 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.server.conftest import PASSWORD
 from tests.support.procs import console_script, free_port, running, wait_port
 from tests.support.stack import wait_until
+
+PASSWORD = "process-password-1"
 
 
 def cli(*args: str) -> Any:
