@@ -64,6 +64,7 @@ async def probe_transport(transport: Transport, *, profile: str | None = None) -
                     "number": net.number,
                     "operator": net.operator,
                     "operator_code": net.operator_code,
+                    "carrier": net.spn or net.operator,
                     "country_iso": country_for_operator(net.operator_code)
                     if net.operator_code
                     else None,
