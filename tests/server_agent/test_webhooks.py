@@ -222,3 +222,15 @@ async def _ready(items: list[Any], n: int) -> list[Any] | None:
 async def _all_state(env: Env, state: str, n: int) -> list[dict[str, object]] | None:
     rows = await env.webhooks()
     return rows if len(rows) == n and all(r["state"] == state for r in rows) else None
+
+
+async def test_webhook_dates_are_in_the_account_zone(env: Env, receiver: Receiver) -> None:
+    account, _ = await env.gw.create_account("berlin@example.com", "password123", "Europe/Berlin")
+    device, token = await env.gw.create_device(account, "Berlin box")
+    await env.set_webhooks(receiver, device_id=device.id)
+    await env.agent("incoming", {"messages": [incoming()]}, token=token)
+    [got] = await eventually(lambda: _ready(receiver.ok("/incoming"), 1), "incoming webhook")
+    body = json.loads(got.body)
+    # 04:34:05 UTC is 05:34:05 in Berlin in November (CET, +01:00)
+    assert (body["date"], body["date_sent"]) == ("2026-11-22 05:34:05", "2026-11-22 05:34:00")
+    assert body["device_id"] == device.id and body["device_name"] == "Berlin box"
