@@ -62,6 +62,7 @@ class GammuSettings:
     model: str = ""
     extra: tuple[tuple[str, str], ...] = ()  # other keys of the user's section, in order
     user_logfile: str | None = None  # a logfile the user's gammurc named (kept, and read)
+    user_logformat: str | None = None  # the user's level; "errors" and all text levels log codes
     source: str = ""  # "port" or "<gammurc path> [section]", for log lines
 
     @property
@@ -136,6 +137,7 @@ def from_gammurc(
         model=model,
         extra=extra,
         user_logfile=values.get("logfile") or None,
+        user_logformat=values.get("logformat") or None,
         source=f"{p} [{name}]",
     )
 
@@ -152,7 +154,7 @@ def render(settings: GammuSettings, logfile: str) -> str:
     if _CNMI_KEY not in keys and not settings.is_dummy:
         lines.append(f"{_CNMI_KEY} = ,,,1")
     lines.append(f"logfile = {settings.user_logfile or logfile}")
-    lines.append("logformat = errors")
+    lines.append(f"logformat = {settings.user_logformat or 'errors'}")
     return "\n".join(lines) + "\n"
 
 

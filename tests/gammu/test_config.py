@@ -34,6 +34,7 @@ features = HUAWEI_INIT
 device = /dev/ttyUSB6
 connection = at
 logfile = {log}
+logformat = textalldate
 
 [smsd]
 service = files
@@ -62,6 +63,7 @@ def test_a_gammu_smsd_gammurc_is_reused(tmp_path: Path) -> None:
     assert "service" not in text and "PIN" not in text  # [smsd] is not Gammu's
     second = from_gammurc(rc, 1)
     assert second.device == "/dev/ttyUSB6" and second.user_logfile == str(tmp_path / "theirs.log")
+    assert "logformat = textalldate" in render(second, "/x/gammu.log")  # their level is kept
     written = write_gammurc(second, tmp_path / "out")
     assert not written.owns_log and written.logfile == tmp_path / "theirs.log"
     assert from_gammurc(rc, "gammu1", port="/dev/gsm/modem").device == "/dev/gsm/modem"
