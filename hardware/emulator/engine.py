@@ -464,7 +464,7 @@ class Session:
         if handler is None:
             raise PlainError()
         out = await handler(self, call) or []
-        if profile.interleaved_urcs and call.name in ("+CMGS", "+CSQ", "+COPS"):
+        if profile.interleaved_urcs and call.name == "+CMGS":
             # ZTE firmware prints network status inside these replies (python-gsmmodem fixture)
             out = [
                 self.modem.format_profile_line(u, self.slot) for u in profile.interleaved_urcs

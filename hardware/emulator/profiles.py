@@ -33,7 +33,7 @@ class Profile:
     # Periodic unsolicited noise until switched off (Huawei ^RSSI until AT^CURC=0).
     noise_urcs: tuple[str, ...] = ()
     noise_interval: float = 0.0
-    # ZTE sticks print these inside a reply, before the final result of some commands.
+    # ZTE sticks print these inside the AT+CMGS reply, before "+CMGS: <mr>" (python-gsmmodem).
     interleaved_urcs: tuple[str, ...] = ()
     # Wavecom answers AT+CPIN? with +CPIN: READY and no OK.
     cpin_without_ok: bool = False
@@ -91,7 +91,8 @@ PROFILES: dict[str, Profile] = {
         noise_interval=0.5,
         creg_quoted=False,
         memory_full_urc='^SMMEMFULL: "{mem}"',
-        accepted_commands=("AT^U2DIAG=0",),
+        # ^PORTSEL picks the port for URCs; Gammu's Huawei post-connect fails without it
+        accepted_commands=("AT^U2DIAG=0", "AT^PORTSEL=0", "AT^PORTSEL=1"),
         imei_prefix="86",
     ),
     "sim800c": Profile(
@@ -165,7 +166,8 @@ PROFILES: dict[str, Profile] = {
             '+ZDONR: "{operator_short}",{mcc},{mnc},"CS_ONLY","ROAM_OFF"',
             '+ZPASR: "UMTS"',
         ),
-        accepted_commands=("AT+ZOPRT=5",),
+        # +ZCDRUN=8 turns the autorun CD-ROM off; Gammu's ZTE post-connect sends it
+        accepted_commands=("AT+ZOPRT=5", "AT+ZCDRUN=8", "AT+ZCDRUN=E"),
         imei_prefix="35",
     ),
 }
