@@ -33,6 +33,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "long_poll_seconds": 25,
     "sims": {},
 }
+REPORT_GATHER_SECONDS = 0.05  # a status is seconds old anyway; batching saves a request each
 REFUSED_RETRY_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
 
 
@@ -326,7 +327,9 @@ class Sync:
                     )
 
     async def report_loop(self) -> None:
-        await self._flush_loop(self.flush_reports, self._reports_wake, "reports")
+        await self._flush_loop(
+            self.flush_reports, self._reports_wake, "reports", gather=REPORT_GATHER_SECONDS
+        )
 
     # -- incoming ---------------------------------------------------------------------------
 
@@ -423,10 +426,18 @@ class Sync:
     # -- shared -----------------------------------------------------------------------------
 
     async def _flush_loop(
-        self, flush: Callable[[], Awaitable[None]], wake: asyncio.Event, what: str
+        self,
+        flush: Callable[[], Awaitable[None]],
+        wake: asyncio.Event,
+        what: str,
+        *,
+        gather: float = 0.0,
     ) -> None:
         backoff = Backoff(rand=self._rand)
         while not self.stopping:
+            if gather:
+                # Under load many events come in a burst: one request for all of them.
+                await self._sleep(gather)
             wake.clear()
             try:
                 await flush()
