@@ -133,6 +133,9 @@ class AtChannel:
         self._closed.set()
         self.junk_lines = 0
         self.pdu_written = False  # did the last submit_pdu get as far as writing its PDU?
+        # Multiplies every wait of this channel (command, prompt, drain). 1.0 is the spec's
+        # budget; a slow link may need more, and tests use less to exercise recovery quickly.
+        self.time_scale = 1.0
 
     @property
     def is_open(self) -> bool:
@@ -262,6 +265,7 @@ class AtChannel:
         secret: bool = False,
     ) -> Response:
         shown = command.split("=", 1)[0] + "=<redacted>" if secret else command
+        wait *= self.time_scale
         if not self.is_open:
             raise ChannelClosed(f"{self.name} is not open")
         w = _Waiter(command)
@@ -286,6 +290,7 @@ class AtChannel:
         return resp
 
     async def _final_or_implicit(self, w: _Waiter, wait: float, grace: float = 0.7) -> Final:
+        grace *= self.time_scale
         info_task: asyncio.Future[Any] = asyncio.ensure_future(w.got_info.wait())
         futures: set[asyncio.Future[Any]] = {w.final, info_task}
         try:
@@ -319,6 +324,8 @@ class AtChannel:
         ):
             raise ValueError("a PDU is 1-255 octets of hex")
         command = f"AT+CMGS={tpdu_length}"
+        prompt_wait *= self.time_scale
+        wait *= self.time_scale
         async with self._lock:
             if not self.is_open:
                 raise ChannelClosed(f"{self.name} is not open")
@@ -372,6 +379,7 @@ class AtChannel:
         # Called with the lock held. Any late answer of the abandoned command arrives while
         # no waiter is registered (logged as stale) or completes this barrier early; the short
         # settle afterwards swallows the barrier's own OK in that case.
+        wait *= self.time_scale
         for _ in range(tries):
             if not self.is_open:
                 return False

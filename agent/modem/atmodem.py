@@ -81,6 +81,7 @@ class AtModem:
         send_timeout: float = 60.0,
         prompt_timeout: float = 5.0,
         ready_wait: float = 20.0,
+        time_scale: float = 1.0,
     ) -> None:
         if dual_sim not in ("none", *DUAL_SIM_STYLES):
             raise ValueError(f"dual_sim must be none, cdsds or qdsim, not {dual_sim!r}")
@@ -99,6 +100,7 @@ class AtModem:
         self._state_reason = "not started"
         self._handler: EventHandler | None = None
         self._ch = AtChannel(transport, on_urc=self._on_urc, on_closed=self._on_closed)
+        self._ch.time_scale = time_scale
         # Multi-command operations (all parts of a send, a SIM switch, read-then-delete) must
         # not interleave with each other; the channel lock only covers single commands.
         self.op_lock = asyncio.Lock()
@@ -481,6 +483,7 @@ def open_at_modem(
     sweep_interval: float = 300.0,
     send_timeout: float = 60.0,
     prompt_timeout: float = 5.0,
+    time_scale: float = 1.0,
 ) -> AtModem | DualPortModem:
     """Build (not start) the AT Modem for a port, or for two ports with dual_sim="ports"."""
     if dual_sim == "ports" or (not isinstance(port, str) and isinstance(port, Sequence)):
@@ -498,6 +501,7 @@ def open_at_modem(
                 sweep_interval=sweep_interval,
                 send_timeout=send_timeout,
                 prompt_timeout=prompt_timeout,
+                time_scale=time_scale,
             )
             for i, p in enumerate(port)
         ]
@@ -514,4 +518,5 @@ def open_at_modem(
         sweep_interval=sweep_interval,
         send_timeout=send_timeout,
         prompt_timeout=prompt_timeout,
+        time_scale=time_scale,
     )

@@ -380,7 +380,7 @@ async def test_unplug_and_replug():
 
 
 async def test_hung_modem_climbs_the_ladder_and_recovers():
-    async with Rig(health_interval=0.2) as r:
+    async with Rig(health_interval=0.2, time_scale=0.1) as r:
         r.modem.supervisor.reopen_min = 0.05
         r.fm.silent = True
         sup = r.modem.supervisor
@@ -623,3 +623,26 @@ async def test_sms_ready_urc_triggers_a_sweep():
         r.fm.urc("SMS Ready")  # no +CMTI for what arrived while the SMS stack started
         await until(lambda: r.of(IncomingSms))
         assert idx not in r.fm.storage
+
+
+async def test_ladder_resets_with_cfun_when_reinit_does_not_help():
+    # The modem still answers AT but its SIM/SMS side is wedged (AT+CPIN? never answers) until
+    # it is reset: re-initialising is not enough, AT+CFUN=1,1 is (spec/modems.md section 12).
+    r = Rig(health_interval=0.2, time_scale=0.05)
+    wedged = {"on": False}
+
+    def hook(cmd: str) -> str | None:
+        if cmd == "AT+CFUN=1,1":
+            wedged["on"] = False
+            return "OK"
+        if wedged["on"] and cmd == "AT+CPIN?":
+            return ""  # swallowed: no answer at all
+        return None
+
+    r.fm.hook = hook
+    async with r:
+        wedged["on"] = True
+        await until(lambda: "AT+CFUN=1,1" in r.fm.commands, seconds=30)
+        await until(lambda: r.modem.state is ModemState.READY, seconds=30)
+        assert r.modem.supervisor.recoveries >= 2  # re-init first, then the reset
+        assert (await r.modem.send("+491601112233", "after reset")).references

@@ -301,7 +301,7 @@ async def test_hung_submit_then_next_send(faulty: EmulatorProcess):
 
 async def test_hung_modem_recovers(faulty: EmulatorProcess):
     m = faulty.state["modems"][0]
-    modem, events = await started(m, health_interval=0.3)
+    modem, events = await started(m, health_interval=0.3, time_scale=0.4)
     try:
         faulty.client.set_faults(m["id"], {"hang": True})
         await until(lambda: modem.supervisor.failures >= 1 or modem.state is not ModemState.READY)
