@@ -109,10 +109,11 @@ async def post_sim(request: web.Request) -> web.Response:
             return _error(400, "csq: expected 0..31 or 99")
         state.sim.csq = csq
     if "roaming" in spec:
-        state.sim.roaming = spec["roaming"]
+        state.sim.set_roaming(spec["roaming"])
     if "present" in spec:
         state.sim.present = spec["present"]
     modem.network_changed()
+    _emulator(request).write_state()  # the serving operator is part of emulator.json
     return web.json_response(modem.describe())
 
 

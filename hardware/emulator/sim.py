@@ -55,6 +55,17 @@ class Sim:
     lac: int = 0x4CA
     ci: int = 0x81DE445
 
+    def set_roaming(self, roaming: bool, operator_code: str | None = None) -> None:
+        """Roaming means a foreign serving network: +COPS and the MCC (country) change too."""
+        self.roaming = roaming
+        if not roaming:
+            self.serving = self.home
+            return
+        choices = [op for op in OPERATORS if op.code[:3] != self.home.code[:3]]
+        if operator_code is not None:
+            choices = [op for op in OPERATORS if op.code == operator_code] or choices
+        self.serving = choices[0]
+
     def describe(self) -> dict[str, object]:
         return {
             "slot": self.slot,
@@ -63,6 +74,7 @@ class Sim:
             "imsi": self.imsi,
             "operator": self.serving.name,
             "operator_code": self.serving.code,
+            "home_operator_code": self.home.code,
             "roaming": self.roaming,
             "signal_csq": self.csq,
             "signal_dbm": -113 + 2 * self.csq if self.csq <= 31 else None,

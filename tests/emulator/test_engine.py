@@ -239,3 +239,20 @@ async def test_incoming_direct_cmt_decodes(rig: Rig, text: str) -> None:
     assert decoded.text == text and decoded.sender == "+4917012345678"
     # direct delivery is not stored
     assert rig.modems[0].sims[0].storage["SM"].used == 0
+
+
+async def test_roaming_changes_serving_network(rig: Rig) -> None:
+    modem = rig.add()
+    await rig.start()
+    port = rig.port("m1")
+    await port.cmd("ATE0;+CREG=1;+COPS=3,2")
+    sim = modem.sims[0].sim
+    sim.set_roaming(True)
+    modem.network_changed()
+    assert "+CREG: 5" in await port.urc(r"\+CREG: \d\r\n")
+    assert "+CREG: 1,5" in await port.cmd("AT+CREG?")
+    cops = await port.cmd("AT+COPS?")
+    assert sim.serving.code in cops and sim.serving.code[:3] != sim.home.code[:3]
+    assert sim.imsi.startswith(sim.home.code)  # the SIM itself stays what it is
+    sim.set_roaming(False)
+    assert sim.home.code in await port.cmd("AT+COPS?")

@@ -6,6 +6,7 @@ One emulator process and one Gammu connection are shared by the module: Gammu's 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -107,11 +108,18 @@ def test_network_info_and_signal(emu: EmulatorProcess, phone: GammuPhone) -> Non
 
 
 def test_roaming_is_reported(emu: EmulatorProcess, phone: GammuPhone) -> None:
-    emu.client.set_sim("m1", 0, roaming=True)
+    live = emu.client.set_sim("m1", 0, roaming=True)["sims"][0]
     try:
-        assert phone.sm.GetNetworkInfo()["State"] == "RoamingNetwork"
+        info = phone.sm.GetNetworkInfo()
+        assert info["State"] == "RoamingNetwork"
+        # a foreign serving network: another MCC than the SIM's home network
+        assert live["operator_code"][:3] != live["home_operator_code"][:3]
+        assert info["NetworkCode"].replace(" ", "") == live["operator_code"]
+        on_disk = json.loads((emu.state_dir / "emulator.json").read_text())
+        assert on_disk["modems"][0]["sims"][0]["operator_code"] == live["operator_code"]
     finally:
         emu.client.set_sim("m1", 0, roaming=False)
+    assert phone.sm.GetNetworkInfo()["State"] == "HomeNetwork"
 
 
 def test_send_single_with_status_report(emu: EmulatorProcess, phone: GammuPhone) -> None:
