@@ -66,14 +66,15 @@ def _seq(conn: sqlite3.Connection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _configure(conn: sqlite3.Connection) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
 
 
 class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
         self.writer = GroupCommitWriter(self._connect_writer)
         self._json_insert = True
         self._reader: aiosqlite.Connection | None = None
@@ -82,7 +83,7 @@ class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
     def _connect_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        _configure(conn)
+        _configure(conn, self.busy_timeout_ms)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"cannot put {self.path} into WAL mode (got {mode})")
@@ -98,7 +99,7 @@ class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
     async def open(self) -> None:
         await self.writer.start()
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await self._reader.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         await self._reader.execute("PRAGMA query_only = 1")
 
     async def close(self) -> None:
@@ -110,7 +111,10 @@ class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._reader is None:
             raise StoreError("store is not open")
-        return list(await self._reader.execute_fetchall(sql, params))
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.OperationalError as exc:  # locked too long, disk I/O: the caller may retry
+            raise StoreError(str(exc)) from exc
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = await self._all(sql, params)

@@ -120,7 +120,7 @@ class GroupCommitWriter:
                 try:
                     batch[0].result = batch[0].op(conn)
                 except Exception as exc:
-                    batch[0].error = exc
+                    batch[0].error = _as_store_error(exc)
                     conn.execute("ROLLBACK")
                     return
             else:
@@ -141,7 +141,7 @@ class GroupCommitWriter:
                 pending.result = pending.op(conn)
             except Exception as exc:
                 conn.execute("ROLLBACK TO op")
-                pending.error = exc
+                pending.error = _as_store_error(exc)
             conn.execute("RELEASE op")
 
 
@@ -151,3 +151,13 @@ def _close(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         conn.execute("PRAGMA optimize")
     conn.close()
+
+
+def _as_store_error(exc: Exception) -> Exception:
+    """SQLite's operational failures (lock held too long, disk full, I/O error) are the store's
+    to report, as StoreError (HTTP 503: try again); an op's own exceptions pass unchanged."""
+    if isinstance(exc, sqlite3.OperationalError):
+        error = StoreError(f"write failed: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc

@@ -93,3 +93,33 @@ async def test_access_log_masks_secrets(tmp_path: Path) -> None:
     assert "GET /getdata/getalldevices?" in text, "no access log line written"
     assert "deadbeef" not in text and "hunter2" not in text and '"token"' not in text
     assert "token=***" in text and "pass=***" in text and "datajson=***" in text
+
+
+async def test_locked_database_answers_503_then_recovers(tmp_path: Path) -> None:
+    import sqlite3
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from server.api.compat import GATEWAY
+    from server.app import create_app
+    from server.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "locked.sqlite3", busy_timeout_ms=200)
+    app = create_app(store)
+    async with TestClient(TestServer(app)) as client:
+        gw = app[GATEWAY]
+        account, token = await gw.create_account("lock@example.com", "password123")
+        device, _ = await gw.create_device(account, "d")
+        form = {"token": token, "sendto": "+4915752982212", "body": "x",
+                "device_id": str(device.id)}  # fmt: skip
+        blocker = sqlite3.connect(store.path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # e.g. a backup or a stuck admin process
+        try:
+            r = await client.post("/getdata/addsms", data=form)
+            assert r.status == 503
+            assert await r.json() == {"error": 1, "message": "Storage unavailable, try again"}
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        r = await client.post("/getdata/addsms", data=form)
+        assert r.status == 200 and (await r.json())["error"] == 0
