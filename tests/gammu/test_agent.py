@@ -2,8 +2,9 @@
 processes, the modem driven through Gammu's own AT driver.
 
 addsms (multipart unicode) -> delivered (7) from the status reports; SIM info on the server;
-an incoming SMS stored as status 5 and removed from the SIM; the modem unplugged and replugged
-under the running agent, then the next message delivered.
+an incoming SMS stored as status 5 and removed from the SIM; one Gammu-driven modem texting the
+other; the modem unplugged and replugged under the running agent, then the next message
+delivered.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class GammuGatewayStack(GatewayStack):
 def stack(tmp_path: Path) -> Iterator[GammuGatewayStack]:
     gw = GammuGatewayStack(
         tmp_path / "gw",
-        modems=1,
+        modems=2,
         profile="generic",
         dual_sim="none",
         emulator_args=["--report-delay", "0.2"],
@@ -85,6 +86,18 @@ def test_gateway_with_the_gammu_backend(stack: GammuGatewayStack) -> None:
 
     wait_until(received, 60, "incoming SMS on the server")
     wait_until(lambda: not _stored(stack, dev.modem_id) or None, 30, "SIM emptied")
+
+    # Modem to modem: two Gammu-driven modems in one agent, one texting the other.
+    other = stack.devices[1]
+    m2m = stack.addsms(other, dev.number(), "from the other modem")
+    assert stack.wait_status(m2m, {7, 8, 9}, timeout=90) == 7
+
+    def from_other() -> list[dict[str, Any]] | None:
+        got = stack.all_sms(device_id=dev.device_id, status=5)
+        return [m for m in got.values() if m["body"] == "from the other modem"] or None
+
+    [arrived] = wait_until(from_other, 60, "the modem-to-modem SMS on the server")
+    assert arrived["sendto"] == other.number()
 
     # Unplug and replug under the running agent; the next message still goes out.
     stack.emu.unplug(dev.modem_id)
