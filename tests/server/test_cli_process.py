@@ -270,3 +270,25 @@ def test_tls(tmp_path: Path) -> None:
             assert json.loads(r.read()) == {"error": 0, "message": "OK", "count": 0, "device": {}}
     half = cli("run", "--db", db, "--tls-cert", str(cert), check=False)
     assert half.returncode == 2 and "go together" in half.stderr
+
+
+def test_cli_errors_are_clean(tmp_path: Path) -> None:
+    db = str(tmp_path / "e.sqlite3")
+    cli_json("account", "create", "--db", db, "--email", "e@example.com", "--password", PASSWORD)
+    cases = [
+        (["token", "reset", "--db", db, "--device-id", "99"], 1, "Device not found"),
+        (["token", "reset", "--db", db, "--email", "nobody@example.com"], 1, "No account"),
+        (["device", "prefix-rules", "--db", db, "--device-id", "1", "--rule", "049"], 2,
+         "expected PREFIX=REPLACEMENT"),
+        (["device", "prefix-rules", "--db", db, "--device-id", "7", "--rule", "0=+49"], 1,
+         "no device 7"),
+        (["account", "create", "--db", db, "--email", "x@example.com", "--password", PASSWORD,
+          "--timezone", "Mars/Base"], 1, "Invalid timezone"),
+        (["account", "create", "--db", db, "--email", "not-an-email", "--password", PASSWORD],
+         1, "Invalid email"),
+    ]  # fmt: skip
+    for args, code, text in cases:
+        result = cli(*args, check=False)
+        assert result.returncode == code, (args, result.stderr)
+        assert text in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
