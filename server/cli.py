@@ -149,6 +149,25 @@ def account_create(db: Path | None, email: str, password: str, timezone: str) ->
     emit(with_gateway(db, go))
 
 
+@account.command("set")
+@db_option
+@click.option("--email", required=True)
+@click.option("--password", default=None, help="New password (at least 8 characters).")
+@click.option("--timezone", default=None, help="Zone for dates in answers, e.g. Europe/Berlin.")
+def account_set(db: Path | None, email: str, password: str | None, timezone: str | None) -> None:
+    """Change an account's password or time zone (tokens stay valid)."""
+    if password is None and timezone is None:
+        raise click.UsageError("give --password and/or --timezone")
+
+    async def go(gw: Gateway) -> dict[str, Any]:
+        acc = await gw.update_account(
+            await gw.account_by_email(email), password=password, timezone=timezone
+        )
+        return {"account_id": acc.id, "email": acc.email, "timezone": acc.timezone}
+
+    emit(with_gateway(db, go))
+
+
 @account.command("list")
 @db_option
 def account_list(db: Path | None) -> None:

@@ -85,6 +85,24 @@ class Gateway:
             raise Conflict(f"Account {email} exists already") from None
         return account, token
 
+    async def update_account(
+        self, account: Account, *, password: str | None = None, timezone: str | None = None
+    ) -> Account:
+        if password is not None and len(password) < 8:
+            raise InvalidInput("Password must have at least 8 characters")
+        if timezone is not None:
+            resolve_zone(timezone)
+        pw_hash = (
+            await asyncio.to_thread(security.hash_password, password)
+            if password is not None
+            else None
+        )
+        await self.store.update_account(account.id, password_hash=pw_hash, timezone=timezone)
+        self._token_cache.clear()  # cached accounts carry the old time zone
+        updated = await self.store.account_by_id(account.id)
+        assert updated is not None
+        return updated
+
     async def login(self, email: str, password: str, client: str | None = None) -> Account:
         """Email + password, with lockouts after repeated failures per email and per client."""
         email_key = email.strip().lower()

@@ -106,6 +106,12 @@ class Store(AgentStore, AgentExtrasStore):
     async def list_accounts(self) -> list[Account]: ...
 
     @abstractmethod
+    async def update_account(
+        self, account_id: int, *, password_hash: str | None = None, timezone: str | None = None
+    ) -> None:
+        """Change the password hash and/or the time zone (None keeps the stored value)."""
+
+    @abstractmethod
     async def add_account_token(
         self, account_id: int, token_hash: str, now: int, *, keep: int, revoke_others: bool = False
     ) -> None:

@@ -161,6 +161,15 @@ class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
         )
         return account_row(row) if row else None
 
+    async def update_account(
+        self, account_id: int, *, password_hash: str | None = None, timezone: str | None = None
+    ) -> None:
+        await self._update(
+            "UPDATE accounts SET password_hash = COALESCE(?, password_hash),"
+            " timezone = COALESCE(?, timezone) WHERE id = ?",
+            (password_hash, timezone, account_id),
+        )
+
     async def list_accounts(self) -> list[Account]:
         return [
             account_row(r)

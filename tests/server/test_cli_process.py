@@ -292,3 +292,23 @@ def test_cli_errors_are_clean(tmp_path: Path) -> None:
         assert result.returncode == code, (args, result.stderr)
         assert text in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_account_set_password_and_timezone(tmp_path: Path) -> None:
+    with server(tmp_path) as srv:
+        db = str(srv.db)
+        changed = cli_json(
+            "account", "set", "--db", db, "--email", srv.email,
+            "--password", "a-new-password", "--timezone", "Europe/Berlin",
+        )  # fmt: skip
+        assert changed["timezone"] == "Europe/Berlin"
+        old = post(srv.url, "gettoken", email=srv.email, **{"pass": PASSWORD})
+        assert old == {"error": 1, "message": "Login or password incorrect"}
+        new = post(srv.url, "gettoken", email=srv.email, **{"pass": "a-new-password"})
+        assert new["error"] == 0
+        # the running server renders dates in the new zone once its 2 s account cache expires
+        eventually(lambda: get(srv.url, "getdevicestatus", token=srv.token,
+                               device_id=srv.device_id)["lastseen"]["timezone"]
+                   == "Europe/Berlin")  # fmt: skip
+        usage = cli("account", "set", "--db", db, "--email", srv.email, check=False)
+        assert usage.returncode == 2
