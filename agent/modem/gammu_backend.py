@@ -354,7 +354,9 @@ class GammuModem:
         """Init Gammu, read identity and SIM, sweep; False (DISCONNECTED) if it failed."""
         self._link_lost.clear()
         try:
-            done: _Connected = await self._worker.call(self._connect_job, check_device=False)
+            done: _Connected = await self._worker.call(
+                self._connect_job, check_device=False, fresh=True
+            )
         except self._g.GSMError as exc:
             await self._set_state(ModemState.DISCONNECTED, f"init failed: {conv.error_text(exc)}")
             return False
@@ -432,12 +434,13 @@ class GammuModem:
     async def _watch_device(self) -> None:
         # A Gammu call that was waiting for an answer when the modem vanished only gives up
         # after Gammu's own timeouts (GetNetworkInfo: about 40 s, measured against the
-        # emulator). A vanished device node is certain sooner: report DISCONNECTED at once so
-        # sends fail fast with RETRY; the reconnect follows when the stuck call has returned.
+        # emulator). A vanished device node is certain sooner: abort that call, report
+        # DISCONNECTED at once (sends fail fast with RETRY), and let the supervisor reconnect.
         device = self.settings.device
         while True:
             await asyncio.sleep(min(1.0, self.health_interval))
             if self._state is not ModemState.DISCONNECTED and not _present(device):
+                self._worker.abort()
                 self._lose_link(f"{device} disappeared")
                 await self._set_state(ModemState.DISCONNECTED, f"link lost: {device} disappeared")
 

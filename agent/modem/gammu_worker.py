@@ -9,6 +9,12 @@ unsolicited lines (+CMTI, +CDS) and fires the incoming callback.
 The callback runs on this thread, inside a Gammu call, and may only queue data: any `sm.*` call
 from it raises RuntimeError("Can not call Gammu functions from within callback")
 (python-gammu test/test_dummy.py). So it just hands (type, data) to the event loop.
+
+The one call made from outside this thread is `Abort()`, which python-gammu provides for exactly
+that (it takes no lock and only raises Gammu's abort flag): a call stuck waiting for a modem that
+was unplugged returns ERR_ABORTED at once instead of after 20-40 s of Gammu's timeouts. The flag
+stays raised for the life of that StateMachine (even Init fails afterwards, verified with python-
+gammu 3.5.1), so the next connect job gets a new one.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Job = tuple[Callable[[Any], Any], "asyncio.Future[Any]"]
+Job = tuple[Callable[[Any], Any], "asyncio.Future[Any]", bool]  # (fn, future, fresh)
 IncomingCallback = Callable[[str, dict[str, Any]], None]
 
 
@@ -57,6 +63,8 @@ class GammuWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_incoming: IncomingCallback | None = None
         self._closed = False
+        self._sm: Any = None
+        self._aborted = False
         # Set and cleared from jobs (on this thread) and read by the loop below.
         self.pumping = False
         self.pump_errors = 0
@@ -74,16 +82,27 @@ class GammuWorker:
         """(Re-)register the incoming callback; on the worker thread, e.g. after Init."""
         sm.SetIncomingCallback(self._callback)
 
-    async def call(self, fn: Callable[[Any], T], *, check_device: bool = True) -> T:
+    async def call(
+        self, fn: Callable[[Any], T], *, check_device: bool = True, fresh: bool = False
+    ) -> T:
         """Run fn(state_machine) on the worker thread and return its result (or raise).
 
         With check_device, a vanished device fails the call with DeviceGone before Gammu
-        touches it (Init is called without: it must find out by itself whether it is back)."""
+        touches it (Init is called without: it must find out by itself whether it is back).
+        With fresh, an aborted StateMachine is replaced by a new one first (for Init)."""
         if self._closed or self._thread is None or self._loop is None:
             raise WorkerClosed(f"gammu worker {self.name} is not running")
         fut: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put((fn if not check_device else _checked(fn, self), fut))
+        self._jobs.put((fn if not check_device else _checked(fn, self), fut, fresh))
         return await fut
+
+    def abort(self) -> None:
+        """Make the Gammu call in progress (if any) return ERR_ABORTED now; from any thread."""
+        sm = self._sm
+        if sm is not None:
+            self._aborted = True
+            self.pumping = False
+            sm.Abort()
 
     def device_gone(self) -> bool:
         return self._present is not None and not self._present()
@@ -102,9 +121,19 @@ class GammuWorker:
 
     # -- the thread ---------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _new_state_machine(self) -> Any:
+        old, self._sm = self._sm, None
+        if old is not None:
+            with contextlib.suppress(self._gammu.GSMError):
+                old.Terminate()
         sm = self._gammu.StateMachine()
         sm.SetIncomingCallback(self._callback)
+        self._aborted = False
+        self._sm = sm
+        return sm
+
+    def _run(self) -> None:
+        sm = self._new_state_machine()
         while True:
             try:
                 job = self._jobs.get(timeout=self.poll_interval if self.pumping else None)
@@ -113,7 +142,9 @@ class GammuWorker:
                 continue
             if job is None:
                 break
-            fn, fut = job
+            fn, fut, fresh = job
+            if fresh and self._aborted:
+                sm = self._new_state_machine()
             started = time.monotonic()
             try:
                 result = fn(sm)
@@ -136,6 +167,7 @@ class GammuWorker:
                 break
             if left is not None:
                 self._post(_set_exception, left[1], WorkerClosed(f"{self.name} stopped"))
+        self._sm = None
 
     def _pump(self, sm: Any) -> None:
         if self.device_gone():
