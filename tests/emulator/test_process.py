@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -141,5 +143,34 @@ def test_control_api_errors(tmp_path: Path) -> None:
             urllib.request.urlopen(request, timeout=10)
         assert http_err.value.code == 400
         assert json.loads(http_err.value.read()) == {"error": "body is not valid JSON"}
+    finally:
+        assert emu.stop() == 0
+
+
+def test_twenty_modems_and_network_options(tmp_path: Path) -> None:
+    from agent.modem import pdu
+
+    emu = start_emulator(
+        modems=20,
+        state_dir=tmp_path,
+        extra_args=["--latency", "0.2", "--report-delay", "0.1", "--report-outcome", "failed"],
+    )
+    try:
+        ports = [AtPort(m["link"]) for m in emu.state["modems"]]
+        try:
+            for port in ports:
+                assert port.cmd("ATE0;+CMEE=1;+CNMI=2,1,0,1,0").endswith("OK\r\n")
+            last = ports[-1]
+            part = pdu.encode_submit("+4930123456", "to the outside")[0]
+            started = time.monotonic()
+            assert "+CMGS: 1" in last.send_pdu(part.tpdu_length, part.hex)
+            (record,) = emu.client.submitted()
+            assert record["modem"] == "m20" and record["monotonic"] - started >= 0.2
+            urc = last.expect(re.compile(rb"\+CDS: \d+\r\n([0-9A-F]+)\r\n"))
+            report = pdu.decode_incoming(bytes.fromhex(urc.split()[-1]))
+            assert isinstance(report, pdu.StatusReport) and report.status == 0x41
+        finally:
+            for port in ports:
+                port.close()
     finally:
         assert emu.stop() == 0
