@@ -280,7 +280,7 @@ class AtChannel:
                     final = await asyncio.wait_for(asyncio.shield(w.final), wait)
             except TimeoutError:
                 self._detach(w)
-                await self._drain()
+                await self._drain(avoid=command)
                 raise AtTimeout(shown, "final", wait) from None
         finally:
             self._detach(w)
@@ -375,30 +375,47 @@ class AtChannel:
         async with self._lock:
             return await self._drain(tries, wait)
 
-    async def _drain(self, tries: int = 3, wait: float = 2.0) -> bool:
-        # Called with the lock held. Any late answer of the abandoned command arrives while
-        # no waiter is registered (logged as stale) or completes this barrier early; the short
-        # settle afterwards swallows the barrier's own OK in that case.
+    async def _drain(self, tries: int = 3, wait: float = 2.0, avoid: str = "") -> bool:
+        """Resynchronise after a timeout (lock held): True once the modem answers in step.
+
+        A bare `AT` cannot tell its own OK from the late OK of the abandoned command (a slow
+        +CMGS answers "+CMGS: 7", "OK" seconds later). So the barrier asks something with a
+        recognisable reply line, `AT+CSQ` (or `AT+CMEE?` if CSQ was the abandoned command):
+        a final that arrives without that line is the stale one and is skipped."""
+        probe = "AT+CMEE?" if avoid.upper().startswith("AT+CSQ") else "AT+CSQ"
+        prefix = "+CMEE" if probe == "AT+CMEE?" else "+CSQ"
         wait *= self.time_scale
+        loop = asyncio.get_running_loop()
         for _ in range(tries):
             if not self.is_open:
                 return False
-            w = _Waiter("AT")
+            w = _Waiter(probe)
             self._waiter = w
-            self._decoder.begin("AT")
+            self._decoder.begin(probe)
+            deadline = loop.time() + wait
+            ours = False
             try:
-                await self._write(b"AT\r")
-                final = await asyncio.wait_for(asyncio.shield(w.final), wait)
+                await self._write(probe.encode("ascii") + b"\r")
+                while True:
+                    final = await asyncio.wait_for(
+                        asyncio.shield(w.final), max(0.0, deadline - loop.time())
+                    )
+                    ours = any(i.line.upper().startswith(prefix) for i in w.lines)
+                    if ours or not final.ok:
+                        break
+                    log.debug("%s: skipped a stale final while draining", self.name)
+                    w.final = loop.create_future()  # keep waiting for the barrier's own
             except (TimeoutError, TransportClosed):
                 continue
             finally:
                 self._detach(w)
-            if final.ok:
-                await asyncio.sleep(0.1)
-                return True
-        log.warning("%s: drain barrier got no OK after %d tries", self.name, tries)
+            # An error final is ambiguous (the probe unsupported, or a stale error); a short
+            # settle lets any remaining stale line pass while no command is waiting.
+            await asyncio.sleep(0.1 * self.time_scale if ours else 0.2)
+            return True
+        log.warning("%s: drain barrier got no answer after %d tries", self.name, tries)
         if self.on_unresponsive is not None and self.is_open:
-            self.on_unresponsive(f"no answer to AT after {tries} tries")
+            self.on_unresponsive(f"no answer to the drain barrier after {tries} tries")
         return False
 
     def _detach(self, w: _Waiter) -> None:

@@ -16,6 +16,7 @@ STANDARD: dict[str, str] = {
     "ATE0": "OK",
     "ATE1": "OK",
     "AT+CMEE=1": "OK",
+    "AT+CMEE?": "+CMEE: 1\nOK",
     "AT+CPIN?": "+CPIN: READY\nOK",
     "AT+CFUN?": "+CFUN: 1\nOK",
     "AT+CFUN=1": "OK",

@@ -61,7 +61,7 @@ async def test_timeout_then_drain_barrier_resyncs():
     with pytest.raises(AtTimeout) as err:
         await ch.command("AT+CSQ", wait=0.2)
     assert err.value.stage == "final"
-    assert fm.commands[-1] == "AT"  # the barrier
+    assert fm.commands[-1] == "AT+CMEE?"  # the barrier (not CSQ, the abandoned command)
     fm.hook = None
     # A stale reply arriving now must not be taken as the next command's answer.
     fm.lines("+CSQ: 3,0\nOK")
@@ -199,3 +199,29 @@ def test_urcs_anywhere_never_corrupt_replies(script):
         await ch.close()
 
     asyncio.run(run())
+
+
+async def test_barrier_skips_the_late_final_of_the_abandoned_command():
+    # A slow submit answers "+CMGS: 7" / "OK" after we gave up; that OK arrives while the
+    # barrier waits and must not be taken for the barrier's own answer.
+    t, fm, ch, urcs = await open_channel()
+    pending: list[str] = []
+
+    def hook(cmd: str) -> str | None:
+        if cmd == "AT+CPMS=?":
+            return ""  # no answer now
+        if cmd == "AT+CSQ" and pending:
+            # The late answer of the abandoned command comes first, then the barrier's own.
+            pending.clear()
+            return "+CMGS: 7\nOK\n+CSQ: 11,0\nOK"
+        return None
+
+    fm.hook = hook
+    pending.append("late")
+    with pytest.raises(AtTimeout):
+        await ch.command("AT+CPMS=?", wait=0.2)
+    fm.hook = None
+    resp = await ch.command("AT+CNUM")
+    assert resp.first("+CNUM") == '"","+4915112345678",145'
+    assert any(u.name == "+CMGS" for u in urcs)  # the stale reply was routed aside, not lost
+    await ch.close()

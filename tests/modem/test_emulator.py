@@ -407,3 +407,24 @@ async def test_roaming_reported_by_urc(faulty: EmulatorProcess):
         assert info.roaming and info.registered
     finally:
         await modem.stop()
+
+
+async def test_submit_without_answer_is_unknown_and_the_late_answer_is_harmless(
+    faulty: EmulatorProcess,
+):
+    m = faulty.state["modems"][0]
+    faulty.client.set_faults(m["id"], {"latency": 2.5})
+    modem, _ = await started(m, send_timeout=1.0)
+    try:
+        with pytest.raises(SendError) as err:
+            await modem.send(OUTSIDE, "maybe sent")
+        # The PDU was handed over and the network may have it: never resend silently.
+        assert err.value.outcome is SendOutcome.UNKNOWN
+        faulty.client.clear_faults(m["id"])
+        # The late +CMGS/OK of the first submit must not be read as the next one's answer.
+        result = await modem.send(OUTSIDE, "definitely sent")
+        sub = [s for s in faulty.client.submitted() if s["text"] == "definitely sent"]
+        assert [s["reference"] for s in sub] == result.references
+        assert [s["text"] for s in faulty.client.submitted()] == ["maybe sent", "definitely sent"]
+    finally:
+        await modem.stop()
