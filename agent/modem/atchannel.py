@@ -3,8 +3,9 @@
 Rules from spec/modems.md section 1 that this module enforces:
 - one command at a time behind a lock, never pipelined (least of all during AT+CMGS);
 - the waiter is registered before the command is written, so a fast reply cannot be lost;
-- a timeout on every command; after one, a drain barrier (`AT` until `OK`) so that the late
-  answer of the timed-out command is not read as the answer of the next one;
+- a timeout on every command; after one, a drain barrier (a probe command until its own
+  answer comes back) so that the late answer of the timed-out command is not read as the
+  answer of the next one;
 - a stuck `> ` prompt is cancelled with ESC, which makes the modem drop the PDU;
 - nothing that could end or escape a command (`"`, CR, LF, Ctrl-Z, ESC) is ever interpolated.
 """
