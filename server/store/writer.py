@@ -42,6 +42,7 @@ class WriterStats:
 class _Pending:
     op: Op
     future: asyncio.Future[Any]
+    atomic: bool = False
     result: Any = None
     error: BaseException | None = field(default=None)
 
@@ -76,12 +77,17 @@ class GroupCommitWriter:
             self._conn = None
         self._executor.shutdown(wait=True)
 
-    async def submit(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `op` in the next group transaction; returns once that transaction is committed."""
+    async def submit(self, op: Callable[[sqlite3.Connection], T], *, atomic: bool = False) -> T:
+        """Run `op` in the next group transaction; returns once that transaction is committed.
+
+        `atomic=True` promises that the op writes with at most one statement and fails only
+        before or in it: SQLite undoes a failed statement by itself, so the op needs no savepoint
+        (two statements fewer, each a GIL hand-over, for the commonest write: one SMS).
+        """
         if self._task is None or self._closing:
             raise StoreError("store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(op, future))
+        self._pending.append(_Pending(op, future, atomic))
         self._wakeup.set()
         return await future
 
@@ -136,6 +142,16 @@ class GroupCommitWriter:
 
     def _apply_each(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         for pending in batch:
+            if pending.atomic:
+                try:
+                    pending.result = pending.op(conn)
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (disk full, I/O error):
+                        # nothing of this batch may be reported as written.
+                        raise
+                    pending.error = _as_store_error(exc)
+                continue
             conn.execute("SAVEPOINT op")
             try:
                 pending.result = pending.op(conn)

@@ -195,3 +195,19 @@ async def test_unfiltered_count_matches_the_table(store: SqliteStore) -> None:
     assert await store.count_messages(MessageFilter(other.id)) == 1
     # a filtered count still counts rows
     assert await store.count_messages(MessageFilter(account_id, status=5)) == 1
+
+
+async def test_atomic_ops_in_a_batch_fail_alone(store: SqliteStore) -> None:
+    # Single-statement ops skip the savepoint: a failing one (here a foreign-key violation) is
+    # undone by SQLite alone and the rest of the group commit still lands.
+    account_id, device_id = await _owner(store)
+    good = NewMessage(account_id, device_id, "+4915752982212", "ok")
+    bad = NewMessage(account_id, 999, "+4915752982212", "no such device")
+    results = await asyncio.gather(
+        *(store.insert_messages([bad if i % 5 == 2 else good], 0) for i in range(40)),
+        return_exceptions=True,
+    )
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 8 and all(isinstance(r, sqlite3.IntegrityError) for r in failed)
+    assert await store.count_messages(MessageFilter(account_id)) == 32
+    assert await store.count_messages(MessageFilter(account_id, device_id=device_id)) == 32
