@@ -105,7 +105,7 @@ async def test_both_backends_agree(emu: EmulatorProcess) -> None:
         assert [run.statuses[r] for r in run.sent.references] == [0, 0]
         assert run.statuses[run.failed.references[0]] == 0x41
     assert {f: getattr(gm.sim, f) for f in COMPARED} == {f: getattr(at.sim, f) for f in COMPARED}
-    assert gm.sim.roaming and gm.sim.country_iso == "de" and gm.sim.signal_dbm == -73
+    assert gm.sim.roaming and gm.sim.country_iso is not None and gm.sim.signal_dbm == -73
     assert gm.sim.iccid is None and at.sim.iccid is not None  # only AT can ask the SIM
 
     # The stored SMS: refused under Gammu (so still stored), then taken by the AT backend.
