@@ -123,3 +123,18 @@ async def test_locked_database_answers_503_then_recovers(tmp_path: Path) -> None
             blocker.close()
         r = await client.post("/getdata/addsms", data=form)
         assert r.status == 200 and (await r.json())["error"] == 0
+
+
+async def test_expect_100_continue(api: Api) -> None:
+    # PHP's curl sends `Expect: 100-continue` for POST bodies over 1 KiB (a datajson batch).
+    batch = {
+        "token": api.token,
+        "smsdata": [{"sendto": "+4915752982212", "body": "x" * 100, "device_id": api.device_id}]
+        * 50,
+    }
+    response = await api.client.post(
+        "/getdata/addalotofsms", data={"datajson": json.dumps(batch)}, expect100=True
+    )
+    assert response.status == 200
+    data = await response.json()
+    assert data["error"] == 0 and len(data["sms_ids"]) == 50
