@@ -303,8 +303,11 @@ class Session:
             self._write(data)
 
     def urc(self, text: str) -> None:
-        """An unsolicited result; held while a command or prompt is in progress."""
-        if self._busy:
+        """An unsolicited result; held while a command or prompt is in progress (CNMI mode
+        0-2), unless CNMI mode 3 or the urc_in_reply fault forwards it at once, inside a reply
+        or between the `> ` prompt and the +CMGS answer, as Kannel users saw on real modems."""
+        inband = self.settings.cnmi[0] == 3 or self.modem.faults.urc_in_reply
+        if self._busy and not inband:
             self._held_urcs.append(text)
         else:
             self.send_raw(f"\r\n{text}\r\n".encode("latin-1", "replace"))

@@ -63,6 +63,7 @@ class Faults:
     garbage: float = 0.0  # seconds between bursts of junk bytes; 0 = off
     full_storage: bool = False
     pin: str | None = None  # the SIM asks for this PIN at boot (+CPIN: SIM PIN)
+    urc_in_reply: bool = False  # URCs are not held during commands: they land inside replies
 
     def describe(self) -> dict[str, object]:
         return {
@@ -77,6 +78,7 @@ class Faults:
             "garbage": self.garbage,
             "full_storage": self.full_storage,
             "pin": None if self.pin is None else "****",
+            "urc_in_reply": self.urc_in_reply,
         }
 
     def take_cms_error(self, destination: str, slot: int) -> int | None:
@@ -106,6 +108,7 @@ FAULT_NAMES = (
     "garbage",
     "full_storage",
     "pin",
+    "urc_in_reply",
 )
 
 
@@ -208,6 +211,8 @@ def apply_faults(faults: Faults, spec: Any) -> list[str]:
             raise FaultError("garbage: interval below 0.01 s would flood the port")
     if "full_storage" in spec:
         new.full_storage = _flag("full_storage", spec["full_storage"])
+    if "urc_in_reply" in spec:
+        new.urc_in_reply = _flag("urc_in_reply", spec["urc_in_reply"])
     if "pin" in spec:
         pin = spec["pin"]
         if pin is not None and not (isinstance(pin, str) and pin.isdigit() and 4 <= len(pin) <= 8):

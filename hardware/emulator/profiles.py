@@ -43,7 +43,7 @@ class Profile:
     cpms_mem1: tuple[str, ...] = ("SM", "ME", "SR")
     cpms_mem2: tuple[str, ...] = ("SM", "ME")
     cpms_mem3: tuple[str, ...] = ("SM", "ME", "SR")
-    cnmi_ranges: str = "(0-2),(0-3),(0-3),(0-2),(0,1)"
+    cnmi_ranges: str = "(0-3),(0-3),(0-3),(0-2),(0,1)"
     # Huawei prints LAC/CI unquoted in +CREG; others quote them.
     creg_quoted: bool = True
     # Dual-SIM styles this family supports besides "none" and "ports".

@@ -92,7 +92,7 @@ async def test_identity_and_network_queries(rig: Rig) -> None:
     # EF_ICCID through restricted SIM access: nibble-swapped BCD
     swapped = "".join(sim.iccid[i + 1] + sim.iccid[i] for i in range(0, 20, 2))
     assert swapped in await port.cmd("AT+CRSM=176,12258,0,0,10")
-    assert "+CNMI: (0-2),(0-3),(0-3),(0-2),(0,1)" in await port.cmd("AT+CNMI=?")
+    assert "+CNMI: (0-3),(0-3),(0-3),(0-2),(0,1)" in await port.cmd("AT+CNMI=?")
     assert (await port.cmd("AT+CNMI=2,9")).endswith("+CMS ERROR: 303\r\n")
 
 

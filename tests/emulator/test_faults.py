@@ -203,3 +203,25 @@ async def test_sim_pin(rig: Rig) -> None:
     with pytest.raises(FaultError):
         modem.apply_faults({"pin": 1234})
     assert parse_cli_fault("pin=0042") == {"pin": "0042"}
+
+
+@pytest.mark.parametrize("how", ["fault", "cnmi-mode-3"])
+async def test_urc_inside_cmgs_reply(rig: Rig, how: str) -> None:
+    ports = await _ready(rig, "generic", "generic")
+    sender, receiver = ports
+    receiver_modem = rig.modems[1]
+    if how == "fault":
+        await receiver.cmd("AT+CNMI=2,1,0,0,0")
+        receiver_modem.apply_faults({"urc_in_reply": True, "latency": 0.3})
+    else:  # mode 3 forwards URCs in band by definition (27.005 3.4.1)
+        await receiver.cmd("AT+CNMI=3,1,0,0,0")
+        receiver_modem.apply_faults({"latency": 0.3})
+    part = pdu.encode_submit(rig.modems[0].sims[0].sim.number, "x", status_report=False)[0]
+    receiver.session.feed(f"AT+CMGS={part.tpdu_length}\r".encode())
+    await receiver.wire.expect(b"> ")
+    receiver.session.feed(part.hex.encode() + b"\x1a")
+    # while the submit is in flight an SMS arrives: its +CMTI comes before the +CMGS answer
+    rig.network.inject("+4917000000", receiver_modem.sims[0].sim.number, "meanwhile")
+    out = (await receiver.wire.expect(b"OK\r\n")).decode()
+    assert out.index('+CMTI: "SM",1') < out.index("+CMGS: 1")
+    assert (await sender.cmd("AT")).endswith("OK\r\n")
