@@ -479,11 +479,14 @@ class Journal:
     ) -> None:
         """Mark events as delivered (or, with `error`, as refused by the server for good)."""
         ids = list(event_ids)
-        if ids:
+        # One statement per batch (batches are at most 500 ids, far below SQLite's limit).
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
             await self._tx([(
                 "UPDATE events SET done = 1, error = ? WHERE device = ? AND channel = ?"
-                " AND event_id = ?", (error, device, channel, e),
-            ) for e in ids])  # fmt: skip
+                f" AND event_id IN ({marks})", (error, device, channel, *chunk),
+            )])  # fmt: skip
 
     async def count_pending_events(self, device: str, channel: str) -> int:
         rows = await self._rows(
