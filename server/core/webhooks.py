@@ -41,6 +41,8 @@ MAX_URL_CHARS = 2000
 # Delivered and given-up outbox rows are kept this long (for `device webhooks`), then forgotten.
 KEEP_SECONDS = 30 * 86_400
 PRUNE_EVERY_SECONDS = 3600
+# A row whose attempt could not be recorded (store failing) waits this long in memory.
+STORE_RETRY_SECONDS = 30
 
 # (url, body, headers) -> HTTP status; raises OSError/TimeoutError (or the client's own error
 # types, wrapped by the caller) when no answer came.
@@ -175,6 +177,7 @@ class WebhookSender:
         self.clock = clock
         self.concurrency = concurrency
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._cooldown: dict[int, int] = {}  # job id -> not before (an attempt not recorded)
         self.idle_poll_seconds = idle_poll_seconds
         self.rand = rand
         self.keep_seconds = keep_seconds
@@ -207,8 +210,12 @@ class WebhookSender:
         room = self.concurrency - len(self._tasks)
         if room <= 0:
             return
-        jobs = await self.store.due_webhooks(self.clock(), room + len(self._tasks))
-        for job in [j for j in jobs if j.id not in self._tasks][:room]:
+        now = self.clock()
+        self._cooldown = {k: t for k, t in self._cooldown.items() if t > now}
+        busy = len(self._tasks) + len(self._cooldown)
+        jobs = await self.store.due_webhooks(now, room + busy)
+        ready = [j for j in jobs if j.id not in self._tasks and j.id not in self._cooldown]
+        for job in ready[:room]:
             task = asyncio.create_task(self._attempt(job), name=f"webhook-{job.id}")
             self._tasks[job.id] = task
             task.add_done_callback(functools.partial(self._done, job.id))
@@ -237,7 +244,7 @@ class WebhookSender:
             # Due rows now are in flight (their task wakes us when done) or were written after
             # the last look (the request that wrote them wakes us); else a short floor, not a
             # tight loop.
-            timeout = self.idle_poll_seconds if self._tasks else 0.05
+            timeout = self.idle_poll_seconds if self._tasks or self._cooldown else 0.05
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
@@ -245,8 +252,16 @@ class WebhookSender:
     async def _attempt(self, job: WebhookJob) -> None:
         try:
             await self._deliver(job)
-        except StoreError as exc:  # the outcome is not recorded: the row is simply tried again
+        except StoreError as exc:
+            # The outcome is not recorded, so the row still looks due: hold it back in memory,
+            # or a store that reads but cannot write would have us POST it in a tight loop.
             log.error("webhook %s: could not record the attempt: %s", job.event_key, exc)
+            self._cooldown[job.id] = self.clock() + int(STORE_RETRY_SECONDS * US)
+        except Exception:  # a bug here must cost one row an attempt, not stop all webhooks
+            log.exception("webhook %s: unexpected failure", job.event_key)
+            self._cooldown[job.id] = self.clock() + int(STORE_RETRY_SECONDS * US)
+            with contextlib.suppress(StoreError):
+                await self._failed(job, "internal error in the webhook sender")
 
     async def _deliver(self, job: WebhookJob) -> None:
         now = self.clock()
@@ -261,6 +276,9 @@ class WebhookSender:
             self.delivered += 1
             await self.store.webhook_delivered(job.id, self.clock())
             return
+        await self._failed(job, error)
+
+    async def _failed(self, job: WebhookJob, error: str) -> None:
         self.failed_attempts += 1
         attempts = job.attempts + 1
         if attempts >= self.policy.max_attempts:
