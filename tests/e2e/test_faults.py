@@ -11,6 +11,8 @@ Every message is followed to its end: the emulator's /submitted log counts the A
 from __future__ import annotations
 
 import collections
+import contextlib
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -24,7 +26,7 @@ from tests.support.stack import FAST_PACING, GatewayStack, wait_until
 pytestmark = pytest.mark.integration
 
 OUTSIDE = "+4917012345678"
-DELIVERED, NOT_DELIVERED = 7, 8
+SENT, DELIVERED, NOT_DELIVERED = 6, 7, 8
 SEND_FAILED = {9, 10, 11, 12, 100, 101}  # 9 also carries outcome-unknown (agent-protocol.md)
 FINAL = {DELIVERED, NOT_DELIVERED} | SEND_FAILED
 
@@ -47,6 +49,39 @@ def final_statuses(stack: GatewayStack, ids: dict[int, str], timeout: float) -> 
         raise AssertionError(f"not final: {now}\n{stack.logs()}") from None
 
 
+def failure_reasons(stack: GatewayStack, ids: list[int]) -> dict[int, str]:
+    """The reason the server stored with a failed message (read-only look at its database)."""
+    with contextlib.closing(sqlite3.connect(f"file:{stack.db}?mode=ro", uri=True)) as db:
+        sql = "SELECT failure_reason FROM messages WHERE id = ?"
+        return {i: str(db.execute(sql, (i,)).fetchone()[0]) for i in ids}
+
+
+def settled_statuses(
+    stack: GatewayStack, ids: dict[int, str], timeout: float, stable: float = 15
+) -> dict[int, int]:
+    """Wait until every message is final, or final but for some that have stayed at 6 (sent,
+    no delivery report) for `stable` seconds; {id: status}."""
+    since: float | None = None
+
+    def probe() -> dict[int, int] | None:
+        nonlocal since
+        statuses = {i: stack.status(i) for i in ids}
+        waiting = {i for i, s in statuses.items() if s not in FINAL}
+        if not waiting:
+            return statuses
+        if any(statuses[i] != SENT for i in waiting):
+            since = None
+            return None
+        since = since or time.monotonic()
+        return statuses if time.monotonic() - since >= stable else None
+
+    try:
+        return wait_until(probe, timeout, "every message to settle", interval=0.5)
+    except AssertionError:
+        now = {i: stack.status(i) for i in ids}
+        raise AssertionError(f"not settled: {now}\n{stack.logs()}") from None
+
+
 def test_agent_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
     gateway: GatewayFactory,
 ) -> None:
@@ -65,21 +100,27 @@ def test_agent_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
     assert sent_before_kill < 30, "the batch finished before the kill; the test proves nothing"
     stack.start_agent()
 
-    statuses = final_statuses(stack, ids, timeout=120)
+    statuses = settled_statuses(stack, ids, timeout=120)
     counts = cmgs_per_text(stack)
     twice = {text: n for text, n in counts.items() if n > 1}
     assert not twice, f"sent more than once: {twice}"
     for sms_id, text in ids.items():
-        if statuses[sms_id] == DELIVERED:
+        if statuses[sms_id] in (DELIVERED, SENT):
             assert counts[text] == 1, (text, statuses[sms_id])
         if counts[text] == 0:
-            assert statuses[sms_id] != DELIVERED, text
+            assert statuses[sms_id] in SEND_FAILED, (text, statuses[sms_id])
     tally = collections.Counter(
-        "delivered" if s == DELIVERED else "not delivered" if s == NOT_DELIVERED else f"status {s}"
+        {DELIVERED: "delivered", SENT: "sent, report lost", 9: "failed or outcome-unknown"}.get(
+            s, f"status {s}"
+        )
         for s in statuses.values()
     )
-    print(f"agent kill -9 after {sent_before_kill} of 30 submits: {dict(tally)}")
-    # The message in flight at the kill may end as outcome-unknown (9); all others go out.
+    reasons = failure_reasons(stack, [i for i, s in statuses.items() if s in SEND_FAILED])
+    print(f"agent kill -9 after {sent_before_kill} of 30 submits: {dict(tally)} {reasons}")
+    # Only the message in flight at the kill may end otherwise than delivered: outcome-unknown
+    # (9) if the kill came between the dispatching mark and the journaled "sent"; or left at 6
+    # when its status report reached the agent before "sent" was journaled and the kill lost it
+    # (the agent holds such an early report in memory only: a known gap, see the report).
     assert tally["delivered"] >= 29, tally
     assert sum(tally.values()) == 30
 
