@@ -47,4 +47,6 @@ class LeaseSweeper:
                 await self.sweep()
             except StoreError as exc:
                 log.error("lease sweep failed: %s", exc)
+            except Exception:  # a bug must not end sweeping for the life of the server
+                log.exception("lease sweep failed")
             await asyncio.sleep(self.interval_seconds)
