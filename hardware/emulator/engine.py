@@ -3,196 +3,59 @@
 The session reads the port byte by byte as a modem does: echo (ATE), backspace, ESC cancelling a
 line (Gammu opens with ESC CR to leave a stale `> ` prompt), the `> ` prompt of AT+CMGS that
 collects a PDU or text until Ctrl-Z (send) or ESC (abort). One command runs at a time; URCs that
-arrive meanwhile are held and written after the final result, as CNMI mode 2 buffers them, so a
-client never sees one inside a prompt. Handlers live in commands_*.py and are looked up in
-COMMANDS by name; this module knows nothing about SMS.
+arrive meanwhile are held and written after the final result, as CNMI modes 0-2 buffer them, so
+a client never sees one inside a prompt (unless CNMI mode 3 or a fault asks for exactly that).
+Handlers live in commands_*.py and are looked up in COMMANDS by name; this module knows nothing
+about SMS.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .atsyntax import (
+    AtError,
+    Call,
+    CmeError,
+    CmsError,
+    Kind,
+    NoFinal,
+    PlainError,
+    parse_call,
+    split_args,
+    split_commands,
+)
+
 if TYPE_CHECKING:
     from .modem import SimState, VirtualModem
+
+__all__ = [
+    "COMMANDS",
+    "AtError",
+    "Call",
+    "CmeError",
+    "CmsError",
+    "Kind",
+    "NoFinal",
+    "PlainError",
+    "Session",
+    "Settings",
+    "command",
+    "parse_call",
+    "split_args",
+    "split_commands",
+]
 
 log = logging.getLogger(__name__)
 
 CTRL_Z, ESC, CR, LF, BS, DEL = 0x1A, 0x1B, 0x0D, 0x0A, 0x08, 0x7F
 MAX_LINE = 2048  # longer command lines are truncated, as a modem's line buffer would
 MAX_BODY = 4096  # a 176-octet PDU is 352 hex characters; text mode allows some more
-
-# Texts for AT+CMEE=2 (27.007 section 9.2).
-CME_TEXT = {
-    0: "phone failure",
-    3: "operation not allowed",
-    4: "operation not supported",
-    10: "SIM not inserted",
-    11: "SIM PIN required",
-    13: "SIM failure",
-    14: "SIM busy",
-    21: "invalid index",
-    30: "no network service",
-    100: "unknown",
-}
-
-
-class AtError(Exception):
-    def render(self, cmee: int) -> str:
-        return "ERROR"
-
-
-class PlainError(AtError):
-    pass
-
-
-class CmeError(AtError):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-    def render(self, cmee: int) -> str:
-        if cmee == 1:
-            return f"+CME ERROR: {self.code}"
-        if cmee == 2:
-            return f"+CME ERROR: {CME_TEXT.get(self.code, str(self.code))}"
-        return "ERROR"
-
-
-class CmsError(AtError):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-    def render(self, cmee: int) -> str:
-        return f"+CMS ERROR: {self.code}" if cmee else "ERROR"
-
-
-class NoFinal(Exception):
-    """Answer these lines and no final result code (Wavecom's AT+CPIN?)."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__(lines)
-        self.lines = lines
-
-
-class Kind(enum.Enum):
-    EXEC = "exec"  # AT+CSQ
-    READ = "read"  # AT+CREG?
-    TEST = "test"  # AT+CNMI=?
-    SET = "set"  # AT+CMGF=0, ATE1
-
-
-@dataclass(frozen=True)
-class Call:
-    name: str  # upper-case: "+CMGS", "E", "^CURC", "&W"
-    kind: Kind
-    raw: str  # text after "=" (or the digits of a basic command)
-    text: str  # the sub-command as sent, without "AT"
-
-    @property
-    def args(self) -> list[str]:
-        return split_args(self.raw)
-
-    def int_arg(self, i: int, default: int | None = None) -> int:
-        args = self.args
-        if i >= len(args) or args[i] == "":
-            if default is None:
-                raise CmeError(3) if self.name.startswith("+C") else PlainError()
-            return default
-        try:
-            return int(args[i])
-        except ValueError:
-            raise PlainError() from None
-
-
-def split_args(raw: str) -> list[str]:
-    """Split `2,"SM","x,y"` into ['2', 'SM', 'x,y']; quotes removed, empty fields kept."""
-    if raw == "":
-        return []
-    out: list[str] = []
-    cur: list[str] = []
-    quoted = False
-    for ch in raw:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur).strip())
-    return out
-
-
-def split_commands(body: str) -> list[str]:
-    """`E0V1+CMEE=1;+CMGF=0` -> ['E0', 'V1', '+CMEE=1', '+CMGF=0'] (V.250 command line)."""
-    cmds: list[str] = []
-    i, n = 0, len(body)
-    while i < n:
-        c = body[i]
-        if c in " ;":
-            i += 1
-        elif c in "+^*$%#":
-            j, quoted = i + 1, False
-            while j < n and (quoted or body[j] != ";"):
-                if body[j] == '"':
-                    quoted = not quoted
-                j += 1
-            cmds.append(body[i:j])
-            i = j
-        elif c == "&" or c.isalpha():
-            j = i + (2 if c == "&" else 1)
-            if c.upper() == "D":  # ATD takes the rest of the line
-                j = n
-            elif c.upper() == "S":
-                while j < n and body[j].isdigit():
-                    j += 1
-                if body[j : j + 1] == "?":
-                    j += 1
-                elif body[j : j + 1] == "=":
-                    j += 1
-                    while j < n and body[j].isdigit():
-                        j += 1
-            else:
-                while j < n and body[j].isdigit():
-                    j += 1
-            cmds.append(body[i:j])
-            i = j
-        else:
-            raise PlainError()
-    return cmds
-
-
-def parse_call(text: str) -> Call:
-    upper = text.upper()
-    if upper[0] in "+^*$%#":
-        j = 1
-        while j < len(text) and (text[j].isalnum() or text[j] in "_-"):
-            j += 1
-        name, rest = upper[:j], text[j:]
-        if rest == "":
-            return Call(name, Kind.EXEC, "", text)
-        if rest == "?":
-            return Call(name, Kind.READ, "", text)
-        if rest == "=?":
-            return Call(name, Kind.TEST, "", text)
-        if rest.startswith("="):
-            return Call(name, Kind.SET, rest[1:], text)
-        raise PlainError()
-    if upper[0] == "&":
-        return Call(upper[:2], Kind.SET if len(text) > 2 else Kind.EXEC, text[2:], text)
-    if upper[0] == "S":
-        return Call("S", Kind.SET, text[1:], text)
-    if upper[0] == "D":
-        return Call("D", Kind.SET, text[1:], text)
-    return Call(upper[0], Kind.SET if len(text) > 1 else Kind.EXEC, text[1:], text)
-
 
 Handler = Callable[["Session", Call], Awaitable[list[str] | None]]
 COMMANDS: dict[str, Handler] = {}
