@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from agent.modem import pdu
@@ -136,6 +136,8 @@ class Network:
         self.ack_timeout = 5.0  # seconds a direct +CMT/+CDS waits for AT+CNMA (CSMS service 1)
         # seconds the SMSC keeps trying an unreachable SIM before it reports expiry; None = forever
         self.hold_limit: float | None = None
+        # the SMSC's time zone in SC time stamps (real networks send local time with an offset)
+        self.sc_utc_offset = 0  # minutes, a multiple of 15
         self.modems: dict[str, VirtualModem] = {}
         self._numbers: dict[str, tuple[VirtualModem, int]] = {}
         self.submitted: list[Submitted] = []
@@ -168,7 +170,15 @@ class Network:
         """POST /network: report_delay, report_outcome, latency, rules [{pattern, outcome, ...}]."""
         if not isinstance(spec, dict):
             raise NetworkError("expected a JSON object")
-        known = {"report_delay", "report_outcome", "latency", "rules", "ack_timeout", "hold_limit"}
+        known = {
+            "report_delay",
+            "report_outcome",
+            "latency",
+            "rules",
+            "ack_timeout",
+            "hold_limit",
+            "sc_utc_offset",
+        }
         unknown = set(spec) - known
         if unknown:
             raise NetworkError(f"unknown field(s) {sorted(unknown)}")
@@ -177,7 +187,16 @@ class Network:
             delay = _seconds("report_delay", spec["report_delay"])
         if "latency" in spec:
             latency = _seconds("latency", spec["latency"])
-        ack_timeout, hold_limit = self.ack_timeout, self.hold_limit
+        ack_timeout, hold_limit, offset = self.ack_timeout, self.hold_limit, self.sc_utc_offset
+        if "sc_utc_offset" in spec:
+            offset = spec["sc_utc_offset"]
+            if (
+                isinstance(offset, bool)
+                or not isinstance(offset, int)
+                or offset % 15
+                or abs(offset) > 14 * 60
+            ):
+                raise NetworkError("sc_utc_offset: minutes, a multiple of 15 within +-840")
         if "ack_timeout" in spec:
             ack_timeout = _seconds("ack_timeout", spec["ack_timeout"])
         if "hold_limit" in spec:
@@ -206,7 +225,7 @@ class Network:
                     )
                 )
         self.report_delay, self.default, self.latency, self.rules = delay, default, latency, rules
-        self.ack_timeout, self.hold_limit = ack_timeout, hold_limit
+        self.ack_timeout, self.hold_limit, self.sc_utc_offset = ack_timeout, hold_limit, offset
 
     def describe(self) -> dict[str, object]:
         return {
@@ -215,10 +234,15 @@ class Network:
             "latency": self.latency,
             "ack_timeout": self.ack_timeout,
             "hold_limit": self.hold_limit,
+            "sc_utc_offset": self.sc_utc_offset,
             "rules": [r.describe() for r in self.rules],
             "pending": len(self._pending),
             "submitted": len(self.submitted),
         }
+
+    def _sc(self, moment: datetime) -> datetime:
+        tz = timezone(timedelta(minutes=self.sc_utc_offset))
+        return moment.astimezone(tz).replace(microsecond=0)
 
     def lookup(self, number: str) -> tuple[VirtualModem, int] | None:
         return self._numbers.get(number)
@@ -275,7 +299,7 @@ class Network:
                 deliver = pdu.encode_deliver(
                     record.sender,
                     submit.text,
-                    sc_timestamp=record.time.replace(microsecond=0),
+                    sc_timestamp=self._sc(record.time),
                     smsc=smsc,
                     coding=submit.coding,
                     concat=submit.concat,
@@ -289,7 +313,7 @@ class Network:
                 tpdu_length=len(deliver) - 1 - deliver[0],
                 sender=record.sender,
                 text=submit.text,
-                sc_timestamp=record.time.replace(microsecond=0),
+                sc_timestamp=self._sc(record.time),
             )
 
             def delivered(rec: Submitted = record, st: int | None = rule.status) -> None:
@@ -313,12 +337,12 @@ class Network:
     def _send_report(self, record: Submitted, status: int) -> None:
         modem = self.modems[record.modem]
         sender = modem.sims[record.slot].sim
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = self._sc(datetime.now(UTC))
         raw = pdu.encode_status_report(
             record.reference,
             record.destination,
             status,
-            sc_timestamp=record.time.replace(microsecond=0),
+            sc_timestamp=self._sc(record.time),
             discharge_time=now,
             smsc=sender.serving.smsc,
         )
@@ -329,7 +353,7 @@ class Network:
             reference=record.reference,
             recipient=record.destination,
             status=status,
-            sc_timestamp=record.time.replace(microsecond=0),
+            sc_timestamp=self._sc(record.time),
             discharge_time=now,
         )
         self._offer(_Pending(sender.number, "report", report))
@@ -347,7 +371,7 @@ class Network:
         except pdu.PduError as exc:
             raise NetworkError(str(exc)) from None
         ref = next(self._inject_ref) % 256
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = self._sc(datetime.now(UTC))
         modem, slot = self._numbers[to]
         smsc = modem.sims[slot].sim.home.smsc
         pdus: list[str] = []

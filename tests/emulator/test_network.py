@@ -234,3 +234,24 @@ async def test_unreachable_recipient_expires_after_hold_limit(rig: Rig) -> None:
     assert rig.network.pending_count() == 0
     b.apply_faults({"no_network": False})
     assert b.sims[0].storage["SM"].used == 0 and not rig.network.submitted[0].delivered
+
+
+@pytest.mark.parametrize("offset", [60, -330])
+async def test_sc_timestamps_in_the_smsc_time_zone(rig: Rig, offset: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    b = rig.add()
+    await rig.start()
+    port = rig.port("m1")
+    await port.cmd("ATE0;+CNMI=2,1,0,0,0")
+    rig.network.configure({"sc_utc_offset": offset})
+    rig.network.inject("+4917000000", b.sims[0].sim.number, "what time is it")
+    await port.urc(r"\+CMTI: [^\r]*\r\n")
+    deliver = pdu.decode_incoming(bytes.fromhex((await port.cmd("AT+CMGR=1")).split("\r\n")[3]))
+    assert isinstance(deliver, pdu.Deliver)
+    assert deliver.sc_timestamp.utcoffset() == timedelta(minutes=offset)
+    assert abs(deliver.sc_timestamp - datetime.now(UTC)) < timedelta(seconds=30)
+    await port.cmd("AT+CMGF=1")
+    assert f'{offset // 15:+03d}"' in await port.cmd("AT+CMGR=1")  # quarter hours in text mode
+    with pytest.raises(NetworkError):
+        rig.network.configure({"sc_utc_offset": 7})
