@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # TP-ST per outcome name (23.040 9.2.3.15).
+MAX_SUBMITTED = 100_000  # entries kept for GET /submitted
+
 OUTCOMES = {"delivered": 0x00, "failed": 0x41, "expired": 0x46, "rejected": 0x43}
 
 
@@ -287,6 +289,9 @@ class Network:
             time=datetime.now(UTC),
         )
         self.submitted.append(record)
+        if len(self.submitted) > MAX_SUBMITTED:
+            # a long demo run must not grow without bound; ids keep counting for ?since=
+            del self.submitted[: len(self.submitted) - MAX_SUBMITTED]
         loop = asyncio.get_running_loop()
         loop.call_soon(self._route, record, submit, sender.serving.smsc)
         return record
