@@ -26,7 +26,7 @@ def agent_cfg(server: FakeAgentServer, tmp: Path, token: str, **dev: object) -> 
         server=server.url,
         journal=tmp / "journal.sqlite3",
         devices=(device,),
-        incoming_forward_timeout=5.0,
+        incoming_forward_timeout=30.0,
         retry_backoff_seconds=0.0,
     )
 

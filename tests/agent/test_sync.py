@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -286,12 +287,15 @@ async def test_wrong_token_is_refused_not_retried_fast(
 
 
 async def test_unreachable_server_is_server_away(journal: Journal) -> None:
-    from tests.support.procs import free_port
-
-    async with aiohttp.ClientSession() as session:
-        client = AgentClient(f"http://127.0.0.1:{free_port()}", "t", session, timeout=2)
-        with pytest.raises(ServerAway):
-            await client.hello({}, [])
+    # A bound but not listening socket: connections are refused for as long as we hold it
+    # (a "free" port could be taken by another test's server meanwhile).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        async with aiohttp.ClientSession() as session:
+            client = AgentClient(f"http://127.0.0.1:{port}", "t", session, timeout=2)
+            with pytest.raises(ServerAway):
+                await client.hello({}, [])
 
 
 def test_backoff_grows_with_full_jitter_and_resets() -> None:
