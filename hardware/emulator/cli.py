@@ -55,6 +55,13 @@ def main() -> None:
     help="Seconds each AT+CMGS takes (the radio round trip).",
 )
 @click.option(
+    "--latency-jitter",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Each submit takes latency +- up to this many seconds (uniform; never below 0).",
+)
+@click.option(
     "--report-delay",
     type=click.FloatRange(0),
     default=0.0,
@@ -89,6 +96,7 @@ def run(
     dual_sim: str | None,
     state_dir: Path | None,
     latency: float,
+    latency_jitter: float,
     report_delay: float,
     report_outcome: str,
     control_port: int,
@@ -117,6 +125,7 @@ def run(
         dual_sim=[None] if dual_sim is None else [s for s in _split(dual_sim)],
         state_dir=state_dir or Path(tempfile.mkdtemp(prefix="simhive-emulator-")),
         latency=latency,
+        latency_jitter=latency_jitter,
         report_delay=report_delay,
         report_outcome=report_outcome,
         seed=seed,

@@ -252,7 +252,7 @@ async def cmgs(s: Session, c: Call) -> list[str]:
             raise CmsError(304) from None
     if not modem.registered(slot):
         raise CmsError(331)
-    latency = modem.faults.latency if modem.faults.latency is not None else modem.network.latency
+    latency = modem.network.submit_latency(modem.faults.latency)
     if latency > 0:
         await asyncio.sleep(latency)  # the radio round trip; the port stays busy meanwhile
     code = modem.faults.take_cms_error(submit.destination, slot)

@@ -32,6 +32,7 @@ class EmulatorConfig:
     dual_sim: list[str | None] = field(default_factory=lambda: [None])  # None = profile default
     state_dir: Path = Path(".")
     latency: float = 0.0
+    latency_jitter: float = 0.0
     report_delay: float = 0.0
     report_outcome: str = "delivered"
     seed: int = 0
@@ -109,6 +110,8 @@ class Emulator:
             report_outcome=config.report_outcome,
             latency=config.latency,
         )
+        self.network.latency_jitter = config.latency_jitter
+        self.network.seed_jitter(config.seed)
         self.control_url = ""
         self.modems: dict[str, ModemPorts] = {}
         factory = SimFactory(config.seed)

@@ -14,6 +14,7 @@ import contextlib
 import fnmatch
 import itertools
 import logging
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -135,6 +136,8 @@ class Network:
         self.default = make_rule("*", report_outcome)
         self.rules: list[Rule] = []
         self.latency = latency
+        self.latency_jitter = 0.0  # each submit takes latency +- up to this (uniform)
+        self._jitter = random.Random(0)
         self.ack_timeout = 5.0  # seconds a direct +CMT/+CDS waits for AT+CNMA (CSMS service 1)
         # seconds the SMSC keeps trying an unreachable SIM before it reports expiry; None = forever
         self.hold_limit: float | None = None
@@ -176,6 +179,7 @@ class Network:
             "report_delay",
             "report_outcome",
             "latency",
+            "latency_jitter",
             "rules",
             "ack_timeout",
             "hold_limit",
@@ -189,6 +193,9 @@ class Network:
             delay = _seconds("report_delay", spec["report_delay"])
         if "latency" in spec:
             latency = _seconds("latency", spec["latency"])
+        jitter = self.latency_jitter
+        if "latency_jitter" in spec:
+            jitter = _seconds("latency_jitter", spec["latency_jitter"])
         ack_timeout, hold_limit, offset = self.ack_timeout, self.hold_limit, self.sc_utc_offset
         if "sc_utc_offset" in spec:
             offset = spec["sc_utc_offset"]
@@ -228,12 +235,14 @@ class Network:
                 )
         self.report_delay, self.default, self.latency, self.rules = delay, default, latency, rules
         self.ack_timeout, self.hold_limit, self.sc_utc_offset = ack_timeout, hold_limit, offset
+        self.latency_jitter = jitter
 
     def describe(self) -> dict[str, object]:
         return {
             "report_delay": self.report_delay,
             "report_outcome": self.default.outcome,
             "latency": self.latency,
+            "latency_jitter": self.latency_jitter,
             "ack_timeout": self.ack_timeout,
             "hold_limit": self.hold_limit,
             "sc_utc_offset": self.sc_utc_offset,
@@ -241,6 +250,16 @@ class Network:
             "pending": len(self._pending),
             "submitted": len(self.submitted),
         }
+
+    def seed_jitter(self, seed: int) -> None:
+        self._jitter = random.Random(seed)
+
+    def submit_latency(self, override: float | None) -> float:
+        """Seconds this submit takes: a modem's latency fault, else the network's with jitter."""
+        if override is not None:
+            return override
+        jitter = self._jitter.uniform(-self.latency_jitter, self.latency_jitter)
+        return max(0.0, self.latency + jitter) if self.latency_jitter else self.latency
 
     def _sc(self, moment: datetime) -> datetime:
         tz = timezone(timedelta(minutes=self.sc_utc_offset))

@@ -255,3 +255,17 @@ async def test_sc_timestamps_in_the_smsc_time_zone(rig: Rig, offset: int) -> Non
     assert f'{offset // 15:+03d}"' in await port.cmd("AT+CMGR=1")  # quarter hours in text mode
     with pytest.raises(NetworkError):
         rig.network.configure({"sc_utc_offset": 7})
+
+
+def test_submit_latency_with_jitter() -> None:
+    from hardware.emulator.network import Network
+
+    net = Network(latency=3.0)
+    assert net.submit_latency(None) == 3.0 and net.submit_latency(0.5) == 0.5
+    net.configure({"latency_jitter": 2.0})
+    samples = [net.submit_latency(None) for _ in range(500)]
+    assert all(1.0 <= s <= 5.0 for s in samples)
+    assert max(samples) - min(samples) > 3.0  # spread over the range, not a constant
+    net.configure({"latency": 0.5})
+    assert min(net.submit_latency(None) for _ in range(200)) == 0.0  # clamped, never negative
+    assert net.submit_latency(1.25) == 1.25  # a modem's latency fault is exact
