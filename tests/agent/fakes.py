@@ -132,7 +132,7 @@ class FakeModem:
         return [s.number for s in self.submits]
 
 
-async def wait_for(cond: Callable[[], bool], limit: float = 15.0, what: str = "condition") -> None:
+async def wait_for(cond: Callable[[], bool], limit: float = 30.0, what: str = "condition") -> None:
     """Poll a condition (generous timeout: CI machines are slow), never a fixed sleep."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
