@@ -251,6 +251,13 @@ def deliver(sms: Mapping[str, Any]) -> Deliver:
     text = sms.get("Text", "")
     if isinstance(text, bytes):  # 8-bit data: Gammu hands the octets over
         text = text.decode("latin-1")
+    elif coding is Coding.GSM7:
+        # Gammu 1.45 hands over as many characters as the part has septets, but an extension
+        # character (ESC + code, e.g. "€") is two septets and one character: the text ends at
+        # a U+0000 and leftover buffer follows ("{{" -> "{{\x00\uae32"; found by the property
+        # test in tests/gammu/test_convert.py, seen on the emulator too). GSM 7-bit has no
+        # character that decodes to U+0000 (0x00 is "@"), so the first one ends the text.
+        text = str(text).split("\x00", 1)[0]
     smsc = (sms.get("SMSC") or {}).get("Number") or None
     return Deliver(
         smsc=smsc,

@@ -31,8 +31,9 @@ TEXT = "Grüße über beide Backends ✓ " * 5  # UCS2, 3 parts
 class MixedGatewayStack(GatewayStack):
     """A GatewayStack whose first modem is driven by the Gammu backend, the rest by AT."""
 
-    def write_agent_config(self) -> Path:
-        path = super().write_agent_config()
+    def write_agent_config(self, index: int = 0) -> Path:
+        path = super().write_agent_config(index)
+        self.config_path = path
         lines: list[str] = []
         devices = 0
         for line in path.read_text().splitlines():
@@ -69,7 +70,7 @@ def stack(tmp_path: Path) -> Iterator[MixedGatewayStack]:
 
 
 def test_gateway_with_the_gammu_backend(stack: MixedGatewayStack) -> None:
-    config = (stack.root / "agent.toml").read_text()
+    config = stack.config_path.read_text()
     assert config.count('backend = "gammu"') == 1
     gm, at = stack.devices
     stack.wait_agent_ready(timeout=90)
