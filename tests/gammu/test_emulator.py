@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 OUTSIDE = "+4930123456"  # outside the emulated set: the network reports "delivered"
 UNICODE = "Grüße aus dem Emulator ✓ " * 6  # UCS2, 3 parts
+RETRY_TEXT = "try again later: 5€ {ok} [x]"  # GSM 7-bit with extension characters
 
 
 @pytest.fixture(scope="module")
@@ -154,15 +155,15 @@ async def test_a_refusing_handler_keeps_the_sms_and_the_next_sweep_brings_it(
     events, mark = session.events, len(session.events.events)
     events.fail = lambda e: isinstance(e, IncomingSms)
     try:
-        session.emu.client.send_sms("+4917012345678", session.number, "try again later")
+        session.emu.client.send_sms("+4917012345678", session.number, RETRY_TEXT)
         await events.wait(lambda: events.refused or None)
-        assert [m["text"] for m in session.stored()] == ["try again later"]
+        assert [m["text"] for m in session.stored()] == [RETRY_TEXT]
     finally:
         events.fail = lambda _e: False
     [sms] = await events.wait(lambda: events.since(mark, IncomingSms))  # the periodic sweep
     refused = events.refused[-1]
     assert isinstance(refused, IncomingSms)
-    assert sms.key == refused.key and sms.text == "try again later"
+    assert sms.key == refused.key and sms.text == RETRY_TEXT  # GSM 7-bit extension chars intact
     await events.wait(lambda: not session.stored() or None, within=10)
     events.refused.clear()
 
