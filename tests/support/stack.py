@@ -88,13 +88,16 @@ class GatewayStack:
     agent_options: dict[str, Any] = field(default_factory=dict)
     with_proxy: bool = False
     agent_log_level: str = "info"
+    # Several agent processes against the one server: devices are dealt out round-robin.
+    agent_count: int = 1
     email: str = "e2e@simhive.test"
     # Device settings (server side, handed to the agent in hello), e.g. FAST_PACING.
     device_settings: dict[str, object] = field(default_factory=dict)
 
     server: Proc | None = None
     emulator: Proc | None = None
-    agent: Proc | None = None
+    agent: Proc | None = None  # the first (or only) agent
+    agents: list[Proc] = field(default_factory=list)
     proxy: TcpProxy | None = None
     server_port: int = 0
     token: str = ""
@@ -136,12 +139,13 @@ class GatewayStack:
                 self.set_device_settings(self.devices[-1], self.device_settings)
         if self.with_proxy:
             self.proxy = TcpProxy(self.server_port)
-        self.write_agent_config()
-        self.start_agent()
+        for index in range(self.agent_count):
+            self.write_agent_config(index)
+            self.start_agent(index)
         return self
 
     def close(self) -> None:
-        for proc in (self.agent, self.emulator, self.server):
+        for proc in [*self.agents, self.emulator, self.server]:
             if proc is not None:
                 started = time.monotonic()
                 code = proc.stop()
@@ -152,7 +156,7 @@ class GatewayStack:
             self.proxy.close()
 
     def processes(self) -> list[Proc]:
-        return [p for p in (self.server, self.emulator, self.agent) if p is not None]
+        return [p for p in (self.server, self.emulator, *self.agents) if p is not None]
 
     def logs(self, chars: int = 3000) -> str:
         return "\n".join(f"---- {p.name} ({p.log})\n{p.tail(chars)}" for p in self.processes())
@@ -192,15 +196,22 @@ class GatewayStack:
 
         self.emu_state = wait_until(ready, 30, "emulator.json")
 
-    def write_agent_config(self) -> Path:
-        """The agent's TOML, one [[device]] per emulated modem, written from emulator.json."""
+    def _agent_name(self, index: int) -> str:
+        return "agent" if self.agent_count == 1 else f"agent-{index}"
+
+    def agent_devices(self, index: int) -> list[Device]:
+        return self.devices[index :: self.agent_count]
+
+    def write_agent_config(self, index: int = 0) -> Path:
+        """An agent's TOML, one [[device]] per emulated modem it drives, from emulator.json."""
+        name = self._agent_name(index)
         lines = [
             f'server = "{self.agent_url}"',
-            f'journal = "{self.root / "agent-journal.sqlite3"}"',
+            f'journal = "{self.root / (name + "-journal.sqlite3")}"',
             f'log_level = "{self.agent_log_level}"',
         ]
         lines += [f"{k} = {json.dumps(v)}" for k, v in self.agent_options.items()]
-        for dev in self.devices:
+        for dev in self.agent_devices(index):
             m = dev.modem
             lines += ["", "[[device]]", f'name = "{m["id"]}"', f'token = "{dev.token}"']
             if m["dual_sim"] == "ports":
@@ -210,16 +221,19 @@ class GatewayStack:
                 lines.append(f'port = "{m["link"]}"')
                 lines.append(f'dual_sim = "{m["dual_sim"]}"')
             lines.append(f'profile = "{m["profile"]}"')
-        path = self.root / "agent.toml"
+        path = self.root / f"{name}.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def start_agent(self) -> None:
-        if self.agent is None:
-            config = str(self.root / "agent.toml")
-            argv = [console_script("simhive-agent"), "run", "--config", config]
-            self.agent = Proc("agent", argv, log=self.root / "agent.log")
-        self.agent.start()
+    def start_agent(self, index: int = 0) -> Proc:
+        """Start (or restart after a stop or kill) agent number `index`."""
+        while len(self.agents) <= index:
+            name = self._agent_name(len(self.agents))
+            argv = [console_script("simhive-agent"), "run", "--config",
+                    str(self.root / f"{name}.toml")]  # fmt: skip
+            self.agents.append(Proc(name, argv, log=self.root / f"{name}.log"))
+        self.agent = self.agents[0]
+        return self.agents[index].start()
 
     # ---- the server's command line --------------------------------------------------------------
 
