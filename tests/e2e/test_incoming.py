@@ -94,3 +94,20 @@ def test_sms_between_two_emulated_modems(gateway: GatewayFactory) -> None:
     got = wait_until(lambda: incoming(stack, b) or None, 60, "the SMS on device B")
     assert [(m["body"], m["sendto"], m["sim"]) for m in got] == [("A to B, SIM 2", a.number(0), 1)]
     assert incoming(stack, a) == []
+
+
+def test_sms_for_a_full_sim_is_held_by_the_network_then_arrives_once(
+    gateway: GatewayFactory,
+) -> None:
+    stack = gateway(modems=1, dual_sim="none", profile="generic")
+    dev = stack.devices[0]
+    stack.wait_agent_ready()
+    stack.emu.set_faults(dev.modem_id, {"full_storage": True})
+    stack.emu.send_sms(SENDER, dev.number(0), "waiting for room")
+    time.sleep(3)
+    assert incoming(stack, dev) == []  # the SMSC holds it: nowhere to store it
+    stack.emu.set_faults(dev.modem_id, {"full_storage": False})
+    got = wait_until(lambda: incoming(stack, dev) or None, 90, "the held SMS on the server")
+    assert [(m["body"], m["sendto"]) for m in got] == [("waiting for room", SENDER)]
+    time.sleep(2)
+    assert len(incoming(stack, dev)) == 1
