@@ -89,7 +89,12 @@ def main() -> None:
     metavar="[MODEM:]NAME=VALUE",
     help='Fault at start, e.g. latency=2, m2:no_network=true, cms_error={"code":41,"count":2}.',
 )
-@click.option("--log-level", default="WARNING", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+)
 def run(
     modems: int,
     profile: str,

@@ -103,6 +103,8 @@ def test_same_seed_same_identities(tmp_path: Path) -> None:
         (["--modems", "0"], "--modems"),
         (["--fault", "explode=true"], "unknown fault"),
         (["--fault", "m9:no_network=true"], "unknown modem"),
+        (["--log-level", "LOUD"], "--log-level"),
+        (["--report-outcome", "maybe"], "--report-outcome"),
     ],
 )
 def test_cli_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
