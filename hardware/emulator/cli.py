@@ -137,6 +137,10 @@ def run(
         faults=fault_specs,
     )
     try:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"--state {config.state_dir}: {exc.strerror}") from None
+    try:
         emulator = Emulator(config)
     except (ValueError, FaultError) as exc:
         raise click.UsageError(str(exc)) from None
@@ -156,8 +160,13 @@ async def _serve(emulator: object, control_port: int) -> None:
         runner = await start_control(emulator, control_port)
     except OSError as exc:
         raise click.ClickException(f"control port {control_port}: {exc.strerror}") from None
-    await emulator.start()
-    emulator.write_state()
+    try:
+        await emulator.start()
+        emulator.write_state()
+    except OSError as exc:  # out of ptys, state directory not writable
+        await emulator.stop()
+        await runner.cleanup()
+        raise click.ClickException(f"cannot start the modems: {exc}") from None
     sys.stdout.write(json.dumps(emulator.describe()) + "\n")
     sys.stdout.flush()
     try:

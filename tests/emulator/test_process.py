@@ -104,6 +104,7 @@ def test_same_seed_same_identities(tmp_path: Path) -> None:
         (["--fault", "explode=true"], "unknown fault"),
         (["--fault", "m9:no_network=true"], "unknown modem"),
         (["--log-level", "LOUD"], "--log-level"),
+        (["--state", "/proc/no/such/dir"], "--state"),
         (["--report-outcome", "maybe"], "--report-outcome"),
     ],
 )
