@@ -177,3 +177,29 @@ def test_twenty_modems_and_network_options(tmp_path: Path) -> None:
                 port.close()
     finally:
         assert emu.stop() == 0
+
+
+def test_control_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hardware.emulator",
+                "run",
+                "--state",
+                str(tmp_path),
+                "--control-port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"control port {port}" in result.stderr and "Traceback" not in result.stderr
