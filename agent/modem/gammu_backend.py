@@ -36,9 +36,7 @@ from typing import Any
 
 from . import gammu_convert as conv
 from .base import (
-    DeliveryReport,
     EventHandler,
-    IncomingSms,
     ModemEvent,
     ModemIdentity,
     ModemState,
@@ -56,15 +54,14 @@ from .gammu_config import (
     require_gammu,
     write_gammurc,
 )
+from .gammu_inbox import GammuInbox
 from .gammu_worker import DeviceGone, GammuWorker, WorkerClosed
-from .reassembly import Message, Reassembler
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GammuModem", "open_gammu_modem"]
 
 _NUMBER_RE = re.compile(r"^\+?[0-9]{1,20}$")
-_MAX_STORED = 2000  # a sweep reads at most this many entries (a driver must not loop forever)
 _LOG_LIMIT = 1_000_000  # our own Gammu log is emptied beyond this size
 
 
@@ -126,10 +123,7 @@ class GammuModem:
         self._handler: EventHandler | None = None
         self._events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._reassembler = Reassembler(timeout=reassembly_timeout)
-        # One reader at a time, as in the AT inbox: a sweep and a +CMTI read of the same
-        # location must not both hand it over and delete it.
-        self._inbox_lock = asyncio.Lock()
+        self.inbox = GammuInbox(self, reassembly_timeout=reassembly_timeout)
         self._link_lost = asyncio.Event()
         self._lost_reason = ""
         self._sim: SimInfo | None = None
@@ -142,6 +136,11 @@ class GammuModem:
     @property
     def name(self) -> str:
         return self.settings.device
+
+    @property
+    def gammu(self) -> Any:
+        """The python-gammu module (for its exception classes)."""
+        return self._g
 
     @property
     def slots(self) -> list[int]:
@@ -245,8 +244,7 @@ class GammuModem:
         self._worker.pumping = False
         with contextlib.suppress(g.GSMError):
             sm.Terminate()  # a previous session, if any; "not connected" is fine
-        if self.rc.owns_log:
-            self._trim_log(force=True)
+        self.trim_log(force=True)
         sm.ReadConfig(Filename=str(self.rc.path))
         sm.Init()
         problem, missing = None, False
@@ -294,20 +292,6 @@ class GammuModem:
             _safe(g, sm.GetSignalQuality),
         )
 
-    def _list_job(self, sm: Any) -> list[list[dict[str, Any]]]:
-        g = self._g
-        found: list[list[dict[str, Any]]] = []
-        try:
-            entry = sm.GetNextSMS(Folder=0, Start=True)
-            while len(found) < _MAX_STORED:
-                found.append(entry)
-                entry = sm.GetNextSMS(Folder=0, Location=entry[0]["Location"])
-        except g.ERR_EMPTY:
-            pass
-        if self.rc.owns_log:
-            self._trim_log()
-        return found
-
     # -- Gammu's log (the only place the modem's +CMS/+CME code survives) ----------------------
 
     def _log_size(self) -> int:
@@ -324,15 +308,16 @@ class GammuModem:
         except OSError:
             return b""
 
-    def _trim_log(self, *, force: bool = False) -> None:
+    def trim_log(self, *, force: bool = False) -> None:
         # Only on the worker thread between calls: Gammu appends, so emptying is safe there.
-        if force or self._log_size() > _LOG_LIMIT:
+        # A logfile the user named is theirs: never emptied.
+        if self.rc.owns_log and (force or self._log_size() > _LOG_LIMIT):
             with contextlib.suppress(OSError):
                 self.rc.logfile.write_bytes(b"")
 
     # -- connection lifecycle ----------------------------------------------------------------
 
-    async def _call(self, fn: Any) -> Any:
+    async def call(self, fn: Any) -> Any:
         """A worker call whose link errors mean the device is gone (raises _LinkLost)."""
         try:
             return await self._worker.call(fn)
@@ -379,7 +364,7 @@ class GammuModem:
         return True
 
     async def _refresh_sim(self) -> SimInfo:
-        imsi, network, quality = await self._call(self._sim_job)
+        imsi, network, quality = await self.call(self._sim_job)
         info = conv.sim_info(
             slot=0,
             imsi=imsi,
@@ -450,11 +435,11 @@ class GammuModem:
         self._state, self._state_reason = state, reason
         log.info("%s: %s (%s)", self.name, state.value, reason)
         try:
-            await self._emit(StateChange(state, reason))
+            await self.emit(StateChange(state, reason))
         except Exception:
             log.exception("%s: event handler failed on a state change", self.name)
 
-    async def _emit(self, event: ModemEvent) -> None:
+    async def emit(self, event: ModemEvent) -> None:
         if self._handler is not None:
             await self._handler(event)
 
@@ -467,7 +452,7 @@ class GammuModem:
         while True:
             kind, data = await self._events.get()
             try:
-                await self._handle(kind, data)
+                await self.inbox.handle(kind, data)
             except asyncio.CancelledError:
                 raise
             except _LinkLost as exc:
@@ -475,84 +460,9 @@ class GammuModem:
             except Exception:
                 log.exception("%s: handling a %s event failed: %r", self.name, kind, data)
 
-    async def _handle(self, kind: str, data: dict[str, Any]) -> None:
-        if kind != "SMS":
-            log.debug("%s: ignored %s event %r", self.name, kind, data)
-            return
-        if conv.is_status_report(data):
-            # +CDS: not stored on the modem, so nothing to delete; a failing handler loses it
-            # (as on the AT backend), and the report matcher's window covers a late one.
-            await self._hand_over(conv.delivery_report(0, data))
-        elif conv.is_incoming(data):
-            async with self._inbox_lock:  # +CMT: delivered directly, nothing stored
-                await self._process(0, 0, data, stored=False)
-        elif "Location" in data:
-            # +CMTI (or +CDSI): only a location. Gammu 1.45 numbers it in folder 0 (flat).
-            folder, location = int(data.get("Folder", 0)), int(data["Location"])
-            async with self._inbox_lock:
-                try:
-                    messages = await self._call(
-                        lambda sm: sm.GetSMS(Folder=folder, Location=location)
-                    )
-                except self._g.GSMError as exc:
-                    log.warning("%s: reading %d/%d failed: %s", self.name, folder, location, exc)
-                    return
-                for sms in messages:
-                    await self._process(folder, location, sms, stored=True)
-
     async def sweep(self) -> None:
         """Hand over everything stored (and multipart messages whose time ran out)."""
-        async with self._inbox_lock:
-            for message in self._reassembler.expire():
-                await self._release(message)
-            try:
-                entries = await self._call(self._list_job)
-            except self._g.GSMError as exc:
-                log.warning("%s: sweep failed: %s", self.name, conv.error_text(exc))
-                return
-            for entry in entries:
-                for sms in entry:
-                    await self._process(0, int(sms.get("Location", 0)), sms, stored=True)
-
-    async def _process(
-        self, folder: int, location: int, sms: dict[str, Any], *, stored: bool
-    ) -> None:
-        where = [(str(folder), location)] if stored else []
-        if conv.is_status_report(sms):
-            try:
-                report = conv.delivery_report(0, sms)
-            except ValueError as exc:
-                log.warning("%s: unusable stored report at %s: %s", self.name, where, exc)
-                return
-            if await self._hand_over(report) and where:
-                await self._delete(where)
-        elif conv.is_incoming(sms):
-            message = self._reassembler.add(conv.deliver(sms), storage=where, scope="0")
-            if message is not None:
-                await self._release(message)
-        # Anything else (stored drafts and sent messages) is not ours to read or delete.
-
-    async def _release(self, message: Message) -> None:
-        if await self._hand_over(message.to_incoming(0, datetime.now(UTC))):
-            await self._delete(list(dict.fromkeys(message.storage)))
-
-    async def _hand_over(self, event: IncomingSms | DeliveryReport) -> bool:
-        try:
-            await self._emit(event)
-        except Exception as exc:
-            log.warning("%s: handler failed; %s kept: %s", self.name, type(event).__name__, exc)
-            return False
-        return True
-
-    async def _delete(self, storage: list[tuple[str, int]]) -> None:
-        for folder, location in storage:
-            try:
-                await self._call(
-                    lambda sm, f=int(folder), loc=location: sm.DeleteSMS(Folder=f, Location=loc)
-                )
-            except self._g.GSMError as exc:
-                # Already gone (deleted by a previous pass) is the only expected failure.
-                log.info("%s: deleting %s/%d: %s", self.name, folder, location, exc)
+        await self.inbox.sweep()
 
     # -- for `simhive-agent probe` and tests --------------------------------------------------
 
