@@ -347,6 +347,10 @@ class GammuModem:
             return False
         except WorkerClosed:
             return False
+        except Exception as exc:  # a bug or an odd driver: stay supervised, never crash
+            log.exception("%s: connecting failed", self.name)
+            await self._set_state(ModemState.DISCONNECTED, f"init failed: {exc!r}")
+            return False
         self.identity = done.identity
         self.push_incoming = done.push
         self.sim_problem = done.sim_problem
@@ -415,6 +419,8 @@ class GammuModem:
                 await self._set_state(ModemState.DISCONNECTED, f"link lost: {exc}")
             except self._g.GSMError as exc:
                 log.warning("%s: periodic check failed: %s", self.name, conv.error_text(exc))
+            except Exception:  # supervision must outlive any single failure
+                log.exception("%s: periodic check failed", self.name)
 
     async def _watch_device(self) -> None:
         # A Gammu call that was waiting for an answer when the modem vanished only gives up
