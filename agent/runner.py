@@ -117,6 +117,7 @@ class DeviceRunner:
         self._modem_started = asyncio.Event()
         self._hello_identity: ModemIdentity | None = None
         self._helpers: set[asyncio.Task[None]] = set()
+        self.restart_delay = 5.0
         self._stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -124,15 +125,17 @@ class DeviceRunner:
     async def start(self) -> None:
         for slot, pacer in self.pacers.items():
             pacer.seed(await self.journal.sent_times(self.name, slot, self._clock() - DAY))
-        loop_tasks = [
-            (self._start_modem(), "modem"),
-            (self.sync.pull_loop(), "pull"),
-            (self.sync.report_loop(), "report"),
-            (self.sync.incoming_loop(), "incoming"),
-            (self.sync.status_loop(), "status"),
-        ] + [(d.run(), f"dispatch{i}") for i, d in enumerate(self.dispatchers)]
-        for coro, what in loop_tasks:
-            self._tasks.append(asyncio.create_task(coro, name=f"{self.name}:{what}"))
+        loops: list[tuple[Callable[[], Coroutine[Any, Any, None]], str]] = [
+            (self._start_modem, "modem"),
+            (self.sync.pull_loop, "pull"),
+            (self.sync.report_loop, "report"),
+            (self.sync.incoming_loop, "incoming"),
+            (self.sync.status_loop, "status"),
+        ] + [(d.run, f"dispatch{i}") for i, d in enumerate(self.dispatchers)]
+        for make, what in loops:
+            self._tasks.append(
+                asyncio.create_task(self._supervise(make, what), name=f"{self.name}:{what}")
+            )
         # Reports left from a previous run go out as soon as the server answers.
         self.sync.wake_reports()
         self.sync.wake_incoming()
@@ -161,6 +164,26 @@ class DeviceRunner:
         await self.sync.final_flush(3.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.modem.stop(), 15.0)
+
+    async def _supervise(self, make: Callable[[], Coroutine[Any, Any, None]], what: str) -> None:
+        """Run one loop; if it dies of a bug or a journal error, log it and start it again.
+
+        A dead loop would otherwise stop sending or reporting for this device without a word.
+        Restarting is safe: every loop resumes from the journal (a message whose send finished
+        but could not be journaled stays `dispatching` and is never resent).
+        """
+        while not self._stopping:
+            try:
+                await make()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "device %s: %s loop failed; restarting it in %.0f s",
+                    self.name, what, self.restart_delay,
+                )  # fmt: skip
+                await asyncio.sleep(self.restart_delay)
 
     async def _start_modem(self) -> None:
         backoff = Backoff(base=2.0, cap=60.0)

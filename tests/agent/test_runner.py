@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -264,3 +265,29 @@ async def test_one_agent_runs_several_devices(server: FakeAgentServer, tmp_path:
     # Each device sent exactly its own messages, each once.
     assert sorted(modems["d0"].sent_numbers) == [f"+49151000001{i}" for i in range(3)]
     assert sorted(modems["d1"].sent_numbers) == [f"+49151000002{i}" for i in range(3)]
+
+
+async def test_a_loop_that_dies_is_restarted_and_nothing_is_resent(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    modem = FakeModem()
+    real = journal.finish_sent
+    calls = 0
+
+    async def disk_trouble_once(*args: Any, **kw: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("disk I/O error")
+        await real(*args, **kw)
+
+    journal.finish_sent = disk_trouble_once  # type: ignore[method-assign]
+    async with device_runner(server, journal, tmp_path, modem) as runner:
+        runner.restart_delay = 0.05
+        a = await server.add(260, "+4915100000001")
+        await wait_for(lambda: len(modem.submits) == 1, what="first submit")
+        b = await server.add(260, "+4915100000002")
+        await wait_for(lambda: server.messages[b].status == 6, what="the next one still goes")
+        # `a` went out but could not be journaled: left dispatching, never resent.
+        assert await journal.message_state("hall", a) == "dispatching"
+    assert modem.sent_numbers == ["+4915100000001", "+4915100000002"]
