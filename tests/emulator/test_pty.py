@@ -242,3 +242,43 @@ def test_two_port_layout_sim2_end_to_end(emu: EmulatorProcess) -> None:
         sim2.expect(re.compile(rb"\+CDS: \d+" + PDU_URC.encode()))
         submit(peer, number(emu, 8, 1), "to port 2", report=False)
         assert read_stored(sim2, "+CMTI").text == "to port 2"
+
+
+# ---- the remaining faults over the pty (the in-process tests cover their details) -------------
+
+
+def test_sim_missing_fault(emu: EmulatorProcess, m1: AtPort) -> None:
+    emu.client.set_faults("m1", {"sim_missing": True})
+    assert "+CME ERROR: 10" in m1.cmd("AT+CPIN?")
+    assert "+CMS ERROR: 310" in m1.cmd("AT+CMGL=4")
+
+
+def test_full_storage_fault(emu: EmulatorProcess, m1: AtPort) -> None:
+    emu.client.set_faults("m1", {"full_storage": True})
+    emu.client.send_sms("+4917033334444", number(emu, 1), "held while full")
+    assert "+CMS ERROR: 322" in m1.cmd("AT+CMGW")
+    assert emu.client.network()["pending"] >= 1
+    emu.client.clear_faults("m1")
+    got = read_stored(m1, "+CMTI")
+    assert got.text == "held while full"
+
+
+def test_pin_fault(emu: EmulatorProcess, m1: AtPort) -> None:
+    emu.client.set_faults("m1", {"pin": "2468"})
+    assert "+CPIN: SIM PIN" in m1.cmd("AT+CPIN?")
+    assert "+CME ERROR: 11" in m1.cmd("AT+CIMI")
+    assert m1.cmd('AT+CPIN="2468"').endswith("OK\r\n")
+    assert "+CPIN: READY" in m1.cmd("AT+CPIN?")
+
+
+def test_urc_in_reply_fault(emu: EmulatorProcess, m1: AtPort) -> None:
+    emu.client.set_faults("m1", {"urc_in_reply": True, "latency": 0.5})
+    part = pdu.encode_submit(number(emu, 3), "x", status_report=False)[0]
+    m1.write(f"AT+CMGS={part.tpdu_length}\r".encode())
+    m1.expect(b"> ")
+    m1.write(part.hex.encode() + b"\x1a")
+    emu.client.send_sms("+4917055556666", number(emu, 1), "arrives mid-submit")
+    out = m1.expect(b"OK\r\n", 10)
+    assert out.index("+CMTI:") < out.index("+CMGS:")
+    index = int(out.split("+CMTI:")[1].split(",")[1].split("\r")[0])
+    m1.cmd(f"AT+CMGD={index}")
