@@ -170,7 +170,7 @@ class GammuWorker:
         self._sm = None
 
     def _pump(self, sm: Any) -> None:
-        if self.device_gone():
+        if not self.pumping or self.device_gone():  # pumping may have been stopped by abort()
             return
         try:
             sm.ReadDevice()
