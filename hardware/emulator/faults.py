@@ -64,6 +64,7 @@ class Faults:
     full_storage: bool = False
     pin: str | None = None  # the SIM asks for this PIN at boot (+CPIN: SIM PIN)
     urc_in_reply: bool = False  # URCs are not held during commands: they land inside replies
+    switch_delay: float | None = None  # re-registration after a SIM switch; None = the profile's
 
     def describe(self) -> dict[str, object]:
         return {
@@ -79,6 +80,7 @@ class Faults:
             "full_storage": self.full_storage,
             "pin": None if self.pin is None else "****",
             "urc_in_reply": self.urc_in_reply,
+            "switch_delay": self.switch_delay,
         }
 
     def take_cms_error(self, destination: str, slot: int) -> int | None:
@@ -109,6 +111,7 @@ FAULT_NAMES = (
     "full_storage",
     "pin",
     "urc_in_reply",
+    "switch_delay",
 )
 
 
@@ -211,6 +214,9 @@ def apply_faults(faults: Faults, spec: Any) -> list[str]:
             raise FaultError("garbage: interval below 0.01 s would flood the port")
     if "full_storage" in spec:
         new.full_storage = _flag("full_storage", spec["full_storage"])
+    if "switch_delay" in spec:
+        raw_delay = spec["switch_delay"]
+        new.switch_delay = None if raw_delay is None else _number("switch_delay", raw_delay)
     if "urc_in_reply" in spec:
         new.urc_in_reply = _flag("urc_in_reply", spec["urc_in_reply"])
     if "pin" in spec:

@@ -182,6 +182,13 @@ class VirtualModem:
             mnc=sim.serving.code[3:],
         )
 
+    @property
+    def switch_delay(self) -> float:
+        """Seconds to re-register after a SIM switch or radio on: the fault, else the family's."""
+        if self.faults.switch_delay is not None:
+            return self.faults.switch_delay
+        return self.profile.switch_delay
+
     def urc_name(self, base: str, slot: int) -> str:
         """SIM 2 URCs of SIMCom dual-SIM firmware carry a DS suffix (+CMTIDS, +CDSDS)."""
         if slot == 1 and self.profile.ds_suffix_urcs and self.dual_sim == "cdsds":
@@ -212,7 +219,7 @@ class VirtualModem:
         if slot == self.active_slot:
             return
         self.active_slot = slot
-        delay = self.profile.switch_delay
+        delay = self.switch_delay
         now = time.monotonic()
         self._switch_until = now + delay
         self._reregister_at = now + delay
@@ -237,8 +244,8 @@ class VirtualModem:
         self.cfun = fun
         if fun == 1 and was != 1:
             # radio on: registration takes the family's re-registration time
-            self._reregister_at = time.monotonic() + self.profile.switch_delay
-            self._after_delay(self.profile.switch_delay)
+            self._reregister_at = time.monotonic() + self.switch_delay
+            self._after_delay(self.switch_delay)
         for session in self.sessions:
             self._creg_urc(session)
 

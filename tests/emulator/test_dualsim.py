@@ -82,3 +82,16 @@ async def test_two_port_layout(rig: Rig) -> None:
     assert "+CMGS: 1" in await sim2.send_pdu(part.tpdu_length, part.hex)
     await sim2.urc(r"\+CDS: \d+\r\n")
     assert b"+CMTI" not in sim1.wire.take() and rig.network.submitted[0].slot == 1
+
+
+async def test_switch_delay_fault(rig: Rig) -> None:
+    modem = rig.add("quectel-ec25", "qdsim")
+    await rig.start()
+    port = rig.port("m1")
+    await port.cmd("ATE0;+CMEE=1")
+    modem.apply_faults({"switch_delay": 1.0})
+    started = time.monotonic()
+    await port.cmd("AT+QDSIM=1")
+    await _wait_registered(port)
+    assert time.monotonic() - started >= 1.0  # a lower bound: the fault's delay, not 0.5 s
+    assert "+QDSIM: 1" in await port.cmd("AT+QDSIM?")
