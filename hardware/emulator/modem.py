@@ -291,7 +291,8 @@ class VirtualModem:
         text_mode = settings.cmgf == 1
         if mt == 2:
             if text_mode:
-                head = f'+CMT: "{sms.sender}",,"{_scts(sms.sc_timestamp)}"'
+                name = self.urc_name("+CMT", slot)
+                head = f'{name}: "{sms.sender}",,"{_scts(sms.sc_timestamp)}"'
                 session.urc(f"{head}\r\n{sms.text}")
             else:
                 session.urc(
