@@ -13,7 +13,15 @@ from agent.modem import pdu
 
 from .engine import Call, CmsError, Kind, Session, command
 from .modem import _scts
-from .storage import REC_READ, REC_UNREAD, STAT_TEXT, STO_UNSENT, TEXT_STAT, StoredMessage
+from .storage import (
+    REC_READ,
+    REC_UNREAD,
+    STAT_TEXT,
+    STO_SENT,
+    STO_UNSENT,
+    TEXT_STAT,
+    StoredMessage,
+)
 
 NUMBER = re.compile(r"^\+?[0-9]{1,20}$")
 
@@ -220,7 +228,6 @@ async def cmgs(s: Session, c: Call) -> list[str]:
         return []
     if c.kind is not Kind.SET:
         raise CmsError(302)
-    modem, slot = s.modem, s.slot
     text_mode = s.settings.cmgf == 1
     args = c.args
     if text_mode:
@@ -250,6 +257,13 @@ async def cmgs(s: Session, c: Call) -> list[str]:
             submit = pdu.decode_submit(raw, with_smsc=True)
         except pdu.PduError:
             raise CmsError(304) from None
+    reference = await _transmit(s, submit, raw, "text" if text_mode else "pdu")
+    return [f"+CMGS: {reference}"]
+
+
+async def _transmit(s: Session, submit: pdu.Submit, raw: bytes, mode: str) -> int:
+    """Hand one part to the network as AT+CMGS and AT+CMSS do; returns its TP-MR."""
+    modem, slot = s.modem, s.slot
     if not modem.registered(slot):
         raise CmsError(331)
     latency = modem.network.submit_latency(modem.faults.latency)
@@ -261,10 +275,44 @@ async def cmgs(s: Session, c: Call) -> list[str]:
     if not modem.registered(slot):
         raise CmsError(331)  # registration lost during the submit
     reference = s.sim.take_mr()
-    modem.network.accept_submit(
-        modem, slot, submit, reference, mode="text" if text_mode else "pdu", raw_pdu=raw
-    )
-    return [f"+CMGS: {reference}"]
+    modem.network.accept_submit(modem, slot, submit, reference, mode=mode, raw_pdu=raw)
+    return reference
+
+
+@command("+CMSS")
+async def cmss(s: Session, c: Call) -> list[str]:
+    """Send a message stored with AT+CMGW (from mem2), optionally to another number."""
+    if c.kind is Kind.TEST:
+        return []
+    _ready(s)
+    index = c.int_arg(0)
+    stored = s.sim.storage[s.settings.cpms[1]].get(index)
+    if stored is None or stored.kind != "submit":
+        raise CmsError(321)
+    raw = stored.pdu
+    try:
+        submit = pdu.decode_submit(raw, with_smsc=True)
+    except pdu.PduError:
+        raise CmsError(304) from None
+    if len(c.args) > 1 and c.args[1]:
+        destination = _from_te(s, c.args[1])
+        if not NUMBER.match(destination) or submit.concat is not None:
+            raise CmsError(304)  # a new <da> is supported for single messages only
+        try:
+            part = pdu.encode_submit(
+                destination,
+                submit.text,
+                status_report=submit.status_report,
+                validity_minutes=submit.validity_minutes,
+                coding=submit.coding,
+            )[0]
+            raw = part.pdu
+            submit = pdu.decode_submit(raw, with_smsc=True)
+        except pdu.PduError:
+            raise CmsError(304) from None
+    reference = await _transmit(s, submit, raw, "stored")
+    stored.stat = STO_SENT
+    return [f"+CMSS: {reference}"]
 
 
 @command("+CMGW")

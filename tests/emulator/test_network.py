@@ -269,3 +269,27 @@ def test_submit_latency_with_jitter() -> None:
     net.configure({"latency": 0.5})
     assert min(net.submit_latency(None) for _ in range(200)) == 0.0  # clamped, never negative
     assert net.submit_latency(1.25) == 1.25  # a modem's latency fault is exact
+
+
+async def test_write_then_send_from_storage(rig: Rig) -> None:
+    rig.add()
+    b = rig.add()
+    await rig.start()
+    pa, pb = rig.port("m1"), rig.port("m2")
+    await pa.cmd("ATE0;+CMEE=1")
+    await pb.cmd("ATE0;+CNMI=2,1,0,0,0")
+    part = pdu.encode_submit(b.sims[0].sim.number, "stored first", status_report=False)[0]
+    pa.session.feed(f"AT+CMGW={part.tpdu_length}\r".encode())
+    await pa.wire.expect(b"> ")
+    pa.session.feed(part.hex.encode() + b"\x1a")
+    assert "+CMGW: 1" in (await pa.wire.expect(b"OK\r\n")).decode()
+    assert "+CMSS: 1" in await pa.cmd("AT+CMSS=1")
+    assert await pb.urc(r'\+CMTI: "SM",1\r\n')
+    assert "+CMGL: 1,3," in await pa.cmd("AT+CMGL=4")  # now "stored sent"
+    assert "+CMSS: 2" in await pa.cmd('AT+CMSS=1,"+4930123456"')  # to another number
+    assert [r.destination for r in rig.network.submitted] == [
+        b.sims[0].sim.number,
+        "+4930123456",
+    ]
+    assert {r.mode for r in rig.network.submitted} == {"stored"}
+    assert "+CMS ERROR: 321" in await pa.cmd("AT+CMSS=9")
