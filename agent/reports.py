@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.journal import Journal
+from agent.journal import Journal, SentPart
 from agent.modem.base import DeliveryReport
 from agent.modem.errors import ReportState, report_meaning, report_state
 
@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 UNMATCHED_SECONDS = 120.0  # how long a report may wait for its send to be journaled
 UNMATCHED_KEEP = 256
+OTHER_SLOT_AFTER = 10.0  # a held report may match the device's other SIM after this long
+
+
+def _open(part: SentPart) -> bool:
+    return part.tp_status is None or report_state(part.tp_status & 0xFF) is ReportState.PENDING
 
 
 def classify_tp_status(st: int) -> ReportState:
@@ -86,8 +91,12 @@ class ReportMatcher:
             del self._unmatched[:-UNMATCHED_KEEP]
         return result
 
+    @property
+    def holding(self) -> bool:
+        return bool(self._unmatched)
+
     async def retry_unmatched(self) -> list[MatchResult]:
-        """Match held reports again (called after each send is journaled)."""
+        """Match held reports again (after each send is journaled, and on a timer)."""
         if not self._unmatched:
             return []
         now = self._clock()
@@ -95,29 +104,35 @@ class ReportMatcher:
         self._unmatched = []
         results = []
         for t, r in held:
-            res = await self._match(r, quiet=True)
+            res = await self._match(r, quiet=True, other_slots=now - t >= OTHER_SLOT_AFTER)
             if res is None:
                 self._unmatched.append((t, r))
             else:
                 results.append(res)
         return results
 
-    async def _match(self, report: DeliveryReport, *, quiet: bool = False) -> MatchResult | None:
+    async def _match(
+        self, report: DeliveryReport, *, quiet: bool = False, other_slots: bool = False
+    ) -> MatchResult | None:
         now = self._clock()
         since = now - self.window
         candidates = await self.journal.parts_by_reference(
             self.device, report.slot, report.reference, since
         )
         part = next((p for p in candidates if same_number(p.to, report.recipient)), None)
-        if part is None:
-            # A single-standby modem reads a report while some SIM is active, and a backend may
-            # tag it with that SIM rather than the sender's: accept a part from another slot of
-            # this device when MR, recipient and window still agree.
+        if part is None and other_slots:
+            # Last resort, only for a report held a while without a match on its own SIM: a
+            # backend may tag a report with the SIM active when it was read rather than the
+            # sender's. Only parts still waiting for a final report qualify, so a report for
+            # one SIM cannot land on an already reported part of the other (MRs count per SIM
+            # and repeat; the recipient is often the same).
             for slot in self.other_slots(report.slot):
                 others = await self.journal.parts_by_reference(
                     self.device, slot, report.reference, since
                 )
-                part = next((p for p in others if same_number(p.to, report.recipient)), None)
+                part = next(
+                    (p for p in others if same_number(p.to, report.recipient) and _open(p)), None
+                )
                 if part is not None:
                     break
         if part is None:

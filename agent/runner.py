@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 ModemFactory = Callable[[DeviceConfig], Modem]
 STOP_SEND_TIMEOUT = 150.0  # a part in flight may wait >= 60 s for +CMGS; give it all its parts
 JOURNAL_RETENTION_SECONDS = 30 * DAY
+REPORT_RETRY_DELAYS = (0.5, 2.0, 5.0, 11.0, 30.0, 75.0)  # ~2 min, the matcher's hold time
 
 
 class DeviceRunner:
@@ -118,6 +119,7 @@ class DeviceRunner:
         self._hello_identity: ModemIdentity | None = None
         self._helpers: set[asyncio.Task[None]] = set()
         self.restart_delay = 5.0
+        self._report_retry: asyncio.Task[None] | None = None
         self._stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -160,6 +162,8 @@ class DeviceRunner:
         await asyncio.wait(others, timeout=10.0)
         for t in others:
             t.cancel()
+        if self._report_retry is not None:
+            self._report_retry.cancel()
         await asyncio.gather(*self._tasks, *self._helpers, return_exceptions=True)
         await self.sync.final_flush(3.0)
         with contextlib.suppress(Exception):
@@ -224,6 +228,8 @@ class DeviceRunner:
             result = await self.matcher.handle(event)
             if result is not None and result.outcome in ("delivered", "not_delivered"):
                 self.sync.wake_reports()
+            elif result is None and self._report_retry is None:
+                self._report_retry = asyncio.create_task(self._retry_held_reports())
         elif isinstance(event, StateChange):
             log.info("device %s: modem %s %s", self.name, event.state.value, event.reason)
             await self._status_event(
@@ -275,6 +281,18 @@ class DeviceRunner:
     async def _after_send_async(self) -> None:
         await self.matcher.retry_unmatched()
         self.sync.wake_reports()
+
+    async def _retry_held_reports(self) -> None:
+        """Held reports are also retried on a timer: the send they wait for may be the last."""
+        try:
+            for delay in REPORT_RETRY_DELAYS:
+                await asyncio.sleep(delay)
+                if await self.matcher.retry_unmatched():
+                    self.sync.wake_reports()
+                if not self.matcher.holding:
+                    return
+        finally:
+            self._report_retry = None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

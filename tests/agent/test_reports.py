@@ -115,7 +115,9 @@ def test_tp_status_ranges() -> None:
     ] * 6
 
 
-async def test_report_tagged_with_the_other_sim_still_matches(journal: Journal) -> None:
+async def test_report_tagged_with_the_other_sim_matches_only_after_a_hold(
+    journal: Journal,
+) -> None:
     clock = Clock()
     m = ReportMatcher(journal, DEV, clock=clock, slots=[0, 1])
     await sent(journal, 8, "+491601112233", [80], clock.t, slot=0)
@@ -124,8 +126,26 @@ async def test_report_tagged_with_the_other_sim_still_matches(journal: Journal) 
     r = await m.handle(rep(80, "+491601112233", slot=1))
     assert r is not None and r.msg_id == 9
     await sent(journal, 10, "+491605555555", [81], clock.t, slot=0)
-    r = await m.handle(rep(81, "+491605555555", slot=1))  # read while SIM 2 was active
-    assert r is not None and r.msg_id == 10 and r.outcome == "delivered"
+    assert await m.handle(rep(81, "+491605555555", slot=1)) is None  # held, not guessed
+    clock.t += 11
+    results = await m.retry_unmatched()  # still nothing on SIM 2: the other SIM's open part
+    assert [(x.msg_id, x.outcome) for x in results] == [(10, "delivered")]
+
+
+async def test_a_racing_report_never_lands_on_the_other_sims_reported_part(
+    journal: Journal,
+) -> None:
+    # SIM 1 sent #1 with MR 1 and it was delivered; SIM 2 then sends #2 to the same number and
+    # also gets MR 1 (MRs count per SIM). #2's report beats its journal write.
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock, slots=[0, 1])
+    await sent(journal, 1, "+4917012345678", [1], clock.t, slot=0)
+    assert (await m.handle(rep(1, "+4917012345678", slot=0))).outcome == "delivered"  # type: ignore[union-attr]
+    assert await m.handle(rep(1, "+4917012345678", slot=1)) is None
+    await sent(journal, 2, "+4917012345678", [1], clock.t, slot=1)
+    results = await m.retry_unmatched()
+    assert [(x.msg_id, x.outcome) for x in results] == [(2, "delivered")]
+    assert await journal.message_state(DEV, 2) == "delivered"
 
 
 async def test_report_arriving_before_its_send_is_journaled_is_held(journal: Journal) -> None:
