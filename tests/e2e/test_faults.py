@@ -82,6 +82,12 @@ def settled_statuses(
         raise AssertionError(f"not settled: {now}\n{stack.logs()}") from None
 
 
+# A message the dead agent had leased but not yet committed comes back only when its lease expires
+# (the server's lease_seconds, 120 s), so waits here must outlast that.
+LEASE_EXPIRY_WAIT = 200
+
+
+@pytest.mark.timeout(300)
 def test_agent_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
     gateway: GatewayFactory,
 ) -> None:
@@ -100,7 +106,7 @@ def test_agent_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
     assert sent_before_kill < 30, "the batch finished before the kill; the test proves nothing"
     stack.start_agent()
 
-    statuses = settled_statuses(stack, ids, timeout=120)
+    statuses = settled_statuses(stack, ids, timeout=LEASE_EXPIRY_WAIT)
     counts = cmgs_per_text(stack)
     twice = {text: n for text, n in counts.items() if n > 1}
     assert not twice, f"sent more than once: {twice}"
@@ -125,6 +131,7 @@ def test_agent_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
     assert sum(tally.values()) == 30
 
 
+@pytest.mark.timeout(300)
 def test_agent_killed_while_a_dual_sim_modem_alternates_slots(gateway: GatewayFactory) -> None:
     """The same crash on a single-standby dual-SIM modem with work for both SIMs, so the kill
     can land around an AT+CDSDS switch: each SIM's messages still leave from that SIM, once."""
@@ -140,7 +147,7 @@ def test_agent_killed_while_a_dual_sim_modem_alternates_slots(gateway: GatewayFa
     stack.agent.kill9()
     stack.start_agent()
 
-    statuses = settled_statuses(stack, ids, timeout=150)
+    statuses = settled_statuses(stack, ids, timeout=LEASE_EXPIRY_WAIT)
     counts = cmgs_per_text(stack)
     assert all(n == 1 for n in counts.values()), counts
     for part in stack.submitted():
@@ -218,6 +225,7 @@ def test_server_killed_under_load_keeps_every_acknowledged_message(
     print(f"server kill -9 under load: {len(acked)} acknowledged, all delivered once")
 
 
+@pytest.mark.timeout(300)
 def test_agent_cut_off_from_the_server_keeps_sending_and_reports_afterwards(
     gateway: GatewayFactory,
 ) -> None:
