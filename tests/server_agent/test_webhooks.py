@@ -33,6 +33,17 @@ def incoming(key: str = "26201:+4917012345:2611220434050:3f2a") -> dict[str, Any
             "parts": 1, "incomplete": False}  # fmt: skip
 
 
+def _distinct(received: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    out = []
+    for r in received:
+        key = r.headers["X-Simhive-Event-Id"]
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
 def signature_ok(received: Any) -> bool:
     """Verify as a receiver would, written from docs/webhooks.md, not with the server's code."""
     ts = received.headers["X-Simhive-Timestamp"]
@@ -70,8 +81,10 @@ async def test_status_webhooks_follow_the_lifecycle_signed_and_once(
     assert [(r["kind"], r["status"], r["event_key"]) for r in rows] == [
         ("status", 6, f"status:{sms_id}:6"), ("status", 7, f"status:{sms_id}:7")]  # fmt: skip
 
+    # Delivery is at least once (docs/webhooks.md): under load a slow answer can cause a redelivery
+    # with the same event id, which receivers deduplicate on; so compare distinct events.
     got = await eventually(
-        lambda: _ready(receiver.ok("/status"), 2), "two status webhooks delivered"
+        lambda: _ready(_distinct(receiver.ok("/status")), 2), "two status webhooks delivered"
     )
     bodies = [json.loads(r.body) for r in got]
     assert [b["status_id"] for b in bodies] == [6, 7]
