@@ -43,17 +43,16 @@ from .atinit import (
 )
 from .base import (
     EventHandler,
-    ModemEvent,
     ModemIdentity,
     ModemState,
     SendError,
     SendOutcome,
     SendResult,
     SimInfo,
-    StateChange,
 )
 from .dualport import DualPortModem
 from .dualsim import SwitchError, query_active_slot, switch_slot
+from .events import EventSource
 from .inbox import Inbox
 from .profiles import DUAL_SIM_STYLES, Profile, detect, get_profile
 from .sendmap import send_error_from_at
@@ -65,7 +64,7 @@ log = logging.getLogger(__name__)
 __all__ = ["AtModem", "open_at_modem"]
 
 
-class AtModem:
+class AtModem(EventSource):
     """A Modem (agent/modem/base.py) driving one serial port with AT commands."""
 
     def __init__(
@@ -229,21 +228,6 @@ class AtModem:
         return SendResult(references=refs, encoding=parts[0].coding.value, sent_at=_now())
 
     # -- connection lifecycle (used by start and by the supervisor) ----------------------
-
-    async def set_state(self, state: ModemState, reason: str = "") -> None:
-        if state is self._state and reason == self._state_reason:
-            return
-        self._state, self._state_reason = state, reason
-        log.info("%s: %s (%s)", self.name, state.value, reason)
-        try:
-            await self.emit(StateChange(state, reason))
-        except Exception:
-            log.exception("%s: event handler failed on a state change", self.name)
-
-    async def emit(self, event: ModemEvent) -> None:
-        """Hand an event over; raises what the handler raised (callers decide what it means)."""
-        if self._handler is not None:
-            await self._handler(event)
 
     async def connect(self) -> bool:
         """Open (if needed), initialise, read identity and SIM, sweep. False if it failed."""

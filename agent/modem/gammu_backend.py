@@ -37,15 +37,14 @@ from typing import Any
 from . import gammu_convert as conv
 from .base import (
     EventHandler,
-    ModemEvent,
     ModemIdentity,
     ModemState,
     SendError,
     SendOutcome,
     SendResult,
     SimInfo,
-    StateChange,
 )
+from .events import EventSource
 from .gammu_config import (
     GammuSettings,
     WrittenConfig,
@@ -80,7 +79,7 @@ class _PartFailed(Exception):
         self.exc, self.sent, self.code = exc, sent, code
 
 
-class GammuModem:
+class GammuModem(EventSource):
     """A Modem (agent/modem/base.py) driven through python-gammu; one SIM slot."""
 
     def __init__(
@@ -157,7 +156,7 @@ class GammuModem:
     async def start(self, on_event: EventHandler) -> None:
         self._handler = on_event
         self._worker.start(self._on_incoming)
-        await self._set_state(ModemState.CONNECTING, f"starting ({self.settings.source})")
+        await self.set_state(ModemState.CONNECTING, f"starting ({self.settings.source})")
         await self._connect()
         if self._tasks:
             return  # start() again after a failure that happened late: supervision runs already
@@ -343,13 +342,13 @@ class GammuModem:
                 self._connect_job, check_device=False, fresh=True
             )
         except self._g.GSMError as exc:
-            await self._set_state(ModemState.DISCONNECTED, f"init failed: {conv.error_text(exc)}")
+            await self.set_state(ModemState.DISCONNECTED, f"init failed: {conv.error_text(exc)}")
             return False
         except WorkerClosed:
             return False
         except Exception as exc:  # a bug or an odd driver: stay supervised, never crash
             log.exception("%s: connecting failed", self.name)
-            await self._set_state(ModemState.DISCONNECTED, f"init failed: {exc!r}")
+            await self.set_state(ModemState.DISCONNECTED, f"init failed: {exc!r}")
             return False
         self.identity = done.identity
         self.push_incoming = done.push
@@ -357,13 +356,13 @@ class GammuModem:
         self._sim_number = done.own_number
         if done.sim_problem is not None:
             self._sim = SimInfo(slot=0, present=not done.sim_missing, active=True)
-            await self._set_state(ModemState.DEGRADED, done.sim_problem)
+            await self.set_state(ModemState.DEGRADED, done.sim_problem)
             return True
         try:
             await self._refresh_sim()
             await self.sweep()
         except _LinkLost as exc:
-            await self._set_state(ModemState.DISCONNECTED, f"lost during start-up: {exc}")
+            await self.set_state(ModemState.DISCONNECTED, f"lost during start-up: {exc}")
             return False
         return True
 
@@ -379,9 +378,9 @@ class GammuModem:
         self._sim = info
         if info.registered:
             reason = "registered" + (" (roaming)" if info.roaming else "")
-            await self._set_state(ModemState.READY, reason)
+            await self.set_state(ModemState.READY, reason)
         else:
-            await self._set_state(ModemState.DEGRADED, "not registered to a network")
+            await self.set_state(ModemState.DEGRADED, "not registered to a network")
         return info
 
     async def _supervise(self) -> None:
@@ -393,7 +392,7 @@ class GammuModem:
             if self._state is ModemState.DISCONNECTED:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
-                await self._set_state(ModemState.CONNECTING, "reconnecting")
+                await self.set_state(ModemState.CONNECTING, "reconnecting")
                 if await self._connect():
                     delay = self._backoff[0]
                     next_health = loop.time() + self.health_interval
@@ -408,7 +407,7 @@ class GammuModem:
                 if loop.time() >= next_health:
                     next_health = loop.time() + self.health_interval
                     if self.sim_problem is not None:
-                        await self._set_state(ModemState.CONNECTING, "retrying the SIM")
+                        await self.set_state(ModemState.CONNECTING, "retrying the SIM")
                         await self._connect()
                     else:
                         await self._refresh_sim()
@@ -416,7 +415,7 @@ class GammuModem:
                     next_sweep = loop.time() + self.sweep_interval
                     await self.sweep()
             except _LinkLost as exc:
-                await self._set_state(ModemState.DISCONNECTED, f"link lost: {exc}")
+                await self.set_state(ModemState.DISCONNECTED, f"link lost: {exc}")
             except self._g.GSMError as exc:
                 log.warning("%s: periodic check failed: %s", self.name, conv.error_text(exc))
             except Exception:  # supervision must outlive any single failure
@@ -433,21 +432,7 @@ class GammuModem:
             if self._state is not ModemState.DISCONNECTED and not _present(device):
                 self._worker.abort()
                 self._lose_link(f"{device} disappeared")
-                await self._set_state(ModemState.DISCONNECTED, f"link lost: {device} disappeared")
-
-    async def _set_state(self, state: ModemState, reason: str = "") -> None:
-        if state is self._state and reason == self._state_reason:
-            return
-        self._state, self._state_reason = state, reason
-        log.info("%s: %s (%s)", self.name, state.value, reason)
-        try:
-            await self.emit(StateChange(state, reason))
-        except Exception:
-            log.exception("%s: event handler failed on a state change", self.name)
-
-    async def emit(self, event: ModemEvent) -> None:
-        if self._handler is not None:
-            await self._handler(event)
+                await self.set_state(ModemState.DISCONNECTED, f"link lost: {device} disappeared")
 
     # -- receiving -----------------------------------------------------------------------------
 

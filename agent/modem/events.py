@@ -1,0 +1,39 @@
+"""State changes and event hand-over shared by every Modem backend (AT, Gammu)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from agent.modem.base import EventHandler, ModemEvent, ModemState, StateChange
+
+log = logging.getLogger(__name__)
+
+
+class EventSource:
+    """Mixed into a backend; it sets `name`, `_state`, `_state_reason` and `_handler`."""
+
+    if TYPE_CHECKING:  # provided by the backend (a property in AtModem)
+
+        @property
+        def name(self) -> str: ...
+
+    _state: ModemState
+    _state_reason: str
+    _handler: EventHandler | None
+
+    async def set_state(self, state: ModemState, reason: str = "") -> None:
+        if state is self._state and reason == self._state_reason:
+            return
+        self._state, self._state_reason = state, reason
+        log.info("%s: %s (%s)", self.name, state.value, reason)
+        # A failing handler must not stop supervision: the state is recorded either way.
+        try:
+            await self.emit(StateChange(state, reason))
+        except Exception:
+            log.exception("%s: event handler failed on a state change", self.name)
+
+    async def emit(self, event: ModemEvent) -> None:
+        """Hand an event over; raises what the handler raised (callers decide what it means)."""
+        if self._handler is not None:
+            await self._handler(event)
