@@ -312,6 +312,40 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         END;
         """,
     ),
+    (
+        7,
+        "drop what nothing uses: the leases table of migration 2 and the outbox payload column",
+        """
+        -- Leases live on the message rows (lease_id, lease_expires); a repeated commit is answered
+        -- from those rows, so this table was never written.
+        DROP INDEX IF EXISTS leases_created;
+        DROP TABLE IF EXISTS leases;
+        -- Webhook bodies are rendered at delivery (migration 3), so `payload` only ever held ''.
+        -- SQLite refuses to drop a column a trigger names: the triggers are recreated without it.
+        DROP TRIGGER webhook_on_status;
+        DROP TRIGGER webhook_on_incoming;
+        ALTER TABLE webhook_outbox DROP COLUMN payload;
+        CREATE TRIGGER webhook_on_status AFTER UPDATE OF status ON messages
+        WHEN NEW.status <> OLD.status AND NEW.direction = 'out'
+             AND NEW.status IN (6, 7, 8, 9, 10, 11, 12, 100, 101)
+        BEGIN
+            INSERT OR IGNORE INTO webhook_outbox(device_id, kind, event_key, url,
+                next_attempt, created, sms_id, status)
+            SELECT NEW.device_id, 'status', 'status:' || NEW.id || ':' || NEW.status,
+                d.webhook_status, NEW.status_changed, NEW.status_changed, NEW.id, NEW.status
+            FROM devices d WHERE d.id = NEW.device_id AND COALESCE(d.webhook_status, '') <> '';
+        END;
+        CREATE TRIGGER webhook_on_incoming AFTER INSERT ON messages
+        WHEN NEW.direction = 'in' AND NEW.status = 5
+        BEGIN
+            INSERT OR IGNORE INTO webhook_outbox(device_id, kind, event_key, url,
+                next_attempt, created, sms_id, status)
+            SELECT NEW.device_id, 'incoming', 'incoming:' || NEW.id, d.webhook_incoming,
+                NEW.status_changed, NEW.status_changed, NEW.id, 5
+            FROM devices d WHERE d.id = NEW.device_id AND COALESCE(d.webhook_incoming, '') <> '';
+        END;
+        """,
+    ),
 ]
 
 
