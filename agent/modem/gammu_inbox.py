@@ -88,7 +88,7 @@ class GammuInbox:
                 entry = sm.GetNextSMS(Folder=0, Location=entry[0]["Location"])
         except self.m.gammu.ERR_EMPTY:
             pass
-        self.m.trim_log()
+        self.m.gammu_log.trim()
         return found
 
     async def _process(

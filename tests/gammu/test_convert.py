@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from agent.modem import pdu
 from agent.modem.base import SendError, SendOutcome
-from agent.modem.gammu_backend import GammuModem, _PartFailed
+from agent.modem.gammu_backend import GammuModem
 from agent.modem.gammu_config import from_port
 from agent.modem.gammu_convert import (
     deliver,
@@ -25,6 +25,7 @@ from agent.modem.gammu_convert import (
     signal_dbm,
     sim_info,
 )
+from agent.modem.gammu_session import PartFailed, send_parts
 from agent.modem.reassembly import Reassembler
 
 
@@ -150,8 +151,8 @@ class FakeSM:
 def test_a_failure_in_part_two_counts_part_one(tmp_path: Path) -> None:
     modem = GammuModem(from_port("/dev/null", "at"), config_dir=tmp_path)
     modem.rc.logfile.write_bytes(b'CMS Error 1: "an old line before this send"\n')
-    with pytest.raises(_PartFailed) as failed:
-        modem._send_job(FakeSM(modem.rc.logfile), [{}, {}, {}])
+    with pytest.raises(PartFailed) as failed:
+        send_parts(gammu, modem.gammu_log, FakeSM(modem.rc.logfile), [{}, {}, {}])
     assert failed.value.sent == [7] and failed.value.code == ("CMS", 42)
     err = send_error_from_gammu(failed.value.exc, parts_sent=1, modem_code=failed.value.code)
     assert isinstance(err, SendError)

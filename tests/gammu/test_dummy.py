@@ -228,7 +228,7 @@ async def test_missing_part_is_released_incomplete_after_the_timeout(
 async def test_missing_device_starts_disconnected_and_sends_retry(tmp_path: Path) -> None:
     events = Recorder()
     modem = open_gammu_modem(port=str(tmp_path / "no-such-tty"), connection="at115200")
-    modem._backoff = (0.2, 0.5)  # retry quickly in this test
+    modem.supervisor.backoff = (0.2, 0.5)  # retry quickly in this test
     await modem.start(events)
     try:
         assert modem.state is ModemState.DISCONNECTED
