@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from agent import config as config_mod
-from agent.config import AgentConfig, ConfigError
+from agent.config import AgentConfig, ConfigError, DeviceConfig
+from agent.modem.profiles import PROFILES
 
 
 class RedactSecrets(logging.Filter):
@@ -86,26 +87,77 @@ def run(config_path: str, log_level: str | None) -> None:
 @main.command("check-config")
 @click.argument("config_path", type=click.Path(dir_okay=False))
 def check_config(config_path: str) -> None:
-    """Validate a config file and print what it describes (tokens are not shown)."""
+    """Validate a config file and print what it describes (tokens and PINs are not shown)."""
     cfg = _load(config_path)
     click.echo(f"ok: {config_path}")
     click.echo(f"  server:  {cfg.server}")
     click.echo(f"  journal: {cfg.journal}")
     for d in cfg.devices:
-        ports = ", ".join(d.ports)
-        style = f", dual SIM {d.dual_sim}" if d.dual_sim != "none" else ""
-        click.echo(
-            f"  device {d.name!r}: {d.backend} on {ports}{style}, slots {d.slots},"
-            f" profile {d.profile or 'auto'}, server {d.server}"
-        )
+        describe = _describe_gammu if d.backend == "gammu" else _describe_at
+        click.echo(f"  device {d.name!r}: {describe(d)}, server {d.server}")
+        for warning in _warnings(d):
+            click.echo(f"    warning: {warning}")
+
+
+def _describe_at(d: DeviceConfig) -> str:
+    style = f", dual SIM {d.dual_sim}" if d.dual_sim != "none" else ""
+    # Without a profile the AT backend identifies the modem (AT+CGMI/CGMM) when it starts.
+    profile = d.profile or "auto (detected at start)"
+    return (
+        f"at on {', '.join(d.ports)}{style}, slots {d.slots}, profile {profile},"
+        f" {d.baudrate} baud{_extras(d)}"
+    )
+
+
+def _describe_gammu(d: DeviceConfig) -> str:
+    # What Gammu will be told, derived as agent/backends.py derives it for `run`: an explicit
+    # connection wins, then the gammurc's, else "at" + baudrate.
+    from agent.modem.gammu_backend import gammu_settings
+
+    settings = gammu_settings(
+        port=d.ports[0] if d.ports else None,
+        connection=d.connection or (None if d.gammurc else f"at{d.baudrate}"),
+        gammurc=d.gammurc,
+        gammu_section=d.gammu_section,
+    )
+    text = f"gammu on {settings.device}, connection {settings.connection}"
+    if settings.model:
+        text += f", model {settings.model}"
+    if d.gammurc:
+        text += f", from {settings.source}"
+    return text + f", slots [0]{_extras(d)}"
+
+
+def _extras(d: DeviceConfig) -> str:
+    numbers = [n for n in d.numbers if n]
+    return (", PIN set" if d.pin else "") + (f", own numbers {numbers}" if numbers else "")
+
+
+def _warnings(d: DeviceConfig) -> list[str]:
+    out: list[str] = []
+    if d.backend != "gammu":
+        return out
+    from agent.modem.gammu_config import INSTALL_HINT, GammuUnavailable, require_gammu
+
+    if d.profile:
+        out.append(f"profile {d.profile!r} is ignored: modem profiles belong to the AT backend")
+    try:
+        require_gammu()
+    except GammuUnavailable:
+        out.append(f"python-gammu is not installed, so `run` stops; install it: {INSTALL_HINT}")
+    return out
 
 
 @main.command()
 @click.argument("port")
-@click.option("--profile", default=None, help="Modem profile (default: detect).")
+@click.option(
+    "--profile", default=None, type=click.Choice(sorted(PROFILES)),
+    help="Modem profile (default: detected from the modem's identity).",
+)  # fmt: skip
 @click.option("--baudrate", default=115200, show_default=True, type=int)
 def probe(port: str, profile: str | None, baudrate: int) -> None:
-    """Talk to the modem on PORT and print what it is, as JSON."""
+    """Talk to the modem on PORT with AT commands, as the `at` backend does, and print what it
+    is, as JSON (read only: nothing is sent or deleted)."""
     from agent.modem.probe import probe as probe_port
 
     setup_logging("warning")

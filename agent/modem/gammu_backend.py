@@ -64,7 +64,7 @@ from .gammu_worker import DeviceGone, GammuWorker, WorkerClosed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GammuModem", "open_gammu_modem"]
+__all__ = ["GammuModem", "gammu_settings", "open_gammu_modem"]
 
 _NUMBER_RE = re.compile(r"^\+?[0-9]{1,20}$")
 
@@ -288,12 +288,26 @@ def open_gammu_modem(
     **options: Any,
 ) -> GammuModem:
     """Build (not start) a Gammu modem from a gammurc section, or from a port and connection."""
+    settings = gammu_settings(
+        port=port, connection=connection, gammurc=gammurc, gammu_section=gammu_section
+    )
+    return GammuModem(settings, pin=pin, own_number=own_number, **options)
+
+
+def gammu_settings(
+    *,
+    port: str | None = None,
+    connection: str | None = None,
+    gammurc: str | Path | None = None,
+    gammu_section: int | str | None = None,
+) -> GammuSettings:
+    """What Gammu will be told: a gammurc section (port and connection override its values), or
+    a port with a connection (default at115200). Needs no python-gammu (`check-config` uses it)."""
     if gammurc is not None:
         settings = from_gammurc(gammurc, gammu_section, port=port)
         if connection:
             settings = replace(settings, connection=connection)
-    else:
-        if port is None:
-            raise ValueError("the gammu backend needs a port or a gammurc")
-        settings = from_port(port, connection or "at115200")
-    return GammuModem(settings, pin=pin, own_number=own_number, **options)
+        return settings
+    if port is None:
+        raise ValueError("the gammu backend needs a port or a gammurc")
+    return from_port(port, connection or "at115200")
