@@ -86,6 +86,9 @@ def run(
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
         ssl_context=ssl_context,
         shutdown_timeout=10.0,  # in-flight requests finish in milliseconds; long polls are woken
+        # A long poll whose client disconnected must end, not lease messages to nobody
+        # (server/core/agent.py); aiohttp's test server runs handlers this way too.
+        handler_cancellation=True,
         **RUNNER_OPTIONS,
         print=None,
     )

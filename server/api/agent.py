@@ -18,18 +18,30 @@ from aiohttp import web
 from server.core.agent import AgentService
 from server.core.dates import iso, to_us
 from server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
-from server.core.models import Device, DeviceFacts, IncomingMessage, ReportEvent, Sim
+from server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
 from server.core.status import FAILURE_CODES
 from server.store.base import StoreError
 
 AGENT: web.AppKey[AgentService] = web.AppKey("agent", AgentService)
 MAX_BODY = 1024 * 1024
 MAX_ITEMS = 500
+MAX_HOLDING = 100  # lease ids in a pull's `holding`; an agent holds one open lease at a time
 EVENT_TYPES = ("sent", "delivered", "not_delivered", "failed", "unknown")
 log = logging.getLogger("simhive.agent")
 
 Body = dict[str, Any]
 Route = Callable[[AgentService, Device, Body], Awaitable[Body]]
+
+
+class Writer:
+    """A route that writes its answer itself, because what it did depends on whether the
+    answer reached the client (pull: a lease nobody received is handed back)."""
+
+    def __init__(
+        self,
+        write: Callable[[web.Request, AgentService, Device, Body], Awaitable[web.StreamResponse]],
+    ) -> None:
+        self.write = write
 
 
 class TooLarge(GatewayError):
@@ -40,12 +52,18 @@ def error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-def endpoint(fn: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def endpoint(fn: Route | Writer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Authenticate, parse, call, and map errors; a `Writer` writes its own answer."""
+    writer = fn if isinstance(fn, Writer) else None
+
     async def handler(request: web.Request) -> web.StreamResponse:
         service = request.app[AGENT]
         try:
             device = await service.authenticate(_bearer(request))
             body = await _json_body(request)
+            if writer is not None:
+                return await writer.write(request, service, device, body)
+            assert not isinstance(fn, Writer)
             return web.json_response(await fn(service, device, body))
         except AuthError as exc:
             return error(401, "unauthorized", exc.message)
@@ -195,12 +213,56 @@ async def hello(svc: AgentService, device: Device, body: Body) -> Body:
     return await svc.hello(device, facts, _sims(body))
 
 
-async def pull(svc: AgentService, device: Device, body: Body) -> Body:
+def _pull_args(svc: AgentService, body: Body) -> tuple[int, float]:
     max_messages = _int_in(body, "max", 1, 100, svc.settings.pull_max)
     wait = _opt(body, "wait", (int, float), "")
     if wait is not None and (isinstance(wait, bool) or not 0 <= wait <= 60):
         raise InvalidInput("wait must be between 0 and 60")
-    lease = await svc.pull(device, max_messages, float(wait or 0))
+    return max_messages, float(wait or 0)
+
+
+def _holding(body: Body) -> list[str] | None:
+    held = _opt(body, "holding", list, "")
+    if held is None:
+        return None
+    if len(held) > MAX_HOLDING or not all(isinstance(h, str) and 0 < len(h) <= 64 for h in held):
+        raise InvalidInput(f"holding must be a list of at most {MAX_HOLDING} lease ids")
+    return list(held)
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def pull(
+    request: web.Request, svc: AgentService, device: Device, body: Body
+) -> web.StreamResponse:
+    """Long poll, then write the answer here rather than after returning: a lease whose answer
+    cannot be written (the client is gone) goes back to the queue at once instead of waiting
+    lease_seconds for a commit that cannot come."""
+    max_messages, wait = _pull_args(svc, body)
+    lease = await svc.pull(
+        device, max_messages, wait, gone=lambda: _gone(request), holding=_holding(body)
+    )
+    response = web.json_response(_lease_body(lease))
+    if lease is None:
+        return response
+    try:
+        if _gone(request):
+            raise ConnectionResetError("client gone before the answer was written")
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError as exc:
+        svc.hand_back(device.id, lease.lease_id, f"answer not written: {exc}")
+        return response  # aiohttp treats the dead connection as a client disconnect
+    except BaseException:  # cancelled (the client went away) while writing
+        svc.hand_back(device.id, lease.lease_id, "cancelled while writing the answer")
+        raise
+    return response
+
+
+def _lease_body(lease: Lease | None) -> Body:
     if lease is None:
         return {"lease_id": None, "lease_expires": None, "messages": []}
     return {
@@ -301,9 +363,9 @@ async def status(svc: AgentService, device: Device, body: Body) -> Body:
     return {"ok": True}
 
 
-ROUTES: dict[str, Route] = {
+ROUTES: dict[str, Route | Writer] = {
     "hello": hello,
-    "pull": pull,
+    "pull": Writer(pull),
     "commit": commit,
     "report": report,
     "incoming": incoming,

@@ -4,20 +4,28 @@ device token, and nothing beyond its own device.
 Pull is a long poll: it registers with the work notifier before looking for due messages, so an
 `addsms` for the device that lands while the agent waits answers the poll at once, and it wakes
 on its own when a scheduled message (or an expiring lease) becomes due.
+
+A lease must never go to an agent that is no longer there: it would sit at status 2 until the
+lease expires (`lease_seconds`) while the agent, reconnected, waits for it. So a pull whose client
+is gone leases nothing, and a lease taken for a client that cannot receive it any more is handed
+back at once (its id cleared, so a late commit of it is rejected). Only a lease whose answer went
+out but was never committed waits for its expiry, because the server cannot know whether it arrived.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from server.core import device_events, security
 from server.core.dates import US, iso, now_us
-from server.core.errors import AuthError
+from server.core.errors import AuthError, Conflict
 from server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
 from server.core.notifier import WorkNotifier
 from server.store.base import Store
@@ -50,6 +58,9 @@ class AgentService:
         self.notifier = notifier
         self.clock = clock
         self.settings = settings or AgentSettings()
+        # The newest pull of each device; an older one still parked is ended (see `pull`).
+        self._newest: dict[int, object] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, token: str | None) -> Device:
         if not token:
@@ -97,31 +108,102 @@ class AgentService:
             },
         }
 
-    async def pull(self, device: Device, max_messages: int, wait: float) -> Lease | None:
-        """Lease up to max_messages due messages, holding the call up to `wait` seconds."""
+    async def pull(
+        self,
+        device: Device,
+        max_messages: int,
+        wait: float,
+        *,
+        gone: Callable[[], bool] = lambda: False,
+        holding: Sequence[str] | None = None,
+    ) -> Lease | None:
+        """Lease up to max_messages due messages, holding the call up to `wait` seconds.
+
+        `gone()` tells whether the client has gone away; the wait itself ends by cancellation
+        (the server runs aiohttp with handler_cancellation). `holding`, when given, lists the
+        leases the agent still means to commit; its other uncommitted leases go back at once.
+        Raises Conflict when a newer pull of the same device replaces this one.
+        """
         wait = max(0.0, min(wait, float(self.settings.long_poll_seconds)))
         deadline = time.monotonic() + wait
-        await self.store.touch_device(device.id, self.clock())
-        while True:
-            self.notifier.prepare(device.id)  # before looking, so no notify is missed
-            now = self.clock()
-            due, next_at = await self.store.due_state(device.id, now)
-            if due:
-                lease = await self.store.lease_due(
-                    device.id,
-                    max_messages,
-                    secrets.token_hex(16),
-                    now,
-                    now + self.settings.lease_seconds * US,
-                )
-                if lease.messages:
-                    return lease
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.notifier.closed:
-                return None
-            if next_at is not None:
-                remaining = min(remaining, max(0.0, (next_at - now) / US) + 0.001)
-            await self.notifier.wait(device.id, remaining)
+        me = object()
+        # A device has one agent, and that agent one pull in flight; an older pull still parked
+        # belongs to a connection that died silently (a NAT forgot it) and must not take
+        # messages the live one is waiting for. A second agent with the same token gets 409s.
+        if self._newest.get(device.id) is not None:
+            self.notifier.notify(device.id)
+        self._newest[device.id] = me
+        try:
+            await self.store.touch_device(device.id, self.clock())
+            if holding is not None:
+                released = await self.store.release_leases(device.id, self.clock(), keep=holding)
+                if released:
+                    self.notifier.notify(device.id)
+                    log.info("device %d: %d message(s) of unheld leases back", device.id, released)
+            while True:
+                self.notifier.prepare(device.id)  # before looking, so no notify is missed
+                if self._newest.get(device.id) is not me:
+                    raise Conflict("a newer pull of this device replaced this one")
+                if gone():
+                    return None
+                now = self.clock()
+                due, next_at = await self.store.due_state(device.id, now)
+                if due and not gone():
+                    lease = await self._lease(device.id, max_messages, now)
+                    if lease.messages and gone():
+                        self.hand_back(device.id, lease.lease_id, "client gone while leasing")
+                        return None
+                    if lease.messages:
+                        return lease
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.notifier.closed:
+                    return None
+                if next_at is not None:
+                    remaining = min(remaining, max(0.0, (next_at - now) / US) + 0.001)
+                await self.notifier.wait(device.id, remaining)
+        finally:
+            if self._newest.get(device.id) is me:
+                del self._newest[device.id]
+
+    async def _lease(self, device_id: int, max_messages: int, now: int) -> Lease:
+        lease_id = secrets.token_hex(16)
+        expires = now + self.settings.lease_seconds * US
+        leasing = asyncio.ensure_future(
+            self.store.lease_due(device_id, max_messages, lease_id, now, expires)
+        )
+        try:
+            return await asyncio.shield(leasing)
+        except asyncio.CancelledError:
+            # The client went away (aiohttp cancels the handler) while the store was leasing:
+            # the lease is written anyway, and nobody will receive it.
+            self._spawn(self._hand_back_after(leasing, device_id, lease_id))
+            raise
+
+    def hand_back(self, device_id: int, lease_id: str, why: str) -> None:
+        """Return a lease whose answer could not be delivered to the queue, now (in the
+        background, so it also works from a cancelled request)."""
+        log.info("device %d: lease %s handed back (%s)", device_id, lease_id[:8], why)
+        self._spawn(self._release(device_id, lease_id))
+
+    async def _hand_back_after(
+        self, leasing: asyncio.Future[Lease], device_id: int, lease_id: str
+    ) -> None:
+        with contextlib.suppress(Exception):
+            await leasing  # a failed lease op leased nothing; the release below is then a no-op
+        log.info("device %d: lease %s handed back (client gone)", device_id, lease_id[:8])
+        await self._release(device_id, lease_id)
+
+    async def _release(self, device_id: int, lease_id: str) -> None:
+        try:
+            if await self.store.release_leases(device_id, self.clock(), lease_ids=[lease_id]):
+                self.notifier.notify(device_id)  # another pull of the device may take them
+        except Exception as exc:  # the lease then expires after lease_seconds as before
+            log.error("device %d: could not hand back lease %s: %s", device_id, lease_id[:8], exc)
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)  # keep a reference until done: the loop holds only a weak one
+        task.add_done_callback(self._background.discard)
 
     async def commit(
         self, device: Device, lease_id: str, ids: Sequence[int]

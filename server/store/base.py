@@ -65,6 +65,19 @@ class AgentStore(ABC):
         """(committed, rejected). Repeating a commit answers the same lists."""
 
     @abstractmethod
+    async def release_leases(
+        self,
+        device_id: int,
+        now: int,
+        *,
+        lease_ids: Sequence[str] | None = None,
+        keep: Sequence[str] = (),
+    ) -> int:
+        """Hand the device's uncommitted leases back to the queue before they expire: those in
+        `lease_ids`, or every one not in `keep` when `lease_ids` is None. Their lease id is
+        cleared, so a late commit of it is rejected. Returns how many messages went back."""
+
+    @abstractmethod
     async def apply_events(
         self, device_id: int, events: Sequence[ReportEvent], now: int
     ) -> list[str]:

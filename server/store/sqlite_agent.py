@@ -115,6 +115,32 @@ class SqliteAgentStore:
         rows = await self.writer.submit(op)
         return Lease(lease_id, expires, [message_row(r) for r in rows])
 
+    async def release_leases(
+        self,
+        device_id: int,
+        now: int,
+        *,
+        lease_ids: Sequence[str] | None = None,
+        keep: Sequence[str] = (),
+    ) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            sql = (
+                "UPDATE messages SET status = 1, lease_id = NULL, lease_expires = NULL,"
+                " status_changed = ? WHERE device_id = ? AND status = 2"
+            )
+            params: list[Any] = [now, device_id]
+            if lease_ids is not None:
+                if not lease_ids:
+                    return 0
+                sql += f" AND lease_id IN ({','.join('?' * len(lease_ids))})"
+                params += lease_ids
+            elif keep:
+                sql += f" AND lease_id NOT IN ({','.join('?' * len(keep))})"
+                params += keep
+            return int(conn.execute(sql, params).rowcount)
+
+        return await self.writer.submit(op)
+
     async def commit_lease(
         self, device_id: int, lease_id: str, ids: Sequence[int], now: int
     ) -> tuple[list[int], list[int]]:
