@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from server.api import fields
-from server.api.params import Params, read_params, scalar_text
+from server.api.params import Params, load_json, read_params, scalar_text
 from server.core import limits, numbers
 from server.core.dates import OutputZone, human, php_datetime, resolve_zone
 from server.core.errors import AuthError, GatewayError, InvalidInput
@@ -141,10 +141,7 @@ def _datajson(p: Params) -> dict[str, Any]:
             raise InvalidInput("Parameter datajson is required")
         value = {"smsdata": p.raw("smsdata")}
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise InvalidInput("Invalid datajson") from None
+        value = load_json(value, "Invalid datajson")
     if not isinstance(value, dict):
         raise InvalidInput("Invalid datajson")
     return value

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from server.api.params import scalar_text
+from server.api.params import short as _short
 from server.core.dates import DAY_US, parse_input
 from server.core.errors import InvalidInput
 
@@ -86,7 +87,3 @@ def to_time(value: Any, name: str, *, end_of_day: bool = False) -> int | None:
     if end_of_day and not parsed.has_time:
         return parsed.us + DAY_US - 1
     return parsed.us
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:40] + "..."

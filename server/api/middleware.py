@@ -17,22 +17,56 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from server.api.compat import error_response
+from server.api.params import MalformedBody
 from server.core.errors import GatewayError
 from server.core.limits import MAX_REQUEST_BYTES
 from server.store.base import StoreError
 
 log = logging.getLogger("simhive.server")
 
+# How long an unread request body may take to arrive before the connection is closed instead.
+DISCARD_SECONDS = 5.0
 SECRET_KEYS = frozenset({"token", "pass", "password", "datajson"})
 
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await _answer(request, handler)
+    if request.body_exists and not request.content.is_eof():
+        await _discard_body(request, response)
+    return response
+
+
+async def _discard_body(request: web.Request, response: web.StreamResponse) -> None:
+    """Read what a handler left unread (an unknown method or route answered before the body).
+
+    aiohttp would drain it after the answer anyway, and log a body it cannot decode (gzip garbage)
+    as an unhandled exception with a traceback; here it is the client's error, handled quietly,
+    and the connection closes because what follows a broken body is no request.
+    """
+    stream = request.content
+    seen = 0
+    try:
+        async with asyncio.timeout(DISCARD_SECONDS):
+            while seen <= MAX_REQUEST_BYTES and (chunk := await stream.readany()):
+                seen += len(chunk)
+    except (RequestPayloadError, HttpProcessingError, ConnectionError, TimeoutError):
+        stream.feed_eof()
+        response.force_close()
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except MalformedBody as exc:
+        response = error_response(exc.message)
+        response.force_close()
+        return response
     except GatewayError as exc:
         return error_response(exc.message)
     except web.HTTPRequestEntityTooLarge:

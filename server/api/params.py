@@ -16,11 +16,17 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from server.core.errors import InvalidInput
 
 _BOUNDARY_RE = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
 _DISPOSITION_PARAM_RE = re.compile(r';\s*([a-zA-Z*]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
+
+
+class MalformedBody(InvalidInput):
+    """The body could not be read at the HTTP level; the connection is closed after the answer."""
 
 
 @dataclass
@@ -72,7 +78,25 @@ async def read_params(request: web.Request) -> Params:
     if not request.body_exists:
         return params
     # read() enforces the application's client_max_size and raises HTTP 413 beyond it.
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except (RequestPayloadError, HttpProcessingError):
+        # aiohttp decodes gzip/deflate bodies itself; garbage under that header, or a broken
+        # chunked encoding, surfaces here. It is the client's fault, so it gets the error shape.
+        # Marking the stream finished stops aiohttp from draining the broken body again after
+        # our answer (it would log that as an unhandled exception); the answer closes the
+        # connection, because the bytes after a broken body cannot be trusted as a next request.
+        request.content.feed_eof()
+        encoding = request.headers.get("Content-Encoding")
+        if encoding:
+            raise MalformedBody(
+                f"Malformed request body: cannot decode Content-Encoding {short(encoding)}"
+            ) from None
+        raise MalformedBody("Malformed request body") from None
+    except ConnectionError:
+        # The client went away before its Content-Length was sent: nobody reads the answer, but
+        # it is their failure, not ours, and no reason for an error log with a traceback.
+        raise MalformedBody("Request body incomplete: the connection closed early") from None
     if not raw.strip():
         return params
     ctype = request.content_type.lower()
@@ -93,11 +117,22 @@ def _merge(params: Params, pairs: list[tuple[str, str]]) -> None:
         params.values[key] = value
 
 
-def _merge_json(params: Params, raw: bytes) -> None:
+def load_json(text: str | bytes, what: str) -> Any:
+    """json.loads with every failure as InvalidInput naming `what`.
+
+    The stdlib decoder recurses once per nesting level, so `[[[[...` 100,000 deep raises
+    RecursionError (not ValueError); no real client nests more than a few levels.
+    """
     try:
-        data = json.loads(raw.decode("utf-8", "replace"))
+        return json.loads(text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
+    except RecursionError:
+        raise InvalidInput(f"{what}: nested too deeply") from None
     except ValueError:
-        raise InvalidInput("Invalid JSON body") from None
+        raise InvalidInput(what) from None
+
+
+def _merge_json(params: Params, raw: bytes) -> None:
+    data = load_json(raw, "Invalid JSON body")
     if not isinstance(data, dict):
         raise InvalidInput("Invalid JSON body: expected an object")
     params.json_body = data
@@ -147,3 +182,8 @@ def _disposition(head: str) -> tuple[str | None, str | None]:
             )
         return found.get("name"), found.get("filename")
     return None, None
+
+
+def short(text: str) -> str:
+    """`text` cut to 40 characters for an error message."""
+    return text if len(text) <= 40 else text[:40] + "..."
