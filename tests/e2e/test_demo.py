@@ -1,4 +1,5 @@
-"""`simhive-server demo` as a user runs it: paste the printed curls, see status 7, stop it."""
+"""`simhive-server demo` as a user runs it: the banner docs/quickstart.md shows, paste the printed
+curls, see status 7, stop it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.proc import Proc
-from tests.support.procs import console_script, free_port
+from tests.support.procs import ROOT, console_script, free_port
 from tests.support.stack import wait_until
 
 pytestmark = pytest.mark.integration
@@ -43,6 +44,30 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+# What docs/quickstart.md's banner uses for the parts that differ per run.
+DOC_URL = "http://127.0.0.1:8080"
+DOC_STATE = "/home/pi/simhive/demo-state"
+
+
+def quickstart_banner() -> list[str]:
+    """The demo banner as docs/quickstart.md shows it (its first ```text block)."""
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    block = text.split("```text\n", 1)[1].split("```", 1)[0]
+    return block.rstrip("\n").splitlines()
+
+
+def printed_banner(output: str, state: Path, port: int, token: str, doc_token: str) -> list[str]:
+    """The banner the demo printed, with this run's URL, state path and token put as the docs
+    have them."""
+    lines = output.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("simhive demo gateway:"))
+    last = next(i for i, line in enumerate(lines) if "Stop with Ctrl-C" in line)
+    banner = "\n".join(lines[first : last + 1])
+    banner = banner.replace(str(state.resolve()), DOC_STATE)
+    banner = banner.replace(f"http://127.0.0.1:{port}", DOC_URL).replace(token, doc_token)
+    return banner.splitlines()
+
+
 def test_demo_sends_with_the_printed_curls_and_stops_all_children(tmp_path: Path) -> None:
     state = tmp_path / "demo-state"
     port = free_port()
@@ -61,6 +86,12 @@ def test_demo_sends_with_the_printed_curls_and_stops_all_children(tmp_path: Path
             assert [s["slot"] for s in device["sims"]] == [0, 1]
             assert all(s["number"].startswith("+") for s in device["sims"])
         assert (state / "demo.json").stat().st_mode & 0o077 == 0  # tokens inside
+
+        # docs/quickstart.md shows this banner line for line (only URL, path and token differ).
+        doc = quickstart_banner()
+        doc_token = next(line for line in doc if line.startswith("  token ")).split()[1]
+        token = info["account"]["token"]
+        assert printed_banner(demo.tail(20000), state, port, token, doc_token) == doc
 
         lines = [line.strip() for line in demo.tail(20000).splitlines()
                  if line.strip().startswith(("SMS_ID=", "curl "))]  # fmt: skip
