@@ -80,6 +80,11 @@ class AgentConfig:
     # An idle single-standby dual-SIM modem makes its other SIM active this often, so SMS and
     # status reports held by the network for that SIM come in.
     sim_visit_seconds: float = 60.0
+    # A message still "sent" this long after its submit gets no report any more: the SC gives
+    # up after the validity period we ask for (24 h, agent/modem/pdu.py) and reports that too,
+    # so silence beyond it plus an hour's slack means the report was lost. It is then reported
+    # outcome-unknown (status 9, reason says so). 0 = never: leave it at "sent" (6).
+    delivery_report_timeout_seconds: float = 25 * 3600.0
 
 
 _TOP_KEYS = {
@@ -95,6 +100,7 @@ _TOP_KEYS = {
     "status_interval_seconds",
     "incoming_forward_timeout",
     "sim_visit_seconds",
+    "delivery_report_timeout_seconds",
 }
 _DEVICE_KEYS = {
     "name",
@@ -170,6 +176,9 @@ def parse(data: dict[str, Any], *, base_dir: Path | None = None) -> AgentConfig:
         status_interval_seconds=_num(data, "status_interval_seconds", 300.0, 5.0, 86400.0),
         incoming_forward_timeout=_num(data, "incoming_forward_timeout", 10.0, 0.0, 120.0),
         sim_visit_seconds=_num(data, "sim_visit_seconds", 60.0, 1.0, 86400.0),
+        delivery_report_timeout_seconds=_num(
+            data, "delivery_report_timeout_seconds", 25 * 3600.0, 0.0, 30 * 86400.0
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -119,6 +120,8 @@ class Dispatcher:
         self.visits = 0
         self._active_since = clock()
         self.visit_idle_seconds = VISIT_IDLE_SECONDS
+        # The last "sent" outcome, queued for the journal's next commit (see _dispatch).
+        self._journaling: asyncio.Future[None] | None = None
 
     def wake(self) -> None:
         """New work, a modem state change, or new settings: look again now."""
@@ -134,6 +137,14 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            if self._journaling is not None:  # the last "sent" must be on disk before we go
+                with contextlib.suppress(Exception):
+                    await self._journaling
+
+    async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
             if self.modem.state in (ModemState.DISCONNECTED, ModemState.CONNECTING):
@@ -232,6 +243,7 @@ class Dispatcher:
             self._active_since = self._clock()
         self.active_slot = msg.slot
         self.in_flight = msg.id
+        sent = False  # then on_done comes when its outcome is on disk
         try:
             result = await self.modem.send(msg.to, msg.body, slot=msg.slot)
         except SendError as err:
@@ -252,7 +264,15 @@ class Dispatcher:
             st.failed += 1
         else:
             at = result.sent_at.timestamp() if result.sent_at else self._clock()
-            await self.journal.finish_sent(self.device, msg.id, msg.slot, result.references, at)
+            # Not awaited: the outcome rides along with the journal's next commit, at the
+            # latest the one that marks our next message `dispatching`, so the modem is not
+            # kept idle for an fsync. Nothing reads it before it is on disk (reads see committed
+            # rows only), and listeners hear of it (on_done) only once it is.
+            done = self.journal.finish_sent_nowait(
+                self.device, msg.id, msg.slot, result.references, at
+            )
+            self._journaling, sent = done, True
+            done.add_done_callback(functools.partial(self._sent_journaled, msg_id=msg.id))
             st.pacer.record_send()
             self._active_since = self._clock()  # busy on this SIM: no visit elsewhere yet
             st.sent += 1
@@ -265,8 +285,18 @@ class Dispatcher:
             )  # fmt: skip
         finally:
             self.in_flight = None
-            if self._on_done is not None:
+            if self._on_done is not None and not sent:
                 self._on_done()
+
+    def _sent_journaled(self, done: asyncio.Future[None], msg_id: int) -> None:
+        if done.cancelled() or done.exception() is not None:
+            log.error(
+                "device %s: message %d was sent but the journal could not record it (%s); it"
+                " stays `dispatching` and becomes outcome-unknown at the next start, never resent",
+                self.device, msg_id, "cancelled" if done.cancelled() else done.exception(),
+            )  # fmt: skip
+        if self._on_done is not None:
+            self._on_done()
 
     async def _on_error(self, msg: OutMessage, err: SendError) -> None:
         now = self._clock()

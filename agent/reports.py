@@ -6,23 +6,32 @@ same device and SIM (another SIM of the device if none), sent within a window (m
 Gammu SMSD's DeliveryReportDelay is 600 s). A message is delivered when every part's report
 is a success, not delivered as soon as one part failed for good; "SC still trying"
 (0x20-0x3F) leaves it as sent.
+
+A report that matches nothing yet is *held in the journal* before the handler returns, so
+before the modem acks it (CNMA) or deletes it (CMGD): a fast SC can report before the
+dispatcher has journaled the +CMGS answer it belongs to, and a kill -9 in that gap must not
+lose the report. Held reports are matched again when a send is journaled, on a timer, and at
+the next start; one still unmatched after `HOLD_SECONDS` is dropped with a warning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.journal import Journal, SentPart
+from agent.journal import HeldReport, Journal, SentPart
 from agent.modem.base import DeliveryReport
 from agent.modem.errors import ReportState, report_meaning, report_state
 
 log = logging.getLogger(__name__)
 
-UNMATCHED_SECONDS = 120.0  # how long a report may wait for its send to be journaled
-UNMATCHED_KEEP = 256
+# How long a held report may wait for its send to be journaled. A send is journaled seconds
+# after its +CMGS answer; longer means its message was dispatching at a crash (it is then
+# outcome-unknown and has no parts to match) or the report is for a message we never sent.
+HOLD_SECONDS = 600.0
 OTHER_SLOT_AFTER = 10.0  # a held report may match the device's other SIM after this long
 
 
@@ -52,11 +61,25 @@ def same_number(a: str, b: str) -> bool:
     return n >= 7 and da[-min(n, 9) :] == db[-min(n, 9) :]
 
 
+def decide(statuses: list[int | None], reported_idx: int, st: int) -> tuple[str | None, str]:
+    """The message's new state after part `reported_idx` got TP-ST `st`: not delivered as soon
+    as one part failed, delivered when every part succeeded, else still sent (None)."""
+    if classify_tp_status(st) is ReportState.FAILED:
+        detail = (
+            f"part {reported_idx + 1} of {len(statuses)}: TP-ST 0x{st:02X}"
+            f" ({report_meaning(st & 0xFF)})"
+        )
+        return "not_delivered", detail
+    if all(s is not None and classify_tp_status(s) is ReportState.DELIVERED for s in statuses):
+        return "delivered", ""
+    return None, ""
+
+
 @dataclass(frozen=True)
 class MatchResult:
     msg_id: int
     part: int
-    outcome: str  # "delivered" | "not_delivered" | "pending" | "partial"
+    outcome: str  # "delivered" | "not_delivered" | "pending" | "partial" | "duplicate"
 
 
 class ReportMatcher:
@@ -68,13 +91,18 @@ class ReportMatcher:
         window: float = 600.0,
         slots: list[int] | None = None,
         clock: Callable[[], float] = time.time,
+        hold_seconds: float = HOLD_SECONDS,
     ) -> None:
         self.journal = journal
         self.device = device
         self.window = window
+        self.hold_seconds = hold_seconds
         self._clock = clock
         self.slots: list[int] = list(slots) if slots is not None else [0, 1]
-        self._unmatched: list[tuple[float, DeliveryReport]] = []
+        # True until a retry found nothing held: a previous run may have left reports behind.
+        self._holding = True
+        self._retry_lock = asyncio.Lock()
+        self.dropped = 0
 
     def other_slots(self, slot: int) -> list[int]:
         return [s for s in self.slots if s != slot]
@@ -82,40 +110,70 @@ class ReportMatcher:
     async def handle(self, report: DeliveryReport) -> MatchResult | None:
         """Apply one status report; returns what happened, or None when nothing matched.
 
-        An unmatched report is kept for a while: a fast SC can report before the dispatcher
-        has journaled the +CMGS answer it belongs to (the URC and the answer race).
+        An unmatched report is journaled (on disk when this returns) and matched later.
         """
-        result = await self._match(report)
+        now = self._clock()
+        result = await self._match(report, now)
         if result is None:
-            self._unmatched.append((self._clock(), report))
-            del self._unmatched[:-UNMATCHED_KEEP]
+            await self.journal.hold_report(
+                self.device, report.slot, report.reference, report.recipient, report.status, now
+            )
+            self._holding = True
         return result
 
     @property
     def holding(self) -> bool:
-        return bool(self._unmatched)
+        return self._holding
 
     async def retry_unmatched(self) -> list[MatchResult]:
-        """Match held reports again (after each send is journaled, and on a timer)."""
-        if not self._unmatched:
+        """Match held reports again (after each send is journaled, on a timer, at start-up);
+        drop those older than `hold_seconds` that still match nothing."""
+        if not self._holding:
             return []
+        async with self._retry_lock:
+            return await self._retry()
+
+    async def _retry(self) -> list[MatchResult]:
+        held = await self.journal.held_reports(self.device)
         now = self._clock()
-        held = [(t, r) for t, r in self._unmatched if now - t < UNMATCHED_SECONDS]
-        self._unmatched = []
-        results = []
-        for t, r in held:
-            res = await self._match(r, quiet=True, other_slots=now - t >= OTHER_SLOT_AFTER)
-            if res is None:
-                self._unmatched.append((t, r))
-            else:
+        results: list[MatchResult] = []
+        expired: list[HeldReport] = []
+        for h in held:
+            report = DeliveryReport(
+                slot=h.slot, reference=h.reference, recipient=h.recipient, status=h.tp_status,
+                sc_timestamp=None, discharge_time=None,
+            )  # fmt: skip
+            res = await self._match(
+                report, h.received_at, held_seq=h.seq,
+                other_slots=now - h.received_at >= OTHER_SLOT_AFTER,
+            )  # fmt: skip
+            if res is not None:
                 results.append(res)
+            elif now - h.received_at >= self.hold_seconds:
+                expired.append(h)
+        for h in expired:
+            log.warning(
+                "device %s: dropping a status report held %.0f s without a match: MR %d,"
+                " recipient %s, SIM %d, TP-ST 0x%02X (its message was probably being sent when"
+                " the agent stopped, and is outcome-unknown)",
+                self.device, now - h.received_at, h.reference, h.recipient, h.slot + 1,
+                h.tp_status,
+            )  # fmt: skip
+        if expired:
+            await self.journal.drop_held([h.seq for h in expired])
+            self.dropped += len(expired)
+        self._holding = len(held) > len(results) + len(expired)
         return results
 
     async def _match(
-        self, report: DeliveryReport, *, quiet: bool = False, other_slots: bool = False
+        self,
+        report: DeliveryReport,
+        received_at: float,
+        *,
+        held_seq: int | None = None,
+        other_slots: bool = False,
     ) -> MatchResult | None:
-        now = self._clock()
-        since = now - self.window
+        since = received_at - self.window
         candidates = await self.journal.parts_by_reference(
             self.device, report.slot, report.reference, since
         )
@@ -136,31 +194,27 @@ class ReportMatcher:
                 if part is not None:
                     break
         if part is None:
-            if quiet:
-                return None
-            log.info(
-                "device %s: status report MR %d on SIM %d matches no part sent in the last %g s"
-                " (held a while in case its send is still being journaled)",
-                self.device, report.reference, report.slot, self.window,
-            )  # fmt: skip
+            if held_seq is None:
+                log.info(
+                    "device %s: status report MR %d on SIM %d matches no part sent in the last"
+                    " %g s; held in the journal in case its send is still being journaled",
+                    self.device, report.reference, report.slot + 1, self.window,
+                )  # fmt: skip
             return None
-        kind = classify_tp_status(report.status)
         if part.tp_status is not None and classify_tp_status(part.tp_status) != ReportState.PENDING:
             # A second final report for the same part (SC repeats) changes nothing.
+            if held_seq is not None:
+                await self.journal.drop_held([held_seq])
             return MatchResult(part.msg_id, part.idx, "duplicate")
-        statuses = await self.journal.set_part_status(
-            self.device, part.msg_id, part.idx, report.status
-        )
-        if kind == ReportState.FAILED:
-            detail = (
-                f"part {part.idx + 1} of {len(statuses)}: TP-ST 0x{report.status:02X}"
-                f" ({report_meaning(report.status & 0xFF)})"
-            )
-            await self.journal.finish_delivery(self.device, part.msg_id, False, now, detail)
-            return MatchResult(part.msg_id, part.idx, "not_delivered")
-        if kind == ReportState.PENDING:
+        st = report.status
+        statuses, state = await self.journal.apply_report(
+            self.device, part.msg_id, part.idx, st,
+            lambda sts: decide(sts, part.idx, st), self._clock(), held_seq=held_seq,
+        )  # fmt: skip
+        if state is not None:
+            return MatchResult(part.msg_id, part.idx, state)
+        if classify_tp_status(st) is ReportState.PENDING:
             return MatchResult(part.msg_id, part.idx, "pending")
-        if all(s is not None and classify_tp_status(s) == ReportState.DELIVERED for s in statuses):
-            await self.journal.finish_delivery(self.device, part.msg_id, True, now)
-            return MatchResult(part.msg_id, part.idx, "delivered")
+        if classify_tp_status(st) is ReportState.FAILED:
+            return MatchResult(part.msg_id, part.idx, "not_delivered")  # already final before
         return MatchResult(part.msg_id, part.idx, "partial")

@@ -11,7 +11,8 @@ modem events into journal rows:
   durable copy and the sync loop forwards it later. Keeping it on the SIM instead would fill
   the SIM's few storage slots during a long outage, and a full SIM makes the network stop
   delivering new SMS; the journal has no such limit.
-- DeliveryReport: matched to a sent part (agent/reports.py).
+- DeliveryReport: matched to a sent part (agent/reports.py), or held in the journal before the
+  handler returns (so before the modem acks or deletes it) and matched later.
 - StateChange: a device-status event, and a nudge for the dispatchers.
 """
 
@@ -53,7 +54,10 @@ log = logging.getLogger(__name__)
 ModemFactory = Callable[[DeviceConfig], Modem]
 STOP_SEND_TIMEOUT = 150.0  # a part in flight may wait >= 60 s for +CMGS; give it all its parts
 JOURNAL_RETENTION_SECONDS = 30 * DAY
-REPORT_RETRY_DELAYS = (0.5, 2.0, 5.0, 11.0, 30.0, 75.0)  # ~2 min, the matcher's hold time
+# A held report is retried this soon after it came, then every HELD_RECHECK_SECONDS until the
+# matcher matches or drops it (HOLD_SECONDS); a send being journaled also retries at once.
+REPORT_RETRY_DELAYS = (0.5, 2.0, 5.0, 11.0, 30.0)
+HELD_RECHECK_SECONDS = 60.0
 
 
 class DeviceRunner:
@@ -119,7 +123,7 @@ class DeviceRunner:
         self._hello_identity: ModemIdentity | None = None
         self._helpers: set[asyncio.Task[None]] = set()
         self.restart_delay = 5.0
-        self._report_retry: asyncio.Task[None] | None = None
+        self._report_held = asyncio.Event()
         self._stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -133,6 +137,7 @@ class DeviceRunner:
             (self.sync.report_loop, "report"),
             (self.sync.incoming_loop, "incoming"),
             (self.sync.status_loop, "status"),
+            (self._delivery_loop, "delivery"),
         ] + [(d.run, f"dispatch{i}") for i, d in enumerate(self.dispatchers)]
         for make, what in loops:
             self._tasks.append(
@@ -157,13 +162,11 @@ class DeviceRunner:
         # The long poll and a commit waiting for the server are abandoned; a journaled open
         # lease is committed again at the next start.
         for t in others:
-            if t.get_name().endswith((":pull", ":modem")):
+            if t.get_name().endswith((":pull", ":modem", ":delivery")):
                 t.cancel()
         await asyncio.wait(others, timeout=10.0)
         for t in others:
             t.cancel()
-        if self._report_retry is not None:
-            self._report_retry.cancel()
         await asyncio.gather(*self._tasks, *self._helpers, return_exceptions=True)
         await self.sync.final_flush(3.0)
         with contextlib.suppress(Exception):
@@ -228,8 +231,8 @@ class DeviceRunner:
             result = await self.matcher.handle(event)
             if result is not None and result.outcome in ("delivered", "not_delivered"):
                 self.sync.wake_reports()
-            elif result is None and self._report_retry is None:
-                self._report_retry = asyncio.create_task(self._retry_held_reports())
+            elif result is None:
+                self._report_held.set()
         elif isinstance(event, StateChange):
             log.info("device %s: modem %s %s", self.name, event.state.value, event.reason)
             await self._status_event(
@@ -282,17 +285,43 @@ class DeviceRunner:
         await self.matcher.retry_unmatched()
         self.sync.wake_reports()
 
-    async def _retry_held_reports(self) -> None:
-        """Held reports are also retried on a timer: the send they wait for may be the last."""
-        try:
-            for delay in REPORT_RETRY_DELAYS:
-                await asyncio.sleep(delay)
-                if await self.matcher.retry_unmatched():
-                    self.sync.wake_reports()
-                if not self.matcher.holding:
-                    return
-        finally:
-            self._report_retry = None
+    async def _delivery_loop(self) -> None:
+        """Held reports (also those a previous run left), and sent messages whose reports are
+        overdue (`delivery_report_timeout_seconds`): nothing stays at "sent" forever."""
+        timeout = self.agent.delivery_report_timeout_seconds
+        # Overdue messages are looked for this often: a small share of the timeout.
+        expiry_every = max(1.0, min(600.0, timeout / 10))
+        next_expiry = 0.0
+        delays: list[float] = []
+        while not self._stopping:
+            if await self.matcher.retry_unmatched():
+                self.sync.wake_reports()
+            now = self._clock()
+            if timeout > 0 and now >= next_expiry:
+                await self._expire_unreported(now, timeout)
+                next_expiry = now + expiry_every
+            if self._report_held.is_set():
+                self._report_held.clear()
+                delays = list(REPORT_RETRY_DELAYS)
+            wait = delays.pop(0) if delays else HELD_RECHECK_SECONDS
+            if not self.matcher.holding:
+                wait = 3600.0
+            if timeout > 0:
+                wait = min(wait, max(0.0, next_expiry - now))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._report_held.wait(), wait)
+
+    async def _expire_unreported(self, now: float, horizon: float) -> None:
+        span = f"{horizon / 3600:g} h" if horizon >= 3600 else f"{horizon:g} s"
+        why = f"sent, but no final delivery report within {span}; delivery unknown"
+        ids = await self.journal.expire_unreported(self.name, now - horizon, now, why)
+        if ids:
+            log.warning(
+                "device %s: %d sent message(s) got no final status report within %.0f s:"
+                " reported outcome-unknown (%s)",
+                self.name, len(ids), horizon, ", ".join(map(str, ids[:20])),
+            )  # fmt: skip
+            self.sync.wake_reports()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -201,3 +203,79 @@ async def test_prune_forgets_only_finished_and_reported_history(journal: Journal
         "2:failed",
         "3:sent",
     ]
+
+
+async def test_concurrent_writes_share_one_commit(journal: Journal) -> None:
+    """Sixteen dispatchers marking their message `dispatching` at once: one fsync, not 16."""
+    await commit_all(journal, list(range(1, 17)))
+    before = journal.store.stats.transactions
+    marked = await asyncio.gather(*(journal.begin_dispatch(DEV, i, 5.0) for i in range(1, 17)))
+    assert marked == [True] * 16
+    assert journal.store.stats.transactions - before < 16
+    assert journal.store.stats.largest_batch > 1
+    assert {await journal.message_state(DEV, i) for i in range(1, 17)} == {"dispatching"}
+
+
+async def test_one_failing_write_in_a_group_rolls_back_alone(journal: Journal) -> None:
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO outbox (device) VALUES ('x')")  # violates NOT NULL
+
+    await commit_all(journal, [1, 2])
+    good = journal.store.write_nowait(
+        lambda c: c.execute("UPDATE outbox SET state = 'dispatching' WHERE id = 1").rowcount
+    )
+    failing = journal.store.write_nowait(bad)
+    other = journal.begin_dispatch(DEV, 2, 1.0)
+    assert await good == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        await failing
+    assert await other
+    assert await journal.message_state(DEV, 1) == "dispatching"
+
+
+async def test_a_sent_outcome_not_waited_for_is_on_disk_with_the_next_write(
+    tmp_path: Path,
+) -> None:
+    j = Journal(tmp_path / "j.db")
+    await j.open()
+    await commit_all(j, [1, 2])
+    assert await j.begin_dispatch(DEV, 1, 1.0)
+    pending = j.finish_sent_nowait(DEV, 1, 0, [9], 2.0)
+    assert await j.begin_dispatch(DEV, 2, 3.0)  # queued later, so committed no earlier
+    assert pending.done() and pending.exception() is None
+    await j.close()
+    j2 = Journal(tmp_path / "j.db")
+    await j2.open()
+    assert await j2.recover(4.0) == [(DEV, 2)]
+    assert await j2.message_state(DEV, 1) == "sent"
+    await j2.close()
+
+
+async def test_sent_messages_without_a_final_report_become_unknown_after_the_timeout(
+    journal: Journal,
+) -> None:
+    await commit_all(journal, [1, 2, 3, 4])
+    for i in (1, 2, 3, 4):
+        await journal.begin_dispatch(DEV, i, 100.0)
+    await journal.finish_sent(DEV, 1, 0, [11], 100.0)  # no report at all
+    await journal.finish_sent(DEV, 2, 0, [21, 22], 100.0)  # one of two parts reported
+    await journal.apply_report(DEV, 2, 0, 0x00, lambda sts: (None, ""), 150.0)
+    await journal.finish_sent(DEV, 3, 0, [31], 100.0)
+    await journal.finish_delivery(DEV, 3, True, 150.0)  # delivered: untouched
+    await journal.finish_sent(DEV, 4, 0, [41], 500.0)  # sent later: not overdue yet
+    why = "no final delivery report within 300 s"
+    assert await journal.expire_unreported(DEV, 400.0, 401.0, why) == [1, 2]
+    assert await journal.expire_unreported(DEV, 400.0, 402.0, why) == []  # once only
+    assert [await journal.message_state(DEV, i) for i in (1, 2, 3, 4)] == [
+        "unknown",
+        "unknown",
+        "delivered",
+        "sent",
+    ]
+    events = {e.event_id: e.body for e in await journal.pending_events(DEV, "report", 20)}
+    assert events["1:unknown"]["reason"] == f"{why} (0 of 1 part report(s) received)"
+    assert events["2:unknown"]["reason"] == f"{why} (1 of 2 part report(s) received)"
+    assert "3:unknown" not in events and "4:unknown" not in events
+    # A report that comes after all changes nothing: the message is final.
+    await journal.apply_report(DEV, 1, 0, 0x00, lambda sts: ("delivered", ""), 500.0)
+    assert await journal.message_state(DEV, 1) == "unknown"

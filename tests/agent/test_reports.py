@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from agent.journal import Journal, LeasedMessage
 from agent.modem.base import DeliveryReport
 from agent.modem.errors import ReportState
-from agent.reports import ReportMatcher, classify_tp_status, same_number
+from agent.reports import HOLD_SECONDS, ReportMatcher, classify_tp_status, same_number
 
 DEV = "hall"
 
@@ -152,12 +156,66 @@ async def test_report_arriving_before_its_send_is_journaled_is_held(journal: Jou
     clock = Clock()
     m = ReportMatcher(journal, DEV, clock=clock)
     assert await m.handle(rep(90, "+491601112233")) is None  # the +CDS won the race
+    assert [h.reference for h in await journal.held_reports(DEV)] == [90]  # on disk already
     await sent(journal, 11, "+491601112233", [90], clock.t)
     results = await m.retry_unmatched()
     assert [(r.msg_id, r.outcome) for r in results] == [(11, "delivered")]
+    assert await journal.held_reports(DEV) == []
+    assert not m.holding
     assert await m.retry_unmatched() == []
-    # A report nobody claims is dropped after a while.
-    assert await m.handle(rep(91, "+491601112233")) is None
-    clock.t += 121
+
+
+async def test_a_held_report_survives_a_crash_and_matches_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    """The report is journaled before the handler returns (so before the modem acks or deletes
+    it); the agent dies; the send's record had landed just before: the next start matches."""
+    clock = Clock()
+    j = Journal(tmp_path / "j.db")
+    await j.open()
+    assert await ReportMatcher(j, DEV, clock=clock).handle(rep(7, "+491601112233")) is None
+    await sent(j, 21, "+491601112233", [7], clock.t)
+    await j.close()  # kill -9 here: no retry ran
+
+    clock.t += 3 * 3600  # the agent was down for hours: the report's own arrival time counts
+    j2 = Journal(tmp_path / "j.db")
+    await j2.open()
+    m = ReportMatcher(j2, DEV, clock=clock)
+    assert m.holding  # a fresh matcher looks at what a previous run left
+    results = await m.retry_unmatched()
+    assert [(r.msg_id, r.outcome) for r in results] == [(21, "delivered")]
+    assert await j2.message_state(DEV, 21) == "delivered"
+    assert [e.event_id for e in await j2.pending_events(DEV, "report", 10)] == [
+        "21:sent",
+        "21:delivered",
+    ]
+    await j2.close()
+
+
+async def test_a_report_nobody_claims_is_dropped_with_a_warning_after_the_hold(
+    journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    assert await m.handle(rep(91, "+491601112233", st=0x46)) is None
+    clock.t += HOLD_SECONDS - 1
     assert await m.retry_unmatched() == []
-    assert m._unmatched == []
+    assert len(await journal.held_reports(DEV)) == 1
+    clock.t += 2
+    assert await m.retry_unmatched() == []
+    assert await journal.held_reports(DEV) == []
+    assert not m.holding and m.dropped == 1
+    assert "dropping a status report held" in caplog.text and "MR 91" in caplog.text
+
+
+async def test_a_held_pending_or_repeated_report_is_consumed(journal: Journal) -> None:
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    assert await m.handle(rep(40, "+491601112233", st=0x21)) is None  # SC still trying
+    assert await m.handle(rep(40, "+491601112233", st=0x00)) is None
+    assert await m.handle(rep(40, "+491601112233", st=0x00)) is None  # the SC repeats itself
+    await sent(journal, 31, "+491601112233", [40], clock.t)
+    results = await m.retry_unmatched()
+    assert [r.outcome for r in results] == ["pending", "delivered", "duplicate"]
+    assert await journal.held_reports(DEV) == []
+    assert await report_types(journal) == ["31:sent", "31:delivered"]

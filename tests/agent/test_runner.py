@@ -5,6 +5,7 @@ graceful stop, and a restart after a crash mid-submit."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from agent.config import AgentConfig, DeviceConfig
 from agent.journal import Journal, LeasedMessage
@@ -268,20 +270,30 @@ async def test_one_agent_runs_several_devices(server: FakeAgentServer, tmp_path:
 
 
 async def test_a_loop_that_dies_is_restarted_and_nothing_is_resent(
-    server: FakeAgentServer, journal: Journal, tmp_path: Path
+    server: FakeAgentServer, journal: Journal, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     modem = FakeModem()
-    real = journal.finish_sent
-    calls = 0
+    real_finish, real_due = journal.finish_sent_nowait, journal.next_due
+    finishes = dues = 0
 
-    async def disk_trouble_once(*args: Any, **kw: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+    def finish_fails_once(*args: Any, **kw: Any) -> asyncio.Future[None]:
+        nonlocal finishes
+        finishes += 1
+        if finishes == 1:  # the write of the first "sent" fails (disk trouble)
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(OSError("disk I/O error"))
+            return failed
+        return real_finish(*args, **kw)
+
+    async def due_fails_once(*args: Any, **kw: Any) -> Any:
+        nonlocal dues
+        dues += 1
+        if dues == 3:  # later a read fails: the dispatcher loop dies and is restarted
             raise OSError("disk I/O error")
-        await real(*args, **kw)
+        return await real_due(*args, **kw)
 
-    journal.finish_sent = disk_trouble_once  # type: ignore[method-assign]
+    journal.finish_sent_nowait = finish_fails_once  # type: ignore[method-assign]
+    journal.next_due = due_fails_once  # type: ignore[method-assign]
     async with device_runner(server, journal, tmp_path, modem) as runner:
         runner.restart_delay = 0.05
         a = await server.add(260, "+4915100000001")
@@ -290,4 +302,44 @@ async def test_a_loop_that_dies_is_restarted_and_nothing_is_resent(
         await wait_for(lambda: server.messages[b].status == 6, what="the next one still goes")
         # `a` went out but could not be journaled: left dispatching, never resent.
         assert await journal.message_state("hall", a) == "dispatching"
+    assert "dispatch0 loop failed; restarting it" in caplog.text
+    assert "could not record it (disk I/O error)" in caplog.text
     assert modem.sent_numbers == ["+4915100000001", "+4915100000002"]
+
+
+async def test_a_sent_message_whose_report_never_comes_ends_outcome_unknown(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    modem = FakeModem()
+    cfg = agent_cfg(server, tmp_path, server.add_device(260))
+    cfg = dataclasses.replace(cfg, delivery_report_timeout_seconds=1.0)
+    async with aiohttp.ClientSession() as session:
+        runner = DeviceRunner(cfg.devices[0], cfg, journal, modem, session)
+        await runner.start()
+        try:
+            lost = await server.add(260, "+491601112233", "its report is lost")
+            await wait_for(lambda: server.messages[lost].status == 6, what="sent")
+            await wait_for(lambda: server.messages[lost].status == 9, what="outcome unknown")
+            reason = server.messages[lost].reason
+            assert reason.startswith("sent, but no final delivery report within 1 s")
+        finally:
+            await runner.stop()
+    assert server.messages[lost].history == [1, 2, 3, 6, 9]
+
+
+async def test_a_report_that_beats_its_send_record_is_held_then_matched(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    """The SC's report arrives while the send is still in the dispatcher's hands (the +CDS
+    URC raced the journal write): held on disk, matched once the send is journaled."""
+    modem = FakeModem()
+    modem.gate = asyncio.Event()
+    async with device_runner(server, journal, tmp_path, modem) as runner:
+        sms = await server.add(260, "+491601112233", "fast network")
+        await wait_for(modem.in_send.is_set, what="submit started")
+        await modem.report(0, modem.next_mr, "+491601112233", status=0)
+        assert [h.reference for h in await journal.held_reports("hall")] == [0]
+        modem.gate.set()
+        await wait_for(lambda: server.messages[sms].status == 7, what="delivered")
+        assert await journal.held_reports("hall") == []
+        assert not runner.matcher.holding

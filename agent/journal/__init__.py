@@ -1,0 +1,57 @@
+"""The agent's durable journal: SQLite in WAL mode, synchronous=FULL, group-committed writes.
+
+It is the agent's memory across crashes (DESIGN.md section 3), one module per area:
+
+- `outbox`: messages leased from the server. ``leased`` (written before `commit`, so a crash
+  between commit and its answer can be resolved by committing the same lease again) ->
+  ``committed`` (ours to send) -> ``dispatching`` (on disk *before* AT+CMGS) ->
+  ``sent`` | ``failed`` | ``unknown``; ``sent`` later becomes ``delivered``, ``not_delivered``,
+  or ``unknown`` when no final report came in time. A row still ``dispatching`` at start-up may
+  have reached the network, so it is never resent: it becomes ``unknown`` with an event.
+- `delivery`: each sent part's TP-MR and send time for report matching, and status reports
+  that matched nothing yet (held on disk, matched when their send is journaled).
+- `events`: what the server must hear (``report`` and ``status`` channels), in order, each
+  with a stable event id so a resend after a lost answer changes nothing on the server.
+- `inbox`: received SMS keyed by the modem layer's idempotency key, with a forwarded flag.
+- `housekeeping`: forgetting finished history.
+- `store`: the connections and the group commit underneath them all.
+
+Every state change and the event it produces are written in one transaction.
+"""
+
+from __future__ import annotations
+
+from agent.journal.delivery import Decide, DeliveryJournal
+from agent.journal.events import EventJournal
+from agent.journal.housekeeping import HousekeepingJournal
+from agent.journal.inbox import InboxJournal
+from agent.journal.outbox import OutboxJournal
+from agent.journal.records import (
+    UNKNOWN_AFTER_CRASH,
+    HeldReport,
+    LeasedMessage,
+    OutMessage,
+    PendingEvent,
+    SentPart,
+    iso,
+    sent_event,
+)
+from agent.journal.store import JournalError
+
+__all__ = [
+    "UNKNOWN_AFTER_CRASH",
+    "Decide",
+    "HeldReport",
+    "Journal",
+    "JournalError",
+    "LeasedMessage",
+    "OutMessage",
+    "PendingEvent",
+    "SentPart",
+    "iso",
+    "sent_event",
+]
+
+
+class Journal(OutboxJournal, DeliveryJournal, EventJournal, InboxJournal, HousekeepingJournal):
+    """All areas over one file; `open()` before use, `close()` commits what is queued."""

@@ -1,0 +1,60 @@
+"""The part every journal area builds on: opening the file and running statements."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.journal.records import Statement
+from agent.journal.schema import SCHEMA
+from agent.journal.store import JournalError, Store
+
+T = TypeVar("T")
+
+
+def run_statements(conn: sqlite3.Connection, statements: Iterable[Statement]) -> None:
+    for sql, args in statements:
+        conn.execute(sql, args)
+
+
+class JournalBase:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._store: Store | None = None
+
+    async def open(self) -> None:
+        store = Store(self.path, SCHEMA)
+        await store.open()
+        self._store = store
+
+    async def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.close()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise JournalError("journal is not open")
+        return self._store
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op` in the next group commit; returns once it is on disk."""
+        return await self.store.write(op)
+
+    def _write_nowait(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        return self.store.write_nowait(op)
+
+    async def _tx(self, statements: Sequence[Statement]) -> None:
+        """The statements as one unit: all of them are on disk, or none."""
+        if statements:
+            await self._write(lambda conn: run_statements(conn, statements))
+
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        def fetch(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, args).fetchall()
+
+        return await self.store.read(fetch)

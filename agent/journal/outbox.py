@@ -1,0 +1,258 @@
+"""The outbox: leased -> committed -> dispatching -> sent | failed | unknown.
+
+Which writes wait for the disk (DESIGN.md section 3):
+- the pull answer (`leased`) before `commit` is called, so a crash in between is resolved by
+  committing the same lease again;
+- `dispatching` before AT+CMGS, so a crash mid-submit becomes outcome-unknown, never a resend;
+- an outcome before it is reported: report events are read from committed rows only, so this
+  holds for every write. `finish_sent_nowait` lets the dispatcher move on while its "sent"
+  rides along with the next commit (at the latest the next message's `dispatching` mark); if
+  that write is lost in a crash, the row is still `dispatching` and becomes outcome-unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from agent.journal.base import JournalBase, run_statements
+from agent.journal.records import (
+    UNKNOWN_AFTER_CRASH,
+    LeasedMessage,
+    OutMessage,
+    Statement,
+    event_stmt,
+    final_stmts,
+    iso,
+    sent_event,
+    unknown_event,
+)
+
+
+class OutboxJournal(JournalBase):
+    # -- start-up ---------------------------------------------------------------------------
+
+    async def recover(self, now: float) -> list[tuple[str, int]]:
+        """Turn every `dispatching` row into `unknown` + an outcome-unknown event; never resend."""
+
+        def op(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            rows = conn.execute("SELECT device, id FROM outbox WHERE state = 'dispatching'")
+            found = [(str(d), int(i)) for d, i in rows.fetchall()]
+            for device, msg_id in found:
+                run_statements(conn, final_stmts(
+                    device, msg_id, "unknown", now, UNKNOWN_AFTER_CRASH,
+                    unknown_event(msg_id, UNKNOWN_AFTER_CRASH, now),
+                ))  # fmt: skip
+            return found
+
+        return await self._write(op)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def add_leased(
+        self, device: str, lease_id: str, messages: Sequence[LeasedMessage], now: float
+    ) -> list[int]:
+        """Journal a pull answer before committing it; returns the ids to commit.
+
+        A message already owned (committed before, e.g. a commit answer was lost and the server
+        leased it again) is committed again but keeps its row; one already dispatched is not
+        committed again, so it can never be sent twice.
+        """
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            mine = []
+            for m in messages:
+                cur = conn.execute(
+                    "INSERT INTO outbox (device, id, slot, to_number, body, urgent, state,"
+                    " lease_id, created, updated) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?, ?)"
+                    " ON CONFLICT (device, id) DO UPDATE SET lease_id = excluded.lease_id,"
+                    " updated = excluded.updated WHERE state IN ('leased', 'committed')",
+                    (device, m.id, m.sim, m.to, m.body, int(m.urgent), lease_id, now, now),
+                )
+                if cur.rowcount == 1:
+                    mine.append(m.id)
+            return mine
+
+        return await self._write(op) if messages else []
+
+    async def apply_commit(
+        self, device: str, lease_id: str, committed: Sequence[int], rejected: Sequence[int]
+    ) -> None:
+        """Keep what the server committed; forget what it rejected (it is no longer ours)."""
+        stmts: list[Statement] = []
+        for i in committed:
+            stmts.append((
+                "UPDATE outbox SET state = 'committed' WHERE device = ? AND id = ?"
+                " AND state = 'leased'", (device, i),
+            ))  # fmt: skip
+        for i in rejected:
+            stmts.append((
+                "DELETE FROM outbox WHERE device = ? AND id = ? AND lease_id = ?"
+                " AND state = 'leased'", (device, i, lease_id),
+            ))  # fmt: skip
+        await self._tx(stmts)
+
+    async def fail_foreign_slots(self, device: str, slots: Sequence[int], now: float) -> list[int]:
+        """Committed messages for a SIM slot this device does not have can never be sent:
+        fail them (status 9) rather than keep them forever."""
+        marks = ",".join("?" * len(slots))
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(
+                f"SELECT id, slot FROM outbox WHERE device = ? AND state = 'committed'"
+                f" AND slot NOT IN ({marks})",
+                (device, *slots),
+            ).fetchall()
+            for msg_id, slot in rows:
+                reason = f"SIM slot {slot} does not exist on this device"
+                run_statements(conn, _failed_stmts(device, int(msg_id), 9, "", reason, now))
+            return [int(r[0]) for r in rows]
+
+        return await self._write(op)
+
+    async def drop_lease(self, device: str, lease_id: str) -> None:
+        """The server does not know this lease any more: its leased rows are not ours."""
+        await self._tx([(
+            "DELETE FROM outbox WHERE device = ? AND lease_id = ? AND state = 'leased'",
+            (device, lease_id),
+        )])  # fmt: skip
+
+    async def open_leases(self, device: str) -> dict[str, list[int]]:
+        """Leases journaled but not yet resolved by a commit answer (e.g. a crash in between)."""
+        rows = await self._rows(
+            "SELECT lease_id, id FROM outbox WHERE device = ? AND state = 'leased' ORDER BY id",
+            (device,),
+        )
+        out: dict[str, list[int]] = {}
+        for lease_id, msg_id in rows:
+            out.setdefault(str(lease_id), []).append(int(msg_id))
+        return out
+
+    async def backlog(self, device: str) -> int:
+        rows = await self._rows(
+            "SELECT count(*) FROM outbox WHERE device = ? AND state IN ('leased', 'committed')",
+            (device,),
+        )
+        return int(rows[0][0])
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def next_due(self, device: str, slot: int, now: float) -> OutMessage | None:
+        """The next message for a SIM: urgent first, then the oldest (compat-api 9)."""
+        rows = await self._rows(
+            "SELECT device, id, slot, to_number, body, urgent, attempts, next_attempt FROM outbox"
+            " WHERE device = ? AND slot = ? AND state = 'committed' AND next_attempt <= ?"
+            " ORDER BY urgent DESC, id LIMIT 1",
+            (device, slot, now),
+        )
+        return _out(rows[0]) if rows else None
+
+    async def next_wakeup(self, device: str, slots: Sequence[int]) -> float | None:
+        """The earliest retry time among committed messages not yet due."""
+        marks = ",".join("?" * len(slots))
+        rows = await self._rows(
+            f"SELECT min(next_attempt) FROM outbox WHERE device = ? AND slot IN ({marks})"
+            " AND state = 'committed'",
+            (device, *slots),
+        )
+        v = rows[0][0]
+        return float(v) if v is not None else None
+
+    async def begin_dispatch(self, device: str, msg_id: int, now: float) -> bool:
+        """Mark before AT+CMGS; on disk by the time this returns (synchronous=FULL).
+
+        False if the row was not `committed` (then it must not be sent).
+        """
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE outbox SET state = 'dispatching', attempts = attempts + 1, updated = ?"
+                " WHERE device = ? AND id = ? AND state = 'committed'",
+                (now, device, msg_id),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(op)
+
+    def finish_sent_nowait(
+        self, device: str, msg_id: int, slot: int, references: Sequence[int], sent_at: float
+    ) -> asyncio.Future[None]:
+        """Sent: one TP-MR per part. Queued now, on disk with the next commit (the future).
+
+        A backend gives -1 for a part the modem confirmed without a reference; it is kept as
+        -1, so no report can match it and the message ends by the no-report timeout.
+        """
+        stmts: list[Statement] = [
+            ("UPDATE outbox SET state = 'sent', updated = ?, last_error = NULL"
+             " WHERE device = ? AND id = ?", (sent_at, device, msg_id)),
+            ("DELETE FROM parts WHERE device = ? AND msg_id = ?", (device, msg_id)),
+        ]  # fmt: skip
+        for idx, ref in enumerate(references):
+            stmts.append((
+                "INSERT INTO parts (device, msg_id, idx, slot, reference, sent_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (device, msg_id, idx, slot, ref, sent_at),
+            ))  # fmt: skip
+        stmts.append(event_stmt(device, "report", sent_event(msg_id, slot, references, sent_at)))
+        return self._write_nowait(lambda conn: run_statements(conn, stmts))
+
+    async def finish_sent(
+        self, device: str, msg_id: int, slot: int, references: Sequence[int], sent_at: float
+    ) -> None:
+        await self.finish_sent_nowait(device, msg_id, slot, references, sent_at)
+
+    async def finish_retry(
+        self, device: str, msg_id: int, next_attempt: float, error: str, now: float
+    ) -> None:
+        await self._tx([(
+            "UPDATE outbox SET state = 'committed', next_attempt = ?, last_error = ?, updated = ?"
+            " WHERE device = ? AND id = ? AND state = 'dispatching'",
+            (next_attempt, error, now, device, msg_id),
+        )])  # fmt: skip
+
+    async def finish_failed(
+        self, device: str, msg_id: int, *, status: int, code: str, reason: str, now: float
+    ) -> None:
+        await self._tx(_failed_stmts(device, msg_id, status, code, reason, now))
+
+    async def finish_unknown(self, device: str, msg_id: int, reason: str, now: float) -> None:
+        await self._tx(
+            final_stmts(device, msg_id, "unknown", now, reason, unknown_event(msg_id, reason, now))
+        )
+
+    async def message_state(self, device: str, msg_id: int) -> str | None:
+        rows = await self._rows(
+            "SELECT state FROM outbox WHERE device = ? AND id = ?", (device, msg_id)
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def sent_times(self, device: str, slot: int, since: float) -> list[float]:
+        """Send times of the SIM's messages, so per-day caps survive a restart."""
+        rows = await self._rows(
+            "SELECT min(sent_at) FROM parts WHERE device = ? AND slot = ? AND sent_at >= ?"
+            " GROUP BY msg_id ORDER BY 1",
+            (device, slot, since),
+        )
+        return [float(r[0]) for r in rows]
+
+
+def _failed_stmts(
+    device: str, msg_id: int, status: int, code: str, reason: str, now: float
+) -> list[Statement]:
+    event = {"event_id": f"{msg_id}:failed", "sms_id": msg_id, "type": "failed",
+             "at": iso(now), "status": status, "code": code, "reason": reason}  # fmt: skip
+    return final_stmts(device, msg_id, "failed", now, reason, event)
+
+
+def _out(r: tuple[Any, ...]) -> OutMessage:
+    return OutMessage(
+        device=str(r[0]),
+        id=int(r[1]),
+        slot=int(r[2]),
+        to=str(r[3]),
+        body=str(r[4]),
+        urgent=bool(r[5]),
+        attempts=int(r[6]),
+        next_attempt=float(r[7]),
+    )

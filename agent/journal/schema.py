@@ -1,0 +1,74 @@
+"""The journal's tables. `CREATE ... IF NOT EXISTS` only: a journal written by an older agent
+gains the new tables at the next start and keeps everything it holds."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    device      TEXT NOT NULL,
+    id          INTEGER NOT NULL,
+    slot        INTEGER NOT NULL,
+    to_number   TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    urgent      INTEGER NOT NULL DEFAULT 0,
+    state       TEXT NOT NULL CHECK (state IN ('leased', 'committed', 'dispatching', 'sent',
+                    'failed', 'unknown', 'delivered', 'not_delivered')),
+    lease_id    TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    created     REAL NOT NULL,
+    updated     REAL NOT NULL,
+    last_error  TEXT,
+    PRIMARY KEY (device, id)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (device, state, slot, urgent, next_attempt);
+CREATE TABLE IF NOT EXISTS parts (
+    device      TEXT NOT NULL,
+    msg_id      INTEGER NOT NULL,
+    idx         INTEGER NOT NULL,
+    slot        INTEGER NOT NULL,
+    reference   INTEGER NOT NULL,
+    sent_at     REAL NOT NULL,
+    tp_status   INTEGER,
+    PRIMARY KEY (device, msg_id, idx)
+);
+CREATE INDEX IF NOT EXISTS parts_ref ON parts (device, slot, reference, sent_at);
+CREATE TABLE IF NOT EXISTS events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    device      TEXT NOT NULL,
+    channel     TEXT NOT NULL CHECK (channel IN ('report', 'status')),
+    event_id    TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    done        INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    UNIQUE (device, channel, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (device, channel, done, seq);
+CREATE TABLE IF NOT EXISTS inbox (
+    device      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    slot        INTEGER NOT NULL,
+    sender      TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    sent_at     TEXT,
+    received_at TEXT NOT NULL,
+    parts       INTEGER NOT NULL,
+    incomplete  INTEGER NOT NULL,
+    forwarded   INTEGER NOT NULL DEFAULT 0,
+    sms_id      INTEGER,
+    seq         INTEGER NOT NULL,
+    PRIMARY KEY (device, key)
+);
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (device, forwarded, seq);
+-- Status reports that matched no journaled part yet (their send is still being journaled, or
+-- it never will be). Written before the handler returns, so before the modem acks (CNMA) or
+-- deletes (CMGD) the report: a kill -9 cannot lose one.
+CREATE TABLE IF NOT EXISTS held_reports (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    device      TEXT NOT NULL,
+    slot        INTEGER NOT NULL,
+    reference   INTEGER NOT NULL,
+    recipient   TEXT NOT NULL,
+    tp_status   INTEGER NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_reports_device ON held_reports (device, seq);
+"""

@@ -1,0 +1,199 @@
+"""The journal's SQLite connections: group-committed writes, concurrent reads.
+
+Every write is a plain function `op(conn) -> T` queued to one writer task. The writer takes
+everything queued, runs it on its own thread and connection inside one `BEGIN IMMEDIATE ... COMMIT`
+(each op under a SAVEPOINT, so one failing op rolls back alone), and only after COMMIT returns
+resolves the callers' futures. In WAL mode with `synchronous=FULL` the COMMIT is the fsync: an
+acknowledged write is on disk, and the dispatchers of 16 modems marking their messages
+"dispatching" at the same moment share one fsync instead of queueing for 16 (the same pattern
+as the server's store; the agent does not import server code).
+
+Reads run on a second thread with their own connection. WAL lets them proceed while a commit is
+being synced, and they only ever see committed, hence durable, rows: a report event that the
+report loop can read is one that survives a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+log = logging.getLogger(__name__)
+
+# Ops per transaction at most, so one commit never holds the write lock for long.
+MAX_BATCH = 256
+
+
+class JournalError(RuntimeError):
+    """The journal file cannot be opened, is not a simhive journal, or a write failed."""
+
+
+@dataclass
+class StoreStats:
+    transactions: int = 0
+    ops: int = 0
+    largest_batch: int = 0
+
+
+@dataclass
+class _Pending:
+    op: Op
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = field(default=None)
+
+
+def connect(path: Path, schema: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a COMMIT is on disk before we act on it (before AT+CMGS, before CMGD or CNMA).
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        if schema:
+            conn.executescript(schema)
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+class Store:
+    def __init__(self, path: Path, schema: str) -> None:
+        self.path = path
+        self._schema = schema
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="journal-write")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="journal-read")
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self._pending: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.stats = StoreStats()
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from None
+        try:
+            self._wconn = await loop.run_in_executor(self._writer, connect, self.path, self._schema)
+            self._rconn = await loop.run_in_executor(self._reader, connect, self.path, "")
+        except sqlite3.DatabaseError as exc:
+            await self._close_connections()
+            raise JournalError(f"{self.path} is not a usable journal: {exc}") from None
+        except (OSError, sqlite3.Error) as exc:
+            await self._close_connections()
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from None
+        self._task = asyncio.create_task(self._run(), name="journal-group-commit")
+
+    async def close(self) -> None:
+        """Commit what is queued, then close."""
+        if self._task is not None:
+            self._closing = True
+            self._wakeup.set()
+            await self._task
+            self._task = None
+        await self._close_connections()
+        self._writer.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
+
+    async def _close_connections(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._wconn is not None:
+            await loop.run_in_executor(self._writer, self._wconn.close)
+            self._wconn = None
+        if self._rconn is not None:
+            await loop.run_in_executor(self._reader, self._rconn.close)
+            self._rconn = None
+
+    def write_nowait(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `op` for the next group commit; the future resolves once it is on disk.
+
+        Queued in call order: a later write is never committed before an earlier one, so a
+        write the caller does not wait for is durable by the time any later write is.
+        """
+        if self._task is None or self._closing:
+            raise JournalError("journal is not open")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(op, future))
+        self._wakeup.set()
+        return future
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.write_nowait(op)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._rconn
+        if conn is None:
+            raise JournalError("journal is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        pending = self._pending
+        while True:
+            if not pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = [pending.popleft() for _ in range(min(len(pending), MAX_BATCH))]
+            try:
+                await loop.run_in_executor(self._writer, self._apply, batch)
+            except BaseException as exc:  # the commit failed: nothing of this batch is durable
+                log.error("journal: commit of %d write(s) failed: %s", len(batch), exc)
+                for item in batch:
+                    item.error = JournalError(f"journal write failed: {exc}")
+            for item in batch:
+                if item.future.done():  # its caller was cancelled; the write stands
+                    continue
+                if item.error is not None:
+                    item.future.set_exception(item.error)
+                else:
+                    item.future.set_result(item.result)
+
+    def _apply(self, batch: list[_Pending]) -> None:
+        conn = self._wconn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if len(batch) == 1:  # nothing to isolate it from: no savepoint needed
+                try:
+                    batch[0].result = batch[0].op(conn)
+                except Exception as exc:
+                    batch[0].error = exc
+                    conn.execute("ROLLBACK")
+                    return
+            else:
+                for item in batch:
+                    conn.execute("SAVEPOINT op")
+                    try:
+                        item.result = item.op(conn)
+                    except Exception as exc:
+                        if not conn.in_transaction:
+                            raise  # SQLite rolled everything back (disk full, I/O error)
+                        conn.execute("ROLLBACK TO op")
+                        item.error = exc
+                    conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self.stats.transactions += 1
+        self.stats.ops += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
