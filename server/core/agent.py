@@ -149,10 +149,9 @@ class AgentService:
                 now = self.clock()
                 due, next_at = await self.store.due_state(device.id, now)
                 if due and not gone():
+                    # A client that leaves from here on is the caller's to notice when it writes
+                    # the answer (hand_back), or ours if it cancels the call (`_lease`).
                     lease = await self._lease(device.id, max_messages, now)
-                    if lease.messages and gone():
-                        self.hand_back(device.id, lease.lease_id, "client gone while leasing")
-                        return None
                     if lease.messages:
                         return lease
                 remaining = deadline - time.monotonic()
