@@ -260,13 +260,6 @@ def test_agent_cut_off_from_the_server_keeps_sending_and_reports_afterwards(
     assert all(counts[t] == 1 for t in [*ids.values(), "added during the outage"]), counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: a long poll whose connection was reset still leases the next message "
-    "(status 2) to nobody; it waits for lease expiry (lease_seconds, 120 s) instead of going to "
-    "the agent when it reconnects. server/core/agent.py AgentService.pull does not see the "
-    "client's disconnect (aiohttp does not cancel handlers on disconnect).",
-)
 def test_message_added_right_after_the_agent_lost_its_connection_is_not_leased_to_nobody(
     gateway: GatewayFactory,
 ) -> None:
