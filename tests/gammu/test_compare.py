@@ -90,11 +90,26 @@ def shape(parts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [tuple(p[k] for k in keys) for p in parts]
 
 
+async def wait_stored(emu: EmulatorProcess, text: str, within: float = 30.0) -> None:
+    """Until the emulator has an SMS with this text stored on modem m1's SIM."""
+
+    def stored() -> bool:
+        slot = emu.client.storage("m1")["slots"][0]
+        return any(m.get("text") == text for mem in slot["memories"].values()
+                   for m in mem["messages"])  # fmt: skip
+
+    async with asyncio.timeout(within):
+        while True:
+            if await asyncio.to_thread(stored):
+                return
+            await asyncio.sleep(0.05)  # polling the emulator's control API; nothing to await
+
+
 async def test_both_backends_agree(emu: EmulatorProcess) -> None:
     at = await exercise(emu, "at", refuse_incoming=False)
     # An SMS that arrives while no backend runs stays stored on the SIM.
     emu.client.send_sms("+4917012345678", emu.state["modems"][0]["sims"][0]["number"], "stored")
-    await asyncio.sleep(0.5)
+    await wait_stored(emu, "stored")
     gm = await exercise(emu, "gammu", refuse_incoming=True)  # sees it, refuses, keeps it
 
     assert len(gm.sent.references) == len(at.sent.references) == 2
