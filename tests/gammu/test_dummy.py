@@ -90,6 +90,13 @@ async def test_lifecycle_identity_and_sim_info(dummy_phone: Path) -> None:
         # The gammurc was written and read from a file (SetConfig breaks SetIncomingSMS).
         text = modem.rc.path.read_text()
         assert "model = dummy" in text and f"device = {dummy_phone}" in text
+        described = modem.describe()
+        assert (described["device"], described["connection"], described["state"]) == (
+            str(dummy_phone), "none", "ready",
+        )  # fmt: skip
+        assert described["model"] == "Dummy" and described["gammurc"] == str(modem.rc.path)
+        # The dummy accepts SetIncomingSMS (it never calls back: sweeps bring its messages).
+        assert described["incoming_notifications"] is True
     finally:
         await modem.stop()
     assert modem.state.value == "disconnected"
