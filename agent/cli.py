@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,18 +18,26 @@ from agent.modem.profiles import PROFILES
 
 
 class RedactSecrets(logging.Filter):
-    """Defence in depth: no log line may carry a device token or PIN, whoever logs it."""
+    """Defence in depth: no log line may carry a device token or PIN, whoever logs it.
+
+    A PIN is all digits, so it is masked only where it stands alone: the same four digits inside
+    a phone number, a message id or a timestamp are not the PIN, and masking them there would
+    make the log say something untrue ("+49***5678")."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if s and len(s) >= 4]
+        self._patterns = [
+            re.compile(rf"(?<![0-9]){re.escape(s)}(?![0-9])" if s.isdigit() else re.escape(s))
+            for s in self.secrets
+        ]
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             msg = record.getMessage()
             if any(s in msg for s in self.secrets):
-                for s in self.secrets:
-                    msg = msg.replace(s, "***")
+                for pattern in self._patterns:
+                    msg = pattern.sub("***", msg)
                 record.msg, record.args = msg, None
         return True
 

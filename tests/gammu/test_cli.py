@@ -1,15 +1,17 @@
-"""`simhive-agent check-config` says what is true for each backend (a gammu device has no AT
-profile); `probe` names the profiles it knows."""
+"""simhive-agent's CLI says what is true: `check-config` per backend (a gammu device has no AT
+profile), `probe` names the profiles it knows, and log redaction masks a PIN, not every number
+that contains its digits."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from agent.cli import main
+from agent.cli import RedactSecrets, main
 
 HEAD = 'server = "http://127.0.0.1:8080"\njournal = "j.db"\n'
 
@@ -107,3 +109,16 @@ def test_probe_rejects_an_unknown_profile_naming_the_known_ones(tmp_path: Path) 
     out = CliRunner().invoke(main, ["probe", str(tmp_path), "--profile", "simcom"])
     assert out.exit_code == 2
     assert "'simcom' is not one of" in out.output and "'quectel-ec25'" in out.output
+
+
+def test_a_pin_is_masked_where_it_stands_alone_not_inside_other_numbers() -> None:
+    def shown(msg: str, *args: object) -> str:
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, msg, args, None)
+        assert RedactSecrets(["dt_secret_123", "1234"]).filter(record)
+        return record.getMessage()
+
+    assert shown('AT+CPIN="%s" sent', "1234") == 'AT+CPIN="***" sent'
+    assert shown("pin 1234") == "pin ***"
+    # The same digits inside a phone number or an id are not the PIN: left as they are.
+    assert shown("sms 81234 to +4912345678") == "sms 81234 to +4912345678"
+    assert shown("token dt_secret_123x for 1234") == "token ***x for ***"
