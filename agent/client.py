@@ -92,11 +92,14 @@ class AgentClient:
             "hello", {"agent_version": AGENT_VERSION, "device": device, "sims": sims}
         )
 
-    async def pull(self, max_messages: int, wait: float) -> dict[str, Any]:
+    async def pull(
+        self, max_messages: int, wait: float, holding: list[str] | None = None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"max": max_messages, "wait": wait}
+        if holding is not None:
+            payload["holding"] = holding
         # The HTTP timeout must outlast the server's hold, or every idle poll would be an error.
-        return await self.call(
-            "pull", {"max": max_messages, "wait": wait}, seconds=wait + self.timeout
-        )
+        return await self.call("pull", payload, seconds=wait + self.timeout)
 
     async def commit(self, lease_id: str, ids: list[int]) -> dict[str, Any]:
         return await self.call("commit", {"lease_id": lease_id, "ids": ids})

@@ -230,7 +230,12 @@ class Sync:
             return None
         wait = _int(self.settings.get("long_poll_seconds"), 25, 0, 60)
         started = self._clock()
-        answer = await self.client.pull(room, wait)
+        # The leases we journaled and still mean to commit (normally none: every pull's commit
+        # finishes before the next pull). The server hands back the device's other open
+        # leases, e.g. one whose answer a killed predecessor never journaled, instead of
+        # letting them wait lease_seconds (agent-protocol.md, `holding`).
+        holding = list(await self.journal.open_leases(self.device))[:100]
+        answer = await self.client.pull(room, wait, holding)
         self._set_connected(True)
         messages, bad = _parse_messages(answer.get("messages"))
         for item in bad:

@@ -84,6 +84,7 @@ class FakeAgentServer:
         }
         self.fail: dict[str, int] = {}  # route -> number of 503s to answer without acting
         self.lose: dict[str, int] = {}  # route -> number of answers to lose after acting
+        self.pulls: list[dict[str, Any]] = []  # every pull body, in order
         self.down = False
         self.closing = False
         self._ids = itertools.count(1000)
@@ -187,6 +188,14 @@ class FakeAgentServer:
         if not isinstance(wait, int | float) or not 0 <= wait <= 60:
             return _err(400, "bad_request", "wait must be 0..60")
         wait = min(wait, self.settings["long_poll_seconds"])
+        self.pulls.append(body)
+        holding = body.get("holding")
+        if isinstance(holding, list):
+            # agent-protocol.md: the device's uncommitted leases it does not hold go back now.
+            for lease_id, lease in list(self.leases.items()):
+                if lease.device == device and lease.answer is None and lease_id not in holding:
+                    lease.expires = 0.0
+            self._expire()
         deadline = time.monotonic() + wait
         while True:
             due = [m for m in self.messages.values() if m.device == device and m.status == 1]

@@ -137,6 +137,24 @@ async def test_open_lease_left_by_a_crash_is_committed_at_start(
     assert server.messages[a].status == 3
 
 
+async def test_a_pull_answer_lost_with_a_crash_is_handed_back_at_the_next_pull(
+    server: FakeAgentServer, journal: Journal
+) -> None:
+    """A predecessor was killed after the server leased but before the answer was journaled:
+    the next pull says which leases it holds (none), so the server hands that lease back at
+    once instead of after lease_seconds."""
+    server.lease_seconds = 3600.0
+    a = await server.add(260, "+4915100000001")
+    async with make_sync(server, journal) as (sync, _):
+        await sync.hello()
+        await sync.client.pull(15, 0)  # leased, then the "crash": nothing journaled
+        assert server.messages[a].status == 2
+        assert await sync.pull_once() == 1
+    assert server.pulls[-1]["holding"] == []
+    assert server.messages[a].history == [1, 2, 1, 2, 3]
+    assert await journal.message_state(DEV, a) == "committed"
+
+
 async def test_message_for_a_slot_we_do_not_have_fails_cleanly(
     server: FakeAgentServer, journal: Journal
 ) -> None:
