@@ -48,6 +48,7 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     assert office.ports == ("/dev/ttyUSB2", "/dev/ttyUSB6") and not office.single_standby
     assert office.slots == [0, 1] and office.server == "http://127.0.0.1:8080"
     assert cfg.max_attempts == 3 and cfg.report_window_seconds == 600
+    assert cfg.delivery_report_timeout_seconds == 25 * 3600
     assert "dt_hall_secret" not in repr(cfg) and "1234" not in repr(hall)
 
 
@@ -63,6 +64,8 @@ def test_defaults_and_relative_journal(tmp_path: Path) -> None:
         None,
     )
     assert cfg.log_level == "info"
+    assert cfg.delivery_report_timeout_seconds == 25 * 3600  # 24 h validity + 1 h
+    assert parse(base(delivery_report_timeout_seconds=0)).delivery_report_timeout_seconds == 0
 
 
 @pytest.mark.parametrize(
@@ -77,6 +80,8 @@ def test_defaults_and_relative_journal(tmp_path: Path) -> None:
         (base(log_level="loud"), "log_level: must be one of"),
         (base(max_attempts=0), "max_attempts: must be between 1"),
         (base(max_attempts=2.5), "max_attempts: must be an integer"),
+        (base(delivery_report_timeout_seconds=-1), "delivery_report_timeout_seconds: must be"),
+        (base(delivery_report_timeout_seconds="1d"), "delivery_report_timeout_seconds: must be"),
         (base(device=[dev(token="")]), "device[0].token: must not be empty"),
         (base(device=[dev(token="has space")]), "without spaces"),
         (base(device=[{"name": "a", "port": "/dev/x"}]), "device[0].token: required"),
