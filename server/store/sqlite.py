@@ -41,7 +41,7 @@ from server.store.sqlite_rows import (
 )
 from server.store.sqlite_schema import migrate
 from server.store.sqlite_webhooks import SqliteWebhookStore
-from server.store.writer import GroupCommitWriter
+from server.store.writer import GroupCommitWriter, RowInsert
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -54,11 +54,12 @@ _INSERT_MESSAGES_JSON = (
     " json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]')"
     " FROM json_each(?) ORDER BY key"
 )
-_INSERT_MESSAGE = (
+_MESSAGE_ROW = RowInsert(
     "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim, status, urgent,"
-    " customerid, created, timetosend, due, status_changed)"
-    " VALUES (?, ?, 'out', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)"
+    " customerid, created, timetosend, due, status_changed) VALUES ",
+    "(?, ?, 'out', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
 )
+_INSERT_MESSAGE = _MESSAGE_ROW.sql(1)
 
 
 def _seq(conn: sqlite3.Connection, table: str) -> int:
@@ -82,7 +83,11 @@ class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
     # -- life cycle ------------------------------------------------------------------------
     def _connect_writer(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Merged inserts (writer.RowInsert) use up to MERGE_ROWS statement texts of their own:
+        # room for them beside everything else in the statement cache (default 128).
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
         _configure(conn, self.busy_timeout_ms)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -296,9 +301,10 @@ class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
             else None
         )
 
+        if len(rows) == 1:  # one SMS: the writer merges it with its neighbours (RowInsert)
+            return [await self.writer.insert(_MESSAGE_ROW, rows[0])]
+
         def op(conn: sqlite3.Connection) -> list[int]:
-            if len(rows) == 1:
-                return [int(conn.execute(_INSERT_MESSAGE, rows[0]).lastrowid or 0)]
             # Ids from the AUTOINCREMENT sequence: the transaction holds the write lock, so the
             # rows get consecutive ids; checked rather than assumed.
             before = _seq(conn, "messages")
@@ -318,9 +324,9 @@ class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
 
         if not rows:
             return []
-        # One writing statement (one row, or the JSON INSERT; the sequence reads write nothing)
-        # needs no savepoint; executemany writes row by row and does.
-        return await self.writer.submit(op, atomic=len(rows) == 1 or as_json is not None)
+        # One writing statement (the JSON INSERT; the sequence reads write nothing) needs no
+        # savepoint; executemany writes row by row and does.
+        return await self.writer.submit(op, atomic=as_json is not None)
 
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None:
         row = await self._one(

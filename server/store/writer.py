@@ -29,6 +29,32 @@ log = logging.getLogger("simhive.store.writer")
 
 # Upper bound on ops per transaction, so one commit never holds the lock for too long.
 MAX_BATCH = 512
+# Rows per merged INSERT statement (see RowInsert): 64 x 11 parameters stays far below SQLite's
+# variable limit, and at most 64 distinct statement texts live in the statement cache.
+MERGE_ROWS = 64
+
+
+@dataclass(frozen=True)
+class RowInsert:
+    """A one-row INSERT that the writer may merge with its neighbours in a batch.
+
+    Under load many requests each insert one row (one SMS per addsms). Every statement the writer
+    thread runs releases the GIL for sqlite3_step and must win it back from the busy event loop,
+    and those hand-overs cost both threads more CPU than SQLite's own work; so consecutive row
+    inserts of one batch become one `INSERT ... VALUES (...), (...)`. The table must give rowids
+    in insertion order without gaps inside one statement (INTEGER PRIMARY KEY AUTOINCREMENT and
+    no explicit ids): the merged statement's ids are then lastrowid - n + 1 ... lastrowid.
+    """
+
+    head: str  # "INSERT INTO t(a, b, c) VALUES "
+    values: str  # "(?, ?, 'const')"
+    _sql: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def sql(self, rows: int) -> str:
+        text = self._sql.get(rows)
+        if text is None:
+            text = self._sql[rows] = self.head + ",".join([self.values] * rows)
+        return text
 
 
 @dataclass
@@ -40,9 +66,11 @@ class WriterStats:
 
 @dataclass
 class _Pending:
-    op: Op
+    op: Op | None
     future: asyncio.Future[Any]
     atomic: bool = False
+    insert: RowInsert | None = None  # with `row`: a mergeable one-row insert instead of `op`
+    row: tuple[Any, ...] = ()
     result: Any = None
     error: BaseException | None = field(default=None)
 
@@ -91,6 +119,19 @@ class GroupCommitWriter:
         self._wakeup.set()
         return await future
 
+    async def insert(self, insert: RowInsert, row: tuple[Any, ...]) -> int:
+        """Insert one row in the next group transaction; returns its rowid once committed.
+
+        Consecutive inserts with the same RowInsert in one batch share one statement; a failing
+        merged statement is retried row by row, so one bad row fails only its own request.
+        """
+        if self._task is None or self._closing:
+            raise StoreError("store is not open")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(None, future, True, insert, row))
+        self._wakeup.set()
+        return await future
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         pending = self._pending
@@ -120,11 +161,14 @@ class GroupCommitWriter:
     def _apply(self, batch: list[_Pending]) -> None:
         conn = self._conn
         assert conn is not None
+        if _only_merged_inserts(batch) and _insert_alone(conn, batch):
+            self._count(batch)
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             if len(batch) == 1:  # nothing to isolate it from: no savepoint needed
                 try:
-                    batch[0].result = batch[0].op(conn)
+                    batch[0].result = _run_one(conn, batch[0])
                 except Exception as exc:
                     batch[0].error = _as_store_error(exc)
                     conn.execute("ROLLBACK")
@@ -136,15 +180,30 @@ class GroupCommitWriter:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+        self._count(batch)
+
+    def _count(self, batch: list[_Pending]) -> None:
         self.stats.transactions += 1
         self.stats.ops += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
 
     def _apply_each(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
-        for pending in batch:
+        index = 0
+        while index < len(batch):
+            pending = batch[index]
+            insert = pending.insert
+            if insert is not None:
+                end = index + 1
+                while end < len(batch) and end - index < MERGE_ROWS and batch[end].insert is insert:
+                    end += 1
+                if end - index > 1:
+                    _insert_merged(conn, insert, batch[index:end])
+                    index = end
+                    continue
+            index += 1
             if pending.atomic:
                 try:
-                    pending.result = pending.op(conn)
+                    pending.result = _run_one(conn, pending)
                 except Exception as exc:
                     if not conn.in_transaction:
                         # SQLite rolled the whole transaction back (disk full, I/O error):
@@ -152,6 +211,7 @@ class GroupCommitWriter:
                         raise
                     pending.error = _as_store_error(exc)
                 continue
+            assert pending.op is not None
             conn.execute("SAVEPOINT op")
             try:
                 pending.result = pending.op(conn)
@@ -159,6 +219,64 @@ class GroupCommitWriter:
                 conn.execute("ROLLBACK TO op")
                 pending.error = _as_store_error(exc)
             conn.execute("RELEASE op")
+
+
+def _run_one(conn: sqlite3.Connection, pending: _Pending) -> Any:
+    if pending.insert is not None:
+        return int(conn.execute(pending.insert.sql(1), pending.row).lastrowid or 0)
+    assert pending.op is not None
+    return pending.op(conn)
+
+
+def _only_merged_inserts(batch: list[_Pending]) -> bool:
+    insert = batch[0].insert
+    return (
+        insert is not None
+        and len(batch) <= MERGE_ROWS
+        and all(pending.insert is insert for pending in batch)
+    )
+
+
+def _insert_alone(conn: sqlite3.Connection, batch: list[_Pending]) -> bool:
+    """The whole batch as one autocommit statement: SQLite makes it its own transaction and
+    commits it (fsync, synchronous=FULL) before returning. One statement instead of BEGIN, INSERT,
+    COMMIT is two GIL hand-overs fewer per batch, the commonest batch under addsms load. False if
+    it failed: SQLite undid it, and the caller retries the batch in a transaction row by row."""
+    insert = batch[0].insert
+    assert insert is not None
+    params = [value for pending in batch for value in pending.row]
+    try:
+        cursor = conn.execute(insert.sql(len(batch)), params)
+    except sqlite3.Error:
+        if conn.in_transaction:  # not expected for an autocommit statement; be sure
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        return False
+    first = int(cursor.lastrowid or 0) - len(batch) + 1
+    for offset, pending in enumerate(batch):
+        pending.result = first + offset
+    return True
+
+
+def _insert_merged(conn: sqlite3.Connection, insert: RowInsert, run: list[_Pending]) -> None:
+    params = [value for pending in run for value in pending.row]
+    try:
+        cursor = conn.execute(insert.sql(len(run)), params)
+    except Exception:
+        if not conn.in_transaction:
+            raise  # SQLite rolled the whole transaction back: the batch fails as a whole
+        # A failed statement is undone by SQLite alone; find the bad row(s) one by one.
+        for pending in run:
+            try:
+                pending.result = _run_one(conn, pending)
+            except Exception as exc:
+                if not conn.in_transaction:
+                    raise
+                pending.error = _as_store_error(exc)
+        return
+    first = int(cursor.lastrowid or 0) - len(run) + 1
+    for offset, pending in enumerate(run):
+        pending.result = first + offset
 
 
 def _close(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,125 @@
+"""Merged one-row inserts in the group-commit writer (writer.RowInsert).
+
+The writer thread is held on a gate so that the inserts under test queue up and form one batch,
+as they do under load; then every request must get the id of its own row, and a bad row must fail
+only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.core.models import MessageFilter, NewMessage
+from server.store.sqlite import SqliteStore
+from server.store.writer import MERGE_ROWS
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "db.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def owner(store: SqliteStore) -> tuple[int, int]:
+    account = await store.create_account("a@example.com", "x", "h1", "UTC", 1)
+    device = await store.create_device(account.id, "dev", "d1", 1)
+    return account.id, device.id
+
+
+async def in_one_batch(store: SqliteStore, calls: list[Awaitable[Any]]) -> list[Any]:
+    """Run `calls` while the writer thread waits on a gate, so they queue into one batch."""
+    gate = threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        gate.wait(30)
+
+    held = asyncio.ensure_future(store.writer.submit(hold))
+    await asyncio.sleep(0.05)  # the writer thread is now inside `hold`
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    await asyncio.sleep(0)  # every call queued its op
+    gate.set()
+    await held
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def bodies(store: SqliteStore) -> dict[int, str]:
+    with sqlite3.connect(store.path) as conn:
+        return {int(i): str(b) for i, b in conn.execute("SELECT id, body FROM messages")}
+
+
+def one(account_id: int, device_id: int, body: str) -> NewMessage:
+    return NewMessage(account_id, device_id, "+4915752982212", body)
+
+
+@pytest.mark.parametrize("n", [2, MERGE_ROWS, MERGE_ROWS * 2 + 3])
+async def test_each_request_gets_its_own_row_id(store: SqliteStore, n: int) -> None:
+    account_id, device_id = await owner(store)
+    before = store.writer.stats.transactions
+    results = await in_one_batch(
+        store, [store.insert_messages([one(account_id, device_id, f"m{i}")], 0) for i in range(n)]
+    )
+    stored = bodies(store)
+    assert [stored[r[0]] for r in results] == [f"m{i}" for i in range(n)]
+    assert len(stored) == n
+    # the held op's batch, then one for all the inserts
+    assert store.writer.stats.transactions - before == 2
+
+
+def noop(conn: sqlite3.Connection) -> str:
+    return "done"
+
+
+@pytest.mark.parametrize("bad_at", [0, 3, 6])
+@pytest.mark.parametrize("alone", [True, False], ids=["inserts-only", "after-another-op"])
+async def test_a_bad_row_fails_alone(store: SqliteStore, bad_at: int, alone: bool) -> None:
+    # inserts-only: the batch is tried as one autocommit statement first; after-another-op: the
+    # inserts merge inside the batch's transaction. Both retry row by row after a failure.
+    account_id, device_id = await owner(store)
+    calls: list[Awaitable[Any]] = [] if alone else [store.writer.submit(noop)]
+    for i in range(7):
+        device = 999 if i == bad_at else device_id  # 999: no such device, a foreign-key error
+        calls.append(store.insert_messages([one(account_id, device, f"m{i}")], 0))
+    results = await in_one_batch(store, calls)
+    if not alone:
+        assert results.pop(0) == "done"
+    assert isinstance(results[bad_at], sqlite3.IntegrityError)
+    stored = bodies(store)
+    good = [r for i, r in enumerate(results) if i != bad_at]
+    assert [stored[r[0]] for r in good] == [f"m{i}" for i in range(7) if i != bad_at]
+    assert len(stored) == 6
+
+
+async def test_merged_inserts_between_other_ops(store: SqliteStore) -> None:
+    account_id, device_id = await owner(store)
+
+    def tag(conn: sqlite3.Connection) -> int:
+        cur = conn.execute(
+            "INSERT INTO tags(account_id, title, created) VALUES (?, 't', 0)", (account_id,)
+        )
+        return int(cur.lastrowid or 0)
+
+    calls: list[Awaitable[Any]] = [
+        store.insert_messages([one(account_id, device_id, "a")], 0),
+        store.insert_messages([one(account_id, device_id, "b")], 0),
+        store.writer.submit(tag),
+        store.insert_messages([one(account_id, device_id, "c")], 0),
+        store.insert_messages(
+            [one(account_id, device_id, "d"), one(account_id, device_id, "e")], 0
+        ),  # fmt: skip
+        store.insert_messages([one(account_id, device_id, "f")], 0),
+    ]
+    results = await in_one_batch(store, calls)
+    stored = bodies(store)
+    assert [stored[results[i][0]] for i in (0, 1, 3, 5)] == ["a", "b", "c", "f"]
+    assert [stored[i] for i in results[4]] == ["d", "e"]
+    assert results[2] == 1
+    assert await store.count_messages(MessageFilter(account_id)) == 6
