@@ -245,8 +245,11 @@ class WebhookSender:
             # the last look (the request that wrote them wakes us); else a short floor, not a
             # tight loop.
             timeout = self.idle_poll_seconds if self._tasks or self._cooldown else 0.05
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands as
+        # the event fires, and the app's shutdown then waits for this task forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _attempt(self, job: WebhookJob) -> None:
