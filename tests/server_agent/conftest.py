@@ -37,6 +37,21 @@ SECRET = "s3cret-for-tests-0123456789"
 # request that hangs fails with its own traceback instead of a test-wide timeout.
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
+# A dual-SIM hello as docs/agent-protocol.md shows it.
+HELLO: dict[str, Any] = {
+    "agent_version": "0.1.0",
+    "device": {"title": "SIM800C-DS hall", "manufacturer": "SIMCOM_Ltd", "model": "SIM800C",
+               "firmware": "1418B05SIM800C24", "imei": "867856030123456",
+               "serialnumber": "host-a/ttyUSB0"},
+    "sims": [{"slot": 0, "present": True, "active": True, "iccid": "8949226172233934327",
+              "imsi": "262011234567890", "number": "+4915752982212", "operator": "Telekom.de",
+              "operator_code": "26201", "carrier": "Telekom", "country_iso": "de",
+              "registered": True, "roaming": False, "signal_dbm": -71},
+             {"slot": 1, "present": True, "active": True, "iccid": "8949000000000000001",
+              "number": "+4915700000001", "carrier": "o2", "country_iso": "de",
+              "registered": True, "roaming": True}],
+}  # fmt: skip
+
 
 async def eventually(
     probe: Callable[[], Awaitable[T | None]], what: str, seconds: float = 15.0
@@ -146,6 +161,11 @@ class Env:
 
     async def status(self, sms_id: int) -> int:
         return int((await self.compat("getsmsstatus", sms_id=sms_id))["status"])
+
+    async def status_of(self, sms_id: int) -> tuple[int, str]:
+        """Status and its compat description."""
+        data = await self.compat("getsmsstatus", sms_id=sms_id)
+        return int(data["status"]), str(data["status_description"])
 
     async def webhooks(self, store_device: int | None = None) -> list[dict[str, object]]:
         return await self.gw.store.webhook_rows(store_device)

@@ -12,21 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.server_agent.conftest import LEASE_SECONDS, Env, eventually
-
-HELLO = {
-    "agent_version": "0.1.0",
-    "device": {"title": "SIM800C-DS hall", "manufacturer": "SIMCOM_Ltd", "model": "SIM800C",
-               "firmware": "1418B05SIM800C24", "imei": "867856030123456",
-               "serialnumber": "host-a/ttyUSB0"},
-    "sims": [{"slot": 0, "present": True, "active": True, "iccid": "8949226172233934327",
-              "imsi": "262011234567890", "number": "+4915752982212", "operator": "Telekom.de",
-              "operator_code": "26201", "carrier": "Telekom", "country_iso": "de",
-              "registered": True, "roaming": False, "signal_dbm": -71},
-             {"slot": 1, "present": True, "active": True, "iccid": "8949000000000000001",
-              "number": "+4915700000001", "carrier": "o2", "country_iso": "de",
-              "registered": True, "roaming": True}],
-}  # fmt: skip
+from tests.server_agent.conftest import HELLO, LEASE_SECONDS, Env, eventually
 
 
 async def test_expired_lease_returns_to_the_queue_without_another_pull(env: Env) -> None:

@@ -1,91 +1,28 @@
-"""The agent protocol routes (docs/agent-protocol.md) against the real store, in process."""
+"""The agent protocol routes (docs/agent-protocol.md) against the real store, in process: each
+route's answers, order and idempotency, and its 4xx for bad input."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from server.api.compat import GATEWAY
-from server.app import create_app
-from server.core.agent import AgentSettings
-from server.core.gateway import Gateway, Outgoing
-from server.core.models import Account
-from server.store.sqlite import SqliteStore
+from tests.server_agent.conftest import HELLO, LEASE_SECONDS, Env
 
-LEASE_SECONDS = 1
-
-
-@dataclass
-class Env:
-    client: TestClient[Any, Any]
-    gw: Gateway
-    account: Account
-    token: str  # account token (compat API)
-    device_id: int
-    device_token: str
-    other_device_id: int
-    other_token: str
-
-    async def agent(
-        self, route: str, body: Any, token: str | None = None, status: int = 200
-    ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token or self.device_token}"}
-        r = await self.client.post(f"/agent/v1/{route}", json=body, headers=headers)
-        data: dict[str, Any] = await r.json()
-        assert r.status == status, data
-        return data
-
-    async def send(self, device_id: int | None = None, **kw: Any) -> int:
-        req = Outgoing(
-            kw.pop("sendto", "+4915752982212"), kw.pop("body", "hi"),
-            device_id or self.device_id, **kw,
-        )  # fmt: skip
-        [sms_id] = await self.gw.send(self.account, req)
-        return sms_id
-
-    async def status_of(self, sms_id: int) -> tuple[int, str]:
-        r = await self.client.get(
-            "/getdata/getsmsstatus", params={"token": self.token, "sms_id": str(sms_id)}
-        )
-        data = await r.json()
-        return data["status"], data["status_description"]
-
-
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    settings = AgentSettings(lease_seconds=LEASE_SECONDS, long_poll_seconds=10)
-    app = create_app(SqliteStore(tmp_path / "a.sqlite3"), agent_settings=settings)
-    async with TestClient(TestServer(app)) as client:
-        gw = app[GATEWAY]
-        account, token = await gw.create_account("agent@example.com", "password123")
-        device, device_token = await gw.create_device(account, "box")
-        other, other_token = await gw.create_device(account, "other box")
-        yield Env(client, gw, account, token, device.id, device_token, other.id, other_token)
-
-
-HELLO = {
-    "agent_version": "0.1.0",
-    "device": {"title": "SIM800C-DS hall", "manufacturer": "SIMCOM_Ltd", "model": "SIM800C",
-               "firmware": "1418B05SIM800C24", "imei": "867856030123456",
-               "serialnumber": "host-a/ttyUSB0"},
-    "sims": [{"slot": 0, "present": True, "active": True, "iccid": "8949226172233934327",
-              "imsi": "262011234567890", "number": "+4915752982212", "operator": "Telekom.de",
-              "operator_code": "26201", "carrier": "Telekom", "country_iso": "DE",
-              "registered": True, "roaming": False, "signal_dbm": -71},
+# The second SIM as sparse as an agent may send it (defaults filled in), the first with an
+# upper-case country code (stored lower-case).
+SPARSE_HELLO = {
+    **HELLO,
+    "sims": [{**HELLO["sims"][0], "country_iso": "DE"},
              {"slot": 1, "iccid": "8949000000000000001", "roaming": True,
               "carrier": "o2", "country_iso": "de"}],
 }  # fmt: skip
 
 
 async def test_hello_stores_facts_and_answers_settings(env: Env) -> None:
-    answer = await env.agent("hello", HELLO)
+    answer = await env.agent("hello", SPARSE_HELLO)
     assert answer["device_id"] == env.device_id
     assert answer["server_time"].endswith("+00:00")
     settings = answer["settings"]
