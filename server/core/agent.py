@@ -181,23 +181,27 @@ class AgentService:
     def hand_back(self, device_id: int, lease_id: str, why: str) -> None:
         """Return a lease whose answer could not be delivered to the queue, now (in the
         background, so it also works from a cancelled request)."""
-        log.info("device %d: lease %s handed back (%s)", device_id, lease_id[:8], why)
-        self._spawn(self._release(device_id, lease_id))
+        self._spawn(self._release(device_id, lease_id, why))
 
     async def _hand_back_after(
         self, leasing: asyncio.Future[Lease], device_id: int, lease_id: str
     ) -> None:
         with contextlib.suppress(Exception):
             await leasing  # a failed lease op leased nothing; the release below is then a no-op
-        log.info("device %d: lease %s handed back (client gone)", device_id, lease_id[:8])
-        await self._release(device_id, lease_id)
+        await self._release(device_id, lease_id, "client gone while leasing")
 
-    async def _release(self, device_id: int, lease_id: str) -> None:
+    async def _release(self, device_id: int, lease_id: str, why: str) -> None:
         try:
-            if await self.store.release_leases(device_id, self.clock(), lease_ids=[lease_id]):
-                self.notifier.notify(device_id)  # another pull of the device may take them
+            released = await self.store.release_leases(
+                device_id, self.clock(), lease_ids=[lease_id]
+            )
         except Exception as exc:  # the lease then expires after lease_seconds as before
             log.error("device %d: could not hand back lease %s: %s", device_id, lease_id[:8], exc)
+            return
+        if released:
+            log.info("device %d: %d message(s) of lease %s handed back (%s)", device_id,
+                     released, lease_id[:8], why)  # fmt: skip
+            self.notifier.notify(device_id)  # another pull of the device may take them
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
