@@ -333,9 +333,13 @@ async def handle(request: web.Request) -> web.Response:
     return json_response(await handler(request.app[GATEWAY], params))
 
 
+# One encoder for every answer: json.dumps with options builds a new JSONEncoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def json_response(data: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(
-        body=json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        body=_ENCODER.encode(data).encode("utf-8"),
         status=status,
         headers={"Content-Type": "application/json; charset=utf-8"},
     )

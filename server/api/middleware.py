@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from typing import TextIO
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
 from server.api.compat import error_response
-from server.api.params import MalformedBody
+from server.api.params import MalformedBody, parse_pairs
 from server.core.errors import GatewayError
 from server.core.limits import MAX_REQUEST_BYTES
 from server.store.base import StoreError
@@ -89,7 +89,7 @@ def mask_query(query_string: str) -> str:
     """The query string with the values of secret keys replaced by ***."""
     if not query_string:
         return ""
-    pairs = parse_qsl(query_string, keep_blank_values=True, errors="replace")
+    pairs = parse_pairs(query_string)
     return urlencode(
         [(k, "***" if k.lower() in SECRET_KEYS else v) for k, v in pairs], safe="*+:,/"
     )
