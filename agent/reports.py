@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 # outcome-unknown and has no parts to match) or the report is for a message we never sent.
 HOLD_SECONDS = 600.0
 OTHER_SLOT_AFTER = 10.0  # a held report may match the device's other SIM after this long
+# A report whose newest match is a part that already has its final report is held this long
+# before it counts as the SC repeating itself: MRs wrap after 256 submits, so on a busy SIM it
+# may belong to a send whose +CMGS answer is not journaled yet, with the same MR as that older
+# part (seen with 16 modems under a slowed agent: such reports were taken for repeats and
+# their messages stayed at "sent").
+DUPLICATE_AFTER = 10.0
 
 
 def _open(part: SentPart) -> bool:
@@ -201,8 +207,10 @@ class ReportMatcher:
                     self.device, report.reference, report.slot + 1, self.window,
                 )  # fmt: skip
             return None
-        if part.tp_status is not None and classify_tp_status(part.tp_status) != ReportState.PENDING:
-            # A second final report for the same part (SC repeats) changes nothing.
+        if not _open(part):
+            if self._clock() - received_at < DUPLICATE_AFTER:
+                return None  # held: its own part may not be journaled yet (see DUPLICATE_AFTER)
+            # A second final report for the same part (the SC repeats) changes nothing.
             if held_seq is not None:
                 await self.journal.drop_held([held_seq])
             return MatchResult(part.msg_id, part.idx, "duplicate")

@@ -34,6 +34,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sims": {},
 }
 REPORT_GATHER_SECONDS = 0.05  # a status is seconds old anyway; batching saves a request each
+# Under load a pull waits this long at most for the backlog to drain to half (pull batching).
+REFILL_WAIT_SECONDS = 1.0
 REFUSED_RETRY_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
 
 
@@ -99,6 +101,7 @@ class Sync:
         self.connected: bool | None = None
         self.stopping = False
         self._need_hello = True
+        self._send_holding = True
         self._status_due = True
         self._hello_due = False
         self._reports_wake = asyncio.Event()
@@ -221,6 +224,23 @@ class Sync:
                 # another device could send.
                 self._drained.clear()
                 await self._sleep(5.0, self._drained)
+            elif pulled:
+                await self._refill_pause()
+
+    async def _refill_pause(self) -> None:
+        """Busy: let the local backlog drain to half of pull_max (at most REFILL_WAIT_SECONDS)
+        before the next pull, so one pull and one commit serve several messages instead of
+        one each as the dispatcher frees slot after slot. When idle this returns at once."""
+        pull_max = _int(self.settings.get("pull_max"), 15, 1, 100)
+        deadline = self._clock() + REFILL_WAIT_SECONDS
+        while not self.stopping:
+            if pull_max - await self.journal.backlog(self.device) >= max(1, pull_max // 2):
+                return
+            left = deadline - self._clock()
+            if left <= 0:
+                return
+            self._drained.clear()
+            await self._sleep(left, self._drained)
 
     async def pull_once(self) -> int | None:
         """One long poll and its commit; the number of messages committed, None if backlogged."""
@@ -235,7 +255,16 @@ class Sync:
         # leases, e.g. one whose answer a killed predecessor never journaled, instead of
         # letting them wait lease_seconds (agent-protocol.md, `holding`).
         holding = list(await self.journal.open_leases(self.device))[:100]
-        answer = await self.client.pull(room, wait, holding)
+        try:
+            answer = await self.client.pull(room, wait, holding if self._send_holding else None)
+        except Refused as err:
+            if err.status != 400 or not self._send_holding:
+                raise
+            # A server from before `holding` may refuse the key: pull without it from now on.
+            log.info("device %s: server refused 'holding' in pull (%s); not sending it again",
+                     self.device, err)  # fmt: skip
+            self._send_holding = False
+            answer = await self.client.pull(room, wait)
         self._set_connected(True)
         messages, bad = _parse_messages(answer.get("messages"))
         for item in bad:
@@ -330,6 +359,10 @@ class Sync:
                     await self.journal.events_done(
                         self.device, "report", missing, error="not accepted by server"
                     )
+                if len(pending) < batch:
+                    # That was all; an event written meanwhile has set the wake event, and
+                    # the report loop comes back for it.
+                    return
 
     async def report_loop(self) -> None:
         await self._flush_loop(

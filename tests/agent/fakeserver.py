@@ -85,6 +85,7 @@ class FakeAgentServer:
         self.fail: dict[str, int] = {}  # route -> number of 503s to answer without acting
         self.lose: dict[str, int] = {}  # route -> number of answers to lose after acting
         self.pulls: list[dict[str, Any]] = []  # every pull body, in order
+        self.old_server = False  # True: refuse `holding` in pull, like a server from before it
         self.down = False
         self.closing = False
         self._ids = itertools.count(1000)
@@ -190,6 +191,8 @@ class FakeAgentServer:
         wait = min(wait, self.settings["long_poll_seconds"])
         self.pulls.append(body)
         holding = body.get("holding")
+        if holding is not None and self.old_server:
+            return _err(400, "invalid_input", "unknown key holding")
         if isinstance(holding, list):
             # agent-protocol.md: the device's uncommitted leases it does not hold go back now.
             for lease_id, lease in list(self.leases.items()):

@@ -155,6 +155,38 @@ async def test_a_pull_answer_lost_with_a_crash_is_handed_back_at_the_next_pull(
     assert await journal.message_state(DEV, a) == "committed"
 
 
+async def test_a_server_from_before_holding_gets_pulls_without_it(
+    server: FakeAgentServer, journal: Journal
+) -> None:
+    server.old_server = True
+    a = await server.add(260, "+4915100000001")
+    async with make_sync(server, journal) as (sync, _):
+        await sync.hello()
+        assert await sync.pull_once() == 1
+        assert await sync.pull_once() == 0
+    assert [("holding" in p) for p in server.pulls] == [True, False, False]
+    assert server.messages[a].status == 3
+
+
+async def test_a_busy_agent_pulls_in_batches_not_one_message_per_send(
+    server: FakeAgentServer, journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 8 of pull_max 10 waiting locally, the next pull waits until the dispatcher has
+    drained the backlog to half, then asks for 5 at once, instead of 2 now, then 1 per send."""
+    monkeypatch.setattr("agent.sync.REFILL_WAIT_SECONDS", 60.0)  # only the drain ends the wait
+    server.settings["pull_max"] = 10
+    ids = [await server.add(260, f"+49151000000{i:02d}") for i in range(8)]
+    async with make_sync(server, journal) as (sync, _), loops(sync, "pull"):
+        await wait_for(lambda: all(server.messages[i].status == 3 for i in ids), what="8")
+        later = await server.add(260, "+4915100000099")
+        for n, i in enumerate(ids[:3]):  # the dispatcher sends three
+            assert await journal.begin_dispatch(DEV, i, 1.0)
+            await journal.finish_sent(DEV, i, 0, [n], 2.0)
+            sync.work_done()
+        await wait_for(lambda: server.messages[later].status == 3, what="the ninth")
+    assert [p["max"] for p in server.pulls] == [10, 5]
+
+
 async def test_message_for_a_slot_we_do_not_have_fails_cleanly(
     server: FakeAgentServer, journal: Journal
 ) -> None:
