@@ -197,19 +197,12 @@ class GroupCommitWriter:
                 while end < len(batch) and end - index < MERGE_ROWS and batch[end].insert is insert:
                     end += 1
                 if end - index > 1:
-                    _insert_merged(conn, insert, batch[index:end])
+                    _insert_merged(conn, batch[index:end])
                     index = end
                     continue
             index += 1
             if pending.atomic:
-                try:
-                    pending.result = _run_one(conn, pending)
-                except Exception as exc:
-                    if not conn.in_transaction:
-                        # SQLite rolled the whole transaction back (disk full, I/O error):
-                        # nothing of this batch may be reported as written.
-                        raise
-                    pending.error = _as_store_error(exc)
+                _run_atomic(conn, pending)
                 continue
             assert pending.op is not None
             conn.execute("SAVEPOINT op")
@@ -228,6 +221,18 @@ def _run_one(conn: sqlite3.Connection, pending: _Pending) -> Any:
     return pending.op(conn)
 
 
+def _run_atomic(conn: sqlite3.Connection, pending: _Pending) -> None:
+    """Run a one-statement op without a savepoint: a failed statement is undone by SQLite."""
+    try:
+        pending.result = _run_one(conn, pending)
+    except Exception as exc:
+        if not conn.in_transaction:
+            # SQLite rolled the whole transaction back (disk full, I/O error): nothing of this
+            # batch may be reported as written.
+            raise
+        pending.error = _as_store_error(exc)
+
+
 def _only_merged_inserts(batch: list[_Pending]) -> bool:
     insert = batch[0].insert
     return (
@@ -237,46 +242,41 @@ def _only_merged_inserts(batch: list[_Pending]) -> bool:
     )
 
 
+def _execute_merged(conn: sqlite3.Connection, run: list[_Pending]) -> None:
+    """One INSERT for all rows of `run` (same RowInsert); each gets its id, or it raises."""
+    insert = run[0].insert
+    assert insert is not None
+    params = [value for pending in run for value in pending.row]
+    cursor = conn.execute(insert.sql(len(run)), params)
+    first = int(cursor.lastrowid or 0) - len(run) + 1
+    for offset, pending in enumerate(run):
+        pending.result = first + offset
+
+
 def _insert_alone(conn: sqlite3.Connection, batch: list[_Pending]) -> bool:
     """The whole batch as one autocommit statement: SQLite makes it its own transaction and
     commits it (fsync, synchronous=FULL) before returning. One statement instead of BEGIN, INSERT,
     COMMIT is two GIL hand-overs fewer per batch, the commonest batch under addsms load. False if
     it failed: SQLite undid it, and the caller retries the batch in a transaction row by row."""
-    insert = batch[0].insert
-    assert insert is not None
-    params = [value for pending in batch for value in pending.row]
     try:
-        cursor = conn.execute(insert.sql(len(batch)), params)
+        _execute_merged(conn, batch)
     except sqlite3.Error:
         if conn.in_transaction:  # not expected for an autocommit statement; be sure
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         return False
-    first = int(cursor.lastrowid or 0) - len(batch) + 1
-    for offset, pending in enumerate(batch):
-        pending.result = first + offset
     return True
 
 
-def _insert_merged(conn: sqlite3.Connection, insert: RowInsert, run: list[_Pending]) -> None:
-    params = [value for pending in run for value in pending.row]
+def _insert_merged(conn: sqlite3.Connection, run: list[_Pending]) -> None:
     try:
-        cursor = conn.execute(insert.sql(len(run)), params)
+        _execute_merged(conn, run)
     except Exception:
         if not conn.in_transaction:
             raise  # SQLite rolled the whole transaction back: the batch fails as a whole
         # A failed statement is undone by SQLite alone; find the bad row(s) one by one.
         for pending in run:
-            try:
-                pending.result = _run_one(conn, pending)
-            except Exception as exc:
-                if not conn.in_transaction:
-                    raise
-                pending.error = _as_store_error(exc)
-        return
-    first = int(cursor.lastrowid or 0) - len(run) + 1
-    for offset, pending in enumerate(run):
-        pending.result = first + offset
+            _run_atomic(conn, pending)
 
 
 def _close(conn: sqlite3.Connection) -> None:
