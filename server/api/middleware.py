@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from typing import TextIO
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
 from server.api.compat import error_response
-from server.api.params import MalformedBody, parse_pairs
+from server.api.params import MalformedBody
 from server.core.errors import GatewayError
 from server.core.limits import MAX_REQUEST_BYTES
 from server.store.base import StoreError
@@ -85,14 +85,20 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response("Internal server error", status=500)
 
 
-def mask_query(query_string: str) -> str:
-    """The query string with the values of secret keys replaced by ***."""
-    if not query_string:
+def mask_query(raw_query: str) -> str:
+    """The raw (still percent-encoded) query string with the values of secret keys replaced by
+    ***. Everything else is logged as the client sent it: the HTTP parser admits no spaces or
+    control characters there, so nothing can break the log line, and a query without secrets
+    costs one split instead of a decode and re-encode (about 12 us per GET request)."""
+    if not raw_query:
         return ""
-    pairs = parse_pairs(query_string)
-    return urlencode(
-        [(k, "***" if k.lower() in SECRET_KEYS else v) for k, v in pairs], safe="*+:,/"
-    )
+    parts = raw_query.split("&")
+    for index, part in enumerate(parts):
+        key = part.partition("=")[0]
+        name = unquote_plus(key, errors="replace") if "%" in key or "+" in key else key
+        if name.lower() in SECRET_KEYS:
+            parts[index] = key + "=***"
+    return "&".join(parts)
 
 
 class AccessSink:
@@ -148,7 +154,7 @@ class MaskingAccessLogger(AbstractAccessLogger):
     sink = SINK
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        query = mask_query(request.query_string)
+        query = mask_query(request.rel_url.raw_query_string)
         target = request.path + ("?" + query if query else "")
         version = request.version
         self.sink.add(

@@ -60,8 +60,10 @@ async def test_h2c_upgrade_offer_keeps_the_post_body(api: Api) -> None:
 def test_mask_query() -> None:
     masked = mask_query("token=abc&sendto=%2B49157&pass=pw&datajson=%7B%7D&Token=x&device_id=1")
     assert "abc" not in masked and "pw" not in masked and "%7B" not in masked
-    assert masked == "token=***&sendto=+49157&pass=***&datajson=***&Token=***&device_id=1"
+    assert masked == "token=***&sendto=%2B49157&pass=***&datajson=***&Token=***&device_id=1"
     assert mask_query("") == ""
+    # an encoded key is still recognised; a key without "=" is masked too
+    assert mask_query("%74oken=abc&pa%73s&x=1") == "%74oken=***&pa%73s=***&x=1"
 
 
 async def test_access_log_masks_secrets(tmp_path: Path) -> None:
