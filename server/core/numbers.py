@@ -8,6 +8,7 @@ the `+` was.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
@@ -22,12 +23,31 @@ MAX_DIGITS = 20
 MAX_E164_DIGITS = 15
 
 
+# A number with its separators fits in 40 characters; longer input is normalised uncached.
+_CACHED_LENGTH = 40
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalise_cached(raw: str, rules: tuple[tuple[str, str], ...]) -> str:
+    return _normalise(raw, rules)
+
+
 def normalise(raw: str, rules: Sequence[tuple[str, str]] = ()) -> str:
     """Normalise one number or raise InvalidInput("Invalid phone number: <raw>").
 
     `rules` are the device's prefix rewrites (prefix -> replacement, first match wins), applied
     after cleaning, e.g. ("0", "+49") or ("49", "+49").
+
+    Results are memoised (senders repeat their recipients: OTPs, alerts to the same on-call
+    phones); a refused number raises again each time and a long one is not kept, so junk never
+    fills the cache.
     """
+    if len(raw) <= _CACHED_LENGTH and isinstance(rules, tuple):
+        return _normalise_cached(raw, rules)
+    return _normalise(raw, rules)
+
+
+def _normalise(raw: str, rules: Sequence[tuple[str, str]]) -> str:
     text = raw
     # An unencoded `+` arrives as a space: " 4915752982212" means "+4915752982212". No country
     # code starts with 0, so " 0157..." is a national number with a stray space (e.g. "a, b").
