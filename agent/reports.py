@@ -107,6 +107,7 @@ class ReportMatcher:
         self.slots: list[int] = list(slots) if slots is not None else [0, 1]
         # True until a retry found nothing held: a previous run may have left reports behind.
         self._holding = True
+        self._holds = 0  # reports held so far: a retry must not clear a hold it did not see
         self._retry_lock = asyncio.Lock()
         self.dropped = 0
 
@@ -124,6 +125,7 @@ class ReportMatcher:
             await self.journal.hold_report(
                 self.device, report.slot, report.reference, report.recipient, report.status, now
             )
+            self._holds += 1
             self._holding = True
         return result
 
@@ -140,6 +142,7 @@ class ReportMatcher:
             return await self._retry()
 
     async def _retry(self) -> list[MatchResult]:
+        holds_before = self._holds
         held = await self.journal.held_reports(self.device)
         now = self._clock()
         results: list[MatchResult] = []
@@ -168,7 +171,8 @@ class ReportMatcher:
         if expired:
             await self.journal.drop_held([h.seq for h in expired])
             self.dropped += len(expired)
-        self._holding = len(held) > len(results) + len(expired)
+        # A report held while this retry ran (after it read the held list) is still waiting.
+        self._holding = len(held) > len(results) + len(expired) or self._holds != holds_before
         return results
 
     async def _match(

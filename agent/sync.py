@@ -245,7 +245,8 @@ class Sync:
     async def pull_once(self) -> int | None:
         """One long poll and its commit; the number of messages committed, None if backlogged."""
         pull_max = _int(self.settings.get("pull_max"), 15, 1, 100)
-        room = pull_max - await self.journal.backlog(self.device)
+        backlog = await self.journal.backlog(self.device)  # leased (open) + committed
+        room = pull_max - backlog
         if room <= 0:
             return None
         wait = _int(self.settings.get("long_poll_seconds"), 25, 0, 60)
@@ -254,7 +255,7 @@ class Sync:
         # finishes before the next pull). The server hands back the device's other open
         # leases, e.g. one whose answer a killed predecessor never journaled, instead of
         # letting them wait lease_seconds (agent-protocol.md, `holding`).
-        holding = list(await self.journal.open_leases(self.device))[:100]
+        holding = list(await self.journal.open_leases(self.device))[:100] if backlog else []
         try:
             answer = await self.client.pull(room, wait, holding if self._send_holding else None)
         except Refused as err:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from agent.journal import Journal, LeasedMessage
+from agent.journal import HeldReport, Journal, LeasedMessage
 from agent.modem.base import DeliveryReport
 from agent.modem.errors import ReportState
 from agent.reports import (
@@ -246,3 +247,33 @@ async def test_after_mr_wrap_an_early_report_waits_for_its_own_part(journal: Jou
     results = await m.retry_unmatched()
     assert [(r.msg_id, r.outcome) for r in results] == [(2, "not_delivered")]
     assert await journal.message_state(DEV, 1) == "delivered"
+
+
+async def test_a_report_held_while_a_retry_runs_is_not_forgotten(journal: Journal) -> None:
+    """Retries run after every send; one that read the held list just before a new report was
+    held must not clear the matcher's 'holding' flag (the report would then wait for the next
+    hold to be looked at again; seen as messages left at 'sent' with 16 modems)."""
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    assert await m.retry_unmatched() == []  # the start-up look: nothing held
+    assert await m.handle(rep(5, "+491601112233")) is None  # an early report...
+    await sent(journal, 7, "+491601112233", [5], clock.t)  # ...whose send is now journaled
+    real = journal.held_reports
+    read, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_read(device: str) -> list[HeldReport]:
+        rows = await real(device)
+        read.set()
+        await go_on.wait()
+        return rows
+
+    journal.held_reports = slow_read  # type: ignore[method-assign]
+    retry = asyncio.create_task(m.retry_unmatched())
+    await read.wait()
+    assert await m.handle(rep(6, "+491601112233")) is None  # held while the retry runs
+    go_on.set()
+    assert [(r.msg_id, r.outcome) for r in await retry] == [(7, "delivered")]
+    assert m.holding
+    journal.held_reports = real  # type: ignore[method-assign]
+    await sent(journal, 8, "+491601112233", [6], clock.t)
+    assert [(r.msg_id, r.outcome) for r in await m.retry_unmatched()] == [(8, "delivered")]
