@@ -123,3 +123,22 @@ async def test_merged_inserts_between_other_ops(store: SqliteStore) -> None:
     assert [stored[i] for i in results[4]] == ["d", "e"]
     assert results[2] == 1
     assert await store.count_messages(MessageFilter(account_id)) == 6
+
+
+async def test_ops_arriving_pass_after_pass_join_one_batch(store: SqliteStore) -> None:
+    # Under concurrent load (the last batch had more than one op) the writer waits while each
+    # event-loop pass brings new ops, so a trickle of requests shares one commit.
+    account_id, device_id = await owner(store)
+    await asyncio.gather(*(store.insert_messages([one(account_id, device_id, "w")], 0)
+                           for _ in range(2)))  # fmt: skip
+    before = store.writer.stats.transactions
+
+    async def after(passes: int) -> list[int]:
+        for _ in range(passes):
+            await asyncio.sleep(0)
+        return await store.insert_messages([one(account_id, device_id, f"p{passes}")], 0)
+
+    results = await asyncio.gather(*(after(k) for k in range(6)))
+    assert store.writer.stats.transactions - before == 1
+    stored = bodies(store)
+    assert [stored[r[0]] for r in results] == [f"p{k}" for k in range(6)]
