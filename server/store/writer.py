@@ -284,10 +284,14 @@ def _insert_alone(conn: sqlite3.Connection, batch: list[_Pending]) -> bool:
     it failed: SQLite undid it, and the caller retries the batch in a transaction row by row."""
     try:
         _execute_merged(conn, batch)
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
         if conn.in_transaction:  # not expected for an autocommit statement; be sure
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            # Lock held past busy_timeout, disk full, I/O error: nothing row-specific, so a
+            # retry row by row would only wait for the lock again; the batch fails as a whole.
+            raise
         return False
     return True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ async def owner(store: SqliteStore) -> tuple[int, int]:
     return account.id, device.id
 
 
-async def in_one_batch(store: SqliteStore, calls: list[Awaitable[Any]]) -> list[Any]:
+async def in_one_batch(store: SqliteStore, calls: Sequence[Awaitable[Any]]) -> list[Any]:
     """Run `calls` while the writer thread waits on a gate, so they queue into one batch."""
     gate = threading.Event()
 
@@ -142,3 +142,40 @@ async def test_ops_arriving_pass_after_pass_join_one_batch(store: SqliteStore) -
     assert store.writer.stats.transactions - before == 1
     stored = bodies(store)
     assert [stored[r[0]] for r in results] == [f"p{k}" for k in range(6)]
+
+
+async def test_a_locked_database_fails_the_batch_once(tmp_path: Path) -> None:
+    # Busy past busy_timeout is nothing row-specific: the merged statement's failure fails the
+    # batch (StoreError, HTTP 503) without a second wait for the lock in a row-by-row retry.
+    from server.store.base import StoreError
+
+    store = SqliteStore(tmp_path / "db.sqlite3", busy_timeout_ms=100)
+    await store.open()
+    try:
+        account_id, device_id = await owner(store)
+        statements: list[str] = []
+
+        def trace(conn: sqlite3.Connection) -> None:
+            conn.set_trace_callback(statements.append)
+
+        await store.writer.submit(trace)
+        blocker = sqlite3.connect(store.path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            statements.clear()
+            # submitted in one loop pass, so they form one batch (a gate op would need the lock)
+            results = await asyncio.gather(
+                *(store.insert_messages([one(account_id, device_id, f"m{i}")], 0)
+                  for i in range(3)),
+                return_exceptions=True,
+            )  # fmt: skip
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert all(isinstance(r, StoreError) for r in results), results
+        inserts = [s for s in statements if s.startswith("INSERT INTO messages")]
+        assert len(inserts) == 1 and not any(s.startswith("BEGIN") for s in statements)
+        [[sms_id]] = [await store.insert_messages([one(account_id, device_id, "after")], 0)]
+        assert bodies(store) == {sms_id: "after"}
+    finally:
+        await store.close()
