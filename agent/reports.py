@@ -188,8 +188,9 @@ class ReportMatcher:
             self.device, report.slot, report.reference, since
         )
         part = next((p for p in candidates if same_number(p.to, report.recipient)), None)
-        if part is None and other_slots:
-            # Last resort, only for a report held a while without a match on its own SIM: a
+        if (part is None or not _open(part)) and other_slots:
+            # Last resort, only for a report held a while without an open match on its own
+            # SIM (none, or only a part already reported, which would make it a repeat): a
             # backend may tag a report with the SIM active when it was read rather than the
             # sender's. Only parts still waiting for a final report qualify, so a report for
             # one SIM cannot land on an already reported part of the other (MRs count per SIM
@@ -198,10 +199,11 @@ class ReportMatcher:
                 others = await self.journal.parts_by_reference(
                     self.device, slot, report.reference, since
                 )
-                part = next(
+                other = next(
                     (p for p in others if same_number(p.to, report.recipient) and _open(p)), None
                 )
-                if part is not None:
+                if other is not None:
+                    part = other
                     break
         if part is None:
             if held_seq is None:

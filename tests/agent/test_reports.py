@@ -13,6 +13,7 @@ from agent.modem.errors import ReportState
 from agent.reports import (
     DUPLICATE_AFTER,
     HOLD_SECONDS,
+    OTHER_SLOT_AFTER,
     ReportMatcher,
     classify_tp_status,
     same_number,
@@ -277,3 +278,19 @@ async def test_a_report_held_while_a_retry_runs_is_not_forgotten(journal: Journa
     journal.held_reports = real  # type: ignore[method-assign]
     await sent(journal, 8, "+491601112233", [6], clock.t)
     assert [(r.msg_id, r.outcome) for r in await m.retry_unmatched()] == [(8, "delivered")]
+
+
+async def test_a_report_tagged_with_the_wrong_sim_finds_the_open_part_not_a_repeat(
+    journal: Journal,
+) -> None:
+    """SIM 1's part with MR 3 was reported; SIM 2's part to the same number also has MR 3 (MRs
+    count per SIM) and its report comes tagged SIM 1 (read while SIM 1 was active). It must
+    not be taken for a repeat of SIM 1's report."""
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock, slots=[0, 1])
+    await sent(journal, 1, "+4917012345678", [3], clock.t, slot=0)
+    await sent(journal, 2, "+4917012345678", [3], clock.t, slot=1)
+    assert (await m.handle(rep(3, "+4917012345678", slot=0))).msg_id == 1  # type: ignore[union-attr]
+    assert await m.handle(rep(3, "+4917012345678", slot=0)) is None
+    clock.t += max(DUPLICATE_AFTER, OTHER_SLOT_AFTER)
+    assert [(r.msg_id, r.outcome) for r in await m.retry_unmatched()] == [(2, "delivered")]
