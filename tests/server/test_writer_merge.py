@@ -37,13 +37,14 @@ async def owner(store: SqliteStore) -> tuple[int, int]:
 
 async def in_one_batch(store: SqliteStore, calls: Sequence[Awaitable[Any]]) -> list[Any]:
     """Run `calls` while the writer thread waits on a gate, so they queue into one batch."""
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
 
     def hold(conn: sqlite3.Connection) -> None:
+        entered.set()
         gate.wait(30)
 
     held = asyncio.ensure_future(store.writer.submit(hold))
-    await asyncio.sleep(0.05)  # the writer thread is now inside `hold`
+    assert await asyncio.to_thread(entered.wait, 30)  # the writer thread is inside `hold`
     tasks = [asyncio.ensure_future(c) for c in calls]
     await asyncio.sleep(0)  # every call queued its op
     gate.set()
