@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -279,3 +280,27 @@ async def test_sent_messages_without_a_final_report_become_unknown_after_the_tim
     # A report that comes after all changes nothing: the message is final.
     await journal.apply_report(DEV, 1, 0, 0x00, lambda sts: ("delivered", ""), 500.0)
     assert await journal.message_state(DEV, 1) == "unknown"
+
+
+async def test_reads_see_only_committed_rows(journal: Journal) -> None:
+    """The report loop reads events on its own connection: a row whose transaction has not
+    committed (so is not on disk) must be invisible to it. The dispatcher's unawaited "sent"
+    write relies on this."""
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_insert(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO events (device, channel, event_id, body)"
+            " VALUES (?, 'report', 'x:1', '{}')",
+            (DEV,),
+        )
+        inside.set()
+        release.wait(10)
+
+    pending = journal.store.write_nowait(slow_insert)
+    await asyncio.get_running_loop().run_in_executor(None, inside.wait, 10)
+    assert inside.is_set()
+    assert await journal.count_pending_events(DEV, "report") == 0  # written, not committed
+    release.set()
+    await pending
+    assert await journal.count_pending_events(DEV, "report") == 1
