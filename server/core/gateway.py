@@ -277,10 +277,14 @@ class Gateway:
         ]
 
     async def _store_messages(self, messages: list[NewMessage]) -> list[int]:
-        ids = await self.store.insert_messages(messages, self.clock())
-        for device_id in {m.device_id for m in messages}:
-            self.notifier.notify(device_id)
-        return ids
+        try:
+            return await self.store.insert_messages(messages, self.clock())
+        finally:
+            # Also when the request is cancelled (client gone) or the insert failed: the writer
+            # may have committed the rows anyway, and a parked pull must not wait out its poll
+            # for them. A wake-up with nothing new costs one empty lease query.
+            for device_id in {m.device_id for m in messages}:
+                self.notifier.notify(device_id)
 
     async def message(self, account: Account, sms_id: int) -> Message:
         found = await self.store.message_by_id(account.id, sms_id)

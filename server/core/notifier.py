@@ -1,6 +1,7 @@
 """'New work' wake-ups for long-polling agents.
 
-The core calls notify(device_id) after a message for that device is durably stored; an agent's
+The core calls notify(device_id) after storing messages for that device (also when the store
+call was cancelled or failed: a spare wake-up is cheap, a missed one costs a whole poll); an agent's
 pull handler waits on wait(device_id, timeout) and answers within milliseconds instead of at its
 next poll. One asyncio.Event per device that has polled, kept for the life of the server.
 """
@@ -40,8 +41,11 @@ class WorkNotifier:
             return False
         self._waiters[device_id] = self._waiters.get(device_id, 0) + 1
         try:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # lands as the event fires, and a cancelled pull handler would then run on.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await event.wait()
             fired = event.is_set()
             event.clear()
             return fired
