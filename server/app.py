@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import ssl
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from server import background
+from server import background, logs
 from server.api import agent, compat, middleware
 from server.core.agent import AgentService, AgentSettings
 from server.core.gateway import Gateway
@@ -20,7 +19,6 @@ from server.core.notifier import WorkNotifier
 from server.store.base import Store
 from server.store.sqlite import SqliteStore
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Options for aiohttp's runner, shared by `run` and the tests: access logs mask secrets.
 RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": middleware.MaskingAccessLogger}
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
@@ -68,17 +66,7 @@ def run(
     access_log: bool = True,
     ssl_context: ssl.SSLContext | None = None,
 ) -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    # An access line per request is the most expensive thing a cheap request does; these are the
-    # logging HOWTO's documented switches for the record fields we never print.
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    logging._srcfile = None  # HOWTO: skip the caller lookup
-    # The group-commit writer thread returns from its fsync needing the GIL while the event loop
-    # holds it; with the default 5 ms switch interval every commit then waits up to 5 ms, and so
-    # does every request in its batch. 0.5 ms keeps that hand-over short.
-    sys.setswitchinterval(0.0005)
+    logs.setup()
     web.run_app(
         create_app(db),
         host=host,
