@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="tiny run that only proves it works")
-    args = parser.parse_args(argv)
+    args, _other = parser.parse_known_args(argv)  # run-benchmarks passes its args to every bench
     requests = 50 if args.quick else args.requests
     rounds = 1 if args.quick else args.rounds
     rates: dict[str, list[float]] = {"simhive": [], "bare": []}

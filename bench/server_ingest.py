@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="tiny run that only proves it works")
-    args = parser.parse_args(argv)
+    args, _other = parser.parse_known_args(argv)  # run-benchmarks passes its args to every bench
     batches = 2 if args.quick else args.batches
     with tempfile.TemporaryDirectory(prefix="simhive-bench-") as tmp:
         workdir = Path(tmp)

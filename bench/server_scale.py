@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--quick", action="store_true", help="tiny run that only proves it works")
-    args = parser.parse_args(argv)
+    args, _other = parser.parse_known_args(argv)  # run-benchmarks passes its args to every bench
     sizes = (2_500, 5_000) if args.quick else (args.small, args.large)
     rounds = 5 if args.quick else args.rounds
     results: dict[int, dict[str, tuple[float, float]]] = {}
