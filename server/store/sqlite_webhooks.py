@@ -18,14 +18,20 @@ from server.store.agent_base import (
     DeviceEvent,
     WebhookJob,
 )
-from server.store.sqlite_rows import MESSAGE_COLS, message_row
+from server.store.sqlite_rows import MESSAGE_COLS, columns, message_row, row_reader
 
 if TYPE_CHECKING:
     from server.store.writer import GroupCommitWriter
 
-_SETTINGS = (
-    "SELECT id, delaybetweenrequest, delaybetweeneachsms, sim_min_interval, sim_per_minute,"
-    " sim_per_hour, sim_per_day, webhook_incoming, webhook_status, webhook_secret FROM devices"
+_SETTINGS = f"SELECT {columns(DeviceAgentSettings, device_id='id')} FROM devices"
+
+
+def _unset(stored: str | None) -> str | None:
+    return stored or None  # an empty URL or secret means none, as NULL does
+
+
+_settings_row = row_reader(
+    DeviceAgentSettings, webhook_incoming=_unset, webhook_status=_unset, webhook_secret=_unset
 )
 _JOBS = (
     "SELECT w.id, w.device_id, w.kind, w.event_key, w.url, w.status, w.attempts,"
@@ -85,20 +91,7 @@ class SqliteWebhookStore(AgentExtrasStore):
 
     async def device_agent_settings(self, device_id: int) -> DeviceAgentSettings | None:
         row = await self._one(f"{_SETTINGS} WHERE id = ?", (device_id,))
-        if row is None:
-            return None
-        return DeviceAgentSettings(
-            device_id=row[0],
-            delaybetweenrequest=row[1],
-            delaybetweeneachsms=row[2],
-            sim_min_interval=row[3],
-            sim_per_minute=row[4],
-            sim_per_hour=row[5],
-            sim_per_day=row[6],
-            webhook_incoming=row[7] or None,
-            webhook_status=row[8] or None,
-            webhook_secret=row[9] or None,
-        )
+        return None if row is None else _settings_row(row)
 
     async def update_device_settings(self, device_id: int, values: dict[str, object]) -> None:
         unknown = sorted(set(values) - set(AGENT_SETTING_COLUMNS))
