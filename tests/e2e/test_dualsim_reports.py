@@ -53,38 +53,26 @@ def _send_alternating(stack: GatewayStack) -> dict[int, int]:
     return tally
 
 
-@pytest.mark.timeout(300)
-def test_cdsds_reports_for_both_sims_all_arrive(gateway: GatewayFactory) -> None:
-    stack = gateway(
-        modems=1,
-        profile="sim800c-ds",
-        dual_sim="cdsds",
-        emulator_args=SLOW_RADIO,
-        device_settings=FAST_PACING,
-        agent_options={"sim_visit_seconds": 10},
-    )
-    _send_alternating(stack)
+# (profile, dual-SIM style, agent options): AT+CDSDS and AT+QDSIM switch one radio between the
+# SIMs (the agent visits the idle SIM; 10 s here, 60 s by default); "ports" has one port a SIM.
+STYLES = [
+    ("sim800c-ds", "cdsds", {"sim_visit_seconds": 10}),
+    ("quectel-ec25", "qdsim", {}),
+    ("generic", "ports", {}),
+]
 
 
 @pytest.mark.timeout(300)
-def test_qdsim_reports_for_both_sims_all_arrive(gateway: GatewayFactory) -> None:
+@pytest.mark.parametrize(("profile", "style", "options"), STYLES, ids=[s[1] for s in STYLES])
+def test_reports_for_both_sims_all_arrive(
+    gateway: GatewayFactory, profile: str, style: str, options: dict[str, Any]
+) -> None:
     stack = gateway(
         modems=1,
-        profile="quectel-ec25",
-        dual_sim="qdsim",
+        profile=profile,
+        dual_sim=style,
         emulator_args=SLOW_RADIO,
         device_settings=FAST_PACING,
-    )
-    _send_alternating(stack)
-
-
-@pytest.mark.timeout(300)
-def test_two_port_reports_for_both_sims_all_arrive(gateway: GatewayFactory) -> None:
-    stack = gateway(
-        modems=1,
-        profile="generic",
-        dual_sim="ports",
-        emulator_args=SLOW_RADIO,
-        device_settings=FAST_PACING,
+        agent_options=options,
     )
     _send_alternating(stack)
