@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.modem import gsm7
-from agent.modem.pdu import _decode_timestamp, _encode_timestamp, _Reader, _vp_minutes, _vp_relative
+from agent.modem.pdu_fields import (
+    Reader,
+    decode_timestamp,
+    encode_timestamp,
+    vp_minutes,
+    vp_relative,
+)
 
 PACKING = [
     ("123", [49, 217, 12]),
@@ -77,14 +83,14 @@ def tz(hours: float) -> timezone:
     ],
 )
 def test_timestamp_vectors(ts, hex_) -> None:
-    assert _encode_timestamp(ts, "t").hex().upper() == hex_
-    decoded = _decode_timestamp(_Reader(bytes.fromhex(hex_)), "t")
+    assert encode_timestamp(ts, "t").hex().upper() == hex_
+    decoded = decode_timestamp(Reader(bytes.fromhex(hex_)), "t")
     assert decoded == ts and decoded.utcoffset() == ts.utcoffset()
 
 
 def test_timestamp_with_odd_offset_falls_back_to_utc() -> None:
     ts = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone(timedelta(minutes=7)))
-    decoded = _decode_timestamp(_Reader(_encode_timestamp(ts, "t")), "t")
+    decoded = decode_timestamp(Reader(encode_timestamp(ts, "t")), "t")
     assert decoded == ts and decoded.utcoffset() == timedelta(0)
 
 
@@ -93,14 +99,14 @@ def test_timestamp_with_odd_offset_falls_back_to_utc() -> None:
     [(30, 5), (16 * 60, 151), (3 * 1440, 169), (5 * 7 * 1440, 197), (1440, 0xA7), (5, 0)],
 )
 def test_relative_validity_vectors(minutes, vp) -> None:
-    assert _vp_relative(minutes) == vp
-    assert _vp_minutes(vp) == minutes
+    assert vp_relative(minutes) == vp
+    assert vp_minutes(vp) == minutes
 
 
 def test_relative_validity_rounds_up_and_caps() -> None:
-    assert _vp_minutes(_vp_relative(6)) == 10
-    assert _vp_minutes(_vp_relative(721)) == 750
-    assert _vp_relative(10**9) == 255
+    assert vp_minutes(vp_relative(6)) == 10
+    assert vp_minutes(vp_relative(721)) == 750
+    assert vp_relative(10**9) == 255
 
 
 # National language tables (TS 23.038 annex A): decoding only.
