@@ -2,7 +2,7 @@
 
 - kill -9 of the agent in the middle of a batch, then a restart;
 - kill -9 of the server while clients keep calling addsms, then a restart;
-- a proxy between agent and server that refuses the agent for tens of seconds.
+- a proxy between agent and server that stalls, then refuses the agent, for minutes.
 
 Every message is followed to its end: the emulator's /submitted log counts the AT+CMGS of each
 (one entry per accepted submit), the compat API gives its final status.
@@ -224,8 +224,14 @@ def test_server_killed_under_load_keeps_every_acknowledged_message(
     print(f"server kill -9 under load: {len(acked)} acknowledged, all delivered once")
 
 
-@pytest.mark.timeout(300)
-def test_agent_cut_off_from_the_server_keeps_sending_and_reports_afterwards(
+# Longer than the server's lease_seconds (120 s) and long enough for the agent's back-off to
+# reach its 30-60 s ceiling: what a server reboot or a lost uplink looks like.
+OUTAGE_SECONDS = 150
+STALL_SECONDS = 40  # of which the link first stalls (connections open, no bytes move)
+
+
+@pytest.mark.timeout(480)
+def test_agent_cut_off_from_the_server_for_minutes_keeps_sending_and_reports_afterwards(
     gateway: GatewayFactory,
 ) -> None:
     stack = gateway(modems=1, dual_sim="none", profile="generic", with_proxy=True,
@@ -236,23 +242,29 @@ def test_agent_cut_off_from_the_server_keeps_sending_and_reports_afterwards(
     ids = {stack.addsms(dev, OUTSIDE, f"outage {i}"): f"outage {i}" for i in range(8)}
     # Committed (3) or further: from here on they are the agent's to send.
     wait_until(lambda: all(stack.status(i) >= 3 for i in ids), 60, "all committed")
-    stack.proxy.refuse()
+    # First a stalled link: the agent's requests (its long poll, its reports) hang until its
+    # own timeouts end them; then the server's host is gone (connections refused).
+    stack.proxy.hold()
     outage_started = time.monotonic()
 
     # Sent over the air while the server cannot hear about it.
     stack.emu.wait_submitted(8, timeout=60)
     during = {i: stack.status(i) for i in ids}
     assert any(s < DELIVERED for s in during.values()), during
+    time.sleep(max(0.0, STALL_SECONDS - (time.monotonic() - outage_started)))
+    stack.proxy.refuse()
     # A message added once the server's end of the agent's last long poll has timed out (25 s):
     # it waits for the agent (see the next test for one added before that).
-    time.sleep(max(0.0, 28 - (time.monotonic() - outage_started)))
     later = stack.addsms(dev, OUTSIDE, "added during the outage")
-    time.sleep(2)
+    time.sleep(OUTAGE_SECONDS - (time.monotonic() - outage_started))
+    # Past lease expiry the server still counts the committed messages as the agent's (none
+    # went back to the queue), and the one added in the outage is still waiting.
     assert stack.status(later) == 1
-    # About half a minute of outage (not minutes: the suite has a time budget); the agent's
-    # back-off has grown to its 16-32 s step by then, which is what the recovery must cope with.
+    assert all(stack.status(i) >= 3 for i in ids), {i: stack.status(i) for i in ids}
+    stack.proxy.release()
     stack.proxy.accept()
 
+    # The back-off ceiling is 60 s: recovery is one reconnect plus a send and its report.
     statuses = final_statuses(stack, {**ids, later: "added during the outage"}, timeout=150)
     assert set(statuses.values()) == {DELIVERED}, statuses
     counts = cmgs_per_text(stack)
