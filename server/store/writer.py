@@ -284,7 +284,9 @@ def _insert_alone(conn: sqlite3.Connection, batch: list[_Pending]) -> bool:
     it failed: SQLite undid it, and the caller retries the batch in a transaction row by row."""
     try:
         _execute_merged(conn, batch)
-    except sqlite3.Error as exc:
+    except Exception as exc:
+        # Not only sqlite3.Error: a value that cannot be bound (a lone surrogate is a
+        # UnicodeEncodeError) fails before the statement runs, and must fail only its own row.
         if conn.in_transaction:  # not expected for an autocommit statement; be sure
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")

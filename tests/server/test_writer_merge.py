@@ -81,18 +81,28 @@ def noop(conn: sqlite3.Connection) -> str:
 
 @pytest.mark.parametrize("bad_at", [0, 3, 6])
 @pytest.mark.parametrize("alone", [True, False], ids=["inserts-only", "after-another-op"])
-async def test_a_bad_row_fails_alone(store: SqliteStore, bad_at: int, alone: bool) -> None:
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [("foreign-key", sqlite3.IntegrityError), ("unencodable", UnicodeEncodeError)],
+)
+async def test_a_bad_row_fails_alone(
+    store: SqliteStore, bad_at: int, alone: bool, kind: str, error: type[Exception]
+) -> None:
     # inserts-only: the batch is tried as one autocommit statement first; after-another-op: the
     # inserts merge inside the batch's transaction. Both retry row by row after a failure.
+    # foreign-key: device 999 does not exist. unencodable: a lone surrogate, which Python's
+    # sqlite3 cannot bind as UTF-8 (a ValueError, not an sqlite3.Error); the API layer never
+    # lets one through, but a row that slips past it must still fail only its own request.
     account_id, device_id = await owner(store)
     calls: list[Awaitable[Any]] = [] if alone else [store.writer.submit(noop)]
     for i in range(7):
-        device = 999 if i == bad_at else device_id  # 999: no such device, a foreign-key error
-        calls.append(store.insert_messages([one(account_id, device, f"m{i}")], 0))
+        device = 999 if i == bad_at and kind == "foreign-key" else device_id
+        body = "m\ud800" if i == bad_at and kind == "unencodable" else f"m{i}"
+        calls.append(store.insert_messages([one(account_id, device, body)], 0))
     results = await in_one_batch(store, calls)
     if not alone:
         assert results.pop(0) == "done"
-    assert isinstance(results[bad_at], sqlite3.IntegrityError)
+    assert isinstance(results[bad_at], error), results
     stored = bodies(store)
     good = [r for i, r in enumerate(results) if i != bad_at]
     assert [stored[r[0]] for r in good] == [f"m{i}" for i in range(7) if i != bad_at]
