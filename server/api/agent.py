@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from server.api.params import scrub_surrogates
 from server.core.agent import AgentService
 from server.core.dates import iso, to_us
 from server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
@@ -100,6 +101,10 @@ async def _json_body(request: web.Request) -> Body:
         return {}
     try:
         body = json.loads(raw)
+        # A `\ud800` escape, or its bytes (json.loads decodes bytes with surrogatepass), is a
+        # lone surrogate that SQLite cannot store as UTF-8: U+FFFD instead, as in the compat API.
+        if not raw.isascii() or b"\\u" in raw:
+            body = scrub_surrogates(body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[... nesting
         raise InvalidInput("body is not JSON") from None
     if not isinstance(body, dict):

@@ -23,6 +23,10 @@ from server.core.errors import InvalidInput
 
 _BOUNDARY_RE = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
 _DISPOSITION_PARAM_RE = re.compile(r';\s*([a-zA-Z*]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
+# A JSON `\ud800` escape decodes to a lone surrogate, which no UTF-8 encoder (SQLite's binding,
+# our own answers) accepts.
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class MalformedBody(InvalidInput):
@@ -97,6 +101,8 @@ async def read_params(request: web.Request) -> Params:
         # The client went away before its Content-Length was sent: nobody reads the answer, but
         # it is their failure, not ours, and no reason for an error log with a traceback.
         raise MalformedBody("Request body incomplete: the connection closed early") from None
+    if raw.startswith(_UTF8_BOM):  # Windows tools (.NET, PowerShell, Notepad) write one
+        raw = raw[3:]
     if not raw.strip():
         return params
     ctype = request.content_type.lower()
@@ -144,14 +150,46 @@ def load_json(text: str | bytes, what: str) -> Any:
     """json.loads with every failure as InvalidInput naming `what`.
 
     The stdlib decoder recurses once per nesting level, so `[[[[...` 100,000 deep raises
-    RecursionError (not ValueError); no real client nests more than a few levels.
+    RecursionError (not ValueError); no real client nests more than a few levels. Lone surrogates
+    (`"\\ud800"` escapes, valid JSON but not valid Unicode text) become U+FFFD, like invalid
+    UTF-8 bytes do (compat-api.md 1.5): stored as they are they would fail the database write.
     """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
     try:
-        return json.loads(text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
+        value = json.loads(text)
+        # Text decoded with "replace" holds no surrogates, so only an escape can make one.
+        if "\\ud" in text or "\\uD" in text:
+            value = scrub_surrogates(value)
+        return value
     except RecursionError:
         raise InvalidInput(f"{what}: nested too deeply") from None
     except ValueError:
         raise InvalidInput(what) from None
+
+
+def scrub_surrogates(value: Any) -> Any:
+    """`value` (decoded JSON) with every lone surrogate in its strings and keys as U+FFFD.
+
+    Lists and dicts are changed in place: PHP's json_encode escapes every non-ASCII character, so
+    a batch of emoji texts takes this walk, and rebuilding 1,000 entries would double its cost.
+    """
+    if isinstance(value, str):
+        if value.isascii() or not _SURROGATE_RE.search(value):
+            return value
+        return _SURROGATE_RE.sub("\ufffd", value)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if not (type(item) is str and item.isascii()):
+                value[index] = scrub_surrogates(item)
+    elif isinstance(value, dict):
+        bad_keys = [k for k in value if not k.isascii() and _SURROGATE_RE.search(k)]
+        for key in bad_keys:
+            value[_SURROGATE_RE.sub("\ufffd", key)] = value.pop(key)
+        for key, item in value.items():
+            if not (type(item) is str and item.isascii()):
+                value[key] = scrub_surrogates(item)
+    return value
 
 
 def _merge_json(params: Params, raw: bytes) -> None:

@@ -308,3 +308,109 @@ async def test_concurrent_requests_all_stored(api: Api) -> None:
     ids = await asyncio.gather(*(api.send(body=f"m{i}") for i in range(200)))
     assert len(set(ids)) == 200
     assert await count(api) == 200
+
+
+# -- lone surrogates: valid JSON escapes that are not valid Unicode text ------------------------
+
+LONE = "\\ud800"  # as written in a JSON text: a high surrogate with no low one after it
+
+
+async def post_json(api: Api, method: str, text: str) -> dict[str, Any]:
+    response = await api.client.post(
+        f"/getdata/{method}", data=text.encode(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 200, await response.text()
+    data: dict[str, Any] = await response.json()
+    return data
+
+
+async def test_lone_surrogates_in_json_become_replacement_characters(api: Api) -> None:
+    # Decoded as they are, they cannot be written as UTF-8: the database write failed (503 for an
+    # SMS, 500 for a tag or contact). They are text gone wrong, like invalid UTF-8 bytes, so they
+    # become U+FFFD; a valid escaped pair (what PHP's json_encode writes for an emoji) is kept.
+    t, d = api.token, api.device_id
+    text = f"a{LONE}b \\ud83d\\ude00 \\udfff"
+    sms = await post_json(api, "addsms", f'{{"token":"{t}","device_id":{d},'
+                          f'"sendto":"+4915752982212","body":"{text}"}}')  # fmt: skip
+    assert sms["error"] == 0, sms
+    tag = await post_json(api, "savetag", f'{{"token":"{t}","title":"t{LONE}"}}')
+    assert tag["error"] == 0, tag
+    tag_id = tag["tag_id"]
+    contact = await post_json(api, "savecontact", f'{{"token":"{t}","tag_id":{tag_id},'
+                              f'"phone":"+4915752982212","fullname":"{LONE}"}}')  # fmt: skip
+    assert contact["error"] == 0, contact
+    paket = await post_json(api, "savepaket", f'{{"token":"{t}","device_id":{d},'
+                            f'"title":"{LONE}","body":"p{LONE}","tags":"{tag_id}"}}')  # fmt: skip
+    assert paket["error"] == 0, paket
+    entry = f'{{"sendto":"+4915752982212","body":"batch{LONE}","device_id":{d}}}'
+    batch = await post_json(api, "addalotofsms", f'{{"token":"{t}","smsdata":[{entry},{entry}]}}')
+    assert batch["error"] == 0 and len(batch["sms_ids"]) == 2, batch
+    # datajson as a string inside a JSON body: the escape survives the outer decoding
+    inner = json.dumps(f'{{"token":"{t}","smsdata":[{entry}]}}')
+    nested = await post_json(api, "addalotofsms", f'{{"datajson":{inner}}}')
+    assert nested["error"] == 0, nested
+    smss = (await api.ok("getallsms", {}, "get"))["smss"]
+    assert smss[str(sms["sms_id"])]["body"] == "a\ufffdb \U0001f600 \ufffd"
+    assert smss[str(batch["sms_ids"][0])]["body"] == "batch\ufffd"
+    assert smss[str(nested["sms_ids"][0])]["body"] == "batch\ufffd"
+    assert [m["pakettitle"] for m in smss.values() if m["paketid"]] == ["\ufffd"]
+    assert await count(api) == 5
+
+
+async def test_lone_surrogates_in_json_keys_are_harmless(api: Api) -> None:
+    data = await post_json(api, "addsms", f'{{"token":"{api.token}","{LONE}":"x"}}')
+    assert data == {"error": 1, "message": "Parameter sendto is required"}
+
+
+@pytest.mark.parametrize("form", ["escape", "bytes"])
+async def test_agent_api_lone_surrogates_become_replacement_characters(api: Api, form: str) -> None:
+    # The agent protocol's JSON too: an incoming SMS whose text holds a lone surrogate (json.loads
+    # of bytes decodes with surrogatepass, so the raw bytes ED A0 80 make one as well).
+    body = LONE.encode() if form == "escape" else b"\xed\xa0\x80"
+    raw = (b'{"messages":[{"key":"k1","from":"+4915752982212","body":"in' + body + b'",'
+           b'"received_at":"2024-01-01T00:00:00Z"}]}')  # fmt: skip
+    response = await api.client.post(
+        "/agent/v1/incoming",
+        data=raw,
+        headers={"Authorization": f"Bearer {api.device_token}",
+                 "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert response.status == 200, await response.text()
+    [accepted] = (await response.json())["accepted"]
+    item = (await api.ok("getallsms", {"status": 5}, "get"))["smss"][str(accepted["sms_id"])]
+    assert item["body"] == "in\ufffd"
+
+
+@pytest.mark.parametrize("ctype", ["application/json", None])
+async def test_json_body_with_a_utf8_bom(api: Api, ctype: str | None) -> None:
+    # .NET's and PowerShell's UTF-8 encoders write a byte order mark before the JSON.
+    text = json.dumps({"token": api.token, "device_id": api.device_id,
+                       "sendto": "+4915752982212", "body": "bom"})  # fmt: skip
+    headers = {"Content-Type": ctype} if ctype else {}
+    response = await api.client.post(
+        "/getdata/addsms", data=b"\xef\xbb\xbf" + text.encode(), headers=headers
+    )
+    data = await response.json()
+    assert data["error"] == 0, data
+    assert await count(api) == 1
+
+
+@pytest.mark.parametrize("bad", ["foreign", "unknown"])
+@pytest.mark.parametrize("where", [0, 4])
+async def test_batch_naming_a_device_it_may_not_use_stores_nothing(
+    api: Api, bad: str, where: int
+) -> None:
+    # The device check happens after every entry parsed: the batch is still all or nothing.
+    stranger, _ = await api.gateway.create_account("stranger@example.com", "password123")
+    foreign, _ = await api.gateway.create_device(stranger, "not yours")
+    entries: list[dict[str, Any]] = [
+        {"sendto": "+4915752982212", "body": f"m{i}", "device_id": api.device_id} for i in range(5)
+    ]
+    entries[where]["device_id"] = foreign.id if bad == "foreign" else 424242
+    for encoding in ("json", "urlencoded"):
+        payload = {"token": api.token, "smsdata": entries}
+        params = payload if encoding == "json" else {"datajson": json.dumps(payload)}
+        assert await api.err("addalotofsms", params, encoding) == (
+            f"smsdata[{where}]: Device not found"
+        )
+    assert await count(api) == 0
