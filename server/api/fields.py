@@ -21,6 +21,9 @@ def to_int(value: Any, name: str) -> int | None:
     if text is None or not text.strip():
         return None
     text = text.strip()
+    # int() also reads "1_000" and other scripts' digits ("١٢" is 12): no client means those.
+    if not text.isascii() or "_" in text:
+        raise InvalidInput(f"Invalid {name}: {_short(text)}")
     try:
         number = int(text, 10)
     except ValueError:

@@ -20,15 +20,18 @@ from server.core.errors import InvalidInput
 US = 1_000_000
 DAY_US = 86_400 * US
 
+# re.ASCII: \d would also match other scripts' digits (fullwidth, Arabic-Indic), which no
+# client means as a date and which int() would then quietly read as ASCII digits.
 _DATE_RE = re.compile(
-    r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?\s*$"
+    r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?\s*$",
+    re.ASCII,
 )
 # savepaket's `time_to_send` is documented as `DD.MM.YYYY H:i:s`.
 _DOTTED_RE = re.compile(
-    r"^\s*(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$"
+    r"^\s*(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$", re.ASCII
 )
-_OFFSET_RE = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
-_INT_RE = re.compile(r"^[+-]?\d{1,2}$")
+_OFFSET_RE = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE | re.ASCII)
+_INT_RE = re.compile(r"^[+-]?\d{1,2}$", re.ASCII)
 
 
 def now_us() -> int:

@@ -141,6 +141,9 @@ async def test_unknown_and_foreign_device(api: Api, encoding: str) -> None:
         ("timetosend", "2021-01-01 25:00"),
         ("timetosend", "01/02/2021"),
         ("timetosend", "1969-12-31"),
+        # digits of other scripts: Python's \d and int() read them, no client means them
+        ("timetosend", "\uff12\uff10\uff12\uff11-01-01"),
+        ("timetosend", "2021-01-\u0661\u0662"),
     ],
 )
 async def test_invalid_dates(api: Api, name: str, value: str) -> None:
@@ -170,6 +173,12 @@ async def test_non_numeric_ids(api: Api) -> None:
         ("getallsms", {"device_id": "x"}, "Invalid device_id: x"),
         ("getallsms", {"status": "new"}, "Invalid status: new"),
         ("savecontact", {"phone": "+4915752982212", "tag_id": "t"}, "Invalid tag_id: t"),
+        # int() would read these as 12, 1000 and 1
+        ("getsmsstatus", {"sms_id": "\u0661\u0662"}, "Invalid sms_id: \u0661\u0662"),
+        ("getsmsstatus", {"sms_id": "1_000"}, "Invalid sms_id: 1_000"),
+        ("addsms", {"sendto": "+4915752982212", "body": "x", "device_id": "\uff11"},
+         "Invalid device_id: \uff11"),
+        ("getallsms", {"limit": "\u0661\u0662"}, "Invalid limit: \u0661\u0662"),
         ("getsmsstatus", {}, "Parameter sms_id is required"),
         ("getdevicestatus", {}, "Parameter device_id is required"),
     ]  # fmt: skip

@@ -94,7 +94,9 @@ def test_php_datetime_and_human() -> None:
     assert human(value, resolve_zone("UTC")) == "28.03.2020 20:10:29"
 
 
-@pytest.mark.parametrize("bad", ["Nowhere/City", "+25", "99", "12:00", "UTC+1:99"])
+@pytest.mark.parametrize(
+    "bad", ["Nowhere/City", "+25", "99", "12:00", "UTC+1:99", "+\u0662", "\uff12"]
+)
 def test_resolve_zone_rejects(bad: str) -> None:
     with pytest.raises(InvalidInput, match="Invalid timezone"):
         resolve_zone(bad)
