@@ -325,6 +325,16 @@ async def curc(s: Session, c: Call) -> list[str]:
 # ---- dual SIM ---------------------------------------------------------------------------------
 
 
+def _select_sim(s: Session, c: Call, first: int) -> list[str]:
+    """The set form of a SIM switch: the styles differ only in numbering (SIMCom 1-2, Quectel
+    0-1)."""
+    number = c.int_arg(0)
+    if number not in (first, first + 1):
+        raise CmeError(3)
+    s.modem.switch_sim(number - first)
+    return []
+
+
 @command("+CDSDS")
 async def cdsds(s: Session, c: Call) -> list[str]:
     """SIMCom SIM800C-DS: select the active SIM (1 or 2) of a single-standby module."""
@@ -334,11 +344,7 @@ async def cdsds(s: Session, c: Call) -> list[str]:
         return ["+CDSDS: (1,2)"]
     if c.kind is Kind.READ:
         return [f"+CDSDS: SIM{s.modem.active_slot + 1},1,0"]
-    sim = c.int_arg(0)
-    if sim not in (1, 2):
-        raise CmeError(3)
-    s.modem.switch_sim(sim - 1)
-    return []
+    return _select_sim(s, c, 1)
 
 
 @command("+QDSIM")
@@ -350,11 +356,7 @@ async def qdsim(s: Session, c: Call) -> list[str]:
         return ["+QDSIM: (0,1)"]
     if c.kind is Kind.READ:
         return [f"+QDSIM: {s.modem.active_slot}"]
-    slot = c.int_arg(0)
-    if slot not in (0, 1):
-        raise CmeError(3)
-    s.modem.switch_sim(slot)
-    return []
+    return _select_sim(s, c, 0)
 
 
 @command("+CSQDS")

@@ -69,6 +69,32 @@ def _from_te(s: Session, text: str) -> str:
     return text
 
 
+def _number(s: Session, arg: str | None, error: int = 304) -> str:
+    """A <da>/<sca> parameter in the TE character set; `error` when it is not a phone number."""
+    number = _from_te(s, arg) if arg else ""
+    if not NUMBER.match(number):
+        raise CmsError(error)
+    return number
+
+
+def _pdu_submit(body: bytes) -> tuple[pdu.Submit, bytes]:
+    """PDU mode: the hex line after the prompt, with its SCA field; 304 when it is not one."""
+    try:
+        raw = bytes.fromhex(body.decode("latin-1").strip())
+        return pdu.decode_submit(raw, with_smsc=True), raw
+    except (ValueError, pdu.PduError):
+        raise CmsError(304) from None
+
+
+def _message_at(s: Session, c: Call, mem: int) -> StoredMessage:
+    """The message at index <index> of preferred memory `mem` (0: mem1, 1: mem2); 321 if empty."""
+    _ready(s)
+    message = s.sim.storage[s.settings.cpms[mem]].get(c.int_arg(0))
+    if message is None:
+        raise CmsError(321)
+    return message
+
+
 @command("+CMGF")
 async def cmgf(s: Session, c: Call) -> list[str]:
     if c.kind is Kind.TEST:
@@ -153,11 +179,7 @@ async def csca(s: Session, c: Call) -> list[str]:
         number = s.settings.csca or s.sim.sim.serving.smsc
         kind = 145 if number.startswith("+") else 129
         return [f'+CSCA: "{_to_te(s, number)}",{kind}']
-    args = c.args
-    number = _from_te(s, args[0]) if args else ""
-    if not NUMBER.match(number):
-        raise CmsError(304)
-    s.settings.csca = number
+    s.settings.csca = _number(s, c.args[0] if c.args else None)
     return []
 
 
@@ -229,11 +251,8 @@ async def cmgs(s: Session, c: Call) -> list[str]:
     if c.kind is not Kind.SET:
         raise CmsError(302)
     text_mode = s.settings.cmgf == 1
-    args = c.args
     if text_mode:
-        destination = _from_te(s, args[0]) if args else ""
-        if not NUMBER.match(destination):
-            raise CmsError(304)
+        destination = _number(s, c.args[0] if c.args else None)
         length = 0
     else:
         length = c.int_arg(0)
@@ -247,16 +266,9 @@ async def cmgs(s: Session, c: Call) -> list[str]:
     if text_mode:
         submit, raw = _text_submit(s, destination, body)
     else:
-        try:
-            raw = bytes.fromhex(body.decode("latin-1").strip())
-        except ValueError:
-            raise CmsError(304) from None
-        if not raw or len(raw) - 1 - raw[0] != length:
+        submit, raw = _pdu_submit(body)
+        if len(raw) - 1 - raw[0] != length:
             raise CmsError(304)  # <length> must count the TPDU octets after the SCA field
-        try:
-            submit = pdu.decode_submit(raw, with_smsc=True)
-        except pdu.PduError:
-            raise CmsError(304) from None
     reference = await _transmit(s, submit, raw, "text" if text_mode else "pdu")
     return [f"+CMGS: {reference}"]
 
@@ -284,10 +296,8 @@ async def cmss(s: Session, c: Call) -> list[str]:
     """Send a message stored with AT+CMGW (from mem2), optionally to another number."""
     if c.kind is Kind.TEST:
         return []
-    _ready(s)
-    index = c.int_arg(0)
-    stored = s.sim.storage[s.settings.cpms[1]].get(index)
-    if stored is None or stored.kind != "submit":
+    stored = _message_at(s, c, 1)
+    if stored.kind != "submit":
         raise CmsError(321)
     raw = stored.pdu
     try:
@@ -295,8 +305,8 @@ async def cmss(s: Session, c: Call) -> list[str]:
     except pdu.PduError:
         raise CmsError(304) from None
     if len(c.args) > 1 and c.args[1]:
-        destination = _from_te(s, c.args[1])
-        if not NUMBER.match(destination) or submit.concat is not None:
+        destination = _number(s, c.args[1])
+        if submit.concat is not None:
             raise CmsError(304)  # a new <da> is supported for single messages only
         try:
             part = pdu.encode_submit(
@@ -330,16 +340,9 @@ async def cmgw(s: Session, c: Call) -> list[str]:
     if body is None:
         return []
     if text_mode:
-        destination = _from_te(s, c.args[0]) if c.args else ""
-        if not NUMBER.match(destination):
-            raise CmsError(304)
-        submit, raw = _text_submit(s, destination, body)
+        submit, raw = _text_submit(s, _number(s, c.args[0] if c.args else None), body)
     else:
-        try:
-            raw = bytes.fromhex(body.decode("latin-1").strip())
-            submit = pdu.decode_submit(raw, with_smsc=True)
-        except (ValueError, pdu.PduError):
-            raise CmsError(304) from None
+        submit, raw = _pdu_submit(body)
     message = StoredMessage(
         index=0,
         stat=STO_UNSENT,
@@ -408,11 +411,7 @@ async def cmgl(s: Session, c: Call) -> list[str]:
 async def cmgr(s: Session, c: Call) -> list[str]:
     if c.kind is Kind.TEST:
         return []
-    _ready(s)
-    index = c.int_arg(0)
-    m = s.sim.storage[s.settings.cpms[0]].get(index)
-    if m is None:
-        raise CmsError(321)
+    m = _message_at(s, c, 0)
     lines = _render(s, m, "+CMGR", False)
     if m.stat == REC_UNREAD:
         m.stat = REC_READ
