@@ -8,7 +8,7 @@ after hours, line noise, full SIM storage stopping all reception.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -33,12 +33,7 @@ class CmsRule:
         return self.count is None or self.count > 0
 
     def describe(self) -> dict[str, object]:
-        return {
-            "code": self.code,
-            "count": self.count,
-            "number_pattern": self.number_pattern,
-            "slot": self.slot,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -73,9 +68,7 @@ class Faults:
             "no_network": self.no_network,
             "sim_missing": self.sim_missing,
             "sim_busy": self.sim_busy,
-            "hang": None
-            if self.hang is None
-            else {"command": self.hang.command, "count": self.hang.count},
+            "hang": None if self.hang is None else asdict(self.hang),
             "garbage": self.garbage,
             "full_storage": self.full_storage,
             "pin": None if self.pin is None else "****",

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -50,12 +50,7 @@ class Rule:
     delay: float | None = None
 
     def describe(self) -> dict[str, object]:
-        return {
-            "pattern": self.pattern,
-            "outcome": self.outcome,
-            "status": self.status,
-            "delay": self.delay,
-        }
+        return asdict(self)
 
 
 def make_rule(

@@ -7,7 +7,7 @@ profile names, so a new family is one more entry in PROFILES.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # How a profile answers its ICCID command: the command text and the reply line format.
 ICCID_FORMATS = {
@@ -69,6 +69,20 @@ class Profile:
     imei_prefix: str = "35"
 
 
+# The SIM800C-DS is the SIM800C firmware with a second SIM holder: the same identity lines, boot
+# URCs and accepted commands, plus AT+CDSDS switching and "DS"-suffixed URCs for SIM 2.
+_SIM800C = Profile(
+    name="sim800c",
+    manufacturer="SIMCOM_Ltd",
+    model="SIMCOM_SIM800C",
+    revision="Revision:1418B05SIM800C24",
+    ati=("SIM800 R14.18",),
+    iccid_commands=("AT+CCID",),
+    boot_urcs=("RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"),
+    accepted_commands=("AT+IPR=115200", "AT&W", "AT+CSCLK=0"),
+    imei_prefix="86",
+)
+
 PROFILES: dict[str, Profile] = {
     "generic": Profile(
         name="generic",
@@ -95,30 +109,15 @@ PROFILES: dict[str, Profile] = {
         accepted_commands=("AT^U2DIAG=0", "AT^PORTSEL=0", "AT^PORTSEL=1"),
         imei_prefix="86",
     ),
-    "sim800c": Profile(
-        name="sim800c",
-        manufacturer="SIMCOM_Ltd",
-        model="SIMCOM_SIM800C",
-        revision="Revision:1418B05SIM800C24",
-        ati=("SIM800 R14.18",),
-        iccid_commands=("AT+CCID",),
-        boot_urcs=("RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"),
-        accepted_commands=("AT+IPR=115200", "AT&W", "AT+CSCLK=0"),
-        imei_prefix="86",
-    ),
-    "sim800c-ds": Profile(
+    "sim800c": _SIM800C,
+    "sim800c-ds": replace(
+        _SIM800C,
         name="sim800c-ds",
-        manufacturer="SIMCOM_Ltd",
         model="SIMCOM_SIM800C-DS",
         revision="Revision:1418B06SIM800C32_DS",
-        ati=("SIM800 R14.18",),
-        iccid_commands=("AT+CCID",),
-        boot_urcs=("RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"),
-        accepted_commands=("AT+IPR=115200", "AT&W", "AT+CSCLK=0"),
         dual_sim_styles=("cdsds",),
         ds_suffix_urcs=True,
         switch_delay=0.3,
-        imei_prefix="86",
     ),
     "quectel-ec25": Profile(
         name="quectel-ec25",
