@@ -24,8 +24,11 @@ class BrokenHttpFilter(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
             remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            # The parser's message quotes the offending request line under its first line, and
+            # a request line carries the token: only the reason is logged.
+            reason = str(exc.message).strip().split("\n", 1)[0].rstrip(": ") or "bad request"
             record.msg = "refused broken HTTP from %s with %d: %s"
-            record.args = (remote, exc.code, exc.message)
+            record.args = (remote, exc.code, reason)
             record.exc_info = None
             record.exc_text = None
             record.levelno = logging.WARNING
