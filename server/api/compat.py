@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from server.api import fields
-from server.api.params import Params, load_json, read_params, scalar_text
+from server.api.params import Params, load_json, read_params, scalar_text, short
 from server.core import limits, numbers
 from server.core.dates import OutputZone, human, php_datetime, resolve_zone
 from server.core.errors import AuthError, GatewayError, InvalidInput
@@ -349,7 +349,20 @@ def error_response(message: str, status: int = 200) -> web.Response:
     return json_response({"error": 1, "message": message}, status)
 
 
+async def fallback(request: web.Request) -> web.Response:
+    """Everything else under /getdata: HTTP 200 with the error shape, like any API-level error,
+    because Guzzle-based clients throw on a 4xx and hide the message (compat-api.md 1.6)."""
+    if request.method in ("GET", "POST"):
+        return error_response("Unknown method")
+    response = error_response(f"HTTP method {short(request.method)} not supported; use GET or POST")
+    response.headers["Allow"] = "GET, POST"
+    return response
+
+
 def add_routes(app: web.Application) -> None:
     for path in ("/getdata/{method}", "/getdata/{method}/"):
         app.router.add_route("GET", path, handle)
         app.router.add_route("POST", path, handle)
+    # Tried after the routes above: a wrong verb on a known route, `/getdata/`, deeper paths.
+    for path in ("/getdata", "/getdata/{tail:.*}"):
+        app.router.add_route("*", path, fallback)

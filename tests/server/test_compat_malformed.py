@@ -423,3 +423,35 @@ async def test_batch_naming_a_device_it_may_not_use_stores_nothing(
             f"smsdata[{where}]: Device not found"
         )
     assert await count(api) == 0
+
+
+@pytest.mark.parametrize("verb", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
+async def test_wrong_http_method_gets_the_error_shape(api: Api, verb: str) -> None:
+    # HTTP 200 like every API-level error (Guzzle throws on a 4xx and hides the message), and
+    # nothing is stored although the request carries a whole valid addsms.
+    params = {"token": api.token, "device_id": str(api.device_id), "sendto": "+4915752982212",
+              "body": "x"}  # fmt: skip
+    response = await api.client.request(verb, "/getdata/addsms", params=params, data=params)
+    assert response.status == 200
+    assert response.headers["Allow"] == "GET, POST"
+    assert await response.json() == {
+        "error": 1,
+        "message": f"HTTP method {verb} not supported; use GET or POST",
+    }
+    assert await count(api) == 0
+
+
+async def test_head_is_answered_without_side_effects(api: Api) -> None:
+    params = {"token": api.token, "device_id": str(api.device_id), "sendto": "+4915752982212",
+              "body": "x"}  # fmt: skip
+    response = await api.client.head("/getdata/addsms", params=params)
+    assert response.status == 200
+    assert await count(api) == 0
+
+
+@pytest.mark.parametrize("path", ["/getdata", "/getdata/", "/getdata/addsms/extra", "/getdata//"])
+@pytest.mark.parametrize("verb", ["GET", "POST"])
+async def test_paths_without_a_method_are_unknown_methods(api: Api, path: str, verb: str) -> None:
+    response = await api.client.request(verb, path, params={"token": api.token})
+    assert response.status == 200
+    assert await response.json() == {"error": 1, "message": "Unknown method"}
