@@ -5,12 +5,18 @@ whole gateway as child processes: the server, the modem emulator (two dual-SIM m
 device) and the host agent driving those modems. It prints the token and two curl commands to
 paste (send an SMS, see it delivered), writes STATE/demo.json (server URL, account, devices with
 their SIM numbers, the emulator's control URL), and stops all three on Ctrl-C or SIGTERM.
+
+It refuses to start, with one line saying why, when the port is taken (the readiness check would
+otherwise find the other server and print a banner that does not work) or another demo runs on
+the same STATE (the two would share the emulator's links, agent.toml and the agent's journal).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
+import fcntl
 import json
 import os
 import secrets
@@ -32,10 +38,14 @@ from server.store.sqlite import SqliteStore
 
 DEMO_EMAIL = "demo@simhive.local"
 DEVICE_TITLES = ("demo-modem-1", "demo-modem-2")
-# Two SIMCom dual-SIM modems (one radio, two SIM slots switched with AT+CDSDS), as on many Pi
-# gateways. Status reports arrive a second after delivery, as on a quiet real network.
-EMULATOR_PROFILE = "sim800c-ds"
-EMULATOR_DUAL_SIM = "cdsds"
+# Two dual-SIM devices, each with one AT port per SIM (dual standby: both SIMs registered at all
+# times), so an SMS to any demo number arrives at once and both SIMs' info is read at start-up.
+# A single-standby modem (one radio, SIMs switched with AT+CDSDS) would hold SMS and status reports
+# for its inactive SIM until the agent's next visit (sim_visit_seconds, 60 s), and report the
+# inactive SIM's info only after one: the demo's "delivered a second later" would then be true
+# only half of the time. Status reports arrive a second after delivery, as on a quiet network.
+EMULATOR_PROFILE = "quectel-ec25"
+EMULATOR_DUAL_SIM = "ports"
 REPORT_DELAY_SECONDS = "1"
 
 
@@ -82,7 +92,8 @@ class Child:
 
     name: str
     argv: Callable[[DemoState], list[str]]
-    ready: Callable[[DemoState], None] = lambda _state: None
+    # Waits until the child is usable; raises OSError (or TimeoutError) if it cannot become so.
+    ready: Callable[[DemoState, subprocess.Popen[bytes]], None] = lambda _state, _proc: None
 
 
 def _server_argv(state: DemoState) -> list[str]:
@@ -101,9 +112,16 @@ def _server_argv(state: DemoState) -> list[str]:
     ]
 
 
-def _wait_server(state: DemoState, timeout: float = 30.0) -> None:
+def _exited(name: str, proc: subprocess.Popen[bytes], state: DemoState) -> None:
+    if proc.poll() is not None:
+        log = state.state_dir / f"{name}.log"
+        raise OSError(f"the {name} exited with {proc.returncode} while starting; see {log}")
+
+
+def _wait_server(state: DemoState, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        _exited("server", proc, state)
         try:
             with socket.create_connection((state.host, state.port), timeout=0.5):
                 return
@@ -134,11 +152,12 @@ def _emulator_argv(state: DemoState) -> list[str]:
     ]
 
 
-def _wait_emulator(state: DemoState, timeout: float = 30.0) -> None:
-    """Wait for emulator.json, then give each demo device its modem and SIM numbers."""
+def _wait_emulator(state: DemoState, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Wait for emulator.json, then give each demo device its modem, ports and SIM numbers."""
     path = state.emulator_dir / "emulator.json"
     deadline = time.monotonic() + timeout
     while not path.exists():
+        _exited("emulator", proc, state)
         if time.monotonic() > deadline:
             raise TimeoutError(f"the emulator did not write {path} within {timeout} s")
         time.sleep(0.1)
@@ -147,7 +166,9 @@ def _wait_emulator(state: DemoState, timeout: float = 30.0) -> None:
     if len(modems) < len(state.devices):
         raise OSError(f"the emulator has {len(modems)} modems for {len(state.devices)} devices")
     for device, modem in zip(state.devices, modems, strict=False):
-        device["modem"] = {"id": modem["id"], "port": modem["link"], "profile": modem["profile"]}
+        # One stable link per SIM (DIR/m1 for SIM 1, DIR/m1-sim2 for SIM 2), docs/emulator.md.
+        ports = [s["link"] for s in modem["sims"]]
+        device["modem"] = {"id": modem["id"], "ports": ports, "profile": modem["profile"]}
         device["sims"] = [{"slot": s["slot"], "number": s["number"]} for s in modem["sims"]]
 
 
@@ -169,9 +190,8 @@ def _write_agent_config(state: DemoState) -> None:
             "[[device]]",
             f"name = {json.dumps(device['title'])}",
             f"token = {json.dumps(device['token'])}",
-            f"port = {json.dumps(device['modem']['port'])}",
+            f"ports = {json.dumps(device['modem']['ports'])}",
             f"profile = {json.dumps(device['modem']['profile'])}",
-            f"dual_sim = {json.dumps(EMULATOR_DUAL_SIM)}",
         ]
     _write_private(state.agent_config, "\n".join(lines) + "\n")
 
@@ -277,10 +297,66 @@ def banner(state: DemoState) -> str:
     )
 
 
+def _port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, or None. Bound as the server binds
+    (SO_REUSEADDR, so a closing socket of an earlier run does not count as busy)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot use --host {host}: {exc.strerror or exc}"
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return (
+                        f"port {port} on {host} is already in use (another simhive demo or"
+                        " server?); stop it, or choose another port with --port N"
+                    )
+                return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _lock_state(state_dir: Path) -> int | None:
+    """Hold STATE/demo.lock for the demo's lifetime; None if another demo holds it."""
+    fd = os.open(state_dir / "demo.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def run_demo(state_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> int:
     state_dir = state_dir.resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    state = DemoState(state_dir, host, port)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock_state(state_dir)
+    except OSError as exc:
+        print(f"demo: cannot use {state_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if lock is None:
+        print(
+            f"demo: another demo is running with {state_dir}; stop it first (Ctrl-C there)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        problem = _port_problem(host, port)
+        if problem is not None:
+            print(f"demo: {problem}", file=sys.stderr)
+            return 1
+        return _run(DemoState(state_dir, host, port))
+    finally:
+        os.close(lock)
+
+
+def _run(state: DemoState) -> int:
     asyncio.run(prepare(state))
 
     stopping = False
@@ -298,8 +374,9 @@ def run_demo(state_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> int:
         for child in CHILDREN:
             if stopping:
                 break
-            procs.append((child, _spawn(child, state)))
-            child.ready(state)
+            proc = _spawn(child, state)
+            procs.append((child, proc))
+            child.ready(state, proc)
         if not stopping:
             # Written once, when the whole gateway is up: a demo.json with this run's URL means
             # "ready to use".

@@ -1,5 +1,6 @@
 """`simhive-server demo` as a user runs it: the banner docs/quickstart.md shows, paste the printed
-curls, see status 7, stop it."""
+curls, see status 7, both SIMs of each device in getalldevices, stop it; and what a user sees when
+the port is taken or another demo runs on the same state."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from urllib.request import urlopen
 
 import pytest
 
@@ -68,6 +72,13 @@ def printed_banner(output: str, state: Path, port: int, token: str, doc_token: s
     return banner.splitlines()
 
 
+def compat(info: dict[str, Any], method: str, **params: object) -> dict[str, Any]:
+    query = urlencode({"token": info["account"]["token"], **params})
+    with urlopen(f"{info['server_url']}/getdata/{method}?{query}", timeout=30) as answer:
+        data: dict[str, Any] = json.loads(answer.read())
+        return data
+
+
 def test_demo_sends_with_the_printed_curls_and_stops_all_children(tmp_path: Path) -> None:
     state = tmp_path / "demo-state"
     port = free_port()
@@ -106,8 +117,27 @@ def test_demo_sends_with_the_printed_curls_and_stops_all_children(tmp_path: Path
             answer: dict[str, object] = json.loads(out.stdout)
             return answer if answer.get("status") == 7 else None
 
-        answer = wait_until(delivered, 60, "status 7 from the printed status curl", interval=0.5)
+        # The banner says "a second later"; 20 s leaves room for a loaded CI box, not for an SMS
+        # held by the network for an inactive SIM until the agent's next visit (60 s).
+        answer = wait_until(delivered, 20, "status 7 from the printed status curl", interval=0.5)
         assert answer["status_description"] == "Delivered"
+
+        # getalldevices lists both SIMs of each device (ICCID, the number demo.json names,
+        # carrier, country), and a lastseen.
+        def both_sims() -> dict[str, Any] | None:
+            listed: dict[str, Any] = compat(info, "getalldevices")["device"]
+            for device in info["devices"]:
+                row = listed[str(device["device_id"])]
+                sims = {s["Slot"]: s for s in row["siminfo"]}
+                for sim in device["sims"]:
+                    got = sims.get(str(sim["slot"]), {})
+                    if not (got.get("Number") == sim["number"] and got.get("IccId")):
+                        return None
+                    assert got["CarrierName"] and got["CountryIso"] == "de", got
+                assert row["lastseen"], row
+            return listed
+
+        wait_until(both_sims, 20, "both SIMs of both devices in getalldevices", interval=0.5)
 
         # The SMS went to the other device's SIM: it arrives there as incoming (status 5).
         receiver = info["devices"][1]
@@ -122,7 +152,21 @@ def test_demo_sends_with_the_printed_curls_and_stops_all_children(tmp_path: Path
             smss = json.loads(out.stdout)["smss"]
             return any(m["body"] == "Hello from simhive" and m["sim"] == 0 for m in smss.values())
 
-        wait_until(received, 60, f"the SMS received on {to}", interval=0.5)
+        wait_until(received, 20, f"the SMS received on {to}", interval=0.5)
+
+        # A second demo on the same port, or on the same state: one line saying why, exit 1,
+        # and nothing started (no banner, the running demo untouched).
+        other = [console_script("simhive-server"), "demo", "--port"]
+        for argv, says in [
+            (other + [str(port), "--state", str(tmp_path / "other")], "already in use"),
+            (other + [str(free_port()), "--state", str(state)], "another demo is running"),
+        ]:
+            run = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            assert run.returncode == 1, run
+            assert says in run.stderr and len(run.stderr.splitlines()) == 1, run.stderr
+            assert "Traceback" not in run.stderr + run.stdout and not run.stdout, run
+        assert sorted(children_of(demo.pid)) == sorted(kids)
+        assert compat(info, "getalldevices")["error"] == 0
 
         assert demo.popen is not None
         demo.popen.send_signal(signal.SIGTERM)
