@@ -24,26 +24,7 @@ from .pdu import Coding, Concat, Deliver
 
 # Gammu's own error names (python-gammu exception class names) grouped by what they mean for a
 # submit. Numbers are Gammu's GSM_Error codes and change between versions, so names are used.
-LINK_ERRORS = frozenset(
-    {
-        "ERR_DEVICEOPENERROR",
-        "ERR_DEVICELOCKED",
-        "ERR_DEVICENOTEXIST",
-        "ERR_DEVICEBUSY",
-        "ERR_DEVICENOPERMISSION",
-        "ERR_DEVICENODRIVER",
-        "ERR_DEVICENOTWORK",
-        "ERR_DEVICEDTRRTSERROR",
-        "ERR_DEVICECHANGESPEEDERROR",
-        "ERR_DEVICEWRITEERROR",
-        "ERR_DEVICEREADERROR",
-        "ERR_DEVICEPARITYERROR",
-        "ERR_NOTCONNECTED",
-        "ERR_TIMEOUT",
-        "ERR_ABORTED",
-    }
-)
-# Nothing reached the modem: safe to send again later.
+# A link error before the message left: nothing reached the modem, safe to send again later.
 _NOTHING_SENT = frozenset(
     {
         "ERR_DEVICEOPENERROR",
@@ -54,6 +35,19 @@ _NOTHING_SENT = frozenset(
         "ERR_DEVICENODRIVER",
         "ERR_DEVICEWRITEERROR",
         "ERR_NOTCONNECTED",
+    }
+)
+# Every error that means the link to the modem is gone; those beyond _NOTHING_SENT can strike
+# mid-transfer, when the modem may already have sent the message.
+LINK_ERRORS = _NOTHING_SENT | frozenset(
+    {
+        "ERR_DEVICENOTWORK",
+        "ERR_DEVICEDTRRTSERROR",
+        "ERR_DEVICECHANGESPEEDERROR",
+        "ERR_DEVICEREADERROR",
+        "ERR_DEVICEPARITYERROR",
+        "ERR_TIMEOUT",
+        "ERR_ABORTED",
     }
 )
 _RETRY = frozenset(
