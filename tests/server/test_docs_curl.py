@@ -22,6 +22,45 @@ def examples() -> list[str]:
     return [b for b in BLOCK_RE.findall(DOC.read_text()) if "curl" in b]
 
 
+FENCE_RE = re.compile(r"```(sh|json)\n(.*?)```", re.DOTALL)
+
+
+def documented_answers() -> list[tuple[str, dict[str, Any]]]:
+    """Each curl example with the JSON answer the page shows right after it (before the next
+    example); examples without one are left out."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    example: str | None = None
+    for kind, text in FENCE_RE.findall(DOC.read_text()):
+        if kind == "sh":
+            example = text if "curl" in text else None
+        elif example is not None:
+            out.append((example, json.loads(text)))
+            example = None
+    return out
+
+
+def same_shape(doc: Any, got: Any, path: str = "$") -> None:
+    """`got` has the documented keys and JSON types; null on either side matches anything (a
+    documented null is an absent value here, and the other way round). Objects keyed by ids are
+    compared entry by entry against the documented entry."""
+    if doc is None or got is None:
+        return
+    assert type(got) is type(doc), (path, doc, got)
+    if isinstance(doc, dict):
+        if doc and all(k.isdigit() for k in doc):
+            assert all(k.isdigit() for k in got), (path, got)
+            [entry] = doc.values()
+            for key, value in got.items():
+                same_shape(entry, value, f"{path}.{key}")
+            return
+        assert set(got) == set(doc), (path, sorted(doc), sorted(got))
+        for key in doc:
+            same_shape(doc[key], got[key], f"{path}.{key}")
+    elif isinstance(doc, list) and doc and got:
+        for index, value in enumerate(got):
+            same_shape(doc[0], value, f"{path}[{index}]")
+
+
 def json_objects(text: str) -> list[dict[str, Any]]:
     """curl -s prints answers back to back without newlines; split them."""
     decoder = json.JSONDecoder()
@@ -59,6 +98,7 @@ def test_every_curl_example_works(tmp_path: Path) -> None:
             "EMAIL": srv.email,
             "PASSWORD": PASSWORD,
         }
+        outputs: dict[str, list[dict[str, Any]]] = {}
         for block in blocks:
             result = subprocess.run(
                 ["bash", "-euo", "pipefail", "-c", block],
@@ -72,6 +112,12 @@ def test_every_curl_example_works(tmp_path: Path) -> None:
             assert answers, block
             for answer in answers:
                 assert answer["error"] == 0, (block, answer)
+            outputs[block] = answers
+        # What the page shows after an example is what its (last) answer looks like.
+        shown = documented_answers()
+        assert len(shown) >= 11
+        for block, doc in shown:
+            same_shape(doc, outputs[block][-1])
     log = srv.log.read_text()
     assert srv.token not in log and PASSWORD not in log  # access log masks secrets
     assert "token=***" in log
