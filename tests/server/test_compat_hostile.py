@@ -136,7 +136,11 @@ def pairs(
 
 
 def urlencode_raw(items: list[tuple[str, Any]], mangle: bool) -> bytes:
-    text = "&".join(f"{quote(str(k), safe='')}={quote(str(v), safe='')}" for k, v in items)
+    # surrogatepass: a lone surrogate goes out as its (invalid UTF-8) bytes, %ED%A0%80
+    def q(value: Any) -> str:
+        return quote(str(value), safe="", errors="surrogatepass")
+
+    text = "&".join(f"{q(k)}={q(v)}" for k, v in items)
     data = text.encode("utf-8", "surrogatepass")
     # Invalid UTF-8 and NUL bytes, unescaped, where a urlencoded body has only ASCII.
     return data + b"&x=\xff\xfe\x00%ff%00" if mangle else data
