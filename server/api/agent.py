@@ -53,6 +53,18 @@ def error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
+def http_error(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own 4xx for an /agent/v1 request (no such route, GET where POST is expected)
+    in the protocol's error shape, not the compat API's."""
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        answer = error(405, "method_not_allowed", f"{exc.method} is not allowed here, use POST")
+        answer.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return answer
+    if exc.status == 404:
+        return error(404, "not_found", "no such agent route")
+    return error(exc.status, "bad_request", exc.reason)
+
+
 def endpoint(fn: Route | Writer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Authenticate, parse, call, and map errors; a `Writer` writes its own answer."""
     writer = fn if isinstance(fn, Writer) else None

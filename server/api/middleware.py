@@ -21,6 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
+from server.api import agent
 from server.api.compat import error_response
 from server.api.params import MalformedBody
 from server.core.errors import GatewayError
@@ -31,6 +32,7 @@ log = logging.getLogger("simhive.server")
 
 # How long an unread request body may take to arrive before the connection is closed instead.
 DISCARD_SECONDS = 5.0
+AGENT_PREFIX = "/agent/"
 SECRET_KEYS = frozenset({"token", "pass", "password", "datajson"})
 
 
@@ -74,9 +76,13 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             f"Request body too large (at most {MAX_REQUEST_BYTES} bytes)", status=413
         )
     except web.HTTPException as exc:
-        if exc.status >= 400:
-            return error_response(exc.reason, status=exc.status)
-        raise
+        if exc.status < 400:
+            raise
+        if request.path.startswith(AGENT_PREFIX):
+            # The agent protocol has its own error shape (agent-protocol.md): an unknown route
+            # or a GET where POST is expected is a 4xx the agent must not retry unchanged.
+            return agent.http_error(exc)
+        return error_response(exc.reason, status=exc.status)
     except StoreError as exc:
         log.error("storage failure on %s %s: %s", request.method, request.path, exc)
         return error_response("Storage unavailable, try again", status=503)

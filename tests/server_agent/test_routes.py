@@ -222,3 +222,17 @@ async def test_malformed_json_and_limits(env: Env) -> None:
     assert r.status == 413 and (await r.json())["error"]["code"] == "too_large"
     many = {"events": [{"event_id": str(i), "sms_id": 1, "type": "sent"} for i in range(501)]}
     assert (await env.agent("report", many, status=413))["error"]["code"] == "too_large"
+
+
+async def test_unknown_route_and_wrong_method_answer_in_the_protocols_error_shape(env: Env) -> None:
+    auth = {"Authorization": f"Bearer {env.device_token}"}
+    r = await env.client.post("/agent/v1/nosuchroute", json={}, headers=auth)
+    assert r.status == 404
+    assert (await r.json())["error"]["code"] == "not_found"
+    r = await env.client.get("/agent/v1/hello", headers=auth)
+    assert r.status == 405 and r.headers["Allow"] == "POST"
+    error = (await r.json())["error"]
+    assert error["code"] == "method_not_allowed" and "POST" in error["message"]
+    # The compat API keeps its own shape for the same mistakes.
+    r = await env.client.put("/getdata/addsms")
+    assert r.status == 200 and (await r.json())["error"] == 1
