@@ -120,7 +120,8 @@ def run(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 def demo(state: Path, host: str, port: int) -> None:
-    """Create a demo account with two devices in STATE, start the server, print a token."""
+    """The whole gateway for a try-out: a demo account with two devices in STATE, the server, two
+    emulated dual-SIM modems and an agent driving them; prints the token and curl examples."""
     from server.demo import run_demo
 
     sys.exit(run_demo(state, host=host, port=port))
