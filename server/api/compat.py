@@ -296,7 +296,10 @@ async def getsmsstatus(gw: Gateway, p: Params) -> dict[str, Any]:
 async def getdevicestatus(gw: Gateway, p: Params) -> dict[str, Any]:
     account = await _account(gw, p)
     zone = _zone(p, account)
-    device = await gw.device_of(account, fields.required_int(p.raw("device_id"), "device_id"))
+    # Fresh, not from the 2 s device cache: a cached copy could show a lastseen one poll older
+    # than getalldevices does at the same moment.
+    device_id = fields.required_int(p.raw("device_id"), "device_id")
+    device = await gw.device_of(account, device_id, fresh=True)
     now = gw.clock()
     lastseen = device.lastseen if device.lastseen is not None else device.created
     return {

@@ -181,19 +181,20 @@ class Gateway:
         self._device_cache.pop(device_id, None)
         return token
 
-    async def device_of(self, account: Account, device_id: int) -> Device:
-        """The account's device, or NotFound: a foreign device is reported like a missing one."""
-        device = await self._device(device_id)
+    async def device_of(self, account: Account, device_id: int, *, fresh: bool = False) -> Device:
+        """The account's device, or NotFound: a foreign device is reported like a missing one.
+        `fresh` skips the short cache, for answers about the device itself (its lastseen)."""
+        device = await self._device(device_id, fresh=fresh)
         if device is None or device.account_id != account.id:
             raise NotFound("Device not found")
         return device
 
-    async def _device(self, device_id: int) -> Device | None:
+    async def _device(self, device_id: int, *, fresh: bool = False) -> Device | None:
         # Cached briefly like tokens: every addsms needs the device (owner, prefix rules), and a
         # store round trip per request costs more than the rest of the validation.
         now = time.monotonic()
         cached = self._device_cache.get(device_id)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > now and not fresh:
             return cached[1]
         device = await self.store.device_by_id(device_id)
         if device is not None:

@@ -535,6 +535,18 @@ async def test_getdevicestatus_online_after_poll(api: Api) -> None:
     assert data["lastseen"]["timezone"] == "+02:00" and data["lastseen"]["timezone_type"] == 1
 
 
+async def test_getdevicestatus_sees_a_poll_at_once_like_getalldevices(api: Api) -> None:
+    # An addsms caches the device (2 s); a poll right after must still show in getdevicestatus.
+    await api.send()
+    before = await api.ok("getdevicestatus", {"device_id": api.device_id}, "get")
+    assert before["online"] is False
+    await api.gateway.store.touch_device(api.device_id, now_us())
+    status = await api.ok("getdevicestatus", {"device_id": api.device_id}, "get")
+    listed = (await api.ok("getalldevices", {}, "get"))["device"][str(api.device_id)]
+    assert status["online"] is True
+    assert status["lastseen"] == listed["lastseen"]
+
+
 async def test_trailing_slash_and_unknown_method(api: Api) -> None:
     response = await api.client.get(f"/getdata/getalldevices/?token={api.token}")
     assert (await response.json())["error"] == 0
