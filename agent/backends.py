@@ -1,8 +1,9 @@
 """The one place that turns a [[device]] config into a Modem backend.
 
 Kept small on purpose: the runtime only knows agent/modem/base.py's Modem (plus the optional
-`activate_slot` capability the dispatcher uses to visit an idle single-standby SIM), so a Gammu
-backend is one more branch here and nothing else changes.
+`activate_slot` capability and `active_slot` attribute the dispatcher uses to visit the other
+SIM of a single-standby modem), so a Gammu backend is one more branch here and nothing else
+changes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class SingleStandbyAtModem:
     @property
     def state(self) -> ModemState:
         return self._m.state
+
+    @property
+    def active_slot(self) -> int:
+        """The SIM the modem has active (queried at init; the dispatcher starts from it)."""
+        return self._m.active_slot
 
     async def start(self, on_event: EventHandler) -> None:
         await self._m.start(on_event)

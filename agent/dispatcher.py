@@ -5,6 +5,9 @@ of a single-standby dual-SIM modem (SIM800C-DS, QDSIM boards), where only one SI
 at a time and a switch costs seconds to tens of seconds of re-registration. There it batches:
 it keeps draining the active slot's due messages and switches only when that slot has nothing
 due (or is capped for a long time), or when the other slot has urgent work and it has none.
+Such a modem can read only its active SIM, so each time it connects (start, replug, re-init)
+the dispatcher visits every other SIM once, before any non-urgent send, to read its identity,
+then returns to the SIM that was active; an idle modem also visits its other SIM regularly.
 
 Never lose, never double-send (DESIGN.md 3):
 - the journal row goes to ``dispatching`` (synced) before AT+CMGS; a crash leaves it there and
@@ -47,8 +50,13 @@ IDLE_RECHECK_SECONDS = 30.0
 # An idle single-standby modem visits its other SIM this often: SMS and status reports for the
 # inactive SIM are held by the network until that SIM is registered again (modems.md 9).
 VISIT_IDLE_SECONDS = 60.0
+# After a connect, the other SIM is visited at once (its ICCID, number and carrier are unknown
+# until it is active) and, when nothing is waiting, kept active this long (at most the visit
+# interval) so that what the network held for it can come in; then the first SIM is back.
+SURVEY_DWELL_SECONDS = 10.0
 
 StatusCallback = Callable[[dict[str, Any]], Awaitable[None]]
+SwitchCallback = Callable[[int], None]
 
 
 @runtime_checkable
@@ -97,6 +105,7 @@ class Dispatcher:
         policy: DispatchPolicy | None = None,
         on_status: StatusCallback | None = None,
         on_done: Callable[[], None] | None = None,
+        on_switch: SwitchCallback | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -110,6 +119,7 @@ class Dispatcher:
         self.state = {s: SlotState(pacer=p) for s, p in pacers.items()}
         self._on_status = on_status
         self._on_done = on_done
+        self._on_switch = on_switch
         self._clock = clock
         self._rand = rand
         self._wake = asyncio.Event()
@@ -120,6 +130,15 @@ class Dispatcher:
         self.visits = 0
         self._active_since = clock()
         self.visit_idle_seconds = VISIT_IDLE_SECONDS
+        self.survey_dwell_seconds = SURVEY_DWELL_SECONDS
+        # The connect visit ("survey"): SIMs still to visit once since the modem came up, the
+        # SIM to return to afterwards (None: no survey under way), and when to return.
+        self._modem_up = False
+        self._survey: list[int] = []
+        self._survey_home: int | None = None
+        self._survey_until = 0.0
+        # What _choose saw due (slot -> urgent), sendable now or held back by pacing.
+        self._due: dict[int, bool] = {}
         # The last "sent" outcome, queued for the journal's next commit (see _dispatch).
         self._journaling: asyncio.Future[None] | None = None
 
@@ -130,6 +149,11 @@ class Dispatcher:
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def modem_up(self) -> bool:
+        """The last look found the modem connected (its SIMs were surveyed on that edge)."""
+        return self._modem_up
 
     def stop(self) -> None:
         """Finish the message in flight (all its parts), then return from run()."""
@@ -149,16 +173,19 @@ class Dispatcher:
             self._wake.clear()
             if self.modem.state in (ModemState.DISCONNECTED, ModemState.CONNECTING):
                 # Sending now would only burn attempts; the modem's supervisor is reconnecting.
+                self._modem_up = False
                 await self._idle(5.0)
                 continue
+            if not self._modem_up:
+                self._modem_up = True
+                self._plan_survey()
             msg, wait = await self._choose()
+            if (msg is None or not msg.urgent) and await self._maybe_survey(idle=msg is None):
+                continue
             if msg is None:
                 if await self._maybe_visit():
                     continue
-                if self._can_visit():
-                    left = self._active_since + self.visit_idle_seconds - self._clock()
-                    wait = max(0.0, left) if wait is None else min(wait, max(0.0, left))
-                await self._idle(wait)
+                await self._idle(self._visit_wait(wait))
                 continue
             if self.stopping:  # stop() may have come while we looked at the journal
                 break
@@ -173,23 +200,97 @@ class Dispatcher:
     def _can_visit(self) -> bool:
         return len(self.slots) > 1 and isinstance(self.modem, SlotActivation)
 
+    def _modem_slot(self) -> int | None:
+        # Optional: a backend that knows its active SIM says so (the AT backend queries it at
+        # init); otherwise the dispatcher's own record is all there is.
+        slot = getattr(self.modem, "active_slot", None)
+        return slot if isinstance(slot, int) and slot in self.slots else None
+
+    def _current_slot(self) -> int:
+        slot = self._modem_slot()
+        if slot is None:
+            slot = self.active_slot if self.active_slot is not None else self.slots[0]
+        return slot
+
+    def _plan_survey(self) -> None:
+        """The modem came up (start, replug, re-init): visit every other SIM once, then return.
+
+        A single-standby modem reads only its active SIM, so the other one's ICCID, number and
+        carrier would otherwise stay unknown until the first idle visit (sim_visit_seconds).
+        Once per connect, because each switch costs a re-registration of seconds.
+        """
+        if not self._can_visit():
+            return
+        home = self._current_slot()
+        self.active_slot = home
+        self._active_since = self._clock()
+        self._survey = [s for s in self.slots if s != home]
+        self._survey_home = home
+        self._survey_until = 0.0
+
+    async def _maybe_survey(self, *, idle: bool) -> bool:
+        """One step of the connect visit; True when it made a SIM active (look again)."""
+        if self._survey_home is None:
+            return False
+        if self._survey:
+            if any(self._due.values()):
+                return False  # urgent work first; the visit comes after it
+            slot = self._survey.pop(0)
+            ok = await self._activate(slot, "connected: reading its SIM info", logging.INFO)
+            self._survey_until = self._clock() + (
+                min(self.survey_dwell_seconds, self.visit_idle_seconds) if ok else 0.0
+            )
+            return True
+        home = self._survey_home
+        # Back only when idle: due work decides where the modem goes (sending there ends the
+        # survey), and work due on the visited SIM, even if paced, keeps it there.
+        if not idle or self._clock() < self._survey_until or set(self._due) - {home}:
+            return False
+        self._survey_home = None
+        if self._current_slot() == home:
+            return False
+        return await self._activate(home, "back to the SIM active at connect", logging.INFO)
+
     async def _maybe_visit(self) -> bool:
         """Idle on a single-standby modem for a while: make the next SIM active for a while."""
         if not self._can_visit() or self._clock() - self._active_since < self.visit_idle_seconds:
             return False
-        current = self.active_slot if self.active_slot is not None else self.slots[0]
+        current = self._current_slot()
         nxt = self.slots[(list(self.slots).index(current) + 1) % len(self.slots)]
-        self._active_since = self._clock()
+        return await self._activate(nxt, "idle, active to receive", logging.DEBUG)
+
+    async def _activate(self, slot: int, why: str, level: int) -> bool:
         assert isinstance(self.modem, SlotActivation)
         try:
-            await self.modem.activate_slot(nxt)
-        except Exception as exc:  # a failed visit is retried at the next idle turn
-            log.warning("device %s: visiting SIM %d failed: %s", self.device, nxt, exc)
+            await self.modem.activate_slot(slot)
+        except Exception as exc:  # a failed idle visit is retried at the next idle turn
+            log.warning("device %s: making SIM %d active failed: %s", self.device, slot, exc)
+            # The switch may have happened with only the registration failing.
+            known = self._modem_slot()
+            self.active_slot = known if known is not None else self.active_slot
             return False
-        log.debug("device %s: idle, SIM %d active to receive", self.device, nxt)
-        self.active_slot = nxt
+        finally:
+            self._active_since = self._clock()
+            self._switched(slot)
+        log.log(level, "device %s: SIM %d active (%s)", self.device, slot, why)
+        self.active_slot = slot
         self.visits += 1
         return True
+
+    def _switched(self, slot: int) -> None:
+        # The active SIM changed (or may have): its info is fresh, the server should see it.
+        if self._on_switch is not None:
+            self._on_switch(slot)
+
+    def _visit_wait(self, wait: float | None) -> float | None:
+        """How long an idle dispatcher may sleep before the next visit or survey step."""
+        if not self._can_visit():
+            return wait
+        due = self._active_since + self.visit_idle_seconds
+        if self._survey_home is not None and not self._survey:
+            due = min(due, self._survey_until)
+        left = max(0.0, due - self._clock())
+        return left if wait is None else min(wait, left)
 
     async def _choose(self) -> tuple[OutMessage | None, float | None]:
         now = self._clock()
@@ -206,6 +307,7 @@ class Dispatcher:
             msg = await self.journal.next_due(self.device, slot, now)
             if msg is not None:
                 candidates[slot] = msg
+        self._due = {s: m.urgent for s, m in candidates.items()}
         if not candidates:
             nxt = await self.journal.next_wakeup(self.device, self.slots)
             if nxt is not None:
@@ -237,11 +339,16 @@ class Dispatcher:
         st = self.state[msg.slot]
         if not await self.journal.begin_dispatch(self.device, msg.id, self._clock()):
             return
-        if self.active_slot is not None and self.active_slot != msg.slot:
+        switching = self.active_slot != msg.slot
+        if self.active_slot is not None and switching:
             self.switches += 1
-        if self.active_slot != msg.slot:
+        if switching:
             self._active_since = self._clock()
         self.active_slot = msg.slot
+        if msg.slot in self._survey:  # sending there makes it active: no visit needed
+            self._survey.remove(msg.slot)
+        if not self._survey:  # every SIM was active since the connect: the survey is over
+            self._survey_home = None
         self.in_flight = msg.id
         sent = False  # then on_done comes when its outcome is on disk
         try:
@@ -285,6 +392,8 @@ class Dispatcher:
             )  # fmt: skip
         finally:
             self.in_flight = None
+            if switching and len(self.slots) > 1:
+                self._switched(msg.slot)
             if self._on_done is not None and not sent:
                 self._on_done()
 

@@ -112,6 +112,7 @@ class DeviceRunner:
                 policy=policy,
                 on_status=self._status_event,
                 on_done=self._after_send,
+                on_switch=self._sim_switched,
                 clock=clock,
             )
             for group in groups
@@ -275,6 +276,11 @@ class DeviceRunner:
     async def _status_event(self, event: dict[str, Any]) -> None:
         event = {"event_id": f"{event['kind']}:{time.time_ns()}", **event}
         await self.journal.add_event(self.name, "status", event)
+        self.sync.wake_status()
+
+    def _sim_switched(self, slot: int) -> None:
+        # A single-standby modem read the SIM it made active (ICCID, number, carrier): send
+        # it now, not at the next periodic status, so getalldevices lists it within seconds.
         self.sync.wake_status()
 
     def _after_send(self) -> None:

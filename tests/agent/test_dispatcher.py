@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from agent.dispatcher import Dispatcher, DispatchPolicy
 from agent.journal import Journal, LeasedMessage
-from agent.modem.base import ModemState, SendError, SendOutcome
+from agent.modem.base import ModemState, SendError, SendOutcome, SendResult
 from agent.pacing import Pacer, SimLimits
 from tests.agent.fakes import FakeModem, wait_for
 
@@ -27,7 +27,12 @@ async def commit(j: Journal, *msgs: tuple[int, str, int, bool]) -> None:
 
 @asynccontextmanager
 async def running(
-    j: Journal, modem: FakeModem, slots: list[int], limits: SimLimits = FREE, **policy: Any
+    j: Journal,
+    modem: FakeModem,
+    slots: list[int],
+    limits: SimLimits = FREE,
+    on_switch: Callable[[int], None] | None = None,
+    **policy: Any,
 ) -> AsyncIterator[tuple[Dispatcher, list[dict[str, Any]]]]:
     statuses: list[dict[str, Any]] = []
 
@@ -42,6 +47,7 @@ async def running(
         pacers={s: Pacer(limits) for s in slots},
         policy=DispatchPolicy(**policy),
         on_status=on_status,
+        on_switch=on_switch,
     )
     if modem.state is ModemState.CONNECTING:
         await modem.start(lambda ev: asyncio.sleep(0))
@@ -280,7 +286,11 @@ async def test_idle_single_standby_modem_visits_the_other_sim(journal: Journal) 
     async with running(journal, modem, [0, 1]) as (d, _):
         d.visit_idle_seconds = 0.1
         d.wake()
-        await wait_for(lambda: modem.activated[:2] == [1, 0], what="visits to SIM 2 and back")
+        await wait_for_state(journal, 1, "sent")
+        done = len(modem.activated)  # the connect visit to SIM 2 came before the send
+        await wait_for(
+            lambda: modem.activated[done : done + 2] == [1, 0], what="visits to SIM 2 and back"
+        )
         # Work arriving for a SIM is still sent on that SIM.
         await commit(journal, (2, "+492", 1, False))
         d.wake()
@@ -295,3 +305,79 @@ async def test_single_sim_modem_never_visits(journal: Journal) -> None:
         d.wake()
         await asyncio.sleep(0.3)
     assert modem.activated == []
+
+
+class StandbyModem(SwitchingModem):
+    """Single-standby like the AT backend: one SIM active, known to the dispatcher, switched by
+    activate_slot and by a send on the other SIM; `log` is every switch and submit in order."""
+
+    def __init__(self, active: int = 0) -> None:
+        super().__init__()
+        self.active_slot = active
+        self.log: list[tuple[str, int]] = []
+
+    async def activate_slot(self, slot: int) -> None:
+        await super().activate_slot(slot)
+        self.active_slot = slot
+        self.log.append(("activate", slot))
+
+    async def send(
+        self, number: str, text: str, *, slot: int = 0, status_report: bool = True
+    ) -> SendResult:
+        self.active_slot = slot
+        self.log.append(("send", slot))
+        return await super().send(number, text, slot=slot, status_report=status_report)
+
+
+async def test_connect_visits_the_other_sim_once_then_returns(journal: Journal) -> None:
+    # The other SIM's ICCID is unknown until it is active: right after the modem comes up the
+    # dispatcher visits it once (no waiting for sim_visit_seconds, 60 s by default here), stays
+    # a moment for what the network held, and returns. Again after a replug, never in between.
+    modem = StandbyModem()
+    switched: list[int] = []
+    async with running(journal, modem, [0, 1], on_switch=switched.append) as (d, _):
+        d.survey_dwell_seconds = 0.2
+        assert d.visit_idle_seconds == 60.0
+        await wait_for(lambda: modem.activated == [1, 0], 5, "a visit to SIM 2 and back")
+        assert switched == [1, 0]  # each switch asks for a status update with the fresh info
+        await asyncio.sleep(0.5)
+        assert modem.activated == [1, 0]  # once per connect
+        modem.set_state(ModemState.DISCONNECTED)  # unplugged ...
+        d.wake()
+        await wait_for(lambda: not d.modem_up, 5, "the dispatcher to see the modem gone")
+        modem.set_state(ModemState.READY)  # ... and back
+        d.wake()
+        await wait_for(lambda: modem.activated == [1, 0, 1, 0], 5, "the visit after a replug")
+    assert d.visits == 4 and modem.submits == []
+
+
+async def test_connect_visit_starts_from_the_sim_the_modem_has_active(journal: Journal) -> None:
+    modem = StandbyModem(active=1)
+    async with running(journal, modem, [0, 1]) as (d, _):
+        d.survey_dwell_seconds = 0.05
+        await wait_for(lambda: modem.activated == [0, 1], 5, "a visit to SIM 1 and back to 2")
+
+
+async def test_connect_visit_waits_for_urgent_work_not_for_the_rest(journal: Journal) -> None:
+    # Urgent work goes first; the visit comes before the non-urgent backlog (it costs one switch
+    # each way, once per connect), and sending on the first SIM again ends it: no extra switch.
+    modem = StandbyModem()
+    await commit(journal, (1, "+491", 0, True), (2, "+492", 0, False), (3, "+493", 0, False))
+    async with running(journal, modem, [0, 1]) as (d, _):
+        d.survey_dwell_seconds = 0.05
+        await wait_for_state(journal, 3, "sent")
+        await asyncio.sleep(0.3)
+    assert modem.log == [("send", 0), ("activate", 1), ("send", 0), ("send", 0)]
+    assert modem.sent_numbers == ["+491", "+492", "+493"]
+
+
+async def test_connect_visit_is_skipped_for_a_sim_that_sends_first(journal: Journal) -> None:
+    # Work due on the other SIM makes it active anyway: its info is read on that switch.
+    modem = StandbyModem()
+    await commit(journal, (1, "+491", 1, True), (2, "+492", 1, False))
+    async with running(journal, modem, [0, 1]) as (d, _):
+        d.survey_dwell_seconds = 0.05
+        await wait_for_state(journal, 2, "sent")
+        await asyncio.sleep(0.3)
+    assert modem.log == [("send", 1), ("send", 1)]
+    assert d.switches == 1
