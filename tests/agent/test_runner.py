@@ -17,7 +17,14 @@ import pytest
 
 from agent.config import AgentConfig, DeviceConfig
 from agent.journal import Journal, LeasedMessage
-from agent.modem.base import EventHandler, IncomingSms, ModemEvent, ModemState, StateChange
+from agent.modem.base import (
+    EventHandler,
+    IncomingSms,
+    ModemEvent,
+    ModemState,
+    SimInfo,
+    StateChange,
+)
 from agent.runner import AgentRunner, DeviceRunner
 from tests.agent.fakes import FakeModem, wait_for
 from tests.agent.fakeserver import FakeAgentServer
@@ -343,3 +350,42 @@ async def test_a_report_that_beats_its_send_record_is_held_then_matched(
         await wait_for(lambda: server.messages[sms].status == 7, what="delivered")
         assert await journal.held_reports("hall") == []
         assert not runner.matcher.holding
+
+
+class OneRadioModem(FakeModem):
+    """Single standby like the AT backend: it knows a SIM's info only once that SIM has been
+    active; `visit_gate` holds activate_slot back so the test sees the status before the visit."""
+
+    def __init__(self) -> None:
+        super().__init__(slots=[0, 1])
+        self.active_slot = 0
+        self.seen = {0}
+        self.visit_gate = asyncio.Event()
+
+    async def activate_slot(self, slot: int) -> None:
+        await self.visit_gate.wait()
+        self.active_slot = slot
+        self.seen.add(slot)
+
+    async def sim_info(self) -> list[SimInfo]:
+        known = await super().sim_info()
+        return [s if s.slot in self.seen else SimInfo(slot=s.slot, active=False) for s in known]
+
+
+async def test_the_other_sims_info_reaches_the_server_right_after_the_connect_visit(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    # Default intervals (visits 60 s, status 300 s): the visit at connect and the status that
+    # follows every switch put both ICCIDs on the server within moments, not minutes.
+    modem = OneRadioModem()
+
+    def iccids() -> list[Any]:
+        return [s["iccid"] for s in server.statuses[-1]["sims"]] if server.statuses else []
+
+    async with device_runner(server, journal, tmp_path, modem, dual_sim="cdsds") as runner:
+        runner.dispatchers[0].survey_dwell_seconds = 0.1  # the stay on SIM 2 (10 s by default)
+        await wait_for(lambda: bool(iccids()), what="the first status")
+        assert iccids()[1] is None  # SIM 2 not yet seen
+        modem.visit_gate.set()
+        await wait_for(lambda: all(iccids()), limit=5, what="a status with both ICCIDs")
+        await wait_for(lambda: modem.active_slot == 0, limit=5, what="SIM 1 active again")
