@@ -86,7 +86,9 @@ def phone(emu: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def test_identify(emu: EmulatorProcess, phone: GammuPhone) -> None:
     m1 = emu.state["modems"][0]
-    assert phone.sm.GetManufacturer() == "SIMCOM"  # Gammu's name for SIMCOM_Ltd
+    # Gammu 1.43+ names SIMCOM_Ltd "SIMCOM"; Debian 12's 1.42 (python-gammu built from source on
+    # 32-bit ARM, see scripts/bootstrap) keeps the modem's own string.
+    assert phone.sm.GetManufacturer() in ("SIMCOM", "SIMCOM_Ltd")
     assert phone.sm.GetModel()[1] == "SIMCOM_SIM800C"
     assert phone.sm.GetIMEI() == m1["imei"]
     assert phone.sm.GetSIMIMSI() == m1["sims"][0]["imsi"]

@@ -76,7 +76,16 @@ _GAMMU_DIFFERS = {"04.dump": "number", "09.dump": "time"}
 @pytest.mark.parametrize("entry", [e for e in CORPUS if e["kind"] != "error"], ids=str)
 def test_gammu_agrees_on_type_number_and_time(entry: dict[str, Any]) -> None:
     gammu = pytest.importorskip("gammu")
-    g = gammu.DecodePDU(bytes.fromhex(entry["hex"]), SMSC=True)
+    from tests.pdu.gammu_time import AWARE, as_gammu_gives
+
+    try:
+        g = gammu.DecodePDU(bytes.fromhex(entry["hex"]), SMSC=True)
+    except gammu.ERR_CORRUPTED:
+        # Gammu 1.42 (Debian 12's, under the python-gammu 3.2.5 that scripts/bootstrap builds on
+        # 32-bit ARM) refuses DCS 0xFB's reserved bit, which newer Gammu reads as 8-bit data;
+        # our decode of it is checked against the fixture in the other tests.
+        assert not AWARE and entry["expect"]["dcs"] == 0xFB, entry
+        return
     ours = _decode(entry)
     gtype = {"submit": "Submit", "deliver": "Deliver", "status_report": "Status_Report"}
     assert g["Type"] == gtype[entry["kind"]]
@@ -93,6 +102,7 @@ def test_gammu_agrees_on_type_number_and_time(entry: dict[str, Any]) -> None:
             ours.message_reference,
             ours.status,
         )
-        assert g["DateTime"] == ours.sc_timestamp and g["SMSCDateTime"] == ours.discharge_time
+        assert g["DateTime"] == as_gammu_gives(ours.sc_timestamp)
+        assert g["SMSCDateTime"] == as_gammu_gives(ours.discharge_time)
     if isinstance(ours, Deliver) and differs != "time":
-        assert g["DateTime"] == ours.sc_timestamp
+        assert g["DateTime"] == as_gammu_gives(ours.sc_timestamp)
