@@ -37,15 +37,20 @@ REPORT_GATHER_SECONDS = 0.05  # a status is seconds old anyway; batching saves a
 # Under load a pull waits this long at most for the backlog to drain to half (pull batching).
 REFILL_WAIT_SECONDS = 1.0
 REFUSED_RETRY_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
+# The longest wait between tries while the server is away. A self-hosted server has a handful of
+# agents, so a try every 7.5-15 s costs it nothing, while a 60 s ceiling kept new messages
+# waiting up to a minute after a server restart (committed ones go out meanwhile regardless).
+SERVER_BACKOFF_CAP = 15.0
 
 
 class Backoff:
-    """Exponential back-off with full jitter (so many agents do not reconnect in lockstep)."""
+    """Exponential back-off with jitter, a random wait between half and all of each step (so
+    many agents do not reconnect in lockstep)."""
 
     def __init__(
         self,
         base: float = 1.0,
-        cap: float = 60.0,
+        cap: float = SERVER_BACKOFF_CAP,
         rand: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.base = base

@@ -360,3 +360,9 @@ def test_backoff_grows_with_full_jitter_and_resets() -> None:
     assert seen[0] == (0.5, 1.0)
     b.reset()
     assert b.next() == 1
+
+
+def test_server_backoff_tries_again_within_15_s_however_long_the_outage() -> None:
+    b = Backoff(rand=lambda a, c: c)
+    waits = [b.next() for _ in range(40)]
+    assert waits[:5] == [1, 2, 4, 8, 15] and max(waits) == 15
