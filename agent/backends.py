@@ -67,11 +67,9 @@ class SingleStandbyAtModem:
         return await self._m.send(number, text, slot=slot, status_report=status_report)
 
     async def activate_slot(self, slot: int) -> None:
-        if self._m.state is ModemState.DISCONNECTED or self._m.active_slot == slot:
-            return
-        async with self._m.op_lock:  # the same lock send() holds: one AT operation at a time
-            if self._m.active_slot != slot:
-                await self._m.select_slot(slot)
+        # AtModem's own: under the lock send() holds, and it raises only SendError (a timeout
+        # or a closed port during the switch is RETRY), as the Modem interface promises.
+        await self._m.activate_slot(slot)
 
 
 def build_modem(cfg: DeviceConfig) -> Modem:

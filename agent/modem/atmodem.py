@@ -202,13 +202,7 @@ class AtModem(EventSource):
             )
         refs: list[int] = []
         async with self.op_lock:
-            try:
-                await self._select_for_send(slot)
-            except (AtTimeout, ChannelClosed) as exc:
-                # Nothing was submitted yet: safe to retry later.
-                raise SendError(
-                    f"selecting SIM {slot + 1}: {exc}", outcome=SendOutcome.RETRY
-                ) from exc
+            await self._make_active(slot)
             for part in parts:
                 try:
                     resp = await self._ch.submit_pdu(
@@ -292,10 +286,17 @@ class AtModem(EventSource):
             await self.set_state(ModemState.DEGRADED, "not registered to a network")
         return info
 
-    async def _select_for_send(self, slot: int) -> None:
+    async def _make_active(self, slot: int) -> None:
+        """Switch to `slot` unless it is active (send and activate_slot). Lock held.
+
+        Nothing has been submitted yet, so a timeout or a closed port is safe to retry later:
+        both become SendError RETRY, as a failed switch does in select_slot."""
         if self._dual is None or slot == self._active:
             return
-        await self.select_slot(slot)
+        try:
+            await self.select_slot(slot)
+        except (AtTimeout, ChannelClosed) as exc:
+            raise SendError(f"selecting SIM {slot + 1}: {exc}", outcome=SendOutcome.RETRY) from exc
 
     async def select_slot(self, slot: int) -> None:
         """Make `slot` the active SIM of a single-standby modem. Lock held."""
@@ -327,12 +328,7 @@ class AtModem(EventSource):
         if slot not in self.slots:
             raise SendError(f"no SIM slot {slot} on {self.name}", outcome=SendOutcome.PERMANENT)
         async with self.op_lock:
-            try:
-                await self._select_for_send(slot)
-            except (AtTimeout, ChannelClosed) as exc:
-                raise SendError(
-                    f"selecting SIM {slot + 1}: {exc}", outcome=SendOutcome.RETRY
-                ) from exc
+            await self._make_active(slot)
 
     def _on_closed(self, reason: str) -> None:
         self.supervisor.link_lost(reason)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agent.backends import SingleStandbyAtModem
 from agent.modem import pdu
 from agent.modem.atmodem import AtModem, open_at_modem
 from agent.modem.base import (
@@ -448,6 +449,33 @@ async def test_single_standby_dual_sim_switches_and_rereads():
         n = r.fm.commands.count("AT+CDSDS=2")
         await r.modem.send("+491601112233", "again", slot=1)
         assert r.fm.commands.count("AT+CDSDS=2") == n
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["AtModem", "SingleStandbyAtModem"])
+@pytest.mark.parametrize("failure", ["timeout", "unplug"])
+async def test_activate_slot_raises_only_send_error(wrapped: bool, failure: str):
+    # The Modem interface promises SendError from a switch; the dispatcher's view of the
+    # agent's single-standby wrapper must not differ from the AT backend it wraps.
+    r = cdsds_rig()
+    r.modem._ch.time_scale = 0.05  # the unanswered command times out in a blink
+    switch = r.fm.hook
+    assert switch is not None
+
+    def failing(cmd: str) -> str | None:
+        if r.sim["active"] == 2 and cmd == "AT+CIMI":  # type: ignore[attr-defined]
+            return ""  # no answer: re-reading the new SIM times out
+        if failure == "unplug" and cmd == "AT+CDSDS=2":
+            r.t.unplug()  # the port goes away under the switch command
+            return ""
+        return switch(cmd)
+
+    async with r:
+        r.fm.hook = failing
+        modem = SingleStandbyAtModem(r.modem) if wrapped else r.modem
+        with pytest.raises(SendError) as err:
+            await modem.activate_slot(1)
+        assert err.value.outcome is SendOutcome.RETRY
+        assert "selecting SIM 2" in str(err.value)
 
 
 async def test_ds_suffixed_cmti_is_sim_two():
