@@ -1,9 +1,9 @@
 """The one place that turns a [[device]] config into a Modem backend.
 
 Kept small on purpose: the runtime only knows agent/modem/base.py's Modem (plus the optional
-`activate_slot` capability and `active_slot` attribute the dispatcher uses to visit the other
-SIM of a single-standby modem), so a Gammu backend is one more branch here and nothing else
-changes.
+`activate_slot` capability and the `active_slot` and `connection_epoch` attributes the
+dispatcher uses to visit the other SIM of a single-standby modem), so a Gammu backend is one
+more branch here and nothing else changes.
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ class SingleStandbyAtModem:
     @property
     def state(self) -> ModemState:
         return self._m.state
+
+    @property
+    def connection_epoch(self) -> int:
+        """Bumped on every (re)connect (agent/modem/events.py)."""
+        return self._m.connection_epoch
 
     @property
     def active_slot(self) -> int:

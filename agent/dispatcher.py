@@ -134,6 +134,7 @@ class Dispatcher:
         # The connect visit ("survey"): SIMs still to visit once since the modem came up, the
         # SIM to return to afterwards (None: no survey under way), and when to return.
         self._modem_up = False
+        self._epoch: int | None = None  # the modem's connection_epoch at the last connect seen
         self._survey: list[int] = []
         self._survey_home: int | None = None
         self._survey_until = 0.0
@@ -176,8 +177,7 @@ class Dispatcher:
                 self._modem_up = False
                 await self._idle(5.0)
                 continue
-            if not self._modem_up:
-                self._modem_up = True
+            if self._connected():
                 self._plan_survey()
             msg, wait = await self._choose()
             if (msg is None or not msg.urgent) and await self._maybe_survey(idle=msg is None):
@@ -190,6 +190,19 @@ class Dispatcher:
             if self.stopping:  # stop() may have come while we looked at the journal
                 break
             await self._dispatch(msg)
+
+    def _connected(self) -> bool:
+        """Is this look the first since the modem (re)connected? (It is up now.)
+
+        A backend that counts its connects (`connection_epoch`, agent/modem/events.py) is
+        believed over the state: a disconnect and reconnect that both happened while we were
+        inside a send never show as a down state at the top of the loop.
+        """
+        epoch = getattr(self.modem, "connection_epoch", None)
+        epoch = epoch if isinstance(epoch, int) else None
+        fresh = not self._modem_up or epoch != self._epoch
+        self._modem_up, self._epoch = True, epoch
+        return fresh
 
     async def _idle(self, seconds: float | None) -> None:
         # Capped: a wake-up lost in a race costs at most this long, never a stuck queue.

@@ -53,6 +53,11 @@ class DualPortModem:
     def state(self) -> ModemState:
         return max((p.state for p in self.ports), key=lambda s: _RANK[s])
 
+    @property
+    def connection_epoch(self) -> int:
+        """Changes whenever either port (re)connects (agent/modem/events.py)."""
+        return sum(p.connection_epoch for p in self.ports)
+
     def _handler_for(self, slot: int) -> EventHandler:
         async def handle(event: ModemEvent) -> None:
             if self._handler is None:

@@ -10,8 +10,17 @@ from agent.modem.base import EventHandler, ModemEvent, ModemState, StateChange
 log = logging.getLogger(__name__)
 
 
+# A connect is the step from one of these to READY or DEGRADED (the modem answers again).
+_DOWN = frozenset({ModemState.DISCONNECTED, ModemState.CONNECTING})
+
+
 class EventSource:
     """Mixed into a backend; it sets `name`, `_state`, `_state_reason` and `_handler`."""
+
+    # Bumped on every (re)connect: start, replug, re-initialisation. Whoever must act once per
+    # connect (the dispatcher's visit to the other SIM) compares it with the value it last saw;
+    # looking at `state` alone misses a disconnect and reconnect that both fall between looks.
+    connection_epoch: int = 0
 
     if TYPE_CHECKING:  # provided by the backend (a property in AtModem)
 
@@ -25,6 +34,8 @@ class EventSource:
     async def set_state(self, state: ModemState, reason: str = "") -> None:
         if state is self._state and reason == self._state_reason:
             return
+        if self._state in _DOWN and state not in _DOWN:
+            self.connection_epoch += 1
         self._state, self._state_reason = state, reason
         log.info("%s: %s (%s)", self.name, state.value, reason)
         # A failing handler must not stop supervision: the state is recorded either way.

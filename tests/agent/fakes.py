@@ -36,6 +36,7 @@ class FakeModem:
         )
         self._slots = slots or [0]
         self._state = ModemState.CONNECTING
+        self.connection_epoch = 0  # bumped on every (re)connect, as the backends do
         self.part_len = part_len
         self.handler: EventHandler | None = None
         self.submits: list[Submit] = []  # every call to send(), in order
@@ -57,13 +58,17 @@ class FakeModem:
         return self._state
 
     def set_state(self, state: ModemState) -> None:
+        # Like the backends (agent/modem/events.py): every step from down to up is a connect.
+        down = (ModemState.DISCONNECTED, ModemState.CONNECTING)
+        if self._state in down and state not in down:
+            self.connection_epoch += 1
         self._state = state
 
     async def start(self, on_event: EventHandler) -> None:
         if self.start_error is not None:
             raise self.start_error
         self.handler = on_event
-        self._state = ModemState.READY
+        self.set_state(ModemState.READY)
 
     async def stop(self) -> None:
         self.stopped = True

@@ -351,6 +351,27 @@ async def test_connect_visits_the_other_sim_once_then_returns(journal: Journal) 
     assert d.visits == 4 and modem.submits == []
 
 
+async def test_a_reconnect_entirely_during_a_send_still_gets_its_visit(journal: Journal) -> None:
+    # Unplugged and back (or re-initialised) while a submit was in flight: the dispatcher never
+    # looks at the modem while it is down, yet the reconnect must bring the visit all the same
+    # (the other SIM may have been changed while it was unplugged).
+    modem = StandbyModem()
+    async with running(journal, modem, [0, 1]) as (d, _):
+        d.survey_dwell_seconds = 0.05
+        await wait_for(lambda: modem.activated == [1, 0], 5, "the visit at start")
+        modem.gate = asyncio.Event()
+        await commit(journal, (1, "+491", 0, False))
+        d.wake()
+        await asyncio.wait_for(modem.in_send.wait(), 10)
+        modem.set_state(ModemState.DISCONNECTED)
+        modem.set_state(ModemState.CONNECTING)
+        modem.set_state(ModemState.READY)
+        modem.gate.set()
+        await wait_for_state(journal, 1, "sent")
+        await wait_for(lambda: modem.activated == [1, 0, 1, 0], 5, "the visit after reconnecting")
+    assert d.modem_up and d.visits == 4
+
+
 async def test_connect_visit_starts_from_the_sim_the_modem_has_active(journal: Journal) -> None:
     modem = StandbyModem(active=1)
     async with running(journal, modem, [0, 1]) as (d, _):

@@ -367,6 +367,7 @@ async def test_undecodable_stored_pdu_is_skipped_and_removed():
 async def test_unplug_and_replug():
     async with Rig() as r:
         r.modem.supervisor.reopen_min = 0.05
+        assert r.modem.connection_epoch == 1  # the connect at start
         r.t.fail_open = True
         r.t.unplug()
         await until(lambda: r.modem.state is ModemState.DISCONNECTED)
@@ -377,6 +378,7 @@ async def test_unplug_and_replug():
         r.t.fail_open = False
         await until(lambda: r.modem.state is ModemState.READY)
         await until(lambda: idx not in r.fm.storage)  # swept after the reconnect
+        assert r.modem.connection_epoch == 2  # one more connect, however many tries it took
         assert (await r.modem.send("+491601112233", "back")).references
 
 
