@@ -24,9 +24,12 @@ from server.core.models import Account, Device, Message, MessageFilter, Sim
 from server.core.status import label
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
+# One encoder for every answer: json.dumps with options builds a new JSONEncoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 SAVED = "Sms has been saved successfully"
 
-Handler = Callable[[Gateway, Params], Awaitable[dict[str, Any]]]
+# A handler answers a dict to encode, or the JSON bytes themselves (fixed shapes, see saved_json).
+Handler = Callable[[Gateway, Params], Awaitable[dict[str, Any] | bytes]]
 
 try:
     AGENT_VERSION = metadata.version("simhive")
@@ -74,6 +77,17 @@ def _saved(ids: list[int]) -> dict[str, Any]:
     return out
 
 
+_SAVED_ONE = ('{"error":0,"sms_id":%d,"message":' + json.dumps(SAVED) + "}").encode()
+
+
+def saved_json(ids: list[int]) -> bytes:
+    """The encoded `_saved(ids)`: the answer to every single addsms, so the one-recipient case
+    is a template (a third of a microsecond against the encoder's three); tested equal."""
+    if len(ids) == 1 and type(ids[0]) is int:
+        return _SAVED_ONE % ids[0]
+    return _ENCODER.encode(_saved(ids)).encode("utf-8")
+
+
 # -- routes ----------------------------------------------------------------------------------
 
 
@@ -86,12 +100,12 @@ async def gettoken(gw: Gateway, p: Params) -> dict[str, Any]:
     return ok("OK", token=await gw.issue_token(account))
 
 
-async def addsms(gw: Gateway, p: Params) -> dict[str, Any]:
+async def addsms(gw: Gateway, p: Params) -> bytes:
     account = await _account(gw, p)
-    return _saved(await gw.send(account, _outgoing(p)))
+    return saved_json(await gw.send(account, _outgoing(p)))
 
 
-async def smstosend(gw: Gateway, p: Params) -> dict[str, Any]:
+async def smstosend(gw: Gateway, p: Params) -> bytes:
     # A valid token authenticates; otherwise email + pass do (one real client sends all three).
     try:
         account = await _account(gw, p)
@@ -100,7 +114,7 @@ async def smstosend(gw: Gateway, p: Params) -> dict[str, Any]:
         if email is None or password is None:
             raise
         account = await gw.login(email, password, p.client)
-    return _saved(await gw.send(account, _outgoing(p)))
+    return saved_json(await gw.send(account, _outgoing(p)))
 
 
 async def addalotofsms(gw: Gateway, p: Params) -> dict[str, Any]:
@@ -336,13 +350,10 @@ async def handle(request: web.Request) -> web.Response:
     return json_response(await handler(request.app[GATEWAY], params))
 
 
-# One encoder for every answer: json.dumps with options builds a new JSONEncoder per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def json_response(data: dict[str, Any], status: int = 200) -> web.Response:
+def json_response(data: dict[str, Any] | bytes, status: int = 200) -> web.Response:
+    """`data` encoded, or as it is when it is JSON bytes already."""
     return web.Response(
-        body=_ENCODER.encode(data).encode("utf-8"),
+        body=data if type(data) is bytes else _ENCODER.encode(data).encode("utf-8"),
         status=status,
         headers={"Content-Type": "application/json; charset=utf-8"},
     )
