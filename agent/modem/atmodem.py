@@ -130,14 +130,6 @@ class AtModem(EventSource):
         return [0, 1] if self._dual is not None else [0]
 
     @property
-    def state(self) -> ModemState:
-        return self._state
-
-    @property
-    def state_reason(self) -> str:
-        return self._state_reason
-
-    @property
     def channel(self) -> AtChannel:
         return self._ch
 
@@ -168,7 +160,7 @@ class AtModem(EventSource):
                 await self.op_lock.acquire()
                 self.op_lock.release()
         await self._ch.close()
-        self._state, self._state_reason = ModemState.DISCONNECTED, "stopped"
+        self._mark_stopped()
 
     async def sim_info(self) -> list[SimInfo]:
         if self._state is ModemState.DISCONNECTED or self.sim_problem is not None:
@@ -187,8 +179,7 @@ class AtModem(EventSource):
     async def send(
         self, number: str, text: str, *, slot: int = 0, status_report: bool = True
     ) -> SendResult:
-        if slot not in self.slots:
-            raise SendError(f"no SIM slot {slot} on {self.name}", outcome=SendOutcome.PERMANENT)
+        self._require_slot(slot)
         self._concat_ref = (self._concat_ref + 1) % 256
         try:
             parts = pdulib.encode_submit(
@@ -196,10 +187,7 @@ class AtModem(EventSource):
             )
         except pdulib.PduError as exc:
             raise SendError(f"cannot encode: {exc}", outcome=SendOutcome.PERMANENT) from exc
-        if self._state is ModemState.DISCONNECTED:
-            raise SendError(
-                f"{self.name} is disconnected ({self._state_reason})", outcome=SendOutcome.RETRY
-            )
+        self._require_connected()
         refs: list[int] = []
         async with self.op_lock:
             await self._make_active(slot)
@@ -325,8 +313,7 @@ class AtModem(EventSource):
         is active already, on single-SIM modems, or while disconnected. Raises SendError."""
         if self._dual is None or self._state is ModemState.DISCONNECTED:
             return
-        if slot not in self.slots:
-            raise SendError(f"no SIM slot {slot} on {self.name}", outcome=SendOutcome.PERMANENT)
+        self._require_slot(slot)
         async with self.op_lock:
             await self._make_active(slot)
 
@@ -394,12 +381,7 @@ class AtModem(EventSource):
         return {
             "port": self.name,
             "profile": self.profile.name,
-            "state": self._state.value,
-            "reason": self._state_reason,
-            "manufacturer": self.identity.manufacturer,
-            "model": self.identity.model,
-            "firmware": self.identity.firmware,
-            "imei": self.identity.imei,
+            **self._describe_state(),
             "active_slot": self._active,
             "capabilities": self.capabilities.as_dict(),
         }

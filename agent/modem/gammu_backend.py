@@ -139,14 +139,6 @@ class GammuModem(EventSource):
     def slots(self) -> list[int]:
         return [0]  # Gammu has no SIM switching (spec/modems.md 10.4)
 
-    @property
-    def state(self) -> ModemState:
-        return self._state
-
-    @property
-    def state_reason(self) -> str:
-        return self._state_reason
-
     async def start(self, on_event: EventHandler) -> None:
         self._handler = on_event
         self.worker.start(self._on_incoming)
@@ -172,7 +164,7 @@ class GammuModem(EventSource):
         await self.worker.close()  # finishes a submit in flight, then Terminate()
         if self._private_dir:
             shutil.rmtree(self.rc.path.parent, ignore_errors=True)
-        self._state, self._state_reason = ModemState.DISCONNECTED, "stopped"
+        self._mark_stopped()
 
     async def sim_info(self) -> list[SimInfo]:
         if self._state is ModemState.DISCONNECTED or self.sim_problem is not None:
@@ -186,8 +178,7 @@ class GammuModem(EventSource):
     async def send(
         self, number: str, text: str, *, slot: int = 0, status_report: bool = True
     ) -> SendResult:
-        if slot not in self.slots:
-            raise SendError(f"no SIM slot {slot} on {self.name}", outcome=SendOutcome.PERMANENT)
+        self._require_slot(slot)
         if not _NUMBER_RE.match(number):
             raise SendError(f"not a phone number: {number!r}", outcome=SendOutcome.PERMANENT)
         try:
@@ -196,10 +187,7 @@ class GammuModem(EventSource):
             )
         except (self._g.GSMError, ValueError, TypeError) as exc:
             raise SendError(f"cannot encode: {exc}", outcome=SendOutcome.PERMANENT) from exc
-        if self._state is ModemState.DISCONNECTED:
-            raise SendError(
-                f"{self.name} is disconnected ({self._state_reason})", outcome=SendOutcome.RETRY
-            )
+        self._require_connected()
         for part in parts:
             # SMSC location 1: the number stored on the SIM, as the AT backend's empty SCA does.
             # Type Status_Report sets TP-SRR (first octet 0x31, spec/modems.md 3).
@@ -267,12 +255,7 @@ class GammuModem(EventSource):
             "connection": self.settings.connection,
             "source": self.settings.source,
             "gammurc": str(self.rc.path),
-            "state": self._state.value,
-            "reason": self._state_reason,
-            "manufacturer": self.identity.manufacturer,
-            "model": self.identity.model,
-            "firmware": self.identity.firmware,
-            "imei": self.identity.imei,
+            **self._describe_state(),
             "incoming_notifications": self.push_incoming,
         }
 
