@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -132,13 +132,23 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
         if "+" in key:
             key = key.replace("+", " ")
         if "%" in key:
-            key = unquote(key, errors="replace")
+            key = _unquote(key)
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = unquote(value, errors="replace")
+            value = _unquote(value)
         out.append((key, value))
     return out
+
+
+def _unquote(text: str) -> str:
+    """`unquote(text, errors="replace")`. For ASCII text (every client that encodes its form)
+    that is exactly unquote_to_bytes + decode: the stdlib's version splits the text into ASCII
+    runs with a regular expression first, which for ASCII text is the whole text, at half the
+    cost of the call."""
+    if text.isascii():
+        return unquote_to_bytes(text).decode("utf-8", "replace")
+    return unquote(text, errors="replace")
 
 
 def _merge(params: Params, pairs: list[tuple[str, str]]) -> None:

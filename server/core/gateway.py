@@ -284,8 +284,11 @@ class Gateway:
             # Also when the request is cancelled (client gone) or the insert failed: the writer
             # may have committed the rows anyway, and a parked pull must not wait out its poll
             # for them. A wake-up with nothing new costs one empty lease query.
-            for device_id in {m.device_id for m in messages}:
-                self.notifier.notify(device_id)
+            if len(messages) == 1:  # one addsms, one recipient: the common case
+                self.notifier.notify(messages[0].device_id)
+            else:
+                for device_id in {m.device_id for m in messages}:
+                    self.notifier.notify(device_id)
 
     async def message(self, account: Account, sms_id: int) -> Message:
         found = await self.store.message_by_id(account.id, sms_id)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.api.params import parse_pairs
+from server.api.params import _unquote, parse_pairs
 
 # Text made of the characters that matter to the splitter, plus anything else.
 PIECES = st.lists(
@@ -28,3 +28,17 @@ def test_round_trip_of_encoded_pairs(pairs: list[tuple[str, str]]) -> None:
         f"{quote(k, safe='')}={quote(v, safe='')}".replace("%20", "+") for k, v in pairs
     )
     assert parse_pairs(text) == pairs
+
+
+ESCAPES = st.lists(
+    st.one_of(st.sampled_from(["%", "%2", "%2B", "%ff", "%C3", "%A4", "%C3%A4", "%e2%82", "%00",
+                               "%%", "%zz", "+", "ä", "\x7f"]),
+              st.text(max_size=3)),
+    max_size=10,
+).map("".join)  # fmt: skip
+
+
+@given(ESCAPES)
+def test_unquote_fast_path_equals_the_stdlib(text: str) -> None:
+    # ASCII text takes unquote_to_bytes directly; anything else the stdlib's own unquote.
+    assert _unquote(text) == unquote(text, errors="replace")
