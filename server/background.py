@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from server.api.agent import AFTER_REQUEST
 from server.core.lease_sweeper import LeaseSweeper
 from server.core.notifier import WorkNotifier
 from server.core.webhooks import RetryPolicy, WebhookSender, WebhookTransportError
@@ -46,10 +47,12 @@ BACKGROUND: web.AppKey[Background] = web.AppKey("background", Background)
 def setup(app: web.Application, store: Store, notifier: WorkNotifier) -> None:
     app[BACKGROUND] = Background()
 
-    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-        sender = request.app[BACKGROUND].sender
-        if sender is not None and request.path.startswith("/agent/v1/"):
+    def after_agent_request() -> None:
+        sender = app[BACKGROUND].sender
+        if sender is not None:
             sender.wake()
+
+    app[AFTER_REQUEST] = after_agent_request
 
     async def tasks(app: web.Application) -> AsyncIterator[None]:
         state = app[BACKGROUND]
@@ -87,5 +90,4 @@ def setup(app: web.Application, store: Store, notifier: WorkNotifier) -> None:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    app.on_response_prepare.append(on_prepare)
     app.cleanup_ctx.append(tasks)

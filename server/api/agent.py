@@ -65,8 +65,28 @@ def http_error(exc: web.HTTPException) -> web.Response:
     return error(exc.status, "bad_request", exc.reason)
 
 
+# Called after every agent request (background.py wakes the webhook sender there: a report or
+# an incoming SMS may just have written outbox rows). A hook of the agent routes rather than an
+# on_response_prepare signal, which aiohttp would await on every response, compat ones included.
+AFTER_REQUEST: web.AppKey[Callable[[], None]] = web.AppKey("agent_after_request")
+
+
 def endpoint(fn: Route | Writer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Authenticate, parse, call, and map errors; a `Writer` writes its own answer."""
+    answer = _endpoint(fn)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            return await answer(request)
+        finally:
+            after = request.app.get(AFTER_REQUEST)
+            if after is not None:
+                after()
+
+    return handler
+
+
+def _endpoint(fn: Route | Writer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     writer = fn if isinstance(fn, Writer) else None
 
     async def handler(request: web.Request) -> web.StreamResponse:
