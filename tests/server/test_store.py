@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,6 @@ from server.core.models import MessageFilter, NewMessage
 from server.store.base import DuplicateEmail
 from server.store.sqlite import SqliteStore
 from server.store.sqlite_schema import LATEST_VERSION
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "db.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def _owner(store: SqliteStore) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +19,6 @@ import pytest
 from server.core.models import MessageFilter, NewMessage
 from server.store.sqlite import SqliteStore
 from server.store.writer import MERGE_ROWS
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "db.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def owner(store: SqliteStore) -> tuple[int, int]:

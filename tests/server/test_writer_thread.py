@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,12 +19,18 @@ from server.store.base import StoreError
 from server.store.sqlite import SqliteStore
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "db.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
+async def hold_writer(store: SqliteStore) -> tuple[asyncio.Future[None], threading.Event]:
+    """Park the writer thread inside an op until the returned gate is set; once this returns,
+    ops submitted queue behind that batch."""
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        entered.set()
+        gate.wait(30)
+
+    held = asyncio.ensure_future(store.writer.submit(hold))
+    assert await asyncio.to_thread(entered.wait, 30)
+    return held, gate
 
 
 def tag_op(title: str) -> Callable[[sqlite3.Connection], int]:
@@ -54,14 +60,7 @@ async def test_ops_run_on_one_thread_that_is_not_the_loop(store: SqliteStore) ->
 
 async def test_ops_queued_behind_a_batch_form_the_next_one(store: SqliteStore) -> None:
     await store.create_account("a@example.com", "x", "h1", "UTC", 1)
-    gate, entered = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> None:
-        entered.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(store.writer.submit(hold))
-    assert await asyncio.to_thread(entered.wait, 30)
+    held, gate = await hold_writer(store)
     before = store.writer.stats.transactions
     queued = [asyncio.ensure_future(store.writer.submit(tag_op(f"t{i}"))) for i in range(20)]
     await asyncio.sleep(0)
@@ -75,14 +74,7 @@ async def test_ops_queued_behind_a_batch_form_the_next_one(store: SqliteStore) -
 
 async def test_a_cancelled_request_leaves_the_batch_alone(store: SqliteStore) -> None:
     await store.create_account("a@example.com", "x", "h1", "UTC", 1)
-    gate, entered = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> None:
-        entered.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(store.writer.submit(hold))
-    assert await asyncio.to_thread(entered.wait, 30)
+    held, gate = await hold_writer(store)
     gone = asyncio.ensure_future(store.writer.submit(tag_op("gone")))
     kept = asyncio.ensure_future(store.writer.submit(tag_op("kept")))
     await asyncio.sleep(0)
