@@ -72,21 +72,8 @@ AFTER_REQUEST: web.AppKey[Callable[[], None]] = web.AppKey("agent_after_request"
 
 
 def endpoint(fn: Route | Writer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Authenticate, parse, call, and map errors; a `Writer` writes its own answer."""
-    answer = _endpoint(fn)
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        try:
-            return await answer(request)
-        finally:
-            after = request.app.get(AFTER_REQUEST)
-            if after is not None:
-                after()
-
-    return handler
-
-
-def _endpoint(fn: Route | Writer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Authenticate, parse, call, and map errors; a `Writer` writes its own answer. The app's
+    AFTER_REQUEST hook runs after every call, failed or not."""
     writer = fn if isinstance(fn, Writer) else None
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -114,6 +101,10 @@ def _endpoint(fn: Route | Writer) -> Callable[[web.Request], Awaitable[web.Strea
         except Exception:
             log.exception("unexpected error on %s", request.path)
             return error(500, "internal", "internal server error")
+        finally:
+            after = request.app.get(AFTER_REQUEST)
+            if after is not None:
+                after()
 
     return handler
 

@@ -168,15 +168,8 @@ class GroupCommitWriter:
         before or in it: SQLite undoes a failed statement by itself, so the op needs no savepoint
         (two statements fewer, each a GIL hand-over, for the commonest write: one SMS).
         """
-        if not self._open or self._closing:
-            raise StoreError("store is not open")
-        assert self._loop is not None
-        future: asyncio.Future[T] = self._loop.create_future()
-        self._pending.append(_Pending(op, future, atomic))
-        if not self._busy and not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._wake)
-        return await future
+        result: T = await self._enqueue(op, atomic)
+        return result
 
     async def insert(self, insert: RowInsert, row: tuple[Any, ...]) -> int:
         """Insert one row in the next group transaction; returns its rowid once committed.
@@ -184,15 +177,26 @@ class GroupCommitWriter:
         Consecutive inserts with the same RowInsert in one batch share one statement; a failing
         merged statement is retried row by row, so one bad row fails only its own request.
         """
+        rowid: int = await self._enqueue(None, True, insert, row)
+        return rowid
+
+    def _enqueue(
+        self,
+        op: Op | None,
+        atomic: bool,
+        insert: RowInsert | None = None,
+        row: tuple[Any, ...] = (),
+    ) -> asyncio.Future[Any]:
+        """Queue one op for the next batch; its future is set once that transaction committed."""
         if not self._open or self._closing:
             raise StoreError("store is not open")
         assert self._loop is not None
-        future: asyncio.Future[int] = self._loop.create_future()
-        self._pending.append(_Pending(None, future, True, insert, row))
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._pending.append(_Pending(op, future, atomic, insert, row))
         if not self._busy and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._wake)
-        return await future
+        return future
 
     def _wake(self) -> None:
         """Start the next batch: at once after a lone op, else after gathering (below)."""
