@@ -65,10 +65,11 @@ def run(
     port: int = 8080,
     access_log: bool = True,
     ssl_context: ssl.SSLContext | None = None,
+    agent_settings: AgentSettings | None = None,
 ) -> None:
     logs.setup()
     web.run_app(
-        create_app(db),
+        create_app(db, agent_settings),
         host=host,
         port=port,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from server.core.agent import AgentSettings
 from server.core.dates import iso
 from server.core.errors import GatewayError
 from server.core.gateway import Gateway
@@ -87,6 +88,21 @@ def main() -> None:
     default=None,
     help="PEM private key of --tls-cert.",
 )
+@click.option(
+    "--lease-seconds",
+    type=click.IntRange(5, 3600),
+    default=AgentSettings().lease_seconds,
+    show_default=True,
+    help="How long an agent has to commit what it pulled; an uncommitted lease then goes back"
+    " to the queue (pool messages to their pool, to leave on another SIM).",
+)
+@click.option(
+    "--agent-offline-seconds",
+    type=click.IntRange(5, 86400),
+    default=AgentSettings().agent_offline_seconds,
+    show_default=True,
+    help="A device not seen for this long gets no pool work (its SIMs count as down).",
+)
 def run(
     db: Path | None,
     host: str,
@@ -94,6 +110,8 @@ def run(
     access_log: bool,
     tls_cert: Path | None,
     tls_key: Path | None,
+    lease_seconds: int,
+    agent_offline_seconds: int,
 ) -> None:
     """Serve the HTTP API."""
     import ssl
@@ -112,7 +130,17 @@ def run(
     path = _db(db)
     scheme = "https" if context else "http"
     click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
-    run_app(path, host=host, port=port, access_log=access_log, ssl_context=context)
+    settings = AgentSettings(
+        lease_seconds=lease_seconds, agent_offline_seconds=agent_offline_seconds
+    )
+    run_app(
+        path,
+        host=host,
+        port=port,
+        access_log=access_log,
+        ssl_context=context,
+        agent_settings=settings,
+    )
 
 
 @main.command()
@@ -295,7 +323,7 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
 
 
 # `device set` and `device webhooks` live in their own module and register on the group above.
-from server import cli_device  # noqa: E402, F401
+from server import cli_device, cli_pool  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

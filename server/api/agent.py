@@ -20,12 +20,14 @@ from server.core.agent import AgentService
 from server.core.dates import iso, to_us
 from server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
 from server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
+from server.core.pools import SimOffer
 from server.core.status import FAILURE_CODES
 from server.store.base import StoreError
 
 AGENT: web.AppKey[AgentService] = web.AppKey("agent", AgentService)
 MAX_BODY = 1024 * 1024
 MAX_ITEMS = 500
+MAX_REASON_CHARS = 200
 MAX_HOLDING = 100  # lease ids in a pull's `holding`; an agent holds one open lease at a time
 EVENT_TYPES = ("sent", "delivered", "not_delivered", "failed", "unknown")
 log = logging.getLogger("simhive.agent")
@@ -258,6 +260,31 @@ def _holding(body: Body) -> list[str] | None:
     return list(held)
 
 
+def _offers(body: Body) -> list[SimOffer] | None:
+    """A pull's `sims`: each SIM's readiness and room (docs/agent-protocol.md)."""
+    if body.get("sims") is None:
+        return None
+    out: list[SimOffer] = []
+    for i, s in enumerate(_items(body, "sims")):
+        w = f"sims[{i}]."
+        ready = _opt(s, "ready", bool, w)
+        if ready is None:
+            raise InvalidInput(f"{w}ready is required")
+        room = _int_in(s, "room", 0, 100, 0, w)
+        out.append(
+            SimOffer(
+                slot=_int_in(s, "slot", 0, 15, i, w),
+                ready=ready,
+                room=room,
+                pool_room=min(room, _int_in(s, "pool_room", 0, 100, 0, w)),
+                reason=(_opt(s, "reason", str, w) or "")[:MAX_REASON_CHARS],
+            )
+        )
+    if len({o.slot for o in out}) != len(out):
+        raise InvalidInput("sims: a slot is listed twice")
+    return out
+
+
 def _gone(request: web.Request) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
@@ -271,7 +298,12 @@ async def pull(
     lease_seconds for a commit that cannot come."""
     max_messages, wait = _pull_args(svc, body)
     lease = await svc.pull(
-        device, max_messages, wait, gone=lambda: _gone(request), holding=_holding(body)
+        device,
+        max_messages,
+        wait,
+        gone=lambda: _gone(request),
+        holding=_holding(body),
+        sims=_offers(body),
     )
     response = web.json_response(_lease_body(lease))
     if lease is None:
@@ -305,14 +337,14 @@ def _lease_body(lease: Lease | None) -> Body:
                 "urgent": m.urgent,
                 "timetosend": iso(m.timetosend),
                 "attempt": m.attempt,
+                "pool": m.pool,
             }
             for m in lease.messages
         ],
     }
 
 
-async def commit(svc: AgentService, device: Device, body: Body) -> Body:
-    lease_id = _req(body, "lease_id", str)
+def _ids(body: Body) -> list[int]:
     ids = _req(body, "ids", list)
     if len(ids) > MAX_ITEMS:
         raise TooLarge("too many ids")
@@ -321,8 +353,21 @@ async def commit(svc: AgentService, device: Device, body: Body) -> Body:
         for i in ids
     ):
         raise InvalidInput("ids must be integers")
+    return [int(i) for i in ids]
+
+
+async def commit(svc: AgentService, device: Device, body: Body) -> Body:
+    lease_id = _req(body, "lease_id", str)
+    ids = _ids(body)
     committed, rejected = await svc.commit(device, lease_id, ids)
     return {"committed": committed, "rejected": rejected}
+
+
+async def release(svc: AgentService, device: Device, body: Body) -> Body:
+    ids = _ids(body)
+    reason = (_opt(body, "reason", str, "") or "")[:MAX_REASON_CHARS]
+    released, kept = await svc.release(device, ids, reason)
+    return {"released": released, "kept": kept}
 
 
 async def report(svc: AgentService, device: Device, body: Body) -> Body:
@@ -395,6 +440,7 @@ ROUTES: dict[str, Route | Writer] = {
     "hello": hello,
     "pull": Writer(pull),
     "commit": commit,
+    "release": release,
     "report": report,
     "incoming": incoming,
     "status": status,

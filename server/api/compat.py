@@ -59,11 +59,13 @@ def _outgoing(source: Params | dict[str, Any]) -> Outgoing:
     body = scalar_text(get("body"), "body")
     if body is None:
         raise InvalidInput("Parameter body is required")
+    pool = scalar_text(get("pool"), "pool")
     return Outgoing(
         sendto=sendto,
         body=body,
-        device_id=fields.required_int(get("device_id"), "device_id"),
-        sim=fields.to_sim(get("sim")),
+        device_id=fields.to_int(get("device_id"), "device_id"),
+        sim=fields.to_send_sim(get("sim")),
+        pool=pool.strip() if pool is not None and pool.strip() else None,
         timetosend=fields.to_time(get("timetosend"), "timetosend"),
         customerid=fields.customer_id(values),
         urgent=fields.to_bool(get("urgent"), "urgent"),
@@ -211,6 +213,8 @@ def render_message(m: Message, zone: OutputZone) -> dict[str, Any]:
         "paketid": m.paket_id,
         "pakettitle": m.paket_title,
         "paketbody": m.paket_body,
+        # Only pool messages carry the key, so pinned messages look exactly as they always did.
+        **({"pool": m.pool} if m.pool is not None else {}),
     }
 
 
@@ -298,13 +302,19 @@ async def getsmsstatus(gw: Gateway, p: Params) -> dict[str, Any]:
     account = await _account(gw, p)
     sms_id = fields.required_int(p.raw("sms_id"), "sms_id")
     m = await gw.message(account, sms_id)
-    return {
+    answer: dict[str, Any] = {
         "error": 0,
         "sms_id": m.id,
         "status": m.status,
         "status_description": label(m.status),
         "message": "Ok",
     }
+    # Only while a pinned message waits for a SIM or agent that is down: existing clients see
+    # the answer they always saw otherwise.
+    waiting = await gw.waiting_reason(m)
+    if waiting is not None:
+        answer["waiting"] = waiting
+    return answer
 
 
 async def getdevicestatus(gw: Gateway, p: Params) -> dict[str, Any]:

@@ -53,6 +53,14 @@ def to_sim(value: Any) -> int:
     raise InvalidInput(f"Unsupported sim {_short(text)}")
 
 
+def to_send_sim(value: Any) -> int | None:
+    """`sim` of a message to send: as `to_sim`, plus `any` (None): any SIM of the device,
+    chosen when one of them asks for work (the device's own pool)."""
+    if isinstance(value, str) and value.strip().lower() == "any":
+        return None
+    return to_sim(value)
+
+
 def to_bool(value: Any, name: str) -> bool:
     """`urgent` and friends: 1/0/true/false in any case; empty is false (the Java SDK sends
     true/false, PHP sends 1/0)."""

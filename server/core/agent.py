@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -28,6 +29,7 @@ from server.core.dates import US, iso, now_us
 from server.core.errors import AuthError, Conflict
 from server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
 from server.core.notifier import WorkNotifier
+from server.core.pools import SimOffer
 from server.store.base import Store
 
 log = logging.getLogger("simhive.agent")
@@ -44,6 +46,9 @@ class AgentSettings:
     sim_per_minute: int | None = 6
     sim_per_hour: int | None = 100
     sim_per_day: int | None = 500
+    # A SIM gets pool work only while its device's agent was seen within this time: past it
+    # the agent is taken for gone, and its pools' messages leave on other SIMs.
+    agent_offline_seconds: int = 60
 
 
 class AgentService:
@@ -116,12 +121,16 @@ class AgentService:
         *,
         gone: Callable[[], bool] = lambda: False,
         holding: Sequence[str] | None = None,
+        sims: Sequence[SimOffer] | None = None,
     ) -> Lease | None:
         """Lease up to max_messages due messages, holding the call up to `wait` seconds.
 
         `gone()` tells whether the client has gone away; the wait itself ends by cancellation
         (the server runs aiohttp with handler_cancellation). `holding`, when given, lists the
         leases the agent still means to commit; its other uncommitted leases go back at once.
+        `sims`, when given, says which SIMs are ready and how much room each has: the lease is
+        then per SIM and binds pool messages (docs/routing.md); without it the device's pinned
+        messages are leased as before pools.
         Raises Conflict when a newer pull of the same device replaces this one.
         """
         wait = max(0.0, min(wait, float(self.settings.long_poll_seconds)))
@@ -134,7 +143,10 @@ class AgentService:
             self.notifier.notify(device.id)
         self._newest[device.id] = me
         try:
-            await self.store.touch_device(device.id, self.clock())
+            if sims is None:
+                await self.store.touch_device(device.id, self.clock())
+            else:
+                await self.store.offer_sims(device.id, sims, self.clock())
             if holding is not None:
                 released = await self.store.release_leases(device.id, self.clock(), keep=holding)
                 if released:
@@ -147,11 +159,16 @@ class AgentService:
                 if gone():
                     return None
                 now = self.clock()
-                due, next_at = await self.store.due_state(device.id, now)
+                if sims is None:
+                    due, next_at = await self.store.due_state(device.id, now)
+                else:
+                    due, next_at = await self.store.due_state_sims(
+                        device.id, device.account_id, sims, now
+                    )
                 if due and not gone():
                     # A client that leaves from here on is the caller's to notice when it writes
                     # the answer (hand_back), or ours if it cancels the call (`_lease`).
-                    lease = await self._lease(device.id, max_messages, now)
+                    lease = await self._lease(device.id, max_messages, now, sims)
                     if lease.messages:
                         return lease
                 remaining = deadline - time.monotonic()
@@ -164,11 +181,13 @@ class AgentService:
             if self._newest.get(device.id) is me:
                 del self._newest[device.id]
 
-    async def _lease(self, device_id: int, max_messages: int, now: int) -> Lease:
+    async def _lease(
+        self, device_id: int, max_messages: int, now: int, sims: Sequence[SimOffer] | None
+    ) -> Lease:
         lease_id = secrets.token_hex(16)
         expires = now + self.settings.lease_seconds * US
         leasing = asyncio.ensure_future(
-            self.store.lease_due(device_id, max_messages, lease_id, now, expires)
+            self._take(device_id, max_messages, lease_id, now, expires, sims)
         )
         try:
             return await asyncio.shield(leasing)
@@ -177,6 +196,44 @@ class AgentService:
             # the lease is written anyway, and nobody will receive it.
             self._spawn(self._hand_back_after(leasing, device_id, lease_id))
             raise
+
+    async def _take(
+        self,
+        device_id: int,
+        max_messages: int,
+        lease_id: str,
+        now: int,
+        expires: int,
+        sims: Sequence[SimOffer] | None,
+    ) -> Lease:
+        if sims is None:
+            return await self.store.lease_due(device_id, max_messages, lease_id, now, expires)
+        seen_after = now - self.settings.agent_offline_seconds * US
+        lease, wake = await self.store.lease_sims(
+            device_id, sims, max_messages, lease_id, now, expires, seen_after, random.random
+        )
+        for other in wake:  # pool messages are still waiting: other SIMs of the pools may take them
+            self.notifier.notify(other)
+        return lease
+
+    async def release(
+        self, device: Device, ids: Sequence[int], reason: str
+    ) -> tuple[list[int], list[int]]:
+        """The agent hands back messages it has not started (docs/agent-protocol.md): pool
+        messages go back to their pool and leave on another SIM; pinned ones stay."""
+        now = self.clock()
+        released, kept, wake = await self.store.release_messages(device.id, ids, now)
+        for other in wake:
+            self.notifier.notify(other)
+        if released:
+            log.info("device %d: %d message(s) handed back (%s)", device.id, len(released),
+                     reason[:200] or "no reason given")  # fmt: skip
+            why = f"{len(released)} message(s) handed back: {reason[:150]}"
+            event = {"at": iso(now), "kind": "pool", "state": "released", "reason": why}
+            await self.store.add_device_events(
+                device.id, [device_events.from_agent(event, now)], now
+            )
+        return released, kept
 
     def hand_back(self, device_id: int, lease_id: str, why: str) -> None:
         """Return a lease whose answer could not be delivered to the queue, now (in the

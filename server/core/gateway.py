@@ -27,7 +27,10 @@ from server.core.models import (
     Sim,
 )
 from server.core.notifier import WorkNotifier
+from server.core.pools import device_pool_name
 from server.core.ratelimit import FailureLimiter
+from server.core.routing import Routing
+from server.core.status import Status
 from server.store.base import DuplicateEmail, Store
 
 SUPPORTED_SIMS = (0, 1)
@@ -38,15 +41,19 @@ BODY_TOO_LONG = f"Message body too long (at most {limits.MAX_BODY_CHARS} charact
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One addsms-style request: `sendto` may still hold several comma-separated numbers."""
+    """One addsms-style request: `sendto` may still hold several comma-separated numbers.
+
+    The target is a pinned SIM (`device_id` + `sim`), any SIM of a device (`sim` None: the
+    device's own pool) or a pool by name (`pool`, without `device_id`)."""
 
     sendto: str
     body: str
-    device_id: int
-    sim: int = 0
+    device_id: int | None
+    sim: int | None = 0
     timetosend: int | None = None
     customerid: int | None = None
     urgent: bool = False
+    pool: str | None = None
 
 
 class Gateway:
@@ -59,6 +66,7 @@ class Gateway:
         self.store = store
         self.notifier = notifier or WorkNotifier()
         self.clock = clock
+        self.routing = Routing(store, clock)
         self._token_cache: dict[str, tuple[float, Account]] = {}
         self._device_cache: dict[int, tuple[float, Device]] = {}
         window = limits.LOGIN_WINDOW_SECONDS
@@ -220,8 +228,9 @@ class Gateway:
     async def send(self, account: Account, request: Outgoing) -> list[int]:
         """Store one addsms request (one message per recipient); ids in recipient order."""
         devices: dict[int, Device] = {}
-        messages = await self._expand(account, request, devices)
-        return await self._store_messages(messages)
+        wake: set[int] = set()
+        messages = await self._expand(account, request, devices, wake)
+        return await self._store_messages(messages, wake)
 
     async def send_batch(self, account: Account, requests: Sequence[Outgoing]) -> list[int]:
         """Store an addalotofsms batch: every entry valid, or nothing stored."""
@@ -232,23 +241,46 @@ class Gateway:
                 f"Too many messages in one batch: {len(requests)} (at most {limits.MAX_BATCH})"
             )
         devices: dict[int, Device] = {}
+        wake: set[int] = set()
         messages: list[NewMessage] = []
         for index, request in enumerate(requests):
             try:
-                messages.extend(await self._expand(account, request, devices))
+                messages.extend(await self._expand(account, request, devices, wake))
             except GatewayError as exc:
                 raise type(exc)(f"smsdata[{index}]: {exc.message}") from None
-        return await self._store_messages(messages)
+        return await self._store_messages(messages, wake)
+
+    async def _target(
+        self, account: Account, request: Outgoing, devices: dict[int, Device], wake: set[int]
+    ) -> tuple[Device | None, int, int | None]:
+        """(the device whose prefix rules apply, the pinned slot, the pool id or None); adds
+        the devices to wake for a pool message to `wake`."""
+        name = request.pool
+        if name is not None and request.device_id is not None:
+            raise InvalidInput("Give either device_id or pool, not both")
+        if name is None and request.device_id is None:
+            raise InvalidInput("Parameter device_id is required")
+        device = None
+        if request.device_id is not None:
+            device = devices.get(request.device_id)
+            if device is None:
+                device = await self.device_of(account, request.device_id)
+                devices[request.device_id] = device
+            if request.sim is None:
+                name = device_pool_name(device.id)  # "any SIM of this device"
+            elif request.sim not in SUPPORTED_SIMS:
+                raise InvalidInput(f"Unsupported sim {request.sim}")
+            else:
+                return device, request.sim, None
+        assert name is not None
+        pool, members = await self.routing.pool_for_send(account, name)
+        wake |= members
+        return device, 0, pool.id
 
     async def _expand(
-        self, account: Account, request: Outgoing, devices: dict[int, Device]
+        self, account: Account, request: Outgoing, devices: dict[int, Device], wake: set[int]
     ) -> list[NewMessage]:
-        device = devices.get(request.device_id)
-        if device is None:
-            device = await self.device_of(account, request.device_id)
-            devices[request.device_id] = device
-        if request.sim not in SUPPORTED_SIMS:
-            raise InvalidInput(f"Unsupported sim {request.sim}")
+        device, sim, pool_id = await self._target(account, request, devices, wake)
         if not request.body:
             raise InvalidInput("Parameter body is required")
         if len(request.body) > limits.MAX_BODY_CHARS:
@@ -263,31 +295,35 @@ class Gateway:
                 f"Too many recipients in sendto: {len(recipients)} (at most"
                 f" {limits.MAX_RECIPIENTS}; use addalotofsms for more)"
             )
+        rules = device.prefix_rules if device is not None else ()
         return [
             NewMessage(
                 account_id=account.id,
-                device_id=device.id,
-                sendto=numbers.normalise(raw, device.prefix_rules),
+                device_id=None if pool_id is not None or device is None else device.id,
+                sendto=numbers.normalise(raw, rules),
                 body=request.body,
-                sim=request.sim,
+                sim=sim,
                 urgent=request.urgent,
                 customerid=request.customerid,
                 timetosend=request.timetosend,
+                pool_id=pool_id,
             )
             for raw in recipients
         ]
 
-    async def _store_messages(self, messages: list[NewMessage]) -> list[int]:
+    async def _store_messages(self, messages: list[NewMessage], wake: set[int]) -> list[int]:
         try:
             return await self.store.insert_messages(messages, self.clock())
         finally:
             # Also when the request is cancelled (client gone) or the insert failed: the writer
             # may have committed the rows anyway, and a parked pull must not wait out its poll
             # for them. A wake-up with nothing new costs one empty lease query.
-            if len(messages) == 1:  # one addsms, one recipient: the common case
-                self.notifier.notify(messages[0].device_id)
+            if len(messages) == 1 and not wake:  # one addsms, one recipient: the common case
+                device_id = messages[0].device_id
+                if device_id is not None:
+                    self.notifier.notify(device_id)
             else:
-                for device_id in {m.device_id for m in messages}:
+                for device_id in {m.device_id for m in messages if m.device_id is not None} | wake:
                     self.notifier.notify(device_id)
 
     async def message(self, account: Account, sms_id: int) -> Message:
@@ -295,6 +331,20 @@ class Gateway:
         if found is None:
             raise NotFound("Sms not found")
         return found
+
+    async def waiting_reason(self, m: Message) -> str | None:
+        """Why a pinned message not yet sent is waiting, when its SIM or agent is down."""
+        if m.direction != "out" or m.device_id is None or m.pool is not None:
+            return None
+        if m.status not in (Status.NEW, Status.TAKEN, Status.QUEUED):
+            return None
+        device = await self._device(m.device_id, fresh=True)
+        if device is not None and device.lastseen is not None and not self.is_online(device):
+            return f"device {m.device_id} is offline (its agent was not seen lately)"
+        state = await self.store.sim_readiness(m.device_id, m.sim)
+        if state is not None and not state[0]:
+            return f"SIM {m.sim + 1} of device {m.device_id} is not ready: {state[1]}"
+        return None
 
     async def list_messages(self, flt: MessageFilter) -> list[Message]:
         return await self.store.list_messages(flt)

@@ -58,23 +58,25 @@ class Sim:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """An outgoing message about to be stored (status 1)."""
+    """An outgoing message about to be stored (status 1): pinned to `device_id` + `sim`, or for
+    a pool (`pool_id`, device_id None) bound to a SIM only when one asks for work."""
 
     account_id: int
-    device_id: int
+    device_id: int | None
     sendto: str
     body: str
     sim: int = 0
     urgent: bool = False
     customerid: int | None = None
     timetosend: int | None = None
+    pool_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     id: int
     account_id: int
-    device_id: int
+    device_id: int | None  # None: a pool message not bound to a SIM yet
     direction: str  # "out" or "in"
     sendto: str
     body: str
@@ -92,6 +94,7 @@ class Message:
     attempt: int = 0
     failure_code: str | None = None
     failure_reason: str | None = None
+    pool: str | None = None  # the pool's name for a pool message
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ next to the SQLite one. Writes are acknowledged only once they are durable on di
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from server.core.models import (
     Account,
@@ -23,6 +23,7 @@ from server.core.models import (
     ReportEvent,
     Sim,
 )
+from server.core.pools import Pool, PoolSim, SimOffer
 from server.store.agent_base import AgentExtrasStore
 
 
@@ -59,6 +60,48 @@ class AgentStore(ABC):
         messages (urgent first, then due time, then id): status 2, attempt + 1."""
 
     @abstractmethod
+    async def offer_sims(self, device_id: int, offers: Sequence[SimOffer], now: int) -> None:
+        """Record what a per-SIM pull says of each SIM (ready or why not, pool room) and that
+        the device was seen; a SIM the pull leaves out is not ready."""
+
+    @abstractmethod
+    async def sim_readiness(self, device_id: int, slot: int) -> tuple[bool, str] | None:
+        """(ready, reason) from the SIM's latest per-SIM pull; None if it never offered."""
+
+    @abstractmethod
+    async def due_state_sims(
+        self, device_id: int, account_id: int, offers: Sequence[SimOffer], now: int
+    ) -> tuple[bool, int | None]:
+        """`due_state` for a per-SIM pull: pinned work of the offered ready SIMs, and waiting
+        messages of the pools those SIMs are in."""
+
+    @abstractmethod
+    async def lease_sims(
+        self,
+        device_id: int,
+        offers: Sequence[SimOffer],
+        limit: int,
+        lease_id: str,
+        now: int,
+        expires: int,
+        seen_after: int,
+        rand: Callable[[], float],
+    ) -> tuple[Lease, set[int]]:
+        """A per-SIM pull's lease (docs/routing.md): record each SIM's readiness, return the
+        device's expired leases, then give each ready SIM its pinned work and bind pool messages
+        to it, urgent first, at most `room` per SIM and `pool_room` of them from pools. Pool
+        rules count only SIMs ready in their device's latest pull and seen since `seen_after`.
+        Returns the lease and the other devices to wake for pool messages still waiting."""
+
+    @abstractmethod
+    async def release_messages(
+        self, device_id: int, ids: Sequence[int], now: int
+    ) -> tuple[list[int], list[int], set[int]]:
+        """The agent hands back messages it has not started: pool messages leased or committed
+        to the device go back to their pool unbound. Returns (released: no longer the device's
+        to send, kept: its pinned ones, devices to wake for the released ones)."""
+
+    @abstractmethod
     async def commit_lease(
         self, device_id: int, lease_id: str, ids: Sequence[int], now: int
     ) -> tuple[list[int], list[int]]:
@@ -90,7 +133,60 @@ class AgentStore(ABC):
         """Store each key once as status 5; a repeated key answers its first sms_id."""
 
 
-class Store(AgentStore, AgentExtrasStore):
+class PoolStore(ABC):
+    """Pools of SIMs (server/core/pools.py). Names are unique per account."""
+
+    @abstractmethod
+    async def create_pool(
+        self, account_id: int, name: str, strategy: str, sticky: bool, now: int
+    ) -> Pool:
+        """A named pool; Conflict if the account has one of that name."""
+
+    @abstractmethod
+    async def implicit_pool(self, account_id: int, device_id: int | None, now: int) -> Pool:
+        """The account's pool `all` (device_id None) or the device's own, made on first use."""
+
+    @abstractmethod
+    async def pool_by_name(self, account_id: int, name: str) -> Pool | None: ...
+
+    @abstractmethod
+    async def pools_by_id(self, pool_ids: Sequence[int]) -> dict[int, Pool]: ...
+
+    @abstractmethod
+    async def list_pools(self, account_id: int) -> list[Pool]: ...
+
+    @abstractmethod
+    async def update_pool(
+        self, pool_id: int, *, strategy: str | None = None, sticky: bool | None = None
+    ) -> None:
+        """Change the strategy (which starts a new cycle) and/or stickiness."""
+
+    @abstractmethod
+    async def delete_pool(self, pool_id: int) -> None:
+        """Conflict while any of its messages is unsent; sent ones keep their SIM."""
+
+    @abstractmethod
+    async def set_pool_sim(self, pool_id: int, device_id: int, slot: int, weight: int) -> None:
+        """Add a SIM to a named pool, or change its weight."""
+
+    @abstractmethod
+    async def remove_pool_sim(self, pool_id: int, device_id: int, slot: int) -> None:
+        """NotFound if the SIM is not a member."""
+
+    @abstractmethod
+    async def pool_sims(self, pool_id: int) -> list[PoolSim]:
+        """Members (named pools) and rotation counters (every pool)."""
+
+    @abstractmethod
+    async def pool_waiting(self, pool_id: int) -> int:
+        """Messages of the pool waiting for a SIM."""
+
+    @abstractmethod
+    async def pool_wake_devices(self, pool_ids: Sequence[int]) -> set[int]:
+        """The devices with a SIM in any of these pools."""
+
+
+class Store(AgentStore, PoolStore, AgentExtrasStore):
     """Everything the server stores; the agent protocol's part is in AgentStore."""
 
     # -- life cycle ------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from server.core.models import (
 )
 from server.store.base import DuplicateEmail, Store, StoreError
 from server.store.sqlite_agent import SqliteAgentStore
+from server.store.sqlite_pools import SqlitePoolStore
 from server.store.sqlite_rows import (
     ACCOUNT_COLS,
     DEVICE_COLS,
@@ -47,17 +48,17 @@ BUSY_TIMEOUT_MS = 10_000
 
 _INSERT_MESSAGES_JSON = (
     "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim, status, urgent,"
-    " customerid, created, timetosend, due, status_changed)"
+    " customerid, created, timetosend, due, status_changed, pool_id)"
     " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), 'out',"
     " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), 1,"
     " json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]'),"
-    " json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]')"
-    " FROM json_each(?) ORDER BY key"
+    " json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]'),"
+    " json_extract(value, '$[11]') FROM json_each(?) ORDER BY key"
 )
 _MESSAGE_ROW = RowInsert(
     "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim, status, urgent,"
-    " customerid, created, timetosend, due, status_changed) VALUES ",
-    "(?, ?, 'out', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+    " customerid, created, timetosend, due, status_changed, pool_id) VALUES ",
+    "(?, ?, 'out', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
 )
 _INSERT_MESSAGE = _MESSAGE_ROW.sql(1)
 
@@ -72,7 +73,7 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
+class SqliteStore(SqliteAgentStore, SqlitePoolStore, SqliteWebhookStore, Store):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
@@ -287,6 +288,7 @@ class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
                 m.timetosend,
                 now if m.timetosend is None else m.timetosend,
                 now,
+                m.pool_id,
             )
             for m in messages
         ]

@@ -7,11 +7,14 @@ and it also stamps the device's `lastseen` inside that transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from server.core.models import DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
+from server.core.pools import SimOffer
 from server.core.status import RANK, Status
+from server.store.sqlite_lease import lease_sims, record_offers
+from server.store.sqlite_pools import REQUEUE_SET, SIM_POOLS_SQL, wake_devices
 from server.store.sqlite_rows import MESSAGE_COLS, message_row
 
 if TYPE_CHECKING:
@@ -85,8 +88,8 @@ class SqliteAgentStore:
         def op(conn: sqlite3.Connection) -> list[Any]:
             # A lease that expired uncommitted goes back to the queue before anything is handed out.
             conn.execute(
-                "UPDATE messages SET status = 1, lease_id = NULL, lease_expires = NULL,"
-                " status_changed = ? WHERE device_id = ? AND status = 2 AND lease_expires < ?",
+                f"UPDATE messages SET {REQUEUE_SET} WHERE device_id = ? AND status = 2"
+                " AND lease_expires < ?",
                 (now, device_id, now),
             )
             ids = [
@@ -115,6 +118,106 @@ class SqliteAgentStore:
         rows = await self.writer.submit(op)
         return Lease(lease_id, expires, [message_row(r) for r in rows])
 
+    async def offer_sims(self, device_id: int, offers: Sequence[SimOffer], now: int) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            record_offers(conn, device_id, offers, now)
+            _seen(conn, device_id, now)
+
+        await self.writer.submit(op)
+
+    async def sim_readiness(self, device_id: int, slot: int) -> tuple[bool, str] | None:
+        rows = await self._all(
+            "SELECT ready, reason FROM sim_ready WHERE device_id = ? AND slot = ?",
+            (device_id, slot),
+        )
+        return (bool(rows[0][0]), str(rows[0][1])) if rows else None
+
+    async def due_state_sims(
+        self, device_id: int, account_id: int, offers: Sequence[SimOffer], now: int
+    ) -> tuple[bool, int | None]:
+        pinned = sorted({o.slot for o in offers if o.ready and o.room > 0})
+        pooled = sorted({o.slot for o in offers if o.ready and o.room > 0 and o.pool_room > 0})
+        if not pinned:
+            return False, None
+        slots = ",".join("?" * len(pinned))
+        pools = " UNION ".join([SIM_POOLS_SQL] * len(pooled)) or "SELECT NULL WHERE 0"
+        pool_params = [v for slot in pooled for v in (account_id, device_id, device_id, slot)]
+        rows = await self._all(
+            "SELECT"
+            f" EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND sim IN ({slots})"
+            "        AND status = 1 AND due <= ?),"
+            f" EXISTS(SELECT 1 FROM messages WHERE pool_id IN ({pools}) AND status = 1"
+            "        AND device_id IS NULL AND due <= ?),"
+            " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
+            "        AND lease_expires < ?),"
+            f" (SELECT MIN(due) FROM messages WHERE device_id = ? AND sim IN ({slots})"
+            "        AND status = 1 AND due > ?),"
+            f" (SELECT MIN(due) FROM messages WHERE pool_id IN ({pools}) AND status = 1"
+            "        AND device_id IS NULL AND due > ?),"
+            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2)",
+            (device_id, *pinned, now, *pool_params, now, device_id, now,
+             device_id, *pinned, now, *pool_params, now, device_id),
+        )  # fmt: skip
+        due, pool_due, expired, next_due, next_pool, next_expiry = rows[0]
+        if due or pool_due or expired:
+            return True, None
+        candidates = [t for t in (next_due, next_pool, next_expiry) if t is not None]
+        return False, (min(candidates) if candidates else None)
+
+    async def lease_sims(
+        self,
+        device_id: int,
+        offers: Sequence[SimOffer],
+        limit: int,
+        lease_id: str,
+        now: int,
+        expires: int,
+        seen_after: int,
+        rand: Callable[[], float],
+    ) -> tuple[Lease, set[int]]:
+        def op(conn: sqlite3.Connection) -> tuple[list[Any], set[int]]:
+            ids, waiting_pools = lease_sims(
+                conn, device_id, offers, limit, lease_id, now, expires, seen_after, rand
+            )
+            wake = wake_devices(conn, sorted(waiting_pools)) - {device_id}
+            if not ids:
+                return [], wake
+            marks = ",".join("?" * len(ids))
+            rows = conn.execute(
+                f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
+                f" WHERE m.id IN ({marks}) ORDER BY m.urgent DESC, m.due, m.id",
+                ids,
+            ).fetchall()
+            return rows, wake
+
+        rows, wake = await self.writer.submit(op)
+        return Lease(lease_id, expires, [message_row(r) for r in rows]), wake
+
+    async def release_messages(
+        self, device_id: int, ids: Sequence[int], now: int
+    ) -> tuple[list[int], list[int], set[int]]:
+        def op(conn: sqlite3.Connection) -> tuple[list[int], list[int], set[int]]:
+            released: list[int] = []
+            kept: list[int] = []
+            pools: set[int] = set()
+            for sms_id in dict.fromkeys(ids):
+                row = conn.execute(
+                    "SELECT pool_id, status FROM messages"
+                    " WHERE id = ? AND device_id = ? AND direction = 'out'",
+                    (sms_id, device_id),
+                ).fetchone()
+                if row is not None and row[0] is None and row[1] in (Status.TAKEN, Status.QUEUED):
+                    kept.append(sms_id)  # pinned: it waits for its own SIM on this device
+                    continue
+                if row is not None and row[1] in (Status.TAKEN, Status.QUEUED):
+                    conn.execute(f"UPDATE messages SET {REQUEUE_SET} WHERE id = ?", (now, sms_id))
+                    pools.add(int(row[0]))
+                released.append(sms_id)  # not this device's to send (any more)
+            _seen(conn, device_id, now)
+            return released, kept, wake_devices(conn, sorted(pools))
+
+        return await self.writer.submit(op)
+
     async def release_leases(
         self,
         device_id: int,
@@ -124,10 +227,7 @@ class SqliteAgentStore:
         keep: Sequence[str] = (),
     ) -> int:
         def op(conn: sqlite3.Connection) -> int:
-            sql = (
-                "UPDATE messages SET status = 1, lease_id = NULL, lease_expires = NULL,"
-                " status_changed = ? WHERE device_id = ? AND status = 2"
-            )
+            sql = f"UPDATE messages SET {REQUEUE_SET} WHERE device_id = ? AND status = 2"
             params: list[Any] = [now, device_id]
             if lease_ids is not None:
                 if not lease_ids:

@@ -56,7 +56,10 @@ def _prefix_rules(stored: str | None) -> tuple[tuple[str, str], ...]:
 ACCOUNT_COLS = columns(Account, "a.")
 DEVICE_COLS = columns(Device)
 SIM_COLS = columns(Sim)
-MESSAGE_COLS = columns(Message, "m.", paket_title="p.title", paket_body="p.body")
+MESSAGE_COLS = columns(
+    Message, "m.", paket_title="p.title", paket_body="p.body",
+    pool="(SELECT name FROM pools WHERE id = m.pool_id)",
+)  # fmt: skip
 
 account_row = row_reader(Account)
 device_row = row_reader(Device, prefix_rules=_prefix_rules)

@@ -7,9 +7,97 @@ Never edit a released migration; append a new one. Times are INTEGER microsecond
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections.abc import Callable
 
-MIGRATIONS: list[tuple[int, str, str]] = [
+# A migration is SQL, or a function of the connection for what SQL alone cannot say.
+Migration = str | Callable[[sqlite3.Connection], None]
+
+
+def _pools(conn: sqlite3.Connection) -> None:
+    """Migration 8: pools, and messages that may be bound to no device yet.
+
+    A pool message is stored with no device (device_id NULL) and gets its SIM when one asks for
+    work, so `messages.device_id` loses its NOT NULL. Rebuilding a table of millions of rows with
+    all its indexes and triggers would take minutes; SQLite documents editing the stored CREATE
+    TABLE text instead for removing a NOT NULL constraint, which changes nothing on disk.
+    """
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'messages'"
+    ).fetchone()
+    relaxed, found = re.subn(r"(\bdevice_id\s+INTEGER)\s+NOT NULL", r"\1", sql, count=1)
+    if found != 1:
+        raise sqlite3.DatabaseError("migration 8: messages.device_id is not as expected")
+    (version,) = conn.execute("PRAGMA schema_version").fetchone()
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = 'messages'", (relaxed,)
+    )
+    conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    conn.execute("PRAGMA writable_schema = OFF")
+    for statement in _statements(_POOLS_SQL):
+        conn.execute(statement)
+
+
+_POOLS_SQL = """
+-- A pool is a named set of SIMs of one account. Kinds: 'named' (members in pool_sims), 'account'
+-- (every SIM of the account, named 'all') and 'device' (the SIMs of one device, 'device:<id>');
+-- the implicit ones are created on first use and their members are not listed.
+CREATE TABLE pools (
+    id         INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    name       TEXT NOT NULL,
+    kind       TEXT NOT NULL DEFAULT 'named',
+    device_id  INTEGER REFERENCES devices(id),
+    strategy   TEXT NOT NULL DEFAULT 'partial',
+    sticky     INTEGER NOT NULL DEFAULT 0,
+    cycle      INTEGER NOT NULL DEFAULT 0,   -- `full` rotation: the cycle under way
+    created    INTEGER NOT NULL,
+    UNIQUE (account_id, name)
+);
+-- Members of named pools, and the rotation counters of every pool (implicit pools get a row the
+-- first time one of their SIMs takes a message). `used`: messages in the current cycle.
+CREATE TABLE pool_sims (
+    pool_id   INTEGER NOT NULL REFERENCES pools(id) ON DELETE CASCADE,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    slot      INTEGER NOT NULL,
+    weight    INTEGER NOT NULL DEFAULT 1,
+    used      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (pool_id, device_id, slot)
+);
+CREATE INDEX pool_sims_sim ON pool_sims(device_id, slot);
+-- Stickiness: the SIM that last texted a recipient from a sticky pool.
+CREATE TABLE pool_sticky (
+    pool_id   INTEGER NOT NULL REFERENCES pools(id) ON DELETE CASCADE,
+    sendto    TEXT NOT NULL,
+    device_id INTEGER NOT NULL,
+    slot      INTEGER NOT NULL,
+    updated   INTEGER NOT NULL,
+    PRIMARY KEY (pool_id, sendto)
+);
+-- What each SIM said in its device's latest pull: ready for work or not (and why), and how many
+-- pool messages it could start at once. Pool work goes only to SIMs that are ready here and
+-- whose device was seen lately.
+CREATE TABLE sim_ready (
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    slot      INTEGER NOT NULL,
+    ready     INTEGER NOT NULL,
+    reason    TEXT NOT NULL DEFAULT '',
+    pool_room INTEGER NOT NULL DEFAULT 0,
+    offered   INTEGER NOT NULL,
+    PRIMARY KEY (device_id, slot)
+);
+ALTER TABLE messages ADD COLUMN pool_id INTEGER REFERENCES pools(id);
+-- Pull leases per SIM now, so the SIM sits in the pinned-work index.
+DROP INDEX messages_pull;
+CREATE INDEX messages_pull ON messages(device_id, sim, status, urgent DESC, due, id);
+-- Pool messages waiting for a SIM: small, as a row leaves it when it is bound.
+CREATE INDEX messages_pool_queue ON messages(pool_id, urgent DESC, due, id)
+    WHERE status = 1 AND device_id IS NULL;
+"""
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
     (
         1,
         "accounts, tokens, devices, sims, messages, parts, tags, contacts, pakets, idempotency",
@@ -346,6 +434,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         END;
         """,
     ),
+    (8, "pools, per-SIM readiness, and pool messages not yet bound to a device", _pools),
 ]
 
 
@@ -363,8 +452,11 @@ def migrate(conn: sqlite3.Connection) -> int:
         for version, description, sql in MIGRATIONS:
             if version <= current:
                 continue
-            for statement in _statements(sql):
-                conn.execute(statement)
+            if callable(sql):
+                sql(conn)
+            else:
+                for statement in _statements(sql):
+                    conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations(version, description, applied)"
                 " VALUES (?, ?, CAST(strftime('%s','now') AS INTEGER) * 1000000)",

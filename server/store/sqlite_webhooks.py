@@ -18,6 +18,7 @@ from server.store.agent_base import (
     DeviceEvent,
     WebhookJob,
 )
+from server.store.sqlite_pools import REQUEUE_SET, wake_devices
 from server.store.sqlite_rows import MESSAGE_COLS, columns, message_row, row_reader
 
 if TYPE_CHECKING:
@@ -71,21 +72,20 @@ class SqliteWebhookStore(AgentExtrasStore):
 
     async def expire_leases(self, now: int) -> set[int]:
         def op(conn: sqlite3.Connection) -> set[int]:
-            devices = {
-                int(r[0])
-                for r in conn.execute(
-                    "SELECT DISTINCT device_id FROM messages WHERE status = 2"
-                    " AND lease_expires < ?",
-                    (now,),
-                )
-            }
-            if devices:
-                conn.execute(
-                    "UPDATE messages SET status = 1, lease_id = NULL, lease_expires = NULL,"
-                    " status_changed = ? WHERE status = 2 AND lease_expires < ?",
-                    (now, now),
-                )
-            return devices
+            expired = conn.execute(
+                "SELECT DISTINCT device_id, pool_id FROM messages WHERE status = 2"
+                " AND lease_expires < ?",
+                (now,),
+            ).fetchall()
+            if not expired:
+                return set()
+            conn.execute(
+                f"UPDATE messages SET {REQUEUE_SET} WHERE status = 2 AND lease_expires < ?",
+                (now, now),
+            )
+            # A pinned message's own device may take it again; a pool message any of its pool's.
+            pools = sorted({int(p) for _, p in expired if p is not None})
+            return {int(d) for d, p in expired if p is None} | wake_devices(conn, pools)
 
         return await self.writer.submit(op)
 

@@ -5,6 +5,7 @@ the protocol page lists exactly the routes, event types, error codes and limits 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from agent import config
 from agent.cli import main as agent_cli
 from agent.modem.profiles import PROFILES
 from server.api import agent as api
+from server.core.pools import SimOffer
 from server.core.status import FAILURE_CODES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -75,12 +77,25 @@ def test_protocol_routes_are_the_servers() -> None:
     assert documented == list(api.ROUTES)
 
 
+def _section(heading: str) -> str:
+    return PROTOCOL_MD.split(heading, 1)[1].split("\n## ", 1)[0]
+
+
 def test_protocol_event_types_and_failure_statuses() -> None:
-    table = re.findall(r"^\| `([a-z_]+)` \|", PROTOCOL_MD, flags=re.M)
+    report = _section("## `POST /agent/v1/report`")
+    table = re.findall(r"^\| `([a-z_]+)` \|", report, flags=re.M)
     assert table == list(api.EVENT_TYPES)
     failed = next(ln for ln in PROTOCOL_MD.splitlines() if ln.startswith("| `failed`"))
     listed = {int(n) for n in re.search(r"\(([0-9, ]+)\)", failed).group(1).split(",")}  # type: ignore[union-attr]
     assert listed == {int(c) for c in FAILURE_CODES}
+
+
+def test_protocol_pull_sims_keys_are_the_ones_the_server_reads() -> None:
+    sims = _section("### Per-SIM pulls: `sims`")
+    documented = re.findall(r"^\| `([a-z_]+)` \|", sims, flags=re.M)
+    source = inspect.getsource(api._offers)
+    read = re.findall(r'_(?:opt|int_in)\(s, "([a-z_]+)"', source)
+    assert sorted(documented) == sorted(read) == sorted(f.name for f in dataclasses.fields(SimOffer))
 
 
 def test_protocol_error_codes_and_limits() -> None:

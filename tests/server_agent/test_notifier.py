@@ -69,7 +69,7 @@ async def test_a_send_cancelled_after_the_store_took_it_still_wakes_the_pull() -
     gw = Gateway(cast(Store, store), n)
     n.prepare(7)
     msg = NewMessage(account_id=1, device_id=7, sendto="+4917012345678", body="hi")
-    task = asyncio.create_task(gw._store_messages([msg]))
+    task = asyncio.create_task(gw._store_messages([msg], set()))
     await asyncio.wait_for(store.took.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -65,7 +65,7 @@ async def test_pull_order_commit_and_status_lifecycle(env: Env) -> None:
     assert ids == [urgent, plain]  # urgent first; scheduled held back; other device's not here
     first = answer["messages"][0]
     assert first == {"id": urgent, "to": "+4915752982212", "body": "hi", "sim": 1,
-                     "urgent": True, "timetosend": None, "attempt": 1}  # fmt: skip
+                     "urgent": True, "timetosend": None, "attempt": 1, "pool": None}  # fmt: skip
     assert answer["lease_id"] and answer["lease_expires"]
     assert await env.status_of(plain) == (2, "Taken from Server")
     commit = {"lease_id": answer["lease_id"], "ids": ids}
