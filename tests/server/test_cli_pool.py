@@ -19,8 +19,8 @@ def test_pool_commands_and_a_running_server_using_them(tmp_path: Path) -> None:
     with server(tmp_path) as s:
         base = ["--db", str(s.db), "--email", s.email]
         made = cli_json("pool", "create", *base, "otp", "--strategy", "full", "--sticky")
-        assert {k: made[k] for k in ("name", "kind", "strategy", "sticky", "cycle")} == {
-            "name": "otp", "kind": "named", "strategy": "full", "sticky": True, "cycle": 0}  # fmt: skip
+        want = {"name": "otp", "kind": "named", "strategy": "full", "sticky": True, "cycle": 0}
+        assert {k: made[k] for k in want} == want
         shown = cli_json("pool", "add-sim", *base, "otp", "--device", str(s.device_id),
                          "--sim", "1", "--weight", "3")  # fmt: skip
         assert shown["sims"] == [

@@ -95,7 +95,8 @@ def test_protocol_pull_sims_keys_are_the_ones_the_server_reads() -> None:
     documented = re.findall(r"^\| `([a-z_]+)` \|", sims, flags=re.M)
     source = inspect.getsource(api._offers)
     read = re.findall(r'_(?:opt|int_in)\(s, "([a-z_]+)"', source)
-    assert sorted(documented) == sorted(read) == sorted(f.name for f in dataclasses.fields(SimOffer))
+    offer = sorted(f.name for f in dataclasses.fields(SimOffer))
+    assert sorted(documented) == sorted(read) == offer
 
 
 def test_protocol_error_codes_and_limits() -> None:
