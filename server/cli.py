@@ -90,7 +90,7 @@ def main() -> None:
 )
 @click.option(
     "--lease-seconds",
-    type=click.IntRange(5, 3600),
+    type=click.IntRange(2, 3600),
     default=AgentSettings().lease_seconds,
     show_default=True,
     help="How long an agent has to commit what it pulled; an uncommitted lease then goes back"

@@ -93,6 +93,8 @@ class GatewayStack:
     email: str = "e2e@simhive.test"
     # Device settings (server side, handed to the agent in hello), e.g. FAST_PACING.
     device_settings: dict[str, object] = field(default_factory=dict)
+    # Extra `simhive-server run` options, e.g. ["--lease-seconds", "3"].
+    server_args: Sequence[str] = ()
 
     server: Proc | None = None
     emulator: Proc | None = None
@@ -166,7 +168,7 @@ class GatewayStack:
             self.server_port = free_port()
             argv = [console_script("simhive-server"), "run", "--db", str(self.db),
                     "--host", "127.0.0.1", "--port", str(self.server_port),
-                    "--no-access-log"]  # fmt: skip
+                    "--no-access-log", *self.server_args]  # fmt: skip
             self.server = Proc("server", argv, log=self.root / "server.log")
         self.server.start()
         try:
@@ -278,6 +280,10 @@ class GatewayStack:
         answer = self.api("addsms", device_id=device.device_id, sendto=to, body=body, sim=sim,
                           **extra)  # fmt: skip
         return int(answer["sms_id"])
+
+    def to_pool(self, pool: str, to: str, body: str, **extra: Any) -> int:
+        """addsms to a pool (`all`, `device:<id>` or a named one) instead of a SIM."""
+        return int(self.api("addsms", pool=pool, sendto=to, body=body, **extra)["sms_id"])
 
     def status(self, sms_id: int) -> int:
         return int(self.api("getsmsstatus", sms_id=sms_id)["status"])
