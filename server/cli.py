@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from server.core import limits
 from server.core.dates import iso
 from server.core.errors import GatewayError
 from server.core.gateway import Gateway
@@ -87,6 +88,27 @@ def main() -> None:
     default=None,
     help="PEM private key of --tls-cert.",
 )
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1),
+    default=limits.HEADER_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds a request's headers may take to arrive; slower connections are closed.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0.1),
+    default=limits.BODY_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds a request's body may take to arrive after its headers.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=limits.MAX_CONNECTIONS,
+    show_default=True,
+    help="Open connections at most; further clients wait in the listen queue.",
+)
 def run(
     db: Path | None,
     host: str,
@@ -94,11 +116,15 @@ def run(
     access_log: bool,
     tls_cert: Path | None,
     tls_key: Path | None,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
 ) -> None:
     """Serve the HTTP API."""
     import ssl
 
     from server.app import run as run_app
+    from server.http_server import HttpSettings
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -112,7 +138,12 @@ def run(
     path = _db(db)
     scheme = "https" if context else "http"
     click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
-    run_app(path, host=host, port=port, access_log=access_log, ssl_context=context)
+    settings = HttpSettings(
+        header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
+    )
+    run_app(
+        path, host=host, port=port, access_log=access_log, ssl_context=context, settings=settings
+    )
 
 
 @main.command()

@@ -35,3 +35,13 @@ LOGIN_SLOWDOWN_GLOBAL_AFTER = 100
 LOGIN_SLOWDOWN_GLOBAL_SECONDS = 0.1
 # A slowed-down login waits at most this long for its turn; later turns are refused at once.
 LOGIN_SLOWDOWN_MAX_WAIT_SECONDS = 10.0
+# Reading requests (server/http_server.py; `simhive-server run` options of the same names):
+# a request's headers must arrive within HEADER_TIMEOUT_SECONDS of their first byte (of the
+# connection's opening, for its first request), its body within BODY_TIMEOUT_SECONDS of the
+# headers (4 MiB in 60 s is 70 kB/s); late connections are closed. At most MAX_CONNECTIONS are
+# open at once, further ones wait in the listen queue; an idle keep-alive connection is closed
+# after KEEPALIVE_SECONDS (or earlier, at the cap, to make room).
+HEADER_TIMEOUT_SECONDS = 20.0
+BODY_TIMEOUT_SECONDS = 60.0
+MAX_CONNECTIONS = 512
+KEEPALIVE_SECONDS = 75.0
