@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from server.core import limits, numbers, security
 from server.core.dates import now_us, resolve_zone
 from server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
+from server.core.idempotency import IdempotentRequests
 from server.core.models import (
     Account,
     Device,
@@ -62,6 +63,7 @@ class Gateway:
         self._token_cache: dict[str, tuple[float, Account]] = {}
         self._device_cache: dict[int, tuple[float, Device]] = {}
         self.logins = LoginGuard()
+        self.once = IdempotentRequests(store, clock)
 
     # -- accounts and tokens ---------------------------------------------------------------
     async def create_account(

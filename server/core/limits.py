@@ -45,3 +45,7 @@ HEADER_TIMEOUT_SECONDS = 20.0
 BODY_TIMEOUT_SECONDS = 60.0
 MAX_CONNECTIONS = 512
 KEEPALIVE_SECONDS = 75.0
+# Idempotency-Key on the compat API's storing routes (docs/compat-api.md): how long a key keeps
+# its answer, and its longest accepted length.
+IDEMPOTENCY_KEY_SECONDS = 24 * 3600
+IDEMPOTENCY_KEY_MAX_CHARS = 255

@@ -24,6 +24,7 @@ from server.core.models import (
     Sim,
 )
 from server.store.agent_base import AgentExtrasStore
+from server.store.idempotency_base import IdempotencyStore
 
 
 class StoreError(Exception):
@@ -90,7 +91,7 @@ class AgentStore(ABC):
         """Store each key once as status 5; a repeated key answers its first sms_id."""
 
 
-class Store(AgentStore, AgentExtrasStore):
+class Store(AgentStore, AgentExtrasStore, IdempotencyStore):
     """Everything the server stores; the agent protocol's part is in AgentStore."""
 
     # -- life cycle ------------------------------------------------------------------------

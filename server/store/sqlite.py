@@ -29,6 +29,7 @@ from server.core.models import (
 )
 from server.store.base import DuplicateEmail, Store, StoreError
 from server.store.sqlite_agent import SqliteAgentStore
+from server.store.sqlite_idempotency import SqliteIdempotencyStore
 from server.store.sqlite_rows import (
     ACCOUNT_COLS,
     DEVICE_COLS,
@@ -72,7 +73,7 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-class SqliteStore(SqliteAgentStore, SqliteWebhookStore, Store):
+class SqliteStore(SqliteAgentStore, SqliteWebhookStore, SqliteIdempotencyStore, Store):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
