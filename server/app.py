@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from server.core.agent import AgentService, AgentSettings
 from server.core.gateway import Gateway
 from server.core.limits import MAX_REQUEST_BYTES
 from server.core.notifier import WorkNotifier
+from server.http_server import HttpSettings, serve
 from server.store.base import Store
 from server.store.sqlite import SqliteStore
 
@@ -65,19 +67,23 @@ def run(
     port: int = 8080,
     access_log: bool = True,
     ssl_context: ssl.SSLContext | None = None,
+    settings: HttpSettings | None = None,
     agent_settings: AgentSettings | None = None,
 ) -> None:
     logs.setup()
-    web.run_app(
-        create_app(db, agent_settings),
-        host=host,
-        port=port,
-        access_log=logging.getLogger("aiohttp.access") if access_log else None,
-        ssl_context=ssl_context,
-        shutdown_timeout=10.0,  # in-flight requests finish in milliseconds; long polls are woken
-        # A long poll whose client disconnected must end, not lease messages to nobody
-        # (server/core/agent.py); aiohttp's test server runs handlers this way too.
-        handler_cancellation=True,
+    options = {
         **RUNNER_OPTIONS,
-        print=None,
+        "access_log": logging.getLogger("aiohttp.access") if access_log else None,
+    }
+    asyncio.run(
+        serve(
+            create_app(db, agent_settings),
+            host,
+            port,
+            settings or HttpSettings(),
+            ssl_context=ssl_context,
+            # In-flight requests finish in milliseconds; long polls are woken.
+            shutdown_timeout=10.0,
+            handler_options=options,
+        )
     )

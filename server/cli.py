@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from server.core import limits
 from server.core.agent import AgentSettings
 from server.core.dates import iso
 from server.core.errors import GatewayError
@@ -89,6 +90,27 @@ def main() -> None:
     help="PEM private key of --tls-cert.",
 )
 @click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1),
+    default=limits.HEADER_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds a request's headers may take to arrive; slower connections are closed.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0.1),
+    default=limits.BODY_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds a request's body may take to arrive after its headers.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=limits.MAX_CONNECTIONS,
+    show_default=True,
+    help="Open connections at most; further clients wait in the listen queue.",
+)
+@click.option(
     "--lease-seconds",
     type=click.IntRange(2, 3600),
     default=AgentSettings().lease_seconds,
@@ -112,11 +134,15 @@ def run(
     tls_key: Path | None,
     lease_seconds: int,
     agent_offline_seconds: int,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
 ) -> None:
     """Serve the HTTP API."""
     import ssl
 
     from server.app import run as run_app
+    from server.http_server import HttpSettings
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -130,7 +156,10 @@ def run(
     path = _db(db)
     scheme = "https" if context else "http"
     click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
-    settings = AgentSettings(
+    settings = HttpSettings(
+        header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
+    )
+    agent_settings = AgentSettings(
         lease_seconds=lease_seconds, agent_offline_seconds=agent_offline_seconds
     )
     run_app(
@@ -139,7 +168,8 @@ def run(
         port=port,
         access_log=access_log,
         ssl_context=context,
-        agent_settings=settings,
+        settings=settings,
+        agent_settings=agent_settings,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from importlib import metadata
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from server.api import fields
 from server.api.params import Params, load_json, read_params, scalar_text, short
-from server.core import limits, numbers
+from server.core import idempotency, limits, numbers
 from server.core.dates import OutputZone, human, php_datetime, resolve_zone
 from server.core.errors import AuthError, GatewayError, InvalidInput
 from server.core.gateway import Gateway, Outgoing
@@ -29,12 +30,34 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 SAVED = "Sms has been saved successfully"
 
 # A handler answers a dict to encode, or the JSON bytes themselves (fixed shapes, see saved_json).
-Handler = Callable[[Gateway, Params], Awaitable[dict[str, Any] | bytes]]
+Answer = dict[str, Any] | bytes
+Handler = Callable[[Gateway, Params], Awaitable[Answer]]
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# The request's (key, fingerprint) when it came with an Idempotency-Key, for the storing routes
+# (ONCE_ROUTES). A context variable, because aiohttp runs each request in its own task: set in
+# `handle`, read by `_once` in the same request only, and no handler signature has to carry it.
+_ONCE: ContextVar[tuple[str, str] | None] = ContextVar("simhive_once", default=None)
+# Credentials are not part of what a request means: a retry with a fresh token is the same one.
+_CREDENTIALS = frozenset({"token", "email", "pass"})
 
 try:
     AGENT_VERSION = metadata.version("simhive")
 except metadata.PackageNotFoundError:  # running from a source tree without installation
     AGENT_VERSION = "0.0.0"
+
+
+async def _once(gw: Gateway, account: Account, work: Callable[[], Awaitable[Answer]]) -> Answer:
+    """`work`, run at most once per Idempotency-Key of the account (server/core/idempotency.py);
+    without the header, simply `work`."""
+    request = _ONCE.get()
+    if request is None:
+        return await work()
+
+    async def encoded() -> bytes:
+        return _encode(await work())
+
+    return await gw.once.run(account.id, request[0], request[1], encoded)
 
 
 def ok(message: str, **extra: Any) -> dict[str, Any]:
@@ -102,12 +125,18 @@ async def gettoken(gw: Gateway, p: Params) -> dict[str, Any]:
     return ok("OK", token=await gw.issue_token(account))
 
 
-async def addsms(gw: Gateway, p: Params) -> bytes:
+async def addsms(gw: Gateway, p: Params) -> Answer:
     account = await _account(gw, p)
+    if _ONCE.get() is None:  # the hot path, as it was
+        return saved_json(await gw.send(account, _outgoing(p)))
+    return await _once(gw, account, lambda: _send(gw, account, p))
+
+
+async def _send(gw: Gateway, account: Account, p: Params) -> bytes:
     return saved_json(await gw.send(account, _outgoing(p)))
 
 
-async def smstosend(gw: Gateway, p: Params) -> bytes:
+async def smstosend(gw: Gateway, p: Params) -> Answer:
     # A valid token authenticates; otherwise email + pass do (one real client sends all three).
     try:
         account = await _account(gw, p)
@@ -116,10 +145,10 @@ async def smstosend(gw: Gateway, p: Params) -> bytes:
         if email is None or password is None:
             raise
         account = await gw.login(email, password, p.client)
-    return saved_json(await gw.send(account, _outgoing(p)))
+    return await _once(gw, account, lambda: _send(gw, account, p))
 
 
-async def addalotofsms(gw: Gateway, p: Params) -> dict[str, Any]:
+async def addalotofsms(gw: Gateway, p: Params) -> Answer:
     try:
         data = _datajson(p)
     except InvalidInput:
@@ -127,6 +156,10 @@ async def addalotofsms(gw: Gateway, p: Params) -> dict[str, Any]:
         raise
     token = scalar_text(data.get("token"), "token") or p.text("token")
     account = await gw.authenticate(token)
+    return await _once(gw, account, lambda: _send_batch(gw, account, data))
+
+
+async def _send_batch(gw: Gateway, account: Account, data: dict[str, Any]) -> dict[str, Any]:
     entries = data.get("smsdata")
     if not isinstance(entries, list):
         raise InvalidInput("Invalid datajson")
@@ -218,13 +251,21 @@ def render_message(m: Message, zone: OutputZone) -> dict[str, Any]:
     }
 
 
-async def savetag(gw: Gateway, p: Params) -> dict[str, Any]:
+async def savetag(gw: Gateway, p: Params) -> Answer:
     account = await _account(gw, p)
-    return ok("Ok", tag_id=await gw.create_tag(account, p.required("title")))
+
+    async def work() -> dict[str, Any]:
+        return ok("Ok", tag_id=await gw.create_tag(account, p.required("title")))
+
+    return await _once(gw, account, work)
 
 
-async def savecontact(gw: Gateway, p: Params) -> dict[str, Any]:
+async def savecontact(gw: Gateway, p: Params) -> Answer:
     account = await _account(gw, p)
+    return await _once(gw, account, lambda: _save_contact(gw, account, p))
+
+
+async def _save_contact(gw: Gateway, account: Account, p: Params) -> dict[str, Any]:
     phone = p.required("phone")
     # `ctag_id` is how the vendor's current docs table spells it; the older pages say tag_id.
     raw_tag = p.raw("tag_id") if p.text("tag_id") is not None else p.raw("ctag_id")
@@ -233,8 +274,12 @@ async def savecontact(gw: Gateway, p: Params) -> dict[str, Any]:
     return ok("Ok", contact_id=contact_id)
 
 
-async def savepaket(gw: Gateway, p: Params) -> dict[str, Any]:
+async def savepaket(gw: Gateway, p: Params) -> Answer:
     account = await _account(gw, p)
+    return await _once(gw, account, lambda: _save_paket(gw, account, p))
+
+
+async def _save_paket(gw: Gateway, account: Account, p: Params) -> dict[str, Any]:
     title = p.required("title")
     device_id = fields.required_int(p.raw("device_id"), "device_id")
     body = p.required("body")
@@ -337,6 +382,12 @@ async def getdevicestatus(gw: Gateway, p: Params) -> dict[str, Any]:
     }
 
 
+# The routes that store something, where an Idempotency-Key applies. gettoken is not one: its
+# answer is a new token, which must never be kept in clear.
+ONCE_ROUTES = frozenset(
+    {"addsms", "smstosend", "addalotofsms", "savetag", "savecontact", "savepaket"}
+)
+
 METHODS: dict[str, Handler] = {
     "gettoken": gettoken,
     "addsms": addsms,
@@ -353,17 +404,32 @@ METHODS: dict[str, Handler] = {
 
 
 async def handle(request: web.Request) -> web.Response:
-    handler = METHODS.get(request.match_info.get("method", ""))
+    method = request.match_info.get("method", "")
+    handler = METHODS.get(method)
     if handler is None:
         return error_response("Unknown method")
     params = await read_params(request)
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and method in ONCE_ROUTES:
+        _ONCE.set((idempotency.check_key(key), _fingerprint(method, params)))
     return json_response(await handler(request.app[GATEWAY], params))
 
 
-def json_response(data: dict[str, Any] | bytes, status: int = 200) -> web.Response:
+def _fingerprint(method: str, p: Params) -> str:
+    def meaning(values: dict[str, Any] | None) -> dict[str, Any]:
+        return {k: v for k, v in (values or {}).items() if k not in _CREDENTIALS}
+
+    return idempotency.fingerprint(method, meaning(p.values), meaning(p.json_body))
+
+
+def _encode(data: Answer) -> bytes:
+    return data if type(data) is bytes else _ENCODER.encode(data).encode("utf-8")
+
+
+def json_response(data: Answer, status: int = 200) -> web.Response:
     """`data` encoded, or as it is when it is JSON bytes already."""
     return web.Response(
-        body=data if type(data) is bytes else _ENCODER.encode(data).encode("utf-8"),
+        body=_encode(data),
         status=status,
         headers={"Content-Type": "application/json; charset=utf-8"},
     )

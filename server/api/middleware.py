@@ -26,6 +26,7 @@ from server.api.compat import error_response
 from server.api.params import MalformedBody
 from server.core.errors import GatewayError
 from server.core.limits import MAX_REQUEST_BYTES
+from server.logs import scrub
 from server.store.base import StoreError
 
 log = logging.getLogger("simhive.server")
@@ -161,7 +162,10 @@ class MaskingAccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         query = mask_query(request.rel_url.raw_query_string)
-        target = request.path + ("?" + query if query else "")
+        path = request.path
+        if len(path) > 32 or "=" in path:  # no route is: a secret pasted into the path
+            path = scrub(path)
+        target = path + ("?" + query if query else "")
         version = request.version
         self.sink.add(
             f"{self.sink.stamp()} INFO simhive.access: {request.remote}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from server.core import limits, numbers, security
 from server.core.dates import now_us, resolve_zone
 from server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
+from server.core.idempotency import IdempotentRequests
 from server.core.models import (
     Account,
     Device,
@@ -28,7 +29,7 @@ from server.core.models import (
 )
 from server.core.notifier import WorkNotifier
 from server.core.pools import device_pool_name
-from server.core.ratelimit import FailureLimiter
+from server.core.ratelimit import Locked, LoginGuard, wait_text
 from server.core.routing import Routing
 from server.core.status import Status
 from server.store.base import DuplicateEmail, Store
@@ -69,9 +70,8 @@ class Gateway:
         self.routing = Routing(store, clock)
         self._token_cache: dict[str, tuple[float, Account]] = {}
         self._device_cache: dict[int, tuple[float, Device]] = {}
-        window = limits.LOGIN_WINDOW_SECONDS
-        self._account_failures = FailureLimiter(limits.LOGIN_FAILURES_PER_ACCOUNT, window)
-        self._client_failures = FailureLimiter(limits.LOGIN_FAILURES_PER_CLIENT, window)
+        self.logins = LoginGuard()
+        self.once = IdempotentRequests(store, clock)
 
     # -- accounts and tokens ---------------------------------------------------------------
     async def create_account(
@@ -112,27 +112,28 @@ class Gateway:
         return updated
 
     async def login(self, email: str, password: str, client: str | None = None) -> Account:
-        """Email + password, with lockouts after repeated failures per email and per client."""
-        email_key = email.strip().lower()
-        keys = [(self._account_failures, email_key)]
-        if client:
-            keys.append((self._client_failures, client))
-        wait = max(limiter.retry_after(key) for limiter, key in keys)
-        if wait > 0:
-            minutes = max(1, round(wait / 60))
-            raise AuthError(f"Too many failed logins; try again in {minutes} min")
-        account = await self.store.account_by_email(email.strip())
-        if account is None:
-            # Same cost as a real check, so response time does not reveal which emails exist.
-            await asyncio.to_thread(security.verify_password, password, _dummy_hash())
-            ok = False
-        else:
-            ok = await asyncio.to_thread(security.verify_password, password, account.password_hash)
+        """Email + password, within the login limits (server/core/ratelimit.py)."""
+        try:
+            attempt = self.logins.admit(email.strip().lower(), client)
+        except Locked as exc:
+            wait = wait_text(exc.retry_after)
+            raise AuthError(f"Too many failed logins; try again in {wait}") from None
+        ok = False
+        try:  # done() in finally: a cancelled attempt (client gone) still counts as a failure
+            if attempt.delay > 0:
+                await asyncio.sleep(attempt.delay)
+            account = await self.store.account_by_email(email.strip())
+            if account is None:
+                # Same cost as a real check, so response time does not reveal which emails exist.
+                await asyncio.to_thread(security.verify_password, password, _dummy_hash())
+            else:
+                ok = await asyncio.to_thread(
+                    security.verify_password, password, account.password_hash
+                )
+        finally:
+            attempt.done(ok)
         if not ok or account is None:
-            for limiter, key in keys:
-                limiter.failure(key)
             raise AuthError(BAD_LOGIN)
-        self._account_failures.success(email_key)
         return account
 
     async def issue_token(self, account: Account, *, revoke_others: bool = False) -> str:

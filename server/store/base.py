@@ -25,6 +25,7 @@ from server.core.models import (
 )
 from server.core.pools import Pool, PoolSim, SimOffer
 from server.store.agent_base import AgentExtrasStore
+from server.store.idempotency_base import IdempotencyStore
 
 
 class StoreError(Exception):
@@ -186,7 +187,7 @@ class PoolStore(ABC):
         """The devices with a SIM in any of these pools."""
 
 
-class Store(AgentStore, PoolStore, AgentExtrasStore):
+class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):
     """Everything the server stores; the agent protocol's part is in AgentStore."""
 
     # -- life cycle ------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from server.core.models import (
 )
 from server.store.base import DuplicateEmail, Store, StoreError
 from server.store.sqlite_agent import SqliteAgentStore
+from server.store.sqlite_idempotency import SqliteIdempotencyStore
 from server.store.sqlite_pools import SqlitePoolStore
 from server.store.sqlite_rows import (
     ACCOUNT_COLS,
@@ -73,7 +74,9 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-class SqliteStore(SqliteAgentStore, SqlitePoolStore, SqliteWebhookStore, Store):
+class SqliteStore(
+    SqliteAgentStore, SqlitePoolStore, SqliteWebhookStore, SqliteIdempotencyStore, Store
+):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms

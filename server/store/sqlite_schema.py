@@ -435,6 +435,25 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         """,
     ),
     (8, "pools, per-SIM readiness, and pool messages not yet bound to a device", _pools),
+    (
+        9,
+        "compat Idempotency-Key: one answer per (account, key), kept 24 hours",
+        """
+        -- A compat request sent with an Idempotency-Key claims the key (answer NULL) before it
+        -- stores anything and records its answer after; a retry with the key gets that answer.
+        -- A row without an answer that no running request owns means the outcome is unknown
+        -- (the server stopped in between): the retry is refused rather than stored twice.
+        CREATE TABLE idempotency_keys (
+            account_id  INTEGER NOT NULL REFERENCES accounts(id),
+            key         TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,   -- SHA-256 of the route and its parameters
+            answer      TEXT,            -- the JSON answer, NULL while the request runs
+            created     INTEGER NOT NULL,
+            PRIMARY KEY (account_id, key)
+        );
+        CREATE INDEX idempotency_keys_created ON idempotency_keys(created);
+        """,
+    ),
 ]
 
 

@@ -41,15 +41,22 @@ class Server:
 
 
 @contextlib.contextmanager
-def server(tmp_path: Path, email: str = "docs@example.com") -> Iterator[Server]:
+def server(
+    tmp_path: Path,
+    email: str = "docs@example.com",
+    *,
+    options: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """The server runs with `simhive-server run` options and environment variables added."""
     db = tmp_path / "simhive.sqlite3"
     account = cli_json("account", "create", "--db", str(db), "--email", email,
                        "--password", PASSWORD)  # fmt: skip
     device = cli_json("device", "create", "--db", str(db), "--email", email, "--title", "hall")
     port = free_port()
     log = tmp_path / "server.log"
-    argv = [console_script("simhive-server"), "run", "--db", str(db), "--port", str(port)]
-    with running(argv, log=log) as proc:
+    argv = [console_script("simhive-server"), "run", "--db", str(db), "--port", str(port), *options]
+    with running(argv, log=log, env=env) as proc:
         wait_port(port)
         yield Server(
             f"http://127.0.0.1:{port}", db, log, email, account["token"], device["device_id"],
