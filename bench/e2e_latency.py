@@ -198,6 +198,7 @@ def scale(root: Path, modems: int, samples: int, messages: int, quick: bool) -> 
             ("emulator CPU per SMS", tput["emulator_cpu_ms_per_sms"], "ms"),
             ("cores kept busy by the three during the run", tput["cores_busy"], "cores"),
             ("agent RSS at the end", tput["rss_mib"], "MiB"),
+            ("agent peak RSS", tput["hwm_mib"], "MiB"),
             ("server RSS at the end", tput["server_rss_mib"], "MiB"),
             ("agent + server RSS at the end", tput["gateway_rss_mib"], "MiB"),
             ("agent + server peak RSS", tput["gateway_hwm_mib"], "MiB"),
