@@ -42,7 +42,7 @@ SETTINGS: dict[str, str] = {
     # per message and processes it in the same window: more work on its side, not less)
 }
 # LoopSleep is what the two measured configurations differ in: 0 never sleeps between rounds
-# (a busy loop: lowest latency, a core's worth of CPU per daemon), 1 is the shipped default.
+# (a busy loop: the lowest latency, and CPU burnt while idle), 1 is the shipped default.
 LOOP_SLEEPS = (0, 1)
 INJECT_ANSWER = re.compile(r"Written message with ID (\S+)")
 
