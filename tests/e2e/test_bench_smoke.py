@@ -13,7 +13,7 @@ from tests.support.procs import ROOT
 @pytest.mark.integration
 def test_e2e_benchmark_runs() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.e2e_latency", "--quick"],
+        [sys.executable, "-m", "bench.e2e_latency", "--quick", "--part", "scale"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -21,5 +21,6 @@ def test_e2e_benchmark_runs() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for line in ("accept -> AT+CMGS p50", "baseline: addsms HTTP round trip p50",
-                 "baseline: direct AT+CMGS", "agent CPU per SMS", "agent peak RSS"):  # fmt: skip
+                 "baseline: direct AT+CMGS", "agent CPU per SMS", "agent + server CPU per SMS",
+                 "agent + server RSS at the end", "agent peak RSS"):  # fmt: skip
         assert line in result.stdout
