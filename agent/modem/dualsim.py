@@ -29,8 +29,8 @@ def parse_active(spec: DualSimSpec, args: str) -> int | None:
     """`+CDSDS: SIM1,1,0` / `+CDSDS: 2` / `+QDSIM: 0` -> 0-based slot."""
     m = re.search(r"SIM\s*([0-9])\b", args, re.IGNORECASE)
     if m:
-        n = int(m.group(1))
-        return n - 1 if n >= 1 else None
+        slot = int(m.group(1)) - 1
+        return slot if slot in (0, 1) else None  # "SIM9" is noise, not a third slot
     first = parse_uint(args.split(",")[0])
     if first is None:
         return None

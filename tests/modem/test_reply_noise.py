@@ -80,6 +80,7 @@ def test_clean_values() -> None:
     assert _parse_mr("17") == 17 and _parse_mr("255") == 255 and _parse_mr("256") is None
     assert _parse_mr('3,"26/11/22"') == 3 and _parse_mr("") is None and _parse_mr(None) is None
     assert parse_active(CDSDS, "SIM2,1,0") == 1 and parse_active(QDSIM, "1") == 1
+    assert parse_active(CDSDS, "SIM9,1,0") is None and parse_active(CDSDS, "SIM0") is None
     assert parse_ranges("(0-2),(1,3)") == [{0, 1, 2}, {1, 3}]
 
 
