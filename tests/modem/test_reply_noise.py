@@ -85,7 +85,11 @@ def test_clean_values() -> None:
 
 
 def test_cmgl_listing_skips_a_noisy_header() -> None:
-    listing = [("1,\xb2,,23", "00"), ("\xb3,1,,23", "00"), ("4,1,,23", "AB")]
+    listing: list[tuple[str, str | None]] = [
+        ("1,\xb2,,23", "00"),
+        ("\xb3,1,,23", "00"),
+        ("4,1,,23", "AB"),
+    ]
     assert [(m.index, m.stat) for m in parse_listing(listing, "SM")] == [(4, 1)]
 
 
