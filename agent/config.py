@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.modem.digits import is_digits
 from agent.modem.profiles import PROFILES
 
 BACKENDS = ("at", "gammu")  # gammu: python-gammu, an optional extra; factory: agent/backends.py
@@ -250,7 +251,7 @@ def _device(d: dict[str, Any], where: str, default_server: str, base: Path) -> D
         if isinstance(pin, int) and not isinstance(pin, bool):
             raise ConfigError(f'{where}.pin: write the PIN as a string ("0123") to keep zeros')
         pin = _str(pin, f"{where}.pin", required=True)
-        if not (pin.isdigit() and 4 <= len(pin) <= 8):
+        if not (is_digits(pin) and 4 <= len(pin) <= 8):
             raise ConfigError(f"{where}.pin: 4 to 8 digits")
 
     slot_count = len(ports) if len(ports) > 1 else (2 if dual_sim != "none" else 1)
@@ -260,7 +261,7 @@ def _device(d: dict[str, Any], where: str, default_server: str, base: Path) -> D
     if len(raw_numbers) > slot_count:
         raise ConfigError(f"{where}.numbers: {len(raw_numbers)} given for {slot_count} SIM slot(s)")
     for i, n in enumerate(raw_numbers):
-        if n and not (n.startswith("+") and n[1:].isdigit() and 6 <= len(n) <= 16):
+        if n and not (n.startswith("+") and is_digits(n[1:]) and 6 <= len(n) <= 16):
             raise ConfigError(f"{where}.numbers[{i}]: E.164 like +4915752982212, not {n!r}")
 
     gammurc, section, connection, ports = _gammu(d, where, backend, ports, dual_sim, base)

@@ -57,8 +57,8 @@ def same_number(a: str, b: str) -> bool:
     Some SCs echo the number in national format (0151...) for an international submit
     (+49151...), so beyond exact digit equality the last 9 digits must agree.
     """
-    da = "".join(c for c in a if c.isdigit())
-    db = "".join(c for c in b if c.isdigit())
+    da = "".join(c for c in a if "0" <= c <= "9")
+    db = "".join(c for c in b if "0" <= c <= "9")
     if not da or not db:
         return a == b
     if da == db:

@@ -108,11 +108,14 @@ class DeliveryJournal(JournalBase):
                 " ORDER BY id", (device, sent_before),
             )]  # fmt: skip
             for msg_id in ids:
-                parts, done = conn.execute(
-                    "SELECT count(*), count(tp_status) FROM parts WHERE device = ? AND msg_id = ?",
+                parts, done, blind = conn.execute(
+                    "SELECT count(*), count(tp_status), count(CASE WHEN reference < 0 THEN 1 END)"
+                    " FROM parts WHERE device = ? AND msg_id = ?",
                     (device, msg_id),
                 ).fetchone()
-                reason = f"{why} ({done} of {parts} part report(s) received)"
+                reason = f"{why} ({done} of {parts} part report(s) received"
+                # A part the modem confirmed without a readable MR can never match a report.
+                reason += f"; {blind} part(s) sent without a reference)" if blind else ")"
                 run_statements(conn, [
                     ("UPDATE outbox SET state = 'unknown', last_error = ?, updated = ?"
                      " WHERE device = ? AND id = ?", (reason, now, device, msg_id)),

@@ -181,8 +181,9 @@ class OutboxJournal(JournalBase):
     ) -> asyncio.Future[None]:
         """Sent: one TP-MR per part. Queued now, on disk with the next commit (the future).
 
-        A backend gives -1 for a part the modem confirmed without a reference; it is kept as
-        -1, so no report can match it and the message ends by the no-report timeout.
+        A backend gives UNKNOWN_REFERENCE (-1) for a part the modem confirmed without a
+        readable reference; it is kept as -1, so no report (MR 0-255) can match it, the event
+        says null, and the message ends by the no-report timeout like one whose report was lost.
         """
         stmts: list[Statement] = [
             ("UPDATE outbox SET state = 'sent', updated = ?, last_error = NULL"

@@ -73,7 +73,11 @@ def sent_event(msg_id: int, slot: int, references: Sequence[int], at: float) -> 
         "type": "sent",
         "at": iso(at),
         "sim": slot,
-        "parts": [{"index": i, "reference": r} for i, r in enumerate(references)],
+        # UNKNOWN_REFERENCE (-1) is null on the wire: the part was sent without a TP-MR.
+        "parts": [
+            {"index": i, "reference": r if 0 <= r <= 255 else None}
+            for i, r in enumerate(references)
+        ],
     }
 
 

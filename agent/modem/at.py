@@ -18,6 +18,8 @@ import enum
 import re
 from dataclasses import dataclass, field
 
+from .digits import is_digits, parse_uint
+
 __all__ = [
     "AtDecoder",
     "Echo",
@@ -162,7 +164,7 @@ def _split_code(line: str) -> tuple[str, str] | None:
 def _urc_name_and_slot(name: str, args: str = "") -> tuple[str, int]:
     # SIM800C-DS names its SIM switch command +CDSDS, which is also "+CDS, SIM 2": only a bare
     # length argument makes it a status report.
-    if name == "+CDSDS" and not args.strip().isdigit():
+    if name == "+CDSDS" and not is_digits(args.strip()):
         return name, 0
     if name.endswith("DS") and name[:-2] in _DS_CAPABLE:
         return name[:-2], 1
@@ -339,7 +341,7 @@ class AtDecoder:
         if m:
             kind = FinalKind.CMS_ERROR if m.group(1).upper() == "CMS" else FinalKind.CME_ERROR
             arg = m.group(2).strip()
-            out.append(Final(kind, int(arg) if arg.isdigit() else None, line))
+            out.append(Final(kind, parse_uint(arg), line))
             return
         if upper in _VENDOR_FINALS:
             out.append(Final(FinalKind.VENDOR_ERROR, text=line))
@@ -377,7 +379,7 @@ class AtDecoder:
         out.append(Urc("", line, line))
 
 
-_CMT_HEADER_RE = re.compile(r'^("[^"]*"|[^,"]*),\s*\d+$')
+_CMT_HEADER_RE = re.compile(r'^("[^"]*"|[^,"]*),\s*[0-9]+$')
 
 
 def _looks_like_pdu_header(name: str, args: str) -> bool:
@@ -385,5 +387,5 @@ def _looks_like_pdu_header(name: str, args: str) -> bool:
     # instead (never configured by us), and SIM800C-DS answers "+CDSDS: SIM1,1,0" about the
     # active SIM, which must not swallow the next line as a PDU.
     if name == "+CDS":
-        return args.strip().isdigit()
+        return is_digits(args.strip())
     return _CMT_HEADER_RE.match(args.strip()) is not None

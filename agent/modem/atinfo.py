@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .atchannel import AtChannel, AtCommandError, Response
 from .base import ModemIdentity
+from .digits import is_digits, parse_uint
 from .profiles import Profile
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,8 @@ def _clean(resp: Response, prefix: str) -> str:
 
 def csq_to_dbm(args: str) -> int | None:
     """`+CSQ: 21,99` -> -71 dBm (27.007: -113 + 2*rssi for 0..31; 99 unknown)."""
-    first = args.split(",")[0].strip()
-    if not first.isdigit():
-        return None
-    rssi = int(first)
-    if rssi > 31:
-        return None
-    return -113 + 2 * rssi
+    rssi = parse_uint(args.split(",")[0], maximum=31)
+    return None if rssi is None else -113 + 2 * rssi
 
 
 @dataclass(frozen=True)
@@ -85,11 +81,12 @@ def parse_creg(args: str, *, solicited: bool = True) -> Registration:
     if solicited and len(fields) == 1:
         solicited = False  # some firmware answers the read with <stat> only
     idx = 1 if solicited else 0
-    if idx >= len(fields) or not fields[idx].isdigit():
+    stat = parse_uint(fields[idx]) if idx < len(fields) else None
+    if stat is None:
         return Registration(None)
     lac = fields[idx + 1] if len(fields) > idx + 1 and fields[idx + 1] else None
     ci = fields[idx + 2] if len(fields) > idx + 2 and fields[idx + 2] else None
-    return Registration(int(fields[idx]), lac, ci)
+    return Registration(stat, lac, ci)
 
 
 def parse_cops(args: str) -> tuple[int | None, str | None]:
@@ -97,7 +94,7 @@ def parse_cops(args: str) -> tuple[int | None, str | None]:
     parts = args.split(",", 2)
     if len(parts) < 3:
         return None, None
-    fmt = parts[1].strip()
+    fmt = parse_uint(parts[1])
     oper = parts[2]
     if oper.startswith('"'):
         end = oper.find('"', 1)
@@ -105,7 +102,7 @@ def parse_cops(args: str) -> tuple[int | None, str | None]:
     else:
         oper = oper.split(",")[0]
     oper = oper.strip()
-    return (int(fmt) if fmt.isdigit() else None), (oper or None)
+    return fmt, (oper or None)
 
 
 def parse_cnum(resp: Response) -> str | None:
@@ -115,7 +112,7 @@ def parse_cnum(resp: Response) -> str | None:
         if len(parts) >= 2:
             number = parts[1]
             type_ = parts[2] if len(parts) > 2 else ""
-            if re.fullmatch(r"\+?\d{3,20}", number):
+            if re.fullmatch(r"\+?[0-9]{3,20}", number):
                 if type_ == "145" and not number.startswith("+"):
                     number = "+" + number
                 return number
@@ -162,7 +159,7 @@ async def read_identity(ch: AtChannel) -> ModemIdentity:
     ):
         resp = await _try(ch, cmd, bare=True, prefixes=(prefix,))
         values[key] = _clean(resp, prefix) if resp else ""
-    imei = re.search(r"\d{14,17}", values["imei"])
+    imei = re.search(r"[0-9]{14,17}", values["imei"])
     values["imei"] = imei.group(0) if imei else ""
     if not values["model"]:
         resp = await _try(ch, "ATI", bare=True, prefixes=())
@@ -215,7 +212,7 @@ async def read_network(ch: AtChannel) -> NetworkState:
     imsi = None
     resp = await _try(ch, "AT+CIMI", bare=True, prefixes=("+CIMI",))
     if resp is not None:
-        m = re.search(r"\d{6,15}", _clean(resp, "+CIMI"))
+        m = re.search(r"[0-9]{6,15}", _clean(resp, "+CIMI"))
         imsi = m.group(0) if m else None
     code = name = None
     # Numeric first, then the long name: Gammu's GetNetworkInfo does exactly this.
@@ -223,7 +220,7 @@ async def read_network(ch: AtChannel) -> NetworkState:
         resp = await _try(ch, "AT+COPS?")
         if resp is not None:
             _, code = parse_cops(resp.first("+COPS") or "")
-            if code and not code.isdigit():
+            if code and not is_digits(code):
                 code = None
     if await _try(ch, "AT+COPS=3,0") is not None:
         resp = await _try(ch, "AT+COPS?")

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from .atchannel import AtChannel, AtCommandError, AtTimeout, quote
+from .digits import parse_uint
 from .profiles import Profile
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,13 @@ def parse_ranges(args: str) -> list[set[int]]:
         values: set[int] = set()
         for part in group.split(","):
             part = part.strip()
-            m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+            m = re.fullmatch(r"([0-9]{1,9})\s*-\s*([0-9]{1,9})", part)
             if m:
                 lo, hi = int(m.group(1)), int(m.group(2))
                 if hi - lo <= 255:
                     values.update(range(lo, hi + 1))
-            elif part.isdigit():
-                values.add(int(part))
+            elif (value := parse_uint(part)) is not None:
+                values.add(value)
         out.append(values)
     return out
 
@@ -223,8 +224,7 @@ async def initialise(
     await _optional(ch, caps, f"AT+CSCS={quote('GSM')}")
     try:
         resp = await ch.command("AT+CSMS?")
-        first = (resp.first("+CSMS") or "").split(",")[0].strip()
-        caps.csms_service = int(first) if first.isdigit() else None
+        caps.csms_service = parse_uint((resp.first("+CSMS") or "").split(",")[0])
         # Service 1 makes direct deliveries need AT+CNMA, or the network repeats them.
         if caps.csms_service == 1 and await _optional(ch, caps, "AT+CSMS=0"):
             caps.csms_service = 0

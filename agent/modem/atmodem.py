@@ -42,6 +42,7 @@ from .atinit import (
     set_message_settings,
 )
 from .base import (
+    UNKNOWN_REFERENCE,
     EventHandler,
     ModemIdentity,
     ModemState,
@@ -50,6 +51,7 @@ from .base import (
     SendResult,
     SimInfo,
 )
+from .digits import parse_uint
 from .dualport import DualPortModem
 from .dualsim import SwitchError, query_active_slot, switch_slot
 from .events import EventSource
@@ -203,9 +205,9 @@ class AtModem(EventSource):
                     raise send_error_from_at(exc, parts_sent=len(refs), channel=self._ch) from exc
                 ref = _parse_mr(resp.first("+CMGS"))
                 if ref is None:
-                    # OK without +CMGS: it went out, but no report can be matched to it.
-                    log.warning("%s: +CMGS answer without a reference: %s", self.name, resp.text)
-                    ref = -1
+                    # OK with no readable +CMGS: it went out, but no report can match it.
+                    log.warning("%s: +CMGS answer without a reference: %r", self.name, resp.text)
+                    ref = UNKNOWN_REFERENCE
                 refs.append(ref)
         return SendResult(references=refs, encoding=parts[0].coding.value, sent_at=_now())
 
@@ -349,9 +351,10 @@ class AtModem(EventSource):
         if name in ("+CMTI", "+CDSI"):
             mem, _, idx = urc.args.partition(",")
             mem = mem.strip().strip('"') or self.capabilities.storage[2]
-            if idx.strip().isdigit():
+            index = parse_uint(idx)
+            if index is not None:
                 explicit = 1 if urc.slot == 1 and self._dual is not None else None
-                await self.inbox.on_stored(explicit, mem, int(idx))
+                await self.inbox.on_stored(explicit, mem, index)
         elif name == "+CMT":
             await self.inbox.on_direct(self.event_slot(urc), urc.data)
         elif name == "+CDS":
@@ -393,10 +396,11 @@ def _matches(line: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _parse_mr(args: str | None) -> int | None:
+    """The TP-MR of a `+CMGS: <mr>[,<scts>]` reply: 0-255, or None when the field is not that
+    (missing, or noise such as `²`): the part was sent, but no status report can be matched."""
     if not args:
         return None
-    first = args.split(",")[0].strip()
-    return int(first) if first.isdigit() else None
+    return parse_uint(args.split(",")[0], maximum=255)
 
 
 def _now() -> datetime:

@@ -49,9 +49,17 @@ class SimInfo:
     signal_dbm: int | None = None
 
 
+# The TP-MR of a part the modem confirmed without a readable reference (`+CMGS:` with line
+# noise, or nothing): the part was sent, but no status report can be matched to it. Kept as -1
+# (no TP-MR is negative) in the journal, so a report's MR 0-255 never equals it; sent to the
+# server as null.
+UNKNOWN_REFERENCE = -1
+
+
 @dataclass(frozen=True)
 class SendResult:
-    """A message handed to the network: one TP-MR per part, in part order."""
+    """A message handed to the network: one TP-MR per part (0-255, or UNKNOWN_REFERENCE), in
+    part order."""
 
     references: list[int]
     encoding: str  # "gsm7" | "ucs2" | "8bit"

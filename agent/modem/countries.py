@@ -13,6 +13,8 @@ times a decade, so a table of ~240 lines in an MIT project is the smaller liabil
 
 from __future__ import annotations
 
+from .digits import is_digits
+
 # "mcc:cc" pairs, grouped by E.212 region (2 Europe, 3 North America and Caribbean, 4 Asia,
 # 5 Oceania, 6 Africa, 7 South and Central America).
 _TABLE = """
@@ -61,7 +63,7 @@ def country_for_mcc(mcc: str | int) -> str | None:
 def split_operator_code(code: str) -> tuple[str, str] | None:
     """`+COPS` numeric format "26201" / "310260" -> ("262", "01") / ("310", "260")."""
     code = code.strip().strip('"')
-    if not code.isdigit() or len(code) not in (5, 6):
+    if not is_digits(code) or len(code) not in (5, 6):
         return None
     return code[:3], code[3:]
 
@@ -75,7 +77,7 @@ def country_for_operator(code: str) -> str | None:
 def split_imsi(imsi: str, mnc_length: int | None = None) -> tuple[str, str] | None:
     """IMSI -> (MCC, MNC); None if it is not 6-15 digits. MNC length guessed unless given."""
     imsi = imsi.strip()
-    if not imsi.isdigit() or not 6 <= len(imsi) <= 15:
+    if not is_digits(imsi) or not 6 <= len(imsi) <= 15:
         return None
     mcc = imsi[:3]
     if mnc_length is None:

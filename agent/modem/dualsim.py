@@ -13,6 +13,7 @@ import re
 
 from .atchannel import AtChannel, AtCommandError, AtTimeout
 from .atinfo import parse_creg
+from .digits import parse_uint
 from .profiles import DualSimSpec
 
 log = logging.getLogger(__name__)
@@ -26,15 +27,15 @@ class SwitchError(Exception):
 
 def parse_active(spec: DualSimSpec, args: str) -> int | None:
     """`+CDSDS: SIM1,1,0` / `+CDSDS: 2` / `+QDSIM: 0` -> 0-based slot."""
-    m = re.search(r"SIM\s*(\d)", args, re.IGNORECASE)
+    m = re.search(r"SIM\s*([0-9])\b", args, re.IGNORECASE)
     if m:
-        n = int(m.group(1))
-        return n - 1 if n >= 1 else None
-    first = args.split(",")[0].strip()
-    if first.isdigit():
-        slot = int(first) - spec.base
-        return slot if slot in (0, 1) else None
-    return None
+        slot = int(m.group(1)) - 1
+        return slot if slot in (0, 1) else None  # "SIM9" is noise, not a third slot
+    first = parse_uint(args.split(",")[0])
+    if first is None:
+        return None
+    slot = first - spec.base
+    return slot if slot in (0, 1) else None
 
 
 async def query_active_slot(ch: AtChannel, spec: DualSimSpec) -> int | None:

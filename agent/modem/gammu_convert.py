@@ -12,6 +12,7 @@ from typing import Any
 
 from .base import DeliveryReport, SendError, SendOutcome, SimInfo
 from .countries import country_for_operator
+from .digits import is_digits
 from .errors import (
     STATUS_GENERIC_FAILURE,
     STATUS_NOT_ALLOWED,
@@ -66,7 +67,7 @@ _RETRY = frozenset(
 _BAD_MESSAGE = frozenset({"ERR_BUG", "ERR_NOTSUPPORTED", "ERR_NOTIMPLEMENTED", "ERR_MOREMEMORY"})
 _SIM_PROBLEM = frozenset({"ERR_SECURITYERROR", "ERR_NOSIM", "ERR_EMPTYSMSC"})
 
-_CODE_RE = re.compile(rb"(CMS|CME) Error (\d+)")
+_CODE_RE = re.compile(rb"(CMS|CME) Error ([0-9]{1,6})")
 
 
 def error_name(exc: BaseException) -> str:
@@ -135,7 +136,7 @@ def operator_code(network_code: str | None) -> str | None:
     if not network_code:
         return None
     code = network_code.replace(" ", "").strip()
-    return code if code.isdigit() and len(code) in (5, 6) else None
+    return code if is_digits(code) and len(code) in (5, 6) else None
 
 
 def signal_dbm(quality: Mapping[str, Any] | None) -> int | None:

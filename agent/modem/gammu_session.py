@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import gammu_convert as conv
-from .base import ModemIdentity
+from .base import UNKNOWN_REFERENCE, ModemIdentity
 from .gammu_config import WrittenConfig
 from .gammu_worker import GammuWorker
 
@@ -80,7 +80,8 @@ def send_parts(g: Any, gammu_log: GammuLog, sm: Any, parts: list[dict[str, Any]]
     for part in parts:
         mark = gammu_log.size()
         try:
-            refs.append(int(sm.SendSMS(part)))
+            ref = int(sm.SendSMS(part))
+            refs.append(ref if 0 <= ref <= 255 else UNKNOWN_REFERENCE)  # what Gammu parsed
         except g.GSMError as exc:
             raise PartFailed(exc, refs, conv.last_modem_code(gammu_log.since(mark))) from exc
     return refs

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from . import pdu as pdulib
 from .atchannel import AtCommandError, AtTimeout, quote
 from .base import DeliveryReport, IncomingSms
+from .digits import parse_uint
 from .reassembly import Message, Reassembler
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Inbox", "StoredMessage", "parse_listing"]
 
-_CMGL_RE = re.compile(r"^\s*(\d+)\s*,\s*(\d+)")
+_CMGL_RE = re.compile(r"^\s*([0-9]+)\s*,\s*([0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,7 @@ def parse_listing(lines: list[tuple[str, str | None]], mem: str) -> list[StoredM
 
 def _stat_of_cmgr(args: str) -> int | None:
     # Some ZTE firmware omits <stat> (python-gsmmodem defaults it to "unread").
-    first = args.split(",")[0].strip()
-    return int(first) if first.isdigit() else None
+    return parse_uint(args.split(",")[0])
 
 
 class Inbox:

@@ -135,16 +135,16 @@ def split_commands(body: str) -> list[str]:
             if c.upper() == "D":  # ATD takes the rest of the line
                 j = n
             elif c.upper() == "S":
-                while j < n and body[j].isdigit():
+                while j < n and "0" <= body[j] <= "9":
                     j += 1
                 if body[j : j + 1] == "?":
                     j += 1
                 elif body[j : j + 1] == "=":
                     j += 1
-                    while j < n and body[j].isdigit():
+                    while j < n and "0" <= body[j] <= "9":
                         j += 1
             else:
-                while j < n and body[j].isdigit():
+                while j < n and "0" <= body[j] <= "9":
                     j += 1
             cmds.append(body[i:j])
             i = j

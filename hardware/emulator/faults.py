@@ -11,6 +11,8 @@ import fnmatch
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agent.modem.digits import is_digits
+
 
 class FaultError(ValueError):
     """A fault specification that cannot be applied; the message says which field and why."""
@@ -214,7 +216,7 @@ def apply_faults(faults: Faults, spec: Any) -> list[str]:
         new.urc_in_reply = _flag("urc_in_reply", spec["urc_in_reply"])
     if "pin" in spec:
         pin = spec["pin"]
-        if pin is not None and not (isinstance(pin, str) and pin.isdigit() and 4 <= len(pin) <= 8):
+        if pin is not None and not (isinstance(pin, str) and is_digits(pin) and 4 <= len(pin) <= 8):
             raise FaultError(f"pin: expected 4 to 8 digits as a string, or null, got {pin!r}")
         new.pin = pin
     for name in new.__dataclass_fields__:

@@ -384,14 +384,15 @@ async def report(svc: AgentService, device: Device, body: Body) -> Body:
         status = _opt(e, "status", int, w)
         if kind == "failed" and status not in FAILURE_CODES:
             raise InvalidInput(f"{w}status must be one of {sorted(int(c) for c in FAILURE_CODES)}")
-        parts: list[tuple[int, int]] = []
+        parts: list[tuple[int, int | None]] = []
         for j, p in enumerate(_opt(e, "parts", list, w) or []):
             if not isinstance(p, dict):
                 raise InvalidInput(f"{w}parts[{j}] must be an object")
-            parts.append(
-                (_int_in(p, "index", 0, 255, j, f"{w}parts[{j}]."),
-                 _req(p, "reference", int, f"{w}parts[{j}]."))
-            )  # fmt: skip
+            # null: the modem confirmed the part without a readable TP-MR (line noise).
+            reference = _opt(p, "reference", int, f"{w}parts[{j}].")
+            if reference is not None and not 0 <= reference <= 255:
+                raise InvalidInput(f"{w}parts[{j}].reference must be between 0 and 255, or null")
+            parts.append((_int_in(p, "index", 0, 255, j, f"{w}parts[{j}]."), reference))
         at = _time(e, "at", w)
         events.append(
             ReportEvent(

@@ -164,7 +164,8 @@ class ReportEvent:
     status: int | None = None  # for `failed`: 9, 10, 11, 12, 100 or 101
     code: str | None = None
     reason: str | None = None
-    parts: tuple[tuple[int, int], ...] = ()  # (part index, TP-MR reference)
+    # (part index, TP-MR reference); None when the modem gave no readable reference.
+    parts: tuple[tuple[int, int | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

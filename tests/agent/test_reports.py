@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.journal import HeldReport, Journal, LeasedMessage
-from agent.modem.base import DeliveryReport
+from agent.modem.base import UNKNOWN_REFERENCE, DeliveryReport
 from agent.modem.errors import ReportState
 from agent.reports import (
     DUPLICATE_AFTER,
@@ -294,3 +294,24 @@ async def test_a_report_tagged_with_the_wrong_sim_finds_the_open_part_not_a_repe
     assert await m.handle(rep(3, "+4917012345678", slot=0)) is None
     clock.t += max(DUPLICATE_AFTER, OTHER_SLOT_AFTER)
     assert [(r.msg_id, r.outcome) for r in await m.retry_unmatched()] == [(2, "delivered")]
+
+
+async def test_part_sent_without_a_reference_matches_no_report(journal: Journal) -> None:
+    # `+CMGS: ²`: sent, reference unknown. Stored as -1, which no report MR 0-255 equals (and
+    # nothing masks it to 255); the event says null; it ends like a message whose report was lost.
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    await sent(journal, 7, "+491601112233", [UNKNOWN_REFERENCE, 41], clock.t)
+    (event,) = await journal.pending_events(DEV, "report", 10)
+    assert event.body["parts"] == [{"index": 0, "reference": None}, {"index": 1, "reference": 41}]
+    clock.t += 5
+    for mr in (255, 0, 1):
+        assert await m.handle(rep(mr, "+491601112233")) is None
+    assert (await m.handle(rep(41, "+491601112233"))).outcome == "partial"  # type: ignore[union-attr]
+    assert await journal.message_state(DEV, 7) == "sent"
+    assert await journal.expire_unreported(DEV, clock.t + 1, clock.t + 2, "no report") == [7]
+    events = await journal.pending_events(DEV, "report", 10)
+    assert events[-1].body["type"] == "unknown"
+    assert events[-1].body["reason"] == (
+        "no report (1 of 2 part report(s) received; 1 part(s) sent without a reference)"
+    )

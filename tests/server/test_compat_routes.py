@@ -208,11 +208,20 @@ async def test_addsms_body_wins_over_query(api: Api) -> None:
     assert item["body"] == "from body"
 
 
-async def test_addsms_invalid_utf8_is_replaced(api: Api) -> None:
+@pytest.mark.parametrize(
+    ("body", "stored"),
+    [
+        (b"caf\xe9+ok", "caf\ufffd ok"),  # an invalid UTF-8 byte is replaced
+        (b"caf%E9+ok", "caf%E9 ok"),  # an escape that is not UTF-8 is kept as written
+    ],
+)
+async def test_addsms_invalid_utf8(api: Api, body: bytes, stored: str) -> None:
     raw = (
         b"token="
         + api.token.encode()
-        + b"&sendto=%2B4915752982212&body=caf%E9+ok&device_id="
+        + b"&sendto=%2B4915752982212&body="
+        + body
+        + b"&device_id="
         + str(api.device_id).encode()
     )
     response = await api.client.post(
@@ -221,7 +230,7 @@ async def test_addsms_invalid_utf8_is_replaced(api: Api) -> None:
     data = await response.json()
     assert data["error"] == 0
     item = (await api.ok("getallsms", {}, "get"))["smss"][str(data["sms_id"])]
-    assert item["body"] == "caf\ufffd ok"
+    assert item["body"] == stored
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

@@ -106,6 +106,33 @@ async def test_multipart_parts_and_references_are_stored(env: Env) -> None:
     assert rows == [(0, 254), (1, 255)]
 
 
+async def test_a_part_sent_without_a_readable_reference_is_sent_with_null(env: Env) -> None:
+    # The modem answered `+CMGS: ²` (line noise): the part went out, its TP-MR is unknown.
+    sms_id = await env.send(body="x" * 300)
+    lease = await env.agent("pull", {"wait": 0})
+    await env.agent("commit", {"lease_id": lease["lease_id"], "ids": [sms_id]})
+    sent = {"event_id": f"{sms_id}:sent", "sms_id": sms_id, "type": "sent",
+            "at": "2026-11-22T04:34:05+00:00", "sim": 0,
+            "parts": [{"index": 0, "reference": None}, {"index": 1, "reference": 18}]}  # fmt: skip
+    assert (await env.agent("report", {"events": [sent]}))["accepted"] == [f"{sms_id}:sent"]
+    assert await env.status(sms_id) == 6
+    with sqlite3.connect(f"file:{env.gw.store.path}?mode=ro", uri=True) as conn:  # type: ignore[attr-defined]  # SqliteStore has .path
+        rows = conn.execute(
+            "SELECT part_index, reference FROM message_parts WHERE sms_id = ? ORDER BY part_index",
+            (sms_id,),
+        ).fetchall()
+    assert rows == [(0, None), (1, 18)]
+
+
+@pytest.mark.parametrize("reference", [-1, 256, "17", True])
+async def test_a_reference_is_a_tp_mr_or_null(env: Env, reference: object) -> None:
+    event = {"event_id": "e", "sms_id": 1, "type": "sent",
+             "parts": [{"index": 0, "reference": reference}]}  # fmt: skip
+    answer = await env.agent("report", {"events": [event]}, status=400)
+    assert answer["error"]["code"] == "bad_request"
+    assert answer["error"]["message"].startswith("events[0].parts[0].reference must be")
+
+
 async def test_long_poll_is_answered_by_an_addsms_through_the_compat_api(env: Env) -> None:
     poll = asyncio.create_task(env.agent("pull", {"max": 5, "wait": 20}))
     await asyncio.sleep(0.3)

@@ -1,0 +1,132 @@
+"""Hostile HTTP fuzzing of `/getdata/*` and `/agent/v1/*` with schemathesis, against a real
+`simhive-server` process on loopback, from the OpenAPI descriptions in docs/openapi/.
+
+Each operation gets examples in schemathesis' positive mode (requests the description allows)
+and negative mode (requests it forbids: wrong types, missing fields, values out of range, broken
+bodies). Every case is sent twice: as generated, and with a real token or device token, so the
+handlers behind authentication are reached too. A finding is a 5xx, an answer that breaks the
+description (status, content type, body shape), or an ERROR line in the server's log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.server._server import Server, server
+from tests.support.procs import ROOT
+
+SPECS = {"compat": ROOT / "docs/openapi/compat.yaml", "agent": ROOT / "docs/openapi/agent.yaml"}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+
+
+@dataclass
+class HttpStats:
+    requests: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    per_operation: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def _with_credentials(case: Any, srv: Server, api: str) -> None:
+    if api == "agent":
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {srv.device_token}"}
+    elif isinstance(case.query, dict):
+        case.query = {**case.query, "token": srv.token}
+    elif isinstance(case.body, dict):
+        case.body = {**case.body, "token": srv.token}
+
+
+def _no_long_poll(case: Any) -> None:
+    # A pull with nothing due waits up to `wait` seconds by design; the fuzzer asks for the
+    # same validation with no wait, or a run would spend most of its time asleep.
+    body = case.body
+    if isinstance(body, dict) and "wait" in body:
+        wait = body["wait"]
+        if isinstance(wait, int | float) and not isinstance(wait, bool) and 0 < wait <= 60:
+            body["wait"] = 0
+
+
+def fuzz_operations(srv: Server, examples: int, stats: HttpStats) -> None:
+    """`examples` per operation and generation mode (each sent twice) against `srv`."""
+    started = time.monotonic()
+    session = requests.Session()
+    for api, spec in SPECS.items():
+        schema = schemathesis.openapi.from_path(spec)
+        for result in schema.get_all_operations():
+            if isinstance(result, Err):
+                raise AssertionError(f"{spec.name} describes an operation badly: {result.err()}")
+            operation = result.ok()
+            for mode in MODES:
+                _fuzz_one(operation, mode, api, srv, session, examples, stats)
+    stats.seconds += time.monotonic() - started
+
+
+def _fuzz_one(
+    operation: Any,
+    mode: GenerationMode,
+    api: str,
+    srv: Server,
+    session: requests.Session,
+    examples: int,
+    stats: HttpStats,
+) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
+        for credentials in (False, True):
+            if credentials:
+                _with_credentials(case, srv, api)
+            _no_long_poll(case)
+            response = case.call(base_url=srv.url, session=session, timeout=30)
+            stats.requests += 1
+            stats.statuses[response.status_code] += 1
+            stats.per_operation[f"{operation.label} ({mode.value})"] += 1
+            case.validate_response(response, checks=CHECKS)
+
+    run()
+
+
+def server_errors(log: Path) -> list[str]:
+    """ERROR lines and tracebacks in the server's log: a caught exception is a finding too."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+
+
+def run_http_fuzz(tmp: Path, examples: int) -> HttpStats:
+    """Start a server in `tmp`, fuzz every operation, and fail on any server-side error."""
+    stats = HttpStats()
+    with server(tmp, email="fuzz@example.com") as srv:
+        fuzz_operations(srv, examples, stats)
+        assert srv.proc.poll() is None, "the server died under fuzzing"
+        errors = server_errors(srv.log)
+    assert errors == [], "\n".join(errors[:20])
+    assert not any(status >= 500 for status in stats.statuses), stats.statuses
+    return stats

@@ -1,0 +1,53 @@
+"""docs/openapi/*.yaml describe exactly the routes the server has, with the verbs it answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from server.api.agent import ROUTES
+from server.api.compat import METHODS
+from server.app import create_app
+from server.store.sqlite import SqliteStore
+from tests.fuzz.http import SPECS
+
+
+def _documented(name: str) -> set[tuple[str, str]]:
+    doc: dict[str, Any] = yaml.safe_load(SPECS[name].read_text())
+    return {(verb.upper(), path) for path, ops in doc["paths"].items() for verb in ops}
+
+
+def _served(tmp_path: Path) -> set[tuple[str, str]]:
+    app = create_app(SqliteStore(tmp_path / "db.sqlite3"))
+    out = set()
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        out.add((route.method, path))
+    return out
+
+
+def test_compat_description_lists_every_method_by_get_and_post(tmp_path: Path) -> None:
+    served = _served(tmp_path)
+    assert ("GET", "/getdata/{method}") in served and ("POST", "/getdata/{method}") in served
+    real = {(verb, f"/getdata/{name}") for name in METHODS for verb in ("GET", "POST")}
+    assert _documented("compat") == real
+
+
+def test_agent_description_lists_every_route(tmp_path: Path) -> None:
+    served = {(verb, path) for verb, path in _served(tmp_path) if path.startswith("/agent/")}
+    assert served == {("POST", f"/agent/v1/{name}") for name in ROUTES}
+    assert _documented("agent") == served
+
+
+def test_documented_parameters_are_the_ones_the_compat_docs_name() -> None:
+    # Every parameter of the description is named in docs/compat-api.md (`name` or `name=...`).
+    prose = (SPECS["compat"].parents[1] / "compat-api.md").read_text()
+    doc: dict[str, Any] = yaml.safe_load(SPECS["compat"].read_text())
+    for path, ops in doc["paths"].items():
+        for param in ops["get"]["parameters"]:
+            name = param["name"]
+            assert f"`{name}`" in prose or f"`{name}=" in prose, (path, name)
+        form = ops["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+        assert set(form["schema"]["properties"]) == {p["name"] for p in ops["get"]["parameters"]}
