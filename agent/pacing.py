@@ -61,6 +61,11 @@ class Pacer:
         self._rand = rand or random.uniform
         self._sends: deque[float] = deque()  # send times within the last day, oldest first
         self._gap_until = 0.0
+        # What _gap_until was made of, so that new limits can re-measure it (see update): the
+        # floor multiplier of the last send, its random pause, and a failure's gap.
+        self._send_slowdown = 1
+        self._pause_until = 0.0
+        self._failure_until = 0.0
         self._slowdown = 1
 
     def seed(self, send_times: Iterable[float]) -> None:
@@ -72,7 +77,14 @@ class Pacer:
             self._gap_until = max(self._gap_until, times[-1] + self.limits.min_interval_seconds)
 
     def update(self, limits: SimLimits) -> None:
+        floor_changed = limits.min_interval_seconds != self.limits.min_interval_seconds
         self.limits = limits
+        if floor_changed and self._sends:
+            # The gap after the last send was measured against the floor of that moment; after
+            # a restart that is the default one (seed runs before the server's hello), so a
+            # server floor of 2 s would wait 10 s and one of 60 s would allow a send after 10.
+            floor = limits.min_interval_seconds * self._send_slowdown
+            self._gap_until = max(self._sends[-1] + floor, self._pause_until, self._failure_until)
 
     def delay(self) -> float:
         """Seconds until this SIM may send; 0 means now."""
@@ -99,6 +111,9 @@ class Pacer:
         if self.limits.delaybetweeneachsms:
             pause = self._rand(0.0, float(self.limits.delaybetweeneachsms))
         self._gap_until = now + max(floor, pause)
+        self._send_slowdown = self._slowdown
+        self._pause_until = now + pause
+        self._failure_until = 0.0
         if self._slowdown > 1:
             self._slowdown //= 2
 
@@ -109,6 +124,7 @@ class Pacer:
             self._slowdown = min(MAX_SLOWDOWN, self._slowdown * 2)
         floor = self.limits.min_interval_seconds * self._slowdown
         self._gap_until = max(self._gap_until, now + floor)
+        self._failure_until = max(self._failure_until, now + floor)
 
     @property
     def slowdown(self) -> int:

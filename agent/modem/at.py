@@ -309,6 +309,8 @@ class AtDecoder:
                 self._pending = None
                 if kind == "urc":
                     out.append(Urc(name, args, f"{name}: {args}", slot, data=line.upper()))
+                elif kind == "cdsds":  # a PDU followed: it was SIM 2's status report
+                    out.append(Urc("+CDS", args, name, 1, data=line.upper()))
                 else:
                     out.append(Info(name, data=line.upper()))
                 return
@@ -322,6 +324,8 @@ class AtDecoder:
         self._pending = None
         if kind == "urc":
             out.append(Urc(name, args, f"{name}: {args}", slot, data=None))
+        elif kind == "cdsds":  # no PDU followed: the reply to AT+CDSDS ("+CDSDS: 2")
+            out.append(Info(name))
         else:
             out.append(Info(name, data=None))
 
@@ -354,6 +358,11 @@ class AtDecoder:
         if split is not None:
             name, args = split
             if exp is not None and name in exp.prefixes:
+                if name == "+CDSDS" and _looks_like_pdu_header("+CDS", args):
+                    # "+CDSDS: 25" is SIM 2's status report header, or (some firmware) the
+                    # bare-slot reply to the AT+CDSDS in flight; only the next line tells.
+                    self._pending = ("cdsds", line, args, 1)
+                    return
                 if name.removesuffix("DS") in _INFO_WITH_PDU or name in _INFO_WITH_PDU:
                     self._pending = ("info", line, "", 0)
                 else:

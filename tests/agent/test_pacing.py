@@ -97,6 +97,31 @@ def test_seed_restores_the_windows_after_a_restart() -> None:
     assert p.delay() == 6.0  # the minimum interval counts from the last journaled send
 
 
+def test_the_servers_floor_replaces_the_default_one_a_restart_was_seeded_with() -> None:
+    # The agent seeds its pacers from the journal before the server's hello arrives, so the gap
+    # after the last send is first measured with the default 10 s floor.
+    for server_floor, expected in ((0.0, 0.0), (2.0, 0.0), (5.0, 1.0), (60.0, 56.0)):
+        clock = Clock()
+        p = Pacer(SimLimits(), clock=clock)
+        p.seed([clock.t - 4])
+        assert p.delay() == 6.0
+        p.update(no_caps(min_interval_seconds=server_floor))
+        assert p.delay() == expected, server_floor
+
+
+def test_a_new_floor_keeps_a_longer_random_pause_and_a_failures_gap() -> None:
+    clock = Clock()
+    p = Pacer(no_caps(min_interval_seconds=10, delaybetweeneachsms=30), clock=clock,
+              rand=lambda a, b: 0.5 * b)  # fmt: skip
+    p.record_send()
+    p.update(no_caps(min_interval_seconds=1, delaybetweeneachsms=30))
+    assert p.delay() == 15.0  # the 15 s pause drawn at the send still holds
+    clock.t += 15
+    p.record_failure(throttled=True)  # floor 1 s x 2
+    p.update(no_caps(min_interval_seconds=0, delaybetweeneachsms=30))
+    assert p.delay() == 2.0
+
+
 def test_throttling_failures_slow_the_sim_and_successes_recover() -> None:
     clock = Clock()
     p = Pacer(no_caps(min_interval_seconds=10), clock=clock)

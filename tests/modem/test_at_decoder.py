@@ -147,6 +147,29 @@ def test_cdsds_switch_notice_is_not_a_status_report():
     assert events[1] == Final(FinalKind.OK, text="OK")
 
 
+def test_sim_two_status_report_during_a_cdsds_command_keeps_its_pdu():
+    # The report of a part just sent on SIM 2 arrives as "+CDSDS: <length>" while the agent's
+    # next command, a switch or a query of the active SIM (AT+CDSDS), is in flight: the same
+    # prefix as that command's reply. Taken for the reply, the PDU line was dropped as junk and
+    # the message waited for a report that had come (found by the chaos suite).
+    for command in ("AT+CDSDS=1", "AT+CDSDS?"):
+        events = run([f"\r\n+CDSDS: 25\r\n{PDU}\r\n+CDSDS: SIM1,1,0\r\nOK\r\n".encode()], command)
+        assert events == [
+            Urc("+CDS", "25", "+CDSDS: 25", 1, data=PDU),
+            Info("+CDSDS: SIM1,1,0"),
+            Final(FinalKind.OK, text="OK"),
+        ], command
+        # Byte by byte, the same.
+        data = f"\r\n+CDSDS: 25\r\n{PDU}\r\nOK\r\n".encode()
+        assert run(bytewise(data), command)[0] == Urc("+CDS", "25", "+CDSDS: 25", 1, data=PDU)
+
+
+def test_bare_number_reply_to_cdsds_is_still_a_reply():
+    # Some firmware answers AT+CDSDS? with just the slot: no PDU follows, so it is the reply.
+    events = run([b"\r\n+CDSDS: 2\r\nOK\r\n"], "AT+CDSDS?")
+    assert events == [Info("+CDSDS: 2"), Final(FinalKind.OK, text="OK")]
+
+
 def test_cmgl_listing_pairs_headers_with_pdus():
     events = run(
         [b"\r\n+CMGL: 1,0,,23\r\n07AB\r\n+CMGL: 2,1,,24\r\n07CD\r\n\r\nOK\r\n"], "AT+CMGL=4"
