@@ -83,6 +83,8 @@ class SlotState:
     last_error: str = ""
     sent: int = 0
     failed: int = 0
+    # How long a submit takes here (moving average): tells how many sends can start soon.
+    send_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -155,6 +157,11 @@ class Dispatcher:
     def modem_up(self) -> bool:
         """The last look found the modem connected (its SIMs were surveyed on that edge)."""
         return self._modem_up
+
+    @property
+    def active_sim(self) -> int:
+        """The SIM this channel has (or last had) active; its only SIM on a one-SIM channel."""
+        return self._current_slot()
 
     def stop(self) -> None:
         """Finish the message in flight (all its parts), then return from run()."""
@@ -364,6 +371,7 @@ class Dispatcher:
             self._survey_home = None
         self.in_flight = msg.id
         sent = False  # then on_done comes when its outcome is on disk
+        started = self._clock()
         try:
             result = await self.modem.send(msg.to, msg.body, slot=msg.slot)
         except SendError as err:
@@ -394,7 +402,9 @@ class Dispatcher:
             self._journaling, sent = done, True
             done.add_done_callback(functools.partial(self._sent_journaled, msg_id=msg.id))
             st.pacer.record_send()
-            self._active_since = self._clock()  # busy on this SIM: no visit elsewhere yet
+            self._active_since = now = self._clock()  # busy on this SIM: no visit elsewhere yet
+            took = max(0.0, now - started)
+            st.send_seconds = took if not st.sent else 0.7 * st.send_seconds + 0.3 * took
             st.sent += 1
             if st.failures or st.pauses:
                 st.failures = 0

@@ -22,6 +22,7 @@ from typing import Any
 
 from agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
 from agent.journal import Journal, LeasedMessage
+from agent.simview import SimsView
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ REFUSED_RETRY_SECONDS = 300.0  # a refused token or hello: the operator must act
 # agents, so a try every 7.5-15 s costs it nothing, while a 60 s ceiling kept new messages
 # waiting up to a minute after a server restart (committed ones go out meanwhile regardless).
 SERVER_BACKOFF_CAP = 15.0
+# A parked poll whose SIM view went stale is replaced by a new one (the server ends the older
+# pull of a device when a newer one comes). Changes are gathered this long first, so a burst of
+# sends finishing costs one look at the view, not one each.
+REPOLL_GATHER_SECONDS = 0.05
 
 
 class Backoff:
@@ -85,6 +90,7 @@ class Sync:
         sims_payload: Callable[[], Awaitable[list[dict[str, Any]] | None]],
         on_settings: Callable[[dict[str, Any]], None],
         on_work: Callable[[], None],
+        sims_view: Callable[[int], Awaitable[SimsView]] | None = None,
         status_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
         rand: Callable[[float, float], float] = random.uniform,
@@ -97,6 +103,12 @@ class Sync:
         self._sims_payload = sims_payload
         self._on_settings = on_settings
         self._on_work = on_work
+        # Per-SIM pulls (`sims`) while the server takes them; a server from before SIM pools
+        # refuses the key with 400 and gets per-device pulls, as before.
+        self._sims_view = sims_view
+        self.per_sim = sims_view is not None
+        self.repolls = 0  # parked polls replaced because the SIM view changed
+        self._told: tuple[tuple[object, ...], ...] | None = None  # readiness the server heard
         self.status_interval = status_interval
         self._clock = clock
         self._rand = rand
@@ -113,6 +125,7 @@ class Sync:
         self._incoming_wake = asyncio.Event()
         self._status_wake = asyncio.Event()
         self._drained = asyncio.Event()
+        self._view_changed = asyncio.Event()
         self._stop = asyncio.Event()
         self._incoming_lock = asyncio.Lock()
         self._report_lock = asyncio.Lock()
@@ -143,11 +156,18 @@ class Sync:
     def work_done(self) -> None:
         """The dispatcher finished a message: there may be room to pull more."""
         self._drained.set()
+        self._view_changed.set()
+
+    def sims_changed(self) -> None:
+        """A SIM's readiness may have changed (modem state, switch, pause): look again."""
+        self._drained.set()
+        self._view_changed.set()
 
     def stop(self) -> None:
         self.stopping = True
         self._stop.set()
-        for ev in (self._reports_wake, self._incoming_wake, self._status_wake, self._drained):
+        for ev in (self._reports_wake, self._incoming_wake, self._status_wake, self._drained,
+                   self._view_changed):  # fmt: skip
             ev.set()
 
     async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
@@ -239,7 +259,7 @@ class Sync:
         pull_max = _int(self.settings.get("pull_max"), 15, 1, 100)
         deadline = self._clock() + REFILL_WAIT_SECONDS
         while not self.stopping:
-            if pull_max - await self.journal.backlog(self.device) >= max(1, pull_max // 2):
+            if await self._refill_room(pull_max) >= max(1, pull_max // 2):
                 return
             left = deadline - self._clock()
             if left <= 0:
@@ -247,11 +267,34 @@ class Sync:
             self._drained.clear()
             await self._sleep(left, self._drained)
 
+    async def _refill_room(self, pull_max: int) -> int:
+        """The most any one ready SIM may take now (per SIM), or the device's room."""
+        if self.per_sim and self._sims_view is not None:
+            view = await self._sims_view(pull_max)
+            return max((s.room for s in view.slots if s.ready), default=0)
+        return pull_max - await self.journal.backlog(self.device)
+
     async def pull_once(self) -> int | None:
-        """One long poll and its commit; the number of messages committed, None if backlogged."""
+        """One long poll and its commit; the number of messages committed, None if backlogged.
+
+        Per SIM (`sims`): pulls whenever a ready SIM has room, however full another SIM's
+        queue is, and replaces a parked poll as soon as the view it sent is stale."""
         pull_max = _int(self.settings.get("pull_max"), 15, 1, 100)
-        backlog = await self.journal.backlog(self.device)  # leased (open) + committed
-        room = pull_max - backlog
+        view: SimsView | None = None
+        self._view_changed.clear()  # changes from here on are measured against this view
+        if self.per_sim and self._sims_view is not None:
+            view = await self._sims_view(pull_max)
+            room, backlog = min(100, view.room), view.held
+            if room <= 0 and view.readiness() != self._told:
+                # No SIM can take anything, but one went down or came back: the server must
+                # hear it (no pool work for a SIM that is down; the reason its pinned
+                # messages wait). A server that honours `sims` leases nothing with room 0; one
+                # from before pools that ignores the key may lease one message, which is
+                # this device's own (pinned) anyway.
+                room = 1
+        else:
+            backlog = await self.journal.backlog(self.device)  # leased, committed, releasing
+            room = pull_max - backlog
         if room <= 0:
             return None
         wait = _int(self.settings.get("long_poll_seconds"), 25, 0, 60)
@@ -261,16 +304,9 @@ class Sync:
         # leases, e.g. one whose answer a killed predecessor never journaled, instead of
         # letting them wait lease_seconds (agent-protocol.md, `holding`).
         holding = list(await self.journal.open_leases(self.device))[:100] if backlog else []
-        try:
-            answer = await self.client.pull(room, wait, holding if self._send_holding else None)
-        except Refused as err:
-            if err.status != 400 or not self._send_holding:
-                raise
-            # A server from before `holding` may refuse the key: pull without it from now on.
-            log.info("device %s: server refused 'holding' in pull (%s); not sending it again",
-                     self.device, err)  # fmt: skip
-            self._send_holding = False
-            answer = await self.client.pull(room, wait)
+        answer = await self._long_poll(room, wait, holding, view, pull_max)
+        if answer is None:
+            return 0  # replaced: the caller pulls again at once, with the fresh view
         self._set_connected(True)
         messages, bad = _parse_messages(answer.get("messages"))
         for item in bad:
@@ -287,6 +323,87 @@ class Sync:
             return 0
         ids = await self.journal.add_leased(self.device, lease_id, messages, self._clock())
         return await self._commit(lease_id, ids)
+
+    async def _pull_call(
+        self, room: int, wait: int, holding: list[str], sims: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        while True:
+            try:
+                return await self.client.pull(
+                    room, wait, holding if self._send_holding else None, sims
+                )
+            except Refused as err:
+                if err.status != 400 or (sims is None and not self._send_holding):
+                    raise
+                if sims is not None:
+                    # A server from before SIM pools may refuse the key: per-device pulls.
+                    log.info("device %s: server refused 'sims' in pull (%s); pulling per device"
+                             " from now on", self.device, err)  # fmt: skip
+                    self.per_sim, sims = False, None
+                    continue
+                # A server from before `holding` may refuse the key: pull without it from now on.
+                log.info("device %s: server refused 'holding' in pull (%s); not sending it again",
+                         self.device, err)  # fmt: skip
+                self._send_holding = False
+
+    async def _long_poll(
+        self,
+        room: int,
+        wait: int,
+        holding: list[str],
+        view: SimsView | None,
+        pull_max: int,
+    ) -> dict[str, Any] | None:
+        """The pull itself; None when it was replaced because the SIM view went stale.
+
+        While the server holds the poll, a send finishing, the modem going up or down, a SIM
+        switch or pause, or a pacing gap ending may change what the SIMs can take. A poll
+        that waits with a stale view would, for up to `wait` seconds, offer pool room a busy
+        or dead SIM no longer has, or not offer what a freed SIM has. So the view is looked
+        at again on every such change (gathered for REPOLL_GATHER_SECONDS) and, when it
+        differs in what matters (SlotView.key), the poll is dropped and a new one sent: the
+        server ends a device's older pull when a newer one comes. Dropping the connection
+        leases nothing; should an answer have been on its way, its lease is not in the next
+        pull's `holding`, so the server hands it back at once (and a late commit of it would
+        be rejected), so nothing is lost or doubled.
+        """
+        if view is None:
+            return await self._pull_call(room, wait, holding, None)
+        self._told = view.readiness()
+        req = asyncio.ensure_future(self._pull_call(room, wait, holding, view.wire()))
+        try:
+            while True:
+                changed = asyncio.ensure_future(self._view_changed.wait())
+                timeout = (
+                    None if view.changes_at is None else max(0.0, view.changes_at - self._clock())
+                )
+                try:
+                    await asyncio.wait({req, changed}, timeout=timeout,
+                                       return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                finally:
+                    changed.cancel()
+                if req.done():
+                    return req.result()
+                if self.stopping or not self.per_sim:
+                    return await req  # stop: the caller cancels us; fallback: its answer
+                await asyncio.wait({req}, timeout=REPOLL_GATHER_SECONDS)
+                if req.done():
+                    return req.result()
+                self._view_changed.clear()
+                fresh = await self._sims_view(pull_max) if self._sims_view else view
+                if fresh.key() != view.key() and not req.done():
+                    req.cancel()
+                    await asyncio.wait({req})
+                    if not req.cancelled():
+                        return req.result()  # it answered just before the cancel
+                    self.repolls += 1
+                    log.debug("device %s: SIM view changed; replacing the parked poll",
+                              self.device)  # fmt: skip
+                    return None
+                view = fresh
+        finally:
+            if not req.done():
+                req.cancel()
 
     async def _commit(self, lease_id: str, ids: list[int]) -> int:
         backoff = Backoff(rand=self._rand)
@@ -517,6 +634,7 @@ def _parse_messages(raw: object) -> tuple[list[LeasedMessage], list[object]]:
             and m["to"]
             and isinstance(m.get("body"), str)
             and isinstance(m.get("sim", 0), int)
+            and (m.get("pool") is None or (isinstance(m["pool"], str) and m["pool"]))
         ):
             good.append(
                 LeasedMessage(
@@ -525,6 +643,7 @@ def _parse_messages(raw: object) -> tuple[list[LeasedMessage], list[object]]:
                     body=m["body"],
                     sim=int(m.get("sim", 0)),
                     urgent=bool(m.get("urgent")),
+                    pool=m.get("pool"),
                 )
             )
         else:
