@@ -58,6 +58,9 @@ class HandBack:
         self._down_since: dict[int, float] = {}
         self._marked: set[int] = set()  # slots handed back since they last were ready
         self._recheck = True  # look for pool rows on a not-ready SIM (start, after a commit)
+        # `releasing` rows may wait in the journal (at start, after a mark, after a failed
+        # call): only then is it read, so a commit on a healthy device costs no journal read.
+        self._pending = True
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.released = 0  # ids the server took back (counter for tests and logs)
@@ -114,10 +117,12 @@ class HandBack:
         if reasons and (fresh or self._recheck):
             ids = await self.journal.mark_releasing(self.device, keep, "; ".join(reasons), now)
             if ids:
+                self._pending = True
                 log.warning("device %s: handing %d pool message(s) back (%s)", self.device,
                             len(ids), "; ".join(reasons))  # fmt: skip
         self._recheck = False
-        await self.flush()
+        if self._pending:
+            await self.flush()
         return next_due
 
     async def flush(self) -> None:
@@ -125,6 +130,7 @@ class HandBack:
         while True:
             batch = await self.journal.releasing(self.device, MAX_BATCH)
             if not batch:
+                self._pending = False
                 return
             ids = [i for i, _ in batch]
             answer = await self.client.release(ids, batch[0][1])
