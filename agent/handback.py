@@ -24,9 +24,11 @@ import random
 import time
 from collections.abc import Callable
 
+from agent.backoff import Backoff
 from agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
 from agent.journal import Journal
-from agent.sync import REFUSED_RETRY_SECONDS, Backoff, _ints
+from agent.pull import int_list
+from agent.sync import REFUSED_RETRY_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +136,8 @@ class HandBack:
                 return
             ids = [i for i, _ in batch]
             answer = await self.client.release(ids, batch[0][1])
-            released = [i for i in _ints(answer.get("released")) if i in ids]
-            kept = [i for i in _ints(answer.get("kept")) if i in ids]
+            released = [i for i in int_list(answer.get("released")) if i in ids]
+            kept = [i for i in int_list(answer.get("kept")) if i in ids]
             await self.journal.apply_release(self.device, released, kept, self._clock())
             self.released += len(released)
             if kept:

@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 
+from agent.backoff import Backoff
 from agent.client import AgentClient
 from agent.config import AgentConfig, DeviceConfig
 from agent.dispatcher import Dispatcher, DispatchPolicy
@@ -49,7 +50,7 @@ from agent.modem.base import (
 from agent.pacing import DAY, Pacer, SimLimits
 from agent.reports import ReportMatcher
 from agent.simview import SimReadiness
-from agent.sync import Backoff, Sync
+from agent.sync import Sync
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ Per SIM slot:
   has nothing to do: a switch costs a re-registration.
 
 Everything here is in memory except one indexed journal read per view, so it can be computed
-for every pull and every change while a poll is parked (agent/sync.py).
+for every pull and every change while a poll is parked (agent/pull.py).
 """
 
 from __future__ import annotations
