@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from agent.dispatcher import Dispatcher
 from agent.journal import Journal, SlotLoad, iso
@@ -31,13 +31,6 @@ from agent.modem.base import Modem, ModemState, SimInfo
 
 HORIZON_SECONDS = 1.0  # pool_room counts the sends a SIM can start within this long
 MAX_ROOM = 100  # the protocol's bound for room (and for a pull's max)
-
-
-@runtime_checkable
-class SlotStates(Protocol):
-    """Optional backend capability: the state of one slot's own radio (two-port devices)."""
-
-    def slot_state(self, slot: int) -> tuple[ModemState, str]: ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +95,13 @@ class SimReadiness:
         self._by_slot = {s: d for d in dispatchers for s in d.slots}
         self.slots = sorted(self._by_slot)
         self._clock = clock
+        # Optional backend capability `slot_state(slot) -> (state, reason)`: the state of one
+        # slot's own port (agent/modem/dualport.py). Looked up once: a runtime Protocol check
+        # per look would cost more than the rest of the view.
+        slot_state = getattr(modem, "slot_state", None)
+        self._slot_state: Callable[[int], tuple[ModemState, str]] | None = (
+            slot_state if callable(slot_state) else None
+        )
         self._sims: dict[int, SimInfo] = {}  # what was last read from each SIM
         self._reason = ""  # the modem's last state-change reason
 
@@ -118,8 +118,8 @@ class SimReadiness:
         return {s: self._ready(s) for s in self.slots}
 
     def _state(self, slot: int) -> tuple[ModemState, str]:
-        if isinstance(self.modem, SlotStates):
-            return self.modem.slot_state(slot)
+        if self._slot_state is not None:
+            return self._slot_state(slot)
         reason = getattr(self.modem, "state_reason", None)
         return self.modem.state, reason if isinstance(reason, str) and reason else self._reason
 
