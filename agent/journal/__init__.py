@@ -7,7 +7,8 @@ It is the agent's memory across crashes (DESIGN.md section 3), one module per ar
   ``committed`` (ours to send) -> ``dispatching`` (on disk *before* AT+CMGS) ->
   ``sent`` | ``failed`` | ``unknown``; ``sent`` later becomes ``delivered``, ``not_delivered``,
   or ``unknown`` when no final report came in time. A row still ``dispatching`` at start-up may
-  have reached the network, so it is never resent: it becomes ``unknown`` with an event.
+  have reached the network, so it is never resent: it becomes ``unknown`` with an event. A
+  pool message (``pool`` set; NULL = pinned) may leave ``committed`` for ``releasing``.
 - `delivery`: each sent part's TP-MR and send time for report matching, and status reports
   that matched nothing yet (held on disk, matched when their send is journaled).
 - `events`: what the server must hear (``report`` and ``status`` channels), in order, each
