@@ -408,11 +408,12 @@ async def test_a_server_from_before_pools_gets_per_device_pulls(
 # -- the docs say what the code does ----------------------------------------------------------
 
 
-def test_docs_state_the_hand_back_grace_the_gather_time_and_the_pool_room_horizon() -> None:
-    from agent import handback, pull, simview
+def test_docs_state_the_grace_gather_time_horizon_and_switch_guess() -> None:
+    from agent import dispatcher, handback, pull, simview
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "agent.md").read_text()
     text = " ".join(doc.split())
     assert f"has not been ready for {handback.HANDBACK_AFTER_SECONDS:g} s in a row" in text
     assert f"looks again, {pull.REPOLL_GATHER_SECONDS * 1000:g} ms later" in text
     assert simview.HORIZON_SECONDS == 1.0 and "can *start* within about a second" in text
+    assert f"(measured on this modem; {dispatcher.SWITCH_SECONDS_GUESS:g} s until then)" in text
