@@ -236,6 +236,9 @@ class PullMixin:
                               self.device)  # fmt: skip
                     return None
                 view = fresh
+        except (ServerAway, Refused):
+            self._told = None  # the server may not have heard it: say it again next time
+            raise
         finally:
             if not req.done():
                 req.cancel()
