@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
-from agent.client import AgentClient
+from agent.client import AgentClient, ServerAway
 from agent.dispatcher import Dispatcher, DispatchPolicy
 from agent.journal import Journal, LeasedMessage
 from agent.modem.base import ModemState, StateChange
@@ -417,3 +418,35 @@ def test_docs_state_the_grace_gather_time_horizon_and_switch_guess() -> None:
     assert f"looks again, {pull.REPOLL_GATHER_SECONDS * 1000:g} ms later" in text
     assert simview.HORIZON_SECONDS == 1.0 and "can *start* within about a second" in text
     assert f"(measured on this modem; {dispatcher.SWITCH_SECONDS_GUESS:g} s until then)" in text
+
+
+async def test_a_sim_going_down_is_told_again_after_a_failed_pull(
+    server: FakeAgentServer, journal: Journal
+) -> None:
+    """No SIM has room, so the agent pulls only to tell the server a SIM went down; if that
+    pull fails, the next one must still tell it."""
+    down = SimsView((SlotView(0, False, reason="modem disconnected (port closed)"),))
+
+    async def sims_view(pull_max: int) -> SimsView:
+        return down
+
+    async def hello_payload() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        return {"title": DEV}, []
+
+    async def no_sims() -> list[dict[str, Any]] | None:
+        return None
+
+    server.settings["long_poll_seconds"] = 0
+    async with aiohttp.ClientSession() as session:
+        sync = Sync(device=DEV, client=AgentClient(server.url, server.add_device(260), session),
+                    journal=journal, slots=[0], hello_payload=hello_payload,
+                    sims_payload=no_sims, on_settings=lambda s: None, on_work=lambda: None,
+                    sims_view=sims_view)  # fmt: skip
+        await sync.hello()
+        server.fail["pull"] = 1
+        with pytest.raises(ServerAway):
+            await sync.pull_once()
+        assert await sync.pull_once() == 0  # told now
+        assert await sync.pull_once() is None  # nothing new to tell, no room: no pull
+    assert server.pulls[-1]["sims"] == [down.slots[0].wire()] and server.pulls[-1]["max"] == 1
+    assert server.sim_reasons[(260, 0)] == "modem disconnected (port closed)"
