@@ -86,9 +86,10 @@ class PullMixin:
                 await self._refill_pause()
 
     async def _refill_pause(self) -> None:
-        """Busy: let the local backlog drain to half of pull_max (at most REFILL_WAIT_SECONDS)
-        before the next pull, so one pull and one commit serve several messages instead of
-        one each as the dispatcher frees slot after slot. When idle this returns at once."""
+        """Busy: wait (at most REFILL_WAIT_SECONDS) until some ready SIM has room for half of
+        pull_max (per device without `sims`) before the next pull, so one pull and one commit
+        serve several messages instead of one each as the dispatcher frees slot after slot.
+        When idle, or when another SIM has room, this returns at once."""
         pull_max = _int(self.settings.get("pull_max"), 15, 1, 100)
         deadline = self._clock() + REFILL_WAIT_SECONDS
         while not self.stopping:
