@@ -18,7 +18,7 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree that was never installed
     AGENT_VERSION = "0+unknown"
 
-MAX_BATCH = 500  # events or messages per report / incoming call (protocol limits)
+MAX_BATCH = 500  # events, messages or ids per report / incoming / release call (protocol limits)
 
 
 class ProtocolError(Exception):
@@ -93,16 +93,28 @@ class AgentClient:
         )
 
     async def pull(
-        self, max_messages: int, wait: float, holding: list[str] | None = None
+        self,
+        max_messages: int,
+        wait: float,
+        holding: list[str] | None = None,
+        sims: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {"max": max_messages, "wait": wait}
         if holding is not None:
             payload["holding"] = holding
+        if sims is not None:
+            payload["sims"] = sims
         # The HTTP timeout must outlast the server's hold, or every idle poll would be an error.
         return await self.call("pull", payload, seconds=wait + self.timeout)
 
     async def commit(self, lease_id: str, ids: list[int]) -> dict[str, Any]:
         return await self.call("commit", {"lease_id": lease_id, "ids": ids})
+
+    async def release(self, ids: list[int], reason: str = "") -> dict[str, Any]:
+        payload: dict[str, Any] = {"ids": ids}
+        if reason:
+            payload["reason"] = reason[:200]
+        return await self.call("release", payload)
 
     async def report(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         return await self.call("report", {"events": events})

@@ -44,6 +44,11 @@ NUMBER_CMS = frozenset({1, 22, 28, 30, 195, 196, 304})
 THROTTLE_CMS = frozenset({41, 42, 47, 192, 331, 332})
 # On a single-standby modem, stay on the active SIM unless its pacing makes us wait this long.
 SWITCH_AFTER_SECONDS = 60.0
+# What a SIM switch (a re-registration) is taken to cost until one has been measured: real
+# single-standby modules need a few seconds to tens of seconds. While the active SIM waits out
+# its pacing for longer than a switch there and back, the radio serves the other SIM (whose
+# due work can go now) instead of idling: a paced SIM must not hold back its neighbour.
+SWITCH_SECONDS_GUESS = 5.0
 MAX_PAUSE_SECONDS = 6 * 3600.0
 IDLE_RECHECK_SECONDS = 30.0
 
@@ -83,6 +88,8 @@ class SlotState:
     last_error: str = ""
     sent: int = 0
     failed: int = 0
+    # How long a submit takes here (moving average): tells how many sends can start soon.
+    send_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,6 +135,7 @@ class Dispatcher:
         self.in_flight: int | None = None
         self.switches = 0
         self.visits = 0
+        self.switch_seconds = SWITCH_SECONDS_GUESS  # moving average of measured switches
         self._active_since = clock()
         self.visit_idle_seconds = VISIT_IDLE_SECONDS
         self.survey_dwell_seconds = SURVEY_DWELL_SECONDS
@@ -155,6 +163,11 @@ class Dispatcher:
     def modem_up(self) -> bool:
         """The last look found the modem connected (its SIMs were surveyed on that edge)."""
         return self._modem_up
+
+    @property
+    def active_sim(self) -> int:
+        """The SIM this channel has (or last had) active; its only SIM on a one-SIM channel."""
+        return self._current_slot()
 
     def stop(self) -> None:
         """Finish the message in flight (all its parts), then return from run()."""
@@ -274,8 +287,11 @@ class Dispatcher:
 
     async def _activate(self, slot: int, why: str, level: int) -> bool:
         assert isinstance(self.modem, SlotActivation)
+        started, before = self._clock(), self._current_slot()
         try:
             await self.modem.activate_slot(slot)
+            if before != slot:
+                self._note_switch(self._clock() - started)
         except Exception as exc:  # a failed idle visit is retried at the next idle turn
             log.warning("device %s: making SIM %d active failed: %s", self.device, slot, exc)
             # The switch may have happened with only the registration failing.
@@ -332,6 +348,10 @@ class Dispatcher:
             return None, delay
         return candidates[slot], 0.0
 
+    def _note_switch(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self.switch_seconds = 0.7 * self.switch_seconds + 0.3 * seconds
+
     def _pick_slot(self, candidates: dict[int, OutMessage]) -> int:
         if len(candidates) == 1:
             return next(iter(candidates))
@@ -340,7 +360,12 @@ class Dispatcher:
             urgent_elsewhere = any(m.urgent for s, m in candidates.items() if s != active)
             if not candidates[active].urgent and urgent_elsewhere:
                 return min((s for s, m in candidates.items() if m.urgent and s != active))
-            if self.state[active].pacer.delay() < SWITCH_AFTER_SECONDS:
+            wait = self.state[active].pacer.delay()
+            if wait < SWITCH_AFTER_SECONDS and not (
+                wait > 2 * self.switch_seconds
+                and not candidates[active].urgent
+                and any(s != active and self.state[s].pacer.delay() <= 0 for s in candidates)
+            ):
                 return active
         # Switching anyway: prefer urgent work, then the SIM that may send soonest.
         return min(
@@ -353,7 +378,9 @@ class Dispatcher:
         if not await self.journal.begin_dispatch(self.device, msg.id, self._clock()):
             return
         switching = self.active_slot != msg.slot
-        if self.active_slot is not None and switching:
+        # The modem switches SIM inside this send (on a single-standby modem).
+        real_switch = self.active_slot is not None and switching and len(self.slots) > 1
+        if real_switch:
             self.switches += 1
         if switching:
             self._active_since = self._clock()
@@ -364,6 +391,7 @@ class Dispatcher:
             self._survey_home = None
         self.in_flight = msg.id
         sent = False  # then on_done comes when its outcome is on disk
+        started = self._clock()
         try:
             result = await self.modem.send(msg.to, msg.body, slot=msg.slot)
         except SendError as err:
@@ -394,7 +422,12 @@ class Dispatcher:
             self._journaling, sent = done, True
             done.add_done_callback(functools.partial(self._sent_journaled, msg_id=msg.id))
             st.pacer.record_send()
-            self._active_since = self._clock()  # busy on this SIM: no visit elsewhere yet
+            self._active_since = now = self._clock()  # busy on this SIM: no visit elsewhere yet
+            took = max(0.0, now - started)
+            if real_switch and st.sent:
+                self._note_switch(took - st.send_seconds)  # the switch was part of this send
+            else:
+                st.send_seconds = took if not st.sent else 0.7 * st.send_seconds + 0.3 * took
             st.sent += 1
             if st.failures or st.pauses:
                 st.failures = 0

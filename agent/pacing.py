@@ -102,6 +102,27 @@ class Pacer:
                     ready = max(ready, in_window[len(in_window) - cap] + window)
         return max(0.0, ready - now)
 
+    def gap(self) -> float:
+        """The longest pause the next send may bring (the floor, or the whole random range):
+        what a promise of how many sends can start soon must assume."""
+        floor = self.limits.min_interval_seconds * self._slowdown
+        return max(floor, float(self.limits.delaybetweeneachsms or 0.0))
+
+    def cap_left(self) -> int | None:
+        """Sends the per-minute, per-hour and per-day caps still allow now (None: no cap)."""
+        now = self._clock()
+        left: int | None = None
+        for window, cap in ((MINUTE, self.limits.per_minute), (HOUR, self.limits.per_hour),
+                            (DAY, self.limits.per_day)):  # fmt: skip
+            if cap is not None:
+                used = 0
+                for t in reversed(self._sends):  # newest first: stop at the window's edge
+                    if now - t >= window:
+                        break
+                    used += 1
+                left = max(0, cap - used) if left is None else min(left, max(0, cap - used))
+        return left
+
     def record_send(self) -> None:
         """A message went out now: start the next gap."""
         now = self._clock()

@@ -31,9 +31,11 @@ from typing import Any
 
 import aiohttp
 
+from agent.backoff import Backoff
 from agent.client import AgentClient
 from agent.config import AgentConfig, DeviceConfig
 from agent.dispatcher import Dispatcher, DispatchPolicy
+from agent.handback import HandBack
 from agent.journal import Journal, iso
 from agent.modem.base import (
     DeliveryReport,
@@ -47,7 +49,8 @@ from agent.modem.base import (
 )
 from agent.pacing import DAY, Pacer, SimLimits
 from agent.reports import ReportMatcher
-from agent.sync import Backoff, Sync
+from agent.simview import SimReadiness
+from agent.sync import Sync
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +85,6 @@ class DeviceRunner:
         self.matcher = ReportMatcher(
             journal, cfg.name, window=agent.report_window_seconds, slots=cfg.slots, clock=clock
         )
-        self.sync = Sync(
-            device=cfg.name,
-            client=self.client,
-            journal=journal,
-            slots=cfg.slots,
-            hello_payload=self._hello_payload,
-            sims_payload=self._sims_payload,
-            on_settings=self._apply_settings,
-            on_work=self._wake_dispatchers,
-            status_interval=agent.status_interval_seconds,
-            clock=clock,
-        )
         policy = DispatchPolicy(
             max_attempts=agent.max_attempts,
             retry_backoff_seconds=agent.retry_backoff_seconds,
@@ -119,6 +110,27 @@ class DeviceRunner:
         ]
         for d in self.dispatchers:
             d.visit_idle_seconds = agent.sim_visit_seconds
+        self.readiness = SimReadiness(
+            device=cfg.name, modem=modem, journal=journal, dispatchers=self.dispatchers,
+            clock=clock,
+        )  # fmt: skip
+        self.sync = Sync(
+            device=cfg.name,
+            client=self.client,
+            journal=journal,
+            slots=cfg.slots,
+            hello_payload=self._hello_payload,
+            sims_payload=self._sims_payload,
+            on_settings=self._apply_settings,
+            on_work=self._committed,
+            sims_view=self.readiness.view,
+            status_interval=agent.status_interval_seconds,
+            clock=clock,
+        )
+        self.handback = HandBack(
+            device=cfg.name, client=self.client, journal=journal,
+            readiness=self.readiness.readiness, clock=clock,
+        )  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
         self._modem_started = asyncio.Event()
         self._hello_identity: ModemIdentity | None = None
@@ -139,6 +151,7 @@ class DeviceRunner:
             (self.sync.incoming_loop, "incoming"),
             (self.sync.status_loop, "status"),
             (self._delivery_loop, "delivery"),
+            (self.handback.run, "handback"),
         ] + [(d.run, f"dispatch{i}") for i, d in enumerate(self.dispatchers)]
         for make, what in loops:
             self._tasks.append(
@@ -159,6 +172,7 @@ class DeviceRunner:
             for t in late:
                 t.cancel()
         self.sync.stop()
+        self.handback.stop()
         others = [t for t in self._tasks if t not in dispatch_tasks]
         # The long poll and a commit waiting for the server are abandoned; a journaled open
         # lease is committed again at the next start.
@@ -169,6 +183,9 @@ class DeviceRunner:
         for t in others:
             t.cancel()
         await asyncio.gather(*self._tasks, *self._helpers, return_exceptions=True)
+        # Nothing is being sent any more: pool messages not started go back to their pool
+        # now rather than wait for this agent's return (pinned ones stay committed).
+        await self.handback.final(3.0)
         await self.sync.final_flush(3.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.modem.stop(), 15.0)
@@ -218,6 +235,7 @@ class DeviceRunner:
             log.info("device %s: modem started (%s %s)", self.name,
                      self.modem.identity.manufacturer, self.modem.identity.model)  # fmt: skip
             self._modem_started.set()
+            self._sims_changed()
             self._hello_if_identity_changed()
             self.sync.wake_status()
             self._wake_dispatchers()
@@ -236,6 +254,7 @@ class DeviceRunner:
                 self._report_held.set()
         elif isinstance(event, StateChange):
             log.info("device %s: modem %s %s", self.name, event.state.value, event.reason)
+            self.readiness.note_state(event.reason)
             await self._status_event(
                 {
                     "at": iso(self._clock()),
@@ -277,11 +296,22 @@ class DeviceRunner:
         event = {"event_id": f"{event['kind']}:{time.time_ns()}", **event}
         await self.journal.add_event(self.name, "status", event)
         self.sync.wake_status()
+        self._sims_changed()  # a modem state change, a SIM paused or resumed
 
     def _sim_switched(self, slot: int) -> None:
         # A single-standby modem read the SIM it made active (ICCID, number, carrier): send
         # it now, not at the next periodic status, so getalldevices lists it within seconds.
         self.sync.wake_status()
+        self._sims_changed()
+
+    def _sims_changed(self) -> None:
+        """What a SIM can take may have changed: the pull's view and the hand-back look again."""
+        self.sync.sims_changed()
+        self.handback.wake()
+
+    def _committed(self) -> None:
+        self._wake_dispatchers()
+        self.handback.wake(committed=True)  # pool work may have come for a SIM now down
 
     def _after_send(self) -> None:
         self.sync.work_done()
@@ -347,10 +377,12 @@ class DeviceRunner:
         if self.modem.state in (ModemState.DISCONNECTED, ModemState.CONNECTING):
             return None
         try:
-            return await asyncio.wait_for(self.modem.sim_info(), 30.0)
+            sims = await asyncio.wait_for(self.modem.sim_info(), 30.0)
         except Exception as exc:
             log.warning("device %s: cannot read SIM info: %s", self.name, exc)
             return None
+        self.readiness.note_sims(sims)
+        return sims
 
     async def _sims_payload(self) -> list[dict[str, Any]] | None:
         sims = await self._sims()

@@ -1,13 +1,12 @@
-"""The sync loops of one device: hello, long-poll pull + commit, reports, incoming, status.
+"""The sync loops of one device: hello, long-poll pull + commit (agent/pull.py), reports,
+incoming, status.
 
 Order matters for never losing and never doubling (DESIGN.md 2 and 3):
-- a pull answer is written to the journal *before* `commit`; only ids the server confirms become
-  ours; a lease left open by a crash is committed again at start (the server answers a repeated
-  commit of the same lease with the same lists);
+- a pull answer is written to the journal *before* `commit` (agent/pull.py);
 - reports and incoming SMS leave from the journal, oldest first, and are marked done only when
   the server lists them as accepted, so a lost answer just means a harmless resend;
-- while the server is away every loop backs off with full jitter (1 s doubling to 60 s) and the
-  dispatcher keeps sending what is already committed.
+- while the server is away every loop backs off with jitter (1 s doubling to 15 s,
+  agent/backoff.py) and the dispatcher keeps sending what is already committed.
 """
 
 from __future__ import annotations
@@ -20,8 +19,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
-from agent.journal import Journal, LeasedMessage
+from agent.journal import Journal
+from agent.pull import PullMixin
+from agent.simview import SimsView
 
 log = logging.getLogger(__name__)
 
@@ -34,46 +36,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sims": {},
 }
 REPORT_GATHER_SECONDS = 0.05  # a status is seconds old anyway; batching saves a request each
-# Under load a pull waits this long at most for the backlog to drain to half (pull batching).
-REFILL_WAIT_SECONDS = 1.0
 REFUSED_RETRY_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
-# The longest wait between tries while the server is away. A self-hosted server has a handful of
-# agents, so a try every 7.5-15 s costs it nothing, while a 60 s ceiling kept new messages
-# waiting up to a minute after a server restart (committed ones go out meanwhile regardless).
-SERVER_BACKOFF_CAP = 15.0
 
 
-class Backoff:
-    """Exponential back-off with jitter, a random wait between half and all of each step (so
-    many agents do not reconnect in lockstep)."""
-
-    def __init__(
-        self,
-        base: float = 1.0,
-        cap: float = SERVER_BACKOFF_CAP,
-        rand: Callable[[float, float], float] = random.uniform,
-    ) -> None:
-        self.base = base
-        self.cap = cap
-        self._rand = rand
-        self.failures = 0
-
-    def next(self) -> float:
-        ceiling = min(self.cap, self.base * (2**self.failures))
-        self.failures = min(self.failures + 1, 30)
-        return self._rand(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-def _int(v: object, default: int, lo: int, hi: int) -> int:
-    if isinstance(v, int | float) and not isinstance(v, bool):
-        return max(lo, min(hi, int(v)))
-    return default
-
-
-class Sync:
+class Sync(PullMixin):
     def __init__(
         self,
         *,
@@ -85,6 +51,7 @@ class Sync:
         sims_payload: Callable[[], Awaitable[list[dict[str, Any]] | None]],
         on_settings: Callable[[dict[str, Any]], None],
         on_work: Callable[[], None],
+        sims_view: Callable[[int], Awaitable[SimsView]] | None = None,
         status_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
         rand: Callable[[float, float], float] = random.uniform,
@@ -97,6 +64,12 @@ class Sync:
         self._sims_payload = sims_payload
         self._on_settings = on_settings
         self._on_work = on_work
+        # Per-SIM pulls (`sims`) while the server takes them; a server from before SIM pools
+        # refuses the key with 400 and gets per-device pulls, as before.
+        self._sims_view = sims_view
+        self.per_sim = sims_view is not None
+        self.repolls = 0  # parked polls replaced because the SIM view changed
+        self._told: tuple[tuple[object, ...], ...] | None = None  # readiness the server heard
         self.status_interval = status_interval
         self._clock = clock
         self._rand = rand
@@ -113,6 +86,7 @@ class Sync:
         self._incoming_wake = asyncio.Event()
         self._status_wake = asyncio.Event()
         self._drained = asyncio.Event()
+        self._view_changed = asyncio.Event()
         self._stop = asyncio.Event()
         self._incoming_lock = asyncio.Lock()
         self._report_lock = asyncio.Lock()
@@ -143,11 +117,18 @@ class Sync:
     def work_done(self) -> None:
         """The dispatcher finished a message: there may be room to pull more."""
         self._drained.set()
+        self._view_changed.set()
+
+    def sims_changed(self) -> None:
+        """A SIM's readiness may have changed (modem state, switch, pause): look again."""
+        self._drained.set()
+        self._view_changed.set()
 
     def stop(self) -> None:
         self.stopping = True
         self._stop.set()
-        for ev in (self._reports_wake, self._incoming_wake, self._status_wake, self._drained):
+        for ev in (self._reports_wake, self._incoming_wake, self._status_wake, self._drained,
+                   self._view_changed):  # fmt: skip
             ev.set()
 
     async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
@@ -203,131 +184,6 @@ class Sync:
         elif not up:
             self._need_hello = True
         self.connected = up
-
-    # -- pull and commit --------------------------------------------------------------------
-
-    async def pull_loop(self) -> None:
-        backoff = Backoff(rand=self._rand)
-        await self.resolve_open_leases()
-        while not self.stopping:
-            try:
-                if self._need_hello and not await self.hello():
-                    await self._sleep(backoff.next())
-                    continue
-                pulled = await self.pull_once()
-            except ServerAway as exc:
-                self._set_connected(False, str(exc))
-                await self._sleep(backoff.next())
-                continue
-            except Refused as err:
-                self._need_hello = True
-                await self._sleep(self._refused("pull", err))
-                continue
-            backoff.reset()
-            if pulled is None:
-                # Backlog full: wait until the dispatcher makes room instead of hoarding leases
-                # another device could send.
-                self._drained.clear()
-                await self._sleep(5.0, self._drained)
-            elif pulled:
-                await self._refill_pause()
-
-    async def _refill_pause(self) -> None:
-        """Busy: let the local backlog drain to half of pull_max (at most REFILL_WAIT_SECONDS)
-        before the next pull, so one pull and one commit serve several messages instead of
-        one each as the dispatcher frees slot after slot. When idle this returns at once."""
-        pull_max = _int(self.settings.get("pull_max"), 15, 1, 100)
-        deadline = self._clock() + REFILL_WAIT_SECONDS
-        while not self.stopping:
-            if pull_max - await self.journal.backlog(self.device) >= max(1, pull_max // 2):
-                return
-            left = deadline - self._clock()
-            if left <= 0:
-                return
-            self._drained.clear()
-            await self._sleep(left, self._drained)
-
-    async def pull_once(self) -> int | None:
-        """One long poll and its commit; the number of messages committed, None if backlogged."""
-        pull_max = _int(self.settings.get("pull_max"), 15, 1, 100)
-        backlog = await self.journal.backlog(self.device)  # leased (open) + committed
-        room = pull_max - backlog
-        if room <= 0:
-            return None
-        wait = _int(self.settings.get("long_poll_seconds"), 25, 0, 60)
-        started = self._clock()
-        # The leases we journaled and still mean to commit (normally none: every pull's commit
-        # finishes before the next pull). The server hands back the device's other open
-        # leases, e.g. one whose answer a killed predecessor never journaled, instead of
-        # letting them wait lease_seconds (agent-protocol.md, `holding`).
-        holding = list(await self.journal.open_leases(self.device))[:100] if backlog else []
-        try:
-            answer = await self.client.pull(room, wait, holding if self._send_holding else None)
-        except Refused as err:
-            if err.status != 400 or not self._send_holding:
-                raise
-            # A server from before `holding` may refuse the key: pull without it from now on.
-            log.info("device %s: server refused 'holding' in pull (%s); not sending it again",
-                     self.device, err)  # fmt: skip
-            self._send_holding = False
-            answer = await self.client.pull(room, wait)
-        self._set_connected(True)
-        messages, bad = _parse_messages(answer.get("messages"))
-        for item in bad:
-            log.error("device %s: skipping malformed pulled message: %.200r", self.device, item)
-        lease_id = answer.get("lease_id")
-        if not messages:
-            if self._clock() - started < wait / 2:
-                # The server did not hold the poll (or has no long poll): poll at the device's pace.
-                delay = _int(self.settings.get("delaybetweenrequest"), 10, 1, 3600)
-                await self._sleep(delay)
-            return 0
-        if not isinstance(lease_id, str) or not lease_id:
-            log.error("device %s: pull answer without lease_id; ignoring it", self.device)
-            return 0
-        ids = await self.journal.add_leased(self.device, lease_id, messages, self._clock())
-        return await self._commit(lease_id, ids)
-
-    async def _commit(self, lease_id: str, ids: list[int]) -> int:
-        backoff = Backoff(rand=self._rand)
-        while True:
-            try:
-                answer = await self.client.commit(lease_id, ids)
-                break
-            except ServerAway as exc:
-                # Keep trying the same lease: if it expires, the server rejects the ids and
-                # they go back to the queue; if it committed and the answer was lost, the
-                # repeat answers the same lists.
-                self._set_connected(False, str(exc))
-                if self.stopping:
-                    return 0  # left as `leased`; resolved at the next start
-                await self._sleep(backoff.next())
-            except Refused as err:
-                log.warning(
-                    "device %s: commit of lease refused (%s); dropping its %d message(s)",
-                    self.device, err, len(ids),
-                )  # fmt: skip
-                await self.journal.drop_lease(self.device, lease_id)
-                return 0
-        committed = [i for i in _ints(answer.get("committed")) if i in ids]
-        rejected = [i for i in ids if i not in committed]
-        await self.journal.apply_commit(self.device, lease_id, committed, rejected)
-        if rejected:
-            log.info("device %s: server rejected %d leased id(s)", self.device, len(rejected))
-        if committed and await self.journal.fail_foreign_slots(
-            self.device, self.slots, self._clock()
-        ):
-            self.wake_reports()
-        if committed:
-            self._on_work()
-        return len(committed)
-
-    async def resolve_open_leases(self) -> None:
-        """Leases journaled before a crash, with no commit answer: ask again."""
-        for lease_id, ids in (await self.journal.open_leases(self.device)).items():
-            log.info("device %s: re-committing %d message(s) of an open lease", self.device,
-                     len(ids))  # fmt: skip
-            await self._commit(lease_id, ids)
 
     # -- reports ----------------------------------------------------------------------------
 
@@ -501,43 +357,6 @@ class Sync:
         for flush in (self.flush_reports, self.flush_incoming, self.flush_status):
             with contextlib.suppress(ServerAway, Refused, TimeoutError):
                 await asyncio.wait_for(flush(), seconds)
-
-
-def _parse_messages(raw: object) -> tuple[list[LeasedMessage], list[object]]:
-    good: list[LeasedMessage] = []
-    bad: list[object] = []
-    if not isinstance(raw, list):
-        return good, ([raw] if raw is not None else [])
-    for m in raw:
-        if (
-            isinstance(m, dict)
-            and isinstance(m.get("id"), int)
-            and not isinstance(m.get("id"), bool)
-            and isinstance(m.get("to"), str)
-            and m["to"]
-            and isinstance(m.get("body"), str)
-            and isinstance(m.get("sim", 0), int)
-        ):
-            good.append(
-                LeasedMessage(
-                    id=m["id"],
-                    to=m["to"],
-                    body=m["body"],
-                    sim=int(m.get("sim", 0)),
-                    urgent=bool(m.get("urgent")),
-                )
-            )
-        else:
-            bad.append(m)
-    return good, bad
-
-
-def _ints(v: object) -> list[int]:
-    return (
-        [i for i in v if isinstance(i, int) and not isinstance(i, bool)]
-        if isinstance(v, list)
-        else []
-    )
 
 
 def _strs(v: object) -> list[str]:

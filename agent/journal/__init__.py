@@ -7,12 +7,16 @@ It is the agent's memory across crashes (DESIGN.md section 3), one module per ar
   ``committed`` (ours to send) -> ``dispatching`` (on disk *before* AT+CMGS) ->
   ``sent`` | ``failed`` | ``unknown``; ``sent`` later becomes ``delivered``, ``not_delivered``,
   or ``unknown`` when no final report came in time. A row still ``dispatching`` at start-up may
-  have reached the network, so it is never resent: it becomes ``unknown`` with an event.
+  have reached the network, so it is never resent: it becomes ``unknown`` with an event. A
+  pool message (``pool`` set; NULL = pinned) may leave ``committed`` for ``releasing``.
 - `delivery`: each sent part's TP-MR and send time for report matching, and status reports
   that matched nothing yet (held on disk, matched when their send is journaled).
 - `events`: what the server must hear (``report`` and ``status`` channels), in order, each
   with a stable event id so a resend after a lost answer changes nothing on the server.
 - `inbox`: received SMS keyed by the modem layer's idempotency key, with a forwarded flag.
+- `release`: per-SIM load, and pool messages handed back to the server (``committed`` ->
+  ``releasing`` on disk -> deleted once released, or ``committed`` again if the server keeps
+  them); a ``releasing`` row is never dispatched.
 - `housekeeping`: forgetting finished history.
 - `store`: the connections and the group commit underneath them all.
 
@@ -36,6 +40,7 @@ from agent.journal.records import (
     iso,
     sent_event,
 )
+from agent.journal.release import ReleaseJournal, SlotLoad
 from agent.journal.store import JournalError
 
 __all__ = [
@@ -48,10 +53,18 @@ __all__ = [
     "OutMessage",
     "PendingEvent",
     "SentPart",
+    "SlotLoad",
     "iso",
     "sent_event",
 ]
 
 
-class Journal(OutboxJournal, DeliveryJournal, EventJournal, InboxJournal, HousekeepingJournal):
+class Journal(
+    OutboxJournal,
+    ReleaseJournal,
+    DeliveryJournal,
+    EventJournal,
+    InboxJournal,
+    HousekeepingJournal,
+):
     """All areas over one file; `open()` before use, `close()` commits what is queued."""

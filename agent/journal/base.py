@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.journal.records import Statement
-from agent.journal.schema import SCHEMA
+from agent.journal.schema import SCHEMA, upgrade
 from agent.journal.store import JournalError, Store
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def run_statements(conn: sqlite3.Connection, statements: Iterable[Statement]) -> None:
@@ -29,6 +31,8 @@ class JournalBase:
         store = Store(self.path, SCHEMA)
         await store.open()
         self._store = store
+        if await self._write(upgrade):
+            log.info("journal %s: outbox upgraded for SIM pools (kept every row)", self.path)
 
     async def close(self) -> None:
         if self._store is not None:

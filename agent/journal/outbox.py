@@ -64,12 +64,14 @@ class OutboxJournal(JournalBase):
         def op(conn: sqlite3.Connection) -> list[int]:
             mine = []
             for m in messages:
+                row = (device, m.id, m.sim, m.to, m.body, int(m.urgent), lease_id, now, now)
                 cur = conn.execute(
                     "INSERT INTO outbox (device, id, slot, to_number, body, urgent, state,"
-                    " lease_id, created, updated) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?, ?)"
+                    " lease_id, created, updated, pool)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?, ?, ?)"
                     " ON CONFLICT (device, id) DO UPDATE SET lease_id = excluded.lease_id,"
                     " updated = excluded.updated WHERE state IN ('leased', 'committed')",
-                    (device, m.id, m.sim, m.to, m.body, int(m.urgent), lease_id, now, now),
+                    (*row, m.pool),
                 )
                 if cur.rowcount == 1:
                     mine.append(m.id)
@@ -131,8 +133,10 @@ class OutboxJournal(JournalBase):
         return out
 
     async def backlog(self, device: str) -> int:
+        """Messages held for the device and not started: leased, committed, releasing."""
         rows = await self._rows(
-            "SELECT count(*) FROM outbox WHERE device = ? AND state IN ('leased', 'committed')",
+            "SELECT count(*) FROM outbox WHERE device = ?"
+            " AND state IN ('leased', 'committed', 'releasing')",
             (device,),
         )
         return int(rows[0][0])

@@ -20,6 +20,7 @@ class LeasedMessage:
     body: str
     sim: int
     urgent: bool
+    pool: str | None = None  # the pool it was leased from; None: pinned to its SIM
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,14 @@
-"""The journal's tables. `CREATE ... IF NOT EXISTS` only: a journal written by an older agent
-gains the new tables at the next start and keeps everything it holds."""
+"""The journal's tables. `CREATE ... IF NOT EXISTS`, so a journal written by an older agent
+gains the new tables at the next start and keeps everything it holds; a change to an existing
+table is a step in `upgrade()`, run once at open inside one transaction."""
 
-SCHEMA = """
+from __future__ import annotations
+
+import sqlite3
+
+# `pool`: the pool a message was leased from (NULL: pinned to its SIM). `releasing`: a pool
+# message being handed back to the server (never dispatched; deleted once the server has it).
+OUTBOX = """
 CREATE TABLE IF NOT EXISTS outbox (
     device      TEXT NOT NULL,
     id          INTEGER NOT NULL,
@@ -9,17 +16,25 @@ CREATE TABLE IF NOT EXISTS outbox (
     to_number   TEXT NOT NULL,
     body        TEXT NOT NULL,
     urgent      INTEGER NOT NULL DEFAULT 0,
-    state       TEXT NOT NULL CHECK (state IN ('leased', 'committed', 'dispatching', 'sent',
-                    'failed', 'unknown', 'delivered', 'not_delivered')),
+    state       TEXT NOT NULL CHECK (state IN ('leased', 'committed', 'releasing',
+                    'dispatching', 'sent', 'failed', 'unknown', 'delivered', 'not_delivered')),
     lease_id    TEXT,
     attempts    INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
     created     REAL NOT NULL,
     updated     REAL NOT NULL,
     last_error  TEXT,
+    pool        TEXT,
     PRIMARY KEY (device, id)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (device, state, slot, urgent, next_attempt);
+"""
+OUTBOX_COLUMNS = (
+    "device, id, slot, to_number, body, urgent, state, lease_id, attempts, next_attempt,"
+    " created, updated, last_error"
+)
+
+OTHER_TABLES = """
 CREATE TABLE IF NOT EXISTS parts (
     device      TEXT NOT NULL,
     msg_id      INTEGER NOT NULL,
@@ -72,3 +87,29 @@ CREATE TABLE IF NOT EXISTS held_reports (
 );
 CREATE INDEX IF NOT EXISTS held_reports_device ON held_reports (device, seq);
 """
+SCHEMA = OUTBOX + OTHER_TABLES
+
+
+def upgrade(conn: sqlite3.Connection) -> bool:
+    """Bring an outbox written by an agent from before pools up to date; True if it did.
+
+    SQLite cannot change a CHECK constraint in place, so the table is rebuilt: renamed, created
+    anew, copied, the old one dropped (with its index, which is then created again). Run inside
+    the caller's transaction: a crash half-way leaves the old table as it was.
+    """
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'")
+    sql = row.fetchone()
+    if sql is None or "'releasing'" in str(sql[0]):
+        return False
+    conn.execute("ALTER TABLE outbox RENAME TO outbox_before_pools")
+    for stmt in OUTBOX.split(";"):
+        if stmt.strip().startswith("CREATE TABLE"):
+            conn.execute(stmt)
+    conn.execute(
+        f"INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT {OUTBOX_COLUMNS} FROM outbox_before_pools"
+    )
+    conn.execute("DROP TABLE outbox_before_pools")
+    for stmt in OUTBOX.split(";"):
+        if stmt.strip().startswith("CREATE INDEX"):
+            conn.execute(stmt)
+    return True

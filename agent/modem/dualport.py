@@ -53,6 +53,12 @@ class DualPortModem:
     def state(self) -> ModemState:
         return max((p.state for p in self.ports), key=lambda s: _RANK[s])
 
+    def slot_state(self, slot: int) -> tuple[ModemState, str]:
+        """The state of one SIM's own port: one port down does not take the other SIM out of
+        pool work (agent/simview.py)."""
+        port = self.ports[slot]
+        return port.state, port.state_reason
+
     @property
     def connection_epoch(self) -> int:
         """Changes whenever either port (re)connects (agent/modem/events.py)."""

@@ -5,6 +5,11 @@ bearer auth (401), the error shape, leases that expire back to status 1, commit 
 same lists twice, report events applied at most once with statuses never moving backwards,
 incoming keys stored once, long-poll pull that answers the instant a message is added. Faults
 are injected per route: answer 503 without doing anything, or do the work and lose the answer.
+
+SIM pools (docs/agent-protocol.md): a pull with `sims` leases per listed ready slot at most
+`room` messages, of which at most `pool_room` pool messages it binds to that slot now; a newer
+pull of a device ends its older parked one (409); `release` puts pool messages back in their
+pool unbound and keeps pinned ones; a lease that expires puts them back unbound too.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ TYPE_STATUS = {"sent": 6, "delivered": 7, "not_delivered": 8, "unknown": 9}
 @dataclass
 class Msg:
     id: int
-    device: int
+    device: int  # 0 while a pool message is unbound
     to: str
     body: str
-    sim: int
+    sim: int  # -1 while a pool message is unbound
     urgent: bool
+    pool: str | None = None
     status: int = 1
     lease: str | None = None
     attempt: int = 0
@@ -86,13 +92,19 @@ class FakeAgentServer:
         self.lose: dict[str, int] = {}  # route -> number of answers to lose after acting
         self.pulls: list[dict[str, Any]] = []  # every pull body, in order
         self.old_server = False  # True: refuse `holding` in pull, like a server from before it
+        self.refuse_sims = False  # True: refuse `sims` in pull, like a server from before pools
+        self.pools: dict[str, list[tuple[int, int]]] = {}  # name -> member (device, slot)s
+        self.sim_reasons: dict[tuple[int, int], str] = {}  # why a SIM said it is not ready
+        self.releases: list[dict[str, Any]] = []  # every release body, in order
+        self.conflicts = 0  # parked pulls ended by a newer pull of their device
+        self._pull_gen: dict[int, int] = {}
         self.down = False
         self.closing = False
         self._ids = itertools.count(1000)
         self._sms_ids = itertools.count(50000)
         self._changed = asyncio.Condition()
         self.app = web.Application(client_max_size=1024 * 1024)
-        for route in ("hello", "pull", "commit", "report", "incoming", "status"):
+        for route in ("hello", "pull", "commit", "report", "incoming", "status", "release"):
             self.app.router.add_post(f"/agent/v1/{route}", self._wrap(route))
         self.runner: web.AppRunner | None = None
         self.url = ""
@@ -109,12 +121,25 @@ class FakeAgentServer:
     ) -> int:
         m = Msg(next(self._ids), device, to, body, sim, urgent)
         self.messages[m.id] = m
-        async with self._changed:
-            self._changed.notify_all()
+        await self.changed()
         return m.id
 
+    async def add_pool_message(
+        self, pool: str, to: str, body: str = "hi", urgent: bool = False
+    ) -> int:
+        m = Msg(next(self._ids), 0, to, body, -1, urgent, pool=pool)
+        self.messages[m.id] = m
+        await self.changed()
+        return m.id
+
+    async def changed(self) -> None:
+        """Wake parked pulls (a message added or released, a pool changed)."""
+        async with self._changed:
+            self._changed.notify_all()
+
     async def start(self, port: int = 0) -> str:
-        self.runner = web.AppRunner(self.app)
+        # Like the real server: a client that goes away cancels its handler (a parked pull).
+        self.runner = web.AppRunner(self.app, handler_cancellation=True)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", port)
         await site.start()
@@ -169,8 +194,14 @@ class FakeAgentServer:
                 for i in lease.ids:
                     m = self.messages[i]
                     if m.status == 2 and m.lease == lease_id:
-                        self._set(m, 1)
-                        m.lease = None
+                        self._unlease(m)
+
+    def _unlease(self, m: Msg) -> None:
+        """Back to the queue; a pool message back to its pool, unbound."""
+        self._set(m, 1)
+        m.lease = None
+        if m.pool is not None:
+            m.device, m.sim = 0, -1
 
     def _set(self, m: Msg, status: int) -> None:
         m.status = status
@@ -193,30 +224,50 @@ class FakeAgentServer:
         holding = body.get("holding")
         if holding is not None and self.old_server:
             return _err(400, "invalid_input", "unknown key holding")
+        sims = body.get("sims")
+        if sims is not None and (self.refuse_sims or self.old_server):
+            return _err(400, "invalid_input", "unknown key sims")
+        limits = _sim_limits(sims)
+        if isinstance(limits, web.Response):
+            return limits
+        if limits is not None:
+            for slot, (ready, _, _, reason) in limits.items():
+                if ready:
+                    self.sim_reasons.pop((device, slot), None)
+                else:
+                    self.sim_reasons[(device, slot)] = reason
         if isinstance(holding, list):
             # agent-protocol.md: the device's uncommitted leases it does not hold go back now.
             for lease_id, lease in list(self.leases.items()):
                 if lease.device == device and lease.answer is None and lease_id not in holding:
                     lease.expires = 0.0
             self._expire()
+        # One pull per device: a newer one ends this one (409) while it is parked.
+        gen = self._pull_gen[device] = self._pull_gen.get(device, 0) + 1
+        async with self._changed:
+            self._changed.notify_all()
         deadline = time.monotonic() + wait
         while True:
-            due = [m for m in self.messages.values() if m.device == device and m.status == 1]
+            if self._pull_gen.get(device) != gen:
+                self.conflicts += 1
+                return _err(409, "conflict", "a newer pull of this device took over")
+            due = self._leasable(device, mx, limits)
             if due or self.closing or time.monotonic() >= deadline:
                 break
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
-        due.sort(key=lambda m: (not m.urgent, m.id))
-        due = due[:mx]
         if not due:
             return {"lease_id": None, "lease_expires": None, "messages": []}
         lease_id = secrets.token_hex(8)
-        self.leases[lease_id] = Lease(device, [m.id for m in due], time.time() + self.lease_seconds)
-        for m in due:
+        self.leases[lease_id] = Lease(
+            device, [m.id for m, _ in due], time.time() + self.lease_seconds
+        )
+        for m, slot in due:
             self._set(m, 2)
             m.lease = lease_id
             m.attempt += 1
+            m.device, m.sim = device, slot
         return {
             "lease_id": lease_id,
             "lease_expires": _now(),
@@ -229,10 +280,40 @@ class FakeAgentServer:
                     "urgent": m.urgent,
                     "timetosend": _now(),
                     "attempt": m.attempt,
+                    **({"pool": m.pool} if limits is not None else {}),
                 }
-                for m in due
+                for m, _ in due
             ],
         }
+
+    def _leasable(
+        self, device: int, mx: int, limits: dict[int, tuple[bool, int, int, str]] | None
+    ) -> list[tuple[Msg, int]]:
+        """What a pull may lease now, each with the slot it goes to: urgent first, then id."""
+        queue = sorted(
+            (m for m in self.messages.values() if m.status == 1),
+            key=lambda m: (not m.urgent, m.id),
+        )
+        if limits is None:  # an agent from before pools: pinned messages of every slot
+            return [(m, m.sim) for m in queue if m.device == device and m.pool is None][:mx]
+        room = {s: r for s, (ok, r, _, _) in limits.items() if ok}
+        pool_room = {s: p for s, (ok, _, p, _) in limits.items() if ok}
+        out: list[tuple[Msg, int]] = []
+        for m in queue:
+            if len(out) >= mx:
+                break
+            if m.pool is None:
+                if m.device == device and room.get(m.sim, 0) > 0:
+                    room[m.sim] -= 1
+                    out.append((m, m.sim))
+                continue
+            for d, slot in self.pools.get(m.pool, []):
+                if d == device and room.get(slot, 0) > 0 and pool_room.get(slot, 0) > 0:
+                    room[slot] -= 1
+                    pool_room[slot] -= 1
+                    out.append((m, slot))
+                    break
+        return out
 
     async def _commit(self, device: int, body: dict[str, Any]) -> Any:
         lease = self.leases.get(body.get("lease_id", ""))
@@ -303,6 +384,54 @@ class FakeAgentServer:
     async def _status(self, device: int, body: dict[str, Any]) -> Any:
         self.statuses.append(body)
         return {"ok": True}
+
+    async def _release(self, device: int, body: dict[str, Any]) -> Any:
+        ids, reason = body.get("ids"), body.get("reason", "")
+        if (
+            not isinstance(ids, list)
+            or len(ids) > 500
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        ):
+            return _err(400, "bad_request", "ids must be a list of at most 500 message ids")
+        if not isinstance(reason, str) or len(reason) > 200:
+            return _err(400, "bad_request", "reason must be text of at most 200 characters")
+        self.releases.append(body)
+        released, kept = [], []
+        for i in ids:
+            m = self.messages.get(i)
+            if m is None or m.device != device:
+                released.append(i)  # released before, or never this device's
+            elif m.pool is not None and m.status in (2, 3):
+                self._unlease(m)
+                released.append(i)
+            else:
+                kept.append(i)  # pinned, or already under way here
+        await self.changed()
+        return {"released": released, "kept": kept}
+
+
+def _sim_limits(sims: object) -> dict[int, tuple[bool, int, int, str]] | web.Response | None:
+    """slot -> (ready, room, pool_room, reason) from a pull's `sims`; None without it."""
+    if sims is None:
+        return None
+    if not isinstance(sims, list):
+        return _err(400, "bad_request", "sims must be a list")
+    out: dict[int, tuple[bool, int, int, str]] = {}
+    for s in sims:
+        if not isinstance(s, dict) or not isinstance(s.get("slot"), int):
+            return _err(400, "bad_request", "each sim needs a slot")
+        ready = s.get("ready") is True
+        room, pool_room = s.get("room", 0), s.get("pool_room", 0)
+        if ready and not (
+            isinstance(room, int) and 0 <= room <= 100 and isinstance(pool_room, int)
+            and 0 <= pool_room <= room
+        ):  # fmt: skip
+            return _err(400, "bad_request", "room must be 0..100 and pool_room 0..room")
+        reason = s.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 200:
+            return _err(400, "bad_request", "reason must be text of at most 200 characters")
+        out[s["slot"]] = (ready, room if ready else 0, pool_room if ready else 0, reason)
+    return out
 
 
 def _err(status: int, code: str, message: str) -> web.Response:

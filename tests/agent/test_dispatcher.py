@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from agent.dispatcher import Dispatcher, DispatchPolicy
+from agent.dispatcher import SWITCH_SECONDS_GUESS, Dispatcher, DispatchPolicy
 from agent.journal import Journal, LeasedMessage
 from agent.modem.base import ModemState, SendError, SendOutcome, SendResult
 from agent.pacing import Pacer, SimLimits
@@ -271,6 +271,34 @@ async def test_urgent_on_the_other_sim_is_worth_a_switch(journal: Journal) -> No
     assert modem.sent_numbers == ["+491", "+499", "+492", "+493"]
 
 
+PACED_30S = SimLimits(min_interval_seconds=30, per_minute=None, per_hour=None, per_day=None)
+
+
+async def test_a_paced_sim_does_not_hold_back_the_other_sim_of_a_single_standby_modem(
+    journal: Journal,
+) -> None:
+    """SIM 1 must wait 30 s between sends, longer than a switch there and back: meanwhile the
+    radio sends SIM 2's message instead of idling until SIM 1's queue is empty."""
+    modem = FakeModem(slots=[0, 1])
+    await commit(journal, (1, "+491", 0, False), (2, "+492", 0, False), (3, "+493", 1, False))
+    async with running(journal, modem, [0, 1], PACED_30S) as (d, _):
+        await wait_for(lambda: len(modem.submits) == 2, limit=5, what="SIM 2 served meanwhile")
+    assert [(s.slot, s.number) for s in modem.submits] == [(0, "+491"), (1, "+493")]
+
+
+async def test_no_switch_for_a_pacing_wait_shorter_than_a_switch_there_and_back(
+    journal: Journal,
+) -> None:
+    modem = FakeModem(slots=[0, 1])
+    async with running(journal, modem, [0, 1], PACED_30S) as (d, _):
+        d.switch_seconds = 20.0  # measured on a slow module: 40 s there and back > 30 s wait
+        await commit(journal, (1, "+491", 0, False), (2, "+492", 0, False), (3, "+493", 1, False))
+        d.wake()
+        await wait_for(lambda: len(modem.submits) == 1, what="SIM 1's first send")
+        await asyncio.sleep(1.0)
+    assert [s.number for s in modem.submits] == ["+491"]
+
+
 class SwitchingModem(FakeModem):
     def __init__(self) -> None:
         super().__init__(slots=[0, 1])
@@ -291,6 +319,7 @@ async def test_idle_single_standby_modem_visits_the_other_sim(journal: Journal) 
         await wait_for(
             lambda: modem.activated[done : done + 2] == [1, 0], what="visits to SIM 2 and back"
         )
+        assert d.switch_seconds < SWITCH_SECONDS_GUESS / 2  # instant switches, measured
         # Work arriving for a SIM is still sent on that SIM.
         await commit(journal, (2, "+492", 1, False))
         d.wake()

@@ -31,7 +31,8 @@ from tests.agent.fakeserver import FakeAgentServer
 
 
 def agent_cfg(server: FakeAgentServer, tmp: Path, token: str, **dev: object) -> AgentConfig:
-    device = DeviceConfig(name="hall", token=token, server=server.url, ports=("/dev/fake0",), **dev)  # type: ignore[arg-type]
+    dev.setdefault("ports", ("/dev/fake0",))
+    device = DeviceConfig(name="hall", token=token, server=server.url, **dev)  # type: ignore[arg-type]
     return AgentConfig(
         server=server.url,
         journal=tmp / "journal.sqlite3",

@@ -12,10 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agent.backoff import Backoff
 from agent.client import AgentClient, Refused, ServerAway
 from agent.journal import Journal
 from agent.modem.base import IncomingSms
-from agent.sync import Backoff, Sync
+from agent.sync import Sync
 from tests.agent.fakes import wait_for
 from tests.agent.fakeserver import FakeAgentServer
 
@@ -126,7 +127,7 @@ async def test_open_lease_left_by_a_crash_is_committed_at_start(
     async with make_sync(server, journal) as (sync, _):
         await sync.hello()
         answer = await sync.client.pull(15, 0)  # pulled and journaled, then "crash"
-        from agent.sync import _parse_messages
+        from agent.pull import _parse_messages
 
         msgs, _ = _parse_messages(answer["messages"])
         await journal.add_leased(DEV, answer["lease_id"], msgs, 1.0)
@@ -173,7 +174,7 @@ async def test_a_busy_agent_pulls_in_batches_not_one_message_per_send(
 ) -> None:
     """With 8 of pull_max 10 waiting locally, the next pull waits until the dispatcher has
     drained the backlog to half, then asks for 5 at once, instead of 2 now, then 1 per send."""
-    monkeypatch.setattr("agent.sync.REFILL_WAIT_SECONDS", 60.0)  # only the drain ends the wait
+    monkeypatch.setattr("agent.pull.REFILL_WAIT_SECONDS", 60.0)  # only the drain ends the wait
     server.settings["pull_max"] = 10
     ids = [await server.add(260, f"+49151000000{i:02d}") for i in range(8)]
     async with make_sync(server, journal) as (sync, _), loops(sync, "pull"):
