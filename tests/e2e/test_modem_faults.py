@@ -81,19 +81,29 @@ def test_retries_exhausted_on_a_transient_error_give_a_final_failure(
     assert finals(stack, [after]) == [7]
 
 
-def test_no_network_fails_as_no_service_and_the_next_goes_out_once_it_is_back(
+def test_no_network_holds_the_sims_messages_with_the_reason_until_it_is_back(
     gateway: GatewayFactory,
 ) -> None:
     stack = fast_stack(gateway)
     dev = stack.devices[0]
     stack.emu.set_faults(dev.modem_id, {"no_network": True})
-    # +CMS ERROR: 331 is transient: retried max_attempts times, then final as 10 (no service).
+    # Once the agent has told the server the SIM is not ready (docs/routing.md), a message
+    # pinned to it waits there, showing why, instead of being tried and failed as 10.
+    key = (dev.device_id, 0)
+    wait_until(lambda: not stack.sim_ready().get(key, (True, ""))[0], 30, "SIM not ready")
     during = stack.addsms(dev, GOOD, "while unregistered")
-    assert finals(stack, [during]) == [10]
+
+    def waiting() -> str | None:
+        answer = stack.api("getsmsstatus", sms_id=during)
+        reason = str(answer.get("waiting", ""))
+        return reason if answer["status"] == 1 and "not ready" in reason else None
+
+    assert "not ready" in wait_until(waiting, 30, "the message to wait with a reason")
     assert stack.submitted() == []
     stack.emu.set_faults(dev.modem_id, {"no_network": False})
     after = stack.addsms(dev, GOOD, "network is back")
-    assert finals(stack, [after]) == [7]
+    assert finals(stack, [during, after]) == [7, 7]
+    assert sorted(p["text"] for p in stack.submitted()) == ["network is back", "while unregistered"]
 
 
 def test_unplugged_modem_keeps_its_messages_until_replugged(gateway: GatewayFactory) -> None:

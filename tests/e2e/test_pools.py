@@ -11,9 +11,7 @@ Nothing is ever sent twice.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
-import sqlite3
 import statistics
 import time
 from typing import Any
@@ -54,10 +52,8 @@ def wait_sent(stack: GatewayStack, prefix: str, count: int, timeout: float) -> d
 
 
 def ready_sims(stack: GatewayStack) -> set[tuple[int, int]]:
-    """(device, slot) the server holds as ready (read-only look at its database)."""
-    with contextlib.closing(sqlite3.connect(f"file:{stack.db}?mode=ro", uri=True)) as db:
-        rows = db.execute("SELECT device_id, slot FROM sim_ready WHERE ready = 1").fetchall()
-    return {(int(d), int(s)) for d, s in rows}
+    """(device, slot) the server holds as ready."""
+    return {sim for sim, (ready, _) in stack.sim_ready().items() if ready}
 
 
 def wait_all_ready(stack: GatewayStack, timeout: float = 60) -> None:

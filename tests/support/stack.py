@@ -285,6 +285,16 @@ class GatewayStack:
         """addsms to a pool (`all`, `device:<id>` or a named one) instead of a SIM."""
         return int(self.api("addsms", pool=pool, sendto=to, body=body, **extra)["sms_id"])
 
+    def sim_ready(self) -> dict[tuple[int, int], tuple[bool, str]]:
+        """{(device, slot): (ready, reason)} as the agents' latest pulls told the server (a
+        read-only look at its database)."""
+        import contextlib
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT device_id, slot, ready, reason FROM sim_ready").fetchall()
+        return {(int(d), int(s)): (bool(r), str(why)) for d, s, r, why in rows}
+
     def status(self, sms_id: int) -> int:
         return int(self.api("getsmsstatus", sms_id=sms_id)["status"])
 
