@@ -21,12 +21,13 @@ from tests.support.stack import Device, GatewayStack, wait_until
 OUTSIDE = "+4917012345678"
 
 
-def target(devices: Sequence[Device], i: int) -> dict[str, Any]:
-    """Where message number i goes, as addsms / addalotofsms fields.
-
-    For now pinned: device i mod N, its SIM 0, round-robin, so no SIM is asked to send twice in a
-    row while others idle. This is the one place that decides it: the switch to one pool of all
-    the devices' SIMs happens here."""
+def target(devices: Sequence[Device], i: int, *, pool: bool = False) -> dict[str, Any]:
+    """Where message number i goes, as addsms / addalotofsms fields: the pool of all the
+    account's SIMs (each message leaves on whichever SIM asks first, docs/routing.md), or pinned
+    round-robin to device i mod N's SIM 0, so no SIM is asked to send twice in a row while
+    others idle. The one place that decides it."""
+    if pool:
+        return {"pool": "all"}
     dev = devices[i % len(devices)]
     return {"device_id": dev.device_id, "sim": 0}
 
@@ -84,8 +85,11 @@ def last_submit_id(emu: EmulatorClient) -> int:
     return max((int(p["id"]) for p in emu.submitted()), default=0)
 
 
-def measure_latency(stack: GatewayStack, samples: int) -> dict[str, list[float]]:
-    """One addsms at a time, each to an idle device; ms from request and from accept to AT+CMGS."""
+def measure_latency(
+    stack: GatewayStack, samples: int, *, pool: bool = False
+) -> dict[str, list[float]]:
+    """One addsms at a time, each to an idle device (pinned) or to the idle pool of all SIMs;
+    ms from request and from accept to AT+CMGS."""
     out: dict[str, list[float]] = {"request": [], "accept": [], "roundtrip": []}
     since = last_submit_id(stack.emu)
     for k in range(samples):
@@ -93,7 +97,7 @@ def measure_latency(stack: GatewayStack, samples: int) -> dict[str, list[float]]
         time.sleep(0.3)
         text = f"latency {k}"
         t_request = time.monotonic()
-        stack.api("addsms", sendto=OUTSIDE, body=text, **target(stack.devices, k))
+        stack.api("addsms", sendto=OUTSIDE, body=text, **target(stack.devices, k, pool=pool))
         t_accept = time.monotonic()
         part = find_submit(stack.emu, text, since, timeout=60)
         since = int(part["id"])
@@ -127,13 +131,14 @@ def measure_throughput(
     stack: GatewayStack, messages: int, devices: Sequence[Device] | None = None
 ) -> dict[str, float]:
     """One batch from ingest to the last AT+CMGS and to every delivery report (status 7), with
-    the CPU each process used in that window and the memory of the gateway at the end."""
+    the CPU each process used in that window and the memory of the gateway at the end. Without
+    `devices` the batch goes to the pool of all SIMs; with them, pinned round-robin to those."""
     assert stack.agent is not None and stack.server is not None and stack.emulator is not None
     procs = {"agent": stack.agent.pid, "server": stack.server.pid, "emulator": stack.emulator.pid}
     stack.emu.clear_submitted()
     already = delivered_count(stack)
     targets = devices or stack.devices
-    entries = [{"sendto": OUTSIDE, "body": f"bulk {i}", **target(targets, i)}
+    entries = [{"sendto": OUTSIDE, "body": f"bulk {i}", **target(targets, i, pool=not devices)}
                for i in range(messages)]  # fmt: skip
     cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
     t0 = time.monotonic()

@@ -155,6 +155,7 @@ def scale(root: Path, modems: int, samples: int, messages: int, quick: bool) -> 
         stack.wait_agent_ready(timeout=120)
         time.sleep(1.0)
         lat = measure_latency(stack, samples)
+        lat_pool = measure_latency(stack, samples, pool=True)
         single = measure_throughput(stack, max(4, messages // 8), stack.devices[:1])
         tput = measure_throughput(stack, messages)
         fsyncs_all = agent_fsyncs_per_sms(stack, max(8, messages // 2))
@@ -169,6 +170,7 @@ def scale(root: Path, modems: int, samples: int, messages: int, quick: bool) -> 
     p50, p99 = percentile(lat["accept"], 50), percentile(lat["accept"], 99)
     rt50, rt99 = percentile(lat["roundtrip"], 50), percentile(lat["roundtrip"], 99)
     req50 = percentile(lat["request"], 50)
+    pool50, pool99 = percentile(lat_pool["accept"], 50), percentile(lat_pool["accept"], 99)
     show(
         f"latency: addsms accepted -> AT+CMGS, {samples} samples over {modems} idle agents'"
         " devices",
@@ -179,10 +181,13 @@ def scale(root: Path, modems: int, samples: int, messages: int, quick: bool) -> 
             ("baseline: addsms HTTP round trip p50", rt50, "ms"),
             ("baseline: addsms HTTP round trip p99", rt99, "ms"),
             ("ratio accept->CMGS p50 / round trip p50", p50 / rt50, "x"),
+            ("pool of all SIMs: accept -> AT+CMGS p50", pool50, "ms"),
+            ("pool of all SIMs: accept -> AT+CMGS p99", pool99, "ms"),
+            ("ratio pool p50 / pinned p50 (target: at most 1)", pool50 / p50, "x"),
         ],
     )
     show(
-        f"throughput: {messages} SMS over {modems} zero-latency emulated modems",
+        f"throughput: {messages} SMS to one pool of {modems} zero-latency emulated modems",
         [
             ("end of ingest -> last AT+CMGS", tput["send_rate"], "SMS/s"),
             ("end of ingest -> all delivered (status 7)", tput["delivered_rate"], "SMS/s"),
@@ -212,7 +217,8 @@ def scale(root: Path, modems: int, samples: int, messages: int, quick: bool) -> 
         )
     else:
         print("\n  (strace not available or not allowed to attach: fsync count skipped)")
-    figures = {"p50_ms": p50, "p99_ms": p99, "roundtrip_p50_ms": rt50, **tput, "direct": direct,
+    figures = {"p50_ms": p50, "p99_ms": p99, "pool_p50_ms": pool50, "pool_p99_ms": pool99,
+               "roundtrip_p50_ms": rt50, **tput, "direct": direct,
                "fsync_rate": fsyncs, "fsyncs_per_sms": fsyncs_all or float("nan"),
                "fsyncs_per_sms_one_modem": fsyncs_1 or float("nan")}  # fmt: skip
     print(f"\n  targets at 64 modems, this run with {modems}:", flush=True)

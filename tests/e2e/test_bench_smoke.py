@@ -22,5 +22,7 @@ def test_e2e_benchmark_runs() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for line in ("accept -> AT+CMGS p50", "baseline: addsms HTTP round trip p50",
                  "baseline: direct AT+CMGS", "agent CPU per SMS", "agent + server CPU per SMS",
-                 "agent + server RSS at the end", "agent peak RSS"):  # fmt: skip
+                 "agent + server RSS at the end", "agent peak RSS",
+                 "pool of all SIMs: accept -> AT+CMGS p50",
+                 "ratio pool p50 / pinned p50"):  # fmt: skip
         assert line in result.stdout
