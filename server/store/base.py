@@ -88,8 +88,8 @@ class AgentStore(ABC):
         seen_after: int,
         rand: Callable[[], float],
     ) -> tuple[Lease, set[int]]:
-        """A per-SIM pull's lease (docs/routing.md): record each SIM's readiness, return the
-        device's expired leases, then give each ready SIM its pinned work and bind pool messages
+        """A per-SIM pull's lease (docs/routing.md), after `offer_sims` stored the offers: return
+        the device's expired leases, then give each ready SIM its pinned work and bind pool messages
         to it, urgent first, at most `room` per SIM and `pool_room` of them from pools. Pool
         rules count only SIMs ready in their device's latest pull and seen since `seen_after`.
         Returns the lease and the other devices to wake for pool messages still waiting."""

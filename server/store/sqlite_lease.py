@@ -98,7 +98,8 @@ def lease_sims(
         " AND lease_expires < ?",
         (now, device_id, now),
     )
-    record_offers(conn, device_id, offers, now)
+    # The offers themselves were stored when the pull began (offer_sims): a long poll's lease
+    # uses them as they were said, and need not write them again.
     conn.execute("UPDATE devices SET lastseen = ? WHERE id = ?", (now, device_id))
     leased: list[int] = []
     still_waiting: set[int] = set()
