@@ -229,9 +229,8 @@ class Gateway:
     async def send(self, account: Account, request: Outgoing) -> list[int]:
         """Store one addsms request (one message per recipient); ids in recipient order."""
         devices: dict[int, Device] = {}
-        wake: set[int] = set()
-        messages = await self._expand(account, request, devices, wake)
-        return await self._store_messages(messages, wake)
+        messages = await self._expand(account, request, devices)
+        return await self._store_messages(messages, await self.routing.wake_for(messages))
 
     async def send_batch(self, account: Account, requests: Sequence[Outgoing]) -> list[int]:
         """Store an addalotofsms batch: every entry valid, or nothing stored."""
@@ -242,20 +241,18 @@ class Gateway:
                 f"Too many messages in one batch: {len(requests)} (at most {limits.MAX_BATCH})"
             )
         devices: dict[int, Device] = {}
-        wake: set[int] = set()
         messages: list[NewMessage] = []
         for index, request in enumerate(requests):
             try:
-                messages.extend(await self._expand(account, request, devices, wake))
+                messages.extend(await self._expand(account, request, devices))
             except GatewayError as exc:
                 raise type(exc)(f"smsdata[{index}]: {exc.message}") from None
-        return await self._store_messages(messages, wake)
+        return await self._store_messages(messages, await self.routing.wake_for(messages))
 
     async def _target(
-        self, account: Account, request: Outgoing, devices: dict[int, Device], wake: set[int]
+        self, account: Account, request: Outgoing, devices: dict[int, Device]
     ) -> tuple[Device | None, int, int | None]:
-        """(the device whose prefix rules apply, the pinned slot, the pool id or None); adds
-        the devices to wake for a pool message to `wake`."""
+        """(the device whose prefix rules apply, the pinned slot, the pool id or None)."""
         name = request.pool
         if name is not None and request.device_id is not None:
             raise InvalidInput("Give either device_id or pool, not both")
@@ -274,14 +271,13 @@ class Gateway:
             else:
                 return device, request.sim, None
         assert name is not None
-        pool, members = await self.routing.pool_for_send(account, name)
-        wake |= members
+        pool = await self.routing.pool_for_send(account, name)
         return device, 0, pool.id
 
     async def _expand(
-        self, account: Account, request: Outgoing, devices: dict[int, Device], wake: set[int]
+        self, account: Account, request: Outgoing, devices: dict[int, Device]
     ) -> list[NewMessage]:
-        device, sim, pool_id = await self._target(account, request, devices, wake)
+        device, sim, pool_id = await self._target(account, request, devices)
         if not request.body:
             raise InvalidInput("Parameter body is required")
         if len(request.body) > limits.MAX_BODY_CHARS:

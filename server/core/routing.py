@@ -8,14 +8,16 @@ same database reaches a running server within that time.
 
 from __future__ import annotations
 
+import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from server.core import limits
-from server.core.dates import now_us
+from server.core.agent import AgentSettings
+from server.core.dates import US, now_us
 from server.core.errors import InvalidInput, NotFound
-from server.core.models import Account
+from server.core.models import Account, NewMessage
 from server.core.pools import (
     ACCOUNT_POOL,
     DEVICE_POOL_PREFIX,
@@ -40,26 +42,43 @@ class PoolInfo:
 
 
 class Routing:
-    def __init__(self, store: Store, clock: Callable[[], int] = now_us) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], int] = now_us,
+        offline_seconds: int = AgentSettings().agent_offline_seconds,
+    ) -> None:
         self.store = store
         self.clock = clock
-        # (account, name) -> (expiry, pool, devices to wake for its messages)
-        self._cache: dict[tuple[int, str], tuple[float, Pool, frozenset[int]]] = {}
+        self.offline_seconds = offline_seconds  # the server's --agent-offline-seconds
+        # (account, name) -> (expiry, pool)
+        self._cache: dict[tuple[int, str], tuple[float, Pool]] = {}
 
-    async def pool_for_send(self, account: Account, name: str) -> tuple[Pool, frozenset[int]]:
-        """The pool a message names (`all`, `device:<id>` or a named one) and the devices whose
-        parked pulls a new message of it should wake."""
+    async def pool_for_send(self, account: Account, name: str) -> Pool:
+        """The pool a message names: `all`, `device:<id>` or a named one."""
         key = (account.id, name)
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
+            return cached[1]
         pool = await self.pool(account, name)
-        devices = frozenset(await self.store.pool_wake_devices([pool.id]))
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[key] = (now + limits.TOKEN_CACHE_SECONDS, pool, devices)
-        return pool, devices
+        self._cache[key] = (now + limits.TOKEN_CACHE_SECONDS, pool)
+        return pool
+
+    async def wake_for(self, messages: Sequence[NewMessage]) -> set[int]:
+        """The devices to wake for new pool messages: for n messages of a pool, the n + 1
+        devices whose SIMs offered the most pool room in their latest pull. Waking every device
+        of a large pool for one message made them all queue a lease behind each other (the
+        winner's answer waited for the rest); a woken device that cannot take a message wakes
+        the others itself, and a SIM that gains room pulls again on its own."""
+        counts = collections.Counter(m.pool_id for m in messages if m.pool_id is not None)
+        seen_after = self.clock() - self.offline_seconds * US
+        wake: set[int] = set()
+        for pool_id, n in counts.items():
+            wake |= await self.store.pool_wake_candidates(pool_id, seen_after, n + 1)
+        return wake
 
     async def pool(self, account: Account, name: str) -> Pool:
         """Any pool of the account by name; the implicit ones are made on first use."""

@@ -183,8 +183,9 @@ class PoolStore(ABC):
         """Messages of the pool waiting for a SIM."""
 
     @abstractmethod
-    async def pool_wake_devices(self, pool_ids: Sequence[int]) -> set[int]:
-        """The devices with a SIM in any of these pools."""
+    async def pool_wake_candidates(self, pool_id: int, seen_after: int, limit: int) -> set[int]:
+        """Up to `limit` devices with a SIM of the pool that was ready with pool room in its
+        device's latest pull (seen since `seen_after`), the most room first."""
 
 
 class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):

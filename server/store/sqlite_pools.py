@@ -36,22 +36,19 @@ SIM_POOLS_SQL = (
 )
 
 
-def wake_devices_sql(count: int) -> str:
-    """The devices with a SIM in any of `count` pools (their ids are the parameters): their
-    parked pulls may take the pools' messages."""
-    marks = ",".join("?" * count)
-    return (
+def wake_devices(conn: sqlite3.Connection, pool_ids: Sequence[int]) -> set[int]:
+    """The devices with a SIM in any of these pools: their parked pulls may take the pools'
+    messages."""
+    if not pool_ids:
+        return set()
+    marks = ",".join("?" * len(pool_ids))
+    sql = (
         "SELECT d.id FROM pools p JOIN devices d ON d.account_id = p.account_id"
         f" WHERE p.id IN ({marks}) AND (p.kind = 'account'"
         " OR (p.kind = 'device' AND d.id = p.device_id)"
         " OR (p.kind = 'named' AND d.id IN (SELECT device_id FROM pool_sims WHERE pool_id = p.id)))"
     )
-
-
-def wake_devices(conn: sqlite3.Connection, pool_ids: Sequence[int]) -> set[int]:
-    if not pool_ids:
-        return set()
-    return {int(r[0]) for r in conn.execute(wake_devices_sql(len(pool_ids)), list(pool_ids))}
+    return {int(r[0]) for r in conn.execute(sql, list(pool_ids))}
 
 
 class SqlitePoolStore:
@@ -177,10 +174,18 @@ class SqlitePoolStore:
         )
         return int(rows[0][0])
 
-    async def pool_wake_devices(self, pool_ids: Sequence[int]) -> set[int]:
-        if not pool_ids:
-            return set()
-        rows = await self._all(wake_devices_sql(len(pool_ids)), list(pool_ids))
+    async def pool_wake_candidates(self, pool_id: int, seen_after: int, limit: int) -> set[int]:
+        rows = await self._all(
+            "SELECT r.device_id FROM pools p JOIN devices d ON d.account_id = p.account_id"
+            " JOIN sim_ready r ON r.device_id = d.id"
+            " WHERE p.id = ? AND r.ready = 1 AND r.pool_room > 0 AND d.enabled = 1"
+            " AND d.lastseen >= ? AND (p.kind = 'account'"
+            " OR (p.kind = 'device' AND d.id = p.device_id)"
+            " OR (p.kind = 'named' AND EXISTS (SELECT 1 FROM pool_sims ps WHERE"
+            " ps.pool_id = p.id AND ps.device_id = r.device_id AND ps.slot = r.slot)))"
+            " GROUP BY r.device_id ORDER BY MAX(r.pool_room) DESC, random() LIMIT ?",
+            (pool_id, seen_after, limit),
+        )
         return {int(r[0]) for r in rows}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.core.gateway import Outgoing
+from server.core.models import NewMessage
 from tests.server_agent.conftest import Env, Servers, eventually
 
 NUMBERS = [f"+491570000{i:04d}" for i in range(40)]
@@ -216,3 +217,17 @@ async def test_bad_pool_input_is_refused_clearly(env: Env) -> None:
     ]:
         r = await env.client.get("/getdata/addsms", params={**query, **extra})
         assert (r.status, await r.json()) == (200, {"error": 1, "message": message}), extra
+
+
+async def test_a_new_pool_message_wakes_only_devices_whose_sims_have_pool_room(env: Env) -> None:
+    third, third_token = await env.gw.create_device(env.account, "third box")
+    await pull(env, [sim(0, pool_room=0)])  # ready, but its SIM has no room for pool work
+    await pull(env, [sim(0, pool_room=2)], env.other_token)
+    await pull(env, [sim(0, pool_room=5), sim(1, pool_room=1)], third_token)
+    pool = await env.gw.routing.pool_for_send(env.account, "all")
+    one = [NewMessage(env.account.id, None, NUMBERS[0], "x", pool_id=pool.id)]
+    # One message: the two devices with the most room, never the one without.
+    assert await env.gw.routing.wake_for(one) == {third.id, env.other_device_id}
+    await env.gw.store.touch_device(third.id, 0)  # gone: past agent_offline_seconds
+    assert await env.gw.routing.wake_for(one * 3) == {env.other_device_id}
+    assert await env.gw.routing.wake_for([]) == set()
