@@ -219,6 +219,7 @@ class GuardedSite(BaseSite):
         self._handler_options = handler_options
         self._sockets: list[socket.socket] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop  # set by start()
         self.slots = ConnectionSlots(settings.max_connections, sweep_interval(settings))
 
     @property
@@ -229,11 +230,13 @@ class GuardedSite(BaseSite):
     def _factory(self) -> GuardedHandler:
         server = self._runner.server
         assert server is not None
-        return GuardedHandler(server, loop=asyncio.get_running_loop(), slots=self.slots,
+        return GuardedHandler(server, loop=self._loop, slots=self.slots,
                               settings=self._settings, **self._handler_options)  # fmt: skip
 
     async def start(self) -> None:
         await super().start()
+        # Kept: asyncio.get_running_loop() checks the process id, a system call, every time.
+        self._loop = asyncio.get_running_loop()
         self._sockets = listen(self._host, self._port, self._backlog)
         self._tasks = [asyncio.create_task(self._accept_loop(s)) for s in self._sockets]
 
@@ -249,7 +252,7 @@ class GuardedSite(BaseSite):
         self._runner._unreg_site(self)
 
     async def _accept_loop(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         slots = self.slots
         while True:
             if slots.full():
@@ -269,7 +272,7 @@ class GuardedSite(BaseSite):
                 log.warning("accept failed (%s); retrying in 1 s", exc.strerror)
                 await asyncio.sleep(1.0)
                 continue
-            conn.setblocking(False)
+            # connect_accepted_socket makes the socket non-blocking.
             if self._ssl_context is None:
                 await self._connect(conn)
             else:  # the handshake takes round trips: the loop must not wait for it
@@ -277,9 +280,8 @@ class GuardedSite(BaseSite):
                 asyncio.create_task(self._connect(conn, pending=True))
 
     async def _connect(self, conn: socket.socket, pending: bool = False) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            await loop.connect_accepted_socket(
+            await self._loop.connect_accepted_socket(
                 self._factory,
                 conn,
                 ssl=self._ssl_context,
