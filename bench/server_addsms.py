@@ -12,6 +12,10 @@ the client, the server's event loop and its writer thread compete for the same c
 background load moves single rounds a lot; pairing neighbouring rounds cancels most of it, where a
 ratio of two medians taken from different moments did not. Server CPU per request (from /proc,
 all threads) is printed as the figure least disturbed by other load.
+
+By default the clients keep their connections open (32 connections per round, as HTTP client
+libraries do); `--new-connections` opens and closes one per request, as a script calling curl
+does, so that what a server spends per connection (accepting, setting it up, closing it) counts.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ import aiohttp
 from bench._common import cpu_seconds, free_port, gateway, process, report
 
 
-async def hammer(url: str, form: dict[str, str], requests: int, concurrency: int) -> float:
-    connector = aiohttp.TCPConnector(limit=concurrency)
+async def hammer(
+    url: str, form: dict[str, str], requests: int, concurrency: int, new_connections: bool = False
+) -> float:
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=new_connections)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(i: int) -> None:
@@ -58,6 +64,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--requests", type=int, default=3000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--new-connections", action="store_true", help="a new connection for every request"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny run that only proves it works")
     args, _other = parser.parse_known_args(argv)  # run-benchmarks passes its args to every bench
     requests = 50 if args.quick else args.requests
@@ -78,7 +87,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 for name in order:
                     url, pid = targets[name]
                     before = cpu_seconds(pid)
-                    rates[name].append(asyncio.run(hammer(url, form, requests, args.concurrency)))
+                    rate = hammer(url, form, requests, args.concurrency, args.new_connections)
+                    rates[name].append(asyncio.run(rate))
                     used = cpu_seconds(pid) - before
                     cpu[name].append(used / (requests + min(200, requests)) * 1e6)
             with sqlite3.connect(gw.db) as check:
@@ -95,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     cpu_ratio = bare_cpu / simhive_cpu if simhive_cpu else float("nan")
     report(
         f"addsms ({rounds} rounds x {requests} requests, {args.concurrency} concurrent clients,"
-        " medians)",
+        f"{' a new connection per request,' if args.new_connections else ''} medians)",
         [
             ("simhive addsms (real server, durable)", simhive_rate, "req/s"),
             ("baseline bare aiohttp handler", bare_rate, "req/s"),

@@ -14,8 +14,12 @@ about a thousand such clients exhaust a server under systemd's default file limi
   A waiting connection first gets the slot of an idle keep-alive connection, which is closed for
   it; otherwise it waits for a request to finish or a deadline to expire.
 
-The common path costs one length comparison per data_received: a request whose headers and body
-arrive in one read never starts a timer.
+What the guard costs: a deadline is a number on the connection, set and cleared by assignment,
+and one timer per site sweeps the open connections every `sweep_interval` (at most 0.5 s),
+closing those past their deadline, so a deadline is enforced up to one interval late. A timer
+per connection instead (armed on connect, cancelled once the headers are in) made each new
+connection cost more than the rest of the guard together: asyncio keeps cancelled timers in its
+heap and orders them by a Python comparison (docs/benchmarks.md, "Connection guards").
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import resource
 import signal
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +51,13 @@ log = logging.getLogger("simhive.server")
 _TRANSIENT_ACCEPT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
 # Descriptors the process needs besides client connections (SQLite, logs, webhook clients).
 _SPARE_FILES = 256
+HEADERS = "request headers"
+BODY = "request body"
+
+
+def sweep_interval(settings: HttpSettings) -> float:
+    """Seconds between deadline sweeps: a tenth of the shorter deadline, at most half a second."""
+    return min(0.5, min(settings.header_timeout, settings.body_timeout) / 10)
 
 
 @dataclass(frozen=True)
@@ -57,24 +69,40 @@ class HttpSettings:
 
 
 class ConnectionSlots:
-    """The open connections, counted against the cap."""
+    """The open connections, counted against the cap, and the sweep that enforces deadlines."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, interval: float) -> None:
         self.cap = cap
+        self.interval = interval
         self.open: dict[GuardedHandler, None] = {}  # insertion order: oldest first
         self._freed: asyncio.Event = asyncio.Event()
         self.pending = 0  # accepted, still in the TLS handshake
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def full(self) -> bool:
         return len(self.open) + self.pending >= self.cap
 
-    def add(self, handler: GuardedHandler) -> None:
+    def add(self, handler: GuardedHandler, loop: asyncio.AbstractEventLoop) -> None:
         self.open[handler] = None
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.interval, self._sweep, loop)
 
     def remove(self, handler: GuardedHandler) -> None:
         if handler in self.open:
             del self.open[handler]
             self._free()
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections whose deadline passed; runs while any connection is open."""
+        now = time.monotonic()
+        for handler in [h for h in self.open if 0.0 < h.deadline <= now]:
+            handler.expire()
+        self._sweeper = loop.call_later(self.interval, self._sweep, loop) if self.open else None
+
+    def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     def _free(self) -> None:
         self._freed.set()
@@ -96,40 +124,50 @@ class ConnectionSlots:
 class GuardedHandler(RequestHandler):
     """aiohttp's HTTP protocol with the header and body deadlines (module docstring)."""
 
+    __slots__ = ("_slots", "_settings", "deadline", "_awaiting", "_body")
+
     def __init__(self, manager: Server, *, slots: ConnectionSlots, settings: HttpSettings,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(manager, keepalive_timeout=settings.keepalive_timeout, **kwargs)
         self._slots = slots
         self._settings = settings
-        self._deadline: asyncio.TimerHandle | None = None
+        # time.monotonic() by which what is awaited must be in (0.0: nothing awaited); the
+        # sweep of ConnectionSlots closes the connection after that.
+        self.deadline = 0.0
+        self._awaiting = HEADERS
         self._body: StreamReader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._slots.add(self)
+        self._slots.add(self, self._loop)
         super().connection_made(transport)
-        self._arm(self._settings.header_timeout, "request headers")
+        self.deadline = time.monotonic() + self._settings.header_timeout
+        self._awaiting = HEADERS
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
+        self.deadline = 0.0
         self._body = None
         self._slots.remove(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        queued = len(self._messages)
-        super().data_received(data)
-        if len(self._messages) > queued:  # a request's headers are complete
-            self._disarm()
-            body = self._messages[-1][1]
-            if not body.is_eof():
+        count = self._request_count  # aiohttp counts each request whose headers are complete
+        RequestHandler.data_received(self, data)
+        if self._request_count != count:  # a request's headers are complete
+            body = self._messages[-1][1] if self._messages else None
+            if body is None or body.is_eof():
+                self._body = None
+                self.deadline = 0.0
+            else:
                 self._body = body
-                self._arm(self._settings.body_timeout, "request body")
+                self.deadline = time.monotonic() + self._settings.body_timeout
+                self._awaiting = BODY
         elif self._body is not None:
             if self._body.is_eof():
                 self._body = None
-                self._disarm()
-        elif self._deadline is None and data:  # the first bytes of the next request
-            self._arm(self._settings.header_timeout, "request headers")
+                self.deadline = 0.0
+        elif not self.deadline and data:  # the first bytes of the next request
+            self.deadline = time.monotonic() + self._settings.header_timeout
+            self._awaiting = HEADERS
 
     def idle(self) -> bool:
         """Waiting for a next request of which nothing has arrived yet."""
@@ -137,25 +175,27 @@ class GuardedHandler(RequestHandler):
         return (
             waiter is not None
             and not waiter.done()
-            and self._deadline is None
+            and not self.deadline
             and not self._messages
             and self._request_count > 0
         )
 
-    def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._deadline = self._loop.call_later(seconds, self._expire, seconds, what)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self, seconds: float, what: str) -> None:
-        self._deadline = None
+    def expire(self) -> None:
+        """Close the connection: what it awaited did not arrive in time."""
+        self.deadline = 0.0
+        seconds = (
+            self._settings.header_timeout
+            if self._awaiting == HEADERS
+            else self._settings.body_timeout
+        )
         peer = self.transport.get_extra_info("peername") if self.transport else None
         address = peer[0] if isinstance(peer, tuple) else "?"
-        log.info("closed connection from %s: %s not received within %g s", address, what, seconds)
+        log.info(
+            "closed connection from %s: %s not received within %g s",
+            address,
+            self._awaiting,
+            seconds,
+        )
         self.force_close()
 
 
@@ -179,7 +219,8 @@ class GuardedSite(BaseSite):
         self._handler_options = handler_options
         self._sockets: list[socket.socket] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self.slots = ConnectionSlots(settings.max_connections)
+        self._loop: asyncio.AbstractEventLoop  # set by start()
+        self.slots = ConnectionSlots(settings.max_connections, sweep_interval(settings))
 
     @property
     def name(self) -> str:
@@ -189,11 +230,13 @@ class GuardedSite(BaseSite):
     def _factory(self) -> GuardedHandler:
         server = self._runner.server
         assert server is not None
-        return GuardedHandler(server, loop=asyncio.get_running_loop(), slots=self.slots,
+        return GuardedHandler(server, loop=self._loop, slots=self.slots,
                               settings=self._settings, **self._handler_options)  # fmt: skip
 
     async def start(self) -> None:
         await super().start()
+        # Kept: asyncio.get_running_loop() checks the process id, a system call, every time.
+        self._loop = asyncio.get_running_loop()
         self._sockets = listen(self._host, self._port, self._backlog)
         self._tasks = [asyncio.create_task(self._accept_loop(s)) for s in self._sockets]
 
@@ -205,10 +248,11 @@ class GuardedSite(BaseSite):
                 await task
         for sock in self._sockets:
             sock.close()
+        self.slots.stop()
         self._runner._unreg_site(self)
 
     async def _accept_loop(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         slots = self.slots
         while True:
             if slots.full():
@@ -228,7 +272,7 @@ class GuardedSite(BaseSite):
                 log.warning("accept failed (%s); retrying in 1 s", exc.strerror)
                 await asyncio.sleep(1.0)
                 continue
-            conn.setblocking(False)
+            # connect_accepted_socket makes the socket non-blocking.
             if self._ssl_context is None:
                 await self._connect(conn)
             else:  # the handshake takes round trips: the loop must not wait for it
@@ -236,9 +280,8 @@ class GuardedSite(BaseSite):
                 asyncio.create_task(self._connect(conn, pending=True))
 
     async def _connect(self, conn: socket.socket, pending: bool = False) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            await loop.connect_accepted_socket(
+            await self._loop.connect_accepted_socket(
                 self._factory,
                 conn,
                 ssl=self._ssl_context,

@@ -11,10 +11,18 @@ from tests.support.procs import ROOT
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", ["server_ingest", "server_addsms", "server_scale"])
-def test_benchmark_runs(name: str) -> None:
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("server_ingest", ()),
+        ("server_addsms", ()),
+        ("server_addsms", ("--new-connections",)),
+        ("server_scale", ()),
+    ],
+)
+def test_benchmark_runs(name: str, options: tuple[str, ...]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", "--quick"],
+        [sys.executable, "-m", f"bench.{name}", "--quick", *options],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,11 +1,13 @@
 """Read deadlines and the connection cap of a real server process (server/http_server.py).
 
 The servers run with 1 s deadlines and, for the cap, 4 connections, so every case takes about a
-second; the defaults are the same code with larger numbers (docs/configuration.md).
+second; the defaults are the same code with larger numbers (docs/configuration.md). One case runs
+the site in-process, to see which timers the deadlines schedule.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -13,14 +15,18 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
 from click.testing import CliRunner
 
 from server.cli import main as cli
 from server.core import limits
+from server.http_server import GuardedSite, HttpSettings
 from tests.server._server import Server, server
+from tests.support.procs import free_port
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 DEADLINE = 1.0
@@ -174,6 +180,44 @@ def test_at_the_cap_an_idle_keepalive_connection_makes_room(capped: Server) -> N
             closed += sock.recv(100) == b""
         sock.close()
     assert closed == 1  # exactly the one whose slot the newcomer took
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def test_deadlines_schedule_no_timer_per_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A timer per connection (armed on connect, cancelled once the headers are in) made every
+    # new connection cost more than the rest of the guard together: the deadlines are enforced
+    # by one sweep per interval instead, however many connections come and go.
+    connections = 100
+    loop = asyncio.get_running_loop()
+    ours: list[object] = []
+    call_later = loop.call_later
+
+    def counting(delay: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        if getattr(callback, "__module__", None) == "server.http_server":
+            ours.append(callback)
+        return call_later(delay, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_later", counting)
+    app = web.Application()
+    app.router.add_get("/health", _health)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    port = free_port()
+    await GuardedSite(runner, "127.0.0.1", port, HttpSettings(), {}).start()
+    try:
+        for _ in range(connections):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(HEALTH.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+            assert (await reader.read()).startswith(b"HTTP/1.1 200")
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        await runner.cleanup()
+    # The sweep runs every half second while connections are open: a few in this loop.
+    assert 1 <= len(ours) < connections / 4, len(ours)
 
 
 def test_documented_defaults_are_the_real_ones() -> None:
