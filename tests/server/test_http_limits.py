@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from server.cli import main as cli
 from server.core import limits
-from server.http_server import GuardedSite, HttpSettings
+from server.http_server import GuardedSite, HttpSettings, sweep_interval
 from tests.server._server import Server, server
 from tests.support.procs import free_port
 
@@ -228,6 +228,9 @@ def test_documented_defaults_are_the_real_ones() -> None:
         "--max-connections": str(limits.MAX_CONNECTIONS),
     }
     assert f"stays open for {limits.KEEPALIVE_SECONDS:g} s" in DOC.read_text()
+    assert "checked every half second" in DOC.read_text()
+    assert sweep_interval(HttpSettings()) == 0.5
+    assert sweep_interval(HttpSettings(header_timeout=1, body_timeout=2)) == 0.1
     usage = CliRunner().invoke(cli, ["run", "--help"]).output
     for option, default in rows.items():
         shown = re.search(rf"{option} .*?\[default: ([0-9.]+)", usage, re.S)
