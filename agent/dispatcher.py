@@ -9,7 +9,7 @@ Such a modem can read only its active SIM, so each time it connects (start, repl
 the dispatcher visits every other SIM once, before any non-urgent send, to read its identity,
 then returns to the SIM that was active; an idle modem also visits its other SIM regularly.
 
-Never lose, never double-send (DESIGN.md 3):
+Never lose, never double-send (docs/reliability.md):
 - the journal row goes to ``dispatching`` (synced) before AT+CMGS; a crash leaves it there and
   the next start reports outcome-unknown instead of resending;
 - RETRY errors are retried a bounded number of times with back-off, PERMANENT ones fail at once,

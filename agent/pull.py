@@ -1,6 +1,6 @@
 """Pull and commit: the long poll that brings work, per SIM (`sims`) or per device.
 
-Order matters for never losing and never doubling (DESIGN.md 2 and 3): a pull answer is
+Order matters for never losing and never doubling (docs/reliability.md): a pull answer is
 written to the journal *before* `commit`; only ids the server confirms become ours; a lease
 left open by a crash is committed again at start (the server answers a repeated commit of the
 same lease with the same lists).

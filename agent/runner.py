@@ -5,7 +5,7 @@ modem events into journal rows:
 
 - IncomingSms: journaled first (a failed journal write raises, so the modem keeps the SMS on
   the SIM); then, if the server is reachable, forwarded at once and the handler returns only
-  when the server has it, so the modem deletes it after DESIGN.md 2 step 7's "forward, then
+  when the server has it, so the modem deletes it after the "forward, then
   CMGD". If the server is away (or slower than `incoming_forward_timeout`), the handler returns
   after the journal write and the SMS is deleted from the SIM: the fsynced journal is then the
   durable copy and the sync loop forwards it later. Keeping it on the SIM instead would fill

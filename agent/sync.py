@@ -1,7 +1,7 @@
 """The sync loops of one device: hello, long-poll pull + commit (agent/pull.py), reports,
 incoming, status.
 
-Order matters for never losing and never doubling (DESIGN.md 2 and 3):
+Order matters for never losing and never doubling (docs/reliability.md):
 - a pull answer is written to the journal *before* `commit` (agent/pull.py);
 - reports and incoming SMS leave from the journal, oldest first, and are marked done only when
   the server lists them as accepted, so a lost answer just means a harmless resend;

@@ -7,7 +7,7 @@ AT backend (agent/modem/atmodem.py) over the same modem. Each round sends the sa
 alternates per round so warm-up and machine noise fall on both. Printed: median and p90 per
 message and per part, the Gammu/AT ratios, start-up (open, init, identity, SIM, sweep) and what
 one modem could submit per minute through each backend. The radio adds seconds per part on a
-real network and operators cap a SIM at a few to about 30 SMS a minute (spec/modems.md 13):
+real network and operators cap a SIM at a few to about 30 SMS a minute:
 these figures are the software's own cost.
 
     .venv/bin/python -m bench.gammu_send [--quick] [--messages 20] [--rounds 2]

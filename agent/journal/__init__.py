@@ -1,6 +1,6 @@
 """The agent's durable journal: SQLite in WAL mode, synchronous=FULL, group-committed writes.
 
-It is the agent's memory across crashes (DESIGN.md section 3), one module per area:
+It is the agent's memory across crashes (docs/reliability.md), one module per area:
 
 - `outbox`: messages leased from the server. ``leased`` (written before `commit`, so a crash
   between commit and its answer can be resolved by committing the same lease again) ->

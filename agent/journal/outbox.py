@@ -1,6 +1,6 @@
 """The outbox: leased -> committed -> dispatching -> sent | failed | unknown.
 
-Which writes wait for the disk (DESIGN.md section 3):
+Which writes wait for the disk (docs/reliability.md):
 - the pull answer (`leased`) before `commit` is called, so a crash in between is resolved by
   committing the same lease again;
 - `dispatching` before AT+CMGS, so a crash mid-submit becomes outcome-unknown, never a resend;

@@ -4,7 +4,7 @@ The decoder never does I/O. The driver tells it which command is in flight (`beg
 that an information line is accepted as a reply only when its prefix matches that command;
 everything else is routed out as an unsolicited result code (URC). Modems interleave URCs with
 replies (ZTE prints `+ZPASR` before `+CMGS: n`, `+CMTI` can land inside a `CMGS` exchange), so
-prefix matching is the only safe rule (spec/modems.md section 1).
+prefix matching is the only safe rule.
 
 Framing tolerated: CRLF, bare CR or LF, Huawei's `\\r\\r\\n`, blank lines, echo of the command
 (it returns after resets even after `ATE0`), NUL/0xFF noise at boot, the `> ` prompt that has no

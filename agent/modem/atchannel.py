@@ -1,6 +1,6 @@
 """One AT command in flight over a transport: the async half of the AT layer.
 
-Rules from spec/modems.md section 1 that this module enforces:
+Rules of the AT command channel that this module enforces:
 - one command at a time behind a lock, never pipelined (least of all during AT+CMGS);
 - the waiter is registered before the command is written, so a fast reply cannot be lost;
 - a timeout on every command; after one, a drain barrier (a probe command until its own

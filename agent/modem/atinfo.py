@@ -1,4 +1,4 @@
-"""Identity, SIM and network information over AT (spec/modems.md section 7).
+"""Identity, SIM and network information over AT.
 
 Parsers are plain functions over reply text (unit-tested against replies recorded from real
 modems); the readers issue the commands. Unknown values stay None: a guessed ICCID or number

@@ -1,4 +1,4 @@
-"""The initialisation sequence of spec/modems.md section 2, with capability probing.
+"""The modem initialisation sequence, with capability probing.
 
 Every step that a family may not support is optional (its error is recorded, not fatal); the
 only hard requirements are that the modem answers `AT`, that the SIM is usable, and PDU mode.

@@ -1,7 +1,7 @@
 """Dual SIM on one port (single standby: SIM800C-DS `AT+CDSDS`, Quectel `AT+QDSIM`).
 
 Only one SIM is registered at a time; a switch means re-registration, so the caller batches
-work per SIM (spec/modems.md section 9). Per-SIM settings are repeated after a switch and SIM
+work per SIM. Per-SIM settings are repeated after a switch and SIM
 info is re-read, because the modem forgets them with the SIM.
 """
 

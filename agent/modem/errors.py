@@ -3,10 +3,10 @@
 `+CMS ERROR` (3GPP TS 27.005 section 3.2.5) and `+CME ERROR` (TS 27.007 section 9.2) codes, each
 with its meaning, how a failed submit should be treated (retry later, fail now, or a configuration
 problem that no retry fixes), and the SMSGateway24 compat status to report when it is final
-(spec/compat-api.md section 8). TP-ST values of status reports (TS 23.040 section 9.2.3.15) are
+(docs/compat-api.md). TP-ST values of status reports (TS 23.040 section 9.2.3.15) are
 classified as delivered, pending or failed.
 
-The retry split follows spec/modems.md section 8; codes that section does not place are judged by
+The retry split follows what real modems and operators return; codes it does not place are judged by
 their meaning in the standards and the comment next to them says why.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from agent.modem.base import SendError, SendOutcome
 
-# Compat status codes (spec/compat-api.md section 8) a final send failure is reported as.
+# Compat status codes (docs/compat-api.md) a final send failure is reported as.
 STATUS_GENERIC_FAILURE = 9
 STATUS_NO_SERVICE = 10
 STATUS_NULL_PDU = 11

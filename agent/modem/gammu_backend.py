@@ -137,7 +137,7 @@ class GammuModem(EventSource):
 
     @property
     def slots(self) -> list[int]:
-        return [0]  # Gammu has no SIM switching (spec/modems.md 10.4)
+        return [0]  # Gammu has no SIM switching
 
     async def start(self, on_event: EventHandler) -> None:
         self._handler = on_event
@@ -190,7 +190,7 @@ class GammuModem(EventSource):
         self._require_connected()
         for part in parts:
             # SMSC location 1: the number stored on the SIM, as the AT backend's empty SCA does.
-            # Type Status_Report sets TP-SRR (first octet 0x31, spec/modems.md 3).
+            # Type Status_Report sets TP-SRR (first octet 0x31).
             part.update(
                 SMSC={"Location": 1},
                 Number=number,

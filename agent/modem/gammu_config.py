@@ -2,7 +2,7 @@
 
 Gammu is always configured from a file with `StateMachine.ReadConfig(Filename=...)`, never with
 `SetConfig()`: `SetConfig` leaves Gammu's CNMI parameters at 0 and `SetIncomingSMS(True)` then
-fails with ERR_NOTSUPPORTED, while `ReadConfig` presets them to -1 (spec/modems.md 10.4). So even
+fails with ERR_NOTSUPPORTED, while `ReadConfig` presets them to -1. So even
 a device given only as a port and connection string gets a gammurc written for it.
 
 A user's own gammurc (e.g. the one gammu-smsd used) is read, the chosen section is copied, and
@@ -10,7 +10,7 @@ simhive adds what it needs:
 
 - `atgen_setcnmi = ,,,1` unless the user set it: status reports then arrive directly as `+CDS`
   and reach the incoming callback in full; with ds=2 Gammu only hands over a location that cannot
-  be told from an SMS (spec/modems.md 10.3).
+  be told from an SMS.
 - `logfile`/`logformat = errors`: python-gammu raises ERR_UNKNOWN for most `+CMS ERROR: <n>`
   answers, but Gammu writes `CMS Error <n>` to its log, and the code decides whether a failed
   send is retried (see gammu_convert.py). A logfile the user named is kept and read instead.

@@ -1,6 +1,6 @@
 """Receiving on the Gammu backend: the incoming callback's events, sweeps, delete-after-handover.
 
-The rule is the AT inbox's (DESIGN.md section 2 step 7): read, hand over, and delete only after
+The rule is the AT inbox's (docs/agent.md, incoming SMS): read, hand over, and delete only after
 the handler returned. A handler that raises leaves the message stored; the next sweep (at start,
 after a reconnect, periodically) hands it over again with the same key. Concatenated parts stay
 stored until the whole message was handed over, or the reassembly timeout released it flagged

@@ -1,6 +1,6 @@
 """Receiving on an AT modem: the safe sweep, +CMTI/+CDSI reads, direct +CMT/+CDS.
 
-The rule (spec/modems.md section 5, DESIGN.md section 2 step 7): read, hand over, and delete
+The rule (docs/agent.md, incoming SMS): read, hand over, and delete
 only after the handler returned. A handler that raises leaves the message stored; the next
 sweep (at start, after a reconnect, periodically) hands it over again with the same key.
 Concatenated parts stay stored until the whole message was handed over (or the reassembly

@@ -1,4 +1,4 @@
-"""Vendor profiles as data: what differs between modem families (spec/modems.md section 9).
+"""Vendor profiles as data: what differs between modem families.
 
 A profile never contains logic; the init sequence, SIM info reader and dual-SIM switcher read
 these fields. `detect()` picks a profile from the +CGMI/+CGMM answers when none is configured.

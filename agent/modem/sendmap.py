@@ -3,7 +3,7 @@
 The code tables live in agent/modem/errors.py; this module only decides what the AT layer's
 exceptions mean for a submit. The timing matters as much as the code: a timeout before the
 `> ` prompt means nothing reached the network (retry is safe), a timeout or link loss after the
-PDU was written means it may have gone out (UNKNOWN: never resend silently, DESIGN.md section 3).
+PDU was written means it may have gone out (UNKNOWN: never resend silently, docs/reliability.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Keeping an AT modem alive: health checks, the recovery ladder, unplug and replug.
 
 USB sticks hang after minutes to hours (gammu#4, #266, #323, #400, #536) and re-enumerate on
-brown-outs, so the agent must notice and recover without a restart (spec/modems.md section 12):
+brown-outs, so the agent must notice and recover without a restart:
 - health check on an interval: `AT`, `AT+CPIN?`, `AT+CREG?`, `AT+CSQ` (cheap, no side effects);
 - a modem that stops answering climbs a ladder: re-initialise; `AT+CFUN=1,1` (reset) then
   re-initialise; close and reopen the port; then it is DISCONNECTED and the port is reopened

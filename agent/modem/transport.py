@@ -46,7 +46,7 @@ class SerialTransport:
     """A tty (USB modem, UART, pty) opened with pyserial, read through the event loop.
 
     The port is opened exclusively (TIOCEXCL) so that ModemManager or a second agent fails fast
-    instead of interleaving with our stream (spec/modems.md section 1). pyserial configures the
+    instead of interleaving with our stream. pyserial configures the
     line; reads and writes then go through the file descriptor with `loop.add_reader`, so no
     thread is parked per modem.
     """

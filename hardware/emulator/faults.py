@@ -1,6 +1,6 @@
 """Fault injection per modem: parsed from JSON (control API) or the command line, with clear errors.
 
-Each fault mirrors a failure real deployments report (spec/modems.md sections 8, 9, 12): operator
+Each fault mirrors a failure real deployments report: operator
 throttling as +CMS ERROR 41, a SIM that is busy for seconds after boot, sticks that stop answering
 after hours, line noise, full SIM storage stopping all reception.
 """

@@ -1,7 +1,7 @@
 """Modem families as data: identity strings, boot URCs, noise, ICCID command and quirks.
 
-Each quirk here comes from a real device family (spec/modems.md section 9 and the transcripts
-published by python-gsmmodem and Gammu); the AT engine reads these fields instead of branching on
+Each quirk here comes from a real device family (the modem transcripts published by
+python-gsmmodem and Gammu); the AT engine reads these fields instead of branching on
 profile names, so a new family is one more entry in PROFILES.
 """
 

@@ -1,6 +1,6 @@
 """Incoming SMS: from the emulated network to status 5 on the server, and off the SIM only after.
 
-DESIGN.md 2 step 7: +CMTI -> CMGR -> journal -> forward to the server -> only then CMGD. The test
+The incoming path: +CMTI -> CMGR -> journal -> forward to the server -> only then CMGD. The test
 holds the agent's link to the server (a stalled proxy, connections open) so the window between
 "on the SIM" and "the server has it" lasts seconds instead of milliseconds, and checks the order
 from the outside: the SIM's storage (emulator control API) against getallsms.

@@ -1,6 +1,6 @@
 """Modem and network faults injected in the emulator: the right final status, and the queue moves.
 
-Statuses are the compat ones (spec/compat-api.md section 8): 7 delivered, 8 not delivered
+Statuses are the compat ones (docs/compat-api.md): 7 delivered, 8 not delivered
 (a failed status report), 9 generic send failure, 10 no service.
 """
 

@@ -143,7 +143,7 @@ def test_getalldevices_shows_siminfo_and_a_fresh_lastseen(gateway: GatewayFactor
     assert set(by_slot) == {"0", "1"}
     for slot, emulated in enumerate(dev.modem["sims"]):
         entry = by_slot[str(slot)]
-        # The compat contract: every siminfo value is a string (spec/compat-api.md 6.9).
+        # The compat contract: every siminfo value is a string (docs/compat-api.md, getalldevices).
         assert all(isinstance(v, str) for v in entry.values()), entry
         assert entry["IccId"] == emulated["iccid"]
         assert entry["Number"] == emulated["number"]

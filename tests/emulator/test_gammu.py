@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 class GammuPhone:
     def __init__(self, device: str, workdir: Path) -> None:
         rc = workdir / "gammurc"
-        # ReadConfig, not SetConfig: only a gammurc carries atgen_setcnmi (spec/modems.md 10.4);
+        # ReadConfig, not SetConfig: only a gammurc carries atgen_setcnmi;
         # ",,,1" asks for direct +CDS reports, which reach the incoming callback.
         rc.write_text(
             f"[gammu]\ndevice = {device}\nconnection = at115200\natgen_setcnmi = ,,,1\n"
@@ -40,7 +40,7 @@ class GammuPhone:
         self.sm.SetIncomingSMS(True)
 
     def _on_event(self, _sm: Any, kind: str, data: dict[str, Any]) -> None:
-        self.events.append((kind, data))  # callbacks may only queue (spec/modems.md 10.2)
+        self.events.append((kind, data))  # callbacks may only queue
 
     def pump_until(self, found: Callable[[], Any], timeout: float = 20.0) -> Any:
         deadline = time.monotonic() + timeout

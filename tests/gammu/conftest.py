@@ -15,7 +15,7 @@ from agent.modem.base import ModemEvent, ModemState, StateChange
 
 E = TypeVar("E")
 
-# Gammu's dummy driver keeps its whole phone in one directory (spec/modems.md 10.5).
+# Gammu's dummy driver keeps its whole phone in one directory.
 DUMMY_DIRS = ["sms/1", "sms/2", "sms/3", "sms/4", "sms/5", "pbk", "calendar", "todo", "note"]
 DUMMY_DIRS += ["fs", "alarm"]
 

@@ -97,7 +97,7 @@ def test_network_and_signal() -> None:
 
 
 def test_status_report_from_gammus_decoder() -> None:
-    # spec/modems.md 6: the verified +CDS example.
+    # A verified +CDS example.
     raw = bytes.fromhex("079194710167000006010C9194611011223362112240435000621122404350" + "0000")
     decoded = gammu.DecodePDU(raw, SMSC=True)
     report = delivery_report(0, decoded)

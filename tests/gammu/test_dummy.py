@@ -1,6 +1,6 @@
 """The Gammu backend over Gammu's dummy driver: lifecycle, the send loop, polling receive.
 
-The dummy driver (spec/modems.md 10.5) is a phone made of files: fixed identity answers, SendSMS
+The dummy driver is a phone made of files: fixed identity answers, SendSMS
 that only encodes and returns reference 255, and an inbox folder that tests fill with smsbackup
 files. It has no callbacks, so received messages come in through the backend's sweep.
 """

@@ -88,7 +88,7 @@ async def test_start_reads_identity_and_sim():
         assert info.carrier == "congstar"  # the SIM's brand, not the serving network
         assert info.signal_dbm == -71
         assert info.registered and not info.roaming
-        # The init sequence of spec/modems.md section 2, in order.
+        # The init sequence, in order.
         order = [
             "ATE0",
             "AT+CMEE=1",
@@ -520,7 +520,7 @@ async def test_two_ports_as_one_device():
 
 async def test_direct_cmt_is_acknowledged_when_csms_service_is_one():
     # CSMS service 1 that cannot be switched off: direct deliveries need +CNMA, or the
-    # network delivers them again (spec/modems.md section 5).
+    # network delivers them again.
     async with Rig({"AT+CSMS?": "+CSMS: 1,1,1,1\nOK", "AT+CSMS=0": "ERROR"}) as r:
         assert r.modem.capabilities.csms_service == 1
         h = deliver_hex("+4917012345", "direct")
@@ -657,7 +657,7 @@ async def test_sms_ready_urc_triggers_a_sweep():
 
 async def test_ladder_resets_with_cfun_when_reinit_does_not_help():
     # The modem still answers AT but its SIM/SMS side is wedged (AT+CPIN? never answers) until
-    # it is reset: re-initialising is not enough, AT+CFUN=1,1 is (spec/modems.md section 12).
+    # it is reset: re-initialising is not enough, AT+CFUN=1,1 is.
     r = Rig(health_interval=0.2, time_scale=0.05)
     wedged = {"on": False}
 

@@ -1,4 +1,4 @@
-"""The error tables: retry split of spec/modems.md section 8, compat statuses, TP-ST classes."""
+"""The error tables: retry split for sending, compat statuses, TP-ST classes."""
 
 import pytest
 
@@ -18,7 +18,7 @@ from agent.modem.errors import (
     send_error,
 )
 
-# spec/modems.md section 8, "Retry split for sending".
+# The retry split for sending.
 SPEC_RETRY = [41, 42, 47, 192, 194, 314, 331, 332, 500]
 SPEC_NEVER_RETRY = [1, 8, 10, 21, 28, 29, 30, 50, 96, 195, 196]
 

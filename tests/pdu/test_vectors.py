@@ -1,4 +1,4 @@
-"""Byte-exact vectors: the verified examples of spec/modems.md and hand-checked 23.040 layouts."""
+"""Byte-exact vectors: verified published examples and hand-checked 23.040 layouts."""
 
 from datetime import UTC, datetime, timedelta, timezone
 
