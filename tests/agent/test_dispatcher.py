@@ -294,7 +294,10 @@ async def test_no_switch_for_a_pacing_wait_shorter_than_a_switch_there_and_back(
         d.switch_seconds = 20.0  # measured on a slow module: 40 s there and back > 30 s wait
         await commit(journal, (1, "+491", 0, False), (2, "+492", 0, False), (3, "+493", 1, False))
         d.wake()
-        await wait_for(lambda: len(modem.submits) == 1, what="SIM 1's first send")
+        # Past the dispatcher's 30 s idle recheck: once in a full-suite run (not reproduced
+        # alone) the first send waited that long, as if a wake-up was lost; what this test
+        # checks is that no switch follows, not how fast the first send starts.
+        await wait_for(lambda: len(modem.submits) == 1, 45.0, what="SIM 1's first send")
         await asyncio.sleep(1.0)
     assert [s.number for s in modem.submits] == ["+491"]
 
