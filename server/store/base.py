@@ -151,9 +151,6 @@ class PoolStore(ABC):
     async def pool_by_name(self, account_id: int, name: str) -> Pool | None: ...
 
     @abstractmethod
-    async def pools_by_id(self, pool_ids: Sequence[int]) -> dict[int, Pool]: ...
-
-    @abstractmethod
     async def list_pools(self, account_id: int) -> list[Pool]: ...
 
     @abstractmethod

@@ -49,10 +49,8 @@ class _PoolView:
 
     pool: Pool
     healthy: dict[Sim, PoolSim]  # members that may get work now (empty when not needed)
-    rooms: dict[Sim, int]  # least-loaded: pool_room x weight of the healthy members
     quota: int  # messages the asking SIM may still take from it in this lease
     reset: bool = False  # full rotation: a new cycle starts with this SIM's turn
-    waiting: int = 0
 
 
 def record_offers(
@@ -178,20 +176,18 @@ def _pool_candidates(
 def _view(conn: sqlite3.Connection, pool: Pool, me: Sim, now: int, seen_after: int) -> _PoolView:
     simple = pool.strategy == "partial" and not pool.sticky and pool.kind != "named"
     healthy, rooms = ({}, {}) if simple else _healthy(conn, pool, seen_after)
-    view = _PoolView(pool, healthy, {}, quota=1 << 30)
+    view = _PoolView(pool, healthy, quota=1 << 30)
     mine = healthy.get(me, PoolSim(me[0], me[1]))
     if pool.strategy == "full":
         view.quota, view.reset = full_turns(mine, list(healthy.values()))
     elif pool.strategy == "least-loaded":
-        view.rooms = {sim: rooms[sim] * m.weight for sim, m in healthy.items()}
-        view.waiting = int(
-            conn.execute(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE pool_id = ? AND status = 1"
-                " AND device_id IS NULL AND due <= ? LIMIT ?)",
-                (pool.id, now, _LEAST_LOADED_COUNT_CAP),
-            ).fetchone()[0]
-        )
-        view.quota = least_loaded_share(me, view.rooms, view.waiting)
+        weighted = {sim: rooms[sim] * m.weight for sim, m in healthy.items()}
+        (waiting,) = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE pool_id = ? AND status = 1"
+            " AND device_id IS NULL AND due <= ? LIMIT ?)",
+            (pool.id, now, _LEAST_LOADED_COUNT_CAP),
+        ).fetchone()
+        view.quota = least_loaded_share(me, weighted, int(waiting))
     return view
 
 

@@ -97,13 +97,6 @@ class SqlitePoolStore:
         )
         return pool_row(rows[0]) if rows else None
 
-    async def pools_by_id(self, pool_ids: Sequence[int]) -> dict[int, Pool]:
-        if not pool_ids:
-            return {}
-        marks = ",".join("?" * len(pool_ids))
-        rows = await self._all(f"SELECT {POOL_COLS} FROM pools WHERE id IN ({marks})", pool_ids)
-        return {p.id: p for p in map(pool_row, rows)}
-
     async def list_pools(self, account_id: int) -> list[Pool]:
         rows = await self._all(
             f"SELECT {POOL_COLS} FROM pools WHERE account_id = ? ORDER BY name", (account_id,)
