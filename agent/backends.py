@@ -8,9 +8,9 @@ more branch here and nothing else changes.
 
 from __future__ import annotations
 
-from agent.config import ConfigError, DeviceConfig
-from agent.modem.atmodem import AtModem, open_at_modem
-from agent.modem.base import (
+from simhive.agent.config import ConfigError, DeviceConfig
+from simhive.agent.modem.atmodem import AtModem, open_at_modem
+from simhive.agent.modem.base import (
     EventHandler,
     Modem,
     ModemIdentity,
@@ -110,8 +110,8 @@ def build_modem(cfg: DeviceConfig) -> Modem:
 
 def _build_gammu(cfg: DeviceConfig, own_number: str | None) -> Modem:
     # Imported here: python-gammu is an optional extra, and an AT-only agent must not need it.
-    from agent.modem.gammu_backend import open_gammu_modem
-    from agent.modem.gammu_config import GammuConfigError, GammuUnavailable
+    from simhive.agent.modem.gammu_backend import open_gammu_modem
+    from simhive.agent.modem.gammu_config import GammuConfigError, GammuUnavailable
 
     try:
         return open_gammu_modem(

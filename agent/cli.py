@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from agent import config as config_mod
-from agent.config import AgentConfig, ConfigError, DeviceConfig
-from agent.modem.profiles import PROFILES
+from simhive.agent import config as config_mod
+from simhive.agent.config import AgentConfig, ConfigError, DeviceConfig
+from simhive.agent.modem.profiles import PROFILES
 
 
 class RedactSecrets(logging.Filter):
@@ -79,9 +79,9 @@ def main() -> None:
 )  # fmt: skip
 def run(config_path: str, log_level: str | None) -> None:
     """Run every configured device until SIGTERM or SIGINT."""
-    from agent.backends import build_modem
-    from agent.journal import JournalError
-    from agent.runner import AgentRunner
+    from simhive.agent.backends import build_modem
+    from simhive.agent.journal import JournalError
+    from simhive.agent.runner import AgentRunner
 
     cfg = _load(config_path)
     secrets = [d.token for d in cfg.devices] + [d.pin for d in cfg.devices if d.pin]
@@ -89,7 +89,7 @@ def run(config_path: str, log_level: str | None) -> None:
     try:
         asyncio.run(AgentRunner(cfg, build_modem).run())
     except (JournalError, ConfigError) as exc:
-        logging.getLogger("agent").error("%s", exc)
+        logging.getLogger("simhive.agent").error("%s", exc)
         sys.exit(2)
 
 
@@ -121,7 +121,7 @@ def _describe_at(d: DeviceConfig) -> str:
 def _describe_gammu(d: DeviceConfig) -> str:
     # What Gammu will be told, derived as agent/backends.py derives it for `run`: an explicit
     # connection wins, then the gammurc's, else "at" + baudrate.
-    from agent.modem.gammu_backend import gammu_settings
+    from simhive.agent.modem.gammu_backend import gammu_settings
 
     settings = gammu_settings(
         port=d.ports[0] if d.ports else None,
@@ -146,7 +146,7 @@ def _warnings(d: DeviceConfig) -> list[str]:
     out: list[str] = []
     if d.backend != "gammu":
         return out
-    from agent.modem.gammu_config import INSTALL_HINT, GammuUnavailable, require_gammu
+    from simhive.agent.modem.gammu_config import INSTALL_HINT, GammuUnavailable, require_gammu
 
     if d.profile:
         out.append(f"profile {d.profile!r} is ignored: modem profiles belong to the AT backend")
@@ -167,7 +167,7 @@ def _warnings(d: DeviceConfig) -> list[str]:
 def probe(port: str, profile: str | None, baudrate: int) -> None:
     """Talk to the modem on PORT with AT commands, as the `at` backend does, and print what it
     is, as JSON (read only: nothing is sent or deleted)."""
-    from agent.modem.probe import probe as probe_port
+    from simhive.agent.modem.probe import probe as probe_port
 
     setup_logging("warning")
     if baudrate not in config_mod.BAUDRATES:

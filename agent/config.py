@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.modem.digits import is_digits
-from agent.modem.profiles import PROFILES
+from simhive.agent.modem.digits import is_digits
+from simhive.agent.modem.profiles import PROFILES
 
 BACKENDS = ("at", "gammu")  # gammu: python-gammu, an optional extra; factory: agent/backends.py
 DUAL_SIM_STYLES = ("none", "cdsds", "qdsim")
@@ -291,7 +291,7 @@ def _gammu(
         if keys:
             raise ConfigError(f'{where}.{keys[0]}: only with backend = "gammu"')
         return None, None, None, ports
-    from agent.modem.gammu_config import GammuConfigError, from_gammurc, section_name
+    from simhive.agent.modem.gammu_config import GammuConfigError, from_gammurc, section_name
 
     if len(ports) > 1 or dual_sim != "none":
         raise ConfigError(f"{where}: the gammu backend drives one SIM (no ports list, no dual_sim)")

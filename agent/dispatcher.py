@@ -31,9 +31,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from agent.journal import Journal, OutMessage, iso
-from agent.modem.base import Modem, ModemState, SendError, SendOutcome
-from agent.pacing import Pacer
+from simhive.agent.journal import Journal, OutMessage, iso
+from simhive.agent.modem.base import Modem, ModemState, SendError, SendOutcome
+from simhive.agent.pacing import Pacer
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ import random
 import time
 from collections.abc import Callable
 
-from agent.backoff import Backoff
-from agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
-from agent.journal import Journal
-from agent.pull import int_list
-from agent.sync import REFUSED_RETRY_SECONDS
+from simhive.agent.backoff import Backoff
+from simhive.agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
+from simhive.agent.journal import Journal
+from simhive.agent.pull import int_list
+from simhive.agent.sync import REFUSED_RETRY_SECONDS
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from agent.backoff import Backoff
-from agent.client import AgentClient, Refused, ServerAway
-from agent.journal import Journal, LeasedMessage
-from agent.simview import SimsView
+from simhive.agent.backoff import Backoff
+from simhive.agent.client import AgentClient, Refused, ServerAway
+from simhive.agent.journal import Journal, LeasedMessage
+from simhive.agent.simview import SimsView
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.journal import HeldReport, Journal, SentPart
-from agent.modem.base import DeliveryReport
-from agent.modem.errors import ReportState, report_meaning, report_state
+from simhive.agent.journal import HeldReport, Journal, SentPart
+from simhive.agent.modem.base import DeliveryReport
+from simhive.agent.modem.errors import ReportState, report_meaning, report_state
 
 log = logging.getLogger(__name__)
 

@@ -31,13 +31,13 @@ from typing import Any
 
 import aiohttp
 
-from agent.backoff import Backoff
-from agent.client import AgentClient
-from agent.config import AgentConfig, DeviceConfig
-from agent.dispatcher import Dispatcher, DispatchPolicy
-from agent.handback import HandBack
-from agent.journal import Journal, iso
-from agent.modem.base import (
+from simhive.agent.backoff import Backoff
+from simhive.agent.client import AgentClient
+from simhive.agent.config import AgentConfig, DeviceConfig
+from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
+from simhive.agent.handback import HandBack
+from simhive.agent.journal import Journal, iso
+from simhive.agent.modem.base import (
     DeliveryReport,
     IncomingSms,
     Modem,
@@ -47,10 +47,10 @@ from agent.modem.base import (
     SimInfo,
     StateChange,
 )
-from agent.pacing import DAY, Pacer, SimLimits
-from agent.reports import ReportMatcher
-from agent.simview import SimReadiness
-from agent.sync import Sync
+from simhive.agent.pacing import DAY, Pacer, SimLimits
+from simhive.agent.reports import ReportMatcher
+from simhive.agent.simview import SimReadiness
+from simhive.agent.sync import Sync
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.dispatcher import Dispatcher
-from agent.journal import Journal, SlotLoad, iso
-from agent.modem.base import Modem, ModemState, SimInfo
+from simhive.agent.dispatcher import Dispatcher
+from simhive.agent.journal import Journal, SlotLoad, iso
+from simhive.agent.modem.base import Modem, ModemState, SimInfo
 
 HORIZON_SECONDS = 1.0  # pool_room counts the sends a SIM can start within this long
 MAX_ROOM = 100  # the protocol's bound for room (and for a pull's max)

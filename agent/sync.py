@@ -19,11 +19,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agent.backoff import Backoff
-from agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
-from agent.journal import Journal
-from agent.pull import PullMixin
-from agent.simview import SimsView
+from simhive.agent.backoff import Backoff
+from simhive.agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
+from simhive.agent.journal import Journal
+from simhive.agent.pull import PullMixin
+from simhive.agent.simview import SimsView
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,10 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
 
 def cli(*args: str) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "simhive.server.cli", *args],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     data = json.loads(out)
     assert isinstance(data, dict)
@@ -76,7 +79,7 @@ def gateway(workdir: Path) -> Iterator[Gateway]:
     device = cli("device", "create", "--db", str(db), "--email", "bench@example.com",
                  "--title", "bench")  # fmt: skip
     port = free_port()
-    argv = [sys.executable, "-m", "server.cli", "run", "--db", str(db), "--port", str(port)]
+    argv = [sys.executable, "-m", "simhive.server.cli", "run", "--db", str(db), "--port", str(port)]
     with process(argv, port, workdir / "server.log") as proc:
         yield Gateway(
             f"http://127.0.0.1:{port}",

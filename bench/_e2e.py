@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import cpu_seconds
-from hardware.emulator.client import EmulatorClient
+from simhive.hardware.emulator.client import EmulatorClient
 from tests.support.stack import Device, GatewayStack, wait_until
 
 OUTSIDE = "+4917012345678"

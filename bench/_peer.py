@@ -40,7 +40,7 @@ from bench._e2e import (
     target,
     total_cpu,
 )
-from hardware.emulator.client import EmulatorClient
+from simhive.hardware.emulator.client import EmulatorClient
 from tests.support.stack import FAST_PACING, GatewayStack, wait_until
 
 IDLE_SECONDS = 2.0

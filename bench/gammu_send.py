@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.backends import build_modem
-from agent.config import parse
-from agent.modem.base import Modem, ModemEvent, SendResult
 from bench._common import report
-from hardware.emulator.client import EmulatorProcess, run_emulator
+from simhive.agent.backends import build_modem
+from simhive.agent.config import parse
+from simhive.agent.modem.base import Modem, ModemEvent, SendResult
+from simhive.hardware.emulator.client import EmulatorProcess, run_emulator
 
 TO = "+4930123456"
 # label -> (text, parts it must take): a wrong split would make the per-part figures lie.

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from bench._common import cpu_seconds, gateway, report
-from server.store.sqlite_schema import migrate
+from simhive.server.store.sqlite_schema import migrate
 
 BATCH = 1000
 

@@ -25,8 +25,8 @@ from typing import Any
 import aiohttp
 
 from bench._common import free_port, process
-from server.core.security import hash_token
-from server.store.sqlite_schema import migrate
+from simhive.server.core.security import hash_token
+from simhive.server.store.sqlite_schema import migrate
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 DEVICE_TOKEN = "fedcba9876543210fedcba9876543210"
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             build(db, n, now_us)
             print(f"  built {n:,} messages in {time.perf_counter() - started:.1f} s", flush=True)
             port = free_port()
-            argv_srv = [sys.executable, "-m", "server.cli", "run", "--db", str(db),
+            argv_srv = [sys.executable, "-m", "simhive.server.cli", "run", "--db", str(db),
                         "--port", str(port), "--no-access-log"]  # fmt: skip
             with process(argv_srv, port, Path(tmp) / f"server-{n}.log"):
                 results[n] = asyncio.run(measure(f"http://127.0.0.1:{port}", rounds, n // 2))

@@ -11,15 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
-from server import background, logs
-from server.api import agent, compat, middleware
-from server.core.agent import AgentService, AgentSettings
-from server.core.gateway import Gateway
-from server.core.limits import MAX_REQUEST_BYTES
-from server.core.notifier import WorkNotifier
-from server.http_server import HttpSettings, serve
-from server.store.base import Store
-from server.store.sqlite import SqliteStore
+from simhive.server import background, logs
+from simhive.server.api import agent, compat, middleware
+from simhive.server.core.agent import AgentService, AgentSettings
+from simhive.server.core.gateway import Gateway
+from simhive.server.core.limits import MAX_REQUEST_BYTES
+from simhive.server.core.notifier import WorkNotifier
+from simhive.server.http_server import HttpSettings, serve
+from simhive.server.store.base import Store
+from simhive.server.store.sqlite import SqliteStore
 
 # Options for aiohttp's runner, shared by `run` and the tests: access logs mask secrets.
 RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": middleware.MaskingAccessLogger}

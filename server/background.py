@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from server.api.agent import AFTER_REQUEST
-from server.core.lease_sweeper import LeaseSweeper
-from server.core.notifier import WorkNotifier
-from server.core.webhooks import RetryPolicy, WebhookSender, WebhookTransportError
-from server.store.base import Store
+from simhive.server.api.agent import AFTER_REQUEST
+from simhive.server.core.lease_sweeper import LeaseSweeper
+from simhive.server.core.notifier import WorkNotifier
+from simhive.server.core.webhooks import RetryPolicy, WebhookSender, WebhookTransportError
+from simhive.server.store.base import Store
 
 log = logging.getLogger("simhive.server")
 

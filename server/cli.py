@@ -15,14 +15,14 @@ from typing import Any, TypeVar
 
 import click
 
-from server.core import limits
-from server.core.agent import AgentSettings
-from server.core.dates import iso
-from server.core.errors import GatewayError
-from server.core.gateway import Gateway
-from server.paths import default_db
-from server.store.base import StoreError
-from server.store.sqlite import SqliteStore
+from simhive.server.core import limits
+from simhive.server.core.agent import AgentSettings
+from simhive.server.core.dates import iso
+from simhive.server.core.errors import GatewayError
+from simhive.server.core.gateway import Gateway
+from simhive.server.paths import default_db
+from simhive.server.store.base import StoreError
+from simhive.server.store.sqlite import SqliteStore
 
 T = TypeVar("T")
 
@@ -141,8 +141,8 @@ def run(
     """Serve the HTTP API."""
     import ssl
 
-    from server.app import run as run_app
-    from server.http_server import HttpSettings
+    from simhive.server.app import run as run_app
+    from simhive.server.http_server import HttpSettings
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -180,7 +180,7 @@ def run(
 def demo(state: Path, host: str, port: int) -> None:
     """The whole gateway for a try-out: a demo account with two devices in STATE, the server, two
     emulated dual-SIM modems and an agent driving them; prints the token and curl examples."""
-    from server.demo import run_demo
+    from simhive.server.demo import run_demo
 
     sys.exit(run_demo(state, host=host, port=port))
 
@@ -353,7 +353,7 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
 
 
 # `device set` and `device webhooks` live in their own module and register on the group above.
-from server import cli_device, cli_pool  # noqa: E402, F401
+from simhive.server import cli_device, cli_pool  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from server.cli import db_option, device, emit, with_gateway
-from server.core.dates import iso
-from server.core.errors import GatewayError
-from server.core.gateway import Gateway
-from server.core.webhooks import validate_url
+from simhive.server.cli import db_option, device, emit, with_gateway
+from simhive.server.core.dates import iso
+from simhive.server.core.errors import GatewayError
+from simhive.server.core.gateway import Gateway
+from simhive.server.core.webhooks import validate_url
 
 
 class _CapType(click.ParamType[Any]):

@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
-from server.cli import db_option, emit, main, with_gateway
-from server.core.dates import iso
-from server.core.gateway import Gateway
-from server.core.pools import MAX_WEIGHT, STRATEGIES, Pool
-from server.core.routing import PoolInfo
+from simhive.server.cli import db_option, emit, main, with_gateway
+from simhive.server.core.dates import iso
+from simhive.server.core.gateway import Gateway
+from simhive.server.core.pools import MAX_WEIGHT, STRATEGIES, Pool
+from simhive.server.core.routing import PoolInfo
 
 email_option = click.option("--email", required=True, help="The account the pool belongs to.")
 name_argument = click.argument("name")

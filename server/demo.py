@@ -31,10 +31,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from server.core import security
-from server.core.gateway import Gateway
-from server.core.models import Account
-from server.store.sqlite import SqliteStore
+from simhive.server.core import security
+from simhive.server.core.gateway import Gateway
+from simhive.server.core.models import Account
+from simhive.server.store.sqlite import SqliteStore
 
 DEMO_EMAIL = "demo@simhive.local"
 DEVICE_TITLES = ("demo-modem-1", "demo-modem-2")
@@ -101,7 +101,7 @@ def _server_argv(state: DemoState) -> list[str]:
         sys.executable,
         "-u",
         "-m",
-        "server.cli",
+        "simhive.server.cli",
         "run",
         "--db",
         str(state.db),
@@ -137,7 +137,7 @@ def _emulator_argv(state: DemoState) -> list[str]:
         sys.executable,
         "-u",
         "-m",
-        "hardware.emulator",
+        "simhive.hardware.emulator",
         "run",
         "--modems",
         str(len(DEVICE_TITLES)),
@@ -174,7 +174,15 @@ def _wait_emulator(state: DemoState, proc: subprocess.Popen[bytes], timeout: flo
 
 def _agent_argv(state: DemoState) -> list[str]:
     _write_agent_config(state)
-    return [sys.executable, "-u", "-m", "agent.cli", "run", "--config", str(state.agent_config)]
+    return [
+        sys.executable,
+        "-u",
+        "-m",
+        "simhive.agent.cli",
+        "run",
+        "--config",
+        str(state.agent_config),
+    ]
 
 
 def _write_agent_config(state: DemoState) -> None:

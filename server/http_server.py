@@ -43,7 +43,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_runner import BaseSite
 from aiohttp.web_server import Server
 
-from server.core import limits
+from simhive.server.core import limits
 
 log = logging.getLogger("simhive.server")
 

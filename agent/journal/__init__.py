@@ -25,12 +25,12 @@ Every state change and the event it produces are written in one transaction.
 
 from __future__ import annotations
 
-from agent.journal.delivery import Decide, DeliveryJournal
-from agent.journal.events import EventJournal
-from agent.journal.housekeeping import HousekeepingJournal
-from agent.journal.inbox import InboxJournal
-from agent.journal.outbox import OutboxJournal
-from agent.journal.records import (
+from simhive.agent.journal.delivery import Decide, DeliveryJournal
+from simhive.agent.journal.events import EventJournal
+from simhive.agent.journal.housekeeping import HousekeepingJournal
+from simhive.agent.journal.inbox import InboxJournal
+from simhive.agent.journal.outbox import OutboxJournal
+from simhive.agent.journal.records import (
     UNKNOWN_AFTER_CRASH,
     HeldReport,
     LeasedMessage,
@@ -40,8 +40,8 @@ from agent.journal.records import (
     iso,
     sent_event,
 )
-from agent.journal.release import ReleaseJournal, SlotLoad
-from agent.journal.store import JournalError
+from simhive.agent.journal.release import ReleaseJournal, SlotLoad
+from simhive.agent.journal.store import JournalError
 
 __all__ = [
     "UNKNOWN_AFTER_CRASH",

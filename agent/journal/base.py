@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.journal.records import Statement
-from agent.journal.schema import SCHEMA, upgrade
-from agent.journal.store import JournalError, Store
+from simhive.agent.journal.records import Statement
+from simhive.agent.journal.schema import SCHEMA, upgrade
+from simhive.agent.journal.store import JournalError, Store
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.journal.base import JournalBase, run_statements
-from agent.journal.records import HeldReport, SentPart, event_stmt, iso, unknown_event
+from simhive.agent.journal.base import JournalBase, run_statements
+from simhive.agent.journal.records import HeldReport, SentPart, event_stmt, iso, unknown_event
 
 # Given every part's TP-ST of a message (None = no report yet): the final state to move it to
 # ("delivered" | "not_delivered") with a detail for the event, or None to leave it at "sent".

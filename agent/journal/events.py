@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from agent.journal.base import JournalBase
-from agent.journal.records import PendingEvent, event_stmt
+from simhive.agent.journal.base import JournalBase
+from simhive.agent.journal.records import PendingEvent, event_stmt
 
 
 class EventJournal(JournalBase):

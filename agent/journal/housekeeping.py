@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from agent.journal.base import JournalBase
+from simhive.agent.journal.base import JournalBase
 
 FINAL = "('delivered', 'not_delivered', 'failed', 'unknown')"
 

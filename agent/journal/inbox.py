@@ -6,8 +6,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from agent.journal.base import JournalBase
-from agent.modem.base import IncomingSms
+from simhive.agent.journal.base import JournalBase
+from simhive.agent.modem.base import IncomingSms
 
 
 class InboxJournal(JournalBase):

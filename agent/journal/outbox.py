@@ -17,8 +17,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from agent.journal.base import JournalBase, run_statements
-from agent.journal.records import (
+from simhive.agent.journal.base import JournalBase, run_statements
+from simhive.agent.journal.records import (
     UNKNOWN_AFTER_CRASH,
     LeasedMessage,
     OutMessage,

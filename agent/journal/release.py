@@ -14,8 +14,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent.journal.base import JournalBase
-from agent.journal.records import Statement
+from simhive.agent.journal.base import JournalBase
+from simhive.agent.journal.records import Statement
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Wiring (for the agent runtime):
 
-    from agent.modem.atmodem import open_at_modem
+    from simhive.agent.modem.atmodem import open_at_modem
     modem = open_at_modem("/dev/gsm/ec25-at", profile="quectel-ec25", dual_sim="none",
                           pin=None, own_numbers={0: "+4915112345678"})
     await modem.start(on_event)          # never raises for a missing device: see below

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from agent.modem.base import SendError, SendOutcome
+from simhive.agent.modem.base import SendError, SendOutcome
 
 # Compat status codes (docs/compat-api.md) a final send failure is reported as.
 STATUS_GENERIC_FAILURE = 9

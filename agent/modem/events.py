@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from agent.modem.base import (
+from simhive.agent.modem.base import (
     EventHandler,
     ModemEvent,
     ModemIdentity,

@@ -1,6 +1,6 @@
 """The Gammu backend of agent/modem/base.py's Modem, over python-gammu (an optional extra).
 
-    from agent.modem.gammu_backend import open_gammu_modem
+    from simhive.agent.modem.gammu_backend import open_gammu_modem
     modem = open_gammu_modem(port="/dev/ttyUSB2", connection="at115200")
     modem = open_gammu_modem(gammurc="/etc/gammu-smsdrc", gammu_section=0)   # a gammu-smsd setup
     await modem.start(on_event)     # never raises for a missing device: DISCONNECTED, retried

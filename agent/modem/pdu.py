@@ -24,10 +24,18 @@ Text conventions:
 
 from __future__ import annotations
 
-from agent.modem.pdu_decode import decode_incoming, decode_submit, from_hex
-from agent.modem.pdu_encode import encode_deliver, encode_status_report, encode_submit
-from agent.modem.pdu_types import Coding, Concat, Deliver, PduError, StatusReport, Submit, SubmitPdu
-from agent.modem.pdu_userdata import MAX_PARTS, split_text
+from simhive.agent.modem.pdu_decode import decode_incoming, decode_submit, from_hex
+from simhive.agent.modem.pdu_encode import encode_deliver, encode_status_report, encode_submit
+from simhive.agent.modem.pdu_types import (
+    Coding,
+    Concat,
+    Deliver,
+    PduError,
+    StatusReport,
+    Submit,
+    SubmitPdu,
+)
+from simhive.agent.modem.pdu_userdata import MAX_PARTS, split_text
 
 __all__ = [
     "MAX_PARTS",

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from agent.modem import gsm7
-from agent.modem.pdu_fields import (
+from simhive.agent.modem import gsm7
+from simhive.agent.modem.pdu_fields import (
     Reader,
     coding_from_dcs,
     decode_address,
@@ -17,8 +17,8 @@ from agent.modem.pdu_fields import (
     decode_timestamp,
     vp_minutes,
 )
-from agent.modem.pdu_types import Deliver, PduError, StatusReport, Submit
-from agent.modem.pdu_userdata import decode_user_data
+from simhive.agent.modem.pdu_types import Deliver, PduError, StatusReport, Submit
+from simhive.agent.modem.pdu_userdata import decode_user_data
 
 _T = TypeVar("_T")
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agent.modem.pdu_fields import (
+from simhive.agent.modem.pdu_fields import (
     encode_any_address,
     encode_number_address,
     encode_sca,
     encode_timestamp,
     vp_relative,
 )
-from agent.modem.pdu_types import Coding, Concat, PduError, SubmitPdu
-from agent.modem.pdu_userdata import (
+from simhive.agent.modem.pdu_types import Coding, Concat, PduError, SubmitPdu
+from simhive.agent.modem.pdu_userdata import (
     DCS,
     LIMITS,
     choose_coding,

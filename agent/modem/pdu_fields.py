@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-from agent.modem import gsm7
-from agent.modem.pdu_types import Coding, PduError
+from simhive.agent.modem import gsm7
+from simhive.agent.modem.pdu_types import Coding, PduError
 
 _NUMBER_RE = re.compile(r"\+?[0-9]{1,20}")
 _TYPE_INTERNATIONAL = 0x91

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.modem import gsm7
-from agent.modem.pdu_fields import Reader
-from agent.modem.pdu_types import Coding, Concat, PduError
+from simhive.agent.modem import gsm7
+from simhive.agent.modem.pdu_fields import Reader
+from simhive.agent.modem.pdu_types import Coding, Concat, PduError
 
 # Octets/septets/UTF-16 units per SMS: (single, per part with 8-bit ref, per part with 16-bit ref).
 # A concatenation UDH costs 6 or 7 octets; in 7-bit coding that is 7 or 8 septets incl. fill bits.

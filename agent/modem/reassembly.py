@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from agent.modem.base import IncomingSms
-from agent.modem.pdu import Deliver
+from simhive.agent.modem.base import IncomingSms
+from simhive.agent.modem.pdu import Deliver
 
 Storage = tuple[str, int]  # (memory, index) on the modem, e.g. ("SM", 3)
 

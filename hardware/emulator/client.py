@@ -200,7 +200,7 @@ def start_emulator(
     state_dir = state_dir or Path(tempfile.mkdtemp(prefix="simhive-emu-"))
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / "emulator.log"
-    argv = [sys.executable, "-m", "hardware.emulator", "run", "--modems", str(modems)]
+    argv = [sys.executable, "-m", "simhive.hardware.emulator", "run", "--modems", str(modems)]
     argv += ["--profile", profile, "--state", str(state_dir)]
     if dual_sim:
         argv += ["--dual-sim", dual_sim]

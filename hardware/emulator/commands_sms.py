@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from agent.modem import pdu
+from simhive.agent.modem import pdu
 
 from .engine import Call, CmsError, Kind, Session, command
 from .modem import _scts

@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agent.modem.digits import is_digits
+from simhive.agent.modem.digits import is_digits
 
 
 class FaultError(ValueError):

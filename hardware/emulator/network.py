@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from agent.modem import pdu
+from simhive.agent.modem import pdu
 
 from .modem import IncomingReport, IncomingSms
 

@@ -15,14 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.params import scrub_surrogates
-from server.core.agent import AgentService
-from server.core.dates import iso, to_us
-from server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
-from server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
-from server.core.pools import SimOffer
-from server.core.status import FAILURE_CODES
-from server.store.base import StoreError
+from simhive.server.api.params import scrub_surrogates
+from simhive.server.core.agent import AgentService
+from simhive.server.core.dates import iso, to_us
+from simhive.server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
+from simhive.server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
+from simhive.server.core.pools import SimOffer
+from simhive.server.core.status import FAILURE_CODES
+from simhive.server.store.base import StoreError
 
 AGENT: web.AppKey[AgentService] = web.AppKey("agent", AgentService)
 MAX_BODY = 1024 * 1024

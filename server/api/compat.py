@@ -15,14 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api import fields
-from server.api.params import Params, load_json, read_params, scalar_text, short
-from server.core import idempotency, limits, numbers
-from server.core.dates import OutputZone, human, php_datetime, resolve_zone
-from server.core.errors import AuthError, GatewayError, InvalidInput
-from server.core.gateway import Gateway, Outgoing
-from server.core.models import Account, Device, Message, MessageFilter, Sim
-from server.core.status import label
+from simhive.server.api import fields
+from simhive.server.api.params import Params, load_json, read_params, scalar_text, short
+from simhive.server.core import idempotency, limits, numbers
+from simhive.server.core.dates import OutputZone, human, php_datetime, resolve_zone
+from simhive.server.core.errors import AuthError, GatewayError, InvalidInput
+from simhive.server.core.gateway import Gateway, Outgoing
+from simhive.server.core.models import Account, Device, Message, MessageFilter, Sim
+from simhive.server.core.status import label
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 # One encoder for every answer: json.dumps with options builds a new JSONEncoder per call.

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from server.api.params import scalar_text
-from server.api.params import short as _short
-from server.core.dates import DAY_US, parse_input
-from server.core.errors import InvalidInput
+from simhive.server.api.params import scalar_text
+from simhive.server.api.params import short as _short
+from simhive.server.core.dates import DAY_US, parse_input
+from simhive.server.core.errors import InvalidInput
 
 _INT64_MAX = 2**63 - 1
 

@@ -21,13 +21,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from server.api import agent
-from server.api.compat import error_response
-from server.api.params import MalformedBody
-from server.core.errors import GatewayError
-from server.core.limits import MAX_REQUEST_BYTES
-from server.logs import scrub
-from server.store.base import StoreError
+from simhive.server.api import agent
+from simhive.server.api.compat import error_response
+from simhive.server.api.params import MalformedBody
+from simhive.server.core.errors import GatewayError
+from simhive.server.core.limits import MAX_REQUEST_BYTES
+from simhive.server.logs import scrub
+from simhive.server.store.base import StoreError
 
 log = logging.getLogger("simhive.server")
 

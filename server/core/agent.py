@@ -24,13 +24,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from server.core import device_events, security
-from server.core.dates import US, iso, now_us
-from server.core.errors import AuthError, Conflict
-from server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
-from server.core.notifier import WorkNotifier
-from server.core.pools import SimOffer
-from server.store.base import Store
+from simhive.server.core import device_events, security
+from simhive.server.core.dates import US, iso, now_us
+from simhive.server.core.errors import AuthError, Conflict
+from simhive.server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
+from simhive.server.core.notifier import WorkNotifier
+from simhive.server.core.pools import SimOffer
+from simhive.server.store.base import Store
 
 log = logging.getLogger("simhive.agent")
 

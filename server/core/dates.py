@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from server.core.errors import InvalidInput
+from simhive.server.core.errors import InvalidInput
 
 US = 1_000_000
 DAY_US = 86_400 * US

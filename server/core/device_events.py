@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from server.core.dates import to_us
-from server.store.agent_base import DeviceEvent
+from simhive.server.core.dates import to_us
+from simhive.server.store.agent_base import DeviceEvent
 
 MAX_WORD = 40
 MAX_REASON = 300

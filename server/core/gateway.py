@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from server.core import limits, numbers, security
-from server.core.dates import now_us, resolve_zone
-from server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
-from server.core.idempotency import IdempotentRequests
-from server.core.models import (
+from simhive.server.core import limits, numbers, security
+from simhive.server.core.dates import now_us, resolve_zone
+from simhive.server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
+from simhive.server.core.idempotency import IdempotentRequests
+from simhive.server.core.models import (
     Account,
     Device,
     Message,
@@ -27,12 +27,12 @@ from server.core.models import (
     PaketResult,
     Sim,
 )
-from server.core.notifier import WorkNotifier
-from server.core.pools import device_pool_name
-from server.core.ratelimit import Locked, LoginGuard, wait_text
-from server.core.routing import Routing
-from server.core.status import Status
-from server.store.base import DuplicateEmail, Store
+from simhive.server.core.notifier import WorkNotifier
+from simhive.server.core.pools import device_pool_name
+from simhive.server.core.ratelimit import Locked, LoginGuard, wait_text
+from simhive.server.core.routing import Routing
+from simhive.server.core.status import Status
+from simhive.server.store.base import DuplicateEmail, Store
 
 SUPPORTED_SIMS = (0, 1)
 BAD_LOGIN = "Login or password incorrect"

@@ -25,10 +25,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.core import limits
-from server.core.errors import GatewayError, InvalidInput
-from server.store.base import StoreError
-from server.store.idempotency_base import IdempotencyStore
+from simhive.server.core import limits
+from simhive.server.core.errors import GatewayError, InvalidInput
+from simhive.server.store.base import StoreError
+from simhive.server.store.idempotency_base import IdempotencyStore
 
 KEY_REUSED = "Idempotency-Key was already used for a different request"
 OUTCOME_UNKNOWN = (

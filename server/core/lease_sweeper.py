@@ -11,10 +11,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from server.core.dates import now_us
-from server.core.notifier import WorkNotifier
-from server.store.agent_base import AgentExtrasStore
-from server.store.base import StoreError
+from simhive.server.core.dates import now_us
+from simhive.server.core.notifier import WorkNotifier
+from simhive.server.store.agent_base import AgentExtrasStore
+from simhive.server.store.base import StoreError
 
 log = logging.getLogger("simhive.leases")
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from server.core.errors import InvalidInput
+from simhive.server.core.errors import InvalidInput
 
 # Characters people put into numbers for readability; none of them carries meaning.
 _STRIP = str.maketrans("", "", " \t\r\n-().,/\\\u00a0")

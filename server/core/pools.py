@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from server.core.errors import InvalidInput
+from simhive.server.core.errors import InvalidInput
 
 STRATEGIES = ("full", "partial", "least-loaded")
 ACCOUNT_POOL = "all"

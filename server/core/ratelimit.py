@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.core import limits
+from simhive.server.core import limits
 
 # Retry hint when the limit is full only because attempts are being judged right now: they take
 # tens of milliseconds, so the answer is known within a second.

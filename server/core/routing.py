@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from server.core import limits
-from server.core.agent import AgentSettings
-from server.core.dates import US, now_us
-from server.core.errors import InvalidInput, NotFound
-from server.core.models import Account, NewMessage
-from server.core.pools import (
+from simhive.server.core import limits
+from simhive.server.core.agent import AgentSettings
+from simhive.server.core.dates import US, now_us
+from simhive.server.core.errors import InvalidInput, NotFound
+from simhive.server.core.models import Account, NewMessage
+from simhive.server.core.pools import (
     ACCOUNT_POOL,
     DEVICE_POOL_PREFIX,
     Pool,
@@ -27,7 +27,7 @@ from server.core.pools import (
     check_strategy,
     check_weight,
 )
-from server.store.base import Store
+from simhive.server.store.base import Store
 
 POOL_NOT_FOUND = "Pool not found"
 

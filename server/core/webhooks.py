@@ -24,11 +24,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from server.core.dates import US, from_us, now_us, resolve_zone
-from server.core.errors import InvalidInput
-from server.core.status import label
-from server.store.agent_base import AgentExtrasStore, WebhookJob
-from server.store.base import StoreError
+from simhive.server.core.dates import US, from_us, now_us, resolve_zone
+from simhive.server.core.errors import InvalidInput
+from simhive.server.core.status import label
+from simhive.server.store.agent_base import AgentExtrasStore, WebhookJob
+from simhive.server.store.base import StoreError
 
 log = logging.getLogger("simhive.webhooks")
 

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from server.core.models import Message
+from simhive.server.core.models import Message
 
 # Columns `update_device_settings` may set (the CLI's `device set` options).
 AGENT_SETTING_COLUMNS = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
-from server.core.models import (
+from simhive.server.core.models import (
     Account,
     Device,
     DeviceFacts,
@@ -23,9 +23,9 @@ from server.core.models import (
     ReportEvent,
     Sim,
 )
-from server.core.pools import Pool, PoolSim, SimOffer
-from server.store.agent_base import AgentExtrasStore
-from server.store.idempotency_base import IdempotencyStore
+from simhive.server.core.pools import Pool, PoolSim, SimOffer
+from simhive.server.store.agent_base import AgentExtrasStore
+from simhive.server.store.idempotency_base import IdempotencyStore
 
 
 class StoreError(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from server.core.models import (
+from simhive.server.core.models import (
     Account,
     Device,
     Message,
@@ -27,11 +27,11 @@ from server.core.models import (
     PaketResult,
     Sim,
 )
-from server.store.base import DuplicateEmail, Store, StoreError
-from server.store.sqlite_agent import SqliteAgentStore
-from server.store.sqlite_idempotency import SqliteIdempotencyStore
-from server.store.sqlite_pools import SqlitePoolStore
-from server.store.sqlite_rows import (
+from simhive.server.store.base import DuplicateEmail, Store, StoreError
+from simhive.server.store.sqlite_agent import SqliteAgentStore
+from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
+from simhive.server.store.sqlite_pools import SqlitePoolStore
+from simhive.server.store.sqlite_rows import (
     ACCOUNT_COLS,
     DEVICE_COLS,
     MESSAGE_COLS,
@@ -41,9 +41,9 @@ from server.store.sqlite_rows import (
     message_row,
     sim_row,
 )
-from server.store.sqlite_schema import migrate
-from server.store.sqlite_webhooks import SqliteWebhookStore
-from server.store.writer import GroupCommitWriter, RowInsert
+from simhive.server.store.sqlite_schema import migrate
+from simhive.server.store.sqlite_webhooks import SqliteWebhookStore
+from simhive.server.store.writer import GroupCommitWriter, RowInsert
 
 BUSY_TIMEOUT_MS = 10_000
 

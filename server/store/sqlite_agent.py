@@ -10,15 +10,15 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from server.core.models import DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
-from server.core.pools import SimOffer
-from server.core.status import RANK, Status
-from server.store.sqlite_lease import lease_sims, record_offers
-from server.store.sqlite_pools import REQUEUE_SET, SIM_POOLS_SQL, wake_devices
-from server.store.sqlite_rows import MESSAGE_COLS, message_row
+from simhive.server.core.models import DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
+from simhive.server.core.pools import SimOffer
+from simhive.server.core.status import RANK, Status
+from simhive.server.store.sqlite_lease import lease_sims, record_offers
+from simhive.server.store.sqlite_pools import REQUEUE_SET, SIM_POOLS_SQL, wake_devices
+from simhive.server.store.sqlite_rows import MESSAGE_COLS, message_row
 
 if TYPE_CHECKING:
-    from server.store.writer import GroupCommitWriter
+    from simhive.server.store.writer import GroupCommitWriter
 
 # Event type -> the status it sets; `failed` carries its own.
 _EVENT_STATUS = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from server.store.idempotency_base import IdempotencyStore, KeyRecord
+from simhive.server.store.idempotency_base import IdempotencyStore, KeyRecord
 
 if TYPE_CHECKING:
-    from server.store.writer import GroupCommitWriter
+    from simhive.server.store.writer import GroupCommitWriter
 
 
 class SqliteIdempotencyStore(IdempotencyStore):

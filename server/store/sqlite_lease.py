@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from server.core.pools import (
+from simhive.server.core.pools import (
     LEAST_LOADED_PATIENCE_US,
     Pool,
     PoolSim,
@@ -21,7 +21,7 @@ from server.core.pools import (
     least_loaded_share,
     partial_takes,
 )
-from server.store.sqlite_pools import POOL_COLS, REQUEUE_SET, SIM_POOLS_SQL, pool_row
+from simhive.server.store.sqlite_pools import POOL_COLS, REQUEUE_SET, SIM_POOLS_SQL, pool_row
 
 Sim = tuple[int, int]  # (device id, slot)
 # How many more queued pool messages than it may take a SIM looks at: room to skip messages that

@@ -10,12 +10,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from server.core.errors import Conflict, NotFound
-from server.core.pools import ACCOUNT_POOL, Pool, PoolSim, device_pool_name
-from server.store.sqlite_rows import columns, row_reader
+from simhive.server.core.errors import Conflict, NotFound
+from simhive.server.core.pools import ACCOUNT_POOL, Pool, PoolSim, device_pool_name
+from simhive.server.store.sqlite_rows import columns, row_reader
 
 if TYPE_CHECKING:
-    from server.store.writer import GroupCommitWriter
+    from simhive.server.store.writer import GroupCommitWriter
 
 POOL_COLS = columns(Pool)
 pool_row = row_reader(Pool)

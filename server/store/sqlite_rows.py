@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from server.core.models import Account, Device, Message, Sim
+from simhive.server.core.models import Account, Device, Message, Sim
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

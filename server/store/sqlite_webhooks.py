@@ -11,18 +11,18 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from server.store.agent_base import (
+from simhive.server.store.agent_base import (
     AGENT_SETTING_COLUMNS,
     AgentExtrasStore,
     DeviceAgentSettings,
     DeviceEvent,
     WebhookJob,
 )
-from server.store.sqlite_pools import REQUEUE_SET, wake_devices
-from server.store.sqlite_rows import MESSAGE_COLS, columns, message_row, row_reader
+from simhive.server.store.sqlite_pools import REQUEUE_SET, wake_devices
+from simhive.server.store.sqlite_rows import MESSAGE_COLS, columns, message_row, row_reader
 
 if TYPE_CHECKING:
-    from server.store.writer import GroupCommitWriter
+    from simhive.server.store.writer import GroupCommitWriter
 
 _SETTINGS = f"SELECT {columns(DeviceAgentSettings, device_id='id')} FROM devices"
 

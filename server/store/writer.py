@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from server.store.base import StoreError
+from simhive.server.store.base import StoreError
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]

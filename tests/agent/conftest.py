@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import Journal
+from simhive.agent.journal import Journal
 from tests.agent.fakeserver import FakeAgentServer
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from agent.modem.base import (
+from simhive.agent.modem.base import (
     DeliveryReport,
     EventHandler,
     IncomingSms,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from agent.cli import RedactSecrets, main
+from simhive.agent.cli import RedactSecrets, main
 
 
 def test_log_filter_masks_tokens_whoever_logs_them() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.config import ConfigError, load, parse
+from simhive.agent.config import ConfigError, load, parse
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "agent.md"
 

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from agent.dispatcher import SWITCH_SECONDS_GUESS, Dispatcher, DispatchPolicy
-from agent.journal import Journal, LeasedMessage
-from agent.modem.base import ModemState, SendError, SendOutcome, SendResult
-from agent.pacing import Pacer, SimLimits
+from simhive.agent.dispatcher import SWITCH_SECONDS_GUESS, Dispatcher, DispatchPolicy
+from simhive.agent.journal import Journal, LeasedMessage
+from simhive.agent.modem.base import ModemState, SendError, SendOutcome, SendResult
+from simhive.agent.pacing import Pacer, SimLimits
 from tests.agent.fakes import FakeModem, wait_for
 
 DEV = "hall"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import Journal, JournalError, LeasedMessage
-from agent.modem.base import IncomingSms
+from simhive.agent.journal import Journal, JournalError, LeasedMessage
+from simhive.agent.modem.base import IncomingSms
 
 DEV = "hall"
 

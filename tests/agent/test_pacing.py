@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.pacing import Pacer, SimLimits
+from simhive.agent.pacing import Pacer, SimLimits
 
 
 class Clock:

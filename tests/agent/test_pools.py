@@ -15,14 +15,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.client import AgentClient, ServerAway
-from agent.dispatcher import Dispatcher, DispatchPolicy
-from agent.journal import Journal, LeasedMessage
-from agent.modem.base import ModemState, StateChange
-from agent.pacing import Pacer, SimLimits
-from agent.runner import DeviceRunner
-from agent.simview import SimReadiness, SimsView, SlotView
-from agent.sync import Sync
+from simhive.agent.client import AgentClient, ServerAway
+from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
+from simhive.agent.journal import Journal, LeasedMessage
+from simhive.agent.modem.base import ModemState, StateChange
+from simhive.agent.pacing import Pacer, SimLimits
+from simhive.agent.runner import DeviceRunner
+from simhive.agent.simview import SimReadiness, SimsView, SlotView
+from simhive.agent.sync import Sync
 from tests.agent.fakes import FakeModem, wait_for
 from tests.agent.fakeserver import FakeAgentServer
 from tests.agent.test_runner import agent_cfg
@@ -410,7 +410,7 @@ async def test_a_server_from_before_pools_gets_per_device_pulls(
 
 
 def test_docs_state_the_grace_gather_time_horizon_and_switch_guess() -> None:
-    from agent import dispatcher, handback, pull, simview
+    from simhive.agent import dispatcher, handback, pull, simview
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "agent.md").read_text()
     text = " ".join(doc.split())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hardware.emulator.client import run_emulator
+from simhive.hardware.emulator.client import run_emulator
 from tests.agent.fakes import wait_for
 from tests.agent.fakeserver import FakeAgentServer
 from tests.support.procs import console_script, running

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import HeldReport, Journal, LeasedMessage
-from agent.modem.base import UNKNOWN_REFERENCE, DeliveryReport
-from agent.modem.errors import ReportState
-from agent.reports import (
+from simhive.agent.journal import HeldReport, Journal, LeasedMessage
+from simhive.agent.modem.base import UNKNOWN_REFERENCE, DeliveryReport
+from simhive.agent.modem.errors import ReportState
+from simhive.agent.reports import (
     DUPLICATE_AFTER,
     HOLD_SECONDS,
     OTHER_SLOT_AFTER,

@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.config import AgentConfig, DeviceConfig
-from agent.journal import Journal, LeasedMessage
-from agent.modem.base import (
+from simhive.agent.config import AgentConfig, DeviceConfig
+from simhive.agent.journal import Journal, LeasedMessage
+from simhive.agent.modem.base import (
     EventHandler,
     IncomingSms,
     ModemEvent,
@@ -25,7 +25,7 @@ from agent.modem.base import (
     SimInfo,
     StateChange,
 )
-from agent.runner import AgentRunner, DeviceRunner
+from simhive.agent.runner import AgentRunner, DeviceRunner
 from tests.agent.fakes import FakeModem, wait_for
 from tests.agent.fakeserver import FakeAgentServer
 
@@ -174,7 +174,7 @@ async def test_restart_after_crash_mid_submit_reports_unknown_and_sends_the_rest
     j = Journal(cfg.journal)
     await j.open()
     async with aiohttp.ClientSession() as session:
-        from agent.client import AgentClient
+        from simhive.agent.client import AgentClient
 
         client = AgentClient(server.url, token, session)
         answer = await client.pull(15, 0)

@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.backoff import Backoff
-from agent.client import AgentClient, Refused, ServerAway
-from agent.journal import Journal
-from agent.modem.base import IncomingSms
-from agent.sync import Sync
+from simhive.agent.backoff import Backoff
+from simhive.agent.client import AgentClient, Refused, ServerAway
+from simhive.agent.journal import Journal
+from simhive.agent.modem.base import IncomingSms
+from simhive.agent.sync import Sync
 from tests.agent.fakes import wait_for
 from tests.agent.fakeserver import FakeAgentServer
 
@@ -127,7 +127,7 @@ async def test_open_lease_left_by_a_crash_is_committed_at_start(
     async with make_sync(server, journal) as (sync, _):
         await sync.hello()
         answer = await sync.client.pull(15, 0)  # pulled and journaled, then "crash"
-        from agent.pull import _parse_messages
+        from simhive.agent.pull import _parse_messages
 
         msgs, _ = _parse_messages(answer["messages"])
         await journal.add_leased(DEV, answer["lease_id"], msgs, 1.0)

@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from agent.modem import pdu
-from hardware.emulator.client import run_emulator
+from simhive.agent.modem import pdu
+from simhive.hardware.emulator.client import run_emulator
 
 from .serialport import AtPort
 

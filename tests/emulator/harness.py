@@ -10,12 +10,12 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 
-from hardware.emulator import commands_general, commands_sms  # noqa: F401  (command table)
-from hardware.emulator.engine import Session
-from hardware.emulator.modem import VirtualModem
-from hardware.emulator.network import Network
-from hardware.emulator.profiles import get_profile
-from hardware.emulator.sim import SimFactory
+from simhive.hardware.emulator import commands_general, commands_sms  # noqa: F401  (command table)
+from simhive.hardware.emulator.engine import Session
+from simhive.hardware.emulator.modem import VirtualModem
+from simhive.hardware.emulator.network import Network
+from simhive.hardware.emulator.profiles import get_profile
+from simhive.hardware.emulator.sim import SimFactory
 
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CM[ES] ERROR: [^\r]*)\r\n")
 

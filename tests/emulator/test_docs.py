@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hardware.emulator import commands_general, commands_sms  # noqa: F401  (fills COMMANDS)
-from hardware.emulator.cli import run
-from hardware.emulator.control import make_app
-from hardware.emulator.emulator import Emulator, EmulatorConfig
-from hardware.emulator.engine import COMMANDS
-from hardware.emulator.faults import FAULT_NAMES
-from hardware.emulator.profiles import PROFILES
+from simhive.hardware.emulator import commands_general, commands_sms  # noqa: F401  (fills COMMANDS)
+from simhive.hardware.emulator.cli import run
+from simhive.hardware.emulator.control import make_app
+from simhive.hardware.emulator.emulator import Emulator, EmulatorConfig
+from simhive.hardware.emulator.engine import COMMANDS
+from simhive.hardware.emulator.faults import FAULT_NAMES
+from simhive.hardware.emulator.profiles import PROFILES
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "emulator.md").read_text()
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from agent.modem import pdu
-from hardware.emulator.engine import Kind, parse_call, split_args, split_commands
+from simhive.agent.modem import pdu
+from simhive.hardware.emulator.engine import Kind, parse_call, split_args, split_commands
 
 from .harness import Rig
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from agent.modem import pdu
-from hardware.emulator.faults import FaultError, Faults, apply_faults, parse_cli_fault
+from simhive.agent.modem import pdu
+from simhive.hardware.emulator.faults import FaultError, Faults, apply_faults, parse_cli_fault
 
 from .harness import Port, Rig
 

@@ -72,7 +72,7 @@ async def _run(chunks: list[bytes]) -> str:
 @given(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.binary(max_size=40)), max_size=30))
 def test_engine_survives_any_input(chunks: list[bytes]) -> None:
     errors = _Errors()
-    logger = logging.getLogger("hardware.emulator")
+    logger = logging.getLogger("simhive.hardware.emulator")
     logger.addHandler(errors)
     try:
         assert "OK" in asyncio.run(_run(chunks))
@@ -100,7 +100,7 @@ ARGS = [
 
 
 async def _every_command() -> list[str]:
-    from hardware.emulator.engine import COMMANDS
+    from simhive.hardware.emulator.engine import COMMANDS
 
     rig = Rig()
     for profile, dual in (
@@ -135,7 +135,7 @@ async def _every_command() -> list[str]:
 
 def test_every_command_with_junk_arguments() -> None:
     errors = _Errors()
-    logger = logging.getLogger("hardware.emulator")
+    logger = logging.getLogger("simhive.hardware.emulator")
     logger.addHandler(errors)
     try:
         answers = asyncio.run(_every_command())

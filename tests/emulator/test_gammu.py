@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import serial
 
-from agent.modem import pdu
-from hardware.emulator.client import EmulatorProcess, run_emulator
+from simhive.agent.modem import pdu
+from simhive.hardware.emulator.client import EmulatorProcess, run_emulator
 
 gammu = pytest.importorskip("gammu")  # installed with the test extra; the oracle of these tests
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hardware.emulator.client import EmulatorProcess, run_emulator
+from simhive.hardware.emulator.client import EmulatorProcess, run_emulator
 
 gammu = pytest.importorskip("gammu")
 

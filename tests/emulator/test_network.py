@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from agent.modem import pdu
-from hardware.emulator.network import NetworkError
+from simhive.agent.modem import pdu
+from simhive.hardware.emulator.network import NetworkError
 
 from .harness import Port, Rig
 
@@ -258,7 +258,7 @@ async def test_sc_timestamps_in_the_smsc_time_zone(rig: Rig, offset: int) -> Non
 
 
 def test_submit_latency_with_jitter() -> None:
-    from hardware.emulator.network import Network
+    from simhive.hardware.emulator.network import Network
 
     net = Network(latency=3.0)
     assert net.submit_latency(None) == 3.0 and net.submit_latency(0.5) == 0.5

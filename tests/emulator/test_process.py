@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hardware.emulator.client import EmulatorClient, EmulatorError, start_emulator
+from simhive.hardware.emulator.client import EmulatorClient, EmulatorError, start_emulator
 from tests.support.procs import console_script
 
 from .serialport import AtPort
@@ -110,7 +110,7 @@ def test_same_seed_same_identities(tmp_path: Path) -> None:
 )
 def test_cli_rejects_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "hardware.emulator", "run", "--state", str(tmp_path), *args],
+        [sys.executable, "-m", "simhive.hardware.emulator", "run", "--state", str(tmp_path), *args],
         capture_output=True,
         text=True,
         timeout=30,
@@ -151,7 +151,7 @@ def test_control_api_errors(tmp_path: Path) -> None:
 
 
 def test_twenty_modems_and_network_options(tmp_path: Path) -> None:
-    from agent.modem import pdu
+    from simhive.agent.modem import pdu
 
     emu = start_emulator(
         modems=20,
@@ -190,7 +190,7 @@ def test_control_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "hardware.emulator",
+                "simhive.hardware.emulator",
                 "run",
                 "--state",
                 str(tmp_path),

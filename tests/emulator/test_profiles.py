@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agent.modem import pdu
+from simhive.agent.modem import pdu
 
 from .harness import Port, Rig
 

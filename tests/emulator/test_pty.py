@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 import serial
 
-from agent.modem import pdu
-from hardware.emulator.client import EmulatorProcess, run_emulator, wait_for
+from simhive.agent.modem import pdu
+from simhive.hardware.emulator.client import EmulatorProcess, run_emulator, wait_for
 
 from .serialport import AtPort
 

@@ -19,10 +19,17 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from agent.modem import pdu
-from agent.modem.at import AtDecoder, Final, FinalKind, Info, _looks_like_pdu_header, reply_prefix
-from agent.modem.atchannel import Response
-from agent.modem.atinfo import (
+from simhive.agent.modem import pdu
+from simhive.agent.modem.at import (
+    AtDecoder,
+    Final,
+    FinalKind,
+    Info,
+    _looks_like_pdu_header,
+    reply_prefix,
+)
+from simhive.agent.modem.atchannel import Response
+from simhive.agent.modem.atinfo import (
     _clean,
     csq_to_dbm,
     parse_cnum,
@@ -31,20 +38,20 @@ from agent.modem.atinfo import (
     parse_iccid,
     parse_spn,
 )
-from agent.modem.atinit import choose_cnmi, parse_cpms_options, parse_ranges
-from agent.modem.atmodem import _parse_mr
-from agent.modem.countries import (
+from simhive.agent.modem.atinit import choose_cnmi, parse_cpms_options, parse_ranges
+from simhive.agent.modem.atmodem import _parse_mr
+from simhive.agent.modem.countries import (
     country_for_imsi,
     country_for_operator,
     split_imsi,
     split_operator_code,
 )
-from agent.modem.digits import parse_uint
-from agent.modem.dualsim import parse_active
-from agent.modem.errors import cme_error, cms_error
-from agent.modem.gammu_convert import last_modem_code, operator_code
-from agent.modem.inbox import _stat_of_cmgr, parse_listing
-from agent.modem.profiles import CDSDS, QDSIM, detect
+from simhive.agent.modem.digits import parse_uint
+from simhive.agent.modem.dualsim import parse_active
+from simhive.agent.modem.errors import cme_error, cms_error
+from simhive.agent.modem.gammu_convert import last_modem_code, operator_code
+from simhive.agent.modem.inbox import _stat_of_cmgr, parse_listing
+from simhive.agent.modem.profiles import CDSDS, QDSIM, detect
 from tests.pdu.test_junk import VALID_INCOMING, VALID_SUBMITS
 
 # Inputs per decoder or parser name, over the whole process.

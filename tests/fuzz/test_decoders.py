@@ -10,13 +10,13 @@ import re
 
 import pytest
 
-import agent.modem
+import simhive.agent.modem
 from tests.fuzz.decoders import COUNTS, FED, TARGETS, Target, run
 
 # Matched by name but fed another way, or not a parser of modem text.
 NOT_FED = {
-    "agent.modem.pdu_userdata._parse_udh",  # inside decode_incoming/decode_submit
-    "agent.modem.pdu_userdata.split_text",  # splits our own text for encoding
+    "simhive.agent.modem.pdu_userdata._parse_udh",  # inside decode_incoming/decode_submit
+    "simhive.agent.modem.pdu_userdata.split_text",  # splits our own text for encoding
 }
 PARSER_NAME = re.compile(r"^_?parse_|_to_dbm$|^_stat_of_|^split_|^decode_(incoming|submit)$")
 
@@ -33,7 +33,7 @@ def test_short_fuzz_run(target: Target) -> None:
 def test_every_reply_parser_is_fed() -> None:
     # Any function in agent/modem that parses modem text by its name must be a fuzz target.
     found = set()
-    for info in pkgutil.iter_modules(agent.modem.__path__, "agent.modem."):
+    for info in pkgutil.iter_modules(simhive.agent.modem.__path__, "simhive.agent.modem."):
         module = importlib.import_module(info.name)
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ == info.name and PARSER_NAME.search(name):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.api import agent, compat
+from simhive.server.api import agent, compat
 from tests.fuzz.http import SPECS, run_http_fuzz
 
 pytestmark = pytest.mark.integration

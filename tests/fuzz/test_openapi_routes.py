@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
-from server.api.agent import ROUTES
-from server.api.compat import METHODS
-from server.app import create_app
-from server.store.sqlite import SqliteStore
+from simhive.server.api.agent import ROUTES
+from simhive.server.api.compat import METHODS
+from simhive.server.app import create_app
+from simhive.server.store.sqlite import SqliteStore
 from tests.fuzz.http import SPECS
 
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pytest
 
-from agent.modem.base import ModemEvent, ModemState, StateChange
+from simhive.agent.modem.base import ModemEvent, ModemState, StateChange
 
 E = TypeVar("E")
 

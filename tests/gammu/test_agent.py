@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agent.modem.pdu import split_text
+from simhive.agent.modem.pdu import split_text
 from tests.support.stack import Device, GatewayStack, wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agent.cli import RedactSecrets, main
+from simhive.agent.cli import RedactSecrets, main
 
 HEAD = 'server = "http://127.0.0.1:8080"\njournal = "j.db"\n'
 

@@ -15,10 +15,17 @@ from typing import Any
 
 import pytest
 
-from agent.backends import build_modem
-from agent.config import parse
-from agent.modem.base import DeliveryReport, IncomingSms, Modem, ModemState, SendResult, SimInfo
-from hardware.emulator.client import EmulatorProcess, run_emulator
+from simhive.agent.backends import build_modem
+from simhive.agent.config import parse
+from simhive.agent.modem.base import (
+    DeliveryReport,
+    IncomingSms,
+    Modem,
+    ModemState,
+    SendResult,
+    SimInfo,
+)
+from simhive.hardware.emulator.client import EmulatorProcess, run_emulator
 from tests.gammu.conftest import Recorder
 
 pytestmark = pytest.mark.integration

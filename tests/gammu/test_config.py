@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from agent.backends import build_modem
-from agent.config import ConfigError, parse
-from agent.modem.gammu_config import (
+from simhive.agent.backends import build_modem
+from simhive.agent.config import ConfigError, parse
+from simhive.agent.modem.gammu_config import (
     GammuConfigError,
     from_gammurc,
     from_port,

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from agent.modem import pdu
-from agent.modem.base import SendError, SendOutcome
-from agent.modem.gammu_backend import GammuModem
-from agent.modem.gammu_config import from_port
-from agent.modem.gammu_convert import (
+from simhive.agent.modem import pdu
+from simhive.agent.modem.base import SendError, SendOutcome
+from simhive.agent.modem.gammu_backend import GammuModem
+from simhive.agent.modem.gammu_config import from_port
+from simhive.agent.modem.gammu_convert import (
     deliver,
     delivery_report,
     is_link_error,
@@ -25,8 +25,8 @@ from agent.modem.gammu_convert import (
     signal_dbm,
     sim_info,
 )
-from agent.modem.gammu_session import PartFailed, send_parts
-from agent.modem.reassembly import Reassembler
+from simhive.agent.modem.gammu_session import PartFailed, send_parts
+from simhive.agent.modem.reassembly import Reassembler
 
 
 def gsm_error(name: str, where: str = "SendSMS") -> Exception:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from agent.cli import main
-from agent.config import _DEVICE_KEYS
+from simhive.agent.cli import main
+from simhive.agent.config import _DEVICE_KEYS
 from tests.support.procs import ROOT
 
 DOC = (ROOT / "docs" / "gammu.md").read_text()

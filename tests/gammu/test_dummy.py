@@ -17,15 +17,15 @@ from typing import Any
 import gammu
 import pytest
 
-from agent.modem import pdu
-from agent.modem.base import (
+from simhive.agent.modem import pdu
+from simhive.agent.modem.base import (
     IncomingSms,
     ModemState,
     SendError,
     SendOutcome,
 )
-from agent.modem.gammu_backend import GammuModem, open_gammu_modem
-from agent.modem.gammu_config import from_port
+from simhive.agent.modem.gammu_backend import GammuModem, open_gammu_modem
+from simhive.agent.modem.gammu_config import from_port
 from tests.gammu.conftest import Recorder, make_dummy_phone
 
 SENDER = "+4917012345678"

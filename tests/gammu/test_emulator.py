@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from agent.modem.base import (
+from simhive.agent.modem.base import (
     DeliveryReport,
     IncomingSms,
     ModemState,
@@ -22,8 +22,8 @@ from agent.modem.base import (
     SendOutcome,
     StateChange,
 )
-from agent.modem.gammu_backend import GammuModem, open_gammu_modem
-from hardware.emulator.client import EmulatorProcess, run_emulator
+from simhive.agent.modem.gammu_backend import GammuModem, open_gammu_modem
+from simhive.hardware.emulator.client import EmulatorProcess, run_emulator
 from tests.gammu.conftest import Recorder
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.modem.gammu_worker import DeviceGone, GammuWorker, WorkerClosed
+from simhive.agent.modem.gammu_worker import DeviceGone, GammuWorker, WorkerClosed
 
 
 class FakeGSMError(Exception):

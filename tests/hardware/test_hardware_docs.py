@@ -10,7 +10,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from server.cli import main as server_cli
+from simhive.server.cli import main as server_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "hardware.md").read_text()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.modem.transport import MemoryTransport
+from simhive.agent.modem.transport import MemoryTransport
 
 STANDARD: dict[str, str] = {
     "AT": "OK",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.modem.at import (
+from simhive.agent.modem.at import (
     AtDecoder,
     AtEvent,
     Echo,

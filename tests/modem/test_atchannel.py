@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.modem.at import Urc
-from agent.modem.atchannel import AtChannel, AtCommandError, AtTimeout, ChannelClosed, quote
-from agent.modem.transport import MemoryTransport
+from simhive.agent.modem.at import Urc
+from simhive.agent.modem.atchannel import AtChannel, AtCommandError, AtTimeout, ChannelClosed, quote
+from simhive.agent.modem.transport import MemoryTransport
 from tests.modem.fakemodem import FakeModem
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from agent.backends import SingleStandbyAtModem
-from agent.modem import pdu
-from agent.modem.atmodem import AtModem, open_at_modem
-from agent.modem.base import (
+from simhive.agent.backends import SingleStandbyAtModem
+from simhive.agent.modem import pdu
+from simhive.agent.modem.atmodem import AtModem, open_at_modem
+from simhive.agent.modem.base import (
     DeliveryReport,
     IncomingSms,
     ModemEvent,
@@ -21,8 +21,8 @@ from agent.modem.base import (
     SendOutcome,
     StateChange,
 )
-from agent.modem.dualport import DualPortModem
-from agent.modem.transport import MemoryTransport
+from simhive.agent.modem.dualport import DualPortModem
+from simhive.agent.modem.transport import MemoryTransport
 from tests.modem.fakemodem import FakeModem
 
 NOW = datetime(2026, 11, 22, 4, 34, 5, tzinfo=UTC)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agent.modem.atmodem import open_at_modem
-from agent.modem.base import (
+from simhive.agent.modem.atmodem import open_at_modem
+from simhive.agent.modem.base import (
     DeliveryReport,
     IncomingSms,
     ModemEvent,
@@ -19,9 +19,9 @@ from agent.modem.base import (
     SendOutcome,
     StateChange,
 )
-from agent.modem.dualport import DualPortModem
-from agent.modem.probe import probe
-from hardware.emulator.client import EmulatorProcess, run_emulator
+from simhive.agent.modem.dualport import DualPortModem
+from simhive.agent.modem.probe import probe
+from simhive.hardware.emulator.client import EmulatorProcess, run_emulator
 
 pytestmark = pytest.mark.integration
 
@@ -391,7 +391,7 @@ async def test_slow_radio_latency(faulty: EmulatorProcess):
 
 
 async def test_probe_of_a_missing_port(tmp_path):
-    from agent.modem.transport import TransportClosed
+    from simhive.agent.modem.transport import TransportClosed
 
     with pytest.raises(TransportClosed):
         await probe(str(tmp_path / "no-such-tty"))

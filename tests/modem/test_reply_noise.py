@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from agent.modem.at import AtDecoder, Info, Urc
-from agent.modem.atinfo import csq_to_dbm, parse_cops, parse_creg
-from agent.modem.atinit import parse_ranges
-from agent.modem.atmodem import _parse_mr
-from agent.modem.base import UNKNOWN_REFERENCE
-from agent.modem.countries import split_imsi, split_operator_code
-from agent.modem.digits import is_digits, parse_uint
-from agent.modem.dualsim import parse_active
-from agent.modem.inbox import _stat_of_cmgr, parse_listing
-from agent.modem.profiles import CDSDS, QDSIM
+from simhive.agent.modem.at import AtDecoder, Info, Urc
+from simhive.agent.modem.atinfo import csq_to_dbm, parse_cops, parse_creg
+from simhive.agent.modem.atinit import parse_ranges
+from simhive.agent.modem.atmodem import _parse_mr
+from simhive.agent.modem.base import UNKNOWN_REFERENCE
+from simhive.agent.modem.countries import split_imsi, split_operator_code
+from simhive.agent.modem.digits import is_digits, parse_uint
+from simhive.agent.modem.dualsim import parse_active
+from simhive.agent.modem.inbox import _stat_of_cmgr, parse_listing
+from simhive.agent.modem.profiles import CDSDS, QDSIM
 from tests.modem.test_atmodem import Rig
 
 NOISE = ["\xb2", "\xb3", "\xb9", "1\xb2", "\xb92", " \xb3 ", "\u0663", "1_0", "+1", "-1", "\xbd"]

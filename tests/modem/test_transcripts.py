@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.modem.at import AtDecoder, Info
-from agent.modem.atinfo import parse_creg
-from agent.modem.atinit import choose_cnmi, parse_cpms_options, parse_ranges
-from agent.modem.atmodem import AtModem
-from agent.modem.base import DeliveryReport, IncomingSms, ModemEvent, ModemState
-from agent.modem.profiles import PROFILES
-from agent.modem.transport import MemoryTransport
+from simhive.agent.modem.at import AtDecoder, Info
+from simhive.agent.modem.atinfo import parse_creg
+from simhive.agent.modem.atinit import choose_cnmi, parse_cpms_options, parse_ranges
+from simhive.agent.modem.atmodem import AtModem
+from simhive.agent.modem.base import DeliveryReport, IncomingSms, ModemEvent, ModemState
+from simhive.agent.modem.profiles import PROFILES
+from simhive.agent.modem.transport import MemoryTransport
 from tests.modem.fakemodem import FakeModem
 from tests.modem.transcripts import DIR, load, load_dumps, sessions
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from agent.modem.transport import SerialTransport, TransportClosed
+from simhive.agent.modem.transport import SerialTransport, TransportClosed
 
 
 @pytest.fixture

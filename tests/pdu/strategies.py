@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-from agent.modem.gsm7 import DEFAULT_TABLE, EXTENSION_TABLE
+from simhive.agent.modem.gsm7 import DEFAULT_TABLE, EXTENSION_TABLE
 
 GSM_CHARS = "".join(ch for ch in DEFAULT_TABLE if ch != "\x1b")
 EXT_CHARS = "".join(EXTENSION_TABLE.values())

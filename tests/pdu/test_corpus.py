@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent.modem.pdu import (
+from simhive.agent.modem.pdu import (
     Deliver,
     PduError,
     StatusReport,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.modem.countries import (
+from simhive.agent.modem.countries import (
     MCC_TO_COUNTRY,
     country_for_imsi,
     country_for_mcc,

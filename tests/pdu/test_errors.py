@@ -2,8 +2,8 @@
 
 import pytest
 
-from agent.modem.base import SendError, SendOutcome
-from agent.modem.errors import (
+from simhive.agent.modem.base import SendError, SendOutcome
+from simhive.agent.modem.errors import (
     CME_ERRORS,
     CMS_ERRORS,
     ErrorKind,

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.modem import gsm7
-from agent.modem.pdu import (
+from simhive.agent.modem import gsm7
+from simhive.agent.modem.pdu import (
     Coding,
     Concat,
     Deliver,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.modem import gsm7
-from agent.modem.pdu_fields import (
+from simhive.agent.modem import gsm7
+from simhive.agent.modem.pdu_fields import (
     Reader,
     decode_timestamp,
     encode_timestamp,

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.modem.pdu import (
+from simhive.agent.modem.pdu import (
     Coding,
     Concat,
     PduError,

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.modem.pdu import Concat, Deliver, decode_incoming, encode_deliver, split_text
-from agent.modem.reassembly import Reassembler
+from simhive.agent.modem.pdu import Concat, Deliver, decode_incoming, encode_deliver, split_text
+from simhive.agent.modem.reassembly import Reassembler
 
 TS = datetime(2026, 11, 22, 4, 34, 5, tzinfo=UTC)
 

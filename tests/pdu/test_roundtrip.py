@@ -3,8 +3,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.modem import gsm7
-from agent.modem.pdu import (
+from simhive.agent.modem import gsm7
+from simhive.agent.modem.pdu import (
     Coding,
     Concat,
     Deliver,

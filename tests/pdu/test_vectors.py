@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from agent.modem import gsm7
-from agent.modem.pdu import (
+from simhive.agent.modem import gsm7
+from simhive.agent.modem.pdu import (
     Coding,
     Concat,
     Deliver,

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from server.api.compat import GATEWAY
-from server.app import create_app
-from server.core.gateway import Gateway
-from server.store.sqlite import SqliteStore
+from simhive.server.api.compat import GATEWAY
+from simhive.server.app import create_app
+from simhive.server.core.gateway import Gateway
+from simhive.server.store.sqlite import SqliteStore
 
 PASSWORD = "correct horse"
 

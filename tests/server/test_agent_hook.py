@@ -7,11 +7,11 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from server.api.agent import AFTER_REQUEST
-from server.api.compat import GATEWAY
-from server.app import create_app
-from server.background import BACKGROUND
-from server.store.sqlite import SqliteStore
+from simhive.server.api.agent import AFTER_REQUEST
+from simhive.server.api.compat import GATEWAY
+from simhive.server.app import create_app
+from simhive.server.background import BACKGROUND
+from simhive.server.store.sqlite import SqliteStore
 
 
 async def test_hook_runs_after_agent_requests_only(tmp_path: Path) -> None:

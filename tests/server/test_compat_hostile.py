@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from server.api.compat import METHODS
+from simhive.server.api.compat import METHODS
 from tests.server._server import Server, server
 
 ROUTES = [*METHODS, "nosuchmethod", "addsms/", "ADDSMS"]

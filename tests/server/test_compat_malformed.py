@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.core.gateway import Outgoing
-from server.core.limits import MAX_REQUEST_BYTES
+from simhive.server.core.gateway import Outgoing
+from simhive.server.core.limits import MAX_REQUEST_BYTES
 from tests.server.conftest import ENCODINGS, Api
 
 SQL_META = ["'", '"', "'; DROP TABLE messages; --", "1 OR 1=1", "%", "_", "\\", "`", "/*", ";"]

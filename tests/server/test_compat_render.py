@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.api.compat import _ENCODER, SAVED, _saved, json_response, saved_json
+from simhive.server.api.compat import _ENCODER, SAVED, _saved, json_response, saved_json
 
 
 def general(ids: list[int]) -> bytes:

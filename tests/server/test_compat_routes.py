@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from server.core.dates import now_us
+from simhive.server.core.dates import now_us
 from tests.server.conftest import ENCODINGS, PASSWORD, Api
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$")

@@ -22,9 +22,9 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from server.cli import main as cli
-from server.core import limits
-from server.http_server import GuardedSite, HttpSettings, sweep_interval
+from simhive.server.cli import main as cli
+from simhive.server.core import limits
+from simhive.server.http_server import GuardedSite, HttpSettings, sweep_interval
 from tests.server._server import Server, server
 from tests.support.procs import free_port
 
@@ -196,7 +196,7 @@ async def test_deadlines_schedule_no_timer_per_connection(monkeypatch: pytest.Mo
     call_later = loop.call_later
 
     def counting(delay: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
-        if getattr(callback, "__module__", None) == "server.http_server":
+        if getattr(callback, "__module__", None) == "simhive.server.http_server":
             ours.append(callback)
         return call_later(delay, callback, *args, **kwargs)
 

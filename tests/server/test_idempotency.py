@@ -15,8 +15,8 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import pytest
 
-from server.core.idempotency import INVALID_KEY, KEY_REUSED, OUTCOME_UNKNOWN
-from server.core.limits import IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_KEY_SECONDS
+from simhive.server.core.idempotency import INVALID_KEY, KEY_REUSED, OUTCOME_UNKNOWN
+from simhive.server.core.limits import IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_KEY_SECONDS
 from tests.server._server import PASSWORD, Server, cli_json, server
 from tests.support.procs import ROOT
 

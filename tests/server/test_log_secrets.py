@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from server.logs import parser_error_reason, scrub
+from simhive.server.logs import parser_error_reason, scrub
 from tests.server._server import Server, server
 
 SECRET = "8d1f0c5be2a7436f9a0e4c2b7d6f1e3a"  # token-shaped, must never reach the log

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.core.dates import human, parse_input, php_datetime, resolve_zone, to_us
-from server.core.errors import InvalidInput
-from server.core.numbers import normalise, region_of
+from simhive.server.core.dates import human, parse_input, php_datetime, resolve_zone, to_us
+from simhive.server.core.errors import InvalidInput
+from simhive.server.core.numbers import normalise, region_of
 
 
 @pytest.mark.parametrize(

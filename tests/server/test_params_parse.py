@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, quote, unquote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.api.params import _unquote, parse_pairs
+from simhive.server.api.params import _unquote, parse_pairs
 
 # Text made of the characters that matter to the splitter, plus anything else.
 PIECES = st.lists(

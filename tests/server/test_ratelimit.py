@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.core import security
-from server.core.limits import LOGIN_FAILURES_PER_PAIR
-from server.core.ratelimit import FailureWindow, Locked, LoginGuard, wait_text
+from simhive.server.core import security
+from simhive.server.core.limits import LOGIN_FAILURES_PER_PAIR
+from simhive.server.core.ratelimit import FailureWindow, Locked, LoginGuard, wait_text
 from tests.server._server import PASSWORD as LIVE_PASSWORD
 from tests.server._server import server
 from tests.server.conftest import PASSWORD, Api

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from server.core.models import MessageFilter, NewMessage
-from server.store.base import DuplicateEmail
-from server.store.sqlite import SqliteStore
-from server.store.sqlite_schema import LATEST_VERSION
+from simhive.server.core.models import MessageFilter, NewMessage
+from simhive.server.store.base import DuplicateEmail
+from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.sqlite_schema import LATEST_VERSION
 
 
 async def _owner(store: SqliteStore) -> tuple[int, int]:
@@ -162,7 +162,7 @@ async def test_batch_insert_paths_store_the_same(store: SqliteStore) -> None:
 
 
 async def test_unfiltered_count_matches_the_table(store: SqliteStore) -> None:
-    from server.core.models import IncomingMessage, NewPaket
+    from simhive.server.core.models import IncomingMessage, NewPaket
 
     account_id, device_id = await _owner(store)
     other = await store.create_account("b@example.com", "x", "h2", "UTC", 1)

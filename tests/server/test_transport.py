@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode
 
-from server.api.middleware import mask_query
+from simhive.server.api.middleware import mask_query
 from tests.server.conftest import Api
 
 
@@ -72,8 +72,8 @@ async def test_access_log_masks_secrets(tmp_path: Path) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
 
-    from server.api.middleware import MaskingAccessLogger
-    from server.app import RUNNER_OPTIONS, create_app
+    from simhive.server.api.middleware import MaskingAccessLogger
+    from simhive.server.app import RUNNER_OPTIONS, create_app
 
     out = io.StringIO()
     MaskingAccessLogger.sink.stream = out
@@ -102,9 +102,9 @@ async def test_locked_database_answers_503_then_recovers(tmp_path: Path) -> None
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from server.api.compat import GATEWAY
-    from server.app import create_app
-    from server.store.sqlite import SqliteStore
+    from simhive.server.api.compat import GATEWAY
+    from simhive.server.app import create_app
+    from simhive.server.store.sqlite import SqliteStore
 
     store = SqliteStore(tmp_path / "locked.sqlite3", busy_timeout_ms=200)
     app = create_app(store)

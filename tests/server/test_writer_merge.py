@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from server.core.models import MessageFilter, NewMessage
-from server.store.sqlite import SqliteStore
-from server.store.writer import MERGE_ROWS
+from simhive.server.core.models import MessageFilter, NewMessage
+from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.writer import MERGE_ROWS
 
 
 async def owner(store: SqliteStore) -> tuple[int, int]:
@@ -150,7 +150,7 @@ async def test_ops_arriving_pass_after_pass_join_one_batch(store: SqliteStore) -
 async def test_a_locked_database_fails_the_batch_once(tmp_path: Path) -> None:
     # Busy past busy_timeout is nothing row-specific: the merged statement's failure fails the
     # batch (StoreError, HTTP 503) without a second wait for the lock in a row-by-row retry.
-    from server.store.base import StoreError
+    from simhive.server.store.base import StoreError
 
     store = SqliteStore(tmp_path / "db.sqlite3", busy_timeout_ms=100)
     await store.open()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from server.store.base import StoreError
-from server.store.sqlite import SqliteStore
+from simhive.server.store.base import StoreError
+from simhive.server.store.sqlite import SqliteStore
 
 
 async def hold_writer(store: SqliteStore) -> tuple[asyncio.Future[None], threading.Event]:

@@ -15,14 +15,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from server.api.compat import GATEWAY
-from server.app import create_app
-from server.background import BACKGROUND, BackgroundConfig
-from server.core.agent import AgentSettings
-from server.core.gateway import Gateway, Outgoing
-from server.core.models import Account
-from server.core.webhooks import RetryPolicy
-from server.store.sqlite import SqliteStore
+from simhive.server.api.compat import GATEWAY
+from simhive.server.app import create_app
+from simhive.server.background import BACKGROUND, BackgroundConfig
+from simhive.server.core.agent import AgentSettings
+from simhive.server.core.gateway import Gateway, Outgoing
+from simhive.server.core.models import Account
+from simhive.server.core.webhooks import RetryPolicy
+from simhive.server.store.sqlite import SqliteStore
 
 T = TypeVar("T")
 LEASE_SECONDS = 1

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from agent import config
-from agent.cli import main as agent_cli
-from agent.modem.profiles import PROFILES
-from server.api import agent as api
-from server.core.pools import SimOffer
-from server.core.status import FAILURE_CODES
+from simhive.agent import config
+from simhive.agent.cli import main as agent_cli
+from simhive.agent.modem.profiles import PROFILES
+from simhive.server.api import agent as api
+from simhive.server.core.pools import SimOffer
+from simhive.server.core.status import FAILURE_CODES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 AGENT_MD = (DOCS / "agent.md").read_text()

@@ -9,11 +9,11 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from server.cli import main as cli
-from server.core.dates import US, now_us
-from server.core.models import Message
-from server.core.webhooks import request_for
-from server.store.agent_base import WebhookJob
+from simhive.server.cli import main as cli
+from simhive.server.core.dates import US, now_us
+from simhive.server.core.models import Message
+from simhive.server.core.webhooks import request_for
+from simhive.server.store.agent_base import WebhookJob
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 

@@ -9,10 +9,10 @@ from typing import cast
 
 import pytest
 
-from server.core.gateway import Gateway
-from server.core.models import NewMessage
-from server.core.notifier import WorkNotifier
-from server.store.base import Store
+from simhive.server.core.gateway import Gateway
+from simhive.server.core.models import NewMessage
+from simhive.server.core.notifier import WorkNotifier
+from simhive.server.store.base import Store
 
 
 async def test_notify_after_prepare_wakes_the_next_wait() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.core.gateway import Outgoing
-from server.core.models import NewMessage
+from simhive.server.core.gateway import Outgoing
+from simhive.server.core.models import NewMessage
 from tests.server_agent.conftest import Env, Servers, eventually
 
 NUMBERS = [f"+491570000{i:04d}" for i in range(40)]

@@ -34,12 +34,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server.api.compat import GATEWAY
-from server.app import RUNNER_OPTIONS, create_app
-from server.core.agent import AgentSettings
-from server.core.gateway import Gateway, Outgoing
-from server.core.models import Account, Lease
-from server.store.sqlite import SqliteStore
+from simhive.server.api.compat import GATEWAY
+from simhive.server.app import RUNNER_OPTIONS, create_app
+from simhive.server.core.agent import AgentSettings
+from simhive.server.core.gateway import Gateway, Outgoing
+from simhive.server.core.models import Account, Lease
+from simhive.server.store.sqlite import SqliteStore
 from tests.server_agent.conftest import eventually
 from tests.support.procs import console_script, free_port, running, wait_port
 from tests.support.stack import wait_until

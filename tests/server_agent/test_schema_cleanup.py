@@ -6,9 +6,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from server.core.models import IncomingMessage, ReportEvent
-from server.store.sqlite import SqliteStore
-from server.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
+from simhive.server.core.models import IncomingMessage, ReportEvent
+from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.sqlite_schema import LATEST_VERSION, MIGRATIONS
 
 T0 = 1_700_000_000_000_000  # microseconds
 HOOK = "http://127.0.0.1:9/status"

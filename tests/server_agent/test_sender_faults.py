@@ -9,10 +9,15 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from server.core.models import Message
-from server.core.webhooks import RetryPolicy, WebhookSender
-from server.store.agent_base import AgentExtrasStore, DeviceAgentSettings, DeviceEvent, WebhookJob
-from server.store.base import StoreError
+from simhive.server.core.models import Message
+from simhive.server.core.webhooks import RetryPolicy, WebhookSender
+from simhive.server.store.agent_base import (
+    AgentExtrasStore,
+    DeviceAgentSettings,
+    DeviceEvent,
+    WebhookJob,
+)
+from simhive.server.store.base import StoreError
 
 
 def _job(job_id: int, message: Any) -> WebhookJob:

@@ -11,7 +11,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from server.cli import main as cli
+from simhive.server.cli import main as cli
 from tests.server_agent.conftest import Env, Receiver, eventually
 
 DOC_DEFAULT_SIM = {"min_interval_seconds": 10, "per_minute": 6, "per_hour": 100, "per_day": 500}

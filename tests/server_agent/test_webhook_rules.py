@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from server.core.errors import InvalidInput
-from server.core.webhooks import RetryPolicy, validate_url
+from simhive.server.core.errors import InvalidInput
+from simhive.server.core.webhooks import RetryPolicy, validate_url
 from tests.server_agent.conftest import Env, Receiver, eventually
 
 

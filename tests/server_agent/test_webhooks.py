@@ -11,7 +11,7 @@ import hmac
 import json
 from typing import Any
 
-from server.core import webhooks
+from simhive.server.core import webhooks
 from tests.server_agent.conftest import SECRET, Env, Receiver, Servers, eventually
 
 AT_SENT = "2026-11-22T04:34:05+00:00"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hardware.emulator.client import EmulatorClient
+from simhive.hardware.emulator.client import EmulatorClient
 from tests.support.proc import Proc
 from tests.support.procs import console_script, free_port, wait_port
 from tests.support.tcpproxy import TcpProxy
@@ -250,7 +250,7 @@ class GatewayStack:
     def set_device_settings(self, device: Device, values: dict[str, object]) -> None:
         """Pacing and caps of a device, through the server's store interface (the same call the
         admin CLI makes); the agent picks them up with its next hello."""
-        from server.store.sqlite import SqliteStore
+        from simhive.server.store.sqlite import SqliteStore
 
         async def go() -> None:
             store = SqliteStore(self.db)

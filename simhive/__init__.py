@@ -1,0 +1,14 @@
+"""simhive: a self-hosted SMS gateway.
+
+The installed modules live under this one namespace (simhive.server, simhive.agent,
+simhive.hardware) so that nothing generic like `server` lands in site-packages. In the source tree
+the three live at the top level; the symlinks here make the same import names work from a checkout,
+and pyproject.toml maps the folders into this namespace when a wheel is built.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("simhive")
+except PackageNotFoundError:  # a checkout that was never installed
+    __version__ = "0+unknown"
