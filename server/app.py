@@ -13,6 +13,7 @@ from aiohttp import web
 
 from simhive.server import background, logs
 from simhive.server.api import agent, compat, middleware
+from simhive.server.api.v1 import http as api_v1
 from simhive.server.core.agent import AgentService, AgentSettings
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.limits import MAX_REQUEST_BYTES
@@ -49,6 +50,7 @@ def create_app(
         await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    api_v1.add_routes(app)  # after the store opens: it starts the expiry sweeper
 
     async def end_long_polls(app: web.Application) -> None:
         notifier.close()

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 from simhive.server.core import limits, numbers, security
 from simhive.server.core.dates import now_us, resolve_zone
-from simhive.server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
+from simhive.server.core.errors import (
+    AlreadyExists,
+    AuthError,
+    GatewayError,
+    InvalidInput,
+    NotFound,
+)
 from simhive.server.core.idempotency import IdempotentRequests
 from simhive.server.core.models import (
     Account,
@@ -90,7 +96,7 @@ class Gateway:
                 email, pw_hash, security.hash_token(token), timezone, self.clock()
             )
         except DuplicateEmail:
-            raise Conflict(f"Account {email} exists already") from None
+            raise AlreadyExists(f"Account {email} exists already") from None
         return account, token
 
     async def update_account(
@@ -273,6 +279,20 @@ class Gateway:
         assert name is not None
         pool = await self.routing.pool_for_send(account, name)
         return device, 0, pool.id
+
+    async def target(
+        self, account: Account, *, device_id: int | None, sim: int | None, pool: str | None
+    ) -> tuple[Device | None, int, int | None]:
+        """Where a message goes, as every door names it: (the device whose prefix rules apply,
+        the pinned slot, the pool id or None); see Outgoing for the three forms."""
+        request = Outgoing(sendto="", body="", device_id=device_id, sim=sim, pool=pool)
+        return await self._target(account, request, {})
+
+    async def notify_stored(self, messages: Sequence[NewMessage]) -> None:
+        """Wake the parked pulls that may take these newly stored messages."""
+        wake = await self.routing.wake_for(messages)
+        for device_id in {m.device_id for m in messages if m.device_id is not None} | wake:
+            self.notifier.notify(device_id)
 
     async def _expand(
         self, account: Account, request: Outgoing, devices: dict[int, Device]

@@ -71,7 +71,7 @@ class IdempotentRequests:
         running = self._running.get(slot)
         if running is not None:
             if running[0] != digest:
-                raise InvalidInput(KEY_REUSED)
+                raise InvalidInput(KEY_REUSED, code="idempotency_conflict")
             return await asyncio.shield(running[1])
         answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._running[slot] = (digest, answer)
@@ -95,9 +95,9 @@ class IdempotentRequests:
             if record is None:
                 answer.set_result(await self._first(account_id, key, work))
             elif record.fingerprint != digest:
-                raise InvalidInput(KEY_REUSED)
+                raise InvalidInput(KEY_REUSED, code="idempotency_conflict")
             elif record.answer is None:
-                raise InvalidInput(OUTCOME_UNKNOWN)
+                raise InvalidInput(OUTCOME_UNKNOWN, code="idempotency_conflict")
             else:
                 answer.set_result(record.answer.encode("utf-8"))
         except BaseException as exc:

@@ -49,3 +49,15 @@ KEEPALIVE_SECONDS = 75.0
 # its answer, and its longest accepted length.
 IDEMPOTENCY_KEY_SECONDS = 24 * 3600
 IDEMPOTENCY_KEY_MAX_CHARS = 255
+# Native API (/api/v1, docs/api.md): recipients in one send, rows in one list page (and the
+# default page), a key's default and highest rate limit (requests per minute), how often a key's
+# last use is written at most, and how far ahead a send may be scheduled.
+MAX_API_RECIPIENTS = 10_000
+MAX_API_PAGE = 1000
+DEFAULT_API_PAGE = 100
+KEY_RATE_PER_MINUTE = 600
+KEY_RATE_MAX_PER_MINUTE = 100_000
+KEY_LAST_USED_SECONDS = 60.0
+MAX_SCHEDULE_DAYS = 366
+# Validity of a message: minutes it may wait for a SIM before it expires (status 21), at most.
+MAX_VALIDITY_MINUTES = 7 * 24 * 60

@@ -2,8 +2,9 @@
 
 simhive's lifecycle is 1 New -> 2 Taken (pulled by the agent, leased) -> 3 Queued (committed into
 the agent's journal) -> 6 Sent -> 7 Delivered | 8 Not delivered, with 9-12, 100, 101 as terminal
-send failures and 5 for incoming messages. The labels are the vendor's older UI wording because real
-clients test for the exact string "New".
+send failures and 5 for incoming messages. A message the native API cancelled (20) or whose
+validity ran out before a SIM took it (21) never left. The labels are the vendor's older UI
+wording because real clients test for the exact string "New".
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class Status(enum.IntEnum):
     RADIO_OFF = 12
     NOT_ALLOWED = 100
     NOT_ALLOWED_AT_ALL = 101
+    # The native API's own outcomes (docs/api.md): never sent, by the client's or the clock's say.
+    CANCELLED = 20
+    EXPIRED = 21
 
 
 LABELS: dict[int, str] = {
@@ -43,6 +47,8 @@ LABELS: dict[int, str] = {
     Status.RADIO_OFF: "Not Sent - Radio off",
     Status.NOT_ALLOWED: "not sent - NOT ALLOWED",
     Status.NOT_ALLOWED_AT_ALL: "not sent - Not Allowed At all",
+    Status.CANCELLED: "Cancelled",
+    Status.EXPIRED: "Expired",
 }
 
 # Terminal send failures an agent may report with a `failed` event (docs/agent-protocol.md).
@@ -66,6 +72,8 @@ RANK: dict[int, int] = {
     **{code: 4 for code in (Status.DELIVERED, Status.NOT_DELIVERED)},
     **{code: 4 for code in FAILURE_CODES},
     Status.INCOMING: 4,
+    Status.CANCELLED: 4,
+    Status.EXPIRED: 4,
     Status.RESERVED: 0,
 }
 
@@ -73,3 +81,28 @@ RANK: dict[int, int] = {
 def label(code: int) -> str:
     """The compat label of a status code; unknown codes get a neutral text instead of a crash."""
     return LABELS.get(code, f"Status {code}")
+
+
+# The native API's names for the codes (docs/api.md); the number is sent too.
+NAMES: dict[int, str] = {
+    Status.NEW: "queued",
+    Status.TAKEN: "taken",
+    Status.QUEUED: "committed",
+    Status.RESERVED: "reserved",
+    Status.INCOMING: "received",
+    Status.SENT: "sent",
+    Status.DELIVERED: "delivered",
+    Status.NOT_DELIVERED: "not_delivered",
+    Status.FAILED: "failed",
+    Status.NO_SERVICE: "failed_no_service",
+    Status.NULL_PDU: "failed_null_pdu",
+    Status.RADIO_OFF: "failed_radio_off",
+    Status.NOT_ALLOWED: "failed_not_allowed",
+    Status.NOT_ALLOWED_AT_ALL: "failed_not_allowed_at_all",
+    Status.CANCELLED: "cancelled",
+    Status.EXPIRED: "expired",
+}
+
+
+def name(code: int) -> str:
+    return NAMES.get(code, f"status_{code}")

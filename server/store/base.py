@@ -26,6 +26,7 @@ from simhive.server.core.models import (
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
 from simhive.server.store.agent_base import AgentExtrasStore
 from simhive.server.store.idempotency_base import IdempotencyStore
+from simhive.server.store.native_base import NativeStore
 
 
 class StoreError(Exception):
@@ -185,7 +186,7 @@ class PoolStore(ABC):
         device's latest pull (seen since `seen_after`), the most room first."""
 
 
-class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):
+class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore, NativeStore):
     """Everything the server stores; the agent protocol's part is in AgentStore."""
 
     # -- life cycle ------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from simhive.server.core.models import (
 from simhive.server.store.base import DuplicateEmail, Store, StoreError
 from simhive.server.store.sqlite_agent import SqliteAgentStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
+from simhive.server.store.sqlite_native import SqliteNativeStore
 from simhive.server.store.sqlite_pools import SqlitePoolStore
 from simhive.server.store.sqlite_rows import (
     ACCOUNT_COLS,
@@ -75,7 +76,12 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
 
 
 class SqliteStore(
-    SqliteAgentStore, SqlitePoolStore, SqliteWebhookStore, SqliteIdempotencyStore, Store
+    SqliteAgentStore,
+    SqlitePoolStore,
+    SqliteWebhookStore,
+    SqliteIdempotencyStore,
+    SqliteNativeStore,
+    Store,
 ):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from simhive.server.core.errors import Conflict, NotFound
+from simhive.server.core.errors import AlreadyExists, Conflict, NotFound
 from simhive.server.core.pools import ACCOUNT_POOL, Pool, PoolSim, device_pool_name
 from simhive.server.store.sqlite_rows import columns, row_reader
 
@@ -70,7 +70,7 @@ class SqlitePoolStore:
                     (account_id, name, strategy, int(sticky), now),
                 )
             except sqlite3.IntegrityError:
-                raise Conflict(f"Pool {name!r} exists already") from None
+                raise AlreadyExists(f"Pool {name!r} exists already") from None
             return _pool(conn, "id = ?", (cur.lastrowid,))
 
         return await self.writer.submit(op)

@@ -454,6 +454,71 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         CREATE INDEX idempotency_keys_created ON idempotency_keys(created);
         """,
     ),
+    (
+        10,
+        "native API: API keys, quotas and their usage, message status history, validity",
+        """
+        -- API keys of the native API (/api/v1): named, scoped, stored as SHA-256 digests. A
+        -- revoked key keeps its row (revoked time) so lists and audits still name it; its name
+        -- is free again for a new key.
+        CREATE TABLE api_keys (
+            id              INTEGER PRIMARY KEY,
+            account_id      INTEGER NOT NULL REFERENCES accounts(id),
+            name            TEXT NOT NULL,
+            key_hash        TEXT NOT NULL UNIQUE,
+            prefix          TEXT NOT NULL,              -- the first characters, to recognise it
+            scopes          TEXT NOT NULL,              -- comma list: send,read,devices,admin
+            allow_get_send  INTEGER NOT NULL DEFAULT 0, -- may send with GET /api/v1/send
+            rate_per_minute INTEGER NOT NULL,
+            daily_quota     INTEGER,                    -- messages per UTC day, NULL: none
+            monthly_quota   INTEGER,                    -- messages per UTC month, NULL: none
+            created         INTEGER NOT NULL,
+            last_used       INTEGER,
+            revoked         INTEGER
+        );
+        CREATE UNIQUE INDEX api_keys_name ON api_keys(account_id, name) WHERE revoked IS NULL;
+        CREATE INDEX api_keys_account ON api_keys(account_id, id);
+
+        CREATE TABLE account_quotas (
+            account_id    INTEGER PRIMARY KEY REFERENCES accounts(id),
+            daily_quota   INTEGER,
+            monthly_quota INTEGER
+        );
+        -- Messages counted against quotas, per account (key_id 0) and per key, per period
+        -- ('d:2026-12-06', 'm:2026-12'); written in the transaction that stores the messages.
+        CREATE TABLE quota_usage (
+            account_id INTEGER NOT NULL,
+            key_id     INTEGER NOT NULL,
+            period     TEXT NOT NULL,
+            used       INTEGER NOT NULL,
+            PRIMARY KEY (account_id, key_id, period)
+        );
+
+        -- One row per status change of a message, whoever made it (triggers see every door and
+        -- the agent protocol alike); the creation (status 1 or 5) is the message's `created`.
+        CREATE TABLE message_history (
+            sms_id    INTEGER NOT NULL,
+            status    INTEGER NOT NULL,
+            at        INTEGER NOT NULL,
+            device_id INTEGER,
+            sim       INTEGER,
+            code      TEXT
+        );
+        CREATE INDEX message_history_sms ON message_history(sms_id, at);
+        CREATE TRIGGER message_history_on_status AFTER UPDATE OF status ON messages
+        WHEN NEW.status <> OLD.status
+        BEGIN
+            INSERT INTO message_history(sms_id, status, at, device_id, sim, code)
+            VALUES (NEW.id, NEW.status, NEW.status_changed, NEW.device_id, NEW.sim,
+                    NEW.failure_code);
+        END;
+
+        -- A message not taken by a SIM by this time expires (status 21) instead of going out.
+        ALTER TABLE messages ADD COLUMN valid_until INTEGER;
+        CREATE INDEX messages_valid_until ON messages(valid_until)
+            WHERE valid_until IS NOT NULL AND status = 1;
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,320 @@
+"""Every route of /api/v1, declared once (declare.Route), with its thin handler: parse, call the
+core (server/core/native.py, sending.py), render (render.py). Scopes are checked by the core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simhive.server.api.v1 import render
+from simhive.server.api.v1.declare import Ctx, Route
+from simhive.server.api.v1.schema import Arr, Bool, Int, Obj, Schema, Str
+from simhive.server.core import limits
+from simhive.server.core.dates import parse_input
+from simhive.server.core.errors import InvalidInput
+from simhive.server.core.native import MessageFilters
+from simhive.server.core.native_models import SCOPES
+from simhive.server.core.pools import MAX_WEIGHT, STRATEGIES
+from simhive.server.core.sending import PRIORITIES, SendRequest
+
+ID = Int(minimum=1, maximum=2**62, description="A record id.")
+SIM = Int(minimum=0, maximum=1, description="0 = SIM 1, 1 = SIM 2.")
+POOL_NAME = Str(min_len=1, max_len=60, description="`all`, `device:<id>` or a named pool.")
+QUOTA = Int(minimum=0, maximum=2**40, nullable=True, description="Messages; null: no limit.")
+DATE = Str(max_len=40, description="UTC: YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS].")
+
+
+def _date(args: dict[str, Any], name: str, end_of_day: bool = False) -> int | None:
+    text = args.get(name)
+    if text is None:
+        return None
+    parsed = parse_input(text, name)
+    if end_of_day and not parsed.has_time:
+        return parsed.us + 86_400_000_000 - 1
+    return parsed.us
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+KEY_BODY = Obj(
+    fields={
+        "name": Str(min_len=1, max_len=limits.MAX_TITLE_CHARS),
+        "scopes": Arr(items=Str(enum=SCOPES), min_items=1, max_items=4),
+        "allow_get_send": Bool(description="May send with GET /api/v1/send (see its risks)."),
+        "rate_per_minute": Int(minimum=1, maximum=limits.KEY_RATE_MAX_PER_MINUTE),
+        "daily_quota": QUOTA,
+        "monthly_quota": QUOTA,
+    },
+    required=("name", "scopes"),
+)
+
+
+async def create_key(ctx: Ctx, a: dict[str, Any]) -> Any:
+    options = {k: a[k] for k in ("allow_get_send", "rate_per_minute", "daily_quota",
+                                 "monthly_quota") if k in a}  # fmt: skip
+    key, secret = await ctx.native.create_key(ctx.caller, a["name"], a["scopes"], **options)
+    return {**render.key(key), "key": secret}
+
+
+async def list_keys(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return {"keys": [render.key(k) for k in await ctx.native.list_keys(ctx.caller)]}
+
+
+async def revoke_key(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.key(await ctx.native.revoke_key(ctx.caller, a["id"]))
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+SEND_FIELDS: dict[str, Schema] = {
+    "to": Arr(
+        items=Str(min_len=1, max_len=64),
+        min_items=1,
+        max_items=limits.MAX_API_RECIPIENTS,
+        size_code="too_many_numbers",
+        code="invalid_numbers",
+        description="Recipient numbers (E.164 with +, or national).",
+    ),
+    "text": Str(min_len=1, max_len=limits.MAX_BODY_CHARS),
+    "pool": POOL_NAME,
+    "device_id": Int(minimum=1, maximum=2**62, description="Send from this device."),
+    "sim": Int(minimum=0, maximum=1, nullable=True,
+               description="With device_id: 0 or 1 pins the SIM; null: any SIM of the device."),
+    "send_at": Str(max_len=40, format="date-time", code="invalid_schedule",
+                   description="RFC 3339; without an offset it is UTC. Absent: at once."),
+    "priority": Str(enum=PRIORITIES, description="high goes before normal."),
+    "validity_minutes": Int(minimum=1, maximum=limits.MAX_VALIDITY_MINUTES,
+                            description="Expire (status 21) unless a SIM took it by then."),
+    "customer_id": Int(minimum=-(2**62), maximum=2**62, description="Your own reference."),
+    "all_or_nothing": Bool(description="Refuse the whole request if any number is bad."),
+}  # fmt: skip
+SEND_BODY = Obj(fields=SEND_FIELDS, required=("to", "text"))
+
+
+def _send_request(a: dict[str, Any]) -> SendRequest:
+    return SendRequest(
+        to=a["to"],
+        text=a["text"],
+        pool=a.get("pool"),
+        device_id=a.get("device_id"),
+        sim=a.get("sim", 0) if a.get("device_id") is not None else None,
+        send_at=a.get("send_at"),
+        priority=a.get("priority", "normal"),
+        validity_minutes=a.get("validity_minutes"),
+        customer_id=a.get("customer_id"),
+        all_or_nothing=a.get("all_or_nothing", False),
+    )
+
+
+async def send(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.sent(await ctx.native.sender.send(ctx.caller, _send_request(a)))
+
+
+GET_SEND_QUERY = Obj(
+    fields={
+        "api_key": Str(max_len=100, description="The key, when no Authorization header is sent."),
+        "to": Str(min_len=1, max_len=1000, code="invalid_numbers",
+                  description="Comma-separated numbers (at most 100)."),
+        "text": Str(min_len=1, max_len=limits.MAX_BODY_CHARS),
+        "pool": POOL_NAME,
+        "device_id": Int(minimum=1, maximum=2**62),
+    },
+    required=("to", "text"),
+)  # fmt: skip
+
+
+async def send_by_get(ctx: Ctx, a: dict[str, Any]) -> Any:
+    key = ctx.caller.key
+    if key is not None and not key.allow_get_send:
+        raise InvalidInput(
+            "This key may not send with GET; create one with allow_get_send (see docs/api.md"
+            " for the risks) or use POST /api/v1/messages",
+            code="get_send_disabled",
+        )
+    to = [n for n in a["to"].split(",") if n.strip()]
+    if len(to) > limits.MAX_RECIPIENTS:
+        raise InvalidInput(
+            f"Too many recipients: {len(to)} (at most {limits.MAX_RECIPIENTS} by GET)",
+            code="too_many_numbers",
+        )
+    req = _send_request({**a, "to": to or [""]})
+    return render.sent(await ctx.native.sender.send(ctx.caller, req))
+
+
+LIST_QUERY = Obj(
+    fields={
+        "status": Int(minimum=0, maximum=1000, description="Only this status code."),
+        "device_id": Int(minimum=1, maximum=2**62),
+        "sim": SIM,
+        "pool": POOL_NAME,
+        "number": Str(min_len=1, max_len=64, description="Only this recipient."),
+        "from": DATE,
+        "to": DATE,
+        "cursor": Str(max_len=40, description="next_cursor of the previous page."),
+        "limit": Int(minimum=1, maximum=limits.MAX_API_PAGE,
+                     description=f"Rows per page (default {limits.DEFAULT_API_PAGE})."),
+    }
+)  # fmt: skip
+
+
+def _filters(a: dict[str, Any]) -> MessageFilters:
+    return MessageFilters(
+        status=a.get("status"),
+        device_id=a.get("device_id"),
+        sim=a.get("sim"),
+        pool=a.get("pool"),
+        number=a.get("number"),
+        created_from=_date(a, "from"),
+        created_to=_date(a, "to", end_of_day=True),
+        cursor=a.get("cursor"),
+        limit=a.get("limit", limits.DEFAULT_API_PAGE),
+    )
+
+
+async def list_messages(ctx: Ctx, a: dict[str, Any]) -> Any:
+    page = await ctx.native.messages(ctx.caller, _filters(a))
+    return {"messages": [render.message(m) for m in page.messages],
+            "next_cursor": page.next_cursor}  # fmt: skip
+
+
+async def get_message(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.message_full(await ctx.native.message(ctx.caller, a["id"]))
+
+
+async def cancel_message(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.message_full(await ctx.native.cancel(ctx.caller, a["id"]))
+
+
+async def list_incoming(ctx: Ctx, a: dict[str, Any]) -> Any:
+    page = await ctx.native.messages(ctx.caller, _filters(a), direction="in")
+    return {"messages": [render.incoming(m) for m in page.messages],
+            "next_cursor": page.next_cursor}  # fmt: skip
+
+
+async def get_incoming(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.incoming((await ctx.native.message(ctx.caller, a["id"], "in")).message)
+
+
+# -- quotas, devices, pools -------------------------------------------------------------------
+
+
+async def balance(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.balance(await ctx.native.balance(ctx.caller))
+
+
+QUOTA_BODY = Obj(fields={"daily": QUOTA, "monthly": QUOTA}, required=("daily", "monthly"))
+
+
+async def set_quota(ctx: Ctx, a: dict[str, Any]) -> Any:
+    b = await ctx.native.set_account_quota(ctx.caller, a["daily"], a["monthly"])
+    return render.balance(b)
+
+
+async def list_devices(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return {"devices": [render.device(d) for d in await ctx.native.devices(ctx.caller)]}
+
+
+async def get_device(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.profile(await ctx.native.device(ctx.caller, a["id"]))
+
+
+async def list_pools(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return {"pools": [render.pool(p) for p in await ctx.native.pools(ctx.caller)]}
+
+
+async def get_pool(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.pool_info(await ctx.native.pool(ctx.caller, a["name"]))
+
+
+POOL_BODY = Obj(
+    fields={
+        "name": Str(min_len=1, max_len=40, description="a-z, 0-9, '-' and '_'."),
+        "strategy": Str(enum=STRATEGIES),
+        "sticky": Bool(description="A recipient keeps the SIM that last texted them."),
+    },
+    required=("name",),
+)
+POOL_PATCH = Obj(fields={"strategy": Str(enum=STRATEGIES), "sticky": Bool()})
+WEIGHT_BODY = Obj(fields={"weight": Int(minimum=1, maximum=MAX_WEIGHT)})
+
+
+async def create_pool(ctx: Ctx, a: dict[str, Any]) -> Any:
+    info = await ctx.native.create_pool(
+        ctx.caller, a["name"], a.get("strategy", "partial"), a.get("sticky", False)
+    )
+    return render.pool_info(info)
+
+
+async def update_pool(ctx: Ctx, a: dict[str, Any]) -> Any:
+    info = await ctx.native.update_pool(ctx.caller, a["name"], a.get("strategy"), a.get("sticky"))
+    return render.pool_info(info)
+
+
+async def delete_pool(ctx: Ctx, a: dict[str, Any]) -> Any:
+    await ctx.native.delete_pool(ctx.caller, a["name"])
+    return {"deleted": a["name"]}
+
+
+async def set_pool_sim(ctx: Ctx, a: dict[str, Any]) -> Any:
+    info = await ctx.native.set_pool_sim(
+        ctx.caller, a["name"], a["device_id"], a["sim"], a.get("weight", 1)
+    )
+    return render.pool_info(info)
+
+
+async def remove_pool_sim(ctx: Ctx, a: dict[str, Any]) -> Any:
+    info = await ctx.native.remove_pool_sim(ctx.caller, a["name"], a["device_id"], a["sim"])
+    return render.pool_info(info)
+
+
+_ID: dict[str, Schema] = {"id": ID}
+_POOL: dict[str, Schema] = {"name": POOL_NAME}
+_POOL_SIM: dict[str, Schema] = {"name": POOL_NAME, "device_id": ID, "sim": SIM}
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/keys", "createKey", "Create an API key (its secret is shown once).", "keys",
+          "admin", create_key, render.NEW_KEY, 201, body=KEY_BODY, idempotent=False),
+    Route("GET", "/keys", "listKeys", "The account's API keys, revoked ones included.", "keys",
+          "admin", list_keys, render.KEYS),
+    Route("DELETE", "/keys/{id}", "revokeKey", "Revoke an API key.", "keys", "admin",
+          revoke_key, render.KEY, params=_ID, owned=True),
+    Route("POST", "/messages", "sendMessages", "Send one text to up to 10,000 recipients.",
+          "messages", "send", send, render.SENT, body=SEND_BODY, idempotent=True),
+    Route("GET", "/send", "sendByGet", "Send by URL (keys created with allow_get_send only).",
+          "messages", "send", send_by_get, render.SENT, query=GET_SEND_QUERY, key_in_query=True),
+    Route("GET", "/messages", "listMessages", "Sent messages, newest first, a page at a time.",
+          "messages", "read", list_messages, render.PAGE, query=LIST_QUERY),
+    Route("GET", "/messages/{id}", "getMessage", "One message with its status history.",
+          "messages", "read", get_message, render.MESSAGE_FULL, params=_ID, owned=True),
+    Route("POST", "/messages/{id}/cancel", "cancelMessage", "Cancel a message not yet sent.",
+          "messages", "send", cancel_message, render.MESSAGE_FULL, params=_ID, owned=True),
+    Route("GET", "/incoming", "listIncoming", "Received SMS, newest first.", "incoming", "read",
+          list_incoming, render.INCOMING_PAGE, query=LIST_QUERY),
+    Route("GET", "/incoming/{id}", "getIncoming", "One received SMS.", "incoming", "read",
+          get_incoming, render.INCOMING, params=_ID, owned=True),
+    Route("GET", "/balance", "getBalance", "Quotas: limits, use and what is left.", "quotas",
+          "read", balance, render.BALANCE),
+    Route("PUT", "/quotas", "setQuotas", "Set the account's daily and monthly quotas.",
+          "quotas", "admin", set_quota, render.BALANCE, body=QUOTA_BODY),
+    Route("GET", "/devices", "listDevices", "Devices with their connection state and SIMs.",
+          "devices", "read", list_devices, render.DEVICES),
+    Route("GET", "/devices/{id}", "getDevice", "A device's profile: SIMs, queues, today's counts.",
+          "devices", "read", get_device, render.PROFILE, params=_ID, owned=True),
+    Route("GET", "/pools", "listPools", "The account's pools.", "pools", "read", list_pools,
+          render.POOLS),
+    Route("POST", "/pools", "createPool", "Create a named pool.", "pools", "devices",
+          create_pool, render.POOL_INFO, 201, body=POOL_BODY),
+    Route("GET", "/pools/{name}", "getPool", "A pool with its SIMs and waiting messages.",
+          "pools", "read", get_pool, render.POOL_INFO, params=_POOL, owned=True),
+    Route("PATCH", "/pools/{name}", "updatePool", "Change a pool's strategy or stickiness.",
+          "pools", "devices", update_pool, render.POOL_INFO, params=_POOL, body=POOL_PATCH,
+          owned=True),
+    Route("DELETE", "/pools/{name}", "deletePool", "Delete a named pool (none of its messages"
+          " may be unsent).", "pools", "devices", delete_pool,
+          Obj(fields={"deleted": Str()}, required=("deleted",)), params=_POOL, owned=True),
+    Route("PUT", "/pools/{name}/sims/{device_id}/{sim}", "setPoolSim",
+          "Add a SIM to a named pool, or change its weight.", "pools", "devices", set_pool_sim,
+          render.POOL_INFO, params=_POOL_SIM, body=WEIGHT_BODY, owned=True),
+    Route("DELETE", "/pools/{name}/sims/{device_id}/{sim}", "removePoolSim",
+          "Take a SIM out of a named pool.", "pools", "devices", remove_pool_sim,
+          render.POOL_INFO, params=_POOL_SIM, owned=True),
+)  # fmt: skip

@@ -1,0 +1,105 @@
+"""Records of the native API's own storage: API keys, quota meters, status history, queries.
+Times are UTC microseconds (dates.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCOPES = ("send", "read", "devices", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    account_id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    allow_get_send: bool
+    rate_per_minute: int
+    daily_quota: int | None
+    monthly_quota: int | None
+    created: int
+    last_used: int | None = None
+    revoked: int | None = None
+
+    def allows(self, scope: str) -> bool:
+        """`admin` holds every scope."""
+        return scope in self.scopes or "admin" in self.scopes
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    account_id: int
+    name: str
+    key_hash: str
+    prefix: str
+    scopes: tuple[str, ...]
+    allow_get_send: bool
+    rate_per_minute: int
+    daily_quota: int | None
+    monthly_quota: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """One quota counter a send is counted on: the account's (key_id 0) or a key's, for one
+    period ('d:YYYY-MM-DD' or 'm:YYYY-MM'); `limit` None counts without limiting."""
+
+    account_id: int
+    key_id: int
+    period: str
+    limit: int | None
+
+
+class QuotaExceeded(Exception):
+    """Raised by the store inside the storing transaction: nothing was written."""
+
+    def __init__(self, meter: Meter, used: int) -> None:
+        super().__init__(meter, used)
+        self.meter = meter
+        self.used = used
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    status: int
+    at: int
+    device_id: int | None
+    sim: int | None
+    code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartReport:
+    index: int
+    reference: int | None
+    report_status: int | None
+    reported_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """A page of the native message list: newest first, ids below `before` (the cursor)."""
+
+    account_id: int
+    direction: str = "out"
+    status: int | None = None
+    device_id: int | None = None
+    sim: int | None = None
+    pool_id: int | None = None
+    number: str | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+    before: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SimLoad:
+    """A SIM's queue and today's counts for the device profile."""
+
+    slot: int
+    queued: int
+    sent_today: int
+    failed_today: int

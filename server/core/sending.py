@@ -1,0 +1,224 @@
+"""Bulk send for the native API (and any door that wants per-recipient answers).
+
+One request carries one text to up to limits.MAX_API_RECIPIENTS numbers, a target (a pool, a
+device's own pool, or a pinned SIM), an optional schedule, priority and validity. Each recipient
+is judged alone: a number that cannot be read gets its own error and the others are stored
+(`all_or_nothing` refuses the whole request instead). Quotas are checked in the transaction that
+stores the messages (store.insert_metered): concurrent sends cannot pass a quota together, and a
+refused send stores nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from simhive.server.core import limits, numbers
+from simhive.server.core.dates import DAY_US, US
+from simhive.server.core.encoding import describe
+from simhive.server.core.errors import GatewayError, InvalidInput, LimitReached
+from simhive.server.core.gateway import Gateway
+from simhive.server.core.keys import Caller
+from simhive.server.core.models import NewMessage
+from simhive.server.core.native_models import Meter, QuotaExceeded
+from simhive.server.core.pools import ACCOUNT_POOL
+
+PRIORITIES = ("normal", "high")
+_BAD_NUMBER = "invalid_numbers"
+# A schedule this far in the past is a mistake (a wrong zone), not clock skew.
+SCHEDULE_SKEW_US = 5 * 60 * US
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    to: Sequence[str]
+    text: str
+    pool: str | None = None
+    device_id: int | None = None
+    sim: int | None = None
+    send_at: str | None = None  # RFC 3339; without an offset it is UTC
+    priority: str = "normal"
+    validity_minutes: int | None = None
+    customer_id: int | None = None
+    all_or_nothing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientResult:
+    to: str  # as given
+    number: str | None = None  # as stored
+    id: int | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    results: list[RecipientResult]
+    encoding: str
+    parts: int
+    accepted: int
+    rejected: int
+    send_at: int | None
+    valid_until: int | None
+
+
+def period_keys(now_us: int) -> tuple[str, str]:
+    """The day and month periods quotas count in (UTC)."""
+    day = datetime.fromtimestamp(now_us / US, UTC)
+    return f"d:{day:%Y-%m-%d}", f"m:{day:%Y-%m}"
+
+
+def parse_schedule(text: str | None, now: int) -> int | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"Invalid send_at {text[:40]!r}: an RFC 3339 date-time, e.g. 2030-01-31T09:00:00Z",
+            code="invalid_schedule",
+            details={"field": "send_at"},
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        at = int(when.timestamp() * US)
+    except (OverflowError, ValueError):
+        raise InvalidInput("Invalid send_at", code="invalid_schedule") from None
+    if at < now - SCHEDULE_SKEW_US:
+        raise InvalidInput(
+            "send_at is in the past", code="invalid_schedule", details={"field": "send_at"}
+        )
+    if at > now + limits.MAX_SCHEDULE_DAYS * DAY_US:
+        raise InvalidInput(
+            f"send_at is more than {limits.MAX_SCHEDULE_DAYS} days ahead",
+            code="invalid_schedule",
+            details={"field": "send_at"},
+        )
+    return at
+
+
+class Sender:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.store = gw.store
+
+    async def send(self, caller: Caller, req: SendRequest) -> SendResult:
+        caller.require("send")
+        account = caller.account
+        now = self.gw.clock()
+        if not req.text:
+            raise InvalidInput("text is empty", details={"field": "text"})
+        if len(req.text) > limits.MAX_BODY_CHARS:
+            raise InvalidInput(
+                f"text too long (at most {limits.MAX_BODY_CHARS} characters)",
+                details={"field": "text"},
+            )
+        if not req.to:
+            raise InvalidInput("to is empty", code="invalid_numbers", details={"field": "to"})
+        if len(req.to) > limits.MAX_API_RECIPIENTS:
+            raise InvalidInput(
+                f"Too many recipients: {len(req.to)} (at most {limits.MAX_API_RECIPIENTS})",
+                code="too_many_numbers",
+                details={"field": "to", "limit": limits.MAX_API_RECIPIENTS},
+            )
+        if req.priority not in PRIORITIES:
+            raise InvalidInput(f"priority: one of {', '.join(PRIORITIES)}")
+        send_at = parse_schedule(req.send_at, now)
+        valid_until = None
+        if req.validity_minutes is not None:
+            if not 1 <= req.validity_minutes <= limits.MAX_VALIDITY_MINUTES:
+                raise InvalidInput(
+                    f"validity_minutes: 1 to {limits.MAX_VALIDITY_MINUTES}",
+                    details={"field": "validity_minutes"},
+                )
+            valid_until = (send_at or now) + req.validity_minutes * 60 * US
+        pool = req.pool
+        if pool is None and req.device_id is None:
+            pool = ACCOUNT_POOL
+        device, slot, pool_id = await self.gw.target(
+            account, device_id=req.device_id, sim=req.sim, pool=pool
+        )
+        rules = device.prefix_rules if device is not None else ()
+        device_id = None if pool_id is not None or device is None else device.id
+        results: list[RecipientResult] = []
+        messages: list[NewMessage] = []
+        urgent = req.priority == "high"
+        for raw in req.to:
+            try:
+                number = numbers.normalise(raw, rules)
+            except GatewayError as exc:
+                results.append(
+                    RecipientResult(raw, error_code="invalid_numbers", error=exc.message)
+                )
+                continue
+            results.append(RecipientResult(raw, number))
+            messages.append(
+                NewMessage(
+                    account.id,
+                    device_id,
+                    number,
+                    req.text,
+                    slot,
+                    urgent,
+                    req.customer_id,
+                    send_at,
+                    pool_id,
+                )  # fmt: skip
+            )
+        rejected = [r for r in results if r.error is not None]
+        if rejected and (req.all_or_nothing or not messages):
+            raise InvalidInput(
+                f"{len(rejected)} of {len(results)} recipient number(s) could not be read;"
+                " nothing was stored",
+                code="invalid_numbers",
+                details={"rejected": [{"to": r.to, "error": r.error} for r in rejected[:100]]},
+            )
+        ids = await self._store(caller, messages, now, valid_until)
+        id_iter = iter(ids)
+        stored = [
+            r if r.error is not None else RecipientResult(r.to, r.number, next(id_iter))
+            for r in results
+        ]
+        encoding, parts = describe(req.text)
+        return SendResult(stored, encoding, parts, len(ids), len(rejected), send_at, valid_until)
+
+    async def meters(self, caller: Caller, now: int) -> list[Meter]:
+        day, month = period_keys(now)
+        account_id = caller.account.id
+        daily, monthly = await self.store.account_quota(account_id)
+        out = [Meter(account_id, 0, day, daily), Meter(account_id, 0, month, monthly)]
+        if caller.key is not None:
+            key = caller.key
+            out += [
+                Meter(account_id, key.id, day, key.daily_quota),
+                Meter(account_id, key.id, month, key.monthly_quota),
+            ]
+        return out
+
+    async def _store(
+        self, caller: Caller, messages: list[NewMessage], now: int, valid_until: int | None
+    ) -> list[int]:
+        meters = await self.meters(caller, now)
+        try:
+            ids = await self.store.insert_metered(messages, now, valid_until, meters)
+        except QuotaExceeded as exc:
+            m = exc.meter
+            whose = "account" if m.key_id == 0 else "API key"
+            period = "daily" if m.period.startswith("d:") else "monthly"
+            raise LimitReached(
+                f"The {whose}'s {period} quota of {m.limit} messages would be passed"
+                f" ({exc.used} used, {len(messages)} asked); nothing was stored",
+                code="quota_exhausted",
+                details={
+                    "quota": f"{whose} {period}".replace("API ", ""),
+                    "limit": m.limit,
+                    "used": exc.used,
+                    "asked": len(messages),
+                },
+            ) from None
+        finally:
+            await self.gw.notify_stored(messages)
+        return ids

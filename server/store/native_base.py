@@ -1,0 +1,99 @@
+"""Storage for the native API (/api/v1): API keys, quotas, status history and message views.
+
+Kept apart from `Store` (base.py) so each interface stays readable; every engine implements it
+(SQLite: sqlite_native.py). Quota checks happen inside the storing transaction, so concurrent
+sends cannot together pass a quota, and a refused send stores nothing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from simhive.server.core.models import Account, Message, NewMessage
+from simhive.server.core.native_models import (
+    ApiKey,
+    MessageQuery,
+    Meter,
+    NewApiKey,
+    PartReport,
+    SimLoad,
+    StatusChange,
+)
+
+
+class NativeStore(ABC):
+    # -- API keys --------------------------------------------------------------------------
+    @abstractmethod
+    async def create_api_key(self, key: NewApiKey, now: int) -> ApiKey:
+        """AlreadyExists if the account has a live key of that name."""
+
+    @abstractmethod
+    async def api_key_by_hash(self, key_hash: str) -> tuple[ApiKey, Account] | None:
+        """A live (not revoked) key and its account."""
+
+    @abstractmethod
+    async def list_api_keys(self, account_id: int) -> list[ApiKey]:
+        """Every key of the account, revoked ones included, oldest first."""
+
+    @abstractmethod
+    async def revoke_api_key(self, account_id: int, key_id: int, now: int) -> ApiKey:
+        """NotFound unless a live key of the account."""
+
+    @abstractmethod
+    async def touch_api_key(self, key_id: int, now: int) -> None:
+        """Record the key's last use."""
+
+    # -- quotas ----------------------------------------------------------------------------
+    @abstractmethod
+    async def account_quota(self, account_id: int) -> tuple[int | None, int | None]:
+        """(daily, monthly) quota of the account; None means no limit."""
+
+    @abstractmethod
+    async def set_account_quota(
+        self, account_id: int, daily: int | None, monthly: int | None
+    ) -> None: ...
+
+    @abstractmethod
+    async def quota_used(self, account_id: int, key_id: int, periods: Sequence[str]) -> list[int]:
+        """Messages counted on (account, key) for each period, in order."""
+
+    @abstractmethod
+    async def insert_metered(
+        self,
+        messages: Sequence[NewMessage],
+        now: int,
+        valid_until: int | None,
+        meters: Sequence[Meter],
+    ) -> list[int]:
+        """Store the messages (as insert_messages) and count them on every meter, in one
+        transaction; raise QuotaExceeded, writing nothing, if a meter would pass its limit."""
+
+    # -- message views ---------------------------------------------------------------------
+    @abstractmethod
+    async def query_messages(self, q: MessageQuery) -> list[Message]:
+        """A page of messages, newest first."""
+
+    @abstractmethod
+    async def message_history(self, sms_id: int) -> list[StatusChange]:
+        """The message's status changes after its creation, oldest first."""
+
+    @abstractmethod
+    async def message_parts(self, sms_id: int) -> list[PartReport]: ...
+
+    @abstractmethod
+    async def valid_until(self, sms_id: int) -> int | None: ...
+
+    @abstractmethod
+    async def cancel_message(self, account_id: int, sms_id: int, now: int) -> int | None:
+        """Cancel a message no agent has committed to (status 1, or 2 whose lease is then void);
+        returns the device to wake (or None). NotFound / Conflict otherwise."""
+
+    @abstractmethod
+    async def expire_messages(self, now: int) -> int:
+        """Status 21 for every status-1 message past its validity; returns how many."""
+
+    @abstractmethod
+    async def sim_loads(self, device_id: int, since: int) -> list[SimLoad]:
+        """Per SIM of the device: messages waiting for it (status 1-3) and its sent and failed
+        counts since `since`."""
