@@ -241,7 +241,8 @@ def render_message(m: Message, zone: OutputZone) -> dict[str, Any]:
         "urgent": True if m.urgent else None,
         "created": php_datetime(m.created, zone),
         "senttime": php_datetime(m.senttime, zone),
-        "timetosend": php_datetime(m.timetosend, zone),
+        # Unscheduled: due when created, and the vendor's example shows that time, not null.
+        "timetosend": php_datetime(m.timetosend if m.timetosend is not None else m.created, zone),
         "sim": m.sim,
         "paketid": m.paket_id,
         "pakettitle": m.paket_title,

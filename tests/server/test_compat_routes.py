@@ -160,7 +160,8 @@ async def test_addsms_leniency(api: Api) -> None:
     assert items[str(double_zero)]["sendto"] == "+4915752982212"
     assert items[str(formatted)]["sendto"] == "+19281112233"
     assert items[str(empty_opt)]["sim"] == 0
-    assert items[str(empty_opt)]["timetosend"] is None
+    # no schedule: timetosend is the creation time (the vendor's example), never null
+    assert items[str(empty_opt)]["timetosend"] == items[str(empty_opt)]["created"]
     assert items[str(empty_opt)]["customerid"] is None
 
 
