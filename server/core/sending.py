@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from simhive.server.core import limits, numbers
 from simhive.server.core.dates import DAY_US, US
 from simhive.server.core.encoding import describe
-from simhive.server.core.errors import GatewayError, InvalidInput, LimitReached
+from simhive.server.core.errors import Forbidden, GatewayError, InvalidInput, LimitReached
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.keys import Caller
 from simhive.server.core.models import NewMessage
@@ -105,8 +105,15 @@ class Sender:
         self.gw = gw
         self.store = gw.store
 
-    async def send(self, caller: Caller, req: SendRequest) -> SendResult:
+    async def send(self, caller: Caller, req: SendRequest, *, by_get: bool = False) -> SendResult:
+        """`by_get`: the request came as a GET (send by URL), which a key must allow."""
         caller.require("send")
+        if by_get and caller.key is not None and not caller.key.allow_get_send:
+            raise Forbidden(
+                "This key may not send with GET; create one with allow_get_send (see"
+                " docs/api.md for the risks) or use POST /api/v1/messages",
+                code="get_send_disabled",
+            )
         account = caller.account
         now = self.gw.clock()
         if not req.text:

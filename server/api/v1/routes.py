@@ -123,13 +123,6 @@ GET_SEND_QUERY = Obj(
 
 
 async def send_by_get(ctx: Ctx, a: dict[str, Any]) -> Any:
-    key = ctx.caller.key
-    if key is not None and not key.allow_get_send:
-        raise InvalidInput(
-            "This key may not send with GET; create one with allow_get_send (see docs/api.md"
-            " for the risks) or use POST /api/v1/messages",
-            code="get_send_disabled",
-        )
     to = [n for n in a["to"].split(",") if n.strip()]
     if len(to) > limits.MAX_RECIPIENTS:
         raise InvalidInput(
@@ -137,7 +130,7 @@ async def send_by_get(ctx: Ctx, a: dict[str, Any]) -> Any:
             code="too_many_numbers",
         )
     req = _send_request({**a, "to": to or [""]})
-    return render.sent(await ctx.native.sender.send(ctx.caller, req))
+    return render.sent(await ctx.native.sender.send(ctx.caller, req, by_get=True))
 
 
 LIST_QUERY = Obj(
