@@ -15,6 +15,7 @@ from simhive.server.api.compat import GATEWAY
 from simhive.server.app import create_app
 from simhive.server.core.gateway import Gateway
 from simhive.server.store.sqlite import SqliteStore
+from tests.server._v1 import v1  # noqa: F401  (the /api/v1 fixture)
 
 PASSWORD = "correct horse"
 

@@ -13,9 +13,7 @@ from simhive.server.api.v1.declare import Route
 from simhive.server.api.v1.routes import ROUTES
 from simhive.server.core.models import IncomingMessage
 from simhive.server.core.native_models import SCOPES
-from tests.server._v1 import NUMBER, V1, v1  # noqa: F401
-
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from tests.server._v1 import NUMBER, V1
 
 
 async def records(env: V1) -> dict[str, Any]:
