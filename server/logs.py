@@ -83,7 +83,7 @@ class BrokenHttpFilter(logging.Filter):
 # A secret parameter with its value, raw or percent-encoded (`token=…`, `pass%3D…`), a bearer
 # credential, and anything shaped like a simhive token (32 lowercase hex digits on their own).
 _SECRET_PARAM = re.compile(
-    r"(?i)(?<![a-z0-9_])((?:token|pass|password|datajson)(?:=|%3D)|bearer\s+)[^\s&;'\"\\]+"
+    r"(?i)(?<![a-z0-9_])((?:token|pass|password|datajson|api_key)(?:=|%3D)|bearer\s+)[^\s&;'\"\\]+"
 )
 _TOKEN_SHAPE = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{32}(?![0-9a-fA-F])")
 

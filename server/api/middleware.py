@@ -34,7 +34,7 @@ log = logging.getLogger("simhive.server")
 # How long an unread request body may take to arrive before the connection is closed instead.
 DISCARD_SECONDS = 5.0
 AGENT_PREFIX = "/agent/"
-SECRET_KEYS = frozenset({"token", "pass", "password", "datajson"})
+SECRET_KEYS = frozenset({"token", "pass", "password", "datajson", "api_key"})
 
 
 @web.middleware

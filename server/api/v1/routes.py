@@ -112,7 +112,7 @@ async def send(ctx: Ctx, a: dict[str, Any]) -> Any:
 GET_SEND_QUERY = Obj(
     fields={
         "api_key": Str(max_len=100, description="The key, when no Authorization header is sent."),
-        "to": Str(min_len=1, max_len=1000, code="invalid_numbers",
+        "to": Str(min_len=1, max_len=3000, code="invalid_numbers",
                   description="Comma-separated numbers (at most 100)."),
         "text": Str(min_len=1, max_len=limits.MAX_BODY_CHARS),
         "pool": POOL_NAME,
