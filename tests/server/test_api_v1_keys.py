@@ -41,9 +41,15 @@ async def test_a_key_is_shown_once_stored_hashed_and_revocable(v1: V1) -> None:
 
 
 async def test_key_input_is_checked(v1: V1) -> None:
-    for body in ({"name": "x", "scopes": []}, {"name": "x", "scopes": ["root"]},
-                 {"name": "", "scopes": ["read"]}, {"name": "x", "scopes": ["read"],
-                 "rate_per_minute": 0}, {"name": "x"}, {"name": "x", "scopes": "read"}):  # fmt: skip
+    bodies: list[dict[str, Any]] = [
+        {"name": "x", "scopes": []},
+        {"name": "x", "scopes": ["root"]},
+        {"name": "", "scopes": ["read"]},
+        {"name": "x", "scopes": ["read"], "rate_per_minute": 0},
+        {"name": "x"},
+        {"name": "x", "scopes": "read"},
+    ]
+    for body in bodies:
         await v1.err("POST", "/keys", "invalid_input", json=body)
 
 
