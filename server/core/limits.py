@@ -61,3 +61,7 @@ KEY_LAST_USED_SECONDS = 60.0
 MAX_SCHEDULE_DAYS = 366
 # Validity of a message: minutes it may wait for a SIM before it expires (status 21), at most.
 MAX_VALIDITY_MINUTES = 7 * 24 * 60
+# GET /api/v1/send carries everything in the URL, which the HTTP layer caps at 8 KiB: at most
+# this many recipients and characters of text (a text of emoji is 12 URL bytes per character).
+MAX_GET_RECIPIENTS = 50
+MAX_GET_TEXT_CHARS = 200

@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.fuzz.decoders import COUNTS, TARGETS, run
 from tests.fuzz.http import run_http_fuzz
 
-PARTS = [t.name for t in TARGETS] + ["http"]
+PARTS = [t.name for t in TARGETS] + ["http", "http-v1"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,16 +52,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {target.name}: {examples:,} hypothesis examples in {seconds:,.0f} s")
         for name in target.counted:
             print(f"  {name:<40} {COUNTS[name]:>12,} inputs, 0 unexpected exceptions")
-    if "http" in parts:
+    # http: the described compat and agent APIs; http-v1: /api/v1 from its served document.
+    for part, apis in (("http", ()), ("http-v1", ("v1",))):
+        if part not in parts:
+            continue
         with tempfile.TemporaryDirectory(prefix="simhive-fuzz-") as tmp:
             try:
-                stats = run_http_fuzz(Path(tmp), args.http_examples)
+                stats = run_http_fuzz(Path(tmp), args.http_examples, apis)
             except Exception as exc:
-                print(f"FINDING in http: {exc!r}", file=sys.stderr)
+                print(f"FINDING in {part}: {exc!r}", file=sys.stderr)
                 return 1
         statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(stats.statuses.items()))
         print(
-            f"== http: {stats.requests:,} requests over {len(stats.per_operation)} operation"
+            f"== {part}: {stats.requests:,} requests over {len(stats.per_operation)} operation"
             f" modes in {stats.seconds:,.0f} s; by status {statuses}; 0 5xx, 0 server errors"
         )
     return 1 if failed else 0

@@ -1,5 +1,7 @@
-"""Hostile HTTP fuzzing of `/getdata/*` and `/agent/v1/*` with schemathesis, against a real
-`simhive-server` process on loopback, from the OpenAPI descriptions in docs/openapi/.
+"""Hostile HTTP fuzzing of `/getdata/*`, `/agent/v1/*` and `/api/v1/*` with schemathesis,
+against a real `simhive-server` process on loopback: the first two from the OpenAPI descriptions
+in docs/openapi/, the native API from the document the server itself serves at
+/api/v1/openapi.json (generated from its route declarations).
 
 Each operation gets examples in schemathesis' positive mode (requests the description allows)
 and negative mode (requests it forbids: wrong types, missing fields, values out of range, broken
@@ -50,7 +52,12 @@ class HttpStats:
 
 
 def _with_credentials(case: Any, srv: Server, api: str) -> None:
-    if api == "agent":
+    if api == "v1":
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {srv.api_key}"}
+        path = case.path_parameters or {}
+        if case.operation.label == "DELETE /api/v1/keys/{id}" and path.get("id") == srv.api_key_id:
+            path["id"] = srv.api_key_id + 1  # revoking its own key would end the run
+    elif api == "agent":
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {srv.device_token}"}
     elif isinstance(case.query, dict):
         case.query = {**case.query, "token": srv.token}
@@ -68,15 +75,21 @@ def _no_long_poll(case: Any) -> None:
             body["wait"] = 0
 
 
-def fuzz_operations(srv: Server, examples: int, stats: HttpStats) -> None:
-    """`examples` per operation and generation mode (each sent twice) against `srv`."""
+def fuzz_operations(
+    srv: Server, examples: int, stats: HttpStats, apis: tuple[str, ...] = ()
+) -> None:
+    """`examples` per operation and generation mode (each sent twice) against `srv`, for the
+    described APIs (compat, agent) or the named ones (`v1`: the served document)."""
     started = time.monotonic()
     session = requests.Session()
-    for api, spec in SPECS.items():
-        schema = schemathesis.openapi.from_path(spec)
+    for api in apis or tuple(SPECS):
+        if api == "v1":
+            schema = schemathesis.openapi.from_url(f"{srv.url}/api/v1/openapi.json")
+        else:
+            schema = schemathesis.openapi.from_path(SPECS[api])
         for result in schema.get_all_operations():
             if isinstance(result, Err):
-                raise AssertionError(f"{spec.name} describes an operation badly: {result.err()}")
+                raise AssertionError(f"{api} describes an operation badly: {result.err()}")
             operation = result.ok()
             for mode in MODES:
                 _fuzz_one(operation, mode, api, srv, session, examples, stats)
@@ -120,11 +133,12 @@ def server_errors(log: Path) -> list[str]:
     return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
 
 
-def run_http_fuzz(tmp: Path, examples: int) -> HttpStats:
-    """Start a server in `tmp`, fuzz every operation, and fail on any server-side error."""
+def run_http_fuzz(tmp: Path, examples: int, apis: tuple[str, ...] = ()) -> HttpStats:
+    """Start a server in `tmp`, fuzz every operation of `apis` (default: the described ones),
+    and fail on any server-side error."""
     stats = HttpStats()
     with server(tmp, email="fuzz@example.com") as srv:
-        fuzz_operations(srv, examples, stats)
+        fuzz_operations(srv, examples, stats, apis)
         assert srv.proc.poll() is None, "the server died under fuzzing"
         errors = server_errors(srv.log)
     assert errors == [], "\n".join(errors[:20])

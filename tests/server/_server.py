@@ -38,6 +38,8 @@ class Server:
     device_id: int
     device_token: str
     proc: subprocess.Popen[bytes]
+    api_key: str = ""  # an admin key of /api/v1 that may also send by GET
+    api_key_id: int = 0
 
 
 @contextlib.contextmanager
@@ -53,6 +55,8 @@ def server(
     account = cli_json("account", "create", "--db", str(db), "--email", email,
                        "--password", PASSWORD)  # fmt: skip
     device = cli_json("device", "create", "--db", str(db), "--email", email, "--title", "hall")
+    key = cli_json("key", "create", "--db", str(db), "--email", email, "--name", "tests",
+                   "--scope", "admin", "--allow-get-send", "--rate-per-minute", "100000")  # fmt: skip
     port = free_port()
     log = tmp_path / "server.log"
     argv = [console_script("simhive-server"), "run", "--db", str(db), "--port", str(port), *options]
@@ -60,5 +64,5 @@ def server(
         wait_port(port)
         yield Server(
             f"http://127.0.0.1:{port}", db, log, email, account["token"], device["device_id"],
-            device["token"], proc,
+            device["token"], proc, key["key"], key["id"],
         )  # fmt: skip

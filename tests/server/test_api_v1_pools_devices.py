@@ -17,7 +17,9 @@ async def test_pool_lifecycle(v1: V1) -> None:
     await v1.err("POST", "/pools", "invalid_input", key="devices", json={"name": "Bad Name"})
     info = await v1.ok("PUT", f"/pools/shop/sims/{v1.device.id}/1", key="devices",
                        json={"weight": 3})  # fmt: skip
-    assert info["sims"] == [{"device_id": v1.device.id, "sim": 1, "weight": 3, "used_this_cycle": 0}]
+    assert info["sims"] == [
+        {"device_id": v1.device.id, "sim": 1, "weight": 3, "used_this_cycle": 0}
+    ]
     assert v1.other_device is not None
     await v1.err("PUT", f"/pools/shop/sims/{v1.other_device.id}/0", "not_found", key="devices",
                  json={})  # fmt: skip

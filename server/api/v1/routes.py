@@ -111,10 +111,11 @@ async def send(ctx: Ctx, a: dict[str, Any]) -> Any:
 
 GET_SEND_QUERY = Obj(
     fields={
-        "api_key": Str(max_len=100, description="The key, when no Authorization header is sent."),
-        "to": Str(min_len=1, max_len=3000, code="invalid_numbers",
-                  description="Comma-separated numbers (at most 100)."),
-        "text": Str(min_len=1, max_len=limits.MAX_BODY_CHARS),
+        "api_key": Str(max_len=40, pattern="shk_[0-9a-f]{32}",
+                       description="The key, when no Authorization header is sent."),
+        "to": Str(min_len=1, max_len=1000, pattern="[0-9+ ,()./-]+", code="invalid_numbers",
+                  description=f"Comma-separated numbers (at most {limits.MAX_GET_RECIPIENTS})."),
+        "text": Str(min_len=1, max_len=limits.MAX_GET_TEXT_CHARS),
         "pool": POOL_NAME,
         "device_id": Int(minimum=1, maximum=2**62),
     },
@@ -124,9 +125,9 @@ GET_SEND_QUERY = Obj(
 
 async def send_by_get(ctx: Ctx, a: dict[str, Any]) -> Any:
     to = [n for n in a["to"].split(",") if n.strip()]
-    if len(to) > limits.MAX_RECIPIENTS:
+    if len(to) > limits.MAX_GET_RECIPIENTS:
         raise InvalidInput(
-            f"Too many recipients: {len(to)} (at most {limits.MAX_RECIPIENTS} by GET)",
+            f"Too many recipients: {len(to)} (at most {limits.MAX_GET_RECIPIENTS} by GET)",
             code="too_many_numbers",
         )
     req = _send_request({**a, "to": to or [""]})
