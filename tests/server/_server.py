@@ -56,7 +56,8 @@ def server(
                        "--password", PASSWORD)  # fmt: skip
     device = cli_json("device", "create", "--db", str(db), "--email", email, "--title", "hall")
     key = cli_json("key", "create", "--db", str(db), "--email", email, "--name", "tests",
-                   "--scope", "admin", "--allow-get-send", "--rate-per-minute", "100000")  # fmt: skip
+                   "--scope", "admin", "--allow-get-send",
+                   "--rate-per-minute", "100000")  # fmt: skip
     port = free_port()
     log = tmp_path / "server.log"
     argv = [console_script("simhive-server"), "run", "--db", str(db), "--port", str(port), *options]
