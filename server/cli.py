@@ -356,4 +356,8 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
 from simhive.server import cli_device, cli_keys, cli_pool  # noqa: E402, F401
 
 if __name__ == "__main__":
-    main()
+    # Run as `python -m`, this file is `__main__`, a second copy of the module: the command
+    # modules above registered their groups on the real `simhive.server.cli`, so run that one's.
+    from simhive.server.cli import main as registered
+
+    registered()

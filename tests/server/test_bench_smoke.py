@@ -18,6 +18,7 @@ from tests.support.procs import ROOT
         ("server_addsms", ()),
         ("server_addsms", ("--new-connections",)),
         ("server_scale", ()),
+        ("api_bulk", ()),
     ],
 )
 def test_benchmark_runs(name: str, options: tuple[str, ...]) -> None:
