@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from simhive.server.api.v1.routes import ROUTES
+from simhive.server.core import limits
 from simhive.server.core.codes import CODES
 from tests.server._server import server
 from tests.server.test_docs_curl import json_objects, same_shape
@@ -56,6 +57,22 @@ def test_error_code_table_is_the_codes_table() -> None:
     rows = re.findall(r"^\| `(\w+)` \| (\d+) \| ?(\d*) ?\| (.+?) \|$", DOC.read_text(), re.M)
     assert [(c, int(s), o or None, m) for c, s, o, m in rows] == [
         (c.code, c.status, c.onfon, c.meaning) for c in CODES]  # fmt: skip
+
+
+def test_limits_table_is_the_code_limits() -> None:
+    text = DOC.read_text()
+    for row in (
+        f"| recipients in one send | {limits.MAX_API_RECIPIENTS:,} (`too_many_numbers` beyond) |",
+        f"| recipients / text of a GET send | {limits.MAX_GET_RECIPIENTS} /"
+        f" {limits.MAX_GET_TEXT_CHARS} characters |",
+        f"| text | {limits.MAX_BODY_CHARS:,} characters |",
+        f"| page of a list | {limits.MAX_API_PAGE:,} rows (default {limits.DEFAULT_API_PAGE}) |",
+        f"| schedule | at most {limits.MAX_SCHEDULE_DAYS} days ahead |",
+        f"| validity | 1 minute to {limits.MAX_VALIDITY_MINUTES // 1440} days |",
+        f"| key rate limit | default {limits.KEY_RATE_PER_MINUTE} requests per minute, at most"
+        f" {limits.KEY_RATE_MAX_PER_MINUTE:,} |",
+    ):
+        assert row in text, row
 
 
 @pytest.mark.integration
