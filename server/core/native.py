@@ -11,6 +11,7 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from simhive.server.core import limits, numbers
 from simhive.server.core.dates import US
@@ -109,8 +110,6 @@ def decode_cursor(cursor: str) -> int:
 
 def _period_ends(now: int) -> tuple[int, int]:
     """(start of the next UTC day, start of the next UTC month)."""
-    from datetime import UTC, datetime, timedelta
-
     t = datetime.fromtimestamp(now / US, UTC)
     day = datetime(t.year, t.month, t.day, tzinfo=UTC) + timedelta(days=1)
     month = datetime(t.year + t.month // 12, t.month % 12 + 1, 1, tzinfo=UTC)
@@ -127,10 +126,26 @@ class Native:
 
     # -- keys ------------------------------------------------------------------------------
     async def create_key(
-        self, caller: Caller, name: str, scopes: list[str], **options: object
+        self,
+        caller: Caller,
+        name: str,
+        scopes: list[str],
+        *,
+        allow_get_send: bool = False,
+        rate_per_minute: int = limits.KEY_RATE_PER_MINUTE,
+        daily_quota: int | None = None,
+        monthly_quota: int | None = None,
     ) -> tuple[ApiKey, str]:
         caller.require("admin")
-        return await self.keys.create(caller.account, name, scopes, **options)  # type: ignore[arg-type]
+        return await self.keys.create(
+            caller.account,
+            name,
+            scopes,
+            allow_get_send=allow_get_send,
+            rate_per_minute=rate_per_minute,
+            daily_quota=daily_quota,
+            monthly_quota=monthly_quota,
+        )
 
     async def list_keys(self, caller: Caller) -> list[ApiKey]:
         caller.require("admin")

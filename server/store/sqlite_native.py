@@ -290,6 +290,16 @@ class SqliteNativeStore(NativeStore):
         return await self.writer.submit(op)
 
     async def expire_messages(self, now: int) -> int:
+        # A read first (the partial index holds only unsent messages with a validity): the sweep
+        # runs every second, and an empty write would still take the write lock each time.
+        due = await self._all(
+            "SELECT 1 FROM messages WHERE valid_until IS NOT NULL AND status = 1"
+            " AND valid_until < ? LIMIT 1",
+            (now,),
+        )
+        if not due:
+            return 0
+
         def op(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 "UPDATE messages SET status = ?, status_changed = ?, failure_code = 'expired'"

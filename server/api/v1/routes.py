@@ -49,9 +49,15 @@ KEY_BODY = Obj(
 
 
 async def create_key(ctx: Ctx, a: dict[str, Any]) -> Any:
-    options = {k: a[k] for k in ("allow_get_send", "rate_per_minute", "daily_quota",
-                                 "monthly_quota") if k in a}  # fmt: skip
-    key, secret = await ctx.native.create_key(ctx.caller, a["name"], a["scopes"], **options)
+    key, secret = await ctx.native.create_key(
+        ctx.caller,
+        a["name"],
+        a["scopes"],
+        allow_get_send=a.get("allow_get_send", False),
+        rate_per_minute=a.get("rate_per_minute", limits.KEY_RATE_PER_MINUTE),
+        daily_quota=a.get("daily_quota"),
+        monthly_quota=a.get("monthly_quota"),
+    )
     return {**render.key(key), "key": secret}
 
 
