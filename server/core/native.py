@@ -29,6 +29,7 @@ from simhive.server.core.native_models import (
 from simhive.server.core.pools import Pool
 from simhive.server.core.routing import PoolInfo
 from simhive.server.core.sending import Sender, period_keys
+from simhive.server.core.templates import Templates
 from simhive.server.store.agent_base import DeviceAgentSettings
 
 
@@ -123,6 +124,7 @@ class Native:
         self.clock: Callable[[], int] = gw.clock
         self.keys = Keys(gw.store, gw.clock)
         self.sender = Sender(gw)
+        self.templates = Templates(gw.store, gw.clock)
 
     # -- keys ------------------------------------------------------------------------------
     async def create_key(

@@ -3,6 +3,7 @@ Times are UTC microseconds (dates.py)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 SCOPES = ("send", "read", "devices", "admin")
@@ -103,3 +104,21 @@ class SimLoad:
     queued: int
     sent_today: int
     failed_today: int
+
+
+# A template placeholder: `{name}`, a letter or `_` then letters, digits, `_` (templates.py).
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,39})\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    id: int
+    account_id: int
+    name: str
+    body: str
+    created: int
+    updated: int
+
+    @property
+    def variables(self) -> list[str]:
+        return list(dict.fromkeys(PLACEHOLDER.findall(self.body)))

@@ -10,30 +10,44 @@ refused send stores nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from simhive.server.core import limits, numbers
 from simhive.server.core.dates import DAY_US, US
 from simhive.server.core.encoding import describe
-from simhive.server.core.errors import Forbidden, GatewayError, InvalidInput, LimitReached
+from simhive.server.core.errors import (
+    Forbidden,
+    GatewayError,
+    InvalidInput,
+    LimitReached,
+    NotFound,
+)
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.keys import Caller
 from simhive.server.core.models import NewMessage
 from simhive.server.core.native_models import Meter, QuotaExceeded
 from simhive.server.core.pools import ACCOUNT_POOL
+from simhive.server.core.templates import render
 
 PRIORITIES = ("normal", "high")
-_BAD_NUMBER = "invalid_numbers"
+BAD_NUMBER = "invalid_numbers"
 # A schedule this far in the past is a mistake (a wrong zone), not clock skew.
 SCHEDULE_SKEW_US = 5 * 60 * US
 
 
 @dataclass(frozen=True, slots=True)
 class SendRequest:
+    """One text (or a template) to many numbers. With a template, each recipient's text is the
+    template filled with `variables` and then that recipient's own (`per_recipient`, aligned
+    with `to`)."""
+
     to: Sequence[str]
-    text: str
+    text: str | None = None
+    template_id: int | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    per_recipient: Sequence[Mapping[str, str]] | None = None
     pool: str | None = None
     device_id: int | None = None
     sim: int | None = None
@@ -51,13 +65,16 @@ class RecipientResult:
     id: int | None = None
     error_code: str | None = None
     error: str | None = None
+    encoding: str = "gsm7"
+    parts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
     results: list[RecipientResult]
-    encoding: str
-    parts: int
+    encoding: str | None  # None: the recipients' texts differ (a template)
+    parts: int | None
+    parts_total: int  # of the accepted messages: what the send is billed
     accepted: int
     rejected: int
     send_at: int | None
@@ -116,15 +133,9 @@ class Sender:
             )
         account = caller.account
         now = self.gw.clock()
-        if not req.text:
-            raise InvalidInput("text is empty", details={"field": "text"})
-        if len(req.text) > limits.MAX_BODY_CHARS:
-            raise InvalidInput(
-                f"text too long (at most {limits.MAX_BODY_CHARS} characters)",
-                details={"field": "text"},
-            )
+        body = await self._body(caller, req)
         if not req.to:
-            raise InvalidInput("to is empty", code="invalid_numbers", details={"field": "to"})
+            raise InvalidInput("No recipients", code="invalid_numbers", details={"field": "to"})
         if len(req.to) > limits.MAX_API_RECIPIENTS:
             raise InvalidInput(
                 f"Too many recipients: {len(req.to)} (at most {limits.MAX_API_RECIPIENTS})",
@@ -153,21 +164,28 @@ class Sender:
         results: list[RecipientResult] = []
         messages: list[NewMessage] = []
         urgent = req.priority == "high"
-        for raw in req.to:
+        described: dict[str, tuple[str, int]] = {}
+        for index, raw in enumerate(req.to):
             try:
                 number = numbers.normalise(raw, rules)
             except GatewayError as exc:
-                results.append(
-                    RecipientResult(raw, error_code="invalid_numbers", error=exc.message)
-                )
+                results.append(RecipientResult(raw, error_code=BAD_NUMBER, error=exc.message))
                 continue
-            results.append(RecipientResult(raw, number))
+            try:
+                text = body if req.template_id is None else self._fill(body, req, index)
+            except GatewayError as exc:  # template_mismatch, or a filled text too long
+                results.append(RecipientResult(raw, number, error_code=exc.code, error=exc.message))
+                continue
+            shape = described.get(text)
+            if shape is None:
+                shape = described[text] = describe(text)
+            results.append(RecipientResult(raw, number, None, None, None, *shape))
             messages.append(
                 NewMessage(
                     account.id,
                     device_id,
                     number,
-                    req.text,
+                    text,
                     slot,
                     urgent,
                     req.customer_id,
@@ -178,19 +196,51 @@ class Sender:
         rejected = [r for r in results if r.error is not None]
         if rejected and (req.all_or_nothing or not messages):
             raise InvalidInput(
-                f"{len(rejected)} of {len(results)} recipient number(s) could not be read;"
-                " nothing was stored",
-                code="invalid_numbers",
-                details={"rejected": [{"to": r.to, "error": r.error} for r in rejected[:100]]},
+                f"{len(rejected)} of {len(results)} recipient(s) refused; nothing was stored",
+                code=rejected[0].error_code,
+                details={
+                    "rejected": [
+                        {"to": r.to, "code": r.error_code, "error": r.error} for r in rejected[:100]
+                    ]
+                },
             )
         ids = await self._store(caller, messages, now, valid_until)
         id_iter = iter(ids)
-        stored = [
-            r if r.error is not None else RecipientResult(r.to, r.number, next(id_iter))
-            for r in results
-        ]
-        encoding, parts = describe(req.text)
-        return SendResult(stored, encoding, parts, len(ids), len(rejected), send_at, valid_until)
+        stored = [r if r.error is not None else replace(r, id=next(id_iter)) for r in results]
+        one = next(iter(described.values())) if len(described) == 1 else (None, None)
+        total = sum(r.parts for r in stored if r.error is None)
+        return SendResult(stored, one[0], one[1], total, len(ids), len(rejected), send_at,
+                          valid_until)  # fmt: skip
+
+    async def _body(self, caller: Caller, req: SendRequest) -> str:
+        """The text, or the named template's body: exactly one of them."""
+        if (req.text is None) == (req.template_id is None):
+            raise InvalidInput("Give either text or template_id", details={"field": "text"})
+        if req.template_id is not None:
+            found = await self.store.template_by_id(caller.account.id, req.template_id)
+            if found is None:
+                raise NotFound("Template not found", details={"field": "template_id"})
+            return found.body
+        assert req.text is not None
+        if not req.text:
+            raise InvalidInput("text is empty", details={"field": "text"})
+        if len(req.text) > limits.MAX_BODY_CHARS:
+            raise InvalidInput(
+                f"text too long (at most {limits.MAX_BODY_CHARS} characters)",
+                details={"field": "text"},
+            )
+        return req.text
+
+    @staticmethod
+    def _fill(body: str, req: SendRequest, index: int) -> str:
+        values = req.variables
+        if req.per_recipient is not None and req.per_recipient[index]:
+            values = {**values, **req.per_recipient[index]}
+        text = render(body, values)
+        if not text or len(text) > limits.MAX_BODY_CHARS:
+            raise InvalidInput(f"The filled template has {len(text)} characters (1 to"
+                               f" {limits.MAX_BODY_CHARS})")  # fmt: skip
+        return text
 
     async def meters(self, caller: Caller, now: int) -> list[Meter]:
         day, month = period_keys(now)

@@ -19,10 +19,31 @@ from simhive.server.core.native_models import (
     PartReport,
     SimLoad,
     StatusChange,
+    Template,
 )
 
 
 class NativeStore(ABC):
+    # -- templates -------------------------------------------------------------------------
+    @abstractmethod
+    async def create_template(self, account_id: int, name: str, body: str, now: int) -> Template:
+        """AlreadyExists if the account has a template of that name."""
+
+    @abstractmethod
+    async def template_by_id(self, account_id: int, template_id: int) -> Template | None: ...
+
+    @abstractmethod
+    async def list_templates(self, account_id: int) -> list[Template]: ...
+
+    @abstractmethod
+    async def update_template(
+        self, account_id: int, template_id: int, name: str, body: str, now: int
+    ) -> Template:
+        """AlreadyExists if another template of the account has that name."""
+
+    @abstractmethod
+    async def delete_template(self, account_id: int, template_id: int) -> None: ...
+
     # -- API keys --------------------------------------------------------------------------
     @abstractmethod
     async def create_api_key(self, key: NewApiKey, now: int) -> ApiKey:

@@ -30,7 +30,7 @@ from simhive.server.core.models import (
 from simhive.server.store.base import DuplicateEmail, Store, StoreError
 from simhive.server.store.sqlite_agent import SqliteAgentStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
-from simhive.server.store.sqlite_native import SqliteNativeStore
+from simhive.server.store.sqlite_native import SqliteNativeStore, SqliteTemplateStore
 from simhive.server.store.sqlite_pools import SqlitePoolStore
 from simhive.server.store.sqlite_rows import (
     ACCOUNT_COLS,
@@ -81,6 +81,7 @@ class SqliteStore(
     SqliteWebhookStore,
     SqliteIdempotencyStore,
     SqliteNativeStore,
+    SqliteTemplateStore,
     Store,
 ):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:

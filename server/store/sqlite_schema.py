@@ -519,6 +519,22 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
             WHERE valid_until IS NOT NULL AND status = 1;
         """,
     ),
+    (
+        11,
+        "native API: message templates",
+        """
+        -- Texts with {variable} placeholders, filled per recipient when a send names one.
+        CREATE TABLE templates (
+            id         INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            name       TEXT NOT NULL,
+            body       TEXT NOT NULL,
+            created    INTEGER NOT NULL,
+            updated    INTEGER NOT NULL,
+            UNIQUE (account_id, name)
+        );
+        """,
+    ),
 ]
 
 

@@ -25,15 +25,23 @@ async def records(env: V1) -> dict[str, Any]:
         env.account.id, env.device.id, [IncomingMessage("k1", 0, NUMBER, "hello")], 1
     )
     spare = await env.ok("POST", "/keys", key="admin", json={"name": "spare", "scopes": ["read"]})
-    return {"message": sent["messages"][0]["id"], "incoming": incoming_id, "key": spare["id"]}
+    template = await env.ok("POST", "/templates", key="send",
+                            json={"name": "otp", "body": "Code {code}"})  # fmt: skip
+    return {"message": sent["messages"][0]["id"], "incoming": incoming_id, "key": spare["id"],
+            "template": template["id"]}  # fmt: skip
 
 
 def request(route: Route, env: V1, ids: dict[str, Any]) -> tuple[str, Any]:
     """A valid request for the route: its path with real ids, and a body."""
     path = route.path
-    record = {"/keys/{id}": ids["key"], "/messages/{id}": ids["message"],
-              "/messages/{id}/cancel": ids["message"], "/incoming/{id}": ids["incoming"],
-              "/devices/{id}": env.device.id}.get(path)  # fmt: skip
+    record = {
+        "/keys/{id}": ids["key"],
+        "/messages/{id}": ids["message"],
+        "/messages/{id}/cancel": ids["message"],
+        "/incoming/{id}": ids["incoming"],
+        "/devices/{id}": env.device.id,
+        "/templates/{id}": ids["template"],
+    }.get(path)
     if record is not None:
         path = path.replace("{id}", str(record))
     path = path.replace("{name}", "shop").replace("{device_id}", str(env.device.id))
@@ -45,6 +53,8 @@ def request(route: Route, env: V1, ids: dict[str, Any]) -> tuple[str, Any]:
         "createPool": {"name": "another"},
         "updatePool": {"sticky": True},
         "setPoolSim": {"weight": 2},
+        "createTemplate": {"name": "welcome", "body": "Hello {name}"},
+        "updateTemplate": {"body": "Your code: {code}"},
     }
     if route.operation_id == "sendByGet":
         path += "?to=%2B4915752982212&text=hi"

@@ -11,7 +11,7 @@ from simhive.server.core.dates import iso
 from simhive.server.core.encoding import describe
 from simhive.server.core.models import Message, Sim
 from simhive.server.core.native import Balance, DeviceProfile, DeviceView, MessageView, QuotaView
-from simhive.server.core.native_models import SCOPES, ApiKey, StatusChange
+from simhive.server.core.native_models import SCOPES, ApiKey, StatusChange, Template
 from simhive.server.core.pools import STRATEGIES, Pool
 from simhive.server.core.routing import PoolInfo
 from simhive.server.core.sending import SendResult
@@ -81,9 +81,9 @@ def key(k: ApiKey) -> dict[str, Any]:
 RECIPIENT = _obj(
     {
         "to": Str(description="The number as given."),
-        "number": Str(nullable=True, description="As stored (normalised); null if refused."),
+        "number": Str(nullable=True, description="As stored (normalised); null if unreadable."),
         "id": Int(nullable=True, description="The message id; null if refused."),
-        "encoding": Str(enum=("gsm7", "ucs2")),
+        "encoding": Str(enum=("gsm7", "ucs2"), description="Of this recipient's text."),
         "parts": Int(),
         "error": _obj({"code": Str(), "message": Str()}, nullable=True),
     }
@@ -92,22 +92,24 @@ SENT = _obj(
     {
         "accepted": Int(),
         "rejected": Int(),
-        "encoding": Str(enum=("gsm7", "ucs2")),
-        "parts": Int(description="Parts per message (each is billed as one SMS)."),
+        "encoding": Str(enum=("gsm7", "ucs2"), nullable=True,
+                        description="Of every message; null when their texts differ."),
+        "parts": Int(nullable=True, description="Parts per message; null when texts differ."),
+        "parts_total": Int(description="Parts of all accepted messages (each billed as one SMS)."),
         "send_at": _time("When the messages are due; null: at once."),
         "valid_until": _time("When an unsent message expires; null: never."),
         "messages": Arr(items=RECIPIENT, description="One entry per recipient, in input order."),
     }
-)
+)  # fmt: skip
 
 
 def sent(r: SendResult) -> dict[str, Any]:
-    enc, parts = r.encoding, r.parts
     return {
         "accepted": r.accepted,
         "rejected": r.rejected,
-        "encoding": enc,
-        "parts": parts,
+        "encoding": r.encoding,
+        "parts": r.parts,
+        "parts_total": r.parts_total,
         "send_at": iso(r.send_at),
         "valid_until": iso(r.valid_until),
         "messages": [
@@ -115,13 +117,33 @@ def sent(r: SendResult) -> dict[str, Any]:
                 "to": x.to,
                 "number": x.number,
                 "id": x.id,
-                "encoding": enc,
-                "parts": parts,
+                "encoding": x.encoding,
+                "parts": x.parts,
                 "error": None if x.error is None else {"code": x.error_code, "message": x.error},
             }
             for x in r.results
         ],  # fmt: skip
     }
+
+
+# -- templates --------------------------------------------------------------------------------
+
+TEMPLATE = _obj(
+    {
+        "id": Int(),
+        "name": Str(),
+        "body": Str(),
+        "variables": Arr(items=Str(), description="The placeholders' names, in order."),
+        "created": _time("", nullable=False),
+        "updated": _time("", nullable=False),
+    }
+)
+TEMPLATES = _obj({"templates": Arr(items=TEMPLATE)})
+
+
+def template(t: Template) -> dict[str, Any]:
+    return {"id": t.id, "name": t.name, "body": t.body, "variables": t.variables,
+            "created": iso(t.created), "updated": iso(t.updated)}  # fmt: skip
 
 
 # -- messages ---------------------------------------------------------------------------------

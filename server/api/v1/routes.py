@@ -7,7 +7,7 @@ from typing import Any
 
 from simhive.server.api.v1 import render
 from simhive.server.api.v1.declare import Ctx, Route
-from simhive.server.api.v1.schema import Arr, Bool, Int, Obj, Schema, Str
+from simhive.server.api.v1.schema import Arr, Bool, Int, Map, Obj, Schema, Str
 from simhive.server.core import limits
 from simhive.server.core.dates import parse_input
 from simhive.server.core.errors import InvalidInput
@@ -15,6 +15,7 @@ from simhive.server.core.native import MessageFilters
 from simhive.server.core.native_models import SCOPES
 from simhive.server.core.pools import MAX_WEIGHT, STRATEGIES
 from simhive.server.core.sending import PRIORITIES, SendRequest
+from simhive.server.core.templates import MAX_VARIABLE_CHARS
 
 ID = Int(minimum=1, maximum=2**62, description="A record id.")
 SIM = Int(minimum=0, maximum=1, description="0 = SIM 1, 1 = SIM 2.")
@@ -71,6 +72,10 @@ async def revoke_key(ctx: Ctx, a: dict[str, Any]) -> Any:
 
 # -- messages ---------------------------------------------------------------------------------
 
+VARIABLES = Map(
+    values=Str(max_len=MAX_VARIABLE_CHARS),
+    description="Template variables: {name} in the template takes name's value.",
+)
 SEND_FIELDS: dict[str, Schema] = {
     "to": Arr(
         items=Str(min_len=1, max_len=64),
@@ -80,7 +85,17 @@ SEND_FIELDS: dict[str, Schema] = {
         code="invalid_numbers",
         description="Recipient numbers (E.164 with +, or national).",
     ),
-    "text": Str(min_len=1, max_len=limits.MAX_BODY_CHARS),
+    "recipients": Arr(
+        items=Obj(fields={"to": Str(min_len=1, max_len=64), "variables": VARIABLES},
+                  required=("to",)),
+        min_items=1,
+        max_items=limits.MAX_API_RECIPIENTS,
+        size_code="too_many_numbers",
+        description="Instead of `to`: each number with its own template variables.",
+    ),
+    "text": Str(min_len=1, max_len=limits.MAX_BODY_CHARS, description="Or `template_id`."),
+    "template_id": Int(minimum=1, maximum=2**62, description="Send this template, filled."),
+    "variables": VARIABLES,
     "pool": POOL_NAME,
     "device_id": Int(minimum=1, maximum=2**62, description="Send from this device."),
     "sim": Int(minimum=0, maximum=1, nullable=True,
@@ -93,13 +108,22 @@ SEND_FIELDS: dict[str, Schema] = {
     "customer_id": Int(minimum=-(2**62), maximum=2**62, description="Your own reference."),
     "all_or_nothing": Bool(description="Refuse the whole request if any number is bad."),
 }  # fmt: skip
-SEND_BODY = Obj(fields=SEND_FIELDS, required=("to", "text"))
+SEND_BODY = Obj(fields=SEND_FIELDS)
 
 
 def _send_request(a: dict[str, Any]) -> SendRequest:
+    to, per_recipient = a.get("to"), None
+    if "recipients" in a:
+        if to is not None:
+            raise InvalidInput("Give either to or recipients", details={"field": "recipients"})
+        to = [r["to"] for r in a["recipients"]]
+        per_recipient = [r.get("variables", {}) for r in a["recipients"]]
     return SendRequest(
-        to=a["to"],
-        text=a["text"],
+        to=to or [],
+        text=a.get("text"),
+        template_id=a.get("template_id"),
+        variables=a.get("variables", {}),
+        per_recipient=per_recipient,
         pool=a.get("pool"),
         device_id=a.get("device_id"),
         sim=a.get("sim", 0) if a.get("device_id") is not None else None,
@@ -192,6 +216,41 @@ async def list_incoming(ctx: Ctx, a: dict[str, Any]) -> Any:
 
 async def get_incoming(ctx: Ctx, a: dict[str, Any]) -> Any:
     return render.incoming((await ctx.native.message(ctx.caller, a["id"], "in")).message)
+
+
+# -- templates --------------------------------------------------------------------------------
+
+TEMPLATE_BODY = Obj(
+    fields={
+        "name": Str(min_len=1, max_len=limits.MAX_TITLE_CHARS),
+        "body": Str(min_len=1, max_len=limits.MAX_BODY_CHARS,
+                    description="Text with {variable} placeholders."),
+    },
+    required=("name", "body"),
+)  # fmt: skip
+TEMPLATE_PATCH = Obj(fields=TEMPLATE_BODY.fields)
+
+
+async def create_template(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.template(await ctx.native.templates.create(ctx.caller, a["name"], a["body"]))
+
+
+async def list_templates(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return {"templates": [render.template(t) for t in await ctx.native.templates.list(ctx.caller)]}
+
+
+async def get_template(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.template(await ctx.native.templates.get(ctx.caller, a["id"]))
+
+
+async def update_template(ctx: Ctx, a: dict[str, Any]) -> Any:
+    t = await ctx.native.templates.update(ctx.caller, a["id"], a.get("name"), a.get("body"))
+    return render.template(t)
+
+
+async def delete_template(ctx: Ctx, a: dict[str, Any]) -> Any:
+    await ctx.native.templates.delete(ctx.caller, a["id"])
+    return {"deleted": a["id"]}
 
 
 # -- quotas, devices, pools -------------------------------------------------------------------
@@ -291,6 +350,19 @@ ROUTES: tuple[Route, ...] = (
           list_incoming, render.INCOMING_PAGE, query=LIST_QUERY),
     Route("GET", "/incoming/{id}", "getIncoming", "One received SMS.", "incoming", "read",
           get_incoming, render.INCOMING, params=_ID, owned=True),
+    Route("POST", "/templates", "createTemplate", "Create a template with {variable}"
+          " placeholders.", "templates", "send", create_template, render.TEMPLATE, 201,
+          body=TEMPLATE_BODY),
+    Route("GET", "/templates", "listTemplates", "The account's templates.", "templates", "read",
+          list_templates, render.TEMPLATES),
+    Route("GET", "/templates/{id}", "getTemplate", "One template.", "templates", "read",
+          get_template, render.TEMPLATE, params=_ID, owned=True),
+    Route("PATCH", "/templates/{id}", "updateTemplate", "Rename a template or change its text.",
+          "templates", "send", update_template, render.TEMPLATE, params=_ID,
+          body=TEMPLATE_PATCH, owned=True),
+    Route("DELETE", "/templates/{id}", "deleteTemplate", "Delete a template.", "templates",
+          "send", delete_template, Obj(fields={"deleted": Int()}, required=("deleted",)),
+          params=_ID, owned=True),
     Route("GET", "/balance", "getBalance", "Quotas: limits, use and what is left.", "quotas",
           "read", balance, render.BALANCE),
     Route("PUT", "/quotas", "setQuotas", "Set the account's daily and monthly quotas.",

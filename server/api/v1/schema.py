@@ -216,3 +216,32 @@ class Any_(Schema):
 
     def _openapi(self) -> dict[str, Any]:
         return {"type": "object"}
+
+
+@dataclass(frozen=True)
+class Map(Schema):
+    """An object of names chosen by the client (template variables) to values of one schema."""
+
+    values: Schema = field(default_factory=Str)
+    max_items: int = 50
+    key_max_len: int = 40
+
+    def _check(self, value: Any, where: str) -> dict[str, Any]:
+        if type(value) is not dict:
+            raise _fail(where, "must be an object", self.code)
+        if len(value) > self.max_items:
+            raise _fail(where, f"at most {self.max_items} entries", self.code)
+        out = {}
+        for key, item in value.items():
+            if not 0 < len(key) <= self.key_max_len:
+                raise _fail(where, f"names of 1 to {self.key_max_len} characters", self.code)
+            out[key] = self.values.check(item, f"{where}.{key}")
+        return out
+
+    def _openapi(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "additionalProperties": self.values.openapi(),
+            "maxProperties": self.max_items,
+            "propertyNames": {"minLength": 1, "maxLength": self.key_max_len},
+        }
