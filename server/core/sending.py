@@ -11,7 +11,7 @@ refused send stores nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from simhive.server.core import limits, numbers
@@ -58,7 +58,7 @@ class SendRequest:
     all_or_nothing: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: 10,000 of them are made per send, and `id` set later
 class RecipientResult:
     to: str  # as given
     number: str | None = None  # as stored
@@ -206,7 +206,10 @@ class Sender:
             )
         ids = await self._store(caller, messages, now, valid_until)
         id_iter = iter(ids)
-        stored = [r if r.error is not None else replace(r, id=next(id_iter)) for r in results]
+        for r in results:
+            if r.error is None:
+                r.id = next(id_iter)
+        stored = results
         one = next(iter(described.values())) if len(described) == 1 else (None, None)
         total = sum(r.parts for r in stored if r.error is None)
         return SendResult(stored, one[0], one[1], total, len(ids), len(rejected), send_at,
