@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from simhive.server.api.middleware import mask_query
 from simhive.server.logs import parser_error_reason, scrub
 from tests.server._server import Server, server
 
@@ -133,3 +134,11 @@ def test_scrub() -> None:
     assert scrub(f"/getdata/addsms?token={SECRET}&body=x") == "/getdata/addsms?token=***&body=x"
     assert scrub(f"PASS%3D{SECRET}x; Bearer abc.def") == "PASS%3D***; Bearer ***"
     assert scrub(f"id {SECRET} and {SECRET}0") == f"id *** and {SECRET}0"  # 33 digits: not one
+
+
+def test_api_keys_are_scrubbed() -> None:
+    # An /api/v1 key in a query (GET send) or anywhere in a line: `shk_` + 32 hex digits.
+    key = "shk_" + SECRET
+    assert scrub(f"/api/v1/send?api_key={key}&to=1") == "/api/v1/send?api_key=***&to=1"
+    assert scrub(f"refused {key} here") == "refused shk_*** here"
+    assert mask_query(f"to=%2B49&api_key={key}") == "to=%2B49&api_key=***"
