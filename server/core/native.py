@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from simhive.server.core import limits, numbers
+from simhive.server.core.campaigns import Campaigns
 from simhive.server.core.dates import US
 from simhive.server.core.errors import InvalidInput, NotFound
 from simhive.server.core.gateway import Gateway
+from simhive.server.core.groups import Groups
 from simhive.server.core.keys import Caller, Keys
 from simhive.server.core.models import Device, Message, Sim
 from simhive.server.core.native_models import (
@@ -125,6 +127,8 @@ class Native:
         self.keys = Keys(gw.store, gw.clock)
         self.sender = Sender(gw)
         self.templates = Templates(gw.store, gw.clock)
+        self.groups = Groups(gw.store, gw.clock)
+        self.campaigns = Campaigns(gw, self.groups)
 
     # -- keys ------------------------------------------------------------------------------
     async def create_key(

@@ -25,6 +25,7 @@ from simhive.server.core.models import (
 )
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
 from simhive.server.store.agent_base import AgentExtrasStore
+from simhive.server.store.groups_base import CampaignStore, GroupStore
 from simhive.server.store.idempotency_base import IdempotencyStore
 from simhive.server.store.native_base import NativeStore
 
@@ -186,7 +187,15 @@ class PoolStore(ABC):
         device's latest pull (seen since `seen_after`), the most room first."""
 
 
-class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore, NativeStore):
+class Store(
+    AgentStore,
+    PoolStore,
+    AgentExtrasStore,
+    IdempotencyStore,
+    NativeStore,
+    GroupStore,
+    CampaignStore,
+):
     """Everything the server stores; the agent protocol's part is in AgentStore."""
 
     # -- life cycle ------------------------------------------------------------------------

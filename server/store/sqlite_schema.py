@@ -535,6 +535,74 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         );
         """,
     ),
+    (
+        12,
+        "native API: contact groups and their contacts",
+        """
+        CREATE TABLE contact_groups (
+            id         INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            name       TEXT NOT NULL,
+            created    INTEGER NOT NULL,
+            updated    INTEGER NOT NULL,
+            UNIQUE (account_id, name)
+        );
+        -- One row per number and group (numbers normalised): a number is one contact of a group.
+        CREATE TABLE group_contacts (
+            id        INTEGER PRIMARY KEY,
+            group_id  INTEGER NOT NULL REFERENCES contact_groups(id),
+            number    TEXT NOT NULL,
+            name      TEXT NOT NULL DEFAULT '',
+            variables TEXT NOT NULL DEFAULT '{}',   -- JSON object of template variables
+            created   INTEGER NOT NULL,
+            updated   INTEGER NOT NULL,
+            UNIQUE (group_id, number)
+        );
+        """,
+    ),
+    (
+        13,
+        "native API: campaigns and their recipients",
+        """
+        -- A named send to groups or a list, handed to the queue a window at a time by the
+        -- campaign runner (server/core/campaign_runner.py) so that pausing it holds the rest.
+        CREATE TABLE campaigns (
+            id               INTEGER PRIMARY KEY,
+            account_id       INTEGER NOT NULL REFERENCES accounts(id),
+            key_id           INTEGER NOT NULL,       -- 0: made without an API key
+            name             TEXT NOT NULL,
+            state            TEXT NOT NULL,          -- scheduled running paused finished cancelled
+            text             TEXT,
+            template_id      INTEGER,
+            variables        TEXT NOT NULL DEFAULT '{}',
+            pool             TEXT,
+            device_id        INTEGER,
+            sim              INTEGER,
+            priority         TEXT NOT NULL DEFAULT 'normal',
+            validity_minutes INTEGER,
+            send_at          INTEGER,                -- NULL: at once
+            created          INTEGER NOT NULL,
+            started          INTEGER,
+            finished         INTEGER,
+            recipients       INTEGER NOT NULL,
+            group_ids        TEXT NOT NULL DEFAULT '[]',
+            reason           TEXT,                   -- why it paused itself
+            UNIQUE (account_id, name)
+        );
+        CREATE INDEX campaigns_state ON campaigns(state, send_at);
+        -- Its recipients in order; sms_id once handed to the queue, or the error that refused it.
+        CREATE TABLE campaign_recipients (
+            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+            idx         INTEGER NOT NULL,
+            number      TEXT NOT NULL,
+            variables   TEXT,                        -- JSON, NULL: none of its own
+            sms_id      INTEGER,
+            error_code  TEXT,
+            PRIMARY KEY (campaign_id, idx)
+        );
+        CREATE INDEX campaign_recipients_sms ON campaign_recipients(campaign_id, sms_id);
+        """,
+    ),
 ]
 
 

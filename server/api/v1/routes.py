@@ -7,6 +7,7 @@ from typing import Any
 
 from simhive.server.api.v1 import render
 from simhive.server.api.v1.declare import Ctx, Route
+from simhive.server.api.v1.routes_groups import GROUP_IDS, GROUP_ROUTES
 from simhive.server.api.v1.schema import Arr, Bool, Int, Map, Obj, Schema, Str
 from simhive.server.core import limits
 from simhive.server.core.dates import parse_input
@@ -107,6 +108,7 @@ SEND_FIELDS: dict[str, Schema] = {
                             description="Expire (status 21) unless a SIM took it by then."),
     "customer_id": Int(minimum=-(2**62), maximum=2**62, description="Your own reference."),
     "all_or_nothing": Bool(description="Refuse the whole request if any number is bad."),
+    "groups": GROUP_IDS,
 }  # fmt: skip
 SEND_BODY = Obj(fields=SEND_FIELDS)
 
@@ -136,7 +138,10 @@ def _send_request(a: dict[str, Any]) -> SendRequest:
 
 
 async def send(ctx: Ctx, a: dict[str, Any]) -> Any:
-    return render.sent(await ctx.native.sender.send(ctx.caller, _send_request(a)))
+    req = _send_request(a)
+    if "groups" in a:  # the groups' contacts join the recipients (server/core/groups.py)
+        req = await ctx.native.groups.with_groups(ctx.caller, req, a["groups"])
+    return render.sent(await ctx.native.sender.send(ctx.caller, req))
 
 
 GET_SEND_QUERY = Obj(
@@ -389,4 +394,5 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/pools/{name}/sims/{device_id}/{sim}", "removePoolSim",
           "Take a SIM out of a named pool.", "pools", "devices", remove_pool_sim,
           render.POOL_INFO, params=_POOL_SIM, owned=True),
+    *GROUP_ROUTES,
 )  # fmt: skip
