@@ -45,6 +45,9 @@ class CampaignRunner:
         self.window = window
         self.clock = clock
         self._wake = asyncio.Event()
+        # One tick at a time in this process (its loop, a test, an admin command): two feeds of
+        # one campaign at once would hand the same recipients over twice.
+        self._lock = asyncio.Lock()
 
     def wake(self) -> None:
         self._wake.set()
@@ -52,11 +55,12 @@ class CampaignRunner:
     async def tick(self) -> int:
         """One round over the campaigns; returns how many recipients were handed over."""
         handed = 0
-        for campaign in await self.store.campaigns_to_run(self.clock()):
-            handed += await self.feed(campaign)
+        async with self._lock:
+            for campaign in await self.store.campaigns_to_run(self.clock()):
+                handed += await self._feed(campaign)
         return handed
 
-    async def feed(self, c: Campaign) -> int:
+    async def _feed(self, c: Campaign) -> int:
         inflight = len(await self.store.campaign_inflight(c.id))
         room = self.window - inflight
         if room <= 0:
