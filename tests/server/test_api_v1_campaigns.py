@@ -17,7 +17,9 @@ NUMBERS = [f"+49157529822{n:02d}" for n in range(20, 30)]
 
 
 def runner(v1: V1, window: int) -> CampaignRunner:
-    r = v1.client.app[RUNNER]  # type: ignore[index]
+    app = v1.client.app
+    assert app is not None
+    r: CampaignRunner = app[RUNNER]
     r.window = window
     return r
 
