@@ -1,4 +1,4 @@
-"""`simhive-agent`: run the agent, check a config file, probe a modem port."""
+"""`simhive-agent`: run the agent, check a config file, probe a modem port, enroll a device."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import click
 
 from simhive.agent import config as config_mod
 from simhive.agent.config import AgentConfig, ConfigError, DeviceConfig
+from simhive.agent.enroll import enroll
 from simhive.agent.modem.profiles import PROFILES
 
 
@@ -182,6 +183,8 @@ def probe(port: str, profile: str | None, baudrate: int) -> None:
         sys.exit(1)
     click.echo(json.dumps(result, indent=2, default=str, ensure_ascii=False))
 
+
+main.add_command(enroll)  # `simhive-agent enroll URL CODE` (agent/enroll.py)
 
 if __name__ == "__main__":
     main()

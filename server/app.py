@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from simhive.server import background, logs
-from simhive.server.api import agent, compat, middleware
+from simhive.server.api import agent, compat, enroll, middleware
 from simhive.server.api.v1 import http as api_v1
 from simhive.server.core.agent import AgentService, AgentSettings
 from simhive.server.core.gateway import Gateway
@@ -42,6 +42,7 @@ def create_app(
     app[compat.GATEWAY].routing.offline_seconds = app[agent.AGENT].settings.agent_offline_seconds
     compat.add_routes(app)
     agent.add_routes(app)
+    enroll.add_route(app)  # /agent/v1/enroll: a code, not a device token
     app.router.add_get("/health", _health)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

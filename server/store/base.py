@@ -25,6 +25,7 @@ from simhive.server.core.models import (
 )
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
 from simhive.server.store.agent_base import AgentExtrasStore
+from simhive.server.store.devices_base import DeviceAdminStore
 from simhive.server.store.groups_base import CampaignStore, GroupStore
 from simhive.server.store.idempotency_base import IdempotencyStore
 from simhive.server.store.native_base import NativeStore
@@ -195,6 +196,7 @@ class Store(
     NativeStore,
     GroupStore,
     CampaignStore,
+    DeviceAdminStore,
 ):
     """Everything the server stores; the agent protocol's part is in AgentStore."""
 

@@ -30,6 +30,7 @@ from simhive.server.core.models import (
 from simhive.server.store.base import DuplicateEmail, Store, StoreError
 from simhive.server.store.sqlite_agent import SqliteAgentStore
 from simhive.server.store.sqlite_campaigns import SqliteCampaignStore
+from simhive.server.store.sqlite_devices import SqliteDeviceAdminStore
 from simhive.server.store.sqlite_groups import SqliteGroupStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
 from simhive.server.store.sqlite_native import SqliteNativeStore, SqliteTemplateStore
@@ -86,6 +87,7 @@ class SqliteStore(
     SqliteTemplateStore,
     SqliteGroupStore,
     SqliteCampaignStore,
+    SqliteDeviceAdminStore,
     Store,
 ):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:

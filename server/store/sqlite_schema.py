@@ -603,6 +603,25 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         CREATE INDEX campaign_recipients_sms ON campaign_recipients(campaign_id, sms_id);
         """,
     ),
+    (
+        14,
+        "native API: device enrollment codes",
+        """
+        -- A short-lived, single-use code that an agent swaps for its device token
+        -- (simhive-agent enroll). Only the code's digest is stored; the token is kept sealed
+        -- with a key derived from the code (server/core/enrollment.py) and erased once used.
+        CREATE TABLE enrollment_codes (
+            code_hash  TEXT PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            device_id  INTEGER NOT NULL REFERENCES devices(id),
+            sealed     TEXT,                 -- the device token, sealed; NULL once used
+            expires    INTEGER NOT NULL,
+            created    INTEGER NOT NULL,
+            used       INTEGER
+        );
+        CREATE INDEX enrollment_codes_expires ON enrollment_codes(expires);
+        """,
+    ),
 ]
 
 

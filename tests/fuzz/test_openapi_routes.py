@@ -9,6 +9,7 @@ import yaml
 
 from simhive.server.api.agent import ROUTES
 from simhive.server.api.compat import METHODS
+from simhive.server.api.enroll import PATH as ENROLL_PATH
 from simhive.server.api.v1.openapi import document
 from simhive.server.api.v1.routes import ROUTES as V1_ROUTES
 from simhive.server.app import create_app
@@ -51,7 +52,8 @@ def test_served_v1_document_lists_every_v1_route(tmp_path: Path) -> None:
 
 def test_agent_description_lists_every_route(tmp_path: Path) -> None:
     served = {(verb, path) for verb, path in _served(tmp_path) if path.startswith("/agent/")}
-    assert served == {("POST", f"/agent/v1/{name}") for name in ROUTES}
+    enrolling = ("POST", ENROLL_PATH)  # the one agent route without a device token
+    assert served == {("POST", f"/agent/v1/{name}") for name in ROUTES} | {enrolling}
     assert _documented("agent") == served
 
 

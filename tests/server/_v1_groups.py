@@ -1,5 +1,6 @@
-"""Records of groups, contacts and campaigns for the declaration-driven contract tests
-(test_api_v1_contract.py): one of each kind, paths filled with their ids, valid bodies."""
+"""Records of groups, contacts and campaigns (and bodies of the device routes) for the
+declaration-driven contract tests (test_api_v1_contract.py): one of each kind, paths filled with
+their ids, valid bodies."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ GROUP_BODIES: dict[str, Any] = {
     "updateContact": {"name": "Ann B."},
     "importContacts": {"csv": "number,name\n+4915752982298,Cy\n"},
     "createCampaign": {"name": "another", "groups": [], "text": "hi"},
+    "createDevice": {"name": "new modem"},
+    "updateDevice": {"name": "renamed modem"},
 }
 
 
