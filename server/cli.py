@@ -353,7 +353,7 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
 
 
 # `device set` and `device webhooks` live in their own module and register on the group above.
-from simhive.server import cli_device, cli_keys, cli_pool  # noqa: E402, F401
+from simhive.server import cli_device, cli_device_delete, cli_keys, cli_pool  # noqa: E402, F401
 
 if __name__ == "__main__":
     # Run as `python -m`, this file is `__main__`, a second copy of the module: the command

@@ -60,6 +60,18 @@ CODES: tuple[ErrorCode, ...] = (
         " is already sent cannot be cancelled).",
     ),  # fmt: skip
     ErrorCode(
+        "phone_not_verified",
+        403,
+        None,
+        "The account has no verified phone number for one-time codes (only the admin CLI"
+        " deletes then).",
+    ),
+    ErrorCode("otp_not_requested", 409, None, "No one-time code was asked for, or it was used."),
+    ErrorCode("otp_invalid", 403, None, "The one-time code is wrong or has expired."),
+    ErrorCode(
+        "otp_locked", 429, None, "Too many wrong codes: the action is locked; see Retry-After."
+    ),
+    ErrorCode(
         "idempotency_conflict",
         409,
         None,

@@ -196,11 +196,15 @@ class Gateway:
         self._device_cache.pop(device_id, None)
         return token
 
+    def forget_device(self, device_id: int) -> None:
+        """Drop the cached device after a change made through this process (a delete)."""
+        self._device_cache.pop(device_id, None)
+
     async def device_of(self, account: Account, device_id: int, *, fresh: bool = False) -> Device:
         """The account's device, or NotFound: a foreign device is reported like a missing one.
         `fresh` skips the short cache, for answers about the device itself (its lastseen)."""
         device = await self._device(device_id, fresh=fresh)
-        if device is None or device.account_id != account.id:
+        if device is None or device.account_id != account.id or device.deleted is not None:
             raise NotFound("Device not found")
         return device
 

@@ -35,6 +35,7 @@ class Device:
     enabled: bool = True
     # Prefix rewrites applied to numbers sent through this device: (prefix, replacement).
     prefix_rules: tuple[tuple[str, str], ...] = ()
+    deleted: int | None = None  # when it was deleted (native API); it is then listed nowhere
 
 
 @dataclass(frozen=True, slots=True)

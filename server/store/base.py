@@ -29,6 +29,7 @@ from simhive.server.store.devices_base import DeviceAdminStore
 from simhive.server.store.groups_base import CampaignStore, GroupStore
 from simhive.server.store.idempotency_base import IdempotencyStore
 from simhive.server.store.native_base import NativeStore
+from simhive.server.store.otp_base import OtpStore
 
 
 class StoreError(Exception):
@@ -197,6 +198,7 @@ class Store(
     GroupStore,
     CampaignStore,
     DeviceAdminStore,
+    OtpStore,
 ):
     """Everything the server stores; the agent protocol's part is in AgentStore."""
 

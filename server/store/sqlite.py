@@ -34,6 +34,7 @@ from simhive.server.store.sqlite_devices import SqliteDeviceAdminStore
 from simhive.server.store.sqlite_groups import SqliteGroupStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
 from simhive.server.store.sqlite_native import SqliteNativeStore, SqliteTemplateStore
+from simhive.server.store.sqlite_otp import SqliteOtpStore
 from simhive.server.store.sqlite_pools import SqlitePoolStore
 from simhive.server.store.sqlite_rows import (
     ACCOUNT_COLS,
@@ -88,6 +89,7 @@ class SqliteStore(
     SqliteGroupStore,
     SqliteCampaignStore,
     SqliteDeviceAdminStore,
+    SqliteOtpStore,
     Store,
 ):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
@@ -249,10 +251,13 @@ class SqliteStore(
 
     async def list_devices(self, account_id: int | None = None) -> list[Device]:
         if account_id is None:
-            rows = await self._all(f"SELECT {DEVICE_COLS} FROM devices ORDER BY id")
+            rows = await self._all(
+                f"SELECT {DEVICE_COLS} FROM devices WHERE deleted IS NULL ORDER BY id"
+            )
         else:
             rows = await self._all(
-                f"SELECT {DEVICE_COLS} FROM devices WHERE account_id = ? ORDER BY id",
+                f"SELECT {DEVICE_COLS} FROM devices WHERE account_id = ? AND deleted IS NULL"
+                " ORDER BY id",
                 (account_id,),
             )
         return [device_row(r) for r in rows]

@@ -622,6 +622,36 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         CREATE INDEX enrollment_codes_expires ON enrollment_codes(expires);
         """,
     ),
+    (
+        15,
+        "native API: the account's verified phone, one-time codes, deleted devices",
+        """
+        -- The number one-time codes go to (server/core/otp.py); verified once a code sent to it
+        -- came back.
+        CREATE TABLE account_phones (
+            account_id INTEGER PRIMARY KEY REFERENCES accounts(id),
+            number     TEXT NOT NULL,
+            verified   INTEGER,                -- when; NULL until confirmed
+            updated    INTEGER NOT NULL
+        );
+        -- One live code per account, action and target (a device, or the number to verify): its
+        -- salted digest, when it was sent and expires, wrong tries and the lock they caused.
+        CREATE TABLE otp_codes (
+            account_id   INTEGER NOT NULL REFERENCES accounts(id),
+            action       TEXT NOT NULL,        -- verify_phone, delete_device, reset_token
+            target       INTEGER NOT NULL,     -- device id, or the number (its digits)
+            code_hash    TEXT,                 -- NULL once used or locked
+            sent         INTEGER NOT NULL,
+            expires      INTEGER NOT NULL,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            locked_until INTEGER,
+            PRIMARY KEY (account_id, action, target)
+        );
+        -- A deleted device keeps its row (its messages refer to it) but no usable token, no
+        -- pool seats, and it is listed nowhere.
+        ALTER TABLE devices ADD COLUMN deleted INTEGER;
+        """,
+    ),
 ]
 
 

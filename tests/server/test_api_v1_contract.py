@@ -17,7 +17,7 @@ from tests.server._v1 import NUMBER, V1
 from tests.server._v1_groups import group_bodies, group_path, group_records, missing_code, readable
 
 
-async def records(env: V1) -> dict[str, Any]:
+async def records(env: V1, route: Route) -> dict[str, Any]:
     """One record of each kind in the account, for routes that name one."""
     sent = await env.send(device_id=env.device.id)
     await env.ok("POST", "/pools", key="devices", json={"name": "shop"})
@@ -29,7 +29,7 @@ async def records(env: V1) -> dict[str, Any]:
     template = await env.ok("POST", "/templates", key="send",
                             json={"name": "otp", "body": "Code {code}"})  # fmt: skip
     return {"message": sent["messages"][0]["id"], "incoming": incoming_id, "key": spare["id"],
-            "template": template["id"], **await group_records(env)}  # fmt: skip
+            "template": template["id"], **await group_records(env, route.path)}  # fmt: skip
 
 
 def request(route: Route, env: V1, ids: dict[str, Any]) -> tuple[str, Any]:
@@ -71,7 +71,7 @@ def without(scope: str) -> str:
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.operation_id)
 async def test_route_refuses_a_key_without_its_scope(v1: V1, route: Route) -> None:
-    ids = await records(v1)
+    ids = await records(v1, route)
     path, body = request(route, v1, ids)
     error = await v1.err(route.method, path, "scope_denied", key=without(route.scope), json=body)
     assert error["details"]["needed"] == route.scope
@@ -79,7 +79,7 @@ async def test_route_refuses_a_key_without_its_scope(v1: V1, route: Route) -> No
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.operation_id)
 async def test_route_works_with_its_scope_and_with_admin(v1: V1, route: Route) -> None:
-    ids = await records(v1)
+    ids = await records(v1, route)
     path, body = request(route, v1, ids)
     if route.operation_id == "sendByGet":
         _, secret = await v1.native.keys.create(v1.account, "url", ["send"], allow_get_send=True)
@@ -94,7 +94,7 @@ async def test_route_works_with_its_scope_and_with_admin(v1: V1, route: Route) -
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.owned], ids=lambda r: r.operation_id)
 async def test_route_hides_the_records_of_other_accounts(v1: V1, route: Route) -> None:
-    ids = await records(v1)
+    ids = await records(v1, route)
     path, body = request(route, v1, ids)
     await v1.err(route.method, path, missing_code(path), key=v1.other_key, json=body)
     # ... and the record is untouched: the owner still finds it as it was.
@@ -105,7 +105,7 @@ async def test_route_hides_the_records_of_other_accounts(v1: V1, route: Route) -
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.operation_id)
 async def test_route_refuses_tokens_that_are_not_api_keys(v1: V1, route: Route) -> None:
-    ids = await records(v1)
+    ids = await records(v1, route)
     path, body = request(route, v1, ids)
     await v1.err(route.method, path, "device_token_refused", key=v1.device_token, json=body)
     await v1.err(route.method, path, "device_token_refused", key=v1.compat_token, json=body)

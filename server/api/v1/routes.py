@@ -7,6 +7,7 @@ from typing import Any
 
 from simhive.server.api.v1 import render
 from simhive.server.api.v1.declare import Ctx, Route
+from simhive.server.api.v1.routes_confirmed import CONFIRMED_ROUTES
 from simhive.server.api.v1.routes_devices import DEVICE_ROUTES
 from simhive.server.api.v1.routes_groups import GROUP_IDS, GROUP_ROUTES
 from simhive.server.api.v1.schema import Arr, Bool, Int, Map, Obj, Schema, Str
@@ -397,4 +398,5 @@ ROUTES: tuple[Route, ...] = (
           render.POOL_INFO, params=_POOL_SIM, owned=True),
     *GROUP_ROUTES,
     *DEVICE_ROUTES,
+    *CONFIRMED_ROUTES,
 )  # fmt: skip
