@@ -125,6 +125,7 @@ class Native:
         self.keys = Keys(gw.store, gw.clock)
         self.sender = Sender(gw)
         self.templates = Templates(gw.store, gw.clock)
+        self.groups = self.sender.groups
 
     # -- keys ------------------------------------------------------------------------------
     async def create_key(

@@ -29,6 +29,7 @@ from simhive.server.core.models import (
 )
 from simhive.server.store.base import DuplicateEmail, Store, StoreError
 from simhive.server.store.sqlite_agent import SqliteAgentStore
+from simhive.server.store.sqlite_groups import SqliteGroupStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
 from simhive.server.store.sqlite_native import SqliteNativeStore, SqliteTemplateStore
 from simhive.server.store.sqlite_pools import SqlitePoolStore
@@ -82,6 +83,7 @@ class SqliteStore(
     SqliteIdempotencyStore,
     SqliteNativeStore,
     SqliteTemplateStore,
+    SqliteGroupStore,
     Store,
 ):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
