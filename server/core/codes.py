@@ -46,11 +46,9 @@ CODES: tuple[ErrorCode, ...] = (
         "template_mismatch",
         400,
         "024",
-        "A template placeholder has no value (templates; reserved until they are served).",
+        "A template placeholder has no value for a recipient.",
     ),
-    ErrorCode(
-        "group_not_found", 404, "028", "No such contact group (groups; reserved until served)."
-    ),
+    ErrorCode("group_not_found", 404, "028", "No such contact group in this account."),
     ErrorCode("not_found", 404, None, "No such route, or no such record in this account."),
     ErrorCode("method_not_allowed", 405, None, "The route exists but not with this HTTP method."),
     ErrorCode("already_exists", 409, "029", "A record of that name exists already."),
