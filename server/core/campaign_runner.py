@@ -18,9 +18,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from simhive.server.core.campaign_models import PAUSED, RUNNING, Campaign
 from simhive.server.core.dates import now_us
 from simhive.server.core.errors import GatewayError, InvalidInput
-from simhive.server.core.group_models import PAUSED, RUNNING, Campaign
 from simhive.server.core.keys import Caller
 from simhive.server.core.sending import Sender, SendRequest
 from simhive.server.store.base import Store, StoreError

@@ -16,10 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from simhive.server.core import limits, numbers
-from simhive.server.core.dates import US
-from simhive.server.core.errors import Conflict, GatewayError, InvalidInput, NotFound
-from simhive.server.core.gateway import Gateway
-from simhive.server.core.group_models import (
+from simhive.server.core.campaign_models import (
     CANCELLED,
     PAUSED,
     RUNNING,
@@ -29,7 +26,10 @@ from simhive.server.core.group_models import (
     CampaignRecipient,
     NewCampaign,
 )
-from simhive.server.core.groups import Groups, check_name, contact_variables
+from simhive.server.core.dates import US
+from simhive.server.core.errors import Conflict, GatewayError, InvalidInput, NotFound
+from simhive.server.core.gateway import Gateway
+from simhive.server.core.groups import Groups
 from simhive.server.core.keys import Caller
 from simhive.server.core.pools import ACCOUNT_POOL
 from simhive.server.core.sending import PRIORITIES, parse_schedule
@@ -74,7 +74,10 @@ class Campaigns:
         caller.require("send")
         account = caller.account
         now = self.clock()
-        name = check_name(spec.name, "campaign")
+        name = spec.name.strip()
+        if not name or len(name) > limits.MAX_TITLE_CHARS:
+            raise InvalidInput(f"Invalid campaign name: 1 to {limits.MAX_TITLE_CHARS} characters",
+                               details={"field": "name"})  # fmt: skip
         body = await self._body(caller, spec)
         if spec.priority not in PRIORITIES:
             raise InvalidInput(f"priority: one of {', '.join(PRIORITIES)}")
@@ -90,8 +93,10 @@ class Campaigns:
         for index, raw in enumerate(spec.to):
             own = spec.per_recipient[index] if spec.per_recipient is not None else {}
             wanted.append((raw, dict(own)))
-        for contact in await self.groups.members(caller, spec.group_ids):
-            wanted.append((contact.number, contact_variables(contact)))
+        for group_id in dict.fromkeys(spec.group_ids):  # group_not_found for another's
+            for contact in await self.groups.recipients(caller, group_id):
+                # a contact's name fills {name}, as in a send to the group
+                wanted.append((contact.phone, {"name": contact.name} if contact.name else {}))
         if not wanted:
             raise InvalidInput("No recipients: give groups, to or recipients",
                                code="invalid_numbers", details={"field": "to"})  # fmt: skip

@@ -46,7 +46,7 @@ CODES: tuple[ErrorCode, ...] = (
         "template_mismatch",
         400,
         "024",
-        "A template placeholder has no value (templates; reserved until they are served).",
+        "A template placeholder has no value for a recipient.",
     ),
     ErrorCode("group_not_found", 404, "028", "No such contact group in this account."),
     ErrorCode("not_found", 404, None, "No such route, or no such record in this account."),

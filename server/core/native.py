@@ -18,7 +18,6 @@ from simhive.server.core.campaigns import Campaigns
 from simhive.server.core.dates import US
 from simhive.server.core.errors import InvalidInput, NotFound
 from simhive.server.core.gateway import Gateway
-from simhive.server.core.groups import Groups
 from simhive.server.core.keys import Caller, Keys
 from simhive.server.core.models import Device, Message, Sim
 from simhive.server.core.native_models import (
@@ -127,7 +126,7 @@ class Native:
         self.keys = Keys(gw.store, gw.clock)
         self.sender = Sender(gw)
         self.templates = Templates(gw.store, gw.clock)
-        self.groups = Groups(gw.store, gw.clock)
+        self.groups = self.sender.groups
         self.campaigns = Campaigns(gw, self.groups)
 
     # -- keys ------------------------------------------------------------------------------

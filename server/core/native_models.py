@@ -122,3 +122,23 @@ class Template:
     @property
     def variables(self) -> list[str]:
         return list(dict.fromkeys(PLACEHOLDER.findall(self.body)))
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A contact group: the compat API's tag (savetag/savecontact), so both APIs share them."""
+
+    id: int
+    account_id: int
+    name: str
+    created: int
+    contacts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: int
+    group_id: int
+    phone: str
+    name: str | None
+    created: int

@@ -11,7 +11,7 @@ refused send stores nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from simhive.server.core import limits, numbers
@@ -25,6 +25,7 @@ from simhive.server.core.errors import (
     NotFound,
 )
 from simhive.server.core.gateway import Gateway
+from simhive.server.core.groups import Groups
 from simhive.server.core.keys import Caller
 from simhive.server.core.models import NewMessage
 from simhive.server.core.native_models import Meter, QuotaExceeded
@@ -48,6 +49,7 @@ class SendRequest:
     template_id: int | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
     per_recipient: Sequence[Mapping[str, str]] | None = None
+    group_id: int | None = None  # instead of `to`: every contact of the group
     pool: str | None = None
     device_id: int | None = None
     sim: int | None = None
@@ -121,6 +123,7 @@ class Sender:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.store = gw.store
+        self.groups = Groups(gw.store, gw.clock)
 
     async def send(self, caller: Caller, req: SendRequest, *, by_get: bool = False) -> SendResult:
         """`by_get`: the request came as a GET (send by URL), which a key must allow."""
@@ -134,6 +137,8 @@ class Sender:
         account = caller.account
         now = self.gw.clock()
         body = await self._body(caller, req)
+        if req.group_id is not None:
+            req = await self._group(caller, req)
         if not req.to:
             raise InvalidInput("No recipients", code="invalid_numbers", details={"field": "to"})
         if len(req.to) > limits.MAX_API_RECIPIENTS:
@@ -214,6 +219,24 @@ class Sender:
         total = sum(r.parts for r in stored if r.error is None)
         return SendResult(stored, one[0], one[1], total, len(ids), len(rejected), send_at,
                           valid_until)  # fmt: skip
+
+    async def _group(self, caller: Caller, req: SendRequest) -> SendRequest:
+        """The request with the group's contacts as recipients (their names as `{name}`)."""
+        if req.to or req.per_recipient is not None:
+            raise InvalidInput("Give one of to, recipients or group_id", details={"field": "to"})
+        assert req.group_id is not None
+        contacts = await self.groups.recipients(caller, req.group_id)
+        if len(contacts) > limits.MAX_API_RECIPIENTS:
+            raise InvalidInput(
+                f"The group has {len(contacts):,} contacts; one send takes at most"
+                f" {limits.MAX_API_RECIPIENTS:,}",
+                code="too_many_numbers",
+            )
+        return replace(
+            req,
+            to=[c.phone for c in contacts],
+            per_recipient=[{"name": c.name} if c.name else {} for c in contacts],
+        )
 
     async def _body(self, caller: Caller, req: SendRequest) -> str:
         """The text, or the named template's body: exactly one of them."""

@@ -25,8 +25,8 @@ from simhive.server.core.models import (
 )
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
 from simhive.server.store.agent_base import AgentExtrasStore
+from simhive.server.store.campaigns_base import CampaignStore
 from simhive.server.store.devices_base import DeviceAdminStore
-from simhive.server.store.groups_base import CampaignStore, GroupStore
 from simhive.server.store.idempotency_base import IdempotencyStore
 from simhive.server.store.native_base import NativeStore
 from simhive.server.store.otp_base import OtpStore
@@ -195,7 +195,6 @@ class Store(
     AgentExtrasStore,
     IdempotencyStore,
     NativeStore,
-    GroupStore,
     CampaignStore,
     DeviceAdminStore,
     OtpStore,

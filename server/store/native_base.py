@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from simhive.server.core.models import Account, Message, NewMessage
 from simhive.server.core.native_models import (
     ApiKey,
+    Contact,
+    Group,
     MessageQuery,
     Meter,
     NewApiKey,
@@ -24,6 +26,36 @@ from simhive.server.core.native_models import (
 
 
 class NativeStore(ABC):
+    # -- groups and contacts (the compat API's tags and contacts) --------------------------
+    @abstractmethod
+    async def list_groups(self, account_id: int) -> list[Group]: ...
+
+    @abstractmethod
+    async def group_by_id(self, account_id: int, group_id: int) -> Group | None: ...
+
+    @abstractmethod
+    async def rename_group(self, account_id: int, group_id: int, name: str) -> None: ...
+
+    @abstractmethod
+    async def delete_group(self, account_id: int, group_id: int) -> None:
+        """The group and its contacts."""
+
+    @abstractmethod
+    async def list_contacts(
+        self, account_id: int, group_id: int, after: int, limit: int
+    ) -> list[Contact]:
+        """Contacts with ids above `after`, oldest first."""
+
+    @abstractmethod
+    async def add_contacts(
+        self, account_id: int, group_id: int, contacts: Sequence[tuple[str, str | None]], now: int
+    ) -> tuple[list[int], int]:
+        """Add (phone, name) pairs whose phone the group lacks, in one transaction; returns the
+        new ids and how many were skipped as already in the group. NotFound without the group."""
+
+    @abstractmethod
+    async def delete_contact(self, account_id: int, group_id: int, contact_id: int) -> None: ...
+
     # -- templates -------------------------------------------------------------------------
     @abstractmethod
     async def create_template(self, account_id: int, name: str, body: str, now: int) -> Template:

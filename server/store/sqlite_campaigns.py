@@ -8,8 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from simhive.server.core.errors import AlreadyExists, Conflict, NotFound
-from simhive.server.core.group_models import (
+from simhive.server.core.campaign_models import (
     CANCELLED,
     FINISHED,
     RUNNING,
@@ -19,7 +18,8 @@ from simhive.server.core.group_models import (
     CampaignRecipient,
     NewCampaign,
 )
-from simhive.server.store.groups_base import CampaignStore
+from simhive.server.core.errors import AlreadyExists, Conflict, NotFound
+from simhive.server.store.campaigns_base import CampaignStore
 from simhive.server.store.sqlite_rows import columns, row_reader
 
 if TYPE_CHECKING:

@@ -537,31 +537,6 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     ),
     (
         12,
-        "native API: contact groups and their contacts",
-        """
-        CREATE TABLE contact_groups (
-            id         INTEGER PRIMARY KEY,
-            account_id INTEGER NOT NULL REFERENCES accounts(id),
-            name       TEXT NOT NULL,
-            created    INTEGER NOT NULL,
-            updated    INTEGER NOT NULL,
-            UNIQUE (account_id, name)
-        );
-        -- One row per number and group (numbers normalised): a number is one contact of a group.
-        CREATE TABLE group_contacts (
-            id        INTEGER PRIMARY KEY,
-            group_id  INTEGER NOT NULL REFERENCES contact_groups(id),
-            number    TEXT NOT NULL,
-            name      TEXT NOT NULL DEFAULT '',
-            variables TEXT NOT NULL DEFAULT '{}',   -- JSON object of template variables
-            created   INTEGER NOT NULL,
-            updated   INTEGER NOT NULL,
-            UNIQUE (group_id, number)
-        );
-        """,
-    ),
-    (
-        13,
         "native API: campaigns and their recipients",
         """
         -- A named send to groups or a list, handed to the queue a window at a time by the
@@ -604,7 +579,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         """,
     ),
     (
-        14,
+        13,
         "native API: device enrollment codes",
         """
         -- A short-lived, single-use code that an agent swaps for its device token
@@ -623,7 +598,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         """,
     ),
     (
-        15,
+        14,
         "native API: the account's verified phone, one-time codes, deleted devices",
         """
         -- The number one-time codes go to (server/core/otp.py); verified once a code sent to it

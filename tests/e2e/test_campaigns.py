@@ -39,9 +39,9 @@ def test_a_1000_recipient_campaign_matches_the_emulators_counts(gateway: Gateway
     numbers = ([f"{FAILS}{n:05d}" for n in range(100)] + [f"{SILENT}{n:05d}" for n in range(50)]
                + [f"{DELIVERS}{n:05d}" for n in range(850)])  # fmt: skip
     group = v1(stack, key, "POST", "/groups", {"name": "customers"})
-    csv = "number,name\n" + "".join(f"{n},c{i}\n" for i, n in enumerate(numbers[::2]))
-    imported = v1(stack, key, "POST", f"/groups/{group['id']}/import", {"csv": csv})
-    assert (imported["created"], imported["rejected"]) == (500, 0)
+    csv = "phone,name\n" + "".join(f"{n},c{i}\n" for i, n in enumerate(numbers[::2]))
+    imported = v1(stack, key, "POST", f"/groups/{group['id']}/contacts/import", {"csv": csv})
+    assert (imported["added"], imported["rejected"]) == (500, [])
     campaign = v1(stack, key, "POST", "/campaigns",
                   {"name": "spring", "groups": [group["id"]], "to": numbers[1::2],
                    "text": TEXT, "pool": "promo"})  # fmt: skip

@@ -1,5 +1,5 @@
 """Short run of the hostile HTTP fuzzer against /api/v1, from the document the server serves
-(several thousand requests, about a minute); `scripts/run-fuzz --only http-v1` runs it longer."""
+(about 3,500 requests, half a minute); `scripts/run-fuzz --only http-v1` runs it longer."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from tests.fuzz.http import run_http_fuzz
 
 pytestmark = pytest.mark.integration
 
-V1_EXAMPLES = 40
+V1_EXAMPLES = 25
 
 
 def test_api_v1_has_no_5xx_and_answers_match_its_served_document(tmp_path: Path) -> None:
     stats = run_http_fuzz(tmp_path, V1_EXAMPLES, apis=("v1",))
+    print(f"/api/v1 fuzz: {stats.requests} requests, by status {dict(stats.statuses)}")
     operations = {label.split(" (")[0] for label in stats.per_operation}
     assert operations == {f"{r.method} {r.full_path}" for r in ROUTES}
-    assert stats.requests >= 2000
+    assert stats.requests >= 2500
     # Accepted and refused requests alike: the handlers behind the key were reached.
     for status in (200, 201, 400, 401, 404):
         assert stats.statuses[status] > 0, stats.statuses

@@ -150,8 +150,8 @@ async def test_a_quota_pauses_the_campaign_with_the_reason(v1: V1) -> None:
 async def test_groups_and_templates_in_a_campaign(v1: V1) -> None:
     r = runner(v1, 10)
     gid = (await v1.ok("POST", "/groups", key="send", json={"name": "g"}))["id"]
-    csv = "number,name,code\n+4915752982231,Ann,1\n+4915752982232,,2\n+4915752982233,Cy,\n"
-    await v1.ok("POST", f"/groups/{gid}/import", key="send", json={"csv": csv})
+    csv = "phone,name\n+4915752982231,Ann\n+4915752982232,\n+4915752982233,Cy\n"
+    await v1.ok("POST", f"/groups/{gid}/contacts/import", key="send", json={"csv": csv})
     tid = (await v1.ok("POST", "/templates", key="send",
                        json={"name": "t", "body": "Hi {name}: {code}"}))["id"]  # fmt: skip
     made = await v1.ok(
@@ -160,8 +160,9 @@ async def test_groups_and_templates_in_a_campaign(v1: V1) -> None:
         key="send",
         json={
             "name": "g",
-            "groups": [gid],
+            "groups": [gid, gid],
             "template_id": tid,
+            "variables": {"code": "7"},
             "recipients": [{"to": NUMBER, "variables": {"name": "Me", "code": "0"}}],
         },
     )
@@ -170,9 +171,16 @@ async def test_groups_and_templates_in_a_campaign(v1: V1) -> None:
     await r.tick()
     assert counts(await stats(v1, made["id"])) == {"queued": 3, "failed": 1}
     page = await v1.ok("GET", "/messages", key="read")
-    assert sorted(m["text"] for m in page["messages"]) == ["Hi Ann: 1", "Hi Cy: ", "Hi Me: 0"]
+    assert sorted(m["text"] for m in page["messages"]) == ["Hi Ann: 7", "Hi Cy: 7", "Hi Me: 0"]
     listed = await v1.ok("GET", "/campaigns", key="read")
     assert [c["name"] for c in listed["campaigns"]] == ["g"]
+    await v1.err(
+        "POST",
+        "/campaigns",
+        "group_not_found",
+        key=v1.other_key,
+        json={"name": "x", "groups": [gid], "text": "hi"},
+    )  # another account's
 
 
 async def test_creation_refuses_what_a_send_would(v1: V1) -> None:

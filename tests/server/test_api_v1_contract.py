@@ -14,7 +14,7 @@ from simhive.server.api.v1.routes import ROUTES
 from simhive.server.core.models import IncomingMessage
 from simhive.server.core.native_models import SCOPES
 from tests.server._v1 import NUMBER, V1
-from tests.server._v1_groups import group_bodies, group_path, group_records, missing_code, readable
+from tests.server._v1_more import more_bodies, more_path, more_records, more_witness
 
 
 async def records(env: V1, route: Route) -> dict[str, Any]:
@@ -28,8 +28,12 @@ async def records(env: V1, route: Route) -> dict[str, Any]:
     spare = await env.ok("POST", "/keys", key="admin", json={"name": "spare", "scopes": ["read"]})
     template = await env.ok("POST", "/templates", key="send",
                             json={"name": "otp", "body": "Code {code}"})  # fmt: skip
+    group = await env.ok("POST", "/groups", key="send", json={"name": "club"})
+    contact = await env.ok("POST", f"/groups/{group['id']}/contacts", key="send",
+                           json={"phone": NUMBER})  # fmt: skip
     return {"message": sent["messages"][0]["id"], "incoming": incoming_id, "key": spare["id"],
-            "template": template["id"], **await group_records(env, route.path)}  # fmt: skip
+            "template": template["id"], "group": group["id"], "contact": contact["id"],
+            **await more_records(env, route.path)}  # fmt: skip
 
 
 def request(route: Route, env: V1, ids: dict[str, Any]) -> tuple[str, Any]:
@@ -43,9 +47,12 @@ def request(route: Route, env: V1, ids: dict[str, Any]) -> tuple[str, Any]:
         "/devices/{id}": env.device.id,
         "/templates/{id}": ids["template"],
     }.get(path)
+    if path.startswith("/groups/{id}"):
+        record = ids["group"]
+        path = path.replace("{contact_id}", str(ids["contact"]))
     if record is not None:
         path = path.replace("{id}", str(record))
-    path = group_path(path, ids)
+    path = more_path(path, ids)  # campaigns, device operations (tests/server/_v1_more.py)
     path = path.replace("{name}", "shop").replace("{device_id}", str(env.device.id))
     path = path.replace("{sim}", "0")
     bodies: dict[str, Any] = {
@@ -57,7 +64,11 @@ def request(route: Route, env: V1, ids: dict[str, Any]) -> tuple[str, Any]:
         "setPoolSim": {"weight": 2},
         "createTemplate": {"name": "welcome", "body": "Hello {name}"},
         "updateTemplate": {"body": "Your code: {code}"},
-        **group_bodies(ids),
+        "createGroup": {"name": "friends"},
+        "renameGroup": {"name": "family"},
+        "addContact": {"phone": "+4915700000002", "name": "Bob"},
+        "importContacts": {"csv": "phone,name\n+4915700000003,Eve\n"},
+        **more_bodies(ids),
     }
     if route.operation_id == "sendByGet":
         path += "?to=%2B4915752982212&text=hi"
@@ -92,15 +103,31 @@ async def test_route_works_with_its_scope_and_with_admin(v1: V1, route: Route) -
         assert status == route.status
 
 
+def witness(route: Route, ids: dict[str, Any]) -> str:
+    """A GET that shows the record a refused write would have changed."""
+    if route.path.startswith("/keys"):
+        return "/keys"
+    if route.path.startswith("/messages"):
+        return f"/messages/{ids['message']}"
+    if route.path.startswith("/templates"):
+        return f"/templates/{ids['template']}"
+    if route.path.startswith("/groups"):
+        return f"/groups/{ids['group']}/contacts"
+    return more_witness(route.path, ids) or "/pools/shop"
+
+
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.owned], ids=lambda r: r.operation_id)
 async def test_route_hides_the_records_of_other_accounts(v1: V1, route: Route) -> None:
     ids = await records(v1, route)
     path, body = request(route, v1, ids)
-    await v1.err(route.method, path, missing_code(path), key=v1.other_key, json=body)
-    # ... and the record is untouched: the owner still finds it as it was.
-    if route.method != "GET" and "{id}" in route.path:
-        status, _ = await v1.call("GET", readable(path), key="admin")
-        assert status == 200 or route.path.startswith("/keys")
+    before = await v1.ok("GET", witness(route, ids))
+    # A group that is not the caller's is group_not_found (Onfon's 028), like one that is none.
+    code = "group_not_found" if route.path.startswith("/groups") else "not_found"
+    if route.operation_id == "removeContact":
+        code = "not_found"  # the contact is looked up within the caller's account
+    await v1.err(route.method, path, code, key=v1.other_key, json=body)
+    # ... and the record is untouched: the owner finds it as it was.
+    assert await v1.ok("GET", witness(route, ids)) == before
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.operation_id)

@@ -1,143 +1,90 @@
-"""Contact groups over /api/v1: CRUD, codes 028/029, CSV import with per-row errors, and sends
-that name groups (each contact's name and variables fill a template)."""
+"""Contact groups over /api/v1: CRUD, CSV import, paging, sends to a group (names fill a
+template's {name}), and the sharing with the compat API's tags and contacts."""
 
 from __future__ import annotations
 
 from tests.server._v1 import NUMBER, V1
 
+CSV = """Name,Phone
+Ann,+4915700000001
+Bob,0049 157 00000002
+,+4915700000003
+Eve,not a number
+Ann again,+4915700000001
 
-async def group(env: V1, name: str = "club") -> int:
-    made = await env.ok("POST", "/groups", key="send", json={"name": name})
-    assert made["contacts"] == 0
-    gid: int = made["id"]
-    return gid
-
-
-async def test_group_crud_and_its_codes(v1: V1) -> None:
-    gid = await group(v1)
-    err = await v1.err("POST", "/groups", "already_exists", key="send", json={"name": "club"})
-    assert err["details"]["field"] == "name"
-    other = await group(v1, "other")
-    await v1.err("PATCH", f"/groups/{other}", "already_exists", key="send",
-                 json={"name": "club"})  # fmt: skip
-    renamed = await v1.ok("PATCH", f"/groups/{gid}", key="send", json={"name": "friends"})
-    assert renamed["name"] == "friends"
-    listed = await v1.ok("GET", "/groups", key="read")
-    assert [g["name"] for g in listed["groups"]] == ["friends", "other"]
-    assert (await v1.ok("DELETE", f"/groups/{gid}", key="send")) == {"deleted": gid}
-    await v1.err("GET", f"/groups/{gid}", "group_not_found", key="read")
-    await v1.err("DELETE", f"/groups/{gid}", "group_not_found", key="send")
-    await v1.err("GET", "/groups/0", "invalid_input", key="read")
+Dan,+4915700000004
+"""
 
 
-async def test_contact_crud(v1: V1) -> None:
-    gid = await group(v1)
-    made = await v1.ok("POST", f"/groups/{gid}/contacts", key="send",
-                       json={"number": "+49 157 5298 2212", "name": " Ann ",
-                             "variables": {"code": "12"}})  # fmt: skip
-    assert (made["number"], made["name"], made["variables"]) == (NUMBER, "Ann", {"code": "12"})
-    cid = made["id"]
-    # the same number (written otherwise) is the same contact: 029
-    await v1.err("POST", f"/groups/{gid}/contacts", "already_exists", key="send",
-                 json={"number": "004915752982212"})  # fmt: skip
-    await v1.err("POST", f"/groups/{gid}/contacts", "invalid_numbers", key="send",
-                 json={"number": "call me"})  # fmt: skip
-    await v1.err("POST", f"/groups/{gid}/contacts", "invalid_input", key="send",
-                 json={"number": "+4915752982213", "variables": {"9x": "no"}})  # fmt: skip
-    await v1.err("POST", "/groups/999/contacts", "group_not_found", key="send",
-                 json={"number": NUMBER})  # fmt: skip
-    second = await v1.ok("POST", f"/groups/{gid}/contacts", key="send",
-                         json={"number": "+4915752982213"})  # fmt: skip
-    await v1.err("PATCH", f"/groups/{gid}/contacts/{second['id']}", "already_exists",
-                 key="send", json={"number": NUMBER})  # fmt: skip
-    changed = await v1.ok("PATCH", f"/groups/{gid}/contacts/{cid}", key="send",
-                          json={"name": "Ann B.", "variables": {}})  # fmt: skip
-    assert (changed["name"], changed["variables"], changed["number"]) == ("Ann B.", {}, NUMBER)
-    assert (await v1.ok("GET", f"/groups/{gid}/contacts/{cid}", key="read")) == changed
-    assert (await v1.ok("GET", f"/groups/{gid}", key="read"))["contacts"] == 2
-    page = await v1.ok("GET", f"/groups/{gid}/contacts", key="read", params={"limit": "1"})
-    assert [c["id"] for c in page["contacts"]] == [cid] and page["next_cursor"] == cid
-    rest = await v1.ok("GET", f"/groups/{gid}/contacts", key="read",
-                       params={"cursor": str(cid)})  # fmt: skip
-    assert [c["id"] for c in rest["contacts"]] == [second["id"]] and rest["next_cursor"] is None
-    await v1.ok("DELETE", f"/groups/{gid}/contacts/{cid}", key="send")
-    await v1.err("GET", f"/groups/{gid}/contacts/{cid}", "not_found", key="read")
-    # a contact is reached through its own group only
-    other = await group(v1, "other")
-    await v1.err("GET", f"/groups/{other}/contacts/{second['id']}", "not_found", key="read")
+async def test_groups_contacts_and_csv_import(v1: V1) -> None:
+    g = await v1.ok("POST", "/groups", key="send", json={"name": "club"})
+    assert (g["name"], g["contacts"]) == ("club", 0)
+    added = await v1.ok("POST", f"/groups/{g['id']}/contacts", key="send",
+                        json={"phone": "+49 157 52982212", "name": "Zoe"})  # fmt: skip
+    assert (added["phone"], added["name"], added["group_id"]) == (NUMBER, "Zoe", g["id"])
+    await v1.err("POST", f"/groups/{g['id']}/contacts", "already_exists", key="send",
+                 json={"phone": NUMBER})  # fmt: skip
+    await v1.err("POST", f"/groups/{g['id']}/contacts", "invalid_input", key="send",
+                 json={"phone": "abc"})  # fmt: skip
+    result = await v1.ok("POST", f"/groups/{g['id']}/contacts/import", key="send",
+                         json={"csv": CSV})  # fmt: skip
+    bad = {"line": 5, "error": "Invalid phone number: not a number"}
+    assert result == {"added": 4, "skipped": 1, "rejected": [bad]}
+    await v1.err("POST", f"/groups/{g['id']}/contacts/import", "invalid_input", key="send",
+                 json={"csv": "number\n+4915700000009\n"})  # fmt: skip
+    assert (await v1.ok("GET", f"/groups/{g['id']}", key="read"))["contacts"] == 5
+    seen, cursor = [], None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = await v1.ok("GET", f"/groups/{g['id']}/contacts", key="read", params=params)
+        seen += [(c["phone"], c["name"]) for c in page["contacts"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == [(NUMBER, "Zoe"), ("+4915700000001", "Ann"), ("+4915700000002", "Bob"),
+                    ("+4915700000003", None), ("+4915700000004", "Dan")]  # fmt: skip
+    renamed = await v1.ok("PATCH", f"/groups/{g['id']}", key="send", json={"name": "members"})
+    assert renamed["name"] == "members"
+    contact_id = page["contacts"][-1]["id"]
+    assert await v1.ok("DELETE", f"/groups/{g['id']}/contacts/{contact_id}", key="send") == {
+        "deleted": contact_id}  # fmt: skip
+    await v1.err("DELETE", f"/groups/{g['id']}/contacts/{contact_id}", "not_found", key="send")
+    assert await v1.ok("DELETE", f"/groups/{g['id']}", key="send") == {"deleted": g["id"]}
+    await v1.err("GET", f"/groups/{g['id']}", "group_not_found", key="read")
+    await v1.err("GET", f"/groups/{g['id']}/contacts", "group_not_found", key="read")
 
 
-async def test_csv_import_names_each_refused_row(v1: V1) -> None:
-    gid = await group(v1)
-    await v1.ok("POST", f"/groups/{gid}/contacts", key="send", json={"number": NUMBER})
-    csv = (
-        "\ufeffNumber,Name,code\n"  # a BOM and capitals, as spreadsheets write
-        "+4915752982213,Ann,1\n"
-        "not a number,Bob,2\n"
-        "\n"
-        '"+4915752982214","Cy, Jr.",3\n'
-        "+4915752982213,Ann again,4\n"
-        f"{NUMBER},Old,5\n"
-        "+4915752982215,Dee\n"
-    )
-    report = await v1.ok("POST", f"/groups/{gid}/import", key="send", json={"csv": csv})
-    assert (report["rows"], report["created"], report["unchanged"], report["updated"],
-            report["rejected"]) == (6, 2, 1, 0, 3)  # fmt: skip
-    assert [(e["row"], e["code"]) for e in report["errors"]] == [
-        (3, "invalid_numbers"), (6, "already_exists"), (8, "invalid_input")]  # fmt: skip
-    assert "line 2" in report["errors"][1]["message"]
-    page = await v1.ok("GET", f"/groups/{gid}/contacts", key="read")
-    by_number = {c["number"]: c for c in page["contacts"]}
-    assert by_number["+4915752982214"]["name"] == "Cy, Jr."
-    assert by_number["+4915752982214"]["variables"] == {"code": "3"}
-    assert by_number[NUMBER]["name"] == ""  # unchanged without update
-    again = await v1.ok("POST", f"/groups/{gid}/import", key="send",
-                        json={"csv": f"phone,name\n{NUMBER},New\n", "update": True})  # fmt: skip
-    assert (again["created"], again["updated"]) == (0, 1)
-    contact = next(c for c in (await v1.ok("GET", f"/groups/{gid}/contacts", key="read"))
-                   ["contacts"] if c["number"] == NUMBER)  # fmt: skip
-    assert contact["name"] == "New"
-
-
-async def test_csv_import_refuses_a_file_without_a_number_column(v1: V1) -> None:
-    gid = await group(v1)
-    for csv, words in (
-        ("name,code\nAnn,1\n", "number"),
-        ("number,9bad\n1,2\n", "variable"),
-        ("number,name,name\n1,a,b\n", "own"),
-        ('number\n"unclosed\n', "line"),
-    ):
-        err = await v1.err("POST", f"/groups/{gid}/import", "invalid_input", key="send",
-                           json={"csv": csv})  # fmt: skip
-        assert words in err["message"], err
-    assert (await v1.ok("GET", f"/groups/{gid}", key="read"))["contacts"] == 0
-
-
-async def test_send_to_groups_fills_each_contacts_variables(v1: V1) -> None:
-    a, b = await group(v1, "a"), await group(v1, "b")
-    csv = "number,name,code\n+4915752982213,Ann,11\n+4915752982214,Bob,22\n"
-    await v1.ok("POST", f"/groups/{a}/import", key="send", json={"csv": csv})
-    await v1.ok("POST", f"/groups/{b}/import", key="send",
-                json={"csv": "number,name\n+4915752982214,Bob\n+4915752982215,Cy\n"})  # fmt: skip
-    template = await v1.ok("POST", "/templates", key="send",
-                           json={"name": "t", "body": "Dear {name}, code {code}"})  # fmt: skip
-    answer = await v1.ok("POST", "/messages", key="send",
-                         json={"groups": [a, b], "template_id": template["id"],
-                               "to": [NUMBER], "variables": {"code": "00"}})  # fmt: skip
-    # Bob is in both groups and gets one message; the given number has no {name}: refused.
-    assert [m["number"] for m in answer["messages"]] == [
-        NUMBER, "+4915752982213", "+4915752982214", "+4915752982215"]  # fmt: skip
-    assert answer["messages"][0]["error"]["code"] == "template_mismatch"
-    assert (answer["accepted"], answer["rejected"]) == (3, 1)
-    texts = []
-    for m in answer["messages"][1:]:
-        texts.append((await v1.ok("GET", f"/messages/{m['id']}", key="read"))["text"])
-    assert texts == ["Dear Ann, code 11", "Dear Bob, code 22", "Dear Cy, code 00"]
+async def test_send_to_a_group_fills_names(v1: V1) -> None:
+    g = await v1.ok("POST", "/groups", key="send", json={"name": "club"})
+    csv = "phone,name\n+4915700000001,Ann\n+4915700000002,\n"
+    await v1.ok("POST", f"/groups/{g['id']}/contacts/import", key="send", json={"csv": csv})
+    t = await v1.ok("POST", "/templates", key="send", json={"name": "t", "body": "Hi {name}!"})
+    sent = await v1.ok("POST", "/messages", key="send",
+                       json={"group_id": g["id"], "template_id": t["id"]})  # fmt: skip
+    ann, nameless = sent["messages"]
+    assert ann["to"] == "+4915700000001" and ann["id"] is not None
+    assert nameless["error"]["code"] == "template_mismatch"
+    got = await v1.ok("GET", f"/messages/{ann['id']}", key="read")
+    assert got["text"] == "Hi Ann!"
+    sent = await v1.ok("POST", "/messages", key="send",
+                       json={"group_id": g["id"], "template_id": t["id"],
+                             "variables": {"name": "friend"}})  # fmt: skip
+    assert sent["accepted"] == 2  # a contact's own name wins over the shared default
+    plain = await v1.ok("POST", "/messages", key="send", json={"group_id": g["id"], "text": "x"})
+    assert plain["accepted"] == 2
     await v1.err("POST", "/messages", "group_not_found", key="send",
-                 json={"groups": [a, 999], "text": "hi"})  # fmt: skip
-    await v1.err(
-        "POST", "/messages", "group_not_found", key=v1.other_key, json={"groups": [a], "text": "hi"}
-    )  # another account's group
-    empty = await group(v1, "empty")
-    await v1.err("POST", "/messages", "invalid_numbers", key="send",
-                 json={"groups": [empty], "text": "hi"})  # fmt: skip
+                 json={"group_id": 999, "text": "x"})  # fmt: skip
+    await v1.err("POST", "/messages", "invalid_input", key="send",
+                 json={"group_id": g["id"], "to": [NUMBER], "text": "x"})  # fmt: skip
+
+
+async def test_groups_are_the_compat_apis_tags(v1: V1) -> None:
+    form = {"token": v1.compat_token, "title": "from compat"}
+    response = await v1.client.post("/getdata/savetag", data=form)
+    tag_id = (await response.json())["tag_id"]
+    form = {"token": v1.compat_token, "tag_id": tag_id, "phone": NUMBER, "fullname": "Ann"}
+    response = await v1.client.post("/getdata/savecontact", data=form)
+    assert (await response.json())["error"] == 0
+    group = await v1.ok("GET", f"/groups/{tag_id}", key="read")
+    assert (group["name"], group["contacts"]) == ("from compat", 1)
+    listed = await v1.ok("GET", "/groups", key="read")
+    assert [g["id"] for g in listed["groups"]] == [tag_id]

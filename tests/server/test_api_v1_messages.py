@@ -181,6 +181,8 @@ async def test_list_pages_with_a_cursor_and_filters(v1: V1) -> None:
                    {"from": "yesterday"}, {"nope": "1"}):  # fmt: skip
         await v1.err("GET", "/messages", "invalid_input", key="read", params=params)
     await v1.err("GET", "/messages", "not_found", key="read", params={"pool": "nosuch"})
+    # Routes without query parameters refuse them too: a misspelt option is never ignored.
+    await v1.err("GET", "/balance", "invalid_input", key="read", params={"verbose": "1"})
 
 
 async def test_incoming_list_and_read(v1: V1) -> None:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from simhive.server.cli import main as server_cli
 from simhive.server.core.otp import LOCK_SECONDS, MAX_TRIES, OTP_SECONDS, RESEND_SECONDS
 from tests.server._v1 import V1
-from tests.server._v1_groups import PHONE, code_of
+from tests.server._v1_more import PHONE, code_of
 
 US = 1_000_000
 

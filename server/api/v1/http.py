@@ -90,11 +90,12 @@ def _arguments(request: web.Request, route: Route, body: Any) -> dict[str, Any]:
     for name, schema in route.params.items():
         args[name] = schema.from_text(request.match_info.get(name, ""), name)
     query = request.rel_url.query
+    known = route.query.fields if route.query is not None else {}
+    for name in query:
+        if name not in known:
+            raise InvalidInput(f"Unknown query parameter {name[:40]!r}",
+                               details={"field": name[:40]})  # fmt: skip
     if route.query is not None:
-        for name in query:
-            if name not in route.query.fields:
-                raise InvalidInput(f"Unknown query parameter {name[:40]!r}",
-                                   details={"field": name[:40]})  # fmt: skip
         for name, schema in route.query.fields.items():
             if name in query:
                 args[name] = schema.from_text(query[name], name)

@@ -9,9 +9,17 @@ from typing import Any
 from simhive.server.api.v1.schema import Any_, Arr, Bool, Int, Obj, Schema, Str
 from simhive.server.core.dates import iso
 from simhive.server.core.encoding import describe
+from simhive.server.core.groups import ImportResult
 from simhive.server.core.models import Message, Sim
 from simhive.server.core.native import Balance, DeviceProfile, DeviceView, MessageView, QuotaView
-from simhive.server.core.native_models import SCOPES, ApiKey, StatusChange, Template
+from simhive.server.core.native_models import (
+    SCOPES,
+    ApiKey,
+    Contact,
+    Group,
+    StatusChange,
+    Template,
+)
 from simhive.server.core.pools import STRATEGIES, Pool
 from simhive.server.core.routing import PoolInfo
 from simhive.server.core.sending import SendResult
@@ -144,6 +152,43 @@ TEMPLATES = _obj({"templates": Arr(items=TEMPLATE)})
 def template(t: Template) -> dict[str, Any]:
     return {"id": t.id, "name": t.name, "body": t.body, "variables": t.variables,
             "created": iso(t.created), "updated": iso(t.updated)}  # fmt: skip
+
+
+# -- groups -----------------------------------------------------------------------------------
+
+GROUP = _obj({"id": Int(), "name": Str(), "contacts": Int(), "created": _time("", nullable=False)})
+GROUPS = _obj({"groups": Arr(items=GROUP)})
+CONTACT = _obj(
+    {
+        "id": Int(),
+        "group_id": Int(),
+        "phone": Str(),
+        "name": Str(nullable=True, description="Fills a template's {name}."),
+        "created": _time("", nullable=False),
+    }
+)
+CONTACTS = _obj({"contacts": Arr(items=CONTACT), "next_cursor": Str(nullable=True)})
+IMPORTED = _obj(
+    {
+        "added": Int(),
+        "skipped": Int(description="Numbers the group had already (or the file twice)."),
+        "rejected": Arr(items=_obj({"line": Int(), "error": Str()})),
+    }
+)
+
+
+def group(g: Group) -> dict[str, Any]:
+    return {"id": g.id, "name": g.name, "contacts": g.contacts, "created": iso(g.created)}
+
+
+def contact(c: Contact) -> dict[str, Any]:
+    return {"id": c.id, "group_id": c.group_id, "phone": c.phone, "name": c.name,
+            "created": iso(c.created)}  # fmt: skip
+
+
+def imported(r: ImportResult) -> dict[str, Any]:
+    return {"added": len(r.added), "skipped": r.skipped,
+            "rejected": [{"line": line, "error": why} for line, why in r.rejected]}  # fmt: skip
 
 
 # -- messages ---------------------------------------------------------------------------------

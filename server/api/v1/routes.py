@@ -7,14 +7,14 @@ from typing import Any
 
 from simhive.server.api.v1 import render
 from simhive.server.api.v1.declare import Ctx, Route
+from simhive.server.api.v1.routes_campaigns import CAMPAIGN_ROUTES
 from simhive.server.api.v1.routes_confirmed import CONFIRMED_ROUTES
 from simhive.server.api.v1.routes_devices import DEVICE_ROUTES
-from simhive.server.api.v1.routes_groups import GROUP_IDS, GROUP_ROUTES
 from simhive.server.api.v1.schema import Arr, Bool, Int, Map, Obj, Schema, Str
 from simhive.server.core import limits
 from simhive.server.core.dates import parse_input
 from simhive.server.core.errors import InvalidInput
-from simhive.server.core.native import MessageFilters
+from simhive.server.core.native import MessageFilters, decode_cursor, encode_cursor
 from simhive.server.core.native_models import SCOPES
 from simhive.server.core.pools import MAX_WEIGHT, STRATEGIES
 from simhive.server.core.sending import PRIORITIES, SendRequest
@@ -97,6 +97,7 @@ SEND_FIELDS: dict[str, Schema] = {
         description="Instead of `to`: each number with its own template variables.",
     ),
     "text": Str(min_len=1, max_len=limits.MAX_BODY_CHARS, description="Or `template_id`."),
+    "group_id": Int(minimum=1, maximum=2**62, description="Instead of `to`: a contact group."),
     "template_id": Int(minimum=1, maximum=2**62, description="Send this template, filled."),
     "variables": VARIABLES,
     "pool": POOL_NAME,
@@ -110,7 +111,6 @@ SEND_FIELDS: dict[str, Schema] = {
                             description="Expire (status 21) unless a SIM took it by then."),
     "customer_id": Int(minimum=-(2**62), maximum=2**62, description="Your own reference."),
     "all_or_nothing": Bool(description="Refuse the whole request if any number is bad."),
-    "groups": GROUP_IDS,
 }  # fmt: skip
 SEND_BODY = Obj(fields=SEND_FIELDS)
 
@@ -128,6 +128,7 @@ def _send_request(a: dict[str, Any]) -> SendRequest:
         template_id=a.get("template_id"),
         variables=a.get("variables", {}),
         per_recipient=per_recipient,
+        group_id=a.get("group_id"),
         pool=a.get("pool"),
         device_id=a.get("device_id"),
         sim=a.get("sim", 0) if a.get("device_id") is not None else None,
@@ -140,10 +141,7 @@ def _send_request(a: dict[str, Any]) -> SendRequest:
 
 
 async def send(ctx: Ctx, a: dict[str, Any]) -> Any:
-    req = _send_request(a)
-    if "groups" in a:  # the groups' contacts join the recipients (server/core/groups.py)
-        req = await ctx.native.groups.with_groups(ctx.caller, req, a["groups"])
-    return render.sent(await ctx.native.sender.send(ctx.caller, req))
+    return render.sent(await ctx.native.sender.send(ctx.caller, _send_request(a)))
 
 
 GET_SEND_QUERY = Obj(
@@ -260,6 +258,72 @@ async def delete_template(ctx: Ctx, a: dict[str, Any]) -> Any:
     return {"deleted": a["id"]}
 
 
+# -- groups -----------------------------------------------------------------------------------
+
+GROUP_BODY = Obj(fields={"name": Str(min_len=1, max_len=limits.MAX_TITLE_CHARS)},
+                 required=("name",))  # fmt: skip
+CONTACT_BODY = Obj(
+    fields={"phone": Str(min_len=1, max_len=64), "name": Str(max_len=limits.MAX_TITLE_CHARS)},
+    required=("phone",),
+)
+IMPORT_BODY = Obj(
+    fields={"csv": Str(min_len=1, max_len=limits.MAX_REQUEST_BYTES,
+                       description="CSV text whose first line names the columns: phone, name.")},
+    required=("csv",),
+)  # fmt: skip
+CONTACTS_QUERY = Obj(
+    fields={
+        "cursor": Str(max_len=40, description="next_cursor of the previous page."),
+        "limit": Int(minimum=1, maximum=limits.MAX_API_PAGE),
+    }
+)
+
+
+async def create_group(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.group(await ctx.native.groups.create(ctx.caller, a["name"]))
+
+
+async def list_groups(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return {"groups": [render.group(g) for g in await ctx.native.groups.all(ctx.caller)]}
+
+
+async def get_group(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.group(await ctx.native.groups.get(ctx.caller, a["id"]))
+
+
+async def rename_group(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.group(await ctx.native.groups.rename(ctx.caller, a["id"], a["name"]))
+
+
+async def delete_group(ctx: Ctx, a: dict[str, Any]) -> Any:
+    await ctx.native.groups.delete(ctx.caller, a["id"])
+    return {"deleted": a["id"]}
+
+
+async def list_contacts(ctx: Ctx, a: dict[str, Any]) -> Any:
+    limit = a.get("limit", limits.DEFAULT_API_PAGE)
+    after = decode_cursor(a["cursor"]) if "cursor" in a else 0
+    rows = await ctx.native.groups.contacts(ctx.caller, a["id"], after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"contacts": [render.contact(c) for c in rows],
+            "next_cursor": encode_cursor(rows[-1].id) if more and rows else None}  # fmt: skip
+
+
+async def add_contact(ctx: Ctx, a: dict[str, Any]) -> Any:
+    c = await ctx.native.groups.add(ctx.caller, a["id"], a["phone"], a.get("name"))
+    return render.contact(c)
+
+
+async def import_contacts(ctx: Ctx, a: dict[str, Any]) -> Any:
+    return render.imported(await ctx.native.groups.import_csv(ctx.caller, a["id"], a["csv"]))
+
+
+async def remove_contact(ctx: Ctx, a: dict[str, Any]) -> Any:
+    await ctx.native.groups.remove(ctx.caller, a["id"], a["contact_id"])
+    return {"deleted": a["contact_id"]}
+
+
 # -- quotas, devices, pools -------------------------------------------------------------------
 
 
@@ -334,6 +398,7 @@ async def remove_pool_sim(ctx: Ctx, a: dict[str, Any]) -> Any:
 
 _ID: dict[str, Schema] = {"id": ID}
 _POOL: dict[str, Schema] = {"name": POOL_NAME}
+_DELETED = Obj(fields={"deleted": Int()}, required=("deleted",))
 _POOL_SIM: dict[str, Schema] = {"name": POOL_NAME, "device_id": ID, "sim": SIM}
 
 ROUTES: tuple[Route, ...] = (
@@ -370,6 +435,27 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/templates/{id}", "deleteTemplate", "Delete a template.", "templates",
           "send", delete_template, Obj(fields={"deleted": Int()}, required=("deleted",)),
           params=_ID, owned=True),
+    Route("POST", "/groups", "createGroup", "Create a contact group.", "groups", "send",
+          create_group, render.GROUP, 201, body=GROUP_BODY),
+    Route("GET", "/groups", "listGroups", "The account's groups with their contact counts.",
+          "groups", "read", list_groups, render.GROUPS),
+    Route("GET", "/groups/{id}", "getGroup", "One group.", "groups", "read", get_group,
+          render.GROUP, params=_ID, owned=True),
+    Route("PATCH", "/groups/{id}", "renameGroup", "Rename a group.", "groups", "send",
+          rename_group, render.GROUP, params=_ID, body=GROUP_BODY, owned=True),
+    Route("DELETE", "/groups/{id}", "deleteGroup", "Delete a group and its contacts.", "groups",
+          "send", delete_group, _DELETED, params=_ID, owned=True),
+    Route("GET", "/groups/{id}/contacts", "listContacts", "A group's contacts, oldest first.",
+          "groups", "read", list_contacts, render.CONTACTS, params=_ID, query=CONTACTS_QUERY,
+          owned=True),
+    Route("POST", "/groups/{id}/contacts", "addContact", "Add a contact to a group.", "groups",
+          "send", add_contact, render.CONTACT, 201, params=_ID, body=CONTACT_BODY, owned=True),
+    Route("POST", "/groups/{id}/contacts/import", "importContacts", "Add contacts from CSV.",
+          "groups", "send", import_contacts, render.IMPORTED, params=_ID, body=IMPORT_BODY,
+          owned=True),
+    Route("DELETE", "/groups/{id}/contacts/{contact_id}", "removeContact",
+          "Take a contact out of a group.", "groups", "send", remove_contact, _DELETED,
+          params={"id": ID, "contact_id": ID}, owned=True),
     Route("GET", "/balance", "getBalance", "Quotas: limits, use and what is left.", "quotas",
           "read", balance, render.BALANCE),
     Route("PUT", "/quotas", "setQuotas", "Set the account's daily and monthly quotas.",
@@ -396,7 +482,7 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/pools/{name}/sims/{device_id}/{sim}", "removePoolSim",
           "Take a SIM out of a named pool.", "pools", "devices", remove_pool_sim,
           render.POOL_INFO, params=_POOL_SIM, owned=True),
-    *GROUP_ROUTES,
+    *CAMPAIGN_ROUTES,
     *DEVICE_ROUTES,
     *CONFIRMED_ROUTES,
 )  # fmt: skip

@@ -1,66 +1,17 @@
-"""Storage of contact groups and campaigns (native API); SQLite: sqlite_groups.py and
-sqlite_campaigns.py. Kept apart from `Store` (base.py) so each interface stays readable."""
+"""Storage of campaigns (native API); SQLite: sqlite_campaigns.py. Kept apart from `Store`
+(base.py) so each interface stays readable."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from simhive.server.core.group_models import (
+from simhive.server.core.campaign_models import (
     Campaign,
     CampaignCounts,
     CampaignRecipient,
-    Contact,
-    Group,
     NewCampaign,
-    NewContact,
 )
-
-
-class GroupStore(ABC):
-    @abstractmethod
-    async def create_group(self, account_id: int, name: str, now: int) -> Group:
-        """AlreadyExists if the account has a group of that name."""
-
-    @abstractmethod
-    async def group_by_id(self, account_id: int, group_id: int) -> Group | None: ...
-
-    @abstractmethod
-    async def list_groups(self, account_id: int) -> list[Group]: ...
-
-    @abstractmethod
-    async def rename_group(self, account_id: int, group_id: int, name: str, now: int) -> Group:
-        """NotFound, or AlreadyExists if another group has that name."""
-
-    @abstractmethod
-    async def delete_group(self, account_id: int, group_id: int) -> None:
-        """Delete the group and its contacts; NotFound if not the account's."""
-
-    @abstractmethod
-    async def add_contacts(
-        self, group_id: int, contacts: Sequence[NewContact], update: bool, now: int
-    ) -> list[tuple[int, bool]]:
-        """Insert each contact (one transaction); a number the group has already is updated
-        when `update`, else left alone. Per contact: (its id, whether it was new)."""
-
-    @abstractmethod
-    async def contact_by_id(self, group_id: int, contact_id: int) -> Contact | None: ...
-
-    @abstractmethod
-    async def list_contacts(self, group_id: int, after: int, limit: int) -> list[Contact]:
-        """Contacts with ids above `after`, by id."""
-
-    @abstractmethod
-    async def update_contact(self, group_id: int, contact: Contact, now: int) -> Contact:
-        """Write number, name and variables; NotFound, or AlreadyExists for a number that
-        another contact of the group has."""
-
-    @abstractmethod
-    async def delete_contact(self, group_id: int, contact_id: int) -> None: ...
-
-    @abstractmethod
-    async def group_members(self, group_ids: Sequence[int]) -> list[Contact]:
-        """Every contact of the groups, group by group in the given order, each by id."""
 
 
 class CampaignStore(ABC):

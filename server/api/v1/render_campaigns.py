@@ -1,5 +1,5 @@
-"""Answers of the group, contact and campaign routes of /api/v1: each shape declared once beside
-its renderer (as render.py does for the others)."""
+"""Answers of the campaign routes of /api/v1: each shape declared once beside its renderer (as
+render.py does for the others)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Any
 
 from simhive.server.api.v1.render import _obj, _time
 from simhive.server.api.v1.schema import Arr, Int, Map, Schema, Str, _fail
+from simhive.server.core.campaign_models import CAMPAIGN_STATES, Campaign
 from simhive.server.core.campaigns import CampaignStats
 from simhive.server.core.dates import iso
-from simhive.server.core.group_models import CAMPAIGN_STATES, Campaign, Contact, Group
-from simhive.server.core.groups import ContactPage, ImportReport
 from simhive.server.core.sending import PRIORITIES
 
 
@@ -26,72 +25,6 @@ class Num(Schema):
 
     def _openapi(self) -> dict[str, Any]:
         return {"type": "number"}
-
-
-VARIABLES = Map(values=Str(), description="Template variables of this contact.")
-
-GROUP = _obj(
-    {
-        "id": Int(),
-        "name": Str(),
-        "contacts": Int(description="How many contacts it holds."),
-        "created": _time("", nullable=False),
-        "updated": _time("", nullable=False),
-    }
-)
-GROUPS = _obj({"groups": Arr(items=GROUP)})
-
-
-def group(g: Group) -> dict[str, Any]:
-    return {"id": g.id, "name": g.name, "contacts": g.contacts, "created": iso(g.created),
-            "updated": iso(g.updated)}  # fmt: skip
-
-
-CONTACT = _obj(
-    {
-        "id": Int(),
-        "group_id": Int(),
-        "number": Str(description="Normalised (E.164 where the number allows)."),
-        "name": Str(description="Also the {name} template variable; may be empty."),
-        "variables": VARIABLES,
-        "created": _time("", nullable=False),
-        "updated": _time("", nullable=False),
-    }
-)
-CONTACTS = _obj({"contacts": Arr(items=CONTACT), "next_cursor": Int(nullable=True)})
-
-
-def contact(c: Contact) -> dict[str, Any]:
-    return {"id": c.id, "group_id": c.group_id, "number": c.number, "name": c.name,
-            "variables": c.variables, "created": iso(c.created),
-            "updated": iso(c.updated)}  # fmt: skip
-
-
-def contacts(p: ContactPage) -> dict[str, Any]:
-    return {"contacts": [contact(c) for c in p.contacts], "next_cursor": p.next_cursor}
-
-
-IMPORT = _obj(
-    {
-        "rows": Int(description="Data rows read (blank lines are skipped)."),
-        "created": Int(),
-        "updated": Int(description="Numbers the group had, rewritten (update: true)."),
-        "unchanged": Int(description="Numbers the group had, left as they were."),
-        "rejected": Int(),
-        "errors": Arr(
-            items=_obj({"row": Int(description="Line of the file; the header is line 1."),
-                        "code": Str(), "message": Str()}),
-            description="Each refused row (the first 1,000).",
-        ),
-    }
-)  # fmt: skip
-
-
-def import_report(r: ImportReport) -> dict[str, Any]:
-    return {"rows": r.rows, "created": r.created, "updated": r.updated,
-            "unchanged": r.unchanged, "rejected": r.rejected,
-            "errors": [{"row": e.row, "code": e.code, "message": e.message}
-                       for e in r.errors]}  # fmt: skip
 
 
 CAMPAIGN = _obj(

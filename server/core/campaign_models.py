@@ -1,37 +1,8 @@
-"""Records of contact groups and campaigns (native API). Times are UTC microseconds (dates.py)."""
+"""Records of campaigns (native API). Times are UTC microseconds (dates.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    id: int
-    account_id: int
-    name: str
-    created: int
-    updated: int
-    contacts: int = 0  # how many contacts it holds
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    id: int
-    group_id: int
-    number: str  # normalised (numbers.py): the same person is one contact per group
-    name: str
-    variables: dict[str, str]  # template variables of this contact (besides {name})
-    created: int
-    updated: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewContact:
-    number: str
-    name: str = ""
-    variables: dict[str, str] = field(default_factory=dict)
-
+from dataclasses import dataclass
 
 # Campaign states: scheduled -> running <-> paused; running -> finished; any but finished ->
 # cancelled.
