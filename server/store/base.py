@@ -24,6 +24,7 @@ from simhive.server.core.models import (
     Sim,
 )
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
+from simhive.server.store.account_webhooks_base import AccountWebhookStore
 from simhive.server.store.agent_base import AgentExtrasStore
 from simhive.server.store.campaigns_base import CampaignStore
 from simhive.server.store.devices_base import DeviceAdminStore
@@ -198,6 +199,7 @@ class Store(
     CampaignStore,
     DeviceAdminStore,
     OtpStore,
+    AccountWebhookStore,
 ):
     """Everything the server stores; the agent protocol's part is in AgentStore."""
 

@@ -28,6 +28,7 @@ from simhive.server.core.models import (
     Sim,
 )
 from simhive.server.store.base import DuplicateEmail, Store, StoreError
+from simhive.server.store.sqlite_account_webhooks import SqliteAccountWebhookStore
 from simhive.server.store.sqlite_agent import SqliteAgentStore
 from simhive.server.store.sqlite_campaigns import SqliteCampaignStore
 from simhive.server.store.sqlite_devices import SqliteDeviceAdminStore
@@ -90,6 +91,7 @@ class SqliteStore(
     SqliteCampaignStore,
     SqliteDeviceAdminStore,
     SqliteOtpStore,
+    SqliteAccountWebhookStore,
     Store,
 ):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:

@@ -627,6 +627,69 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         ALTER TABLE devices ADD COLUMN deleted INTEGER;
         """,
     ),
+    (
+        15,
+        "native API: account webhooks (message status, incoming SMS, device status)",
+        """
+        -- An account's webhook URLs, one per kind ('' or NULL: none), and its signing secret.
+        CREATE TABLE account_webhooks (
+            account_id   INTEGER PRIMARY KEY REFERENCES accounts(id),
+            url_status   TEXT,
+            url_incoming TEXT,
+            url_device   TEXT,
+            secret       TEXT,
+            updated      INTEGER NOT NULL
+        );
+        -- Durable outbox of account webhooks: rows are written in the transaction of the change
+        -- they announce (triggers below; device status by server/core/device_watch.py), bodies
+        -- of message rows rendered at delivery, device rows carry theirs (`body`).
+        CREATE TABLE account_webhook_outbox (
+            id           INTEGER PRIMARY KEY,
+            account_id   INTEGER NOT NULL REFERENCES accounts(id),
+            kind         TEXT NOT NULL,           -- status, incoming, device
+            event_key    TEXT NOT NULL UNIQUE,    -- the receiver's idempotency key
+            url          TEXT NOT NULL,
+            sms_id       INTEGER,
+            status       INTEGER,
+            body         TEXT,
+            state        TEXT NOT NULL DEFAULT 'pending',  -- pending, delivered, dead
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            next_attempt INTEGER NOT NULL,
+            created      INTEGER NOT NULL,
+            delivered_at INTEGER,
+            last_error   TEXT
+        );
+        CREATE INDEX account_webhook_outbox_due ON account_webhook_outbox(next_attempt)
+            WHERE state = 'pending';
+        CREATE TRIGGER account_webhook_on_status AFTER UPDATE OF status ON messages
+        WHEN NEW.status <> OLD.status AND NEW.direction = 'out'
+             AND NEW.status IN (6, 7, 8, 9, 10, 11, 12, 100, 101, 20, 21)
+        BEGIN
+            INSERT OR IGNORE INTO account_webhook_outbox(account_id, kind, event_key, url, sms_id,
+                status, next_attempt, created)
+            SELECT NEW.account_id, 'status', 'a-status:' || NEW.id || ':' || NEW.status,
+                a.url_status, NEW.id, NEW.status, NEW.status_changed, NEW.status_changed
+            FROM account_webhooks a
+            WHERE a.account_id = NEW.account_id AND COALESCE(a.url_status, '') <> '';
+        END;
+        CREATE TRIGGER account_webhook_on_incoming AFTER INSERT ON messages
+        WHEN NEW.direction = 'in' AND NEW.status = 5
+        BEGIN
+            INSERT OR IGNORE INTO account_webhook_outbox(account_id, kind, event_key, url, sms_id,
+                status, next_attempt, created)
+            SELECT NEW.account_id, 'incoming', 'a-incoming:' || NEW.id, a.url_incoming, NEW.id,
+                5, NEW.status_changed, NEW.status_changed
+            FROM account_webhooks a
+            WHERE a.account_id = NEW.account_id AND COALESCE(a.url_incoming, '') <> '';
+        END;
+        -- The connection state the device watcher last announced.
+        CREATE TABLE device_connection (
+            device_id INTEGER PRIMARY KEY REFERENCES devices(id),
+            connected INTEGER NOT NULL,
+            changed   INTEGER NOT NULL
+        );
+        """,
+    ),
 ]
 
 

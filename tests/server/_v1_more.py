@@ -46,6 +46,7 @@ def more_bodies(ids: dict[str, Any]) -> dict[str, Any]:
         "createCampaign": {"name": "another", "groups": [ids["group"]], "text": "hi"},
         "createDevice": {"name": "new modem"},
         "updateDevice": {"name": "renamed modem"},
+        "setWebhooks": {"status": "https://example.com/hook"},
     }
     if "phone_code" in ids:
         out.update(setPhone={"number": OTHER_PHONE}, verifyPhone={"code": ids["phone_code"]},

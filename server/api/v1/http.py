@@ -22,7 +22,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from simhive.server.api.compat import GATEWAY
 from simhive.server.api.params import load_json
-from simhive.server.api.v1 import campaign_job
+from simhive.server.api.v1 import campaign_job, webhook_job
 from simhive.server.api.v1.declare import Ctx, Route
 from simhive.server.api.v1.openapi import document
 from simhive.server.api.v1.routes import ROUTES
@@ -191,3 +191,4 @@ def add_routes(app: web.Application) -> None:
 
     app.cleanup_ctx.append(sweeping)
     campaign_job.attach(app, app[NATIVE])
+    webhook_job.attach(app, app[NATIVE])

@@ -10,6 +10,7 @@ from simhive.server.api.v1.declare import Ctx, Route
 from simhive.server.api.v1.routes_campaigns import CAMPAIGN_ROUTES
 from simhive.server.api.v1.routes_confirmed import CONFIRMED_ROUTES
 from simhive.server.api.v1.routes_devices import DEVICE_ROUTES
+from simhive.server.api.v1.routes_webhooks import WEBHOOK_ROUTES
 from simhive.server.api.v1.schema import Arr, Bool, Int, Map, Obj, Schema, Str
 from simhive.server.core import limits
 from simhive.server.core.dates import parse_input
@@ -485,4 +486,5 @@ ROUTES: tuple[Route, ...] = (
     *CAMPAIGN_ROUTES,
     *DEVICE_ROUTES,
     *CONFIRMED_ROUTES,
+    *WEBHOOK_ROUTES,
 )  # fmt: skip
