@@ -1,8 +1,8 @@
 """Device status for account webhooks: announces when a device's agent connects (a request after
-it was offline) and disconnects (no request for `offline_seconds`), with a reason, as Fonnte's
-device-status webhook does. A small background job: each tick compares every watched device's
-last request with the state it last announced, and writes the change and its outbox row in one
-transaction. It watches only devices of accounts with a device-status URL.
+it was offline) and disconnects (no request for `offline_seconds`, and no long poll open), with a
+reason, as Fonnte's device-status webhook does. A small background job: each tick compares every
+watched device's state with the one it last announced, and writes the change and its outbox row
+in one transaction. It watches only devices of accounts with a device-status URL.
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ class DeviceWatch:
         interval_seconds: float = 2.0,
         clock: Callable[[], int] = now_us,
         on_change: Callable[[], None] = lambda: None,
+        waiting: Callable[[int], bool] = lambda device_id: False,
     ) -> None:
         self.store = store
         self.offline_seconds = offline_seconds
         self.interval_seconds = interval_seconds
         self.clock = clock
         self.on_change = on_change
+        # An open long poll is an agent that is there, however long ago its request started.
+        self.waiting = waiting
 
     async def tick(self) -> int:
         """Announce every change; returns how many."""
@@ -40,7 +43,9 @@ class DeviceWatch:
         changes = 0
         for device, announced, url in await self.store.watched_devices():
             seen = device.lastseen
-            connected = seen is not None and now - seen <= self.offline_seconds * US
+            connected = self.waiting(device.id) or (
+                seen is not None and now - seen <= self.offline_seconds * US
+            )
             if announced is None and not connected:
                 # never announced and not there: remember it, nothing changed for the receiver
                 await self.store.record_connection(device, False, now, None, None)

@@ -57,6 +57,10 @@ class WorkNotifier:
                 # orphan the registration of a pull that prepared but is still looking at the
                 # store, and the notify meant for it would be lost until its wait timed out.
 
+    def waiting(self, device_id: int) -> bool:
+        """Whether a long poll of the device is open in this process (its agent is there)."""
+        return device_id in self._waiters
+
     def prepare(self, device_id: int) -> asyncio.Event:
         """Get (creating) the device's event before looking for due work, to not miss a notify."""
         return self._events.setdefault(device_id, asyncio.Event())

@@ -54,6 +54,7 @@ def attach(app: web.Application, native: Native) -> None:
                 offline_seconds=app[AGENT].settings.agent_offline_seconds,
                 interval_seconds=jobs.watch_interval_seconds,
                 on_change=jobs.sender.wake,
+                waiting=native.gw.notifier.waiting,
             )
             tasks = [
                 asyncio.create_task(jobs.sender.run(), name="simhive-account-webhooks"),
