@@ -139,7 +139,8 @@ def enroll(url: str, code: str, config_path: str, ports: tuple[str, ...], dual_s
     the device into the agent's config."""
     url = url.rstrip("/")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+    # A path is a reverse proxy's prefix (as the config's `server` may have one).
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         fail(f"not a server URL: {url!r}", "give the base URL, e.g. http://192.168.1.10:8080")
     if len(ports) > 2:
         fail("at most two --port options", "one per SIM of a composite modem")
