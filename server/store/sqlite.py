@@ -34,7 +34,7 @@ from simhive.server.store.sqlite_campaigns import SqliteCampaignStore
 from simhive.server.store.sqlite_devices import SqliteDeviceAdminStore
 from simhive.server.store.sqlite_groups import SqliteGroupStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
-from simhive.server.store.sqlite_native import SqliteNativeStore, SqliteTemplateStore
+from simhive.server.store.sqlite_native import SqliteNativeStore
 from simhive.server.store.sqlite_otp import SqliteOtpStore
 from simhive.server.store.sqlite_pools import SqlitePoolStore
 from simhive.server.store.sqlite_rows import (
@@ -48,6 +48,7 @@ from simhive.server.store.sqlite_rows import (
     sim_row,
 )
 from simhive.server.store.sqlite_schema import migrate
+from simhive.server.store.sqlite_templates import SqliteTemplateStore
 from simhive.server.store.sqlite_webhooks import SqliteWebhookStore
 from simhive.server.store.writer import GroupCommitWriter, RowInsert
 

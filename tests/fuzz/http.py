@@ -51,12 +51,17 @@ class HttpStats:
     seconds: float = 0.0
 
 
+def _keep_own_key(case: Any, srv: Server) -> None:
+    """Revoking the fuzzer's own key would end the run: aim such a request at another id."""
+    path = case.path_parameters or {}
+    if case.operation.label == "DELETE /api/v1/keys/{id}" and path.get("id") == srv.api_key_id:
+        path["id"] = srv.api_key_id + 1
+
+
 def _with_credentials(case: Any, srv: Server, api: str) -> None:
     if api == "v1":
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {srv.api_key}"}
-        path = case.path_parameters or {}
-        if case.operation.label == "DELETE /api/v1/keys/{id}" and path.get("id") == srv.api_key_id:
-            path["id"] = srv.api_key_id + 1  # revoking its own key would end the run
+        _keep_own_key(case, srv)
     elif api == "agent":
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {srv.device_token}"}
     elif isinstance(case.query, dict):
@@ -144,3 +149,35 @@ def run_http_fuzz(tmp: Path, examples: int, apis: tuple[str, ...] = ()) -> HttpS
     assert errors == [], "\n".join(errors[:20])
     assert not any(status >= 500 for status in stats.statuses), stats.statuses
     return stats
+
+
+def run_v1_stateful(srv: Server, examples: int, steps: int) -> Counter[str]:
+    """Stateful fuzzing of /api/v1 along the links of its served document (a created template,
+    group, key, pool or message is then read, changed, cancelled or deleted), with the same
+    checks as every single request. Returns how many calls each operation got."""
+    schema = schemathesis.openapi.from_url(f"{srv.url}/api/v1/openapi.json")
+    calls: Counter[str] = Counter()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {srv.api_key}"
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": srv.url, "session": session, "timeout": 30}
+
+        def before_call(self, case: Any) -> None:
+            _keep_own_key(case, srv)
+            calls[case.operation.label] += 1
+
+        def validate_response(self, response: Any, case: Any, *args: Any, **kw: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Machine.run(
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    return calls

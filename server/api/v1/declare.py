@@ -48,6 +48,10 @@ class Route:
     description: str = ""
     # GET send: the key may come as ?api_key= (a documented risk) besides the header.
     key_in_query: bool = False
+    # OpenAPI links from this route's answer to routes that take a value of it, e.g.
+    # {"getMessage": {"id": "$response.body#/messages/0/id"}}: clients and stateful fuzzing
+    # (schemathesis) follow them from a created record to what can be done with it.
+    links: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def full_path(self) -> str:

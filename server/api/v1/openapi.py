@@ -70,11 +70,17 @@ def _operation(route: Route) -> dict[str, Any]:
             "content": {"application/json": {"schema": route.body.openapi()}},
         }
     statuses = sorted({*_COMMON, *((409,) if route.method != "GET" else ())})
+    success: dict[str, Any] = {
+        "description": "Success.",
+        "content": {"application/json": {"schema": route.answer.openapi()}},
+    }
+    if route.links:
+        success["links"] = {
+            target: {"operationId": target, "parameters": parameters}
+            for target, parameters in route.links.items()
+        }
     op["responses"] = {
-        str(route.status): {
-            "description": "Success.",
-            "content": {"application/json": {"schema": route.answer.openapi()}},
-        },
+        str(route.status): success,
         **{str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses},
     }
     return op
