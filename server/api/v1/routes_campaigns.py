@@ -127,7 +127,9 @@ async def cancel_campaign(ctx: Ctx, a: dict[str, Any]) -> Any:
 CAMPAIGN_ROUTES: tuple[Route, ...] = (
     Route("POST", "/campaigns", "createCampaign",
           "A named send to groups or numbers, now or scheduled.", "campaigns", "send",
-          create_campaign, render.CAMPAIGN, 201, body=CAMPAIGN_BODY),
+          create_campaign, render.CAMPAIGN, 201, body=CAMPAIGN_BODY,
+          links={op: {"id": "$response.body#/id"} for op in
+                 ("getCampaign", "campaignStatistics", "pauseCampaign", "cancelCampaign")}),
     Route("GET", "/campaigns", "listCampaigns", "The account's campaigns, newest first.",
           "campaigns", "read", list_campaigns, render.CAMPAIGNS, query=CAMPAIGNS_QUERY),
     Route("GET", "/campaigns/{id}", "getCampaign", "One campaign.", "campaigns", "read",

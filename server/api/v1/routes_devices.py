@@ -122,7 +122,8 @@ async def update_device(ctx: Ctx, a: dict[str, Any]) -> Any:
 DEVICE_ROUTES: tuple[Route, ...] = (
     Route("POST", "/devices", "createDevice",
           "Create a device: its token once, and a code for `simhive-agent enroll`.", "devices",
-          "devices", create_device, NEW_DEVICE, 201, body=CREATE_BODY),
+          "devices", create_device, NEW_DEVICE, 201, body=CREATE_BODY,
+          links={op: {"id": "$response.body#/id"} for op in ("getDevice", "updateDevice")}),
     Route("PATCH", "/devices/{id}", "updateDevice",
           "Change a device's name, pacing, webhooks or pool seats.", "devices", "devices",
           update_device, UPDATED, params={"id": ID}, body=UPDATE_BODY, owned=True),
