@@ -27,6 +27,8 @@ from simhive.server.core.webhooks import (
     HEADER_EVENT_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
+    KEEP_SECONDS,
+    PRUNE_EVERY_SECONDS,
     USER_AGENT,
     Post,
     RetryPolicy,
@@ -115,9 +117,15 @@ class AccountWebhookSender:
         self.interval_seconds = interval_seconds
         self.clock = clock
         self._wake = asyncio.Event()
+        self._pruned = 0
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def prune(self) -> int:
+        """Forget rows delivered or given up more than KEEP_SECONDS ago (as device webhooks)."""
+        self._pruned = self.clock()
+        return await self.store.prune_account_webhooks(self._pruned - KEEP_SECONDS * US)
 
     async def tick(self) -> int:
         """Attempt the due rows; a delivery makes the next row of its message due, so go round
@@ -163,6 +171,8 @@ class AccountWebhookSender:
         while True:
             try:
                 await self.tick()
+                if self.clock() - self._pruned >= PRUNE_EVERY_SECONDS * US:
+                    await self.prune()
             except StoreError as exc:
                 log.error("account webhooks: %s", exc)
             except Exception:  # a bug must not end deliveries for the life of the server

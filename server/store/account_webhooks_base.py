@@ -57,6 +57,10 @@ class AccountWebhookStore(ABC):
         """Count a failed attempt; `next_attempt` None gives the row up (state dead)."""
 
     @abstractmethod
+    async def prune_account_webhooks(self, before: int) -> int:
+        """Forget delivered and given-up rows created before `before`; returns how many."""
+
+    @abstractmethod
     async def account_webhook_rows(self, account_id: int) -> list[dict[str, object]]:
         """The account's outbox rows, oldest first (inspection, tests)."""
 

@@ -76,6 +76,17 @@ class SqliteAccountWebhookStore(AccountWebhookStore):
 
         await self.writer.submit(op, atomic=True)
 
+    async def prune_account_webhooks(self, before: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM account_webhook_outbox WHERE state IN ('delivered', 'dead')"
+                " AND created < ?",
+                (before,),
+            )
+            return int(cur.rowcount)
+
+        return await self.writer.submit(op, atomic=True)
+
     async def account_webhook_rows(self, account_id: int) -> list[dict[str, object]]:
         rows = await self._all(
             f"SELECT {', '.join(_ROW_COLS)} FROM account_webhook_outbox WHERE account_id = ?"

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from simhive.server.api.v1.webhook_job import ACCOUNT_HOOKS, AccountHookJobs
 from simhive.server.core.models import IncomingMessage, ReportEvent
-from simhive.server.core.webhooks import verify
+from simhive.server.core.webhooks import KEEP_SECONDS, verify
 from tests.server._v1 import NUMBER, V1
 
 US = 1_000_000
@@ -128,6 +128,13 @@ async def test_a_failed_delivery_is_retried_later(v1: V1, receiver: Receiver) ->
     assert (body["id"], body["status"], body["status_name"]) == (sms_id, 20, "cancelled")
     [row] = await v1.gateway.store.account_webhook_rows(v1.account.id)
     assert row["state"] == "delivered" and row["attempts"] == 2
+    assert await sender.prune() == 0  # delivered just now: kept for inspection
+    sender.clock = lambda: real() + (KEEP_SECONDS + 1) * US
+    try:
+        assert await sender.prune() == 1
+    finally:
+        sender.clock = real
+    assert await v1.gateway.store.account_webhook_rows(v1.account.id) == []
 
 
 async def test_device_connect_and_disconnect_with_a_reason(v1: V1, receiver: Receiver) -> None:
