@@ -260,7 +260,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         2,
         "agent protocol: leases, per-SIM pacing, device events, webhook settings and outbox",
         """
-        -- Per-SIM pacing the server hands to the agent in hello (modems.md section 13 defaults:
+        -- Per-SIM pacing the server hands to the agent in hello (the defaults, docs/agent.md:
         -- 10 s between submits, 100 per hour, 500 per day). NULL caps mean no cap.
         ALTER TABLE devices ADD COLUMN sim_min_interval INTEGER NOT NULL DEFAULT 10;
         ALTER TABLE devices ADD COLUMN sim_per_minute INTEGER DEFAULT 6;
