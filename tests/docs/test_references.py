@@ -77,10 +77,22 @@ def missing_references(path: Path) -> list[str]:
             missing.append(f"{rel}: {page}")
     if path.suffix == ".md":
         for m in _LINK.finditer(text):
-            target = m.group(1).split("#")[0]
-            if target and not re.match(r"^[a-z]+:", target) and not _exists(path.parent, target):
+            target, _, anchor = m.group(1).partition("#")
+            if re.match(r"^[a-z]+:", target):
+                continue
+            page = path.parent / target if target else path
+            if not page.exists():
                 missing.append(f"{rel}: link {m.group(1)}")
+            elif anchor and page.suffix == ".md" and anchor not in _anchors(page):
+                missing.append(f"{rel}: link {m.group(1)} (no such heading)")
     return missing
+
+
+def _anchors(page: Path) -> set[str]:
+    """The fragment each heading gets when the page is rendered (GitHub's rule: lower case,
+    punctuation dropped, spaces to hyphens)."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 def test_every_referenced_file_exists() -> None:
@@ -93,8 +105,9 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
     """Each kind of reference, when broken, is reported (the walk above must not pass vacuously)."""
     page = ROOT / "docs" / "_probe_for_test.md"
     page.write_text(
-        "[a](nowhere.md) `server/nowhere.py` see gone.md and hardware/systemd/*.nothing, "
-        "and foo/bar.py; Gammu's tests/at-x/1.dump is Gammu's.\n"
+        "# A heading\n[a](nowhere.md) `server/nowhere.py` see gone.md and "
+        "hardware/systemd/*.nothing, and foo/bar.py; Gammu's tests/at-x/1.dump is Gammu's. "
+        "[b](#a-heading) [c](#no-heading) [d](hardware.md#raspberry-pi-specifics)\n"
     )
     try:
         found = missing_references(page)
@@ -109,6 +122,7 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
             "gone.md",
             "nowhere.md",
             "link nowhere.md",
+            "link #no-heading (no such heading)",
         )
     )
 
