@@ -1,10 +1,11 @@
 """The repository stands alone: every file that docs/, the README, scripts and code comments point
 to is in it, and no page sends a reader to a package index where simhive is not published.
 
-A reference is a markdown link (relative to its page), or a repository path such as
-`docs/routing.md`, `server/core/gateway.py`, `scripts/install` or `hardware/systemd/*.service`
-anywhere in the text (relative to the repository root), or a bare page name such as
-`routing.md` (in docs/). A path named with another project's name just before it ("Gammu's
+A reference is a markdown link (relative to its page; with its #heading), or a repository path
+such as `docs/routing.md`, `server/core/gateway.py`, `scripts/install` or
+`hardware/systemd/*.service` anywhere in the text (relative to the repository root), a bare page
+name such as `routing.md` (in docs/), or a bare module name such as `writer.py` (somewhere in
+the tree). A path named with another project's name just before it ("Gammu's
 tests/at-sms/03.dump", "python-gsmmodem's test/test_pdu.py") is in that project, not here.
 """
 
@@ -29,6 +30,7 @@ _ANY_PATH = re.compile(
     r"(?<![\w./~:$@{-])((?:[\w-]+/)+[\w*-]+\.(?:md|py|yaml|dump|service|rules))\b"
 )
 _PAGE = re.compile(r"(?<![\w./~:$@-])([\w-]+\.md)\b")
+_MODULE = re.compile(r"(?<![\w./~:$@{-])(\w+\.py)\b")
 
 
 def _files() -> Iterator[Path]:
@@ -43,6 +45,8 @@ def _files() -> Iterator[Path]:
 
 
 FILES = sorted(_files())
+# A bare module name ("see writer.py") is fine when a file of that name is in the tree.
+MODULES = {path.name for path in FILES if path.suffix == ".py"} | {Path(__file__).name}
 
 
 def _external(text: str, start: int) -> bool:
@@ -75,6 +79,9 @@ def missing_references(path: Path) -> list[str]:
         page = m.group(1)
         if not any(_exists(base, page) for base in (path.parent, ROOT, ROOT / "docs")):
             missing.append(f"{rel}: {page}")
+    for m in _MODULE.finditer(text):
+        if m.group(1) not in MODULES and not _external(text, m.start()):
+            missing.append(f"{rel}: {m.group(1)}")
     if path.suffix == ".md":
         for m in _LINK.finditer(text):
             target, _, anchor = m.group(1).partition("#")
@@ -107,7 +114,8 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
     page.write_text(
         "# A heading\n[a](nowhere.md) `server/nowhere.py` see gone.md and "
         "hardware/systemd/*.nothing, and foo/bar.py; Gammu's tests/at-x/1.dump is Gammu's. "
-        "[b](#a-heading) [c](#no-heading) [d](hardware.md#raspberry-pi-specifics)\n"
+        "[b](#a-heading) [c](#no-heading) [d](hardware.md#raspberry-pi-specifics) "
+        "writer.py and nomodule.py\n"
     )
     try:
         found = missing_references(page)
@@ -123,6 +131,7 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
             "nowhere.md",
             "link nowhere.md",
             "link #no-heading (no such heading)",
+            "nomodule.py",
         )
     )
 
