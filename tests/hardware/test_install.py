@@ -49,8 +49,9 @@ class Install:
         return self.base / "data"
 
 
-def _root(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(SUDO + argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
+def _root(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """argv as root: directly when the tests run as root, else through sudo."""
+    return subprocess.run(SUDO + argv, capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,7 @@ def installed() -> Iterator[Install]:
                 *("--data-dir", str(base / "data"), "--agent-dir", str(base / "agent")),
                 *("--config-dir", str(base / "etc"), "--unit-dir", str(base / "units")),
                 *("--udev-dir", str(base / "udev")),
+                "--gammu",  # the optional backend: a wheel here, Debian's package on armhf
             ]
         )
         assert done.returncode == 0, done.stdout + done.stderr
@@ -100,6 +102,10 @@ def test_wheel_installs_one_simhive_namespace(installed: Install) -> None:
         assert not (site / generic).exists(), generic
     for script in ("simhive-server", "simhive-agent", "simhive-emulator"):
         assert (installed.venv / "bin" / script).is_file(), script
+    # --gammu: the service user can load the Gammu backend's library
+    python = str(installed.venv / "bin" / "python")
+    loaded = _root(["runuser", "-u", installed.user, "--", python, "-c", "import gammu"])
+    assert loaded.returncode == 0, loaded.stderr
 
 
 def test_installed_units_name_this_install_verify_and_are_rated(
