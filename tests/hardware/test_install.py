@@ -1,4 +1,5 @@
-"""The documented install (docs/hardware.md: `sudo scripts/install`) from a fresh clone: it builds
+"""The documented install (docs/hardware.md: `sudo scripts/install`) from a fresh clone of the
+committed tree (uncommitted edits are not in it): it builds
 the wheel, installs it into a venv, creates the service user and private data directories, and
 writes units that `systemd-analyze verify` accepts; the installed server then runs as the service
 user and answers on loopback.
@@ -54,7 +55,7 @@ def _root(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(SUDO + argv, capture_output=True, text=True, check=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def installed() -> Iterator[Install]:
     # Not below pytest's tmp_path: its 0700 parents would keep the service user out.
     base = Path(tempfile.mkdtemp(prefix="simhive-install-"))
@@ -80,7 +81,7 @@ def installed() -> Iterator[Install]:
         _root(["rm", "-rf", str(base)])
 
 
-def test_install_lays_out_private_data_and_shared_config(installed: Install) -> None:
+def _install_lays_out_private_data_and_shared_config(installed: Install) -> None:
     user = pwd.getpwnam(installed.user)
     assert user.pw_shell == "/usr/sbin/nologin"
     groups = subprocess.run(["id", "-nG", installed.user], capture_output=True, text=True)
@@ -94,7 +95,7 @@ def test_install_lays_out_private_data_and_shared_config(installed: Install) -> 
     assert rule == (ROOT / "hardware" / "udev" / "77-simhive-modems.rules").read_text()
 
 
-def test_wheel_installs_one_simhive_namespace(installed: Install) -> None:
+def _wheel_installs_one_simhive_namespace(installed: Install) -> None:
     site = next(installed.venv.glob("lib/python3*/site-packages"))
     assert (site / "simhive" / "server" / "cli.py").is_file()
     # no generic top-level packages beside it
@@ -108,7 +109,7 @@ def test_wheel_installs_one_simhive_namespace(installed: Install) -> None:
     assert loaded.returncode == 0, loaded.stderr
 
 
-def test_installed_units_name_this_install_verify_and_are_rated(
+def _installed_units_name_this_install_verify_and_are_rated(
     installed: Install, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = (installed.units / "simhive-server.service").read_text()
@@ -133,7 +134,7 @@ def test_installed_units_name_this_install_verify_and_are_rated(
         assert score <= limits[unit.name], table
 
 
-def test_installed_server_runs_as_the_service_user(installed: Install) -> None:
+def _installed_server_runs_as_the_service_user(installed: Install) -> None:
     port = free_port()
     argv = [
         *SUDO,
@@ -170,7 +171,7 @@ def _server_pid(pid: int) -> int:
     return int(children[0]) if children else pid
 
 
-def test_clone_is_left_clean(installed: Install) -> None:
+def _clone_is_left_clean(installed: Install) -> None:
     """The build copies the source first, so the checkout gains no build/ or egg-info."""
     status = subprocess.run(
         ["git", "status", "--porcelain", "--ignored"],
@@ -180,3 +181,15 @@ def test_clone_is_left_clean(installed: Install) -> None:
         check=True,
     )
     assert status.stdout == ""
+
+
+def test_fresh_clone_installs_and_runs_as_the_service_user(
+    installed: Install, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One test for one install (about 20 s): split into several, pytest-xdist could run the
+    # install once per worker.
+    _install_lays_out_private_data_and_shared_config(installed)
+    _wheel_installs_one_simhive_namespace(installed)
+    _installed_units_name_this_install_verify_and_are_rated(installed, capsys)
+    _installed_server_runs_as_the_service_user(installed)
+    _clone_is_left_clean(installed)
