@@ -266,7 +266,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         ALTER TABLE devices ADD COLUMN sim_per_minute INTEGER DEFAULT 6;
         ALTER TABLE devices ADD COLUMN sim_per_hour INTEGER DEFAULT 100;
         ALTER TABLE devices ADD COLUMN sim_per_day INTEGER DEFAULT 500;
-        -- Webhooks (compat-api.md section 10): one URL for incoming SMS, one for sent-SMS status,
+        -- Webhooks (docs/webhooks.md): one URL for incoming SMS, one for sent-SMS status,
         -- and the device's HMAC secret (kept in clear: the server must sign with it).
         ALTER TABLE devices ADD COLUMN webhook_incoming TEXT;
         ALTER TABLE devices ADD COLUMN webhook_status TEXT;

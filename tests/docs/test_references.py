@@ -136,6 +136,31 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
     )
 
 
+PAGES = "|".join(sorted(p.stem for p in (ROOT / "docs").glob("*.md")))
+# "compat-api.md section 8", "compat-api.md 1.6", "compat-api 9": the docs number no sections, so
+# such a reference points into some other text.
+_SECTION = re.compile(
+    rf"\b(?:(?:{PAGES})\.md,? (?:section |§ ?)?\d|(?:{PAGES}),? (?:section|§) ?\d"
+    r"|(?:compat-api|agent-protocol) \d)"
+)
+# 'docs/compat-api.md, "Status codes"': the quoted heading must be on that page.
+_NAMED_SECTION = re.compile(rf'\b((?:{PAGES})\.md),? "([^"]+)"')
+
+
+def test_section_references_name_real_headings() -> None:
+    found = []
+    for path in FILES:
+        text = path.read_text(errors="replace")
+        rel = path.relative_to(ROOT)
+        found += [f"{rel}: {m.group(0)}" for m in _SECTION.finditer(text)]
+        for m in _NAMED_SECTION.finditer(text):
+            headings = re.findall(r"^#+ (.+)$", (ROOT / "docs" / m.group(1)).read_text(), re.M)
+            # a heading or its start ("SIM pools" for "SIM pools: readiness, room, hand-back")
+            if not any(h.strip("` ").startswith(m.group(2)) for h in headings):
+                found.append(f"{rel}: {m.group(0)}")
+    assert found == []
+
+
 def test_no_page_points_outside_the_repository() -> None:
     for path in FILES:
         text = path.read_text(errors="replace")
