@@ -1,8 +1,8 @@
 """The documented install (docs/hardware.md: `sudo scripts/install`) from a fresh clone of the
-committed tree (uncommitted edits are not in it): it builds
-the wheel, installs it into a venv, creates the service user and private data directories, and
-writes units that `systemd-analyze verify` accepts; the installed server then runs as the service
-user and answers on loopback.
+committed tree (uncommitted edits are not in it): it builds the wheel, installs it into a venv,
+creates the service user and private data directories, and writes units that
+`systemd-analyze verify` accepts; the installed server then runs as the service user and answers
+on loopback.
 
 Everything goes to a scratch directory through scripts/install's options, and the user gets a
 name of its own; both are removed afterwards. Creating a user needs root (or sudo without a
@@ -193,3 +193,21 @@ def test_fresh_clone_installs_and_runs_as_the_service_user(
     _installed_units_name_this_install_verify_and_are_rated(installed, capsys)
     _installed_server_runs_as_the_service_user(installed)
     _clone_is_left_clean(installed)
+
+
+def _refusal(argv: list[str]) -> str:
+    """scripts/install's last stderr line when it refuses (exit 1, no traceback)."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("simhive install: "), done.stderr
+    return last
+
+
+def test_refusals_are_one_line_with_a_hint() -> None:
+    script = str(ROOT / "scripts" / "install")
+    nobody = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+    as_user = nobody if os.geteuid() == 0 else []
+    assert "run as root: sudo " in _refusal([*as_user, script])
+    assert "unknown option '--bogus'" in _refusal([script, "--bogus"])
+    assert "'relative' is not an absolute path" in _refusal([script, "--prefix", "relative"])
