@@ -50,7 +50,8 @@ def test_attaching_an_agent_as_the_quickstart_says(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert probe.returncode == 0, probe.stderr
-        assert json.loads(probe.stdout)["sims"][0]["registered"] is True
+        probed = json.loads(probe.stdout)
+        assert probed["sims"][0]["registered"] is True and "sim_error" not in probed
         work = tmp_path / "quickstart"
         work.mkdir()
         (work / "hall.token").write_text(device.token + "\n")  # cat > hall.token, Enter, Ctrl-D
