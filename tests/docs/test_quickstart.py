@@ -90,8 +90,7 @@ def test_pacing_defaults_are_what_a_new_device_gets(tmp_path: Path) -> None:
     runner = CliRunner()
     made = runner.invoke(
         server_cli,
-        ["account", "create", "--db", db, "--email", "a@example.com"],
-        input="pw12345678\n" * 2,
+        ["account", "create", "--db", db, "--email", "a@example.com", "--password", "pw12345678"],
     )
     assert made.exit_code == 0, made.output
     made = runner.invoke(
