@@ -68,7 +68,7 @@ class AgentConfig:
     journal: Path
     devices: tuple[DeviceConfig, ...]
     log_level: str = "info"
-    # Dispatch policy (modems.md 8 and 13): bounded retries, then park; pause a failing SIM.
+    # Dispatch policy (docs/agent.md): bounded retries, then park; pause a failing SIM.
     max_attempts: int = 3
     retry_backoff_seconds: float = 30.0
     sim_failure_threshold: int = 5

@@ -1,4 +1,4 @@
-"""Login lockouts and slow-downs (docs/configuration.md, "Login lockouts").
+"""Login lockouts and slow-downs (docs/configuration.md, "Accounts and tokens").
 
 scrypt makes each guess cost tens of milliseconds; these limits cap how many guesses are judged
 at all. Every attempt is counted *before* its password check, in the same event-loop step that

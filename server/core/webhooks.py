@@ -1,4 +1,4 @@
-"""Webhooks: payloads (compat-api.md section 10), signatures, and the outbox delivery loop.
+"""Webhooks: payloads (docs/webhooks.md), signatures, and the outbox delivery loop.
 
 The store writes one outbox row per status change and per incoming SMS in the transaction of the
 change itself (sqlite_schema.py migration 3); this module turns due rows into signed POSTs and
@@ -84,7 +84,7 @@ def validate_url(url: str) -> str:
 
 
 def _local(value_us: int | None, timezone: str) -> str | None:
-    """`YYYY-MM-DD HH:MM:SS` in the account's zone (compat-api.md section 10)."""
+    """`YYYY-MM-DD HH:MM:SS` in the account's zone (docs/webhooks.md)."""
     if value_us is None:
         return None
     try:

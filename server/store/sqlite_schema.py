@@ -260,13 +260,13 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         2,
         "agent protocol: leases, per-SIM pacing, device events, webhook settings and outbox",
         """
-        -- Per-SIM pacing the server hands to the agent in hello (modems.md section 13 defaults:
+        -- Per-SIM pacing the server hands to the agent in hello (the defaults, docs/agent.md:
         -- 10 s between submits, 100 per hour, 500 per day). NULL caps mean no cap.
         ALTER TABLE devices ADD COLUMN sim_min_interval INTEGER NOT NULL DEFAULT 10;
         ALTER TABLE devices ADD COLUMN sim_per_minute INTEGER DEFAULT 6;
         ALTER TABLE devices ADD COLUMN sim_per_hour INTEGER DEFAULT 100;
         ALTER TABLE devices ADD COLUMN sim_per_day INTEGER DEFAULT 500;
-        -- Webhooks (compat-api.md section 10): one URL for incoming SMS, one for sent-SMS status,
+        -- Webhooks (docs/webhooks.md): one URL for incoming SMS, one for sent-SMS status,
         -- and the device's HMAC secret (kept in clear: the server must sign with it).
         ALTER TABLE devices ADD COLUMN webhook_incoming TEXT;
         ALTER TABLE devices ADD COLUMN webhook_status TEXT;

@@ -88,7 +88,7 @@ def test_missing_python_gammu_is_reported(tmp_path: Path, monkeypatch: pytest.Mo
         tmp_path, '[[device]]\nname = "g"\ntoken = "t1"\nbackend = "gammu"\nport = "/dev/x"\n'
     )
     assert "warning: python-gammu is not installed" in out
-    assert "pip install 'simhive[gammu]'" in out
+    assert "pip install 'python-gammu>=3.2'" in out
 
 
 def test_an_at_device_says_its_profile_is_detected_and_its_speed(tmp_path: Path) -> None:
