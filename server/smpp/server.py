@@ -1,0 +1,152 @@
+"""The SMPP listener: accepts ESME connections (plain TCP or TLS), runs a Session per
+connection, and holds what sessions share: the limits, the per-account submit rate, which outbox
+rows are in flight, and the background pruning of old outbox rows and abandoned parts.
+
+`simhive-server run --smpp-port N` starts it beside the HTTP API, in the same process and over
+the same Gateway; docs/smpp.md lists the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Callable
+
+from simhive.server.core.dates import US, now_us
+from simhive.server.core.gateway import Gateway
+from simhive.server.smpp.auth import Authenticator, Principal
+from simhive.server.smpp.requests import Requests
+from simhive.server.smpp.session import Session
+from simhive.server.smpp.settings import SmppSettings
+from simhive.server.store.base import StoreError
+from simhive.server.store.sqlite_smpp import SqliteSmppStore
+
+log = logging.getLogger("simhive.smpp")
+
+
+class TokenBucket:
+    """`rate` per second with bursts of `rate` (at least 1); `take()` is checked and spent in
+    one step with no await, so concurrent sessions cannot overdraw it."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.capacity = max(rate, 1.0)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.stamp = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class SmppServer:
+    def __init__(
+        self,
+        gateway: Gateway,
+        store: SqliteSmppStore,
+        auth: Authenticator,
+        settings: SmppSettings | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.auth = auth
+        self.settings = settings or SmppSettings()
+        self.ssl_context = ssl_context
+        self.requests = Requests(gateway, store)
+        self.sessions: set[Session] = set()
+        self.delivering: set[int] = set()  # outbox rows sent and not yet answered
+        self._buckets: dict[int, TokenBucket] = {}
+        self._server: asyncio.Server | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        s = self.settings
+        self._server = await asyncio.start_server(
+            self._accept,
+            s.host,
+            s.port,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=s.bind_timeout if self.ssl_context else None,
+        )
+        self._housekeeping = asyncio.create_task(self._prune_loop())
+        scheme = "smpps" if self.ssl_context else "smpp"
+        log.info("SMPP server listening on %s://%s:%d", scheme, s.host, self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        sessions = list(self.sessions)
+        await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
+        if self._housekeeping is not None:
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.sessions) >= self.settings.max_sessions:
+            writer.close()
+            return
+        session = Session(self, reader, writer)
+        self.sessions.add(session)
+        await session.run()
+
+    # -- what sessions share ---------------------------------------------------------------
+    def forget(self, session: Session) -> None:
+        self.sessions.discard(session)
+
+    def may_bind(self, who: Principal) -> bool:
+        """Room for one more bind of this account."""
+        binds = sum(1 for s in self.sessions if s.account_id == who.account.id)
+        return binds < self.settings.binds_per_account
+
+    def admit(self, who: Principal) -> bool:
+        bucket = self._buckets.get(who.account.id)
+        if bucket is None:
+            if len(self._buckets) > 10_000:
+                self._buckets.clear()
+            bucket = self._buckets[who.account.id] = TokenBucket(self.settings.rate)
+        return bucket.take()
+
+    async def _prune_loop(self) -> None:
+        while True:
+            now = now_us()
+            try:
+                await self.store.prune_parts(now - self.settings.parts_keep_seconds * US)
+                await self.store.prune_outbox(now - self.settings.outbox_keep_seconds * US)
+            except StoreError as exc:
+                log.error("smpp pruning failed: %s", exc)
+            await asyncio.sleep(3600)
+
+
+def attach(app_gateway: Gateway, store: object, settings: SmppSettings,
+           ssl_context: ssl.SSLContext | None) -> SmppServer:  # fmt: skip
+    """The SMPP server over the app's gateway and SQLite store (the only engine it supports)."""
+    from simhive.server.smpp.auth import (
+        AccountTokenAuthenticator,
+        ByShape,
+        CredentialAuthenticator,
+    )
+    from simhive.server.store.sqlite import SqliteStore
+
+    if not isinstance(store, SqliteStore):
+        raise TypeError("the SMPP server needs the SQLite store")
+    smpp_store = SqliteSmppStore(store)
+    # Who may bind (server/smpp/auth.py): an API-key authenticator plugs in here.
+    auth = ByShape(
+        CredentialAuthenticator(app_gateway, smpp_store), AccountTokenAuthenticator(app_gateway)
+    )
+    return SmppServer(app_gateway, smpp_store, auth, settings, ssl_context)
