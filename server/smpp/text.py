@@ -94,8 +94,9 @@ def _decode_gsm(data: bytes, udh_octets: int) -> str:
     bits = len(data) * 8 - fill
     count = bits // 7
     septets = gsm7.unpack(data, count, fill)
-    # 7 septets fill 7 octets with 7 bits to spare, which read back as an extra '@' (0): drop it.
-    if septets and septets[-1] == 0 and bits - count * 7 == 0 and len(data) % 7 == 0:
+    # When the septets leave 7 spare bits in the last octet (7 septets in 7 octets), those zero
+    # bits read back as an extra '@': a trailing '@' whose absence needs as many octets goes.
+    if septets and septets[-1] == 0 and gsm7.packed_length(count - 1, fill) == len(data):
         septets.pop()
     return gsm7.decode(septets)
 
