@@ -60,6 +60,15 @@ def receipt_text(row: OutboxRow) -> str:
     )
 
 
+def _address(field: str, value: str) -> dict[str, int | str]:
+    """An address field set: "+4915..." goes out as 4915... with TON 1 (international) and NPI 1
+    (E.164), as SMSCs send them; anything else as given with TON and NPI 0 (unknown)."""
+    prefix = "source_addr" if field == "source_addr" else "dest_addr"
+    if value.startswith("+") and value[1:].isdigit():
+        return {f"{prefix}_ton": 1, f"{prefix}_npi": 1, field: value[1:21]}
+    return {f"{prefix}_ton": 0, f"{prefix}_npi": 0, field: value[:20]}
+
+
 def deliver_pdu(row: OutboxRow, sequence: int) -> Pdu:
     """The deliver_sm announcing one outbox row."""
     if row.kind == "receipt":
@@ -69,8 +78,8 @@ def deliver_pdu(row: OutboxRow, sequence: int) -> Pdu:
             sequence,
             fields={
                 # The receipt comes from the recipient and goes to the original sender.
-                "source_addr": row.dest_addr[:20],
-                "destination_addr": row.source_addr[:20],
+                **_address("source_addr", row.dest_addr),
+                **_address("destination_addr", row.source_addr),
                 "esm_class": ESM_RECEIPT,
                 "data_coding": 0,
                 "short_message": text,
@@ -85,10 +94,8 @@ def deliver_pdu(row: OutboxRow, sequence: int) -> Pdu:
         Cmd.DELIVER_SM,
         sequence,
         fields={
-            "source_addr": row.sendto[:20],
-            "source_addr_ton": 1 if row.sendto.startswith("+") else 0,
-            "source_addr_npi": 1,
-            "destination_addr": row.source_addr[:20],
+            **_address("source_addr", row.sendto),
+            **_address("destination_addr", row.source_addr),
             **fields,
         },
         tlvs=tlvs,

@@ -243,7 +243,7 @@ async def test_incoming_sms_go_to_receivers(smpp: Smpp) -> None:
     mo = await receiver.deliver()
     assert mo.num("esm_class") == 0 and mo.num("data_coding") == 8
     assert mo.octets("short_message").decode("utf-16-be") == "Привет from a phone"
-    assert mo.text("source_addr") == TO
+    assert (mo.text("source_addr"), mo.num("source_addr_ton")) == (TO.lstrip("+"), 1)
     await receiver.ack(mo)
     await _wait(lambda: smpp.smpp_store.outbox_rows(smpp.account.id),
                 lambda rows: rows[0]["state"] == "delivered")  # fmt: skip

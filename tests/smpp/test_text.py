@@ -151,4 +151,5 @@ def test_receipt_pdu_carries_the_tlvs() -> None:
     assert pdu.num("esm_class") == 4
     assert pdu.tlv(Tag.RECEIPTED_MESSAGE_ID) == b"p5\0"
     assert pdu.tlv_int(Tag.MESSAGE_STATE) == 2
-    assert pdu.text("source_addr") == "+4915752982212" and pdu.text("destination_addr") == "crm"
+    assert (pdu.text("source_addr"), pdu.num("source_addr_ton")) == ("4915752982212", 1)
+    assert (pdu.text("destination_addr"), pdu.num("dest_addr_ton")) == ("crm", 0)
