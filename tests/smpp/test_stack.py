@@ -214,4 +214,3 @@ def _hostile_payloads(rng: random.Random) -> list[bytes]:
         body = rng.randbytes(rng.randint(0, 80))
         out.append(struct.pack(">IIII", 16 + len(body), command, 0, rng.randint(1, 99)) + body)
     return out
-
