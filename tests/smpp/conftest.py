@@ -135,6 +135,15 @@ class Smpp:
         assert answer.status == 0, answer
         return client
 
+    async def bound_by_token(self) -> RawClient:
+        """Bound with the account's email and API token: no scrypt, for tests that bind often."""
+        client = await self.connect()
+        answer = await client.call(
+            Cmd.BIND_TRANSCEIVER, system_id=self.account.email, password=self.token
+        )
+        assert answer.status == 0, answer
+        return client
+
     async def sql(self, statement: str, params: tuple[object, ...] = ()) -> None:
         """A change as another part of simhive would make it (the agent's status reports)."""
 
