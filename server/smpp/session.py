@@ -54,6 +54,8 @@ SYSTEM_ID = "simhive"
 INTERFACE_VERSION = 0x34
 # An outbox row the ESME refused (or did not answer) waits this long before it is offered again.
 RETRY_SECONDS = 10.0
+# Unread output a session may have queued before its senders wait for the peer to read.
+WRITE_BUFFER_BYTES = 256 * 1024
 
 
 class Mode(enum.Flag):
@@ -142,16 +144,17 @@ class Session:
                     raise Closing("no bind in time")
             else:
                 wait = self.settings.idle_timeout
-            async with asyncio.timeout(wait):
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(wait) as deadline:
                 header = await self.reader.readexactly(HEADER_LEN)
-            length, command_id, _status, sequence = decode_header(header)
-            try:
-                check_length(length)
-            except PduError as exc:
-                # The stream cannot be resynchronised: answer and hang up.
-                await self.send(generic_nack(sequence, exc.status))
-                raise Closing(str(exc)) from None
-            async with asyncio.timeout(self.settings.read_timeout):
+                length, command_id, _status, sequence = decode_header(header)
+                try:
+                    check_length(length)
+                except PduError as exc:
+                    # The stream cannot be resynchronised: answer and hang up.
+                    await self.send(generic_nack(sequence, exc.status))
+                    raise Closing(str(exc)) from None
+                deadline.reschedule(loop.time() + self.settings.read_timeout)
                 body = await self.reader.readexactly(length - HEADER_LEN)
             try:
                 pdu = decode(header + body)
@@ -278,9 +281,12 @@ class Session:
         return self._seq
 
     async def send(self, pdu: Pdu) -> None:
-        data = encode(pdu)
+        # write() queues the whole PDU at once, so PDUs never interleave; only a peer that
+        # leaves more than WRITE_BUFFER_BYTES unread makes senders wait, and only so long.
+        self.writer.write(encode(pdu))
+        if self.writer.transport.get_write_buffer_size() <= WRITE_BUFFER_BYTES:
+            return
         async with self._write_lock:
-            self.writer.write(data)
             try:
                 async with asyncio.timeout(self.settings.write_timeout):
                     await self.writer.drain()

@@ -4,6 +4,7 @@ benchmark use it: submits, collects submit_sm_resp ids, and keeps every deliver_
 from __future__ import annotations
 
 import contextlib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,8 +45,11 @@ def _str(value: Any) -> str:
 
 
 class Esme:
-    def __init__(self, port: int, system_id: str, password: str) -> None:
+    def __init__(
+        self, port: int, system_id: str, password: str, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.port = port
+        self.ssl_context = ssl_context
         self.system_id = system_id
         self.password = password
         self.ids: dict[int, str] = {}  # submit sequence -> message_id
@@ -55,6 +59,7 @@ class Esme:
 
     def bind(self, mode: str = "transceiver") -> Esme:
         client = smpplib.client.Client("127.0.0.1", self.port, timeout=0.5,
+                                       ssl_context=self.ssl_context,
                                        allow_unknown_opt_params=True)  # fmt: skip
         client.set_message_sent_handler(self._sent)
         client.set_message_received_handler(self._received)

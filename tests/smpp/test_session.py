@@ -10,7 +10,7 @@ from simhive.server.core.gateway import Outgoing
 from simhive.server.core.models import MessageFilter
 from simhive.server.core.status import Status as Sms
 from simhive.server.smpp.credentials import create_credential
-from simhive.server.smpp.pdu import Cmd, MessageState, Status, Tag
+from simhive.server.smpp.pdu import Cmd, MessageState, Pdu, Status, Tag, encode
 from simhive.server.smpp.text import Concat, sar_tlvs
 from tests.smpp.conftest import RawClient, Smpp, stop_smpp
 
@@ -297,3 +297,23 @@ async def _wait(
             return rows
         await asyncio.sleep(0.05)
     raise AssertionError(f"outbox never got there: {await fetch()}")
+
+
+async def test_requests_beyond_the_window_are_throttled(
+    make_smpp: Callable[..., Awaitable[Smpp]],
+) -> None:
+    smpp = await make_smpp(window=1)
+    try:
+        client = await smpp.bound()
+        pdus = [
+            encode(Pdu(Cmd.SUBMIT_SM, seq, 0, {"destination_addr": TO, "short_message": b"w"}))
+            for seq in (101, 102)
+        ]
+        await client.write(b"".join(pdus))  # the second arrives while the first is stored
+        answers = await client.answers([101, 102])
+        assert (answers[101].status, answers[102].status) == (0, Status.RTHROTTLED)
+        # Once the first is answered the window has room again.
+        status, _ = await submit(client)
+        assert status == 0
+    finally:
+        await stop_smpp(smpp)
