@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import smpplib.client  # type: ignore[import-untyped]
-import smpplib.consts  # type: ignore[import-untyped]
-import smpplib.gsm  # type: ignore[import-untyped]
+import smpplib.client
+import smpplib.consts
+import smpplib.gsm
 
 T = TypeVar("T")
 

@@ -7,8 +7,8 @@ import contextlib
 import struct
 
 import pytest
-import smpplib.pdu  # type: ignore[import-untyped]
-import smpplib.smpp  # type: ignore[import-untyped]
+import smpplib.pdu
+import smpplib.smpp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -6,6 +6,7 @@ the tests run in file order and each leaves the gateway as it found it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -13,7 +14,7 @@ import socket
 import sqlite3
 import struct
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -214,3 +215,75 @@ def _hostile_payloads(rng: random.Random) -> list[bytes]:
         body = rng.randbytes(rng.randint(0, 80))
         out.append(struct.pack(">IIII", 16 + len(body), command, 0, rng.randint(1, 99)) + body)
     return out
+
+
+async def test_a_second_client_aiosmpplib_packed_gsm7_and_receipts(stack: GatewayStack) -> None:
+    """aiosmpplib, written independently of smpplib: GSM-7 sent packed, UCS-2, and receipts read
+    with its own receipt parser."""
+    from aiosmpplib import (
+        ESME,
+        NPI,
+        TON,
+        AbstractHook,
+        DeliverSm,
+        PhoneNumber,
+        SmppMessage,
+        SubmitSm,
+        SubmitSmResp,
+    )
+
+    got: list[SmppMessage] = []
+
+    class Hook(AbstractHook):  # type: ignore[misc]
+        async def sending(self, smpp_message: SmppMessage, pdu: bytes, client_id: str) -> None:
+            pass
+
+        async def received(self, smpp_message: SmppMessage | None, pdu: bytes,
+                           client_id: str) -> None:  # fmt: skip
+            if smpp_message is not None:
+                got.append(smpp_message)
+
+        async def send_error(self, smpp_message: SmppMessage, error: Exception,
+                             client_id: str) -> None:  # fmt: skip
+            raise AssertionError(f"aiosmpplib could not send {smpp_message}: {error!r}")
+
+    client = ESME("127.0.0.1", stack.smpp_port, "crm", stack.smpp_password,  # type: ignore[attr-defined]
+                  hook=Hook(), log_level="WARNING")  # fmt: skip
+    running = asyncio.create_task(client.start())
+    # (text, encoding): packed GSM-7 chosen explicitly; None lets the client pick (UCS-2 here).
+    texts = {"packed": ("Packed GSM-7 from aiosmpplib", "gsm0338_packed"),
+             "ucs2": ("Ünïcødé 日本", None)}  # fmt: skip
+    try:
+        to = PhoneNumber("4915752982215", TON.INTERNATIONAL, NPI.ISDN)
+        for key, (text, encoding) in texts.items():
+            await client.broker.enqueue(SubmitSm(short_message=text, source=PhoneNumber("crm"),
+                                                 destination=to, log_id=key,
+                                                 encoding=encoding))  # fmt: skip
+
+        async def until(probe: Callable[[], object], what: str) -> None:
+            for _ in range(900):
+                if probe():
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"aiosmpplib: no {what}; got {got}")
+
+        def ids() -> list[str]:
+            return [m.message_id for m in got if isinstance(m, SubmitSmResp) and m.message_id]
+
+        await until(lambda: len(ids()) == 2, "submit_sm_resp")
+
+        def receipts() -> dict[str, dict[str, object]]:
+            parsed = [m.parse_receipt() for m in got if isinstance(m, DeliverSm)]
+            return {str(r["id"]): r for r in parsed if r}
+
+        await until(lambda: set(ids()) <= set(receipts()), "receipts")
+        for message_id in ids():
+            receipt = receipts()[message_id]
+            assert (receipt["stat"], receipt["dlvrd"], receipt["err"]) == ("DELIVRD", 1, 0)
+        sent = await asyncio.to_thread(modem_texts, stack)
+        assert {text for text, _ in texts.values()} <= set(sent)
+    finally:
+        await client.stop()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
