@@ -67,6 +67,7 @@ class SmppServer:
         self._buckets: dict[int, TokenBucket] = {}
         self._server: asyncio.Server | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -83,18 +84,19 @@ class SmppServer:
             ssl_handshake_timeout=s.bind_timeout if self.ssl_context else None,
         )
         self._housekeeping = asyncio.create_task(self._prune_loop())
+        self._poller = asyncio.create_task(self._poll_outbox())
         scheme = "smpps" if self.ssl_context else "smpp"
         log.info("SMPP server listening on %s://%s:%d", scheme, s.host, self.port)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
+        background = [t for t in (self._housekeeping, self._poller) if t is not None]
+        for task in background:
+            task.cancel()
         sessions = list(self.sessions)
         await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
-        if self._housekeeping is not None:
-            await asyncio.gather(self._housekeeping, return_exceptions=True)
+        await asyncio.gather(*background, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.sessions) >= self.settings.max_sessions:
@@ -120,6 +122,24 @@ class SmppServer:
                 self._buckets.clear()
             bucket = self._buckets[who.account.id] = TokenBucket(self.settings.rate)
         return bucket.take()
+
+    async def _poll_outbox(self) -> None:
+        """Every poll_seconds, one query finds which bound accounts have outbox rows pending
+        (written by triggers, maybe by another process) and wakes their receiving sessions."""
+        while True:
+            receivers = [s for s in self.sessions if s.receives]
+            if receivers:
+                try:
+                    pending = await self.store.pending_accounts(
+                        sorted({s.account_id for s in receivers if s.account_id is not None})
+                    )
+                except StoreError as exc:
+                    log.error("smpp outbox unavailable: %s", exc)
+                    pending = set()
+                for session in receivers:
+                    if session.account_id in pending:
+                        session.wake()
+            await asyncio.sleep(self.settings.poll_seconds)
 
     async def _prune_loop(self) -> None:
         while True:

@@ -108,6 +108,11 @@ class Session:
     def account_id(self) -> int | None:
         return self.who.account.id if self.who is not None else None
 
+    @property
+    def receives(self) -> bool:
+        """Bound as receiver or transceiver: takes deliver_sm."""
+        return self.mode is not None and bool(self.mode & Mode.RX)
+
     # -- life cycle ------------------------------------------------------------------------
     async def run(self) -> None:
         try:
@@ -315,9 +320,9 @@ class Session:
                     self.server.delivering.add(row.id)
                     self._delivering += 1
                     self._spawn(self._deliver(row))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.poll_seconds):
-                    await self._wake.wait()
+            # Woken by the server when the account has pending rows (one query per tick for all
+            # sessions, server.py), and by our own deliveries finishing.
+            await self._wake.wait()
             self._wake.clear()
 
     async def _deliver(self, row: OutboxRow) -> None:

@@ -3,10 +3,16 @@ dropped) and nobody else notices."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import random
 import struct
+import types
 
-from simhive.server.smpp.pdu import Cmd, Status
+import pytest
+
+from simhive.server.smpp import session as session_module
+from simhive.server.smpp.pdu import Cmd, Pdu, Status
 from tests.smpp.conftest import Smpp
 
 TO = "+4915752982212"
@@ -87,3 +93,39 @@ async def test_random_bytes_never_hurt_the_server(smpp: Smpp) -> None:
     answer = await bystander.call(Cmd.SUBMIT_SM, destination_addr=TO, short_message=b"still ok")
     assert answer.status == 0
     assert smpp.server.sessions  # the bystander's session, at least
+
+
+async def test_a_peer_that_does_not_read_is_cut_off(smpp: Smpp) -> None:
+    """What a session does once its unread output passes the buffer limit: wait for the peer at
+    most write_timeout, then abort the connection. (A fake transport stands in for the peer:
+    filling a real socket's kernel buffers takes megabytes and no fixed amount.)"""
+
+    class StuckTransport:
+        aborted = False
+
+        def get_write_buffer_size(self) -> int:
+            return session_module.WRITE_BUFFER_BYTES + 1
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    class StuckWriter:
+        transport = StuckTransport()
+        written: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.written.append(data)
+
+        async def drain(self) -> None:
+            await asyncio.Event().wait()  # the peer never reads
+
+        def get_extra_info(self, name: str) -> object:
+            return ("192.0.2.1", 1)
+
+    settings = dataclasses.replace(smpp.server.settings, write_timeout=0.2)
+    server = types.SimpleNamespace(settings=settings)
+    writer = StuckWriter()
+    session = session_module.Session(server, asyncio.StreamReader(), writer)  # type: ignore[arg-type]
+    with pytest.raises(session_module.Closing):
+        await session.send(Pdu(Cmd.ENQUIRE_LINK, 1))
+    assert writer.transport.aborted and len(writer.written) == 1
