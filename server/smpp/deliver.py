@@ -3,7 +3,7 @@ terms (receipt `stat:`, message_state), without I/O.
 
 Receipt text (the de-facto standard of SMPP 3.4 appendix B):
     id:<message_id> sub:001 dlvrd:<001|000> submit date:<YYMMDDhhmm> done date:<YYMMDDhhmm>
-    stat:<DELIVRD|UNDELIV|REJECTD> err:<simhive status, 3 digits> text:<first 20 characters>
+    stat:<DELIVRD|UNDELIV|REJECTD|EXPIRED> err:<simhive status, 3 digits> text:<first 20 chars>
 with esm_class 0x04 (SMSC delivery receipt) and the receipted_message_id and message_state TLVs.
 """
 
@@ -13,7 +13,7 @@ from simhive.server.core.status import Status as SmsStatus
 from simhive.server.smpp import times
 from simhive.server.smpp.pdu import Cmd, MessageState, Pdu, Tag, cstr_tlv, u8_tlv
 from simhive.server.smpp.text import body_fields
-from simhive.server.store.sqlite_smpp import OutboxRow
+from simhive.server.store.sqlite_smpp import EXPIRED, OutboxRow
 
 ESM_RECEIPT = 0x04
 RECEIPT_TEXT_CHARS = 20
@@ -23,6 +23,8 @@ def message_state(status: int | None) -> MessageState:
     """A simhive status as SMPP's message_state (None: the message was cancelled)."""
     if status is None:
         return MessageState.DELETED
+    if status == EXPIRED:
+        return MessageState.EXPIRED
     if status == SmsStatus.DELIVERED:
         return MessageState.DELIVERED
     if status in (SmsStatus.NOT_ALLOWED, SmsStatus.NOT_ALLOWED_AT_ALL):

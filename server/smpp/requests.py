@@ -114,11 +114,13 @@ class Requests:
         source = pdu.text("source_addr")
         if text.concat is not None:
             return await self._part(
-                who, request, text.concat, registered, source, now, bool(service_type)
+                who, request, text.concat, registered, source, now, bool(service_type), expiry
             )
         sms_id = await self._store(who, request, bool(service_type))
-        if registered & 3:
-            await self.store.record_submit(who.account.id, sms_id, registered, source, dest, now)
+        if registered & 3 or expiry is not None:
+            await self.store.record_submit(
+                who.account.id, sms_id, registered, source, dest, now, expiry
+            )
         return str(sms_id)
 
     async def _part(
@@ -130,11 +132,12 @@ class Requests:
         source: str,
         now: int,
         named_by_service_type: bool,
+        expiry: int | None,
     ) -> str:
         key = f"{source}|{request.sendto}|{concat.ref}|{concat.total}|{request.pool}"
         part_id, parts = await self.store.add_part(
             who.account.id, key, concat.seq, concat.total, request.body, registered, source,
-            request.sendto, now,
+            request.sendto, now, expiry,
         )  # fmt: skip
         if parts is None:
             return part_id
@@ -187,7 +190,10 @@ class Requests:
             return response(pdu, message_id=message_id, message_state=MessageState.ENROUTE)
         try:
             message = await self.gateway.message(who.account, sms_id)
-        except NotFound:  # unknown, another account's, or cancelled (cancel_sm deletes)
+        except NotFound:  # unknown, another account's, cancelled or expired (both delete it)
+            found = await self.store.submit(who.account.id, message_id)
+            if found is not None and found.expired:
+                return response(pdu, message_id=message_id, message_state=MessageState.EXPIRED)
             raise PduError(Status.RQUERYFAIL, f"unknown message_id {message_id}") from None
         state = message_state(message.status)
         final = state not in (MessageState.ENROUTE, MessageState.UNKNOWN)

@@ -142,14 +142,27 @@ class SmppServer:
             await asyncio.sleep(self.settings.poll_seconds)
 
     async def _prune_loop(self) -> None:
+        """Expire messages past their validity_period every expiry_check_seconds; forget old
+        outbox rows and abandoned parts every hour."""
+        next_prune = 0.0
         while True:
-            now = now_us()
             try:
-                await self.store.prune_parts(now - self.settings.parts_keep_seconds * US)
-                await self.store.prune_outbox(now - self.settings.outbox_keep_seconds * US)
+                expired = await self.store.expire(now_us())
+                if expired:
+                    log.info("smpp: %d messages expired unsent (validity_period)", expired)
             except StoreError as exc:
-                log.error("smpp pruning failed: %s", exc)
-            await asyncio.sleep(3600)
+                log.error("smpp expiry failed: %s", exc)
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + 3600
+                await self._prune(now_us())
+            await asyncio.sleep(self.settings.expiry_check_seconds)
+
+    async def _prune(self, now: int) -> None:
+        try:
+            await self.store.prune_parts(now - self.settings.parts_keep_seconds * US)
+            await self.store.prune_outbox(now - self.settings.outbox_keep_seconds * US)
+        except StoreError as exc:
+            log.error("smpp pruning failed: %s", exc)
 
 
 def attach(app_gateway: Gateway, store: object, settings: SmppSettings,

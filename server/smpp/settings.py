@@ -26,8 +26,10 @@ class SmppSettings:
     read_timeout: float = 10.0
     write_timeout: float = 30.0
     response_timeout: float = 30.0
-    # How often a receiver looks for new outbox rows (receipts and incoming SMS).
+    # How often the server looks for new outbox rows (receipts and incoming SMS).
     poll_seconds: float = 0.5
+    # How often messages whose validity_period ran out are looked for.
+    expiry_check_seconds: float = 5.0
     # Parts of a concatenated message that never got all their parts are forgotten after this;
     # delivered outbox rows are kept this long.
     parts_keep_seconds: int = 24 * 3600

@@ -473,9 +473,12 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
             concat_key          TEXT,
             part_seq            INTEGER,
             part_text           TEXT,
-            created             INTEGER NOT NULL
+            created             INTEGER NOT NULL,
+            expires             INTEGER,            -- validity_period: gone unless taken by then
+            expired             INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX smpp_submits_sms ON smpp_submits(sms_id) WHERE sms_id IS NOT NULL;
+        CREATE INDEX smpp_submits_expires ON smpp_submits(expires) WHERE expires IS NOT NULL;
         CREATE INDEX smpp_submits_parts ON smpp_submits(account_id, concat_key)
             WHERE sms_id IS NULL;
 
@@ -504,7 +507,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
             kind         TEXT NOT NULL,                 -- 'receipt' or 'mo'
             sms_id       INTEGER NOT NULL,
             smpp_id      TEXT,                          -- receipts: the id the ESME was given
-            status       INTEGER NOT NULL,
+            status       INTEGER NOT NULL,                -- 0: its validity_period ran out
             event_key    TEXT NOT NULL UNIQUE,
             state        TEXT NOT NULL DEFAULT 'pending',  -- pending, delivered
             attempts     INTEGER NOT NULL DEFAULT 0,

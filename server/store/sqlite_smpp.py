@@ -15,6 +15,9 @@ from typing import Any
 from simhive.server.store.sqlite import SqliteStore
 
 FINAL_STATUSES = (7, 8, 9, 10, 11, 12, 100, 101)
+# The outbox status of a receipt for a message whose validity_period ran out before any SIM took
+# it (no simhive status is 0).
+EXPIRED = 0
 # Marks parts whose message is being stored (sms_id not known yet), so a repeated last part does
 # not store the message twice.
 CLAIMED = -1
@@ -35,6 +38,7 @@ class Submit:
     sms_id: int | None
     registered_delivery: int
     created: int
+    expired: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +136,15 @@ class SqliteSmppStore:
         source_addr: str,
         dest_addr: str,
         now: int,
+        expires: int | None = None,
     ) -> None:
-        """Remember a whole message's id for its receipt."""
+        """Remember a whole message's id for its receipt and its validity."""
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT OR IGNORE INTO smpp_submits(account_id, sms_id, smpp_id,"
-                " registered_delivery, source_addr, dest_addr, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " registered_delivery, source_addr, dest_addr, created, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     account_id,
                     sms_id,
@@ -148,7 +153,8 @@ class SqliteSmppStore:
                     source_addr,
                     dest_addr,
                     now,
-                ),  # fmt: skip
+                    expires,
+                ),
             )
             _emit_final(conn, sms_id)
 
@@ -165,6 +171,7 @@ class SqliteSmppStore:
         source_addr: str,
         dest_addr: str,
         now: int,
+        expires: int | None = None,
     ) -> tuple[str, list[Part] | None]:
         """Store one part; (its id, and every part in order when this one completed the set,
         which the caller then stores as one message and links with `link_parts`)."""
@@ -172,9 +179,19 @@ class SqliteSmppStore:
         def op(conn: sqlite3.Connection) -> tuple[str, list[Part] | None]:
             cur = conn.execute(
                 "INSERT INTO smpp_submits(account_id, smpp_id, registered_delivery, source_addr,"
-                " dest_addr, concat_key, part_seq, part_text, created)"
-                " VALUES (?, '', ?, ?, ?, ?, ?, ?, ?)",
-                (account_id, registered_delivery, source_addr, dest_addr, key, seq, text, now),
+                " dest_addr, concat_key, part_seq, part_text, created, expires)"
+                " VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    account_id,
+                    registered_delivery,
+                    source_addr,
+                    dest_addr,
+                    key,
+                    seq,
+                    text,
+                    now,
+                    expires,
+                ),  # fmt: skip
             )
             row_id = int(cur.lastrowid or 0)
             smpp_id = f"p{row_id}"
@@ -217,7 +234,7 @@ class SqliteSmppStore:
 
     async def submit(self, account_id: int, smpp_id: str) -> Submit | None:
         rows = await self._all(
-            "SELECT smpp_id, sms_id, registered_delivery, created FROM smpp_submits"
+            "SELECT smpp_id, sms_id, registered_delivery, created, expired FROM smpp_submits"
             " WHERE account_id = ? AND smpp_id = ?",
             (account_id, smpp_id),
         )
@@ -225,7 +242,37 @@ class SqliteSmppStore:
             return None
         r = rows[0]
         sms_id = None if r[1] is None or int(r[1]) == CLAIMED else int(r[1])
-        return Submit(str(r[0]), sms_id, int(r[2]), int(r[3]))
+        return Submit(str(r[0]), sms_id, int(r[2]), int(r[3]), bool(r[4]))
+
+    async def expire(self, now: int) -> int:
+        """Messages whose validity_period is over and that no SIM has taken (status 1) are
+        deleted, with an EXPIRED receipt for the ids that asked for one; the others (taken in
+        time) stop being checked. Returns how many expired."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            due = conn.execute(
+                "SELECT DISTINCT s.sms_id, m.status FROM smpp_submits s"
+                " LEFT JOIN messages m ON m.id = s.sms_id"
+                " WHERE s.expires IS NOT NULL AND s.expires <= ? AND s.sms_id > 0",
+                (now,),
+            ).fetchall()
+            gone = 0
+            for sms_id, status in due:
+                if status == 1:
+                    conn.execute("DELETE FROM messages WHERE id = ? AND status = 1", (sms_id,))
+                    conn.execute(
+                        "INSERT OR IGNORE INTO smpp_outbox(account_id, kind, sms_id, smpp_id,"
+                        " status, event_key, created) SELECT account_id, 'receipt', sms_id,"
+                        " smpp_id, ?, 'receipt:' || smpp_id, ? FROM smpp_submits"
+                        " WHERE sms_id = ? AND (registered_delivery & 3) IN (1, 2)",
+                        (EXPIRED, now, sms_id),
+                    )
+                    conn.execute("UPDATE smpp_submits SET expired = 1 WHERE sms_id = ?", (sms_id,))
+                    gone += 1
+                conn.execute("UPDATE smpp_submits SET expires = NULL WHERE sms_id = ?", (sms_id,))
+            return gone
+
+        return await self.writer.submit(op)
 
     async def prune_parts(self, before: int) -> int:
         """Forget parts of messages that never got all their parts."""

@@ -55,6 +55,7 @@ def test_limits_table_matches_the_settings() -> None:
     )
     assert limits["largest PDU"] == f"{MAX_PDU_LEN:,} octets"
     assert f"kept for {s.outbox_keep_seconds // 86400} days" in DOC
+    assert f"(checked every {s.expiry_check_seconds:g} s)" in DOC
     assert f"forgotten after {s.parts_keep_seconds // 3600}\nhours" in DOC
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from simhive.server.core.dates import now_us
 from simhive.server.core.gateway import Outgoing
 from simhive.server.core.models import MessageFilter
 from simhive.server.core.status import Status as Sms
+from simhive.server.smpp import times
 from simhive.server.smpp.credentials import create_credential
 from simhive.server.smpp.pdu import Cmd, MessageState, Pdu, Status, Tag, encode
 from simhive.server.smpp.text import Concat, sar_tlvs
@@ -315,5 +317,34 @@ async def test_requests_beyond_the_window_are_throttled(
         # Once the first is answered the window has room again.
         status, _ = await submit(client)
         assert status == 0
+    finally:
+        await stop_smpp(smpp)
+
+
+async def test_validity_period_expires_untaken_messages(
+    make_smpp: Callable[..., Awaitable[Smpp]],
+) -> None:
+    smpp = await make_smpp(expiry_check_seconds=0.05)
+    try:
+        client = await smpp.bound()
+        # One absolute time for all three, so that they expire in the same check.
+        one_second = times.absolute(now_us() + 1_000_000)
+        _, lapsing = await submit(client, registered_delivery=1, validity_period=one_second)
+        _, taken = await submit(client, registered_delivery=1, validity_period=one_second)
+        _, quiet = await submit(client, validity_period=one_second)  # no receipt wanted
+        await smpp.set_status(int(taken), Sms.TAKEN)  # a SIM took it in time
+        receipt = await client.deliver()
+        await client.ack(receipt)
+        assert receipt.tlv(Tag.RECEIPTED_MESSAGE_ID) == lapsing.encode() + b"\0"
+        assert receipt.tlv_int(Tag.MESSAGE_STATE) == MessageState.EXPIRED
+        assert b"dlvrd:000" in receipt.octets("short_message")
+        assert b"stat:EXPIRED" in receipt.octets("short_message")
+        for gone in (lapsing, quiet):
+            query = await client.call(Cmd.QUERY_SM, message_id=gone)
+            assert (query.status, query.num("message_state")) == (0, MessageState.EXPIRED)
+        remaining = await smpp.gateway.list_messages(_all(smpp))
+        assert [m.id for m in remaining] == [int(taken)]
+        # The taken one is no longer watched: its expiry was cleared, nothing else expires.
+        assert await smpp.smpp_store.expire(10**18) == 0
     finally:
         await stop_smpp(smpp)
