@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from simhive.server.core import security
 from simhive.server.core.dates import now_us
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import Account
@@ -25,9 +26,16 @@ from simhive.server.store.sqlite_smpp import SqliteSmppStore
 
 # Short timeouts so that tests of the limits do not wait long; everything else as shipped.
 TEST_SETTINGS = SmppSettings(
-    host="127.0.0.1", port=0, bind_timeout=2.0, read_timeout=2.0, poll_seconds=0.05,
+    host="127.0.0.1", port=0, bind_timeout=1.0, read_timeout=0.5, poll_seconds=0.05,
     response_timeout=2.0,
 )  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def cheap_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashes made here use a smaller scrypt cost (the cost is stored in each hash, so checks
+    follow it): every test creates an account and a credential, and binds several times."""
+    monkeypatch.setattr(security, "SCRYPT_N", 2**10)
 
 
 class RawClient:

@@ -286,7 +286,7 @@ async def test_unbind_answers_and_closes(smpp: Smpp) -> None:
 
 async def test_a_client_that_never_binds_is_dropped(smpp: Smpp) -> None:
     client = await smpp.connect()
-    assert await client.closed()  # after bind_timeout (2 s in these tests)
+    assert await client.closed()  # after bind_timeout (1 s in these tests)
 
 
 async def _wait(
