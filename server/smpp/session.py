@@ -119,6 +119,10 @@ class Session:
             await self._read_loop()
         except (Closing, ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError):
             pass
+        except StoreError as exc:
+            log.error("smpp %s: closing the session, the database failed: %s", self.client, exc)
+        except Exception:  # a bug must cost this connection, never the server
+            log.exception("smpp %s: closing the session after an unexpected error", self.client)
         finally:
             await self.close()
 
@@ -259,6 +263,10 @@ class Session:
             log.info("smpp bind of %r from %s: wrong credentials", pdu.text("system_id"),
                      self.client)  # fmt: skip
             await self.send(response(pdu, Status.RINVPASWD))
+            return
+        except StoreError as exc:
+            log.error("smpp bind: the database failed: %s", exc)
+            await self.send(response(pdu, Status.RSYSERR))
             return
         if not self.server.may_bind(who):
             await self.send(response(pdu, Status.RBINDFAIL))

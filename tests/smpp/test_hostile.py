@@ -129,3 +129,14 @@ async def test_a_peer_that_does_not_read_is_cut_off(smpp: Smpp) -> None:
     with pytest.raises(session_module.Closing):
         await session.send(Pdu(Cmd.ENQUIRE_LINK, 1))
     assert writer.transport.aborted and len(writer.written) == 1
+
+
+async def test_a_failing_database_gets_system_errors_not_a_dead_server(smpp: Smpp) -> None:
+    bound = await smpp.bound_by_token()
+    await smpp.store.close()  # every read and write fails from here on
+    answer = await bound.call(Cmd.SUBMIT_SM, destination_addr=TO, short_message=b"x")
+    assert answer.status == Status.RSYSERR
+    fresh = await smpp.connect()
+    answer = await fresh.call(Cmd.BIND_TRANSCEIVER, system_id="crm", password=smpp.password)
+    assert answer.status == Status.RSYSERR
+    assert (await bound.call(Cmd.ENQUIRE_LINK)).command_id == Cmd.ENQUIRE_LINK_RESP
