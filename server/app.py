@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ def create_app(
     agent_settings: AgentSettings | None = None,
     smpp: SmppSettings | None = None,
     smpp_ssl: ssl.SSLContext | None = None,
+    smpp_socket: socket.socket | None = None,
 ) -> web.Application:
     """Build the app over a store (a path means the embedded SQLite store, opened on startup)."""
     store = db if isinstance(db, Store) else SqliteStore(db)
@@ -61,19 +63,19 @@ def create_app(
     app.on_shutdown.append(end_long_polls)
     background.setup(app, store, notifier)  # lease sweeper, webhook sender (after the store)
     if smpp is not None:
-        app.cleanup_ctx.append(_smpp_server(smpp, smpp_ssl))
+        app.cleanup_ctx.append(_smpp_server(smpp, smpp_ssl, smpp_socket))
     return app
 
 
 def _smpp_server(
-    settings: SmppSettings, context: ssl.SSLContext | None
+    settings: SmppSettings, context: ssl.SSLContext | None, sock: socket.socket | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The SMPP server (server/smpp) beside the HTTP API, over the app's gateway and store."""
 
     async def serve_smpp(app: web.Application) -> AsyncIterator[None]:
         from simhive.server.smpp.server import attach
 
-        smpp = attach(app[compat.GATEWAY], app[STORE], settings, context)
+        smpp = attach(app[compat.GATEWAY], app[STORE], settings, context, sock)
         await smpp.start()
         app[SMPP] = smpp
         yield
@@ -96,6 +98,7 @@ def run(
     agent_settings: AgentSettings | None = None,
     smpp: SmppSettings | None = None,
     smpp_ssl: ssl.SSLContext | None = None,
+    smpp_socket: socket.socket | None = None,
 ) -> None:
     logs.setup()
     options = {
@@ -104,7 +107,7 @@ def run(
     }
     asyncio.run(
         serve(
-            create_app(db, agent_settings, smpp, smpp_ssl),
+            create_app(db, agent_settings, smpp, smpp_ssl, smpp_socket),
             host,
             port,
             settings or HttpSettings(),

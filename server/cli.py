@@ -193,11 +193,20 @@ def run(
             raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from None
     if smpp_tls and context is None:
         raise click.UsageError("--smpp-tls needs --tls-cert and --tls-key")
-    smpp = None
+    smpp = smpp_socket = None
     if smpp_port is not None:
+        from simhive.server.smpp.server import listen_socket
+
         smpp = SmppSettings(
             host=smpp_host, port=smpp_port, rate=smpp_rate, max_sessions=smpp_max_sessions
         )
+        try:
+            smpp_socket = listen_socket(smpp_host, smpp_port)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen for SMPP on {smpp_host}:{smpp_port}: {exc.strerror or exc}"
+                " (is another server using the port? choose another with --smpp-port)"
+            ) from None
     path = _db(db)
     scheme = "https" if context else "http"
     click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
@@ -220,6 +229,7 @@ def run(
         agent_settings=agent_settings,
         smpp=smpp,
         smpp_ssl=context if smpp_tls else None,
+        smpp_socket=smpp_socket,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -55,12 +56,14 @@ class SmppServer:
         auth: Authenticator,
         settings: SmppSettings | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         self.gateway = gateway
         self.store = store
         self.auth = auth
         self.settings = settings or SmppSettings()
         self.ssl_context = ssl_context
+        self.sock = sock  # bound by the caller already (listen_socket), or None: bind here
         self.requests = Requests(gateway, store)
         self.sessions: set[Session] = set()
         self.delivering: set[int] = set()  # outbox rows sent and not yet answered
@@ -76,10 +79,10 @@ class SmppServer:
 
     async def start(self) -> None:
         s = self.settings
+        where = {"sock": self.sock} if self.sock is not None else {"host": s.host, "port": s.port}
         self._server = await asyncio.start_server(
             self._accept,
-            s.host,
-            s.port,
+            **where,
             ssl=self.ssl_context,
             ssl_handshake_timeout=s.bind_timeout if self.ssl_context else None,
         )
@@ -165,8 +168,27 @@ class SmppServer:
             log.error("smpp pruning failed: %s", exc)
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The SMPP listening socket, bound before the app starts, so that a port in use is a clean
+    start-up error (the CLI's one line) rather than a failure halfway through the start."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 def attach(app_gateway: Gateway, store: object, settings: SmppSettings,
-           ssl_context: ssl.SSLContext | None) -> SmppServer:  # fmt: skip
+           ssl_context: ssl.SSLContext | None,
+           sock: socket.socket | None = None) -> SmppServer:  # fmt: skip
     """The SMPP server over the app's gateway and SQLite store (the only engine it supports)."""
     from simhive.server.smpp.auth import (
         AccountTokenAuthenticator,
@@ -182,4 +204,4 @@ def attach(app_gateway: Gateway, store: object, settings: SmppSettings,
     auth = ByShape(
         CredentialAuthenticator(app_gateway, smpp_store), AccountTokenAuthenticator(app_gateway)
     )
-    return SmppServer(app_gateway, smpp_store, auth, settings, ssl_context)
+    return SmppServer(app_gateway, smpp_store, auth, settings, ssl_context, sock)

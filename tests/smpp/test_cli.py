@@ -88,3 +88,17 @@ def test_smpp_over_tls(tmp_path: Path) -> None:
         if client is not None:
             client.close()
         server.stop()
+
+
+def test_smpp_port_in_use_is_a_clean_error(tmp_path: Path) -> None:
+    import socket
+
+    db = str(tmp_path / "busy.sqlite3")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run_cli("run", "--db", db, "--port", str(free_port()), "--smpp-port", str(port))
+    assert done.returncode == 1
+    assert f"cannot listen for SMPP on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
