@@ -18,7 +18,8 @@ import contextlib
 import enum
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from simhive.server.core.dates import now_us
 from simhive.server.core.errors import AuthError
@@ -40,6 +41,7 @@ from simhive.server.smpp.pdu import (
     generic_nack,
     is_request,
     response,
+    response_id,
     u8_tlv,
 )
 from simhive.server.store.base import StoreError
@@ -176,16 +178,11 @@ class Session:
         if command_id in BODIES and not is_request(command_id):
             return  # a malformed response to us: nothing to answer
         log.info("smpp %s: refused PDU 0x%08x: %s", self.client, command_id, exc)
-        if (
-            command_id in BODIES
-            and command_id not in (Cmd.DELIVER_SM,)
-            and exc.status
-            not in (
-                Status.RINVCMDLEN,
-                Status.RINVCMDID,
-            )
-        ):
-            await self.send(Pdu(command_id | 0x80000000, sequence, exc.status))
+        # A request whose framing is fine but one field is not gets its own response with that
+        # field's status; an unknown command or a body that ends too early gets generic_nack.
+        own_response = command_id in BODIES and command_id != Cmd.DELIVER_SM
+        if own_response and exc.status not in (Status.RINVCMDLEN, Status.RINVCMDID):
+            await self.send(Pdu(response_id(command_id), sequence, exc.status))
         else:
             await self.send(generic_nack(sequence, exc.status))
 
@@ -217,8 +214,8 @@ class Session:
     def _within_rate(self, who: Principal, cmd: int) -> bool:
         return cmd not in (Cmd.SUBMIT_SM, Cmd.SUBMIT_MULTI) or self.server.admit(who)
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
