@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from simhive.server.core import numbers
 from simhive.server.core.dates import now_us
 from simhive.server.core.errors import GatewayError, InvalidInput, NotFound
 from simhive.server.core.gateway import Gateway, Outgoing
@@ -27,6 +28,17 @@ from simhive.server.store.sqlite_smpp import SqliteSmppStore
 DEFAULT_POOL = "all"
 TON_INTERNATIONAL = 1
 _FAILED_STATES = (MessageState.UNDELIVERABLE, MessageState.REJECTED)
+
+
+def _refusal(exc: GatewayError, request: Outgoing, named_by_service_type: bool) -> PduError:
+    """A core refusal as the command_status docs/smpp.md lists for it."""
+    if isinstance(exc, NotFound) and exc.message == POOL_NOT_FOUND and named_by_service_type:
+        return PduError(Status.RINVSERTYP, f"no pool {request.pool}")
+    if isinstance(exc, InvalidInput) and exc.message.startswith("Invalid phone number"):
+        return PduError(Status.RINVDSTADR, exc.message)
+    if isinstance(exc, InvalidInput) and exc.message.startswith("Message body too long"):
+        return PduError(Status.RINVMSGLEN, exc.message)
+    return PduError(Status.RSUBMITFAIL, exc.message)
 
 
 def address(raw: str, ton: int, status: Status) -> str:
@@ -134,6 +146,7 @@ class Requests:
         named_by_service_type: bool,
         expiry: int | None,
     ) -> str:
+        await self._check(who, request, named_by_service_type)
         key = f"{source}|{request.sendto}|{concat.ref}|{concat.total}|{request.pool}"
         part_id, parts = await self.store.add_part(
             who.account.id, key, concat.seq, concat.total, request.body, registered, source,
@@ -158,19 +171,18 @@ class Requests:
     async def _store(self, who: Principal, request: Outgoing, named_by_service_type: bool) -> int:
         try:
             (sms_id,) = await self.gateway.send(who.account, request)
-        except NotFound as exc:
-            if exc.message == POOL_NOT_FOUND and named_by_service_type:
-                raise PduError(Status.RINVSERTYP, f"no pool {request.pool}") from None
-            raise PduError(Status.RSUBMITFAIL, exc.message) from None
-        except InvalidInput as exc:
-            if exc.message.startswith("Invalid phone number"):
-                raise PduError(Status.RINVDSTADR, exc.message) from None
-            if exc.message.startswith("Message body too long"):
-                raise PduError(Status.RINVMSGLEN, exc.message) from None
-            raise PduError(Status.RSUBMITFAIL, exc.message) from None
         except GatewayError as exc:
-            raise PduError(Status.RSUBMITFAIL, exc.message) from None
+            raise _refusal(exc, request, named_by_service_type) from None
         return sms_id
+
+    async def _check(self, who: Principal, request: Outgoing, named_by_service_type: bool) -> None:
+        """What the core would refuse about a part's message, checked when the part arrives
+        (the message itself is stored with the last part)."""
+        try:
+            numbers.normalise(request.sendto)
+            await self.gateway.routing.pool_for_send(who.account, request.pool or DEFAULT_POOL)
+        except GatewayError as exc:
+            raise _refusal(exc, request, named_by_service_type) from None
 
     async def _sms_of(self, who: Principal, message_id: str, fail: Status) -> int | None:
         """The sms_id behind a message_id (None: a part whose message is not complete yet)."""

@@ -348,3 +348,13 @@ async def test_validity_period_expires_untaken_messages(
         assert await smpp.smpp_store.expire(10**18) == 0
     finally:
         await stop_smpp(smpp)
+
+
+async def test_a_part_with_a_bad_destination_or_pool_is_refused_at_once(smpp: Smpp) -> None:
+    client = await smpp.bound()
+    udh = bytes([5, 0, 3, 0x21, 2, 1])
+    status, _ = await submit(client, udh + b"x", esm_class=0x40, destination_addr="nope")
+    assert status == Status.RINVDSTADR
+    status, _ = await submit(client, udh + b"x", esm_class=0x40, service_type="nope")
+    assert status == Status.RINVSERTYP
+    assert await smpp.smpp_store.prune_parts(10**18) == 0  # nothing was kept of them
