@@ -169,7 +169,9 @@ def test_receipt_pending_through_kill9_arrives_once_after_reconnect(stack: Gatew
 def test_hostile_peers_do_not_hurt_anyone(stack: GatewayStack) -> None:
     port = stack.smpp_port  # type: ignore[attr-defined]
     good = esme(stack).bind("transceiver")
-    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    seed = int.from_bytes(os.urandom(4), "big")
+    print(f"hostile payloads from random.Random({seed})")  # shown if the test fails
+    rng = random.Random(seed)
     hostile: list[socket.socket] = []
     try:
         payloads = _hostile_payloads(rng)
