@@ -75,7 +75,7 @@ def decode_text(data: bytes, data_coding: int, udh_octets: int = 0) -> str:
     if data_coding == DC_DEFAULT:
         return _decode_gsm(data, udh_octets)
     if data_coding == DC_IA5:
-        if any(b >= 0x80 for b in data):
+        if not data.isascii():
             raise PduError(Status.RSUBMITFAIL, "data_coding 1 (IA5) holds octets >= 0x80")
         return data.decode("ascii")
     if data_coding == DC_LATIN1:
@@ -88,7 +88,7 @@ def decode_text(data: bytes, data_coding: int, udh_octets: int = 0) -> str:
 
 
 def _decode_gsm(data: bytes, udh_octets: int) -> str:
-    if all(b < 0x80 for b in data):
+    if data.isascii():  # every octet < 0x80: unpacked septets
         return gsm7.decode(list(data))
     fill = (7 - (udh_octets * 8) % 7) % 7 if udh_octets else 0
     bits = len(data) * 8 - fill
