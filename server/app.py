@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from simhive.server.core.gateway import Gateway
 from simhive.server.core.limits import MAX_REQUEST_BYTES
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.http_server import HttpSettings, serve
+from simhive.server.smpp.settings import SmppSettings
 from simhive.server.store.base import Store
 from simhive.server.store.sqlite import SqliteStore
 
@@ -25,10 +27,15 @@ from simhive.server.store.sqlite import SqliteStore
 RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": middleware.MaskingAccessLogger}
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 NOTIFIER: web.AppKey[WorkNotifier] = web.AppKey("notifier", WorkNotifier)
+SMPP: web.AppKey[Any] = web.AppKey("smpp")
 
 
 def create_app(
-    db: str | Path | Store, agent_settings: AgentSettings | None = None
+    db: str | Path | Store,
+    agent_settings: AgentSettings | None = None,
+    smpp: SmppSettings | None = None,
+    smpp_ssl: ssl.SSLContext | None = None,
+    smpp_socket: socket.socket | None = None,
 ) -> web.Application:
     """Build the app over a store (a path means the embedded SQLite store, opened on startup)."""
     store = db if isinstance(db, Store) else SqliteStore(db)
@@ -55,7 +62,26 @@ def create_app(
 
     app.on_shutdown.append(end_long_polls)
     background.setup(app, store, notifier)  # lease sweeper, webhook sender (after the store)
+    if smpp is not None:
+        app.cleanup_ctx.append(_smpp_server(smpp, smpp_ssl, smpp_socket))
     return app
+
+
+def _smpp_server(
+    settings: SmppSettings, context: ssl.SSLContext | None, sock: socket.socket | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The SMPP server (server/smpp) beside the HTTP API, over the app's gateway and store."""
+
+    async def serve_smpp(app: web.Application) -> AsyncIterator[None]:
+        from simhive.server.smpp.server import attach
+
+        smpp = attach(app[compat.GATEWAY], app[STORE], settings, context, sock)
+        await smpp.start()
+        app[SMPP] = smpp
+        yield
+        await smpp.close()
+
+    return serve_smpp
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -70,6 +96,9 @@ def run(
     ssl_context: ssl.SSLContext | None = None,
     settings: HttpSettings | None = None,
     agent_settings: AgentSettings | None = None,
+    smpp: SmppSettings | None = None,
+    smpp_ssl: ssl.SSLContext | None = None,
+    smpp_socket: socket.socket | None = None,
 ) -> None:
     logs.setup()
     options = {
@@ -78,7 +107,7 @@ def run(
     }
     asyncio.run(
         serve(
-            create_app(db, agent_settings),
+            create_app(db, agent_settings, smpp, smpp_ssl, smpp_socket),
             host,
             port,
             settings or HttpSettings(),

@@ -21,6 +21,7 @@ from simhive.server.core.dates import iso
 from simhive.server.core.errors import GatewayError
 from simhive.server.core.gateway import Gateway
 from simhive.server.paths import default_db
+from simhive.server.smpp.settings import SmppSettings
 from simhive.server.store.base import StoreError
 from simhive.server.store.sqlite import SqliteStore
 
@@ -125,6 +126,38 @@ def main() -> None:
     show_default=True,
     help="A device not seen for this long gets no pool work (its SIMs count as down).",
 )
+@click.option(
+    "--smpp-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve SMPP 3.4 on this port (docs/smpp.md); off unless given.",
+)
+@click.option(
+    "--smpp-host",
+    default=SmppSettings().host,
+    show_default=True,
+    help="Address the SMPP server binds.",
+)
+@click.option(
+    "--smpp-tls/--no-smpp-tls",
+    default=False,
+    show_default=True,
+    help="SMPP over TLS with the --tls-cert/--tls-key of the HTTP server.",
+)
+@click.option(
+    "--smpp-rate",
+    type=click.FloatRange(min=0.1),
+    default=SmppSettings().rate,
+    show_default=True,
+    help="submit_sm per second per account; beyond it ESME_RTHROTTLED.",
+)
+@click.option(
+    "--smpp-max-sessions",
+    type=click.IntRange(min=1),
+    default=SmppSettings().max_sessions,
+    show_default=True,
+    help="SMPP connections at most; further ones are closed at once.",
+)
 def run(
     db: Path | None,
     host: str,
@@ -137,8 +170,13 @@ def run(
     header_timeout: float,
     body_timeout: float,
     max_connections: int,
+    smpp_port: int | None,
+    smpp_host: str,
+    smpp_tls: bool,
+    smpp_rate: float,
+    smpp_max_sessions: int,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API (and SMPP with --smpp-port)."""
     import ssl
 
     from simhive.server.app import run as run_app
@@ -153,9 +191,28 @@ def run(
             context.load_cert_chain(tls_cert, tls_key)
         except (ssl.SSLError, OSError) as exc:
             raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from None
+    if smpp_tls and context is None:
+        raise click.UsageError("--smpp-tls needs --tls-cert and --tls-key")
+    smpp = smpp_socket = None
+    if smpp_port is not None:
+        from simhive.server.smpp.server import listen_socket
+
+        smpp = SmppSettings(
+            host=smpp_host, port=smpp_port, rate=smpp_rate, max_sessions=smpp_max_sessions
+        )
+        try:
+            smpp_socket = listen_socket(smpp_host, smpp_port)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen for SMPP on {smpp_host}:{smpp_port}: {exc.strerror or exc}"
+                " (is another server using the port? choose another with --smpp-port)"
+            ) from None
     path = _db(db)
     scheme = "https" if context else "http"
     click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
+    if smpp is not None:
+        smpp_scheme = "smpps" if smpp_tls else "smpp"
+        click.echo(f"simhive-server: SMPP on {smpp_scheme}://{smpp_host}:{smpp_port}", err=True)
     settings = HttpSettings(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
@@ -170,6 +227,9 @@ def run(
         ssl_context=context,
         settings=settings,
         agent_settings=agent_settings,
+        smpp=smpp,
+        smpp_ssl=context if smpp_tls else None,
+        smpp_socket=smpp_socket,
     )
 
 
@@ -353,7 +413,7 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
 
 
 # `device set` and `device webhooks` live in their own module and register on the group above.
-from simhive.server import cli_device, cli_pool  # noqa: E402, F401
+from simhive.server import cli_device, cli_pool, cli_smpp  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()
