@@ -232,8 +232,16 @@ class DeviceRunner:
                     )
                 await asyncio.sleep(delay)
                 continue
-            log.info("device %s: modem started (%s %s)", self.name,
-                     self.modem.identity.manufacturer, self.modem.identity.model)  # fmt: skip
+            if self.modem.state is ModemState.DISCONNECTED:
+                # start() returns for a missing or unopenable port (the backend keeps trying
+                # to reopen it); say why, with its fix, instead of "modem started".
+                reason = getattr(self.modem, "state_reason", "") or "port not open"
+                log.error("device %s: modem not available: %s; retrying in the background",
+                          self.name, reason)  # fmt: skip
+            else:
+                ident = self.modem.identity
+                what = " ".join(x for x in (ident.manufacturer, ident.model) if x)
+                log.info("device %s: modem started (%s)", self.name, what or "identity unknown")
             self._modem_started.set()
             self._sims_changed()
             self._hello_if_identity_changed()
@@ -253,7 +261,9 @@ class DeviceRunner:
             elif result is None:
                 self._report_held.set()
         elif isinstance(event, StateChange):
-            log.info("device %s: modem %s %s", self.name, event.state.value, event.reason)
+            down = event.state is ModemState.DISCONNECTED and event.reason != "stopped"
+            log.log(logging.WARNING if down else logging.INFO, "device %s: modem %s: %s",
+                    self.name, event.state.value, event.reason or "-")  # fmt: skip
             self.readiness.note_state(event.reason)
             await self._status_event(
                 {
