@@ -185,7 +185,10 @@ def access_problem(port: str) -> str | None:
         st = os.stat(port)
     except OSError:
         return None  # missing ports are reported on their own
-    if os.access(port, os.R_OK | os.W_OK):
+    # The effective ids decide what open() may do (a service may run setuid or with
+    # SupplementaryGroups), so ask about those, not the real ones.
+    effective = os.access in os.supports_effective_ids
+    if os.access(port, os.R_OK | os.W_OK, effective_ids=effective):
         return None
     return permission_hint(port, st)
 
