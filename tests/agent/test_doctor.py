@@ -43,7 +43,7 @@ def emu() -> Iterator[EmulatorProcess]:
 @pytest.fixture
 def modem(emu: EmulatorProcess) -> Iterator[dict[str, Any]]:
     emu.client.clear_faults("m1")
-    yield emu.state["modems"][0]
+    yield dict(emu.state["modems"][0])
     emu.client.clear_faults("m1")
 
 
@@ -73,8 +73,9 @@ async def test_all_well_exits_zero_with_a_server_that_takes_the_token(
     server.tokens[TOKEN] = 1
     report = await run_doctor(config(tmp_path, modem["link"], server.url), empty_roots(tmp_path))
     assert not report.problems, report.render()
-    for check in ("modem.at", "sim.pin", "network.registration", "sms.smsc", "sim.number",
-                  "server.reachable", "server.token", "server.clock", "journal.writable"):  # fmt: skip
+    expected = ("modem.at", "sim.pin", "network.registration", "sms.smsc", "sim.number",
+                "server.reachable", "server.token", "server.clock", "journal.writable")  # fmt: skip
+    for check in expected:
         assert finding(report, check).level == "ok", check
     assert modem["sims"][0]["number"] in finding(report, "sim.number").message
 
@@ -229,6 +230,11 @@ def test_a_port_the_user_cannot_read_names_the_dialout_group(
     assert "dialout" in access[0]["fix"] and "sudo usermod -aG dialout" in access[0]["fix"]
 
 
+def plug_in(roots: Roots, port: str, name: str) -> None:
+    """The port appears in the fake /dev as a USB serial port would."""
+    (roots.dev / name).symlink_to(os.path.realpath(port))
+
+
 def fake_proc(tmp_path: Path, port: str) -> Path:
     """A /proc with a ModemManager process that has `port` open."""
     proc = tmp_path / "fakeproc"
@@ -291,7 +297,7 @@ async def test_stick_in_usb_storage_mode(tmp_path: Path) -> None:
 
 async def test_ports_found_on_the_host_are_checked(modem: dict[str, Any], tmp_path: Path) -> None:
     roots = empty_roots(tmp_path)
-    os.symlink(os.path.realpath(modem["link"]), roots.dev / "ttyUSB2")
+    plug_in(roots, modem["link"], "ttyUSB2")
     report = await run_doctor(None, roots)
     assert finding(report, "modem.at").subject == str(roots.dev / "ttyUSB2")
     assert not report.problems, report.render()
