@@ -158,9 +158,8 @@ def holders(port: str, roots: Roots = Roots()) -> list[Holder]:
         except (OSError, ValueError, IndexError):
             continue
         if pid != me and (roots.proc / str(pid)).exists():
-            found.setdefault(
-                pid, Holder(pid, process_name(roots, pid), "lockfile", _cmdline(roots, pid))
-            )
+            if pid not in found or found[pid].how == "open":  # the lock file says more
+                found[pid] = Holder(pid, process_name(roots, pid), "lockfile", _cmdline(roots, pid))
     order = {"lock": 0, "lockfile": 1, "open": 2}
     return sorted(found.values(), key=lambda h: (order[h.how], h.pid))
 
