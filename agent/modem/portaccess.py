@@ -157,9 +157,10 @@ def holders(port: str, roots: Roots = Roots()) -> list[Holder]:
             pid = int(lockfile.read_text().strip().split()[0])
         except (OSError, ValueError, IndexError):
             continue
-        if pid != me and (roots.proc / str(pid)).exists():
-            if pid not in found or found[pid].how == "open":  # the lock file says more
-                found[pid] = Holder(pid, process_name(roots, pid), "lockfile", _cmdline(roots, pid))
+        if pid == me or not (roots.proc / str(pid)).exists():
+            continue  # a stale lock file of a process that is gone
+        if pid not in found or found[pid].how == "open":  # the lock file says more
+            found[pid] = Holder(pid, process_name(roots, pid), "lockfile", _cmdline(roots, pid))
     order = {"lock": 0, "lockfile": 1, "open": 2}
     return sorted(found.values(), key=lambda h: (order[h.how], h.pid))
 
