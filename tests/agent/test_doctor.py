@@ -12,6 +12,7 @@ import grp
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -146,6 +147,35 @@ async def test_refused_token_and_clock_skew(modem: dict[str, Any], tmp_path: Pat
     clock = finding(report, "server.clock")
     assert clock.level == "fail" and "ahead of the server" in clock.message
     assert "timedatectl set-ntp true" in clock.fix
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_an_untrusted_tls_certificate(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+    try:
+        cfg = config(tmp_path, "/dev/null", f"https://127.0.0.1:{port}")
+        report = await run_doctor(cfg, empty_roots(tmp_path), modem_checks=False)
+    finally:
+        await runner.cleanup()
+    f = finding(report, "server.tls")
+    assert f.level == "fail" and "certificate" in f.message.lower()
+    assert "not trusted here (self-signed" in f.fix
 
 
 def test_a_port_held_by_another_process_names_it(modem: dict[str, Any], tmp_path: Path) -> None:
