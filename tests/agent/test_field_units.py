@@ -129,3 +129,51 @@ def test_the_locking_process_is_named_first(tmp_path: Path) -> None:
 def test_a_missing_port_says_so(tmp_path: Path) -> None:
     text = explain_open_error(str(tmp_path / "ttyUSB9"), errno.ENOENT, "x")
     assert text.startswith(f"no such port {tmp_path / 'ttyUSB9'}") and "by-id" in text
+
+
+def test_the_agents_open_error_names_the_dialout_group() -> None:
+    """What the agent logs when its port may not be opened: the group and the usermod line,
+    not a bare "[Errno 13] Permission denied". As root the open runs as user nobody."""
+    import asyncio
+    import grp
+    import json
+
+    from simhive.agent.modem.transport import SerialTransport, TransportClosed
+
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+
+    def attempt() -> str:
+        try:
+            asyncio.run(SerialTransport(path).open())
+        except TransportClosed as exc:
+            return str(exc)
+        return "opened"
+
+    try:
+        if os.geteuid() != 0:
+            os.chmod(path, 0)
+            message = attempt()
+        else:
+            os.chown(path, 0, grp.getgrnam("dialout").gr_gid)
+            os.chmod(path, 0o660)
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover (the child)
+                try:
+                    os.close(r)
+                    os.setgroups([])
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    os.write(w, json.dumps(attempt()).encode())
+                finally:
+                    os._exit(0)
+            os.close(w)
+            with os.fdopen(r, "rb") as pipe:
+                message = json.loads(pipe.read())
+            os.waitpid(pid, 0)
+    finally:
+        os.close(master)
+    assert message.startswith(f"cannot open {path}: permission denied: "), message
+    assert "sudo usermod -aG dialout" in message and "Errno" not in message
