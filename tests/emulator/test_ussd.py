@@ -5,7 +5,10 @@ SIM and network errors, and the control API's validation."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +78,29 @@ def test_control_api_sets_removes_and_validates(emu: EmulatorProcess) -> None:
             emu.client.set_sim("m1", 0, ussd=bad)
         assert err.value.status == 400 and "ussd" in err.value.message
     emu.client.set_sim("m1", 0, ussd={"*100#": "Balance: 5.00 EUR", "*200#": None})
+
+
+def test_replies_scripted_on_the_command_line(tmp_path: Path) -> None:
+    with run_emulator(
+        modems=2, dual_sim="cdsds", profile="sim800c-ds", state_dir=tmp_path,
+        extra_args=["--ussd", "*100#=Balance: 1.00 EUR", "--ussd", "m2:1:*100#=Balance: 2 EUR"],
+    ) as e:  # fmt: skip
+        scripts = [[s["ussd"] for s in e.client.modem(m)["live"]["sims"]] for m in ("m1", "m2")]
+    assert scripts == [
+        [{"*100#": "Balance: 1.00 EUR"}, {"*100#": "Balance: 1.00 EUR"}],
+        [{"*100#": "Balance: 1.00 EUR"}, {"*100#": "Balance: 2 EUR"}],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [("*100#", "expected [MODEM[:SLOT]:]CODE=TEXT"), ("m9:*100#=x", "no modem 'm9'"),
+     ("AT+CMGD=x", "a USSD code is digits")],
+)  # fmt: skip
+def test_bad_ussd_options_are_refused(tmp_path: Path, arg: str, message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "simhive.hardware.emulator", "run", "--state", str(tmp_path),
+         "--ussd", arg],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
