@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 import serial
@@ -16,7 +17,7 @@ from simhive.agent.doctor import Report, run_doctor
 from simhive.agent.doctor.host import check_journal, check_port
 from simhive.agent.doctor.servercheck import check_server
 from simhive.agent.modem.portaccess import Roots, explain_open_error
-from simhive.agent.modem.ussd import UssdReply
+from simhive.agent.modem.ussd import UssdError, UssdReply, cusd_request, parse_amount
 from simhive.agent.tokens import token_problem
 
 
@@ -119,7 +120,6 @@ def ussd(device: str, slot: int, code: str, config_path: str, timeout: float,
     """Send the USSD CODE (e.g. '*100#') from SIM slot SLOT (0 = first) of DEVICE and print the
     network's answer. The agent must not be running on that modem (it holds the port)."""
     from simhive.agent.cli import _load, setup_logging
-    from simhive.agent.modem.ussd import parse_amount
 
     cfg = _load(config_path)
     setup_logging("error", [d.token for d in cfg.devices] + [d.pin for d in cfg.devices if d.pin])
@@ -127,15 +127,12 @@ def ussd(device: str, slot: int, code: str, config_path: str, timeout: float,
     if d is None:
         names = ", ".join(repr(x.name) for x in cfg.devices)
         _die(f"no device {device!r} in {config_path} (devices: {names})", 2)
-    assert d is not None
     if slot not in d.slots:
         _die(f"device {device!r} has SIM slots {d.slots}, not {slot}", 2)
     if d.backend != "at":
         _die(f"device {device!r} uses the {d.backend} backend, which cannot send USSD here;"
              ' use backend = "at" for USSD', 1)  # fmt: skip
     try:
-        from simhive.agent.modem.ussd import cusd_request
-
         cusd_request(code)
     except ValueError as exc:
         _die(str(exc), 2)
@@ -152,8 +149,7 @@ def ussd(device: str, slot: int, code: str, config_path: str, timeout: float,
     elif reply.text:
         click.echo(reply.text)
     if not reply.ok:
-        _die(f"{code}: the network answered {reply.describe()}"
-             + (f": {reply.text}" if reply.text and as_json else ""), 1)  # fmt: skip
+        _die(f"{code}: the network answered {reply.describe()}", 1)
 
 
 class _ToolError(Exception):
@@ -164,7 +160,6 @@ async def _ussd(d: DeviceConfig, slot: int, code: str, wait: float) -> UssdReply
     from simhive.agent.modem.atmodem import AtModem
     from simhive.agent.modem.base import SendError
     from simhive.agent.modem.transport import SerialTransport
-    from simhive.agent.modem.ussd import UssdError
 
     if len(d.ports) > 1:  # one port per SIM: that SIM's port, as a single-SIM modem
         port, dual, use_slot = d.ports[slot], "none", 0
@@ -185,7 +180,7 @@ async def _ussd(d: DeviceConfig, slot: int, code: str, wait: float) -> UssdReply
         await modem.stop()
 
 
-def _die(message: str, code: int) -> None:
+def _die(message: str, code: int) -> NoReturn:
     click.echo(f"simhive-agent: {message}", err=True)
     sys.exit(code)
 
