@@ -17,6 +17,7 @@ from simhive.agent.tokens import token_problem
 from .findings import FAIL, OK, WARN, Finding, Report
 from .host import (
     check_journal,
+    check_mm_probing,
     check_modemmanager,
     check_pi_power,
     check_port,
@@ -34,7 +35,7 @@ async def run_doctor(
 ) -> Report:
     roots = roots or Roots()
     report = Report()
-    check_modemmanager(report, roots)
+    mm_running = bool(check_modemmanager(report, roots))
     check_usb_storage(report, roots)
     check_pi_power(report, roots)
     ports = _ports(cfg, roots)
@@ -47,6 +48,8 @@ async def run_doctor(
         if device is not None and device.backend == "gammu" and not device.ports:
             continue
         free = check_port(report, port, roots)
+        if free and mm_running:
+            check_mm_probing(report, port, roots)
         if free and modem_checks and (device is None or device.backend == "at"):
             await check_modem(
                 report, port, device, roots,

@@ -94,6 +94,36 @@ def check_modemmanager(report: Report, roots: Roots) -> list[int]:
     return pids
 
 
+def udev_says_ignore(port: str, roots: Roots) -> bool | None:
+    """Whether udev tagged the port (or its USB device) for ModemManager to ignore; None when
+    udev has no record of it (`/run/udev/data/c<major>:<minor>`)."""
+    try:
+        rdev = os.stat(port).st_rdev
+    except OSError:
+        return None
+    record = roots.run / "udev" / "data" / f"c{os.major(rdev)}:{os.minor(rdev)}"
+    try:
+        lines = record.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    return any(ln in ("E:ID_MM_DEVICE_IGNORE=1", "E:ID_MM_PORT_IGNORE=1") for ln in lines)
+
+
+def check_mm_probing(report: Report, port: str, roots: Roots) -> None:
+    """ModemManager runs but does not hold the port now: will it probe it (at the next replug
+    or restart)? udev's record of the port says."""
+    ignored = udev_says_ignore(port, roots)
+    if ignored:
+        report.ok("port.modemmanager", port, "udev tells ModemManager to ignore this port")
+    elif ignored is False:
+        report.warn(
+            "port.modemmanager", port,
+            "ModemManager runs and udev does not tell it to ignore this port: it probes it at"
+            " every replug, and holds it meanwhile",
+            MM_FIX,
+        )  # fmt: skip
+
+
 def check_port(report: Report, port: str, roots: Roots) -> bool:
     """Existence, permissions and other holders of one port; True when it is free to probe."""
     if not os.path.exists(port):

@@ -291,6 +291,26 @@ async def test_modemmanager_holding_the_port(modem: dict[str, Any], tmp_path: Pa
     assert finding(report, "modemmanager").level == "ok"
 
 
+async def test_modemmanager_and_the_ports_udev_record(
+    modem: dict[str, Any], tmp_path: Path
+) -> None:
+    # ModemManager runs but does not hold the port: udev's record says whether it will probe it.
+    proc = tmp_path / "fakeproc"
+    (proc / "812").mkdir(parents=True)
+    (proc / "812" / "comm").write_text("ModemManager\n")
+    roots = empty_roots(tmp_path, proc=proc)
+    rdev = os.stat(modem["link"]).st_rdev
+    record = roots.run / "udev" / "data" / f"c{os.major(rdev)}:{os.minor(rdev)}"
+    record.parent.mkdir(parents=True)
+    record.write_text("E:ID_BUS=usb\nE:ID_USB_INTERFACE_NUM=02\n")
+    cfg = config(tmp_path, modem["link"], "http://127.0.0.1:1")
+    probe = finding(await run_doctor(cfg, roots, modem_checks=False), "port.modemmanager")
+    assert probe.level == "warn" and "probes it" in probe.message and "udev" in probe.fix
+    record.write_text("E:ID_BUS=usb\nE:ID_MM_DEVICE_IGNORE=1\n")
+    probe = finding(await run_doctor(cfg, roots, modem_checks=False), "port.modemmanager")
+    assert probe.level == "ok"
+
+
 @pytest.mark.parametrize(
     ("value", "level"), [("50005", "fail"), ("50000", "warn"), ("0", "ok")],
     ids=["under-voltage-now", "since-boot", "fine"],
