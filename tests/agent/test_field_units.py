@@ -177,3 +177,49 @@ def test_the_agents_open_error_names_the_dialout_group() -> None:
         os.close(master)
     assert message.startswith(f"cannot open {path}: permission denied: "), message
     assert "sudo usermod -aG dialout" in message and "Errno" not in message
+
+
+class _Modem:
+    """Just enough of a Modem for the balance checker: ready, one SIM, scripted USSD."""
+
+    def __init__(self, replies: list[str]) -> None:
+        from simhive.agent.modem.base import ModemState
+
+        self.state = ModemState.READY
+        self.replies = replies
+        self.asked: list[tuple[str, int]] = []
+
+    async def ussd(self, code: str, *, slot: int = 0, wait: float = 30.0) -> Any:
+        self.asked.append((code, slot))
+        return parse_cusd(self.replies.pop(0))
+
+
+async def test_balance_checker_reports_warns_once_and_retries_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+    import logging
+
+    from simhive.agent.balance import RETRY_SECONDS, BalanceChecker
+
+    cfg = parse(base(balance_ussd=["*100#"], balance_warn_below=[5])).devices[0]
+    modem = _Modem(['0,"Guthaben 3,50 EUR",15', '0,"Guthaben 3,50 EUR",15', "4"])
+    changes: list[int] = []
+    checker = BalanceChecker(cfg, modem, lambda: changes.append(1))  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="simhive.agent.balance")
+    assert await checker._check(0, "*100#") == cfg.balance_interval_seconds
+    assert checker.for_slot(0) is not None and checker.for_slot(0)["amount"] == 3.5  # type: ignore[index]
+    assert await checker._check(0, "*100#") == cfg.balance_interval_seconds
+    assert await checker._check(0, "*100#") == RETRY_SECONDS  # "not supported": try again soon
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([w for w in warnings if "below 5" in w]) == 1  # the same low amount: once
+    assert "the network answered operation not supported" in warnings[-1]
+    assert changes == [1, 1] and modem.asked == [("*100#", 0)] * 3
+
+    # A backend without USSD (gammu) is told once, and nothing is asked.
+    class NoUssd:
+        state = modem.state
+
+    quiet = BalanceChecker(cfg, NoUssd(), lambda: None)  # type: ignore[arg-type]
+    await asyncio.wait_for(quiet.run(), 5)
+    assert "cannot send USSD; balance not checked" in caplog.records[-1].getMessage()
