@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from simhive.agent.cli import main
+from simhive.agent.cli import RedactSecrets, main
 from simhive.hardware.emulator.client import EmulatorProcess, run_emulator
 from tests.agent.fakeserver import FakeAgentServer
 from tests.support.procs import console_script
@@ -26,6 +27,19 @@ pytestmark = pytest.mark.integration
 TOKEN = "0123456789abcdef0123456789abcdef"
 BALANCE = "Ihr Guthaben: 3,50 EUR. Gueltig bis 31.12."
 CYRILLIC = "Баланс 12.30 руб"
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging() -> Iterator[None]:
+    # The CLI run in-process (CliRunner) sets up logging as a process would (root level and
+    # handler); later tests in this process must get the logging they started with.
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)
+    for handler in list(root.handlers):  # the CLI's own (pytest re-adds its own per phase)
+        if any(isinstance(f, RedactSecrets) for f in handler.filters):
+            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="module")
