@@ -28,6 +28,9 @@ TOKEN = "0123456789abcdef0123456789abcdef"
 BALANCE = "Ihr Guthaben: 3,50 EUR. Gueltig bis 31.12."
 CYRILLIC = "Баланс 12.30 руб"
 
+# The holder is this test process; its name is "pytest" alone and "python" under xdist.
+ME = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+
 
 @pytest.fixture(autouse=True)
 def _keep_logging() -> Iterator[None]:
@@ -164,7 +167,7 @@ def test_check_config_fails_a_port_another_process_holds(clean: EmulatorProcess,
     with serial.Serial(port(clean), exclusive=True):
         out = check(write_config(tmp_path, clean))
     assert out.returncode == 1
-    held = f"problem: {port(clean)}: {port(clean)} is held by pytest (pid {os.getpid()})"
+    held = f"problem: {port(clean)}: {port(clean)} is held by {ME} (pid {os.getpid()})"
     assert held in out.stderr, out.stderr
 
 
