@@ -32,7 +32,7 @@ from simhive.server.core.pools import device_pool_name
 from simhive.server.core.ratelimit import Locked, LoginGuard, wait_text
 from simhive.server.core.routing import Routing
 from simhive.server.core.status import Status
-from simhive.server.store.base import DuplicateEmail, Store
+from simhive.server.store.base import AfterInsert, DuplicateEmail, Store
 
 SUPPORTED_SIMS = (0, 1)
 BAD_LOGIN = "Login or password incorrect"
@@ -226,11 +226,14 @@ class Gateway:
         return now - device.lastseen <= window
 
     # -- messages --------------------------------------------------------------------------
-    async def send(self, account: Account, request: Outgoing) -> list[int]:
-        """Store one addsms request (one message per recipient); ids in recipient order."""
+    async def send(
+        self, account: Account, request: Outgoing, *, then: AfterInsert | None = None
+    ) -> list[int]:
+        """Store one addsms request (one message per recipient); ids in recipient order.
+        `then` is the store's follow-up in the same transaction (Store.insert_messages)."""
         devices: dict[int, Device] = {}
         messages = await self._expand(account, request, devices)
-        return await self._store_messages(messages, await self.routing.wake_for(messages))
+        return await self._store_messages(messages, await self.routing.wake_for(messages), then)
 
     async def send_batch(self, account: Account, requests: Sequence[Outgoing]) -> list[int]:
         """Store an addalotofsms batch: every entry valid, or nothing stored."""
@@ -308,9 +311,11 @@ class Gateway:
             for raw in recipients
         ]
 
-    async def _store_messages(self, messages: list[NewMessage], wake: set[int]) -> list[int]:
+    async def _store_messages(
+        self, messages: list[NewMessage], wake: set[int], then: AfterInsert | None = None
+    ) -> list[int]:
         try:
-            return await self.store.insert_messages(messages, self.clock())
+            return await self.store.insert_messages(messages, self.clock(), then)
         finally:
             # Also when the request is cancelled (client gone) or the insert failed: the writer
             # may have committed the rows anyway, and a parked pull must not wait out its poll

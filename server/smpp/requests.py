@@ -23,7 +23,8 @@ from simhive.server.smpp.auth import Principal
 from simhive.server.smpp.deliver import message_state
 from simhive.server.smpp.pdu import MessageState, Pdu, PduError, Status, Tag, response
 from simhive.server.smpp.text import Concat, message_text
-from simhive.server.store.sqlite_smpp import SqliteSmppStore
+from simhive.server.store.base import AfterInsert
+from simhive.server.store.sqlite_smpp import PartsTaken, SqliteSmppStore
 
 DEFAULT_POOL = "all"
 TON_INTERNATIONAL = 1
@@ -128,12 +129,12 @@ class Requests:
             return await self._part(
                 who, request, text.concat, registered, source, now, bool(service_type), expiry
             )
-        sms_id = await self._store(who, request, bool(service_type))
+        # The receipt request is written in the message's own transaction: a crash cannot
+        # leave a stored message that owes a receipt nobody will send.
+        then = None
         if registered & 3 or expiry is not None:
-            await self.store.record_submit(
-                who.account.id, sms_id, registered, source, dest, now, expiry
-            )
-        return str(sms_id)
+            then = self.store.submit_row(who.account.id, registered, source, dest, now, expiry)
+        return str(await self._store(who, request, bool(service_type), then))
 
     async def _part(
         self,
@@ -161,16 +162,27 @@ class Requests:
             timetosend=request.timetosend,
             pool=request.pool,
         )
-        sms_id: int | None = None
+        # The message and its parts' links in one transaction; until then the parts wait as
+        # they are, so after a crash the ESME's resubmitted part completes the set again.
+        link = self.store.link_parts(who.account.id, key, concat.total)
         try:
-            sms_id = await self._store(who, whole, named_by_service_type)
-        finally:
-            await self.store.link_parts(who.account.id, key, sms_id)
+            await self._store(who, whole, named_by_service_type, link)
+        except PartsTaken:  # a repeat of the last part: the message is stored already
+            pass
+        except PduError:  # the core refused the whole message: its parts are forgotten
+            await self.store.forget_parts(who.account.id, key)
+            raise
         return part_id
 
-    async def _store(self, who: Principal, request: Outgoing, named_by_service_type: bool) -> int:
+    async def _store(
+        self,
+        who: Principal,
+        request: Outgoing,
+        named_by_service_type: bool,
+        then: AfterInsert | None = None,
+    ) -> int:
         try:
-            (sms_id,) = await self.gateway.send(who.account, request)
+            (sms_id,) = await self.gateway.send(who.account, request, then=then)
         except GatewayError as exc:
             raise _refusal(exc, request, named_by_service_type) from None
         return sms_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from simhive.server.core.models import (
     Account,
@@ -26,6 +27,9 @@ from simhive.server.core.models import (
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
 from simhive.server.store.agent_base import AgentExtrasStore
 from simhive.server.store.idempotency_base import IdempotencyStore
+
+# A store-specific follow-up of insert_messages (see there): the store's connection and the ids.
+AfterInsert = Callable[[Any, list[int]], None]
 
 
 class StoreError(Exception):
@@ -257,8 +261,15 @@ class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):
 
     # -- messages --------------------------------------------------------------------------
     @abstractmethod
-    async def insert_messages(self, messages: Sequence[NewMessage], now: int) -> list[int]:
-        """Store all messages atomically (all or none) as status 1; ids in input order."""
+    async def insert_messages(
+        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+    ) -> list[int]:
+        """Store all messages atomically (all or none) as status 1; ids in input order.
+
+        `then(connection, ids)` runs in the same transaction after the insert, for a door that
+        keeps rows of its own about the messages (SMPP's receipt requests): both are written or
+        neither, so a crash between them cannot leave a message without its row. An exception
+        from `then` undoes the insert and is raised to the caller."""
 
     @abstractmethod
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None: ...

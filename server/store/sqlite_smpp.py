@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from simhive.server.store.base import AfterInsert
 from simhive.server.store.sqlite import SqliteStore
 
 FINAL_STATUSES = (7, 8, 9, 10, 11, 12, 100, 101)
 # The outbox status of a receipt for a message whose validity_period ran out before any SIM took
 # it (no simhive status is 0).
 EXPIRED = 0
-# Marks parts whose message is being stored (sms_id not known yet), so a repeated last part does
-# not store the message twice.
+# Marked parts whose message was being stored, in databases written before a message and its
+# parts' links were one transaction; such rows are only pruned.
 CLAIMED = -1
 
 
@@ -71,22 +72,21 @@ def _credential(r: sqlite3.Row) -> Credential:
     return Credential(str(r[0]), int(r[1]), str(r[2]), r[3], int(r[4]))
 
 
-def _emit_final(conn: sqlite3.Connection, sms_id: int) -> None:
-    """If the message is final already, write the receipts its submit rows ask for (the trigger
-    only sees status changes after the rows exist)."""
-    row = conn.execute(
-        "SELECT status, status_changed FROM messages WHERE id = ?", (sms_id,)
-    ).fetchone()
-    if row is None or int(row[0]) not in FINAL_STATUSES:
-        return
-    status, changed = int(row[0]), int(row[1])
-    conn.execute(
-        "INSERT OR IGNORE INTO smpp_outbox(account_id, kind, sms_id, smpp_id, status, event_key,"
-        " created) SELECT account_id, 'receipt', sms_id, smpp_id, ?, 'receipt:' || smpp_id, ?"
-        " FROM smpp_submits WHERE sms_id = ? AND ((registered_delivery & 3) = 1"
-        " OR ((registered_delivery & 3) = 2 AND ? <> 7))",
-        (status, changed, sms_id, status),
-    )
+class PartsTaken(Exception):
+    """The parts of a concatenated message were linked to a message by another submit."""
+
+
+def _open_parts(conn: sqlite3.Connection, account_id: int, key: str) -> dict[int, Part]:
+    """The parts of `key` not linked to a message yet, by part number."""
+    rows = conn.execute(
+        "SELECT part_seq, part_text, smpp_id FROM smpp_submits WHERE account_id = ?"
+        " AND concat_key = ? AND sms_id IS NULL ORDER BY part_seq, id",
+        (account_id, key),
+    ).fetchall()
+    latest: dict[int, Part] = {}
+    for r in rows:  # a part sent again replaces its text (the last one wins)
+        latest[int(r[0])] = Part(int(r[0]), str(r[1]), str(r[2]))
+    return latest
 
 
 class SqliteSmppStore:
@@ -128,37 +128,28 @@ class SqliteSmppStore:
         return await self.writer.submit(op)
 
     # -- submits ---------------------------------------------------------------------------
-    async def record_submit(
-        self,
+    @staticmethod
+    def submit_row(
         account_id: int,
-        sms_id: int,
         registered_delivery: int,
         source_addr: str,
         dest_addr: str,
         now: int,
         expires: int | None = None,
-    ) -> None:
-        """Remember a whole message's id for its receipt and its validity."""
+    ) -> AfterInsert:
+        """Remember a whole message's id for its receipt and its validity: a follow-up for
+        Gateway.send, written in the message's own transaction (no crash can come between)."""
 
-        def op(conn: sqlite3.Connection) -> None:
+        def then(conn: sqlite3.Connection, ids: list[int]) -> None:
+            (sms_id,) = ids
             conn.execute(
-                "INSERT OR IGNORE INTO smpp_submits(account_id, sms_id, smpp_id,"
-                " registered_delivery, source_addr, dest_addr, created, expires)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    account_id,
-                    sms_id,
-                    str(sms_id),
-                    registered_delivery,
-                    source_addr,
-                    dest_addr,
-                    now,
-                    expires,
-                ),
-            )
-            _emit_final(conn, sms_id)
+                "INSERT INTO smpp_submits(account_id, sms_id, smpp_id, registered_delivery,"
+                " source_addr, dest_addr, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (account_id, sms_id, str(sms_id), registered_delivery, source_addr, dest_addr,
+                 now, expires),
+            )  # fmt: skip
 
-        await self.writer.submit(op)
+        return then
 
     async def add_part(
         self,
@@ -174,7 +165,7 @@ class SqliteSmppStore:
         expires: int | None = None,
     ) -> tuple[str, list[Part] | None]:
         """Store one part; (its id, and every part in order when this one completed the set,
-        which the caller then stores as one message and links with `link_parts`)."""
+        which the caller then stores as one message with `link_parts` as its follow-up)."""
 
         def op(conn: sqlite3.Connection) -> tuple[str, list[Part] | None]:
             cur = conn.execute(
@@ -196,41 +187,42 @@ class SqliteSmppStore:
             row_id = int(cur.lastrowid or 0)
             smpp_id = f"p{row_id}"
             conn.execute("UPDATE smpp_submits SET smpp_id = ? WHERE id = ?", (smpp_id, row_id))
-            rows = conn.execute(
-                "SELECT part_seq, part_text, smpp_id FROM smpp_submits WHERE account_id = ?"
-                " AND concat_key = ? AND sms_id IS NULL ORDER BY part_seq, id",
-                (account_id, key),
-            ).fetchall()
-            latest: dict[int, Part] = {}
-            for r in rows:  # a part sent again replaces its text (the last one wins)
-                latest[int(r[0])] = Part(int(r[0]), str(r[1]), str(r[2]))
+            latest = _open_parts(conn, account_id, key)
             if len(latest) < total:
                 return smpp_id, None
-            conn.execute(
-                "UPDATE smpp_submits SET sms_id = ? WHERE account_id = ? AND concat_key = ?"
-                " AND sms_id IS NULL",
-                (CLAIMED, account_id, key),
-            )
             return smpp_id, [latest[s] for s in sorted(latest)]
 
         return await self.writer.submit(op)
 
-    async def link_parts(self, account_id: int, key: str, sms_id: int | None) -> None:
-        """Point claimed parts at their stored message (None: it could not be stored; the parts
-        are forgotten)."""
+    @staticmethod
+    def link_parts(account_id: int, key: str, total: int) -> AfterInsert:
+        """A follow-up for Gateway.send storing a completed set's message: point its parts at
+        the message in the same transaction. Raises PartsTaken (undoing the message) when
+        another submit of the same last part stored the message first."""
+
+        def then(conn: sqlite3.Connection, ids: list[int]) -> None:
+            (sms_id,) = ids
+            if len(_open_parts(conn, account_id, key)) < total:
+                raise PartsTaken(key)
+            conn.execute(
+                "UPDATE smpp_submits SET sms_id = ?, part_text = NULL WHERE account_id = ?"
+                " AND concat_key = ? AND sms_id IS NULL",
+                (sms_id, account_id, key),
+            )
+
+        return then
+
+    async def forget_parts(self, account_id: int, key: str) -> None:
+        """Delete the parts of a message that could not be stored."""
 
         def op(conn: sqlite3.Connection) -> None:
-            where = "account_id = ? AND concat_key = ? AND sms_id = ?"
-            if sms_id is None:
-                conn.execute(f"DELETE FROM smpp_submits WHERE {where}", (account_id, key, CLAIMED))
-                return
             conn.execute(
-                f"UPDATE smpp_submits SET sms_id = ?, part_text = NULL WHERE {where}",
-                (sms_id, account_id, key, CLAIMED),
+                "DELETE FROM smpp_submits WHERE account_id = ? AND concat_key = ?"
+                " AND sms_id IS NULL",
+                (account_id, key),
             )
-            _emit_final(conn, sms_id)
 
-        await self.writer.submit(op)
+        await self.writer.submit(op, atomic=True)
 
     async def submit(self, account_id: int, smpp_id: str) -> Submit | None:
         rows = await self._all(
@@ -279,7 +271,8 @@ class SqliteSmppStore:
 
         def op(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
-                "DELETE FROM smpp_submits WHERE sms_id IS NULL AND created < ?", (before,)
+                "DELETE FROM smpp_submits WHERE (sms_id IS NULL OR sms_id = ?) AND created < ?",
+                (CLAIMED, before),
             )
             return int(cur.rowcount)
 
