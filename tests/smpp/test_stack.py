@@ -65,6 +65,15 @@ def outbox(stack: GatewayStack) -> list[tuple[str, str, int]]:
     return [(str(a), str(b), int(c)) for a, b, c in rows]
 
 
+def messages_of(stack: GatewayStack, smpp_ids: list[str]) -> list[int]:
+    """The sms_id each submitted id points at, read-only from the server's database."""
+    with contextlib.closing(sqlite3.connect(f"file:{stack.db}?mode=ro", uri=True)) as db:
+        return [
+            int(db.execute("SELECT sms_id FROM smpp_submits WHERE smpp_id = ?", (i,)).fetchone()[0])
+            for i in smpp_ids
+        ]
+
+
 def modem_texts(stack: GatewayStack) -> list[str]:
     """Whole texts the emulated modem sent: parts of one concatenated SMS joined."""
     whole: list[str] = []
@@ -116,9 +125,12 @@ def test_send_gsm7_ucs2_and_three_parts_and_get_receipts(stack: GatewayStack) ->
             assert text.startswith(f"id:{message_id} sub:001 dlvrd:001 submit date:")
             assert " stat:DELIVRD err:000 text:" in text
             assert got[0].message_state == 2
-        # The whole messages are visible through the compat API as delivered.
+        # The whole messages are visible through the compat API as delivered; the three part
+        # ids all lead to the one message their text was stored as.
         for message_id in ids["gsm"] + ids["ucs2"]:
             assert stack.status(int(message_id)) == 7
+        (whole,) = set(messages_of(stack, ids["long"]))
+        assert stack.status(whole) == 7 and whole not in {int(i) for i in every if i.isdigit()}
     finally:
         client.close()
 
