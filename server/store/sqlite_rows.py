@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from simhive.server.core.models import Account, Device, Message, Sim
+from simhive.server.core.models import Account, Balance, Device, Message, Sim
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -53,6 +53,26 @@ def _prefix_rules(stored: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((str(a), str(b)) for a, b in json.loads(stored or "[]"))
 
 
+def balance_json(balance: Balance | None) -> str | None:
+    """A SIM's balance as the sims.balance column stores it."""
+    if balance is None:
+        return None
+    b = balance
+    return json.dumps(
+        {"text": b.text, "amount": b.amount, "currency": b.currency, "low": b.low,
+         "checked_at": b.checked_at},
+        ensure_ascii=False,
+    )  # fmt: skip
+
+
+def _balance(stored: str | None) -> Balance | None:
+    if not stored:
+        return None
+    v = json.loads(stored)
+    return Balance(str(v["text"]), v.get("amount"), v.get("currency"), bool(v.get("low")),
+                   v.get("checked_at"))  # fmt: skip
+
+
 ACCOUNT_COLS = columns(Account, "a.")
 DEVICE_COLS = columns(Device)
 SIM_COLS = columns(Sim)
@@ -63,5 +83,5 @@ MESSAGE_COLS = columns(
 
 account_row = row_reader(Account)
 device_row = row_reader(Device, prefix_rules=_prefix_rules)
-sim_row = row_reader(Sim)
+sim_row = row_reader(Sim, balance=_balance)
 message_row = row_reader(Message)

@@ -541,6 +541,15 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         END;
         """,
     ),
+    (
+        11,
+        "SIM prepaid balance as the agent reports it",
+        """
+        -- The SIM's last balance check by USSD (agent balance_ussd) as JSON: {text, amount,
+        -- currency, low, checked_at (microseconds)}; NULL until the agent reports one.
+        ALTER TABLE sims ADD COLUMN balance TEXT;
+        """,
+    ),
 ]
 
 
