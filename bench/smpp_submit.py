@@ -39,7 +39,9 @@ async def _read(reader: asyncio.StreamReader) -> Pdu:
     return decode(header + await reader.readexactly(decode_header(header)[0] - HEADER_LEN))
 
 
-async def smpp_run(port: int, system_id: str, password: str, batch: list[tuple[str, str]]) -> float:
+async def smpp_run(
+    port: int, system_id: str, password: str, batch: list[tuple[str, str]], registered: int = 0
+) -> float:
     """Seconds to get every submit_sm of `batch` answered, WINDOW in flight."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(encode(Pdu(Cmd.BIND_TRANSCEIVER, 1, 0,
@@ -65,7 +67,8 @@ async def smpp_run(port: int, system_id: str, password: str, batch: list[tuple[s
     receiver = asyncio.create_task(receive())
     for seq, (to, text) in enumerate(batch, start=2):
         await window.acquire()
-        fields = {"destination_addr": to, "short_message": text.encode("ascii")}
+        fields = {"destination_addr": to, "short_message": text.encode("ascii"),
+                  "registered_delivery": registered}  # fmt: skip
         writer.write(encode(Pdu(Cmd.SUBMIT_SM, seq, 0, fields)))  # type: ignore[arg-type]
     await receiver
     elapsed = time.perf_counter() - start
@@ -94,8 +97,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--messages", type=int, default=5000, help="per side and round")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="tiny run that only proves it works")
+    parser.add_argument(
+        "--registered-delivery", action="store_true",
+        help="submit_sm asking for receipts (the message and its receipt row in one commit)",
+    )  # fmt: skip
     args, _other = parser.parse_known_args(argv)  # run-benchmarks passes its args to every bench
     n, rounds = (200, 2) if args.quick else (args.messages, args.rounds)
+    registered = 1 if args.registered_delivery else 0
     with tempfile.TemporaryDirectory(prefix="simhive-bench-") as tmp:
         workdir = Path(tmp)
         db = workdir / "bench.sqlite3"
@@ -128,7 +136,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     batch = messages(n, (2 * r + (side == "http")) * n)
                     before = cpu_seconds(proc.pid)
                     if side == "smpp":
-                        spent[side] += asyncio.run(smpp_run(smpp_port, "bench", password, batch))
+                        spent[side] += asyncio.run(
+                            smpp_run(smpp_port, "bench", password, batch, registered)
+                        )
                     else:
                         spent[side] += asyncio.run(http_run(url, token, batch))
                     cpu[side] += cpu_seconds(proc.pid) - before
