@@ -22,28 +22,28 @@ from simhive.server.core.errors import GatewayError
 from simhive.server.core.gateway import Gateway
 from simhive.server.paths import default_db
 from simhive.server.store.base import StoreError
-from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.engine import describe, make_store
 
 T = TypeVar("T")
 
 db_option = click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="SQLite database file [default: $SIMHIVE_DB, $SIMHIVE_DATA/simhive.sqlite3 or "
-    "~/.local/share/simhive/simhive.sqlite3].",
+    metavar="PATH|URL",
+    help="SQLite database file, or a postgresql:// URL (docs/scaling.md) [default: $SIMHIVE_DB,"
+    " $SIMHIVE_DATA/simhive.sqlite3 or ~/.local/share/simhive/simhive.sqlite3].",
 )
 
 
-def _db(db: Path | None) -> Path:
+def _db(db: str | Path | None) -> str | Path:
     return db if db is not None else default_db()
 
 
-def with_gateway(db: Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
+def with_gateway(db: str | Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
     """Open the store, run fn, close the store; domain errors become a clean CLI error."""
 
     async def main() -> T:
-        store = SqliteStore(_db(db))
+        store = make_store(_db(db))
         await store.open()
         try:
             return await fn(Gateway(store))
@@ -126,7 +126,7 @@ def main() -> None:
     help="A device not seen for this long gets no pool work (its SIMs count as down).",
 )
 def run(
-    db: Path | None,
+    db: str | None,
     host: str,
     port: int,
     access_log: bool,
@@ -155,7 +155,10 @@ def run(
             raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from None
     path = _db(db)
     scheme = "https" if context else "http"
-    click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
+    click.echo(
+        f"simhive-server: database {describe(path)}, listening on {scheme}://{host}:{port}",
+        err=True,
+    )
     settings = HttpSettings(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
@@ -353,7 +356,7 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
 
 
 # `device set` and `device webhooks` live in their own module and register on the group above.
-from simhive.server import cli_device, cli_pool  # noqa: E402, F401
+from simhive.server import cli_db, cli_device, cli_pool  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ next to the SQLite one. Writes are acknowledged only once they are durable on di
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from simhive.server.core.models import (
     Account,
@@ -23,6 +23,7 @@ from simhive.server.core.models import (
     ReportEvent,
     Sim,
 )
+from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
 from simhive.server.store.agent_base import AgentExtrasStore
 from simhive.server.store.idempotency_base import IdempotencyStore
@@ -194,6 +195,20 @@ class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    # -- several servers on one database (docs/scaling.md) ---------------------------------
+    async def share_wakeups(
+        self, notifier: WorkNotifier, on_webhooks: Callable[[], None] | None = None
+    ) -> None:
+        """Relay the notifier's wake-ups to the other servers of the database and theirs to it,
+        and call `on_webhooks` when any server wrote webhook outbox rows (after open). One
+        server per database (SQLite) has nothing to share."""
+
+    async def run_once_in_cluster(self, job: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a background job (`run` returns only when cancelled) so that one server of the
+        database runs it at a time; a server that takes over starts it anew. One server per
+        database (SQLite) simply runs it."""
+        await run()
 
     # -- accounts --------------------------------------------------------------------------
     @abstractmethod
