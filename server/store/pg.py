@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 
 import asyncpg
 
+from simhive.server.core.errors import InvalidInput
 from simhive.server.core.models import (
     Account,
     Device,
@@ -60,6 +61,9 @@ RETRIES = 5
 # The per-statement counter rows of an account (pg_schema migration 6) are folded back into one
 # when a count finds more than this many.
 COUNT_ROWS_FOLD = 64
+# PostgreSQL text cannot hold U+0000 (SQLite's can): such input is refused in the API's error
+# shape (an incoming SMS has it replaced instead, pg_agent.py, so an agent is never stuck).
+NUL_REFUSED = "Text must not contain NUL characters (U+0000)"
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # The Postgres connection failed or went away: not the client's fault, the caller may retry.
 _UNAVAILABLE = (
@@ -160,6 +164,8 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, Sto
             return list(await self.pool().fetch(sql, *args))
         except _UNAVAILABLE as exc:
             raise StoreError(str(exc)) from exc
+        except asyncpg.CharacterNotInRepertoireError:
+            raise InvalidInput(NUL_REFUSED) from None
 
     async def _one(self, sql: str, *args: Any) -> asyncpg.Record | None:
         rows = await self._all(sql, *args)
@@ -177,6 +183,8 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, Sto
                 await asyncio.sleep(0.005 * (attempt + 1))
             except _UNAVAILABLE as exc:
                 raise StoreError(str(exc)) from exc
+            except asyncpg.CharacterNotInRepertoireError:
+                raise InvalidInput(NUL_REFUSED) from None
         raise AssertionError("unreachable")
 
     async def _execute(self, sql: str, *args: Any) -> str:

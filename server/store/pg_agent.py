@@ -29,6 +29,11 @@ _LEASED = (
 )
 
 
+def _no_nul(text: str) -> str:
+    """PostgreSQL text cannot hold U+0000: a received SMS keeps the rest, with U+FFFD for it."""
+    return text.replace("\x00", "\ufffd")
+
+
 async def _seen(conn: Conn, device_id: int, now: int) -> None:
     await conn.execute("UPDATE devices SET lastseen = $1 WHERE id = $2", now, device_id)
 
@@ -323,8 +328,8 @@ class PgAgentStore(AgentStore):
                         " $6, $7, $7, $8, $9, $10) RETURNING id",
                         account_id,
                         device_id,
-                        m.sender,
-                        m.body,
+                        _no_nul(m.sender),
+                        _no_nul(m.body),
                         m.sim,
                         created,
                         now,
