@@ -132,9 +132,10 @@ async def test_db_copy_moves_an_installation(tmp_path: Path, fresh_db: str) -> N
         device = before["devices"][0]
         [new_id] = await target.insert_messages([NewMessage(account.id, device.id, "+49", "n")], 1)
         assert new_id > max(m.id for m in before[f"messages {account.id}"])
-        assert await target.count_messages(MessageFilter(account.id)) == before[
-            f"count {account.id}"
-        ] + 1
+        assert (
+            await target.count_messages(MessageFilter(account.id))
+            == before[f"count {account.id}"] + 1
+        )
         await target.store_incoming(account.id, device.id, [IncomingMessage("k2", 0, "+4", "x")], 9)
         assert len(await target.webhook_rows()) == len(before["webhooks"]) + 1
     finally:
