@@ -40,7 +40,9 @@ LEASE = (
     " LIMIT 10 FOR UPDATE SKIP LOCKED) UPDATE q SET status = 2, lease_id = {1} FROM x"
     " WHERE q.id = x.id RETURNING q.id"
 )
-COMMIT = "UPDATE q SET status = 3 WHERE id = ANY({0}) AND lease_id = {1} AND status = 2 RETURNING id"
+COMMIT = (
+    "UPDATE q SET status = 3 WHERE id = ANY({0}) AND lease_id = {1} AND status = 2 RETURNING id"
+)
 
 
 class Driver:
@@ -197,8 +199,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "psycopg inserts/s": statistics.median(x[0] for x in p),
         "asyncpg leased msgs/s": statistics.median(x[1] for x in a),
         "psycopg leased msgs/s": statistics.median(x[1] for x in p),
-        "insert ratio asyncpg/psycopg": statistics.median(x[0] / y[0] for x, y in zip(a, p)),
-        "lease ratio asyncpg/psycopg": statistics.median(x[1] / y[1] for x, y in zip(a, p)),
+        "insert ratio asyncpg/psycopg": statistics.median(
+            x[0] / y[0] for x, y in zip(a, p, strict=True)
+        ),
+        "lease ratio asyncpg/psycopg": statistics.median(
+            x[1] / y[1] for x, y in zip(a, p, strict=True)
+        ),
     }
     print(f"PostgreSQL drivers ({server.origin}), {n} inserts and {n} leased messages per round,"
           f" {rounds} rounds")  # fmt: skip

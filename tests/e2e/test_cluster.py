@@ -42,7 +42,8 @@ def cluster(pg: PgServer, tmp_path: Path) -> Iterator[Any]:
     def make(**kwargs: Any) -> ClusterStack:
         stack = ClusterStack(tmp_path / f"c{len(stacks)}", db_url=url, **kwargs)
         stacks.append(stack)
-        return stack.start()
+        stack.start()
+        return stack
 
     with scratch_database(pg, "simhive_e2e") as url:
         try:
@@ -133,5 +134,9 @@ def test_an_addsms_on_one_server_wakes_a_poll_on_another(cluster: Any) -> None:
         time.sleep(1.0)  # the agent's pull is parked on server 1
         stack.api("addsms", server=0, device_id=device.device_id, sendto=OUTSIDE,
                   body=f"wake {n}")  # fmt: skip
-        wait_until(lambda n=n: on_air(stack, f"wake {n}") or None, 12,
-                   f"message {n} on the air before the long poll's own end")  # fmt: skip
+        text = f"wake {n}"
+
+        def out(text: str = text) -> dict[str, int] | None:
+            return on_air(stack, text) or None
+
+        wait_until(out, 12, f"{text!r} on the air before the long poll's own end")

@@ -65,7 +65,10 @@ async def _fill(store: Store) -> None:
     await store.add_account_token(a.id, "tok-a2", T0 + 1, keep=5)
     da = await store.create_device(a.id, "box a", "dev-a", T0)
     db_ = await store.create_device(b.id, "box b", "dev-b", T0)
-    hooks = {"webhook_status": "http://127.0.0.1:9/s", "webhook_incoming": "http://127.0.0.1:9/i"}
+    hooks: dict[str, object] = {
+        "webhook_status": "http://127.0.0.1:9/s",
+        "webhook_incoming": "http://127.0.0.1:9/i",
+    }
     await store.update_device_settings(da.id, hooks)
     await store.set_device_prefix_rules(da.id, [("0", "+49")])
     pool = await store.create_pool(a.id, "sales", "full", True, T0)

@@ -1,5 +1,5 @@
-"""A TCP load balancer on 127.0.0.1: the reverse proxy in front of several servers (docs/scaling.md),
-for tests and benchmarks.
+"""A TCP load balancer on 127.0.0.1: the reverse proxy in front of several servers
+(docs/scaling.md), for tests and benchmarks.
 
 Each new connection goes to the next upstream port in turn; an upstream that refuses the
 connection (its server is down) is skipped for that connection and the next one is tried, as a

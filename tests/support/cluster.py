@@ -60,7 +60,7 @@ class ClusterStack(GatewayStack):
                         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
                         *self.server_args]  # fmt: skip
                 self.servers.append(Proc(f"server-{k}", argv, log=self.root / f"server-{k}.log"))
-        for proc, port in zip(self.servers, self.ports, strict=True):
+        for proc in self.servers:
             if not proc.alive():
                 proc.start()
         for proc, port in zip(self.servers, self.ports, strict=True):
@@ -120,15 +120,22 @@ class ClusterStack(GatewayStack):
         async def go() -> list[Any]:
             conn = await asyncpg.connect(self.db_url)
             try:
-                return list(await conn.fetch("SELECT device_id, slot, ready, reason FROM sim_ready"))
+                sql = "SELECT device_id, slot, ready, reason FROM sim_ready"
+                return list(await conn.fetch(sql))
             finally:
                 await conn.close()
 
         rows = asyncio.run(go())
         return {(int(d), int(s)): (bool(r), str(why)) for d, s, r, why in rows}
 
-    def api(
-        self, method: str, *, check: bool = True, timeout: float = 30, server: int = 0, **params: Any
+    def api(  # `server` picks which one
+        self,
+        method: str,
+        *,
+        check: bool = True,
+        timeout: float = 30,
+        server: int = 0,
+        **params: Any,
     ) -> Any:
         fields = {"token": self.token, **{k: str(v) for k, v in params.items()}}
         req = urllib.request.Request(
