@@ -16,6 +16,7 @@ with one flush, so there is no writer thread. What several servers need beyond o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
@@ -83,15 +84,17 @@ _MESSAGE_INSERT = (
     "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim, status, urgent,"
     " customerid, created, timetosend, due, status_changed, pool_id)"
 )
-_INSERT_ONE = _MESSAGE_INSERT + (
-    " VALUES ($1, $2, 'out', $3, $4, $5, 1, $6, $7, $8, $9, $10, $8, $11) RETURNING id"
-)
 _INSERT_MANY = _MESSAGE_INSERT + (
-    " SELECT a, d, 'out', s, b, sim, 1, u, c, $8, t, COALESCE(t, $8), $8, p"
+    " SELECT a, d, 'out', s, b, sim, 1, u, c, w, t, COALESCE(t, w), w, p"
     " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::int[],"
-    " $7::bigint[], $9::bigint[], $10::bigint[]) WITH ORDINALITY AS r(a, d, s, b, sim, u, c, t, p,"
-    " n) ORDER BY n RETURNING id"
+    " $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) WITH ORDINALITY"
+    " AS r(a, d, s, b, sim, u, c, w, t, p, n) ORDER BY n RETURNING id"
 )
+# Single-message inserts (one addsms each) waiting while the previous group is committed go in
+# together: one statement, one transaction, one WAL flush for all of them, as SQLite's writer
+# does. At most this many per group.
+MAX_GROUP = 512
+Queued = tuple[NewMessage, int, "asyncio.Future[int]"]
 
 
 class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, Store):
@@ -101,6 +104,9 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, Sto
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self.cluster: Cluster | None = None
+        self._queued: list[Queued] = []
+        self._grouping: asyncio.Task[None] | None = None
+        self.groups = 0  # group inserts committed (tests, benchmarks)
 
     # -- life cycle ------------------------------------------------------------------------
     def _settings(self) -> dict[str, str]:
@@ -135,6 +141,9 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, Sto
         self.cluster = Cluster(self.connect, str(schema))
 
     async def close(self) -> None:
+        if self._grouping is not None:
+            with contextlib.suppress(Exception):
+                await self._grouping  # inserts already accepted go in first
         if self.cluster is not None:
             await self.cluster.close()
             self.cluster = None
@@ -342,37 +351,55 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, Sto
         if not messages:
             return []
         if len(messages) == 1:
-            m = messages[0]
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._queued.append((messages[0], now, future))
+            if self._grouping is None or self._grouping.done():
+                self._grouping = asyncio.create_task(self._insert_groups(), name="pg-inserts")
+            return [await future]
+        return await self._insert_rows([(m, now) for m in messages])
 
-            async def one(conn: Conn) -> list[int]:
-                sms_id = await conn.fetchval(
-                    _INSERT_ONE, m.account_id, m.device_id, m.sendto, m.body, m.sim,
-                    int(m.urgent), m.customerid, now, m.timetosend,
-                    now if m.timetosend is None else m.timetosend, m.pool_id,
-                )  # fmt: skip
-                return [int(sms_id)]
-
-            return await self._write(one)
+    async def _insert_rows(self, rows: Sequence[tuple[NewMessage, int]]) -> list[int]:
         columns = (
-            [m.account_id for m in messages],
-            [m.device_id for m in messages],
-            [m.sendto for m in messages],
-            [m.body for m in messages],
-            [m.sim for m in messages],
-            [int(m.urgent) for m in messages],
-            [m.customerid for m in messages],
-            now,
-            [m.timetosend for m in messages],
-            [m.pool_id for m in messages],
+            [m.account_id for m, _ in rows],
+            [m.device_id for m, _ in rows],
+            [m.sendto for m, _ in rows],
+            [m.body for m, _ in rows],
+            [m.sim for m, _ in rows],
+            [int(m.urgent) for m, _ in rows],
+            [m.customerid for m, _ in rows],
+            [now for _, now in rows],
+            [m.timetosend for m, _ in rows],
+            [m.pool_id for m, _ in rows],
         )
 
-        async def many(conn: Conn) -> list[int]:
-            # One statement for the batch; the identity column numbers the rows in the order
-            # they are inserted (ORDER BY n), so sorted ids are the input order.
-            rows = await conn.fetch(_INSERT_MANY, *columns)
-            return sorted(int(r[0]) for r in rows)
+        async def op(conn: Conn) -> list[int]:
+            # One statement for all rows; the identity column numbers them in the order they
+            # are inserted (ORDER BY n), so sorted ids are the input order.
+            found = await conn.fetch(_INSERT_MANY, *columns)
+            return sorted(int(r[0]) for r in found)
 
-        return await self._write(many)
+        return await self._write(op)
+
+    async def _insert_groups(self) -> None:
+        while self._queued:
+            group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+            try:
+                ids = await self._insert_rows([(m, now) for m, now, _ in group])
+                self.groups += 1
+            except Exception as exc:
+                if len(group) == 1:
+                    _settle(group[0][2], exc)
+                    continue
+                # One bad row fails the whole statement: each again on its own, so that only
+                # the bad one fails (as it would have without company).
+                for m, now, future in group:
+                    try:
+                        _settle(future, (await self._insert_rows([(m, now)]))[0])
+                    except Exception as alone:
+                        _settle(future, alone)
+                continue
+            for (_, _, future), sms_id in zip(group, ids, strict=True):
+                _settle(future, sms_id)
 
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None:
         row = await self._one(
@@ -516,3 +543,12 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, Sto
             return PaketResult(paket_id, sorted(int(r[0]) for r in rows))
 
         return await self._write(op)
+
+
+def _settle(future: asyncio.Future[int], outcome: int | BaseException) -> None:
+    if future.done():  # the request was cancelled; its row is stored all the same
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
