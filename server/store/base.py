@@ -210,6 +210,26 @@ class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):
         database (SQLite) simply runs it."""
         await run()
 
+    # -- login limits shared by several servers (server/core/ratelimit.py) -----------------
+    def shares_logins(self) -> bool:
+        """Whether login failures must be counted in the database (several servers) rather
+        than in each server's memory (one server: SQLite)."""
+        return False
+
+    async def login_begin(
+        self, limits: Sequence[tuple[str, int]], since: int, now: int
+    ) -> list[int] | int:
+        """Count a login attempt under each (key, max failures) as a failure until judged, all
+        or none: the ids of the attempt's rows, or, when a key already has its maximum of
+        failures since `since`, the time its oldest counted failure falls out of the window
+        (nothing is recorded then)."""
+        raise NotImplementedError
+
+    async def login_end(self, ids: Sequence[int], ok: bool, clear: str | None) -> None:
+        """The attempt was judged: a failure stays counted; a success removes its rows and
+        every failure of the key `clear`."""
+        raise NotImplementedError
+
     # -- accounts --------------------------------------------------------------------------
     @abstractmethod
     async def create_account(

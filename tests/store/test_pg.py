@@ -252,3 +252,43 @@ async def test_reports_of_one_device_through_two_servers_apply_once(
     assert all(sorted(x) == sorted(e.event_id for e in events) for x in answers_)
     assert [(r["status"]) for r in await a.webhook_rows()] == [6]
     assert lease.messages[0].id == sms_id
+
+
+async def test_login_locks_hold_across_servers(pair: tuple[PgStore, PgStore]) -> None:
+    from simhive.server.core.errors import AuthError
+    from simhive.server.core.gateway import Gateway
+    from simhive.server.core.limits import LOGIN_FAILURES_PER_PAIR
+
+    a, b = Gateway(pair[0]), Gateway(pair[1])
+    await a.create_account("owner@example.com", "right password")
+    # A guesser spreads its guesses over both servers: together they reach the pair's limit.
+    for n in range(LOGIN_FAILURES_PER_PAIR):
+        with pytest.raises(AuthError, match="incorrect"):
+            await (a, b)[n % 2].login("owner@example.com", f"guess {n}", client="10.0.0.9")
+    for gateway in (a, b):
+        with pytest.raises(AuthError, match="Too many failed logins"):
+            await gateway.login("owner@example.com", "right password", client="10.0.0.9")
+    # The owner, from another address, logs in on either server; a success there clears only
+    # that address's record.
+    assert (await b.login("owner@example.com", "right password", client="10.0.0.1")).id
+    assert (await a.login("owner@example.com", "right password", client="10.0.0.1")).id
+
+
+async def test_guesses_sent_together_to_two_servers_cannot_pass_the_limit(
+    pair: tuple[PgStore, PgStore],
+) -> None:
+    from simhive.server.core.errors import AuthError
+    from simhive.server.core.gateway import Gateway
+    from simhive.server.core.limits import LOGIN_FAILURES_PER_PAIR
+
+    a, b = Gateway(pair[0]), Gateway(pair[1])
+    await a.create_account("owner@example.com", "right password")
+    tries = 3 * LOGIN_FAILURES_PER_PAIR
+    results = await asyncio.gather(
+        *((a, b)[n % 2].login("owner@example.com", f"guess {n}", client="10.0.0.9")
+          for n in range(tries)),
+        return_exceptions=True,
+    )  # fmt: skip
+    judged = [r for r in results if isinstance(r, AuthError) and "incorrect" in r.message]
+    refused = [r for r in results if isinstance(r, AuthError) and "Too many" in r.message]
+    assert len(judged) == LOGIN_FAILURES_PER_PAIR and len(refused) == tries - len(judged)
