@@ -7,7 +7,8 @@
    spread evenly over the servers (the same total concurrency for every N).
 3. Latency accept -> AT+CMGS with an idle agent: the agent and the client on one server (SQLite,
    and PostgreSQL), and the client on server A while the agent long-polls server B (the wake-up
-   travels as NOTIFY). Ratio cross-server / single-server p50.
+   travels as NOTIFY); the three layouts run side by side and take turns sample by sample.
+   Ratio cross-server / single-server p50.
 
 PostgreSQL is the one the tests use (localhost:5432, else a throwaway cluster, tests/support/pg.py)
 with its durability untouched on localhost:5432 (synchronous_commit on): every acknowledged write
@@ -129,7 +130,6 @@ def cluster_sizes(
 
 
 def latency(workdir: Path, pg_url: str, samples: int) -> dict[str, float]:
-    p50: dict[str, float] = {}
     single = GatewayStack(workdir / "lat-sqlite", modems=1, device_settings=FAST_PACING)
     layouts: list[tuple[str, GatewayStack]] = [
         ("SQLite, one server", single),
@@ -140,14 +140,21 @@ def latency(workdir: Path, pg_url: str, samples: int) -> dict[str, float]:
             workdir / "lat-pg2", db_url=pg_url, server_count=2, modems=1, via_balancer=False,
             first_agent_server=1, device_settings=FAST_PACING, email="two@example.com")),
     ]  # fmt: skip
-    for name, stack in layouts:
-        try:
+    # All three run at once and take turns sample by sample (in rotating order), so a change in
+    # the machine's load falls on each layout alike.
+    accepted: dict[str, list[float]] = {name: [] for name, _ in layouts}
+    try:
+        for _, stack in layouts:
             stack.start()
             stack.wait_agent_ready()
             measure_latency(stack, 3)  # warm-up
-            p50[name] = percentile(measure_latency(stack, samples)["accept"], 50)
-        finally:
+        for k in range(samples):
+            for name, stack in layouts[k % 3 :] + layouts[: k % 3]:
+                accepted[name] += measure_latency(stack, 1)["accept"]
+    finally:
+        for _, stack in layouts:
             stack.close()
+    p50 = {name: percentile(values, 50) for name, values in accepted.items()}
     cross = p50["PostgreSQL, addsms on A, agent polls B"]
     rows = [(f"accept -> AT+CMGS p50, {k}", v, "ms") for k, v in p50.items()]
     rows.append(("ratio cross-server / one server (PostgreSQL)",
@@ -166,19 +173,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--clients", type=int, default=48, help="addsms clients, all servers")
     parser.add_argument("--samples", type=int, default=40, help="latency samples per layout")
     parser.add_argument("--quick", action="store_true", help="tiny run that only proves it works")
+    parser.add_argument("--part", choices=("engines", "servers", "latency"), action="append",
+                        help="run only these parts (repeatable) [default: all]")  # fmt: skip
     args, _other = parser.parse_known_args(argv)
+    parts = set(args.part or ("engines", "servers", "latency"))
     if args.quick:
         args.requests, args.batches, args.rounds, args.samples = 60, 1, 1, 3
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="simhive-bench-") as tmp, pg_server() as server:
         print(f"PostgreSQL: {server.origin}")
         workdir = Path(tmp)
-        with scratch_database(server, "simhive_bench") as url:
-            out |= engines(workdir, url, args.requests, args.batches, args.rounds)
-        with scratch_database(server, "simhive_bench") as url:
-            out |= cluster_sizes(workdir, url, args.requests, args.rounds, args.clients)
-        with scratch_database(server, "simhive_bench") as url:
-            out |= latency(workdir, url, args.samples)
+        if "engines" in parts:
+            with scratch_database(server, "simhive_bench") as url:
+                out |= engines(workdir, url, args.requests, args.batches, args.rounds)
+        if "servers" in parts:
+            with scratch_database(server, "simhive_bench") as url:
+                out |= cluster_sizes(workdir, url, args.requests, args.rounds, args.clients)
+        if "latency" in parts:
+            with scratch_database(server, "simhive_bench") as url:
+                out |= latency(workdir, url, args.samples)
     return out
 
 

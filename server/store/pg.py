@@ -181,11 +181,18 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, PgL
         rows = await self._all(sql, *args)
         return rows[0] if rows else None
 
-    async def _write(self, op: Write[T]) -> T:
-        """Run `op` in one transaction; a deadlock or serialization loser runs again."""
+    async def _write(self, op: Write[T], *, durable: bool = True) -> T:
+        """Run `op` in one transaction; a deadlock or serialization loser runs again.
+
+        `durable=False` answers without waiting for the WAL flush, for writes whose loss in a
+        crash loses nothing: a pull's SIM offers, `lastseen`, a lease (an agent sends only what
+        its commit confirmed, and a commit of a lease the crash forgot is rejected). Any later
+        durable commit flushes them too, as the WAL is written in order."""
         for attempt in range(RETRIES):
             try:
                 async with self.pool().acquire() as conn, conn.transaction():
+                    if not durable:
+                        await conn.execute("SET LOCAL synchronous_commit TO OFF")
                     return await op(cast(Conn, conn))  # a pool's proxy of a Connection
             except _RETRYABLE:
                 if attempt == RETRIES - 1:
@@ -197,11 +204,11 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, PgL
                 raise InvalidInput(NUL_REFUSED) from None
         raise AssertionError("unreachable")
 
-    async def _execute(self, sql: str, *args: Any) -> str:
+    async def _execute(self, sql: str, *args: Any, durable: bool = True) -> str:
         async def op(conn: Conn) -> str:
             return str(await conn.execute(sql, *args))
 
-        return await self._write(op)
+        return await self._write(op, durable=durable)
 
     async def _update(self, sql: str, *args: Any) -> None:
         if (await self._execute(sql, *args)).split()[-1] != "1":
@@ -345,7 +352,9 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, PgL
         return out
 
     async def touch_device(self, device_id: int, now: int) -> None:
-        await self._execute("UPDATE devices SET lastseen = $1 WHERE id = $2", now, device_id)
+        await self._execute(
+            "UPDATE devices SET lastseen = $1 WHERE id = $2", now, device_id, durable=False
+        )
 
     # -- messages --------------------------------------------------------------------------
     async def insert_messages(self, messages: Sequence[NewMessage], now: int) -> list[int]:

@@ -43,7 +43,9 @@ class PgAgentStore(AgentStore):
 
     if TYPE_CHECKING:
 
-        async def _write(self, op: Callable[[Conn], Awaitable[T]]) -> T: ...
+        async def _write(
+            self, op: Callable[[Conn], Awaitable[T]], *, durable: bool = True
+        ) -> T: ...
 
         async def _all(self, sql: str, *args: Any) -> list[asyncpg.Record]: ...
 
@@ -106,7 +108,7 @@ class PgAgentStore(AgentStore):
                 return []
             return list(await conn.fetch(_LEASED, [int(r[0]) for r in rows]))
 
-        rows = await self._write(op)
+        rows = await self._write(op, durable=False)
         return Lease(lease_id, expires, [message_row(r) for r in rows])
 
     async def offer_sims(self, device_id: int, offers: Sequence[SimOffer], now: int) -> None:
@@ -114,7 +116,7 @@ class PgAgentStore(AgentStore):
             await _seen(conn, device_id, now)
             await record_offers(conn, device_id, offers, now)
 
-        await self._write(op)
+        await self._write(op, durable=False)
 
     async def sim_readiness(self, device_id: int, slot: int) -> tuple[bool, str] | None:
         rows = await self._all(
@@ -174,7 +176,7 @@ class PgAgentStore(AgentStore):
                 return [], wake
             return list(await conn.fetch(_LEASED, ids)), wake
 
-        rows, wake = await self._write(op)
+        rows, wake = await self._write(op, durable=False)
         return Lease(lease_id, expires, [message_row(r) for r in rows]), wake
 
     async def release_messages(
