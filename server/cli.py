@@ -165,15 +165,18 @@ def run(
     agent_settings = AgentSettings(
         lease_seconds=lease_seconds, agent_offline_seconds=agent_offline_seconds
     )
-    run_app(
-        path,
-        host=host,
-        port=port,
-        access_log=access_log,
-        ssl_context=context,
-        settings=settings,
-        agent_settings=agent_settings,
-    )
+    try:
+        run_app(
+            path,
+            host=host,
+            port=port,
+            access_log=access_log,
+            ssl_context=context,
+            settings=settings,
+            agent_settings=agent_settings,
+        )
+    except StoreError as exc:  # the database cannot be opened (PostgreSQL down, bad URL, ...)
+        raise click.ClickException(f"storage error: {exc}") from None
 
 
 @main.command()

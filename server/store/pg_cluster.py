@@ -36,6 +36,8 @@ log = logging.getLogger("simhive.cluster")
 LEADER_RETRY_SECONDS = 1.0
 LEADER_CHECK_SECONDS = 1.0
 RECONNECT_SECONDS = 0.5
+# How long a starting server waits for its wake-up channel before it serves without it.
+LISTEN_WAIT_SECONDS = 10.0
 # NOTIFY payloads must stay under 8000 bytes: device ids go out in chunks of this many.
 IDS_PER_NOTIFY = 500
 _CONNECTION_LOST = (
@@ -77,7 +79,11 @@ class Cluster:
         notifier.relay = self.publish
         if self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="simhive-pg-listen")
-        await self._listening.wait()
+        try:
+            async with asyncio.timeout(LISTEN_WAIT_SECONDS):
+                await self._listening.wait()
+        except TimeoutError:  # serve anyway: the listener keeps trying, polls time out as usual
+            log.warning("not listening for other servers' wake-ups yet; still trying")
 
     def publish(self, device_id: int) -> None:
         self._pending.add(device_id)

@@ -161,3 +161,6 @@ def test_db_copy_errors_are_one_line(tmp_path: Path, fresh_db: str) -> None:
     down = cli("db", "migrate", "--db", nobody, check=False)
     assert down.returncode == 1 and "Traceback" not in down.stderr
     assert down.stderr.startswith("Error: cannot connect to PostgreSQL")
+    serve = cli("run", "--db", nobody, "--port", "0", check=False)
+    assert serve.returncode == 1 and "Traceback" not in serve.stderr
+    assert serve.stderr.strip().splitlines()[-1].startswith("Error: storage error: cannot connect")
