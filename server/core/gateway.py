@@ -71,8 +71,10 @@ class Gateway:
         self._token_cache: dict[str, tuple[float, Account]] = {}
         self._device_cache: dict[int, tuple[float, Device]] = {}
         self.logins = LoginGuard()
-        # Several servers on one database: the hard locks are counted there too.
-        self.shared_logins = SharedLogins(store, clock) if store.shares_logins() else None
+        # Several servers on one database: the hard locks are counted there too (made at the
+        # first login: the store says whether it is shared).
+        self.shared_logins: SharedLogins | None = None
+        self._asked_store = False
         self.once = IdempotentRequests(store, clock)
 
     # -- accounts and tokens ---------------------------------------------------------------
@@ -116,6 +118,10 @@ class Gateway:
     async def login(self, email: str, password: str, client: str | None = None) -> Account:
         """Email + password, within the login limits (server/core/ratelimit.py)."""
         key = email.strip().lower()
+        if not self._asked_store:
+            self._asked_store = True
+            if self.store.shares_logins():
+                self.shared_logins = SharedLogins(self.store, self.clock)
         shared: list[int] | None = None
         try:
             attempt = self.logins.admit(key, client)
