@@ -1,4 +1,4 @@
-"""The PostgreSQL benchmarks run end to end with a tiny N (no figures checked: no timing asserts)."""
+"""The PostgreSQL benchmarks run end to end with a tiny N (no figures are checked)."""
 
 from __future__ import annotations
 
