@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -18,9 +18,9 @@ from simhive.server.store.engine import describe, is_postgres, sqlite_path
 T = TypeVar("T")
 
 
-def _run(work: Awaitable[T]) -> T:
+def _run(work: Coroutine[Any, Any, T]) -> T:
     try:
-        return asyncio.run(work)  # type: ignore[arg-type]
+        return asyncio.run(work)
     except StoreError as exc:
         raise click.ClickException(f"{exc}") from None
 
@@ -62,7 +62,7 @@ def db_migrate(db: str | None) -> None:
 @db.command("copy")
 @click.option(
     "--from", "source", required=True, metavar="sqlite:PATH",
-    help="The SQLite database to copy (only read; migrated to the latest schema first).",
+    help="The SQLite database to copy (brought to the latest schema, else not changed).",
 )  # fmt: skip
 @click.option(
     "--to", "target", required=True, metavar="postgresql://...",

@@ -5,7 +5,8 @@ each other, so their tables have the same columns), then every table is copied i
 order in ONE PostgreSQL transaction: a copy that fails leaves the target as it was. The target
 must hold no data. The triggers of the target stay off during the copy (their rows, the webhook
 outbox and the message counters, are copied as they are), and each identity column continues
-after the highest copied id, so new sms_ids never repeat old ones. The source is only read.
+after the highest copied id, so new sms_ids never repeat old ones. The source is not changed
+beyond its own migrations.
 """
 
 from __future__ import annotations
