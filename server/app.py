@@ -21,7 +21,7 @@ from simhive.server.core.notifier import WorkNotifier
 from simhive.server.http_server import HttpSettings, serve
 from simhive.server.smpp.settings import SmppSettings
 from simhive.server.store.base import Store
-from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.engine import make_store
 
 # Options for aiohttp's runner, shared by `run` and the tests: access logs mask secrets.
 RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": middleware.MaskingAccessLogger}
@@ -37,8 +37,9 @@ def create_app(
     smpp_ssl: ssl.SSLContext | None = None,
     smpp_socket: socket.socket | None = None,
 ) -> web.Application:
-    """Build the app over a store (a path means the embedded SQLite store, opened on startup)."""
-    store = db if isinstance(db, Store) else SqliteStore(db)
+    """Build the app over a store, opened on startup: a path means the embedded SQLite store, a
+    postgresql:// URL the PostgreSQL one (server/store/engine.py)."""
+    store = db if isinstance(db, Store) else make_store(db)
     notifier = WorkNotifier()
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[middleware.errors])
     app[STORE] = store

@@ -23,28 +23,28 @@ from simhive.server.core.gateway import Gateway
 from simhive.server.paths import default_db
 from simhive.server.smpp.settings import SmppSettings
 from simhive.server.store.base import StoreError
-from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.engine import describe, make_store
 
 T = TypeVar("T")
 
 db_option = click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="SQLite database file [default: $SIMHIVE_DB, $SIMHIVE_DATA/simhive.sqlite3 or "
-    "~/.local/share/simhive/simhive.sqlite3].",
+    metavar="PATH|URL",
+    help="SQLite database file, or a postgresql:// URL (docs/scaling.md) [default: $SIMHIVE_DB,"
+    " $SIMHIVE_DATA/simhive.sqlite3 or ~/.local/share/simhive/simhive.sqlite3].",
 )
 
 
-def _db(db: Path | None) -> Path:
+def _db(db: str | Path | None) -> str | Path:
     return db if db is not None else default_db()
 
 
-def with_gateway(db: Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
+def with_gateway(db: str | Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
     """Open the store, run fn, close the store; domain errors become a clean CLI error."""
 
     async def main() -> T:
-        store = SqliteStore(_db(db))
+        store = make_store(_db(db))
         await store.open()
         try:
             return await fn(Gateway(store))
@@ -159,7 +159,7 @@ def main() -> None:
     help="SMPP connections at most; further ones are closed at once.",
 )
 def run(
-    db: Path | None,
+    db: str | None,
     host: str,
     port: int,
     access_log: bool,
@@ -209,7 +209,10 @@ def run(
             ) from None
     path = _db(db)
     scheme = "https" if context else "http"
-    click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
+    click.echo(
+        f"simhive-server: database {describe(path)}, listening on {scheme}://{host}:{port}",
+        err=True,
+    )
     if smpp is not None:
         smpp_scheme = "smpps" if smpp_tls else "smpp"
         click.echo(f"simhive-server: SMPP on {smpp_scheme}://{smpp_host}:{smpp_port}", err=True)
@@ -219,18 +222,21 @@ def run(
     agent_settings = AgentSettings(
         lease_seconds=lease_seconds, agent_offline_seconds=agent_offline_seconds
     )
-    run_app(
-        path,
-        host=host,
-        port=port,
-        access_log=access_log,
-        ssl_context=context,
-        settings=settings,
-        agent_settings=agent_settings,
-        smpp=smpp,
-        smpp_ssl=context if smpp_tls else None,
-        smpp_socket=smpp_socket,
-    )
+    try:
+        run_app(
+            path,
+            host=host,
+            port=port,
+            access_log=access_log,
+            ssl_context=context,
+            settings=settings,
+            agent_settings=agent_settings,
+            smpp=smpp,
+            smpp_ssl=context if smpp_tls else None,
+            smpp_socket=smpp_socket,
+        )
+    except StoreError as exc:  # the database cannot be opened (PostgreSQL down, bad URL, ...)
+        raise click.ClickException(f"storage error: {exc}") from None
 
 
 @main.command()
@@ -413,7 +419,7 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
 
 
 # `device set` and `device webhooks` live in their own module and register on the group above.
-from simhive.server import cli_device, cli_pool, cli_smpp  # noqa: E402, F401
+from simhive.server import cli_db, cli_device, cli_pool, cli_smpp  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

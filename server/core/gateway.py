@@ -29,7 +29,7 @@ from simhive.server.core.models import (
 )
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import device_pool_name
-from simhive.server.core.ratelimit import Locked, LoginGuard, wait_text
+from simhive.server.core.ratelimit import Locked, LoginGuard, SharedLogins, wait_text
 from simhive.server.core.routing import Routing
 from simhive.server.core.status import Status
 from simhive.server.store.base import AfterInsert, DuplicateEmail, Store
@@ -71,6 +71,10 @@ class Gateway:
         self._token_cache: dict[str, tuple[float, Account]] = {}
         self._device_cache: dict[int, tuple[float, Device]] = {}
         self.logins = LoginGuard()
+        # Several servers on one database: the hard locks are counted there too (made at the
+        # first login: the store says whether it is shared).
+        self.shared_logins: SharedLogins | None = None
+        self._asked_store = False
         self.once = IdempotentRequests(store, clock)
 
     # -- accounts and tokens ---------------------------------------------------------------
@@ -113,8 +117,20 @@ class Gateway:
 
     async def login(self, email: str, password: str, client: str | None = None) -> Account:
         """Email + password, within the login limits (server/core/ratelimit.py)."""
+        key = email.strip().lower()
+        if not self._asked_store:
+            self._asked_store = True
+            if self.store.shares_logins():
+                self.shared_logins = SharedLogins(self.store, self.clock)
+        shared: list[int] | None = None
         try:
-            attempt = self.logins.admit(email.strip().lower(), client)
+            attempt = self.logins.admit(key, client)
+            if self.shared_logins is not None:
+                try:
+                    shared = await self.shared_logins.begin(key, client)
+                except BaseException:
+                    attempt.withdraw()
+                    raise
         except Locked as exc:
             wait = wait_text(exc.retry_after)
             raise AuthError(f"Too many failed logins; try again in {wait}") from None
@@ -132,6 +148,9 @@ class Gateway:
                 )
         finally:
             attempt.done(ok)
+            if shared is not None and self.shared_logins is not None:
+                # A failure is already counted (the row stays); a success clears the pair.
+                await self.shared_logins.end(shared, key, client, ok)
         if not ok or account is None:
             raise AuthError(BAD_LOGIN)
         return account

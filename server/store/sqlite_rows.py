@@ -8,7 +8,7 @@ and a few columns decoded from their stored form.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 T = TypeVar("T", bound="DataclassInstance")
-RowReader = Callable[[Sequence[Any]], T]
+# A row is anything that indexes and slices like a tuple: sqlite3.Row, tuple, asyncpg.Record (the
+# PostgreSQL store reads its rows with the same readers).
+RowReader = Callable[[Any], T]
 
 
 def columns(cls: type[DataclassInstance], prefix: str = "", **renamed: str) -> str:
@@ -40,7 +42,7 @@ def row_reader(cls: type[T], **decode: Callable[[Any], Any]) -> RowReader[T]:
     if unknown:
         raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}")
 
-    def read(row: Sequence[Any]) -> T:
+    def read(row: Any) -> T:
         values = list(row[:width])
         for index, step in steps:
             values[index] = step(values[index])

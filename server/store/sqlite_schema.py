@@ -550,6 +550,24 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         ALTER TABLE sims ADD COLUMN balance TEXT;
         """,
     ),
+    (
+        12,
+        "login attempts shared by the servers of one database",
+        """
+        -- Several servers on one PostgreSQL database count failed logins together here
+        -- (server/core/ratelimit.py's hard locks, docs/scaling.md). The SQLite store serves one
+        -- server, which counts them in memory: the table stays empty, and exists so that both
+        -- engines have the same tables (`db copy`). `key` is a SHA-256 of what is limited (an
+        -- email and client address pair, or an address): no address or email is stored.
+        CREATE TABLE login_attempts (
+            id     INTEGER PRIMARY KEY,
+            key    TEXT NOT NULL,
+            at     INTEGER NOT NULL,
+            judged INTEGER NOT NULL DEFAULT 0   -- 0 while its password is checked
+        );
+        CREATE INDEX login_attempts_key ON login_attempts(key, at);
+        """,
+    ),
 ]
 
 
