@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simhive.server import background, logs
+from simhive.server import background, console, logs, metrics
 from simhive.server.api import agent, compat, middleware
 from simhive.server.core.agent import AgentService, AgentSettings
 from simhive.server.core.gateway import Gateway
@@ -28,12 +28,23 @@ NOTIFIER: web.AppKey[WorkNotifier] = web.AppKey("notifier", WorkNotifier)
 
 
 def create_app(
-    db: str | Path | Store, agent_settings: AgentSettings | None = None
+    db: str | Path | Store,
+    agent_settings: AgentSettings | None = None,
+    *,
+    console_settings: console.ConsoleSettings | None = None,
+    metrics_settings: metrics.MetricsSettings | None = None,
 ) -> web.Application:
-    """Build the app over a store (a path means the embedded SQLite store, opened on startup)."""
+    """Build the app over a store (a path means the embedded SQLite store, opened on startup),
+    with the web console (docs/console.md) and /metrics (docs/metrics.md)."""
     store = db if isinstance(db, Store) else SqliteStore(db)
     notifier = WorkNotifier()
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[middleware.errors])
+    requests: dict[tuple[str, str, int], int] = {}
+    app = web.Application(
+        client_max_size=MAX_REQUEST_BYTES,
+        # The request counter is outermost: it sees the status the errors middleware answered.
+        middlewares=[metrics.request_counter(requests), middleware.errors],
+    )
+    app[metrics.REQUESTS] = requests
     app[STORE] = store
     app[NOTIFIER] = notifier
     app[compat.GATEWAY] = Gateway(store, notifier)
@@ -55,6 +66,11 @@ def create_app(
 
     app.on_shutdown.append(end_long_polls)
     background.setup(app, store, notifier)  # lease sweeper, webhook sender (after the store)
+    metrics.add_reads(app, store)  # the console's and /metrics' own read connection
+    metrics.add_routes(app, metrics_settings or metrics.MetricsSettings())
+    console.setup(
+        app, app[compat.GATEWAY], app[metrics.READS], console_settings or console.ConsoleSettings()
+    )
     return app
 
 
@@ -70,6 +86,8 @@ def run(
     ssl_context: ssl.SSLContext | None = None,
     settings: HttpSettings | None = None,
     agent_settings: AgentSettings | None = None,
+    console_settings: console.ConsoleSettings | None = None,
+    metrics_settings: metrics.MetricsSettings | None = None,
 ) -> None:
     logs.setup()
     options = {
@@ -78,7 +96,12 @@ def run(
     }
     asyncio.run(
         serve(
-            create_app(db, agent_settings),
+            create_app(
+                db,
+                agent_settings,
+                console_settings=console_settings,
+                metrics_settings=metrics_settings,
+            ),
             host,
             port,
             settings or HttpSettings(),

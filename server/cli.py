@@ -125,6 +125,22 @@ def main() -> None:
     show_default=True,
     help="A device not seen for this long gets no pool work (its SIMs count as down).",
 )
+@click.option(
+    "--console-prefix",
+    default="",
+    show_default=True,
+    metavar="PATH",
+    help="Serve the web console under this path (e.g. /sms behind a reverse proxy); default /.",
+)
+@click.option(
+    "--metrics-token",
+    default=None,
+    envvar="SIMHIVE_METRICS_TOKEN",
+    show_envvar=True,
+    metavar="TOKEN",
+    help="Bearer token /metrics requires; without one /metrics answers loopback clients only."
+    " Prefer the environment variable: a command line is visible to other local users.",
+)
 def run(
     db: Path | None,
     host: str,
@@ -137,12 +153,16 @@ def run(
     header_timeout: float,
     body_timeout: float,
     max_connections: int,
+    console_prefix: str,
+    metrics_token: str | None,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API, the web console and /metrics."""
     import ssl
 
     from simhive.server.app import run as run_app
+    from simhive.server.console import ConsoleSettings, check_prefix
     from simhive.server.http_server import HttpSettings
+    from simhive.server.metrics import MetricsSettings
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -153,6 +173,12 @@ def run(
             context.load_cert_chain(tls_cert, tls_key)
         except (ssl.SSLError, OSError) as exc:
             raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from None
+    try:
+        console_settings = ConsoleSettings(prefix=check_prefix(console_prefix))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--console-prefix") from None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise click.BadParameter("at least 16 characters", param_hint="--metrics-token")
     path = _db(db)
     scheme = "https" if context else "http"
     click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
@@ -170,6 +196,8 @@ def run(
         ssl_context=context,
         settings=settings,
         agent_settings=agent_settings,
+        console_settings=console_settings,
+        metrics_settings=MetricsSettings(token=metrics_token),
     )
 
 
