@@ -19,7 +19,7 @@ from simhive.server.console import (
     overview,
     pools,
 )
-from simhive.server.console.web import CONSOLE, HERE, Console, ConsoleSettings, make_env
+from simhive.server.console.base import CONSOLE, HERE, Console, ConsoleSettings, make_env
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.sessions import Sessions
 from simhive.server.store.console_base import ConsoleStore

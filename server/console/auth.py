@@ -13,7 +13,7 @@ import secrets
 
 from aiohttp import web
 
-from simhive.server.console.web import (
+from simhive.server.console.base import (
     CONSOLE,
     COOKIE,
     CSRF_FIELD,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from simhive.server.console.web import Ctx, local_time, page
+from simhive.server.console.base import Ctx, local_time, page
 
 HOURS = 24
 HOUR_US = 3600 * 1_000_000

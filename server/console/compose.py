@@ -12,7 +12,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from simhive.server.console.web import Ctx, page
+from simhive.server.console.base import Ctx, page
 from simhive.server.core.dates import resolve_zone, to_us
 from simhive.server.core.errors import GatewayError, InvalidInput
 from simhive.server.core.gateway import Outgoing

@@ -7,8 +7,8 @@ import secrets
 
 from aiohttp import web
 
+from simhive.server.console.base import Ctx, ago, int_field, local_time, page
 from simhive.server.console.overview import device_views
-from simhive.server.console.web import Ctx, ago, int_field, local_time, page
 from simhive.server.core.errors import InvalidInput, NotFound
 from simhive.server.core.webhooks import validate_url
 

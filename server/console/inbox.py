@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from simhive.server.console.web import Ctx, local_time, page
+from simhive.server.console.base import Ctx, local_time, page
 from simhive.server.core.errors import GatewayError, InvalidInput, NotFound
 from simhive.server.core.gateway import Outgoing
 from simhive.server.core.models import Message

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simhive.server.console.web import CONSOLE, COOKIE
+from simhive.server.console.base import CONSOLE, COOKIE
 from simhive.server.core.models import Account
 
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("console_stopping", asyncio.Event)

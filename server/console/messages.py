@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from simhive.server.console import live
-from simhive.server.console.web import CONSOLE, Console, Ctx, int_field, local_time, page
+from simhive.server.console.base import CONSOLE, Console, Ctx, int_field, local_time, page
 from simhive.server.core import message_ops
 from simhive.server.core.dates import resolve_zone, to_us
 from simhive.server.core.errors import InvalidInput, NotFound

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from simhive.server.background import BACKGROUND
-from simhive.server.console.web import Ctx, int_field, local_time, page
+from simhive.server.console.base import Ctx, int_field, local_time, page
 from simhive.server.core.errors import Conflict, InvalidInput
 
 ROWS = 200

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from simhive.server.console.web import Ctx, int_field, page
+from simhive.server.console.base import Ctx, int_field, page
 from simhive.server.core.pools import STRATEGIES
 
 

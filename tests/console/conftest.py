@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -63,8 +64,14 @@ class ConsoleStack(GatewayStack):
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     root = tmp_path_factory.mktemp("console-gw")
-    gw = ConsoleStack(root, modems=3, profile="quectel-ec25", dual_sim="ports",
-                      emulator_args=["--report-delay", "1"], device_settings=FAST_PACING)  # fmt: skip
+    gw = ConsoleStack(
+        root,
+        modems=3,
+        profile="quectel-ec25",
+        dual_sim="ports",
+        emulator_args=["--report-delay", "1"],
+        device_settings=FAST_PACING,
+    )
     try:
         gw.start()
         gw.wait_agent_ready()
@@ -120,7 +127,10 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait(driver: WebDriver, timeout: float = 30) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1)
+    # A live region may be swapped between finding an element and reading it: try again.
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    )
 
 
 def login(driver: WebDriver, stack: GatewayStack) -> None:

@@ -53,7 +53,9 @@ def test_login_shows_both_devices_online_with_sim_info(
 
     wait(browser).until(both_online)
     for device in stack.devices:
-        card = browser.find_element(By.CSS_SELECTOR, f'section.device[data-device="{device.device_id}"]')
+        card = browser.find_element(
+            By.CSS_SELECTOR, f'section.device[data-device="{device.device_id}"]'
+        )
         sims = card.find_elements(By.CSS_SELECTOR, ".sim")
         assert len(sims) == 2
         for slot, sim in enumerate(sims):
@@ -90,8 +92,7 @@ def test_compose_turns_delivered_without_reload(
     sms_id = int(browser.current_url.rsplit("/", 1)[1])
     # A marker in the page's own JavaScript state: a reload would lose it.
     browser.execute_script("window.simhiveMarker = 'still here'")
-    label = lambda d: d.find_element(By.ID, "status-label").text  # noqa: E731
-    wait(browser, 60).until(lambda d: label(d) == "Delivered")
+    wait(browser, 60).until(lambda d: d.find_element(By.ID, "status-label").text == "Delivered")
     assert browser.execute_script("return window.simhiveMarker") == "still here"
     assert stack.status(sms_id) == 7
     assert "Sent ·" in browser.find_element(By.ID, "status").text  # the timeline has the send
@@ -141,17 +142,20 @@ def test_forms_without_csrf_token_or_with_a_stale_session_are_refused(
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     csrf = browser.find_element(By.CSS_SELECTOR, "#compose input[name=csrf]").get_attribute("value")
     assert csrf
-    status, _ = post_form(stack.url + "/logout", {"csrf": csrf},
-                          f"simhive_session={cookie['value']}")  # fmt: skip
+    status, _ = post_form(
+        stack.url + "/logout", {"csrf": csrf}, f"simhive_session={cookie['value']}"
+    )
     assert status == 200  # the redirect to the login page, followed
     browser.find_element(By.CSS_SELECTOR, "#compose button[type=submit]").click()
     wait(browser).until(lambda d: "Request refused" in d.page_source)
     assert "session has ended" in browser.find_element(By.CSS_SELECTOR, ".flash.error").text
     assert count_messages(stack) == before  # neither form stored anything
     # The same stale cookie, replayed with the right token, is refused too.
-    status, body = post_form(stack.url + "/compose", {"csrf": csrf, "to": "+4915112345678",
-                             "body": "x", "target": "pool:all"},
-                             f"simhive_session={cookie['value']}")  # fmt: skip
+    status, body = post_form(
+        stack.url + "/compose",
+        {"csrf": csrf, "to": "+4915112345678", "body": "x", "target": "pool:all"},
+        f"simhive_session={cookie['value']}",
+    )
     assert status == 403 and "session has ended" in body
     assert count_messages(stack) == before
 
@@ -180,12 +184,20 @@ def test_add_a_device_and_run_the_agent_set_up_the_page_shows(
     path.write_text(config + "\n")
     check, run = (line.replace("/etc/simhive/agent.toml", str(path)) for line in commands)
     assert check.startswith("simhive-agent check-config ")
-    out = subprocess.run([console_script("simhive-agent"), *check.split()[1:]],
-                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    out = subprocess.run(
+        [console_script("simhive-agent"), *check.split()[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert run.startswith("simhive-agent run ")
-    agent = subprocess.Popen([console_script("simhive-agent"), *run.split()[1:]],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    agent = subprocess.Popen(
+        [console_script("simhive-agent"), *run.split()[1:]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         browser.get(stack.url + "/")
 
@@ -230,8 +242,12 @@ def test_every_page_passes_axe_without_serious_issues(
     browser.set_script_timeout(60)
     # Pages with ids: a message, a conversation, a device.
     sms_id = stack.addsms(stack.devices[0], stack.devices[1].number(0), "for the detail page")
-    pages = [*PAGES, f"/messages/{sms_id}", f"/devices/{stack.devices[0].device_id}",
-             "/inbox/%2B491701234567"]  # fmt: skip
+    pages = [
+        *PAGES,
+        f"/messages/{sms_id}",
+        f"/devices/{stack.devices[0].device_id}",
+        "/inbox/%2B491701234567",
+    ]
     found: dict[str, list[str]] = {}
     for page in pages:
         browser.get(stack.url + page)
