@@ -38,7 +38,7 @@ def create_app(
     with the web console (docs/console.md) and /metrics (docs/metrics.md)."""
     store = db if isinstance(db, Store) else SqliteStore(db)
     notifier = WorkNotifier()
-    requests: dict[tuple[str, str, int], int] = {}
+    requests: metrics.RequestCounts = {}
     app = web.Application(
         client_max_size=MAX_REQUEST_BYTES,
         # The request counter is outermost: it sees the status the errors middleware answered.

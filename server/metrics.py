@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_urldispatcher import AbstractResource
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -50,7 +51,9 @@ class MetricsSettings:
 
 
 READS: web.AppKey[ConsoleStore] = web.AppKey("console_reads", ConsoleStore)
-REQUESTS: web.AppKey[dict[tuple[str, str, int], int]] = web.AppKey("http_requests", dict)
+# (method, matched resource or None, status) -> requests answered
+RequestCounts = dict[tuple[str, AbstractResource | None, int], int]
+REQUESTS: web.AppKey[RequestCounts] = web.AppKey("http_requests", dict)
 
 
 def add_reads(app: web.Application, store: Store) -> None:
@@ -66,7 +69,7 @@ def add_reads(app: web.Application, store: Store) -> None:
     app.cleanup_ctx.append(lifecycle)
 
 
-def request_counter(counts: dict[tuple[str, str, int], int]) -> Middleware:
+def request_counter(counts: RequestCounts) -> Middleware:
     """A middleware counting requests by (method, route template, status)."""
 
     @web.middleware
@@ -82,9 +85,10 @@ def request_counter(counts: dict[tuple[str, str, int], int]) -> Middleware:
     return count_requests
 
 
-def _count(counts: dict[tuple[str, str, int], int], request: web.Request, status: int) -> None:
-    resource = request.match_info.route.resource
-    key = (request.method, resource.canonical if resource is not None else UNMATCHED, status)
+def _count(counts: RequestCounts, request: web.Request, status: int) -> None:
+    # Keyed by the resource object; its route template is looked up at scrape time only (reading
+    # `canonical` per request cost as much as the rest of the count).
+    key = (request.method, request.match_info.route.resource, status)
     counts[key] = counts.get(key, 0) + 1
 
 
@@ -260,7 +264,11 @@ async def families(app: web.Application) -> list[Metric]:
         "HTTP requests answered, by method, route template and status.",
         labels=["method", "route", "status"],
     )
-    for (method, route, status), n in sorted(app[REQUESTS].items()):
+    by_route: dict[tuple[str, str, int], int] = {}
+    for (method, resource, status), n in list(app[REQUESTS].items()):
+        route_key = (method, resource.canonical if resource is not None else UNMATCHED, status)
+        by_route[route_key] = by_route.get(route_key, 0) + n
+    for (method, route, status), n in sorted(by_route.items()):
         http.add_metric([method, route, str(status)], n)
     out.append(http)
     return out
