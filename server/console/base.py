@@ -23,6 +23,7 @@ from simhive.server.core.dates import US, from_us, resolve_zone
 from simhive.server.core.errors import GatewayError, NotFound
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import Account
+from simhive.server.core import sessions
 from simhive.server.core.sessions import Session, Sessions
 from simhive.server.core.status import Status, label
 from simhive.server.store.console_base import ConsoleStore
@@ -44,8 +45,8 @@ SECURITY_HEADERS = {
 @dataclass(frozen=True)
 class ConsoleSettings:
     prefix: str = ""  # "" serves the console at /, "/sms" at /sms/ (behind a reverse proxy)
-    session_idle_seconds: float = 30 * 60
-    session_max_seconds: float = 12 * 3600
+    session_idle_seconds: float = sessions.IDLE_SECONDS
+    session_max_seconds: float = sessions.MAX_SECONDS
     live_interval_seconds: float = 1.0  # how often a live view (SSE) looks for changes
 
 
@@ -97,10 +98,32 @@ def make_env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["status_label"] = label
+    env.filters["status_label"] = status_label
     env.filters["status_class"] = status_class
     env.filters["q"] = lambda value: quote(str(value), safe="")
     return env
+
+
+# The console's own words for the states; the compat API keeps the vendor's labels ("Income").
+_LABELS: dict[int, str] = {
+    Status.NEW: "Waiting",
+    Status.TAKEN: "Taken by the device",
+    Status.QUEUED: "Queued on the device",
+    Status.INCOMING: "Received",
+    Status.SENT: "Sent",
+    Status.DELIVERED: "Delivered",
+    Status.NOT_DELIVERED: "Not delivered",
+    Status.FAILED: "Not sent: failed",
+    Status.NO_SERVICE: "Not sent: no service",
+    Status.NULL_PDU: "Not sent: bad message",
+    Status.RADIO_OFF: "Not sent: radio off",
+    Status.NOT_ALLOWED: "Not sent: not allowed",
+    Status.NOT_ALLOWED_AT_ALL: "Not sent: not allowed at all",
+}
+
+
+def status_label(code: int) -> str:
+    return _LABELS.get(code) or label(code)
 
 
 def status_class(code: int) -> str:

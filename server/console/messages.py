@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from simhive.server.console import live
-from simhive.server.console.base import CONSOLE, Console, Ctx, int_field, local_time, page
+from simhive.server.console.base import CONSOLE, COOKIE, Console, Ctx, int_field, local_time, page
 from simhive.server.core import message_ops
 from simhive.server.core.dates import resolve_zone, to_us
 from simhive.server.core.errors import InvalidInput, NotFound
@@ -130,9 +130,14 @@ async def detail_live(request: web.Request) -> web.StreamResponse:
         return web.Response(status=404, text="Sms not found")
     sms_id = int(text)
 
+    session = console.sessions.peek(request.cookies.get(COOKIE))
+    csrf = session.csrf if session is not None else ""
+
     async def fragment(account: Account) -> str:
         values = await _detail_values(console, account, sms_id)
-        return console.env.get_template("message_status.html").render(url=console.url, **values)
+        return console.env.get_template("message_status.html").render(
+            url=console.url, csrf=csrf, **values
+        )
 
     return await live.stream(request, "status", fragment)
 

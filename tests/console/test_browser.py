@@ -258,9 +258,15 @@ def test_every_page_passes_axe_without_serious_issues(
         name = page.strip("/").replace("/", "-").replace("%2B", "") or "overview"
         if page in ("/messages", "/pools", "/webhooks", "/traffic", "/devices"):
             shot(browser, shots, name)
-    # Logged out: the login and refusal pages.
+    # Logged out: the login page.
     browser.delete_all_cookies()
     browser.get(stack.url + "/login")
     if issues := axe_serious(browser):
         found["/login"] = issues
     assert not found, found
+    # The check itself finds what it should: an image without a text alternative is critical.
+    browser.execute_script(
+        "const i = document.createElement('img'); i.src = '/static/none.png';"
+        "document.querySelector('main').appendChild(i);"
+    )
+    assert any(issue.startswith("image-alt") for issue in axe_serious(browser))

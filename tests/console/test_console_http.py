@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -422,3 +423,41 @@ async def test_request_metrics_key_by_route_template(console: Console) -> None:
     assert (
         'simhive_http_requests_total{method="GET",route="/messages/{sms_id}",status="404"} 3.0'
     ) in text
+
+
+async def test_the_session_cookie_is_secure_under_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = await asyncio.create_subprocess_exec(
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout", str(key), "-out", str(cert),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await made.wait() == 0
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    app = create_app(SqliteStore(tmp_path / "db.sqlite3"))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
+    await site.start()
+    try:
+        gw = app[GATEWAY]
+        await gw.create_account("tls@example.com", PASSWORD)
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        base = f"https://127.0.0.1:{port}"
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            form = await (await http.get(base + "/login", ssl=client_tls)).text()
+            match = CSRF.search(form)
+            assert match is not None
+            response = await http.post(
+                base + "/login", ssl=client_tls, allow_redirects=False,
+                data={"csrf": match.group(1), "email": "tls@example.com", "password": PASSWORD},
+            )  # fmt: skip
+            assert response.status == 303
+            cookie = response.cookies["simhive_session"]
+            assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Strict"
+    finally:
+        await runner.cleanup()
