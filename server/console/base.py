@@ -19,11 +19,11 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
+from simhive.server.core import sessions
 from simhive.server.core.dates import US, from_us, resolve_zone
 from simhive.server.core.errors import GatewayError, NotFound
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import Account
-from simhive.server.core import sessions
 from simhive.server.core.sessions import Session, Sessions
 from simhive.server.core.status import Status, label
 from simhive.server.store.console_base import ConsoleStore
