@@ -13,7 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 
+from simhive.server.api.compat import GATEWAY
 from simhive.server.app import create_app
+from simhive.server.core.gateway import Outgoing
 from simhive.server.metrics import MetricsSettings, allowed
 from simhive.server.store.sqlite import SqliteStore
 from tests.console.conftest import ConsoleStack
@@ -126,6 +128,10 @@ def test_metrics_match_the_database_after_a_run_of_sends(stack: ConsoleStack) ->
         assert one(samples, "simhive_sim_signal_dbm", **labels) == dbm
         assert one(samples, "simhive_sim_registered", **labels) == registered
         assert one(samples, "simhive_sim_roaming", **labels) == roaming
+    for device_id, slot, ready in db_rows(stack.db, "SELECT device_id, slot, ready FROM sim_ready"):
+        labels = {"device": str(device_id), "sim": str(slot)}
+        if any(lab == labels for lab, _ in samples["simhive_sim_signal_dbm"]):
+            assert one(samples, "simhive_sim_ready", **labels) == ready
     assert one(samples, "simhive_agents_connected") >= 2
 
     # HTTP requests by route: exactly the calls made between two scrapes.
@@ -218,3 +224,21 @@ class _Transport:
 def test_without_a_token_only_loopback_clients_are_answered(peer: str, ok: bool) -> None:
     request = make_mocked_request("GET", "/metrics", transport=_Transport((peer, 40000)))
     assert allowed(request, MetricsSettings()) is ok
+
+
+async def test_pool_messages_waiting_for_a_sim(tmp_path: Path) -> None:
+    app = create_app(SqliteStore(tmp_path / "db.sqlite3"))
+    async with TestClient(TestServer(app)) as client:
+        gw = app[GATEWAY]
+        account, _ = await gw.create_account("pool@example.com", "pool-password")
+        await gw.routing.create(account, "empty")
+        for number in ("+4915112345678", "+4915112345679"):
+            await gw.send(account, Outgoing(number, "waits", None, pool="empty"))
+        text = await (await client.get("/metrics")).text()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    assert one(samples, "simhive_pool_waiting", account=str(account.id), pool="empty") == 2
+    assert one(samples, "simhive_messages", status="new", device="", sim="") == 2
+    assert samples.get("simhive_queue_depth", []) == []  # no SIM holds them yet
