@@ -1,4 +1,5 @@
-"""Console pages with a big history: p50 time of Overview and Messages against their bare queries.
+"""Console pages with a big history: p50 time of Overview and Messages against their bare queries
+(and of a /metrics scrape, which reads the whole table).
 
 A store with `--messages` messages (default 100,000) over the last 30 days, two devices with two
 SIMs each, most messages delivered, some failed, some still queued. The console runs in process
@@ -124,6 +125,7 @@ async def main(messages: int, requests: int) -> int:
                 "messages": lambda: page("/messages"),
                 "messages_bare": messages_bare,
                 "compat_bare": compat_bare,
+                "metrics": lambda: page("/metrics"),
             }
             for fn in runs.values():
                 await timed(fn, 5)  # warm caches and statement caches
@@ -143,6 +145,7 @@ async def main(messages: int, requests: int) -> int:
             ("Messages query bare (50 newest)", p50["messages_bare"], "ms"),
             ("ratio page / bare", p50["messages"] / p50["messages_bare"], "x"),
             ("compat list of the same 50, bare (reference)", p50["compat_bare"], "ms"),
+            ("/metrics scrape (reads every message)", p50["metrics"], "ms"),
         ],
     )
     worst = max(p50["overview"], p50["messages"])

@@ -14,7 +14,10 @@ traffic figures to anyone who asks.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import math
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -48,9 +51,31 @@ UNMATCHED = "unmatched"
 @dataclass(frozen=True)
 class MetricsSettings:
     token: str | None = None  # None: answer loopback clients only
+    # The message figures count every stored message (a scan of the table): scrapes closer
+    # together than this share one count, so several Prometheus servers cost no more than one.
+    refresh_seconds: float = 10.0
+
+
+class SnapshotCache:
+    """The database part of the latest scrape, reused for `refresh_seconds`; one count at a time."""
+
+    def __init__(self, refresh_seconds: float) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._lock = asyncio.Lock()
+        self._taken = -math.inf
+        self._snap: MetricsSnapshot | None = None
+
+    async def get(self, store: ConsoleStore) -> MetricsSnapshot:
+        async with self._lock:
+            now = time.monotonic()
+            if self._snap is None or now - self._taken >= self.refresh_seconds:
+                self._snap = await store.metrics(LATENCY_BOUNDS, REPORT_BOUNDS)
+                self._taken = time.monotonic()
+            return self._snap
 
 
 READS: web.AppKey[ConsoleStore] = web.AppKey("console_reads", ConsoleStore)
+SNAPSHOTS: web.AppKey[SnapshotCache] = web.AppKey("metrics_snapshots", SnapshotCache)
 # (method, matched resource or None, status) -> requests answered
 RequestCounts = dict[tuple[str, AbstractResource | None, int], int]
 REQUESTS: web.AppKey[RequestCounts] = web.AppKey("http_requests", dict)
@@ -134,7 +159,7 @@ async def families(app: web.Application) -> list[Metric]:
     from simhive.server.background import BACKGROUND
 
     store = app[READS]
-    snap: MetricsSnapshot = await store.metrics(LATENCY_BOUNDS, REPORT_BOUNDS)
+    snap = await app[SNAPSHOTS].get(store)
     main = app[AGENT].store
     devices = await main.list_devices()
     sims = await main.sims_of([d.id for d in devices])
@@ -275,6 +300,8 @@ async def families(app: web.Application) -> list[Metric]:
 
 
 def add_routes(app: web.Application, settings: MetricsSettings) -> None:
+    app[SNAPSHOTS] = SnapshotCache(settings.refresh_seconds)
+
     async def scrape(request: web.Request) -> web.Response:
         if not allowed(request, settings):
             why = "a metrics token" if settings.token is not None else "a loopback client"

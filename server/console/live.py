@@ -73,7 +73,10 @@ async def stream(
             elif quiet >= KEEPALIVE_SECONDS:
                 await response.write(b": keep-alive\n\n")
                 quiet = 0.0
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancel of a
+            # client that went away.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await stopping.wait()
             quiet += interval
     return response

@@ -16,8 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from simhive.server.api.compat import GATEWAY
 from simhive.server.app import create_app
 from simhive.server.core.gateway import Outgoing
-from simhive.server.metrics import MetricsSettings, allowed
+from simhive.server.metrics import MetricsSettings, SnapshotCache, allowed
+from simhive.server.store.console_base import MetricsSnapshot
 from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.sqlite_console import SqliteConsoleStore
 from tests.console.conftest import ConsoleStack
 from tests.support.stack import wait_until
 
@@ -242,3 +244,28 @@ async def test_pool_messages_waiting_for_a_sim(tmp_path: Path) -> None:
     assert one(samples, "simhive_pool_waiting", account=str(account.id), pool="empty") == 2
     assert one(samples, "simhive_messages", status="new", device="", sim="") == 2
     assert samples.get("simhive_queue_depth", []) == []  # no SIM holds them yet
+
+
+async def test_scrapes_share_one_count_within_the_refresh_interval(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    reads = SqliteConsoleStore(store)
+    await reads.open()
+    try:
+        calls = 0
+        original = reads.metrics
+
+        async def counted(*args: Any) -> MetricsSnapshot:
+            nonlocal calls
+            calls += 1
+            return await original(*args)
+
+        reads.metrics = counted  # type: ignore[method-assign,assignment]
+        cache = SnapshotCache(MetricsSettings().refresh_seconds)
+        first = await cache.get(reads)
+        assert await cache.get(reads) is first and calls == 1
+        cache.refresh_seconds = 0
+        assert await cache.get(reads) is not first and calls == 2
+    finally:
+        await reads.close()
+        await store.close()
