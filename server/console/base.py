@@ -186,9 +186,18 @@ def set_cookie(request: web.Request, response: web.StreamResponse, name: str, va
         path=console.settings.prefix or "/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=served_over_tls(request),
         max_age=max_age,
     )
+
+
+def served_over_tls(request: web.Request) -> bool:
+    """TLS here, or at a reverse proxy on this machine that says so (X-Forwarded-Proto). The
+    header counts only from loopback: from anyone else it could be made up."""
+    if request.secure:
+        return True
+    forwarded = request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    return forwarded and (request.remote or "").startswith(("127.", "::1", "::ffff:127."))
 
 
 def refused(console: Console, request: web.Request, why: str, status: int = 403) -> web.Response:

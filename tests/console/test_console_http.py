@@ -425,6 +425,23 @@ async def test_request_metrics_key_by_route_template(console: Console) -> None:
     ) in text
 
 
+async def test_the_session_cookie_is_secure_behind_a_local_tls_proxy(tmp_path: Path) -> None:
+    async for c in make_console(tmp_path):
+        form = await c.client.get("/login", headers={"X-Forwarded-Proto": "https"})
+        login_cookie = form.cookies["simhive_login"]
+        assert login_cookie["secure"]
+        match = CSRF.search(await form.text())
+        assert match is not None
+        # The client holds a Secure cookie back over plain HTTP; the proxy's browser sends it.
+        response = await c.client.post(
+            "/login",
+            headers={"X-Forwarded-Proto": "https", "Cookie": f"simhive_login={login_cookie.value}"},
+            data={"csrf": match.group(1), "email": c.account.email, "password": PASSWORD},
+            allow_redirects=False,
+        )
+        assert response.status == 303 and response.cookies["simhive_session"]["secure"]
+
+
 async def test_the_session_cookie_is_secure_under_tls(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     made = await asyncio.create_subprocess_exec(
