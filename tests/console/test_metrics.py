@@ -70,9 +70,15 @@ def test_metrics_match_the_database_after_a_run_of_sends(stack: ConsoleStack) ->
     ids += [stack.to_pool("all", a.number(1), f"pool {i}") for i in range(2)]
     for sms_id in ids:
         stack.wait_status(sms_id, {7})
-    samples = scrape(stack.url)
 
-    # Messages by status and SIM: exactly the database's GROUP BY.
+    # Messages by status and SIM: exactly the database's GROUP BY. A scrape may reuse a count
+    # up to refresh_seconds old (another test scraped this server just before): wait for one.
+    def messages(samples: Samples) -> dict[tuple[str, str, str, str], float]:
+        return {
+            (lab["status"], lab["direction"], lab["device"], lab["sim"]): v
+            for lab, v in samples["simhive_messages"]
+        }
+
     expected = {
         (
             STATUS_NAMES.get(s, str(s)),
@@ -85,11 +91,13 @@ def test_metrics_match_the_database_after_a_run_of_sends(stack: ConsoleStack) ->
             "SELECT status, direction, device_id, sim, COUNT(*) FROM messages GROUP BY 1, 2, 3, 4",
         )
     }
-    got = {
-        (lab["status"], lab["direction"], lab["device"], lab["sim"]): v
-        for lab, v in samples["simhive_messages"]
-    }
-    assert got == expected
+
+    def fresh() -> Samples | None:
+        samples = scrape(stack.url)
+        return samples if messages(samples) == expected else None
+
+    samples = wait_until(fresh, MetricsSettings().refresh_seconds * 3, "a fresh count")
+    got = messages(samples)
     assert got[("delivered", "out", str(a.device_id), "0")] >= 2  # the run above is in there
 
     # Nothing waits any more: every SIM's queue is empty, as in the database.
@@ -176,8 +184,10 @@ def test_webhook_backlog_and_failures(stack: ConsoleStack) -> None:
             pending = sum(n for s, n, _ in rows if s == "pending")
             attempts = sum(t for _, _, t in rows)
             failed = one(samples, "simhive_webhook_failed_attempts_total")
-            if pending >= 2 and attempts >= 2 and failed == attempts:
-                assert one(samples, "simhive_webhook_outbox", state="pending") == pending
+            # The outbox figure may come from a count up to 10 s old (refresh_seconds): wait for
+            # it to agree as well.
+            backlog = one(samples, "simhive_webhook_outbox", state="pending")
+            if pending >= 2 and attempts >= 2 and failed == attempts and backlog == pending:
                 return samples
             return None
 
