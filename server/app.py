@@ -66,11 +66,14 @@ def create_app(
 
     app.on_shutdown.append(end_long_polls)
     background.setup(app, store, notifier)  # lease sweeper, webhook sender (after the store)
-    metrics.add_reads(app, store)  # the console's and /metrics' own read connection
-    metrics.add_routes(app, metrics_settings or metrics.MetricsSettings())
-    console.setup(
-        app, app[compat.GATEWAY], app[metrics.READS], console_settings or console.ConsoleSettings()
-    )
+    if metrics.add_reads(app, store):  # the console's and /metrics' own read connection
+        metrics.add_routes(app, metrics_settings or metrics.MetricsSettings())
+        console.setup(
+            app,
+            app[compat.GATEWAY],
+            app[metrics.READS],
+            console_settings or console.ConsoleSettings(),
+        )
     return app
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -39,6 +40,7 @@ from simhive.server.store.base import Store
 from simhive.server.store.console_base import ConsoleStore, Histogram, MetricsSnapshot
 from simhive.server.store.sqlite_console import console_store
 
+log = logging.getLogger("simhive.server")
 US = 1_000_000
 # Accept -> sent: an idle gateway sends within a second; a paced SIM queues for minutes.
 LATENCY_BOUNDS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
@@ -81,9 +83,13 @@ RequestCounts = dict[tuple[str, AbstractResource | None, int], int]
 REQUESTS: web.AppKey[RequestCounts] = web.AppKey("http_requests", dict)
 
 
-def add_reads(app: web.Application, store: Store) -> None:
-    """The console/metrics read connection, opened after the store (which migrates) is."""
+def add_reads(app: web.Application, store: Store) -> bool:
+    """The console/metrics read connection, opened after the store (which migrates) is; False
+    when the store engine has no console queries (then neither is served)."""
     reads = console_store(store)
+    if reads is None:
+        log.warning("%s has no console queries: no web console, no /metrics", type(store).__name__)
+        return False
     app[READS] = reads
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -92,6 +98,7 @@ def add_reads(app: web.Application, store: Store) -> None:
         await reads.close()
 
     app.cleanup_ctx.append(lifecycle)
+    return True
 
 
 def request_counter(counts: RequestCounts) -> Middleware:

@@ -9,6 +9,7 @@ from simhive.server.console.chart import HOURS, layout, scale_top
 from simhive.server.console.overview import bars
 from simhive.server.core.sessions import Sessions
 from simhive.server.core.sms_parts import describe
+from simhive.server.store.sqlite_console import console_store
 
 
 class Clock:
@@ -95,3 +96,8 @@ def test_signal_bars_and_chart_scale() -> None:
     peak, drawn = layout({5: (10, 4)}, 0, [f"{h:02d}" for h in range(HOURS)])
     assert peak == 10 and len(drawn) == HOURS
     assert drawn[5].sent_h > drawn[5].delivered_h > 0 and drawn[4].sent_h == 0
+
+
+def test_a_store_engine_without_console_queries_gets_none() -> None:
+    # create_app then serves the APIs without the console and /metrics instead of failing.
+    assert console_store(object()) is None
