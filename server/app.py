@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simhive.server import background, logs
+from simhive.server import background, console, logs, metrics
 from simhive.server.api import agent, compat, middleware
 from simhive.server.core.agent import AgentService, AgentSettings
 from simhive.server.core.gateway import Gateway
@@ -36,12 +36,22 @@ def create_app(
     smpp: SmppSettings | None = None,
     smpp_ssl: ssl.SSLContext | None = None,
     smpp_socket: socket.socket | None = None,
+    *,
+    console_settings: console.ConsoleSettings | None = None,
+    metrics_settings: metrics.MetricsSettings | None = None,
 ) -> web.Application:
     """Build the app over a store, opened on startup: a path means the embedded SQLite store, a
-    postgresql:// URL the PostgreSQL one (server/store/engine.py)."""
+    postgresql:// URL the PostgreSQL one (server/store/engine.py); with the web console
+    (docs/console.md) and /metrics (docs/metrics.md)."""
     store = db if isinstance(db, Store) else make_store(db)
     notifier = WorkNotifier()
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[middleware.errors])
+    requests: metrics.RequestCounts = {}
+    app = web.Application(
+        client_max_size=MAX_REQUEST_BYTES,
+        # The request counter is outermost: it sees the status the errors middleware answered.
+        middlewares=[metrics.request_counter(requests), middleware.errors],
+    )
+    app[metrics.REQUESTS] = requests
     app[STORE] = store
     app[NOTIFIER] = notifier
     app[compat.GATEWAY] = Gateway(store, notifier)
@@ -65,6 +75,14 @@ def create_app(
     background.setup(app, store, notifier)  # lease sweeper, webhook sender (after the store)
     if smpp is not None:
         app.cleanup_ctx.append(_smpp_server(smpp, smpp_ssl, smpp_socket))
+    if metrics.add_reads(app, store):  # the console's and /metrics' own read connection
+        metrics.add_routes(app, metrics_settings or metrics.MetricsSettings())
+        console.setup(
+            app,
+            app[compat.GATEWAY],
+            app[metrics.READS],
+            console_settings or console.ConsoleSettings(),
+        )
     return app
 
 
@@ -100,6 +118,8 @@ def run(
     smpp: SmppSettings | None = None,
     smpp_ssl: ssl.SSLContext | None = None,
     smpp_socket: socket.socket | None = None,
+    console_settings: console.ConsoleSettings | None = None,
+    metrics_settings: metrics.MetricsSettings | None = None,
 ) -> None:
     logs.setup()
     options = {
@@ -108,7 +128,15 @@ def run(
     }
     asyncio.run(
         serve(
-            create_app(db, agent_settings, smpp, smpp_ssl, smpp_socket),
+            create_app(
+                db,
+                agent_settings,
+                smpp,
+                smpp_ssl,
+                smpp_socket,
+                console_settings=console_settings,
+                metrics_settings=metrics_settings,
+            ),
             host,
             port,
             settings or HttpSettings(),

@@ -158,6 +158,22 @@ def main() -> None:
     show_default=True,
     help="SMPP connections at most; further ones are closed at once.",
 )
+@click.option(
+    "--console-prefix",
+    default="",
+    show_default=True,
+    metavar="PATH",
+    help="Serve the web console under this path (e.g. /sms behind a reverse proxy); default /.",
+)
+@click.option(
+    "--metrics-token",
+    default=None,
+    envvar="SIMHIVE_METRICS_TOKEN",
+    show_envvar=True,
+    metavar="TOKEN",
+    help="Bearer token /metrics requires; without one /metrics answers loopback clients only."
+    " Prefer the environment variable: a command line is visible to other local users.",
+)
 def run(
     db: str | None,
     host: str,
@@ -175,12 +191,16 @@ def run(
     smpp_tls: bool,
     smpp_rate: float,
     smpp_max_sessions: int,
+    console_prefix: str,
+    metrics_token: str | None,
 ) -> None:
-    """Serve the HTTP API (and SMPP with --smpp-port)."""
+    """Serve the HTTP API, the web console and /metrics (and SMPP with --smpp-port)."""
     import ssl
 
     from simhive.server.app import run as run_app
+    from simhive.server.console import ConsoleSettings, check_prefix
     from simhive.server.http_server import HttpSettings
+    from simhive.server.metrics import MetricsSettings
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -207,6 +227,12 @@ def run(
                 f"cannot listen for SMPP on {smpp_host}:{smpp_port}: {exc.strerror or exc}"
                 " (is another server using the port? choose another with --smpp-port)"
             ) from None
+    try:
+        console_settings = ConsoleSettings(prefix=check_prefix(console_prefix))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--console-prefix") from None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise click.BadParameter("at least 16 characters", param_hint="--metrics-token")
     path = _db(db)
     scheme = "https" if context else "http"
     click.echo(
@@ -234,6 +260,8 @@ def run(
             smpp=smpp,
             smpp_ssl=context if smpp_tls else None,
             smpp_socket=smpp_socket,
+            console_settings=console_settings,
+            metrics_settings=MetricsSettings(token=metrics_token),
         )
     except StoreError as exc:  # the database cannot be opened (PostgreSQL down, bad URL, ...)
         raise click.ClickException(f"storage error: {exc}") from None
