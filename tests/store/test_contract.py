@@ -1,7 +1,6 @@
 """The store contract, run against SQLite and PostgreSQL alike (conftest's `engine` parameter):
-migrations, accounts and tokens, atomic and concurrent inserts, counts. Moved from
-tests/server/test_store.py; what only SQLite has (WAL, the group-commit writer) is in
-test_sqlite.py."""
+migrations, accounts and tokens, atomic and concurrent inserts, counts. What only SQLite has
+(WAL, the group-commit writer) is in test_sqlite.py."""
 
 from __future__ import annotations
 

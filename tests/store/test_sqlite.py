@@ -1,6 +1,5 @@
 """What only the SQLite store has: WAL with full sync, the group-commit writer, AUTOINCREMENT ids
-and the JSON batch insert with its NUL fallback. Moved from tests/server/test_store.py; the
-engine-neutral half is test_contract.py."""
+and the JSON batch insert with its NUL fallback. The engine-neutral half is test_contract.py."""
 
 from __future__ import annotations
 
