@@ -21,29 +21,30 @@ from simhive.server.core.dates import iso
 from simhive.server.core.errors import GatewayError
 from simhive.server.core.gateway import Gateway
 from simhive.server.paths import default_db
+from simhive.server.smpp.settings import SmppSettings
 from simhive.server.store.base import StoreError
-from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.engine import describe, make_store
 
 T = TypeVar("T")
 
 db_option = click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="SQLite database file [default: $SIMHIVE_DB, $SIMHIVE_DATA/simhive.sqlite3 or "
-    "~/.local/share/simhive/simhive.sqlite3].",
+    metavar="PATH|URL",
+    help="SQLite database file, or a postgresql:// URL (docs/scaling.md) [default: $SIMHIVE_DB,"
+    " $SIMHIVE_DATA/simhive.sqlite3 or ~/.local/share/simhive/simhive.sqlite3].",
 )
 
 
-def _db(db: Path | None) -> Path:
+def _db(db: str | Path | None) -> str | Path:
     return db if db is not None else default_db()
 
 
-def with_gateway(db: Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
+def with_gateway(db: str | Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
     """Open the store, run fn, close the store; domain errors become a clean CLI error."""
 
     async def main() -> T:
-        store = SqliteStore(_db(db))
+        store = make_store(_db(db))
         await store.open()
         try:
             return await fn(Gateway(store))
@@ -125,8 +126,56 @@ def main() -> None:
     show_default=True,
     help="A device not seen for this long gets no pool work (its SIMs count as down).",
 )
+@click.option(
+    "--smpp-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve SMPP 3.4 on this port (docs/smpp.md); off unless given.",
+)
+@click.option(
+    "--smpp-host",
+    default=SmppSettings().host,
+    show_default=True,
+    help="Address the SMPP server binds.",
+)
+@click.option(
+    "--smpp-tls/--no-smpp-tls",
+    default=False,
+    show_default=True,
+    help="SMPP over TLS with the --tls-cert/--tls-key of the HTTP server.",
+)
+@click.option(
+    "--smpp-rate",
+    type=click.FloatRange(min=0.1),
+    default=SmppSettings().rate,
+    show_default=True,
+    help="submit_sm per second per account; beyond it ESME_RTHROTTLED.",
+)
+@click.option(
+    "--smpp-max-sessions",
+    type=click.IntRange(min=1),
+    default=SmppSettings().max_sessions,
+    show_default=True,
+    help="SMPP connections at most; further ones are closed at once.",
+)
+@click.option(
+    "--console-prefix",
+    default="",
+    show_default=True,
+    metavar="PATH",
+    help="Serve the web console under this path (e.g. /sms behind a reverse proxy); default /.",
+)
+@click.option(
+    "--metrics-token",
+    default=None,
+    envvar="SIMHIVE_METRICS_TOKEN",
+    show_envvar=True,
+    metavar="TOKEN",
+    help="Bearer token /metrics requires; without one /metrics answers loopback clients only."
+    " Prefer the environment variable: a command line is visible to other local users.",
+)
 def run(
-    db: Path | None,
+    db: str | None,
     host: str,
     port: int,
     access_log: bool,
@@ -137,12 +186,21 @@ def run(
     header_timeout: float,
     body_timeout: float,
     max_connections: int,
+    smpp_port: int | None,
+    smpp_host: str,
+    smpp_tls: bool,
+    smpp_rate: float,
+    smpp_max_sessions: int,
+    console_prefix: str,
+    metrics_token: str | None,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API, the web console and /metrics (and SMPP with --smpp-port)."""
     import ssl
 
     from simhive.server.app import run as run_app
+    from simhive.server.console import ConsoleSettings, check_prefix
     from simhive.server.http_server import HttpSettings
+    from simhive.server.metrics import MetricsSettings
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -153,24 +211,60 @@ def run(
             context.load_cert_chain(tls_cert, tls_key)
         except (ssl.SSLError, OSError) as exc:
             raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from None
+    if smpp_tls and context is None:
+        raise click.UsageError("--smpp-tls needs --tls-cert and --tls-key")
+    smpp = smpp_socket = None
+    if smpp_port is not None:
+        from simhive.server.smpp.server import listen_socket
+
+        smpp = SmppSettings(
+            host=smpp_host, port=smpp_port, rate=smpp_rate, max_sessions=smpp_max_sessions
+        )
+        try:
+            smpp_socket = listen_socket(smpp_host, smpp_port)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen for SMPP on {smpp_host}:{smpp_port}: {exc.strerror or exc}"
+                " (is another server using the port? choose another with --smpp-port)"
+            ) from None
+    try:
+        console_settings = ConsoleSettings(prefix=check_prefix(console_prefix))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--console-prefix") from None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise click.BadParameter("at least 16 characters", param_hint="--metrics-token")
     path = _db(db)
     scheme = "https" if context else "http"
-    click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
+    click.echo(
+        f"simhive-server: database {describe(path)}, listening on {scheme}://{host}:{port}",
+        err=True,
+    )
+    if smpp is not None:
+        smpp_scheme = "smpps" if smpp_tls else "smpp"
+        click.echo(f"simhive-server: SMPP on {smpp_scheme}://{smpp_host}:{smpp_port}", err=True)
     settings = HttpSettings(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
     agent_settings = AgentSettings(
         lease_seconds=lease_seconds, agent_offline_seconds=agent_offline_seconds
     )
-    run_app(
-        path,
-        host=host,
-        port=port,
-        access_log=access_log,
-        ssl_context=context,
-        settings=settings,
-        agent_settings=agent_settings,
-    )
+    try:
+        run_app(
+            path,
+            host=host,
+            port=port,
+            access_log=access_log,
+            ssl_context=context,
+            settings=settings,
+            agent_settings=agent_settings,
+            smpp=smpp,
+            smpp_ssl=context if smpp_tls else None,
+            smpp_socket=smpp_socket,
+            console_settings=console_settings,
+            metrics_settings=MetricsSettings(token=metrics_token),
+        )
+    except StoreError as exc:  # the database cannot be opened (PostgreSQL down, bad URL, ...)
+        raise click.ClickException(f"storage error: {exc}") from None
 
 
 @main.command()
@@ -353,7 +447,7 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
 
 
 # `device set` and `device webhooks` live in their own module and register on the group above.
-from simhive.server import cli_device, cli_keys, cli_pool  # noqa: E402, F401
+from simhive.server import cli_db, cli_device, cli_keys, cli_pool, cli_smpp  # noqa: E402, F401
 
 if __name__ == "__main__":
     # Run as `python -m`, this file is `__main__`, a second copy of the module: the command

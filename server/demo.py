@@ -286,6 +286,7 @@ def banner(state: DemoState) -> str:
             f"  token    {state.token}",
             "  devices  " + "\n           ".join(devices),
             f"  state    {state.state_dir / 'demo.json'}",
+            f"  console  {state.url}/ (log in with the account and the password in demo.json)",
             "",
             f"Send an SMS from device {sender['device_id']} (SIM 1) to {to}, a SIM of device"
             f" {receiver['device_id']};",

@@ -1,7 +1,8 @@
 """Where the server keeps its data by default (docs/configuration.md).
 
-`--db` wins; else $SIMHIVE_DB; else $SIMHIVE_DATA/simhive.sqlite3; else
-$XDG_DATA_HOME/simhive/simhive.sqlite3 (XDG_DATA_HOME defaults to ~/.local/share).
+`--db` wins; else $SIMHIVE_DB (a path or a postgresql:// URL); else
+$SIMHIVE_DATA/simhive.sqlite3; else $XDG_DATA_HOME/simhive/simhive.sqlite3 (XDG_DATA_HOME
+defaults to ~/.local/share).
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ def data_dir() -> Path:
     return Path(xdg).expanduser() / "simhive"
 
 
-def default_db() -> Path:
+def default_db() -> str | Path:
+    """A path, or the postgresql:// URL SIMHIVE_DB holds (kept as text: a Path would fold its
+    `//`)."""
     if os.environ.get("SIMHIVE_DB"):
-        return Path(os.environ["SIMHIVE_DB"]).expanduser()
+        value = os.environ["SIMHIVE_DB"]
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
+        return Path(value).expanduser()
     return data_dir() / DB_NAME

@@ -27,7 +27,7 @@ from simhive.server.core.models import (
     PaketResult,
     Sim,
 )
-from simhive.server.store.base import DuplicateEmail, Store, StoreError
+from simhive.server.store.base import AfterInsert, DuplicateEmail, Store, StoreError
 from simhive.server.store.sqlite_agent import SqliteAgentStore
 from simhive.server.store.sqlite_groups import SqliteGroupStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
@@ -287,7 +287,9 @@ class SqliteStore(
         await self.writer.submit(op)
 
     # -- messages --------------------------------------------------------------------------
-    async def insert_messages(self, messages: Sequence[NewMessage], now: int) -> list[int]:
+    async def insert_messages(
+        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+    ) -> list[int]:
         rows = [
             (
                 m.account_id,
@@ -316,7 +318,7 @@ class SqliteStore(
             else None
         )
 
-        if len(rows) == 1:  # one SMS: the writer merges it with its neighbours (RowInsert)
+        if len(rows) == 1 and then is None:  # one SMS: merged with its neighbours (RowInsert)
             return [await self.writer.insert(_MESSAGE_ROW, rows[0])]
 
         def op(conn: sqlite3.Connection) -> list[int]:
@@ -329,19 +331,25 @@ class SqliteStore(
                 conn.executemany(_INSERT_MESSAGE, rows)
             after = _seq(conn, "messages")
             if after - before == len(rows):
-                return list(range(before + 1, after + 1))
-            # Not seen in practice (the transaction holds the write lock); read them back in
-            # insertion order rather than fail after writing.
-            found = conn.execute(
-                "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?", (before, len(rows))
-            )
-            return [int(r[0]) for r in found]
+                ids = list(range(before + 1, after + 1))
+            else:
+                # Not seen in practice (the transaction holds the write lock); read them back
+                # in insertion order rather than fail after writing.
+                found = conn.execute(
+                    "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                    (before, len(rows)),
+                )
+                ids = [int(r[0]) for r in found]
+            if then is not None:
+                then(conn, ids)
+            return ids
 
         if not rows:
             return []
         # One writing statement (the JSON INSERT; the sequence reads write nothing) needs no
-        # savepoint; executemany writes row by row and does.
-        return await self.writer.submit(op, atomic=as_json is not None)
+        # savepoint; executemany writes row by row and does, and so does a follow-up (`then`),
+        # which must be undone with the insert if it fails.
+        return await self.writer.submit(op, atomic=as_json is not None and then is None)
 
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None:
         row = await self._one(
