@@ -38,9 +38,12 @@ from simhive.server.core.notifier import WorkNotifier
 from simhive.server.store.base import DuplicateEmail, Store, StoreError
 from simhive.server.store.pg_agent import PgAgentStore
 from simhive.server.store.pg_cluster import Cluster
+from simhive.server.store.pg_groups import PgGroupStore
 from simhive.server.store.pg_logins import PgLoginStore
+from simhive.server.store.pg_native import PgNativeStore
 from simhive.server.store.pg_pools import PgPoolStore
 from simhive.server.store.pg_schema import migrate
+from simhive.server.store.pg_templates import PgTemplateStore
 from simhive.server.store.pg_webhooks import PgIdempotencyStore, PgWebhookStore
 from simhive.server.store.sqlite_rows import (
     ACCOUNT_COLS,
@@ -98,7 +101,17 @@ MAX_GROUP = 512
 Queued = tuple[NewMessage, int, "asyncio.Future[int]"]
 
 
-class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, PgLoginStore, Store):
+class PgStore(
+    PgAgentStore,
+    PgPoolStore,
+    PgWebhookStore,
+    PgIdempotencyStore,
+    PgLoginStore,
+    PgNativeStore,
+    PgTemplateStore,
+    PgGroupStore,
+    Store,
+):
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         self.schema = schema

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from simhive.server.core.errors import Conflict, NotFound
+from simhive.server.core.errors import AlreadyExists, Conflict, NotFound
 from simhive.server.core.pools import ACCOUNT_POOL, Pool, PoolSim, device_pool_name
 from simhive.server.store.base import PoolStore
 from simhive.server.store.sqlite_pools import POOL_COLS, pool_row
@@ -77,7 +77,7 @@ class PgPoolStore(PoolStore):
                 account_id, name, strategy, int(sticky), now,
             )  # fmt: skip
             if pool_id is None:
-                raise Conflict(f"Pool {name!r} exists already")
+                raise AlreadyExists(f"Pool {name!r} exists already")
             return await _pool(conn, "id = $1", pool_id)
 
         return await self._write(op)
