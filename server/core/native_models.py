@@ -73,10 +73,10 @@ class StatusChange:
 
 @dataclass(frozen=True, slots=True)
 class PartReport:
+    """A part the modem sent and the message reference (TP-MR) it got for it."""
+
     index: int
     reference: int | None
-    report_status: int | None
-    reported_at: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,11 +253,10 @@ class SqliteNativeStore(NativeStore):
 
     async def message_parts(self, sms_id: int) -> list[PartReport]:
         rows = await self._all(
-            "SELECT part_index, reference, report_status, reported_at FROM message_parts"
-            " WHERE sms_id = ? ORDER BY part_index",
+            "SELECT part_index, reference FROM message_parts WHERE sms_id = ? ORDER BY part_index",
             (sms_id,),
         )
-        return [PartReport(int(r[0]), r[1], r[2], r[3]) for r in rows]
+        return [PartReport(int(r[0]), r[1]) for r in rows]
 
     async def valid_until(self, sms_id: int) -> int | None:
         rows = await self._all("SELECT valid_until FROM messages WHERE id = ?", (sms_id,))

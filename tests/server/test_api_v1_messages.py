@@ -111,7 +111,7 @@ async def test_history_follows_the_message_through_the_agent_protocol(v1: V1) ->
     assert [h["status_name"] for h in got["history"]] == [
         "queued", "taken", "committed", "sent", "delivered"]  # fmt: skip
     assert all(h["device_id"] == v1.device.id and h["sim"] == 0 for h in got["history"])
-    assert got["part_reports"][0]["reference"] == 42
+    assert got["parts_sent"] == [{"index": 0, "reference": 42}]
     assert got["sent_at"] is not None and got["delivered_at"] is not None
     await v1.err("POST", f"/messages/{sms_id}/cancel", "conflict", key="send")
 

@@ -232,15 +232,10 @@ MESSAGE_FULL = _obj(
         "valid_until": _time("When it expires unless a SIM took it."),
         "waiting": Str(nullable=True, description="Why a pinned message waits, when it does."),
         "history": Arr(items=HISTORY, description="Every status with its time, oldest first."),
-        "part_reports": Arr(
-            items=_obj(
-                {
-                    "index": Int(),
-                    "reference": Int(nullable=True),
-                    "report_status": Int(nullable=True),
-                    "reported_at": _time(""),
-                }
-            )
+        "parts_sent": Arr(
+            items=_obj({"index": Int(), "reference": Int(nullable=True)}),
+            description="Each part the modem sent, with the message reference (TP-MR) it got;"
+            " delivery reports are matched on these.",
         ),
     }
 )
@@ -296,15 +291,7 @@ def message_full(v: MessageView) -> dict[str, Any]:
         "valid_until": iso(v.valid_until),
         "waiting": v.waiting,
         "history": history(v.message, v.history),
-        "part_reports": [
-            {
-                "index": p.index,
-                "reference": p.reference,
-                "report_status": p.report_status,
-                "reported_at": iso(p.reported_at),
-            }
-            for p in v.parts
-        ],  # fmt: skip
+        "parts_sent": [{"index": p.index, "reference": p.reference} for p in v.parts],
     }
 
 
