@@ -239,11 +239,10 @@ class PgNativeStore(NativeStore):
 
     async def message_parts(self, sms_id: int) -> list[PartReport]:
         rows = await self._all(
-            "SELECT part_index, reference, report_status, reported_at FROM message_parts"
-            " WHERE sms_id = $1 ORDER BY part_index",
+            "SELECT part_index, reference FROM message_parts WHERE sms_id = $1 ORDER BY part_index",
             sms_id,
         )
-        return [PartReport(int(r[0]), r[1], r[2], r[3]) for r in rows]
+        return [PartReport(int(r[0]), r[1]) for r in rows]
 
     async def valid_until(self, sms_id: int) -> int | None:
         row = await self._one("SELECT valid_until FROM messages WHERE id = $1", sms_id)
