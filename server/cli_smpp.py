@@ -14,13 +14,11 @@ from simhive.server.cli import db_option, emit, main, with_gateway
 from simhive.server.core.dates import iso
 from simhive.server.core.gateway import Gateway
 from simhive.server.smpp.credentials import create_credential
-from simhive.server.store.sqlite import SqliteStore
-from simhive.server.store.sqlite_smpp import SqliteSmppStore
+from simhive.server.store.smpp_store import SmppStore, smpp_store
 
 
-def _smpp_store(gw: Gateway) -> SqliteSmppStore:
-    assert isinstance(gw.store, SqliteStore)
-    return SqliteSmppStore(gw.store)
+def _smpp_store(gw: Gateway) -> SmppStore:
+    return smpp_store(gw.store)
 
 
 @main.group("smpp-credential")

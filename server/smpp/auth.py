@@ -28,7 +28,7 @@ from simhive.server.core.errors import AuthError
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import Account
 from simhive.server.core.ratelimit import Locked
-from simhive.server.store.sqlite_smpp import SqliteSmppStore
+from simhive.server.store.smpp_store import SmppStore
 
 BAD_BIND = "system_id or password incorrect"
 
@@ -77,7 +77,7 @@ class AccountTokenAuthenticator:
 class CredentialAuthenticator:
     """system_id names an SMPP credential; password is checked against its scrypt hash."""
 
-    def __init__(self, gateway: Gateway, store: SqliteSmppStore) -> None:
+    def __init__(self, gateway: Gateway, store: SmppStore) -> None:
         self.gateway = gateway
         self.store = store
 

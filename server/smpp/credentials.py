@@ -10,7 +10,8 @@ from simhive.server.core import security
 from simhive.server.core.errors import Conflict, InvalidInput
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import Account
-from simhive.server.store.sqlite_smpp import Credential, SqliteSmppStore
+from simhive.server.store.smpp_store import SmppStore
+from simhive.server.store.sqlite_smpp import Credential
 
 # SMPP 3.4 sizes: system_id is a C string of 16 octets, password of 9, each with its NUL.
 MAX_SYSTEM_ID = 15
@@ -28,7 +29,7 @@ def check_system_id(system_id: str) -> str:
 
 
 async def create_credential(
-    gateway: Gateway, store: SqliteSmppStore, account: Account, system_id: str, pool: str | None
+    gateway: Gateway, store: SmppStore, account: Account, system_id: str, pool: str | None
 ) -> str:
     """Store a new credential; returns its password (shown once, stored hashed)."""
     check_system_id(system_id)

@@ -24,7 +24,8 @@ from simhive.server.smpp.deliver import message_state
 from simhive.server.smpp.pdu import MessageState, Pdu, PduError, Status, Tag, response
 from simhive.server.smpp.text import Concat, message_text
 from simhive.server.store.base import AfterInsert
-from simhive.server.store.sqlite_smpp import PartsTaken, SqliteSmppStore
+from simhive.server.store.smpp_store import SmppStore
+from simhive.server.store.sqlite_smpp import PartsTaken
 
 DEFAULT_POOL = "all"
 TON_INTERNATIONAL = 1
@@ -54,7 +55,7 @@ def address(raw: str, ton: int, status: Status) -> str:
 
 class Requests:
     def __init__(
-        self, gateway: Gateway, store: SqliteSmppStore, clock: Callable[[], int] = now_us
+        self, gateway: Gateway, store: SmppStore, clock: Callable[[], int] = now_us
     ) -> None:
         self.gateway = gateway
         self.store = store

@@ -22,7 +22,7 @@ from simhive.server.smpp.requests import Requests
 from simhive.server.smpp.session import Session
 from simhive.server.smpp.settings import SmppSettings
 from simhive.server.store.base import StoreError
-from simhive.server.store.sqlite_smpp import SqliteSmppStore
+from simhive.server.store.smpp_store import SmppStore
 
 log = logging.getLogger("simhive.smpp")
 
@@ -52,7 +52,7 @@ class SmppServer:
     def __init__(
         self,
         gateway: Gateway,
-        store: SqliteSmppStore,
+        store: SmppStore,
         auth: Authenticator,
         settings: SmppSettings | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -189,17 +189,15 @@ def listen_socket(host: str, port: int) -> socket.socket:
 def attach(app_gateway: Gateway, store: object, settings: SmppSettings,
            ssl_context: ssl.SSLContext | None,
            sock: socket.socket | None = None) -> SmppServer:  # fmt: skip
-    """The SMPP server over the app's gateway and SQLite store (the only engine it supports)."""
+    """The SMPP server over the app's gateway and store (SQLite or PostgreSQL)."""
     from simhive.server.smpp.auth import (
         AccountTokenAuthenticator,
         ByShape,
         CredentialAuthenticator,
     )
-    from simhive.server.store.sqlite import SqliteStore
+    from simhive.server.store.smpp_store import smpp_store as wrap
 
-    if not isinstance(store, SqliteStore):
-        raise TypeError("the SMPP server needs the SQLite store")
-    smpp_store = SqliteSmppStore(store)
+    smpp_store = wrap(store)
     # Who may bind (server/smpp/auth.py): an API-key authenticator plugs in here.
     auth = ByShape(
         CredentialAuthenticator(app_gateway, smpp_store), AccountTokenAuthenticator(app_gateway)

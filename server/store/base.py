@@ -29,8 +29,11 @@ from simhive.server.core.pools import Pool, PoolSim, SimOffer
 from simhive.server.store.agent_base import AgentExtrasStore
 from simhive.server.store.idempotency_base import IdempotencyStore
 
-# A store-specific follow-up of insert_messages (see there): the store's connection and the ids.
-AfterInsert = Callable[[Any, list[int]], None]
+# A store-specific follow-up of insert_messages (see there): called with the engine's connection
+# and the ids. SQLite's runs on its writer thread with a sqlite3.Connection and returns None;
+# PostgreSQL's gets the asyncpg connection of the transaction and returns an awaitable, awaited
+# there. A door keeping rows of its own builds the one of its engine (sqlite_smpp / pg_smpp).
+AfterInsert = Callable[[Any, list[int]], Awaitable[None] | None]
 
 
 class StoreError(Exception):
@@ -304,7 +307,9 @@ class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):
         `then(connection, ids)` runs in the same transaction after the insert, for a door that
         keeps rows of its own about the messages (SMPP's receipt requests): both are written or
         neither, so a crash between them cannot leave a message without its row. An exception
-        from `then` undoes the insert and is raised to the caller."""
+        from `then` undoes the insert and is raised to the caller. It is of the store's kind
+        (AfterInsert): SQLite calls it synchronously with its sqlite3 connection, PostgreSQL
+        awaits it with the transaction's asyncpg connection; the other kind is a TypeError."""
 
     @abstractmethod
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None: ...

@@ -35,7 +35,7 @@ from simhive.server.core.models import (
     Sim,
 )
 from simhive.server.core.notifier import WorkNotifier
-from simhive.server.store.base import DuplicateEmail, Store, StoreError
+from simhive.server.store.base import AfterInsert, DuplicateEmail, Store, StoreError
 from simhive.server.store.pg_agent import PgAgentStore
 from simhive.server.store.pg_cluster import Cluster
 from simhive.server.store.pg_logins import PgLoginStore
@@ -357,9 +357,13 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, PgL
         )
 
     # -- messages --------------------------------------------------------------------------
-    async def insert_messages(self, messages: Sequence[NewMessage], now: int) -> list[int]:
+    async def insert_messages(
+        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+    ) -> list[int]:
         if not messages:
             return []
+        if then is not None:  # its own transaction: the follow-up is not grouped with others
+            return await self._insert_rows([(m, now) for m in messages], then)
         if len(messages) == 1:
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             self._queued.append((messages[0], now, future))
@@ -368,7 +372,9 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, PgL
             return [await future]
         return await self._insert_rows([(m, now) for m in messages])
 
-    async def _insert_rows(self, rows: Sequence[tuple[NewMessage, int]]) -> list[int]:
+    async def _insert_rows(
+        self, rows: Sequence[tuple[NewMessage, int]], then: AfterInsert | None = None
+    ) -> list[int]:
         columns = (
             [m.account_id for m, _ in rows],
             [m.device_id for m, _ in rows],
@@ -386,7 +392,13 @@ class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, PgL
             # One statement for all rows; the identity column numbers them in the order they
             # are inserted (ORDER BY n), so sorted ids are the input order.
             found = await conn.fetch(_INSERT_MANY, *columns)
-            return sorted(int(r[0]) for r in found)
+            ids = sorted(int(r[0]) for r in found)
+            if then is not None:
+                step = then(conn, ids)
+                if step is None:
+                    raise TypeError("a PostgreSQL insert follow-up must be async")
+                await step
+            return ids
 
         return await self._write(op)
 

@@ -19,7 +19,7 @@ from simhive.server.store.base import AgentStore
 from simhive.server.store.pg_lease import lease_sims, record_offers, requeue_expired
 from simhive.server.store.pg_pools import requeue, sim_pools_sql, wake_devices
 from simhive.server.store.sqlite_agent import _EVENT_STATUS
-from simhive.server.store.sqlite_rows import MESSAGE_COLS, message_row
+from simhive.server.store.sqlite_rows import MESSAGE_COLS, balance_json, message_row
 
 T = TypeVar("T")
 Conn = asyncpg.Connection
@@ -395,12 +395,13 @@ async def _replace_sims(conn: Conn, device_id: int, sims: Sequence[Sim], now: in
     if sims:
         await conn.executemany(
             "INSERT INTO sims(device_id, slot, present, active, iccid, imsi, number, operator,"
-            " operator_code, carrier, country_iso, registered, roaming, signal_dbm, updated)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            " operator_code, carrier, country_iso, registered, roaming, signal_dbm, updated,"
+            " balance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+            " $15, $16)",
             [
                 (device_id, s.slot, int(s.present), int(s.active), s.iccid, s.imsi, s.number,
                  s.operator, s.operator_code, s.carrier, s.country_iso.lower(),
-                 int(s.registered), int(s.roaming), s.signal_dbm, now)
+                 int(s.registered), int(s.roaming), s.signal_dbm, now, balance_json(s.balance))
                 for s in sims
             ],
         )  # fmt: skip

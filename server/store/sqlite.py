@@ -9,6 +9,7 @@ for the write lock instead of failing.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -330,8 +331,11 @@ class SqliteStore(
                     (before, len(rows)),
                 )
                 ids = [int(r[0]) for r in found]
-            if then is not None:
-                then(conn, ids)
+            step = then(conn, ids) if then is not None else None
+            if step is not None:
+                if inspect.iscoroutine(step):
+                    step.close()  # never run: no "never awaited" warning on top of the error
+                raise TypeError("an async insert follow-up is PostgreSQL's, not SQLite's")
             return ids
 
         if not rows:

@@ -1,4 +1,5 @@
-"""In-process SMPP server over a fresh SQLite store, and a raw client built on simhive's codec
+"""In-process SMPP server over a fresh SQLite store (tests/store/test_smpp_pg.py runs the session
+suite again over PostgreSQL), and a raw client built on simhive's codec
 (it can send what no library would: bad lengths, unknown commands, half PDUs)."""
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from simhive.server.smpp.credentials import create_credential
 from simhive.server.smpp.pdu import HEADER_LEN, Cmd, Pdu, decode, decode_header, encode
 from simhive.server.smpp.server import SmppServer, attach
 from simhive.server.smpp.settings import SmppSettings
+from simhive.server.store.pg import PgStore
+from simhive.server.store.smpp_store import SmppStore
 from simhive.server.store.sqlite import SqliteStore
-from simhive.server.store.sqlite_smpp import SqliteSmppStore
 
 # Short timeouts so that tests of the limits do not wait long; everything else as shipped.
 TEST_SETTINGS = SmppSettings(
@@ -120,7 +122,7 @@ class RawClient:
 @dataclass
 class Smpp:
     server: SmppServer
-    store: SqliteStore
+    store: SqliteStore | PgStore
     gateway: Gateway
     account: Account
     token: str
@@ -129,7 +131,7 @@ class Smpp:
     clients: list[RawClient] = dataclasses.field(default_factory=list)
 
     @property
-    def smpp_store(self) -> SqliteSmppStore:
+    def smpp_store(self) -> SmppStore:
         return self.server.store
 
     async def connect(self) -> RawClient:
@@ -155,6 +157,12 @@ class Smpp:
     async def sql(self, statement: str, params: tuple[object, ...] = ()) -> None:
         """A change as another part of simhive would make it (the agent's status reports)."""
 
+        if isinstance(self.store, PgStore):  # the same statement with $n placeholders
+            pieces = statement.split("?")
+            numbered = pieces[0] + "".join(f"${i}{p}" for i, p in enumerate(pieces[1:], 1))
+            await self.store._execute(numbered, *params)
+            return
+
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(statement, params)
 
@@ -168,9 +176,14 @@ class Smpp:
 
 
 async def start_smpp(
-    tmp_path: Path, settings: SmppSettings = TEST_SETTINGS, *, path: Path | None = None
+    tmp_path: Path,
+    settings: SmppSettings = TEST_SETTINGS,
+    *,
+    path: Path | None = None,
+    store: SqliteStore | PgStore | None = None,
 ) -> Smpp:
-    store = SqliteStore(path or tmp_path / "smpp.sqlite3")
+    """The server over `store` (opened here), by default a new SQLite file."""
+    store = store or SqliteStore(path or tmp_path / "smpp.sqlite3")
     await store.open()
     gateway = Gateway(store)
     account, token = await gateway.create_account("smpp@simhive.test", "password-123")

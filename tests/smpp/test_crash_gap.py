@@ -14,6 +14,7 @@ import pytest
 from simhive.server.core.status import Status as Sms
 from simhive.server.smpp.pdu import Tag
 from simhive.server.store.base import StoreError
+from simhive.server.store.sqlite import SqliteStore
 from tests.smpp.conftest import Smpp
 from tests.smpp.test_session import submit
 
@@ -21,6 +22,7 @@ from tests.smpp.test_session import submit
 def crash_after_a_message(smpp: Smpp, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """From the first commit that stored a message on, every write fails as if the process had
     died there; returns a function that 'restarts' (writes work again)."""
+    assert isinstance(smpp.store, SqliteStore)  # its writer is what this crash stops
     writer = smpp.store.writer
     db = smpp.store.path
     crashed = False
@@ -46,6 +48,7 @@ def crash_after_a_message(smpp: Smpp, monkeypatch: pytest.MonkeyPatch) -> Callab
 
 
 def submits_of_messages(smpp: Smpp) -> dict[int, list[str]]:
+    assert isinstance(smpp.store, SqliteStore)
     with contextlib.closing(sqlite3.connect(f"file:{smpp.store.path}?mode=ro", uri=True)) as c:
         ids = [int(r[0]) for r in c.execute("SELECT id FROM messages ORDER BY id")]
         return {

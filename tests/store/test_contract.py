@@ -13,7 +13,7 @@ import pytest
 
 from simhive.server.core.models import IncomingMessage, MessageFilter, NewMessage, NewPaket
 from simhive.server.store import pg_schema, sqlite_schema
-from simhive.server.store.base import DuplicateEmail, Store
+from simhive.server.store.base import AfterInsert, DuplicateEmail, Store
 from tests.store.conftest import Raw
 
 # What a foreign-key violation raises, per engine (the store lets it through: a caller bug).
@@ -85,6 +85,51 @@ async def test_both_engines_build_the_same_tables_and_columns(
     assert tables == set(expected)
     for table, columns in expected.items():
         assert await _columns(raw, engine, table) == columns, table
+
+
+def _follow_up(engine: str, seen: list[list[int]], fail: bool) -> AfterInsert:
+    """An insert follow-up of the engine's kind: marks the first message, then maybe fails."""
+
+    def sqlite_step(conn: sqlite3.Connection, ids: list[int]) -> None:
+        conn.execute("UPDATE messages SET customerid = 7 WHERE id = ?", (ids[0],))
+        seen.append(ids)
+        if fail:
+            raise RuntimeError("the follow-up failed")
+
+    async def pg_step(conn: asyncpg.Connection, ids: list[int]) -> None:
+        await conn.execute("UPDATE messages SET customerid = 7 WHERE id = $1", ids[0])
+        seen.append(ids)
+        if fail:
+            raise RuntimeError("the follow-up failed")
+
+    return sqlite_step if engine == "sqlite" else pg_step
+
+
+async def test_an_insert_follow_up_shares_its_transaction(
+    store: Store, raw: Raw, engine: str
+) -> None:
+    account_id, device_id = await _owner(store)
+    one = NewMessage(account_id, device_id, "+4915752982212", "x")
+    seen: list[list[int]] = []
+    ids = await store.insert_messages([one], 1, _follow_up(engine, seen, fail=False))
+    assert seen == [ids]
+    assert await raw.value(f"SELECT customerid FROM messages WHERE id = {ids[0]}") == 7
+    # A failing follow-up undoes the insert, also of several messages, and reaches the caller.
+    with pytest.raises(RuntimeError, match="follow-up failed"):
+        await store.insert_messages([one, one], 1, _follow_up(engine, seen, fail=True))
+    assert len(seen) == 2
+
+    # A follow-up of the other engine's kind is refused, and nothing is stored.
+    def sync_step(conn: Any, ids: list[int]) -> None:
+        seen.append(ids)
+
+    async def async_step(conn: Any, ids: list[int]) -> None:
+        seen.append(ids)
+
+    with pytest.raises(TypeError):
+        await store.insert_messages([one], 1, async_step if engine == "sqlite" else sync_step)
+    assert len(seen) == 2 + (engine != "sqlite")  # the sync one ran before it was refused
+    assert await raw.value("SELECT COUNT(*) FROM messages") == 1
 
 
 async def test_many_concurrent_inserts(store: Store) -> None:
