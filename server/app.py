@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,10 @@ def run(
     ssl_context: ssl.SSLContext | None = None,
     settings: HttpSettings | None = None,
     agent_settings: AgentSettings | None = None,
+    started: Callable[[str], None] | None = None,
 ) -> None:
+    """Serve until SIGTERM or SIGINT; `started(url)` once the socket listens. A failure to
+    start (the database, the bind) raises StartupError."""
     logs.setup()
     options = {
         **RUNNER_OPTIONS,
@@ -86,5 +89,6 @@ def run(
             # In-flight requests finish in milliseconds; long polls are woken.
             shutdown_timeout=10.0,
             handler_options=options,
+            started=started,
         )
     )

@@ -15,12 +15,14 @@ from typing import Any, TypeVar
 
 import click
 
+from simhive import __version__
 from simhive.server.core import limits
 from simhive.server.core.agent import AgentSettings
 from simhive.server.core.dates import iso
 from simhive.server.core.errors import GatewayError
 from simhive.server.core.gateway import Gateway
 from simhive.server.paths import default_db
+from simhive.server.startup import EXIT_STATUS, StartupError
 from simhive.server.store.base import StoreError
 from simhive.server.store.sqlite import SqliteStore
 
@@ -52,6 +54,8 @@ def with_gateway(db: Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except StartupError:
+        raise  # the group's one line with exit status 2 (StartupErrors)
     except GatewayError as exc:
         raise click.ClickException(exc.message) from None
     except StoreError as exc:
@@ -62,7 +66,23 @@ def emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class StartupFailed(click.ClickException):
+    exit_code = EXIT_STATUS
+
+
+class StartupErrors(click.Group):
+    """The command group of simhive-server: a start-up failure of any subcommand (its database,
+    the listening socket, TLS files) ends as one line with a hint and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StartupError as exc:
+            raise StartupFailed(exc.line()) from None
+
+
+@click.group(cls=StartupErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="simhive-server", message="%(prog)s %(version)s")
 def main() -> None:
     """simhive gateway server: SMSGateway24-compatible HTTP API over an embedded database."""
 
@@ -152,10 +172,15 @@ def run(
         try:
             context.load_cert_chain(tls_cert, tls_key)
         except (ssl.SSLError, OSError) as exc:
-            raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from None
+            raise StartupError(
+                f"cannot load the TLS certificate or key: {exc}",
+                "--tls-cert takes the PEM certificate (chain), --tls-key its PEM private key",
+            ) from None
     path = _db(db)
-    scheme = "https" if context else "http"
-    click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
+
+    def started(url: str) -> None:  # only once the socket listens
+        click.echo(f"simhive-server: database {path}, listening on {url}", err=True)
+
     settings = HttpSettings(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
@@ -170,6 +195,7 @@ def run(
         ssl_context=context,
         settings=settings,
         agent_settings=agent_settings,
+        started=started,
     )
 
 

@@ -24,6 +24,7 @@ from simhive.server.core.models import (
     Sim,
 )
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
+from simhive.server.startup import StartupError
 from simhive.server.store.agent_base import AgentExtrasStore
 from simhive.server.store.idempotency_base import IdempotencyStore
 
@@ -34,6 +35,14 @@ class StoreError(Exception):
 
 class DuplicateEmail(StoreError):
     pass
+
+
+class StoreOpenError(StoreError, StartupError):
+    """The store cannot be opened (no such directory, not a database, read-only, ...): a
+    start-up failure with a hint for the operator, not a fault to retry."""
+
+    def __init__(self, cause: str, hint: str) -> None:
+        StartupError.__init__(self, cause, hint)
 
 
 class AgentStore(ABC):
