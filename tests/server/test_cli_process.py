@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -152,6 +153,9 @@ def test_demo_starts_prints_and_stops(tmp_path: Path) -> None:
         eventually(lambda: "Stop with Ctrl-C" in log.read_text())
         info = json.loads((state / "demo.json").read_text())
         assert info["server_url"] == f"http://127.0.0.1:{port}"
+        # the state holds tokens and the database: private to its user
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (state, state / "demo.json")}
+        assert modes == {"demo-state": 0o700, "demo.json": 0o600}, modes
         assert [d["title"] for d in info["devices"]] == ["demo-modem-1", "demo-modem-2"]
         token = info["account"]["token"]
         assert token in log.read_text()
