@@ -219,13 +219,53 @@ def account() -> None:
     """Accounts (email + password; each has API tokens)."""
 
 
+password_stdin_option = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+
+
+def read_password(password: str | None, from_stdin: bool, *, required: bool) -> str | None:
+    """The password from --password, --password-stdin or (at a terminal) a prompt.
+
+    Without a terminal there is nobody to ask: a prompt would fail (getpass warns, then click
+    aborts), so the command says how to pass the password instead.
+    """
+    if from_stdin:
+        if password is not None:
+            raise click.UsageError("give --password or --password-stdin, not both")
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.ClickException("--password-stdin: stdin held no password (empty line)")
+        return line
+    if password is not None or not required:
+        return password
+    if not sys.stdin.isatty():
+        raise StartupError(
+            "no password given, and no terminal to ask for one",
+            "pipe it in with --password-stdin, or set SIMHIVE_PASSWORD",
+        )
+    entered: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return entered
+
+
 @account.command("create")
 @db_option
 @click.option("--email", required=True)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option(
+    "--password",
+    envvar="SIMHIVE_PASSWORD",
+    default=None,
+    help="At least 8 characters [default: $SIMHIVE_PASSWORD; else --password-stdin, or asked "
+    "for at a terminal].",
+)
+@password_stdin_option
 @click.option("--timezone", default="UTC", show_default=True, help="Zone for dates in answers.")
-def account_create(db: Path | None, email: str, password: str, timezone: str) -> None:
+def account_create(
+    db: Path | None, email: str, password: str | None, password_stdin: bool, timezone: str
+) -> None:
     """Create an account; prints its id and its first API token (shown once)."""
+    password = read_password(password, password_stdin, required=True)
+    assert password is not None
 
     async def go(gw: Gateway) -> dict[str, Any]:
         acc, token = await gw.create_account(email, password, timezone)
@@ -238,11 +278,15 @@ def account_create(db: Path | None, email: str, password: str, timezone: str) ->
 @db_option
 @click.option("--email", required=True)
 @click.option("--password", default=None, help="New password (at least 8 characters).")
+@password_stdin_option
 @click.option("--timezone", default=None, help="Zone for dates in answers, e.g. Europe/Berlin.")
-def account_set(db: Path | None, email: str, password: str | None, timezone: str | None) -> None:
+def account_set(
+    db: Path | None, email: str, password: str | None, password_stdin: bool, timezone: str | None
+) -> None:
     """Change an account's password or time zone (tokens stay valid)."""
+    password = read_password(password, password_stdin, required=False)
     if password is None and timezone is None:
-        raise click.UsageError("give --password and/or --timezone")
+        raise click.UsageError("give --password (or --password-stdin) and/or --timezone")
 
     async def go(gw: Gateway) -> dict[str, Any]:
         acc = await gw.update_account(
@@ -378,8 +422,9 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
     emit(with_gateway(db, go))
 
 
-# `device set` and `device webhooks` live in their own module and register on the group above.
-from simhive.server import cli_device, cli_pool  # noqa: E402, F401
+# `device set`, `device webhooks`, the deletes and `pool` live in their own modules and register
+# on the groups above.
+from simhive.server import cli_delete, cli_device, cli_pool  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -264,6 +264,24 @@ class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):
     async def touch_device(self, device_id: int, now: int) -> None:
         """Record that the device's agent was seen now (`lastseen`)."""
 
+    # -- deleting (what goes: docs/configuration.md, "Deleting accounts and devices") ---------
+    @abstractmethod
+    async def delete_device(
+        self, device_id: int, now: int, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete the device with its SIMs and messages in one transaction; its taken, not yet
+        committed messages of shared pools go back to their pool. Returns counts of what was
+        (with dry_run: would be) deleted: sims, messages, unsent_messages, incoming_messages,
+        messages_back_to_pool."""
+
+    @abstractmethod
+    async def delete_account(
+        self, account_id: int, now: int, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete the account, its devices (as delete_device), tokens, pools, tags, contacts
+        and messages in one transaction. Returns counts: devices, messages, unsent_messages,
+        pools (named), tags, contacts."""
+
     # -- messages --------------------------------------------------------------------------
     @abstractmethod
     async def insert_messages(self, messages: Sequence[NewMessage], now: int) -> list[int]:

@@ -30,6 +30,7 @@ from simhive.server.core.models import (
 from simhive.server.store import sqlite_open
 from simhive.server.store.base import DuplicateEmail, Store, StoreError, StoreOpenError
 from simhive.server.store.sqlite_agent import SqliteAgentStore
+from simhive.server.store.sqlite_delete import SqliteDeleteStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
 from simhive.server.store.sqlite_pools import SqlitePoolStore
 from simhive.server.store.sqlite_rows import (
@@ -76,7 +77,12 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
 
 
 class SqliteStore(
-    SqliteAgentStore, SqlitePoolStore, SqliteWebhookStore, SqliteIdempotencyStore, Store
+    SqliteAgentStore,
+    SqlitePoolStore,
+    SqliteWebhookStore,
+    SqliteIdempotencyStore,
+    SqliteDeleteStore,
+    Store,
 ):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)

@@ -3,7 +3,9 @@ server, token reset, durability across kill -9, and the demo command."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -18,6 +20,9 @@ from urllib.request import urlopen
 
 import pytest
 
+from simhive.server.core.errors import AuthError
+from simhive.server.core.gateway import Gateway
+from simhive.server.store.sqlite import SqliteStore
 from tests.server._server import PASSWORD, cli, cli_json, server
 from tests.support.procs import ROOT, console_script, free_port, running, wait_port
 
@@ -316,3 +321,49 @@ def test_account_set_password_and_timezone(tmp_path: Path) -> None:
                    == "Europe/Berlin")  # fmt: skip
         usage = cli("account", "set", "--db", db, "--email", srv.email, check=False)
         assert usage.returncode == 2
+
+
+def test_account_create_without_a_terminal_takes_the_password_from_stdin_or_env(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "x.sqlite3")
+    argv = [console_script("simhive-server"), "account", "create", "--db", db]
+
+    def create(email: str, *extra: str, stdin: str | None = None, **env: str) -> Any:
+        return subprocess.run([*argv, "--email", email, *extra], input=stdin, text=True,
+                              capture_output=True, timeout=60,
+                              env={**os.environ, **env})  # fmt: skip
+
+    # No terminal, no password: one line saying how, not a GetPassWarning and "Aborted!".
+    asked = create("a@example.com", stdin="")
+    assert asked.returncode == 2 and asked.stdout == ""
+    assert asked.stderr == (
+        "Error: no password given, and no terminal to ask for one; hint: pipe it in with "
+        "--password-stdin, or set SIMHIVE_PASSWORD\n"
+    )
+    piped = create("a@example.com", "--password-stdin", stdin="piped secret 1\n")
+    assert piped.returncode == 0, piped.stderr
+    from_env = create("b@example.com", stdin="", SIMHIVE_PASSWORD="secret from env")
+    assert from_env.returncode == 0, from_env.stderr
+    empty = create("c@example.com", "--password-stdin", stdin="\n")
+    assert empty.returncode == 1 and "stdin held no password" in empty.stderr
+    changed = subprocess.run([console_script("simhive-server"), "account", "set", "--db", db,
+                              "--email", "b@example.com", "--password-stdin"],
+                             input="changed secret\n", text=True, capture_output=True,
+                             timeout=60)  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+
+    async def logins() -> list[str]:
+        store = SqliteStore(db)
+        await store.open()
+        try:
+            gw = Gateway(store)
+            ok = [(await gw.login("a@example.com", "piped secret 1")).email,
+                  (await gw.login("b@example.com", "changed secret")).email]  # fmt: skip
+            with pytest.raises(AuthError):
+                await gw.login("b@example.com", "secret from env")
+            return ok
+        finally:
+            await store.close()
+
+    assert asyncio.run(logins()) == ["a@example.com", "b@example.com"]
