@@ -139,6 +139,14 @@ def main() -> None:
     " to the queue (pool messages to their pool, to leave on another SIM).",
 )
 @click.option(
+    "--long-poll-seconds",
+    type=click.IntRange(1, 60),
+    default=AgentSettings().long_poll_seconds,
+    show_default=True,
+    help="How long an agent's pull waits for work before it is answered empty (the agent then"
+    " asks again); keep it below the idle timeout of any proxy in between.",
+)
+@click.option(
     "--agent-offline-seconds",
     type=click.IntRange(5, 86400),
     default=AgentSettings().agent_offline_seconds,
@@ -153,6 +161,7 @@ def run(
     tls_cert: Path | None,
     tls_key: Path | None,
     lease_seconds: int,
+    long_poll_seconds: int,
     agent_offline_seconds: int,
     header_timeout: float,
     body_timeout: float,
@@ -185,7 +194,9 @@ def run(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
     agent_settings = AgentSettings(
-        lease_seconds=lease_seconds, agent_offline_seconds=agent_offline_seconds
+        lease_seconds=lease_seconds,
+        long_poll_seconds=long_poll_seconds,
+        agent_offline_seconds=agent_offline_seconds,
     )
     run_app(
         path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -14,7 +15,7 @@ import simhive
 from simhive.agent.cli import main as agent_main
 from simhive.hardware.emulator.cli import main as emulator_main
 from simhive.server.cli import main as server_main
-from tests.support.procs import console_script
+from tests.support.procs import ROOT, console_script
 
 TOOLS = {"simhive-server": server_main, "simhive-agent": agent_main,
          "simhive-emulator": emulator_main}  # fmt: skip
@@ -46,3 +47,17 @@ def test_dash_h_is_help_on_every_command(tool: str) -> None:
         result = runner.invoke(TOOLS[tool], [*path, "-h"], prog_name=tool)
         assert result.exit_code == 0, (path, result.output)
         assert result.output.startswith(f"Usage: {' '.join((tool, *path))} "), result.output
+
+
+def test_the_run_options_documented_with_defaults_have_those_defaults() -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    [row] = [line for line in doc.splitlines() if line.startswith("| `run [")]
+    documented = dict(re.findall(r"\[(--[a-z-]+) (\d+(?:\.\d+)?)\]", row))
+    run = server_main.commands["run"]
+    real = {f"--{p.name.replace('_', '-')}": p.default for p in run.params
+            if isinstance(p, click.Option) and isinstance(p.default, int | float)
+            and not isinstance(p.default, bool)}  # fmt: skip
+    assert {"--lease-seconds", "--long-poll-seconds", "--port"} <= set(documented)
+    assert {k: float(v) for k, v in documented.items()} == {
+        k: float(v) for k, v in real.items()
+    }

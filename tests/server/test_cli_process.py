@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import pytest
 
@@ -367,3 +367,22 @@ def test_account_create_without_a_terminal_takes_the_password_from_stdin_or_env(
             await store.close()
 
     assert asyncio.run(logins()) == ["a@example.com", "b@example.com"]
+
+
+def test_lease_and_long_poll_are_server_settings_the_agent_is_told(tmp_path: Path) -> None:
+    options = ("--lease-seconds", "3", "--long-poll-seconds", "2")
+    with server(tmp_path, options=options) as srv:
+
+        def agent(route: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+            req = Request(f"{srv.url}/agent/v1/{route}", data=json.dumps(body).encode(),
+                          headers={"Authorization": f"Bearer {srv.device_token}",
+                                   "Content-Type": "application/json"})  # fmt: skip
+            with urlopen(req, timeout=timeout) as r:
+                answer: dict[str, Any] = json.loads(r.read())
+                return answer
+
+        settings = agent("hello", {"sims": [{"slot": 0}]}, 30)["settings"]
+        assert (settings["lease_seconds"], settings["long_poll_seconds"]) == (3, 2)
+        # A pull asking to wait a minute is answered empty after the server's 2 s (the 20 s
+        # client timeout only stops a hang; the default of 25 s would hit it).
+        assert agent("pull", {"max": 5, "wait": 60}, 20)["messages"] == []
