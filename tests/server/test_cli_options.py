@@ -58,6 +58,4 @@ def test_the_run_options_documented_with_defaults_have_those_defaults() -> None:
             if isinstance(p, click.Option) and isinstance(p.default, int | float)
             and not isinstance(p.default, bool)}  # fmt: skip
     assert {"--lease-seconds", "--long-poll-seconds", "--port"} <= set(documented)
-    assert {k: float(v) for k, v in documented.items()} == {
-        k: float(v) for k, v in real.items()
-    }
+    assert {k: float(v) for k, v in documented.items()} == {k: float(v) for k, v in real.items()}
