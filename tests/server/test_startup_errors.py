@@ -36,8 +36,15 @@ def fails_with_one_line(result: subprocess.CompletedProcess[str], *needles: str)
 
 def serve(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """`simhive-server run` that must fail at start-up (a server that starts is a failure)."""
-    argv = [*prefix, console_script("simhive-server"), "run", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    return command("run", *args, prefix=prefix)
+
+
+def command(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    argv = [*prefix, console_script("simhive-server"), *args]
+    env = dict(os.environ)
+    if prefix:  # another user cannot write scripts/run-tests' coverage data: not measured
+        env = {k: v for k, v in env.items() if not k.startswith("COVERAGE_")}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
 
 
 @contextlib.contextmanager
@@ -125,10 +132,7 @@ def test_a_read_only_database_and_a_read_only_directory(shared_dir: Path) -> Non
         shared_dir.chmod(0o555)
     result = serve("--db", str(db), "--port", "0", prefix=prefix)
     fails_with_one_line(result, f"the database {db} is read-only", "chown or chmod")
-    listed = subprocess.run(
-        [*prefix, console_script("simhive-server"), "account", "list", "--db", str(db)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    listed = command("account", "list", "--db", str(db), prefix=prefix)
     fails_with_one_line(listed, "read-only")
     # The file is writable, its directory is not: SQLite cannot create the -wal and -shm files.
     db.chmod(0o666)
