@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from simhive import __version__
 from simhive.agent import config as config_mod
 from simhive.agent.config import AgentConfig, ConfigError, DeviceConfig
 from simhive.agent.modem.profiles import PROFILES
@@ -64,6 +65,7 @@ def _load(path: str) -> AgentConfig:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="simhive-agent", message="%(prog)s %(version)s")
 def main() -> None:
     """simhive host agent: sends and receives SMS over local modems for a simhive server."""
 

@@ -122,7 +122,10 @@ def run(
     smpp_socket: socket.socket | None = None,
     console_settings: console.ConsoleSettings | None = None,
     metrics_settings: metrics.MetricsSettings | None = None,
+    started: Callable[[str], None] | None = None,
 ) -> None:
+    """Serve until SIGTERM or SIGINT; `started(url)` once the socket listens. A failure to
+    start (the database, the bind) raises StartupError."""
     logs.setup()
     options = {
         **RUNNER_OPTIONS,
@@ -146,5 +149,6 @@ def run(
             # In-flight requests finish in milliseconds; long polls are woken.
             shutdown_timeout=10.0,
             handler_options=options,
+            started=started,
         )
     )

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from simhive import __version__
+
 from .faults import FaultError, parse_cli_fault
 from .modem import DUAL_SIM_STYLES
 from .profiles import PROFILES
@@ -21,7 +23,8 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="simhive-emulator", message="%(prog)s %(version)s")
 def main() -> None:
     """simhive's virtual GSM modem emulator (see docs/emulator.md)."""
 

@@ -215,6 +215,28 @@ class Gateway:
         self._device_cache.pop(device_id, None)
         return token
 
+    async def delete_device(
+        self, owner: Account, device_id: int, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete one of `owner`'s devices (a foreign device is not found); counts of what goes
+        (Store.delete_device). Its token stops working at once, in a running server within the
+        device cache's few seconds."""
+        device = await self.device_of(owner, device_id, fresh=True)
+        counts = await self.store.delete_device(device.id, self.clock(), dry_run=dry_run)
+        if not dry_run:
+            self._device_cache.pop(device.id, None)
+        return counts
+
+    async def delete_account(self, account: Account, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete the account and everything of it; counts of what goes (Store.delete_account)."""
+        if await self.store.account_by_id(account.id) is None:
+            raise NotFound(f"No account with email {account.email}")
+        counts = await self.store.delete_account(account.id, self.clock(), dry_run=dry_run)
+        if not dry_run:
+            self._token_cache.clear()
+            self._device_cache.clear()
+        return counts
+
     async def device_of(self, account: Account, device_id: int, *, fresh: bool = False) -> Device:
         """The account's device, or NotFound: a foreign device is reported like a missing one.
         `fresh` skips the short cache, for answers about the device itself (its lastseen)."""

@@ -26,6 +26,7 @@ from simhive.server.core.models import (
 )
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
+from simhive.server.startup import StartupError
 from simhive.server.store.agent_base import AgentExtrasStore
 from simhive.server.store.idempotency_base import IdempotencyStore
 from simhive.server.store.native_base import NativeStore
@@ -43,6 +44,14 @@ class StoreError(Exception):
 
 class DuplicateEmail(StoreError):
     pass
+
+
+class StoreOpenError(StoreError, StartupError):
+    """The store cannot be opened (no such directory, not a database, read-only, ...): a
+    start-up failure with a hint for the operator, not a fault to retry."""
+
+    def __init__(self, cause: str, hint: str) -> None:
+        StartupError.__init__(self, cause, hint)
 
 
 class AgentStore(ABC):
@@ -297,6 +306,24 @@ class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore, NativeSto
     @abstractmethod
     async def touch_device(self, device_id: int, now: int) -> None:
         """Record that the device's agent was seen now (`lastseen`)."""
+
+    # -- deleting (what goes: docs/configuration.md, "Deleting accounts and devices") ---------
+    @abstractmethod
+    async def delete_device(
+        self, device_id: int, now: int, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete the device with its SIMs and messages in one transaction; its taken, not yet
+        committed messages of shared pools go back to their pool. Returns counts of what was
+        (with dry_run: would be) deleted: sims, messages, unsent_messages, incoming_messages,
+        messages_back_to_pool."""
+
+    @abstractmethod
+    async def delete_account(
+        self, account_id: int, now: int, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete the account, its devices (as delete_device), tokens, pools, tags, contacts
+        and messages in one transaction. Returns counts: devices, messages, unsent_messages,
+        pools (named), tags, contacts."""
 
     # -- messages --------------------------------------------------------------------------
     @abstractmethod

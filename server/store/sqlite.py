@@ -28,8 +28,16 @@ from simhive.server.core.models import (
     PaketResult,
     Sim,
 )
-from simhive.server.store.base import AfterInsert, DuplicateEmail, Store, StoreError
+from simhive.server.store import sqlite_open
+from simhive.server.store.base import (
+    AfterInsert,
+    DuplicateEmail,
+    Store,
+    StoreError,
+    StoreOpenError,
+)
 from simhive.server.store.sqlite_agent import SqliteAgentStore
+from simhive.server.store.sqlite_delete import SqliteDeleteStore
 from simhive.server.store.sqlite_groups import SqliteGroupStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
 from simhive.server.store.sqlite_native import SqliteNativeStore
@@ -83,6 +91,7 @@ class SqliteStore(
     SqlitePoolStore,
     SqliteWebhookStore,
     SqliteIdempotencyStore,
+    SqliteDeleteStore,
     SqliteNativeStore,
     SqliteTemplateStore,
     SqliteGroupStore,
@@ -97,16 +106,34 @@ class SqliteStore(
 
     # -- life cycle ------------------------------------------------------------------------
     def _connect_writer(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite_open.prepare(self.path)  # created private; a bad path fails with a hint
+        try:
+            return self._connect_checked()
+        except sqlite3.Error as exc:
+            raise sqlite_open.open_error(self.path, exc) from None
+
+    def _connect_checked(self) -> sqlite3.Connection:
         # Merged inserts (writer.RowInsert) use up to MERGE_ROWS statement texts of their own:
         # room for them beside everything else in the statement cache (default 128).
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, cached_statements=256
         )
+        try:
+            self._setup_writer(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _setup_writer(self, conn: sqlite3.Connection) -> None:
         _configure(conn, self.busy_timeout_ms)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
-            raise StoreError(f"cannot put {self.path} into WAL mode (got {mode})")
+            raise StoreOpenError(
+                f"cannot put {self.path} into WAL mode (SQLite answered {mode!r})",
+                "keep the database on a local disk: WAL needs shared memory, which network file"
+                " systems lack",
+            )
         # FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss.
         conn.execute("PRAGMA synchronous = FULL")
         migrate(conn)
@@ -114,10 +141,13 @@ class SqliteStore(
             conn.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')").fetchall()
         except sqlite3.OperationalError:  # an SQLite built without JSON: plain executemany
             self._json_insert = False
-        return conn
 
     async def open(self) -> None:
-        await self.writer.start()
+        try:
+            await self.writer.start()
+        except BaseException:
+            await self.writer.stop()  # ends the writer thread the failed start left behind
+            raise
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         await self._reader.execute("PRAGMA query_only = 1")

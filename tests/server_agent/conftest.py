@@ -201,9 +201,10 @@ class Servers:
         self.make_store = make_store or (lambda: SqliteStore(self.db_file))
         self.clients: list[TestClient[Any, Any]] = []
         self.ids: Ids | None = None
+        self.lease_seconds = LEASE_SECONDS  # a test that holds a lease on purpose sets more
 
     async def start(self) -> Env:
-        settings = AgentSettings(lease_seconds=LEASE_SECONDS, long_poll_seconds=10)
+        settings = AgentSettings(lease_seconds=self.lease_seconds, long_poll_seconds=10)
         app = create_app(self.make_store(), agent_settings=settings)
         app[BACKGROUND].config = FAST
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
