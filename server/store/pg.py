@@ -38,6 +38,7 @@ from simhive.server.core.notifier import WorkNotifier
 from simhive.server.store.base import AfterInsert, DuplicateEmail, Store, StoreError
 from simhive.server.store.pg_agent import PgAgentStore
 from simhive.server.store.pg_cluster import Cluster
+from simhive.server.store.pg_delete import PgDeleteStore
 from simhive.server.store.pg_groups import PgGroupStore
 from simhive.server.store.pg_logins import PgLoginStore
 from simhive.server.store.pg_native import PgNativeStore
@@ -107,6 +108,7 @@ class PgStore(
     PgWebhookStore,
     PgIdempotencyStore,
     PgLoginStore,
+    PgDeleteStore,
     PgNativeStore,
     PgTemplateStore,
     PgGroupStore,
