@@ -162,5 +162,8 @@ def test_db_copy_errors_are_one_line(tmp_path: Path, fresh_db: str) -> None:
     assert down.returncode == 1 and "Traceback" not in down.stderr
     assert down.stderr.startswith("Error: cannot connect to PostgreSQL")
     serve = cli("run", "--db", nobody, "--port", "0", check=False)
-    assert serve.returncode == 1 and "Traceback" not in serve.stderr
-    assert serve.stderr.strip().splitlines()[-1].startswith("Error: storage error: cannot connect")
+    # A server that cannot open its database is a start-up failure: exit 2, one line, a hint.
+    assert serve.returncode == 2 and "Traceback" not in serve.stderr
+    last = serve.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: cannot open the database: cannot connect to PostgreSQL")
+    assert "hint: check --db" in last
