@@ -228,8 +228,9 @@ class PgNativeStore(NativeStore):
         return [message_row(r) for r in rows]
 
     async def message_history(self, sms_id: int) -> list[StatusChange]:
-        # Ties of `at` (changes in one transaction) in the order they were written: history rows
-        # are only ever appended, so their physical order is that order.
+        # Ties of `at` (two changes in one transaction) by physical order, which is the order
+        # written unless free space was reused in between; the table has no id column to order
+        # by on either engine (SQLite uses its rowid), and both must keep the same columns.
         rows = await self._all(
             "SELECT status, at, device_id, sim, code FROM message_history WHERE sms_id = $1"
             " ORDER BY at, ctid",
