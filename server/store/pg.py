@@ -38,6 +38,7 @@ from simhive.server.core.notifier import WorkNotifier
 from simhive.server.store.base import AfterInsert, DuplicateEmail, Store, StoreError
 from simhive.server.store.pg_agent import PgAgentStore
 from simhive.server.store.pg_cluster import Cluster
+from simhive.server.store.pg_delete import PgDeleteStore
 from simhive.server.store.pg_logins import PgLoginStore
 from simhive.server.store.pg_pools import PgPoolStore
 from simhive.server.store.pg_schema import migrate
@@ -98,7 +99,15 @@ MAX_GROUP = 512
 Queued = tuple[NewMessage, int, "asyncio.Future[int]"]
 
 
-class PgStore(PgAgentStore, PgPoolStore, PgWebhookStore, PgIdempotencyStore, PgLoginStore, Store):
+class PgStore(
+    PgAgentStore,
+    PgPoolStore,
+    PgWebhookStore,
+    PgIdempotencyStore,
+    PgLoginStore,
+    PgDeleteStore,
+    Store,
+):
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         self.schema = schema
