@@ -1,40 +1,40 @@
-"""The PostgreSQL twin of sqlite_delete.py: a device or an account with everything that is only
-theirs, in one transaction (what goes: docs/configuration.md, "Deleting accounts and devices").
-
-The device's row (or the account's) is locked first: an agent's calls stamp `lastseen` on their
-device row before anything else (pg.py), so none of them can lease or report for a device while
-it is being deleted. A table added later that points at the row and is not cleared here makes
-the delete fail and roll back, as on SQLite."""
+"""Deleting a device or an account on PostgreSQL, in one transaction: the statements of
+server/store/delete_sql.py, their named parameters turned into asyncpg's numbered ones."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 
-from simhive.server.core.status import Status
 from simhive.server.store.base import StoreError
-from simhive.server.store.pg_pools import requeue
+from simhive.server.store.delete_sql import (
+    ACCOUNT_COUNTS,
+    DELETE_ACCOUNT,
+    DELETE_DEVICE,
+    DEVICE_COUNTS,
+)
 
 T = TypeVar("T")
 Conn = asyncpg.Connection
+_NAME = re.compile(r":([a-z]+)\b")
 
-_UNSENT_SQL = ",".join(str(int(s)) for s in (Status.NEW, Status.TAKEN, Status.QUEUED))
-# `$1` is the device: its own messages, and those still waiting in its device pool.
-_DEVICE_MESSAGES = (
-    "(device_id = $1 OR pool_id IN (SELECT id FROM pools WHERE kind = 'device' AND device_id = $1))"
-)
-# Shared-pool messages the device took and has not committed: back to their pool.
-_BACK_TO_POOL = (
-    f"COALESCE(device_id = $1 AND status IN ({int(Status.NEW)}, {int(Status.TAKEN)})"
-    " AND pool_id IN (SELECT id FROM pools WHERE kind <> 'device'), false)"
-)
+
+def numbered(sql: str, params: dict[str, int]) -> tuple[str, list[int]]:
+    """`:name` placeholders as `$n`, with the argument list in that order."""
+    order: list[str] = []
+
+    def number(m: re.Match[str]) -> str:
+        if m.group(1) not in order:
+            order.append(m.group(1))
+        return f"${order.index(m.group(1)) + 1}"
+
+    return _NAME.sub(number, sql), [params[name] for name in order]
 
 
 class PgDeleteStore:
-    """Mixed into PgStore; needs its `_write`."""
-
     if TYPE_CHECKING:
 
         async def _write(self, op: Callable[[Conn], Awaitable[T]]) -> T: ...
@@ -43,10 +43,10 @@ class PgDeleteStore:
         self, device_id: int, now: int, *, dry_run: bool = False
     ) -> dict[str, int]:
         async def op(conn: Conn) -> dict[str, int]:
-            await conn.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", device_id)
-            counts = await _device_counts(conn, device_id)
+            await _lock_device(conn, device_id)
+            counts = await _counts(conn, DEVICE_COUNTS, {"d": device_id})
             if not dry_run:
-                await _delete_device(conn, device_id, now)
+                await _run(conn, DELETE_DEVICE, {"d": device_id, "now": now})
             return counts
 
         return await self._write(op)
@@ -55,99 +55,43 @@ class PgDeleteStore:
         self, account_id: int, now: int, *, dry_run: bool = False
     ) -> dict[str, int]:
         async def op(conn: Conn) -> dict[str, int]:
-            await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
             rows = await conn.fetch(
-                "SELECT id FROM devices WHERE account_id = $1 ORDER BY id FOR UPDATE", account_id
+                "SELECT id FROM devices WHERE account_id = $1 ORDER BY id", account_id
             )
             devices = [int(r[0]) for r in rows]
-            counts = {"devices": len(devices), **await _account_counts(conn, account_id)}
+            for device_id in devices:
+                await _lock_device(conn, device_id)
+            counts = {
+                "devices": len(devices),
+                **await _counts(conn, ACCOUNT_COUNTS, {"a": account_id}),
+            }
             if not dry_run:
                 for device_id in devices:
-                    await _delete_device(conn, device_id, now)
-                await _delete_account(conn, account_id)
+                    await _run(conn, DELETE_DEVICE, {"d": device_id, "now": now})
+                await _run(conn, DELETE_ACCOUNT, {"a": account_id})
             return counts
 
         return await self._write(op)
 
 
-async def _count(conn: Conn, sql: str, *args: Any) -> int:
-    return int(await conn.fetchval(sql, *args))
+async def _lock_device(conn: Conn, device_id: int) -> None:
+    # The device's row lock orders this delete after any lease or commit of the device running on
+    # another server (they take the same lock), so none of them lands on rows deleted here.
+    await conn.execute("SELECT 1 FROM devices WHERE id = $1 FOR UPDATE", device_id)
 
 
-async def _device_counts(conn: Conn, device_id: int) -> dict[str, int]:
-    gone = f"SELECT COUNT(*) FROM messages WHERE {_DEVICE_MESSAGES} AND NOT ({_BACK_TO_POOL})"
-    return {
-        "sims": await _count(conn, "SELECT COUNT(*) FROM sims WHERE device_id = $1", device_id),
-        "messages": await _count(conn, gone, device_id),
-        "unsent_messages": await _count(conn, f"{gone} AND status IN ({_UNSENT_SQL})", device_id),
-        "incoming_messages": await _count(conn, f"{gone} AND direction = 'in'", device_id),
-        "messages_back_to_pool": await _count(
-            conn, f"SELECT COUNT(*) FROM messages WHERE {_BACK_TO_POOL}", device_id
-        ),
-    }
+async def _counts(conn: Conn, queries: dict[str, str], p: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, sql in queries.items():
+        query, args = numbered(sql, p)
+        out[name] = int(await conn.fetchval(query, *args))
+    return out
 
 
-async def _account_counts(conn: Conn, account_id: int) -> dict[str, int]:
-    a = account_id
-    unsent = f"SELECT COUNT(*) FROM messages WHERE account_id = $1 AND status IN ({_UNSENT_SQL})"
-    return {
-        "messages": await _count(conn, "SELECT COUNT(*) FROM messages WHERE account_id = $1", a),
-        "unsent_messages": await _count(conn, unsent, a),
-        "pools": await _count(
-            conn, "SELECT COUNT(*) FROM pools WHERE account_id = $1 AND kind = 'named'", a
-        ),
-        "tags": await _count(conn, "SELECT COUNT(*) FROM tags WHERE account_id = $1", a),
-        "contacts": await _count(conn, "SELECT COUNT(*) FROM contacts WHERE account_id = $1", a),
-    }
-
-
-async def _run(conn: Conn, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+async def _run(conn: Conn, statements: list[str], params: dict[str, int]) -> None:
     try:
-        for sql, args in statements:
-            await conn.execute(sql, *args)
-    except asyncpg.ForeignKeyViolationError as exc:  # a table not known here refers to the row
+        for sql in statements:
+            query, args = numbered(sql, params)
+            await conn.execute(query, *args)
+    except asyncpg.ForeignKeyViolationError as exc:  # a table this list does not know
         raise StoreError(f"cannot delete: rows elsewhere still refer to it ({exc})") from None
-
-
-async def _delete_device(conn: Conn, device_id: int, now: int) -> None:
-    d = (device_id,)
-    mine = f"SELECT id FROM messages WHERE {_DEVICE_MESSAGES}"
-    await _run(conn, [
-        (f"UPDATE messages SET {requeue('$2')} WHERE {_BACK_TO_POOL}", (device_id, now)),
-        (f"DELETE FROM message_parts WHERE sms_id IN ({mine})", d),
-        (f"DELETE FROM message_history WHERE sms_id IN ({mine})", d),
-        ("DELETE FROM incoming_keys WHERE device_id = $1", d),
-        ("DELETE FROM applied_events WHERE device_id = $1", d),
-        ("DELETE FROM webhook_outbox WHERE device_id = $1", d),
-        (f"DELETE FROM messages WHERE {_DEVICE_MESSAGES}", d),
-        ("DELETE FROM pakets WHERE device_id = $1", d),
-        ("DELETE FROM device_events WHERE device_id = $1", d),
-        ("DELETE FROM sims WHERE device_id = $1", d),
-        ("DELETE FROM sim_ready WHERE device_id = $1", d),
-        ("DELETE FROM pool_sims WHERE device_id = $1", d),
-        ("DELETE FROM pool_sticky WHERE device_id = $1", d),
-        ("DELETE FROM pools WHERE kind = 'device' AND device_id = $1", d),
-        ("DELETE FROM devices WHERE id = $1", d),
-    ])  # fmt: skip
-
-
-async def _delete_account(conn: Conn, account_id: int) -> None:
-    a = (account_id,)
-    mine = "SELECT id FROM messages WHERE account_id = $1"
-    await _run(conn, [
-        (f"DELETE FROM message_parts WHERE sms_id IN ({mine})", a),
-        (f"DELETE FROM message_history WHERE sms_id IN ({mine})", a),
-        ("DELETE FROM messages WHERE account_id = $1", a),
-        ("DELETE FROM pakets WHERE account_id = $1", a),
-        ("DELETE FROM contacts WHERE account_id = $1", a),
-        ("DELETE FROM tags WHERE account_id = $1", a),
-        ("DELETE FROM pools WHERE account_id = $1", a),
-        ("DELETE FROM idempotency_keys WHERE account_id = $1", a),
-        ("DELETE FROM api_keys WHERE account_id = $1", a),
-        ("DELETE FROM account_quotas WHERE account_id = $1", a),
-        ("DELETE FROM quota_usage WHERE account_id = $1", a),
-        ("DELETE FROM templates WHERE account_id = $1", a),
-        ("DELETE FROM account_message_counts WHERE account_id = $1", a),
-        ("DELETE FROM account_tokens WHERE account_id = $1", a),
-        ("DELETE FROM accounts WHERE id = $1", a),
-    ])  # fmt: skip
