@@ -144,7 +144,7 @@ class OutboxJournal(JournalBase):
     # -- dispatch ---------------------------------------------------------------------------
 
     async def next_due(self, device: str, slot: int, now: float) -> OutMessage | None:
-        """The next message for a SIM: urgent first, then the oldest (compat-api 9)."""
+        """The next message for a SIM: urgent first, then the oldest (docs/agent.md)."""
         rows = await self._rows(
             "SELECT device, id, slot, to_number, body, urgent, attempts, next_attempt FROM outbox"
             " WHERE device = ? AND slot = ? AND state = 'committed' AND next_attempt <= ?"

@@ -1,12 +1,12 @@
 """Operations confirmed by a one-time code (otp.py): verifying the account's phone number, and
 deleting a device or resetting its token. The phone needs the `admin` scope, the device
-operations the `devices` scope; `delete_unconfirmed` is the admin CLI's door."""
+operations the `devices` scope. The delete itself is the core's (Gateway.delete_device, the one
+the `device delete` CLI runs too): the device goes with its SIMs and messages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simhive.server.core import security
 from simhive.server.core.errors import InvalidInput
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.keys import Caller
@@ -77,7 +77,8 @@ class Confirmed:
         device = await self.gw.device_of(caller.account, device_id, fresh=True)
         await self.otp.verified_number(caller)
         await self.otp.confirm(caller, DELETE_DEVICE, device.id, code)
-        await self.delete_unconfirmed(device.id)
+        await self.gw.delete_device(caller.account, device.id)
+        self.gw.notifier.notify(device.id)  # a long poll of its agent ends
 
     async def reset_token(self, caller: Caller, device_id: int, code: str) -> str:
         caller.require("devices")
@@ -85,12 +86,3 @@ class Confirmed:
         await self.otp.verified_number(caller)
         await self.otp.confirm(caller, RESET_TOKEN, device.id, code)
         return await self.gw.reset_device_token(device.id)
-
-    async def delete_unconfirmed(self, device_id: int) -> list[int]:
-        """Delete the device (the admin CLI, or after a confirmed code): its token stops
-        working, its SIMs leave every pool, its pinned unsent messages are cancelled."""
-        dead = security.hash_token(security.new_token())  # nobody knows its token
-        cancelled = await self.store.delete_device(device_id, dead, self.gw.clock())
-        self.gw.forget_device(device_id)
-        self.gw.notifier.notify(device_id)  # a long poll of its agent ends
-        return cancelled

@@ -1,9 +1,9 @@
 """One exception hierarchy for the server's domain.
 
 Every message is safe to show to an API client: the compat layer renders it as
-`{"error":1,"message":...}` verbatim, so texts follow compat-api.md section 7. The native API
-renders the same exceptions as `{"error": {"code", "message", "details"}}`, with the stable code
-each one carries (server/core/codes.py); `details` holds machine-readable extras.
+`{"error":1,"message":...}` verbatim, so texts follow docs/compat-api.md, "Error messages". The
+native API renders the same exceptions as `{"error": {"code", "message", "details"}}`, with the
+stable code each one carries (server/core/codes.py); `details` holds machine-readable extras.
 """
 
 from __future__ import annotations

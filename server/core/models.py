@@ -35,7 +35,18 @@ class Device:
     enabled: bool = True
     # Prefix rewrites applied to numbers sent through this device: (prefix, replacement).
     prefix_rules: tuple[tuple[str, str], ...] = ()
-    deleted: int | None = None  # when it was deleted (native API); it is then listed nowhere
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A SIM's last prepaid balance check by USSD, as its agent reported it (`balance` in the
+    agent protocol's `sims` entries)."""
+
+    text: str
+    amount: float | None = None
+    currency: str | None = None
+    low: bool = False  # below the agent's balance_warn_below for that SIM
+    checked_at: int | None = None  # microseconds since the epoch, UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,7 @@ class Sim:
     roaming: bool = False
     signal_dbm: int | None = None
     updated: int = 0
+    balance: Balance | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,9 +67,3 @@ class OtpStore(ABC):
     @abstractmethod
     async def otp_use(self, account_id: int, action: str, target: int, code_hash: str) -> bool:
         """Use the code up; False if it was used meanwhile (a code works once)."""
-
-    @abstractmethod
-    async def delete_device(self, device_id: int, token_hash: str, now: int) -> list[int]:
-        """Mark the device deleted, replace its token digest (the old token stops working),
-        take its SIMs out of every pool and cancel its pinned messages not yet committed
-        (status 1); returns the ids cancelled."""

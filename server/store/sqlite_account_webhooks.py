@@ -101,7 +101,7 @@ class SqliteAccountWebhookStore(AccountWebhookStore):
             f"SELECT {cols}, c.connected, a.url_device FROM devices d"
             " JOIN account_webhooks a ON a.account_id = d.account_id"
             " LEFT JOIN device_connection c ON c.device_id = d.id"
-            " WHERE d.deleted IS NULL AND COALESCE(a.url_device, '') <> '' ORDER BY d.id"
+            " WHERE COALESCE(a.url_device, '') <> '' ORDER BY d.id"
         )
         width = len(DEVICE_COLS.split(","))
         return [

@@ -1,4 +1,4 @@
-"""SQLite implementation of NativeStore (tables of migration 10), mixed into SqliteStore."""
+"""SQLite implementation of NativeStore (tables of migration 13), mixed into SqliteStore."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from simhive.server.core.errors import NotFound
 from simhive.server.store.otp_base import AccountPhone, OtpStore, OtpTry
 
 if TYPE_CHECKING:
@@ -123,27 +122,3 @@ class SqliteOtpStore(OtpStore):
             return cur.rowcount > 0
 
         return await self.writer.submit(op, atomic=True)
-
-    async def delete_device(self, device_id: int, token_hash: str, now: int) -> list[int]:
-        def op(conn: sqlite3.Connection) -> list[int]:
-            cur = conn.execute(
-                "UPDATE devices SET deleted = ?, token_hash = ?, enabled = 0"
-                " WHERE id = ? AND deleted IS NULL",
-                (now, token_hash, device_id),
-            )
-            if not cur.rowcount:
-                raise NotFound("Device not found")
-            conn.execute("DELETE FROM pool_sims WHERE device_id = ?", (device_id,))
-            conn.execute("DELETE FROM sim_ready WHERE device_id = ?", (device_id,))
-            conn.execute("DELETE FROM enrollment_codes WHERE device_id = ?", (device_id,))
-            ids = [int(r[0]) for r in conn.execute(
-                "SELECT id FROM messages WHERE device_id = ? AND direction = 'out'"
-                " AND status = 1", (device_id,))]  # fmt: skip
-            conn.execute(
-                "UPDATE messages SET status = 20, status_changed = ?"
-                " WHERE device_id = ? AND direction = 'out' AND status = 1",
-                (now, device_id),
-            )
-            return ids
-
-        return await self.writer.submit(op)

@@ -1,4 +1,4 @@
-"""SQLite implementation of the template half of NativeStore (table of migration 11)."""
+"""SQLite implementation of the template half of NativeStore (table of migration 14)."""
 
 from __future__ import annotations
 

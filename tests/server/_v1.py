@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import Account, Device
 from simhive.server.core.native import Native
 from simhive.server.core.native_models import SCOPES
+from simhive.server.store.base import Store
 from simhive.server.store.sqlite import SqliteStore
 
 NUMBER = "+4915752982212"
@@ -75,7 +77,14 @@ class V1:
 
 @pytest.fixture
 async def v1(tmp_path: Path) -> AsyncIterator[V1]:
-    app = create_app(SqliteStore(tmp_path / "db.sqlite3"))
+    async with started(SqliteStore(tmp_path / "db.sqlite3")) as env:
+        yield env
+
+
+@contextlib.asynccontextmanager
+async def started(store: Store) -> AsyncIterator[V1]:
+    """The app on `store` (tests/store/test_api_v1_pg.py passes a PostgreSQL one)."""
+    app = create_app(store)
     async with TestClient(TestServer(app)) as client:
         gw = app[GATEWAY]
         native = app[NATIVE]
