@@ -36,12 +36,16 @@ from simhive.server.core.models import (
 )
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.store.base import AfterInsert, DuplicateEmail, Store, StoreError
+from simhive.server.store.pg_account_webhooks import PgAccountWebhookStore
 from simhive.server.store.pg_agent import PgAgentStore
+from simhive.server.store.pg_campaigns import PgCampaignStore
 from simhive.server.store.pg_cluster import Cluster
 from simhive.server.store.pg_delete import PgDeleteStore
+from simhive.server.store.pg_devices import PgDeviceAdminStore
 from simhive.server.store.pg_groups import PgGroupStore
 from simhive.server.store.pg_logins import PgLoginStore
 from simhive.server.store.pg_native import PgNativeStore
+from simhive.server.store.pg_otp import PgOtpStore
 from simhive.server.store.pg_pools import PgPoolStore
 from simhive.server.store.pg_schema import migrate
 from simhive.server.store.pg_templates import PgTemplateStore
@@ -112,6 +116,10 @@ class PgStore(
     PgNativeStore,
     PgTemplateStore,
     PgGroupStore,
+    PgCampaignStore,
+    PgDeviceAdminStore,
+    PgOtpStore,
+    PgAccountWebhookStore,
     Store,
 ):
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = POOL_SIZE) -> None:
