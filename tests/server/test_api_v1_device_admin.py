@@ -13,6 +13,7 @@ from simhive.agent.enroll import device_block, write_private
 from simhive.server.core import enrollment
 from simhive.server.core.enrollment import ENROLL_CODE_SECONDS
 from tests.server._v1 import V1
+from tests.server.test_api_v1_keys import db  # the PostgreSQL rerun points it at its schema
 
 US = 1_000_000
 
@@ -41,11 +42,8 @@ async def test_create_shows_the_token_once_and_a_code_that_works_once(v1: V1) ->
     assert hello.status == 200, await hello.text()
     status, again = await enroll(v1, code)
     assert (status, again["error"]["code"]) == (401, "unauthorized")
-    path = v1.gateway.store.path  # type: ignore[attr-defined]
-    import sqlite3
-
-    with sqlite3.connect(path) as conn:  # the used row keeps no sealed token, and no clear code
-        rows = conn.execute("SELECT code_hash, sealed FROM enrollment_codes").fetchall()
+    # the used row keeps no sealed token, and no clear code
+    rows = db(v1, "SELECT code_hash, sealed FROM enrollment_codes")
     assert rows and all(sealed is None for _, sealed in rows)
     assert all(made["token"] not in str(r) and code not in str(r) for r in rows)
 
@@ -117,12 +115,17 @@ def test_the_written_config_is_private_and_checks(tmp_path: Path) -> None:
     from simhive.agent.cli import main
 
     path = tmp_path / "etc" / "agent.toml"
+    token = "0123456789abcdef" * 2
     text = 'server = "http://127.0.0.1:1"\njournal = "j.sqlite3"\n\n' + device_block(
-        "hall", "t0ken", None, ("/dev/ttyUSB2",), None, None)  # fmt: skip
+        "hall", token, None, ("/dev/ttyUSB2",), None, None)  # fmt: skip
     write_private(path, text)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     result = CliRunner().invoke(main, ["check-config", str(path)])
-    assert result.exit_code == 0 and "t0ken" not in result.output, result.output
+    # Valid (exit 1, not 2): the only problem found is that this machine has no such port.
+    assert result.exit_code == 1 and token not in result.output, result.output
+    problems = [s for s in map(str.strip, result.output.splitlines()) if s.startswith("problem:")]
+    assert problems == [line for line in problems if "/dev/ttyUSB2 does not exist" in line]
+    assert len(problems) == 1
 
 
 def test_enroll_errors_are_one_line_with_a_hint(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ use, valid 5 minutes, one per 10 minutes, and wrong ones lock the action ("try a
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 
 from click.testing import CliRunner
@@ -14,6 +13,7 @@ from simhive.server.cli import main as server_cli
 from simhive.server.core.otp import LOCK_SECONDS, MAX_TRIES, OTP_SECONDS, RESEND_SECONDS
 from tests.server._v1 import V1
 from tests.server._v1_more import PHONE, code_of
+from tests.server.test_api_v1_keys import db  # the PostgreSQL rerun points it at its schema
 
 US = 1_000_000
 
@@ -67,8 +67,7 @@ async def test_the_phone_is_verified_by_the_code_sent_to_it(v1: V1) -> None:
     await v1.err("POST", "/account/phone/verify", "otp_not_requested", key="admin",
                  json={"code": code})  # a code works once  # fmt: skip
     assert (await v1.ok("GET", "/account/phone", key="admin"))["verified"]
-    stored = sqlite3.connect(v1.gateway.store.path).execute(  # type: ignore[attr-defined]
-        "SELECT code_hash FROM otp_codes").fetchall()  # fmt: skip
+    stored = db(v1, "SELECT code_hash FROM otp_codes")
     assert all(code not in str(row) for row in stored)  # only salted digests are kept
 
 

@@ -1,11 +1,13 @@
 """The in-process /api/v1 suites (tests/server/test_api_v1_*.py: messages, keys and quotas,
-groups, templates, pools and devices) run again with the app over PostgreSQL, each test in a
+groups, templates, pools and devices, campaigns, one-time codes and confirmed deletes, device
+enrollment, account webhooks) run again with the app over PostgreSQL, each test in a
 schema of its own. Their few raw-SQL checks (row counts, stored key hashes) are pointed at that
 schema instead of the SQLite file."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,18 +17,32 @@ from typing import Any
 import asyncpg
 import pytest
 
+import tests.server.test_api_v1_account_webhooks
+import tests.server.test_api_v1_campaigns
+import tests.server.test_api_v1_device_admin
 import tests.server.test_api_v1_groups
 import tests.server.test_api_v1_keys
 import tests.server.test_api_v1_messages
+import tests.server.test_api_v1_otp
 import tests.server.test_api_v1_pools_devices
 import tests.server.test_api_v1_templates
 from simhive.server.store.pg import PgStore
 from tests.server._v1 import V1, started
+from tests.server.test_api_v1_account_webhooks import receiver as receiver  # a fixture they use
 
 for _suite in (tests.server.test_api_v1_groups, tests.server.test_api_v1_keys,
                tests.server.test_api_v1_messages, tests.server.test_api_v1_pools_devices,
-               tests.server.test_api_v1_templates):  # fmt: skip
-    globals().update({k: v for k, v in vars(_suite).items() if k.startswith("test_")})
+               tests.server.test_api_v1_templates, tests.server.test_api_v1_campaigns,
+               tests.server.test_api_v1_otp, tests.server.test_api_v1_device_admin,
+               tests.server.test_api_v1_account_webhooks):  # fmt: skip
+    # Only the tests that run an app (the `v1` fixture): the others do not touch a store.
+    globals().update(
+        {k: v for k, v in vars(_suite).items()
+         if k.startswith("test_") and "v1" in inspect.signature(v).parameters}
+    )  # fmt: skip
+# The admin CLI's delete runs on the SQLite file it is given; on PostgreSQL the same core delete
+# is tested by tests/store/test_delete_contract.py and the API's confirmed delete above.
+del globals()["test_the_admin_cli_deletes_without_a_code"]
 
 
 @pytest.fixture
@@ -72,6 +88,8 @@ def _raw_sql_on_postgres(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterat
     def rows(env: V1, sql: str = "SELECT COUNT(*) FROM messages") -> Any:
         return _query(pg_url, schema_of(env), sql, ())[0][0]
 
-    monkeypatch.setattr(tests.server.test_api_v1_keys, "db", db)
+    for suite in (tests.server.test_api_v1_keys, tests.server.test_api_v1_otp,
+                  tests.server.test_api_v1_device_admin):  # fmt: skip
+        monkeypatch.setattr(suite, "db", db)
     monkeypatch.setattr(tests.server.test_api_v1_messages, "rows", rows)
     yield
