@@ -1,8 +1,9 @@
 """Storage for the native API (/api/v1): API keys, quotas, status history and message views.
 
 Kept apart from `Store` (base.py) so each interface stays readable; every engine implements it
-(SQLite: sqlite_native.py). Quota checks happen inside the storing transaction, so concurrent
-sends cannot together pass a quota, and a refused send stores nothing.
+(SQLite: sqlite_native.py, sqlite_groups.py, sqlite_templates.py; PostgreSQL: the pg_ twins of
+each). Quota checks happen inside the storing transaction, so concurrent sends cannot together
+pass a quota, even through several servers, and a refused send stores nothing.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from simhive.server.core.models import IncomingMessage, MessageFilter, NewMessage, ReportEvent
+from simhive.server.core.native_models import MessageQuery, Meter, NewApiKey
 from simhive.server.core.pools import SimOffer
 from simhive.server.store.agent_base import DeviceEvent
 from simhive.server.store.base import Store
@@ -94,6 +95,14 @@ async def _fill(store: Store) -> None:
     from simhive.server.core.models import NewPaket
 
     await store.create_paket(NewPaket(a.id, da.id, "p", "paket", 0, (tag,)), T0)
+    # The native API's rows: a key, quotas and their usage, a message with a validity (the
+    # lease above wrote status history), a template.
+    await store.create_api_key(NewApiKey(a.id, "k", "key-hash", "shk_x", ("send", "read"), True,
+                                         60, 100, None), T0)  # fmt: skip
+    await store.set_account_quota(a.id, 1000, None)
+    await store.insert_metered([NewMessage(a.id, da.id, "+49173", "metered")], T0, T0 + 99,
+                               [Meter(a.id, 0, "d:2001-09-09", 1000)])  # fmt: skip
+    await store.create_template(a.id, "hello", "Hi {name}", T0)
     assert pinned
 
 
@@ -109,6 +118,14 @@ async def _snapshot(store: Store) -> dict[str, Any]:
     out["events"] = [await store.device_events(d.id) for d in out["devices"]]
     out["sims"] = await store.sims_of([d.id for d in out["devices"]])
     out["token"] = await store.account_by_token_hash("tok-a2")
+    for account in accounts:
+        out[f"keys {account.id}"] = await store.list_api_keys(account.id)
+        out[f"quota {account.id}"] = await store.account_quota(account.id)
+        out[f"used {account.id}"] = await store.quota_used(account.id, 0, ["d:2001-09-09"])
+        out[f"templates {account.id}"] = await store.list_templates(account.id)
+        out[f"history {account.id}"] = [
+            await store.message_history(m.id) for m in out[f"messages {account.id}"]
+        ]
     return out
 
 
@@ -123,7 +140,9 @@ async def test_db_copy_moves_an_installation(tmp_path: Path, fresh_db: str) -> N
         await source.close()
     result = cli("db", "copy", "--from", f"sqlite:{path}", "--to", fresh_db)
     rows = json.loads(result.stdout)["rows"]
-    assert rows["messages"] == 24 and rows["webhook_outbox"] == 3 and rows["pools"] == 1
+    assert rows["messages"] == 25 and rows["webhook_outbox"] == 3 and rows["pools"] == 1
+    assert rows["api_keys"] == rows["templates"] == rows["quota_usage"] == 1
+    assert rows["message_history"] >= 5  # the lease and commit above, the reports
 
     target = PgStore(fresh_db)
     await target.open()
@@ -135,6 +154,14 @@ async def test_db_copy_moves_an_installation(tmp_path: Path, fresh_db: str) -> N
         device = before["devices"][0]
         [new_id] = await target.insert_messages([NewMessage(account.id, device.id, "+49", "n")], 1)
         assert new_id > max(m.id for m in before[f"messages {account.id}"])
+        [metered] = await target.query_messages(MessageQuery(account.id, number="+49173"))
+        assert await target.valid_until(metered.id) == T0 + 99
+        new_key = NewApiKey(account.id, "k2", "key-hash-2", "shk_y", ("read",), False, 60, None,
+                            None)  # fmt: skip
+        key = await target.create_api_key(new_key, 2)
+        assert key.id > before[f"keys {account.id}"][0].id
+        template = await target.create_template(account.id, "bye", "Bye", 2)
+        assert template.id > before[f"templates {account.id}"][0].id
         assert (
             await target.count_messages(MessageFilter(account.id))
             == before[f"count {account.id}"] + 1
