@@ -1,5 +1,6 @@
 """Storage of account webhooks (native API): URLs and secret, the durable outbox, and the device
-connection state the watcher announces; SQLite: sqlite_account_webhooks.py."""
+connection state the watcher announces; SQLite: sqlite_account_webhooks.py;
+PostgreSQL: pg_account_webhooks.py."""
 
 from __future__ import annotations
 

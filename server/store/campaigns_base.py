@@ -1,5 +1,5 @@
-"""Storage of campaigns (native API); SQLite: sqlite_campaigns.py. Kept apart from `Store`
-(base.py) so each interface stays readable."""
+"""Storage of campaigns (native API); SQLite: sqlite_campaigns.py, PostgreSQL: pg_campaigns.py.
+Kept apart from `Store` (base.py) so each interface stays readable."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Storage of device administration through the native API (enrollment codes, renames);
-SQLite: sqlite_devices.py."""
+SQLite: sqlite_devices.py; PostgreSQL: pg_devices.py."""
 
 from __future__ import annotations
 

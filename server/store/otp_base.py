@@ -1,5 +1,5 @@
-"""Storage of the account's phone number, one-time codes and device deletion (native API);
-SQLite: sqlite_otp.py. The rules (validity, resend wait, lockout) are server/core/otp.py's; the
+"""Storage of the account's phone number and one-time codes (native API); SQLite: sqlite_otp.py,
+PostgreSQL: pg_otp.py. The rules (validity, resend wait, lockout) are server/core/otp.py's; the
 store makes each check-and-write one step, so concurrent requests cannot pass them together."""
 
 from __future__ import annotations

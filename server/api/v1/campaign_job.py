@@ -21,7 +21,12 @@ def attach(app: web.Application, native: Native) -> None:
     native.campaigns.wake = runner.wake
 
     async def running(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(app[RUNNER].run(), name="simhive-campaigns")
+        # One server of a shared database runs it (docs/scaling.md): two runners would hand the
+        # same window of recipients to the queue twice.
+        task = asyncio.create_task(
+            native.store.run_once_in_cluster("campaigns", app[RUNNER].run),
+            name="simhive-campaigns",
+        )
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -57,8 +57,16 @@ def attach(app: web.Application, native: Native) -> None:
                 waiting=native.gw.notifier.waiting,
             )
             tasks = [
-                asyncio.create_task(jobs.sender.run(), name="simhive-account-webhooks"),
-                asyncio.create_task(jobs.watch.run(), name="simhive-device-watch"),
+                # One server of a shared database runs each (docs/scaling.md): two senders
+                # would post the same outbox row twice, two watchers announce a change twice.
+                asyncio.create_task(
+                    native.store.run_once_in_cluster("account webhooks", jobs.sender.run),
+                    name="simhive-account-webhooks",
+                ),
+                asyncio.create_task(
+                    native.store.run_once_in_cluster("device watch", jobs.watch.run),
+                    name="simhive-device-watch",
+                ),
             ]
             try:
                 yield
