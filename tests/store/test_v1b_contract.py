@@ -12,9 +12,12 @@ import pytest
 
 from simhive.server.core.campaign_models import CampaignRecipient, NewCampaign
 from simhive.server.core.errors import AlreadyExists, Conflict
-from simhive.server.core.models import NewMessage
+from simhive.server.core.models import IncomingMessage, NewMessage
 from simhive.server.store.account_webhooks_base import AccountHooks
 from simhive.server.store.base import Store
+from tests.store.conftest import Raw
+from tests.store.test_contract import _tables
+from tests.store.test_delete_contract import SCHEMA_TABLES
 
 MAX = 5
 
@@ -131,3 +134,52 @@ async def test_account_webhook_rows_from_triggers(store: Store) -> None:
         ("dead", 2, "refused again")
     ]
     assert await store.prune_account_webhooks(10**9) == 1
+
+
+async def test_deletes_take_campaigns_codes_and_account_webhooks(
+    store: Store, raw: Raw, engine: str
+) -> None:
+    await store.create_account("keeper@example.com", "x", "h-keeper", "UTC", 1)
+    account = await store.create_account("a@example.com", "x", "h", "UTC", 1)
+    a = account.id
+    one = await store.create_device(a, "one", "d1", 1)
+    two = await store.create_device(a, "two", "d2", 1)
+    hook = "http://127.0.0.1:9/h"
+    await store.set_account_webhooks(a, AccountHooks(hook, hook, hook, "k"), 2)
+    await store.store_incoming(a, one.id, [IncomingMessage("k1", 0, "+49157", "in")], 3)
+    ids = await store.insert_messages([NewMessage(a, one.id, "+49157", "out")], 3)
+    new = NewCampaign(a, 0, "c", "hi", None, {}, "all", None, None, "normal", None, None, ())
+    made = await store.create_campaign(new, [CampaignRecipient(0, "+49157", {})], [], 4)
+    await store.record_released(made.id, [(0, ids[0], None)])
+    for device in (one, two):
+        await store.create_enrollment(f"c{device.id}", a, device.id, "s", 100, 5)
+        await store.otp_issue(a, "delete_device", device.id, "x", 5, 100, 60)
+        await store.record_connection(device, True, 6 + device.id, hook, "{}")
+    await store.set_account_phone(a, "+49157", 7)
+    await store.otp_issue(a, "verify_phone", 49157, "x", 7, 100, 60)
+
+    assert (
+        await raw.value("SELECT COUNT(*) FROM account_webhook_outbox WHERE sms_id IS NOT NULL") == 1
+    )
+    assert await raw.value("SELECT COUNT(*) FROM device_connection") == 2
+    await store.delete_device(one.id, 10)
+    by_device = "SELECT COUNT(*) FROM {} WHERE device_id = " + str(one.id)
+    assert await raw.value(by_device.format("enrollment_codes")) == 0
+    assert await raw.value(by_device.format("device_connection")) == 0
+    assert await raw.value(f"SELECT COUNT(*) FROM otp_codes WHERE target = {one.id}") == 0
+    # Its message's incoming webhook went with the message; device two's rows stay.
+    assert (
+        await raw.value("SELECT COUNT(*) FROM account_webhook_outbox WHERE sms_id IS NOT NULL") == 0
+    )
+    assert (
+        await raw.value(by_device.replace(str(one.id), str(two.id)).format("enrollment_codes")) == 1
+    )
+    assert (await store.campaign_counts(made.id)).queued == 0  # its message is gone
+
+    await store.delete_account(a, 11)
+    left: dict[str, int] = {}
+    for table in await _tables(raw, engine) - SCHEMA_TABLES:
+        n = await raw.value(f"SELECT COUNT(*) FROM {table}")
+        if n:
+            left[table] = n
+    assert left == {"accounts": 1, "account_tokens": 1}
