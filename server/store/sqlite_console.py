@@ -276,10 +276,3 @@ class SqliteConsoleStore(ConsoleStore):
             snap.webhooks[str(state)] = int(n)
             snap.webhook_failed_attempts += int(failed)
         return snap
-
-
-def console_store(store: object) -> ConsoleStore | None:
-    """The console queries for a store engine; None for an engine that has none (yet)."""
-    if isinstance(store, SqliteStore):
-        return SqliteConsoleStore(store)
-    return None

@@ -9,7 +9,7 @@ from simhive.server.console.chart import HOURS, layout, scale_top
 from simhive.server.console.overview import bars
 from simhive.server.core.sessions import Sessions
 from simhive.server.core.sms_parts import describe
-from simhive.server.store.sqlite_console import console_store
+from simhive.server.store.console_engine import console_store
 
 
 class Clock:
