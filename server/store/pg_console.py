@@ -29,6 +29,7 @@ from simhive.server.store.console_base import (
     MetricsSnapshot,
     OutboxRow,
     PartRow,
+    SessionRow,
     SimKey,
 )
 from simhive.server.store.pg import _UNAVAILABLE, Conn, PgStore
@@ -229,6 +230,52 @@ class PgConsoleStore(ConsoleStore):
             " delivered_at = NULL WHERE id = $2 AND state IN ('delivered', 'dead')"
             " AND device_id IN (SELECT id FROM devices WHERE account_id = $3)",
             now, row_id, account_id,
+        )  # fmt: skip
+
+    # -- login sessions --------------------------------------------------------------------
+    async def _run(self, sql: str, *args: Any) -> None:
+        async def op(conn: Conn) -> None:
+            await conn.execute(sql, *args)
+
+        await self.store._write(op)
+
+    async def add_session(
+        self, token_hash: str, account_id: int, csrf: str, now: int, expired_before: int
+    ) -> None:
+        async def op(conn: Conn) -> None:
+            await conn.execute("DELETE FROM console_sessions WHERE used < $1", expired_before)
+            await conn.execute(
+                "INSERT INTO console_sessions(token_hash, account_id, csrf, started, used)"
+                " VALUES ($1, $2, $3, $4, $4)",
+                token_hash, account_id, csrf, now,
+            )  # fmt: skip
+
+        await self.store._write(op)
+
+    async def session(self, token_hash: str) -> SessionRow | None:
+        rows = await self._all(
+            "SELECT account_id, csrf, started, used, flash FROM console_sessions"
+            " WHERE token_hash = $1",
+            token_hash,
+        )
+        return SessionRow(*rows[0]) if rows else None
+
+    async def touch_session(self, token_hash: str, now: int) -> None:
+        # Not waiting for the WAL flush: a lost touch only ends the session a little earlier.
+        await self.store._execute(
+            "UPDATE console_sessions SET used = GREATEST(used, $1) WHERE token_hash = $2",
+            now, token_hash, durable=False,
+        )  # fmt: skip
+
+    async def set_session_flash(self, token_hash: str, flash: str) -> None:
+        await self._run(
+            "UPDATE console_sessions SET flash = $1 WHERE token_hash = $2", flash, token_hash
+        )
+
+    async def end_sessions(self, token_hash: str | None, account_id: int | None = None) -> None:
+        await self._run(
+            "DELETE FROM console_sessions WHERE token_hash = $1 OR account_id = $2",
+            token_hash, account_id,
         )  # fmt: skip
 
     # -- chart and metrics -----------------------------------------------------------------

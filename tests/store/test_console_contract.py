@@ -1,15 +1,19 @@
 """The console's and /metrics' queries (ConsoleStore) on both engines (conftest's `engine`):
 the same rows in, the same answers out, from the message list's filters to the chart's hours and
-the metrics histograms."""
+the metrics histograms; and console login sessions, which live in the database so that every
+server of one database knows them."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from simhive.server.core.models import IncomingMessage, NewMessage
+from simhive.server.core.security import hash_token
+from simhive.server.core.sessions import Sessions
 from simhive.server.store.base import Store
 from simhive.server.store.console_base import ConsoleFilter, ConsoleStore, HourCount
 from simhive.server.store.console_engine import console_store
@@ -220,3 +224,82 @@ async def test_metrics_snapshot(setup: Setup) -> None:
     assert (snap.report_delay.buckets, snap.report_delay.count) == ([(1.0, 1), (5.0, 2)], 2)
     assert snap.report_delay.total == pytest.approx(3.5)
     assert (snap.webhooks, snap.webhook_failed_attempts) == ({}, 0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+async def test_sessions_expire_when_idle_and_at_their_maximum_age(setup: Setup) -> None:
+    clock = Clock()
+    sessions = Sessions(setup.reads, idle_seconds=60, max_seconds=300, clock=clock,
+                        touch_seconds=1)  # fmt: skip
+    token, made = await sessions.start(setup.account)
+    found = await sessions.get(token)
+    assert found is not None and (found.account_id, found.csrf) == (setup.account, made.csrf)
+    clock.now += 59 * US
+    assert await sessions.get(token) is not None  # used: the idle clock starts again
+    clock.now += 59 * US
+    assert await sessions.peek(token) is not None
+    clock.now += 2 * US  # peek does not count as use: 61 s idle now
+    assert await sessions.get(token) is None
+    assert await setup.db.rows("SELECT token_hash FROM console_sessions") == []  # gone for good
+
+    token, _ = await sessions.start(setup.account)
+    for _ in range(9):  # in constant use, but only up to the maximum age
+        clock.now += 31 * US
+        assert await sessions.get(token) is not None
+    clock.now += 31 * US
+    assert await sessions.get(token) is None
+
+
+async def test_sessions_are_stored_hashed_and_end_at_logout(setup: Setup) -> None:
+    sessions = Sessions(setup.reads)
+    first, s1 = await sessions.start(setup.account)
+    second, _ = await sessions.start(setup.account)
+    await sessions.end(first)
+    assert await sessions.get(first) is None and await sessions.get(second) is not None
+    stored = await setup.db.rows("SELECT token_hash, csrf FROM console_sessions")
+    assert stored == [(hash_token(second), stored[0][1])]  # only the digest of the cookie
+    assert s1.csrf_ok(s1.csrf) and not s1.csrf_ok(None) and not s1.csrf_ok(s1.csrf + "x")
+    await sessions.end_account(setup.other_account)
+    assert await sessions.get(second) is not None
+    await sessions.end_account(setup.account)
+    assert await setup.db.rows("SELECT * FROM console_sessions") == []
+
+
+async def test_a_session_made_on_one_server_works_on_another(setup: Setup, make_store: Any) -> None:
+    """Two servers on one database: login on A, pages and notes on B, logout on B ends it on A."""
+    other_store: Store = make_store()
+    await other_store.open()
+    other_reads = console_store(other_store)
+    assert other_reads is not None
+    await other_reads.open()
+    try:
+        a, b = Sessions(setup.reads), Sessions(other_reads)
+        clock = Clock()
+        a.clock = b.clock = clock
+        token, made = await a.start(setup.account)
+        on_b = await b.get(token)
+        assert on_b is not None and on_b.csrf == made.csrf
+        on_b.flash.append(("ok", "Saved."))
+        await b.save_flash(token, on_b)
+        on_a = await a.get(token)
+        assert on_a is not None and on_a.flash == [("ok", "Saved.")]
+        on_a.flash.clear()  # shown on a page
+        await a.save_flash(token, on_a)
+        again = await b.peek(token)
+        assert again is not None and again.flash == []
+        clock.now += 20 * 60 * US
+        assert await b.get(token) is not None  # used on B: A sees it as used too
+        clock.now += 20 * 60 * US
+        assert await a.peek(token) is not None
+        await b.end(token)
+        assert await a.get(token) is None
+    finally:
+        await other_reads.close()
+        await other_store.close()
