@@ -89,6 +89,7 @@ DELETE_ACCOUNT = [
     "DELETE FROM account_quotas WHERE account_id = :a",
     "DELETE FROM quota_usage WHERE account_id = :a",
     "DELETE FROM templates WHERE account_id = :a",
+    "DELETE FROM console_sessions WHERE account_id = :a",
     "DELETE FROM smpp_outbox WHERE account_id = :a",
     "DELETE FROM smpp_submits WHERE account_id = :a",
     "DELETE FROM smpp_credentials WHERE account_id = :a",

@@ -580,6 +580,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        15,
+        "web console login sessions shared by the servers of one database",
+        """
+        CREATE TABLE console_sessions (
+            token_hash TEXT PRIMARY KEY,
+            account_id BIGINT NOT NULL REFERENCES accounts(id),
+            csrf       TEXT NOT NULL,
+            started    BIGINT NOT NULL,
+            used       BIGINT NOT NULL,
+            flash      TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX console_sessions_account ON console_sessions(account_id);
+        CREATE INDEX console_sessions_used ON console_sessions(used);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

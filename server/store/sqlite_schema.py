@@ -649,6 +649,26 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         );
         """,
     ),
+    (
+        15,
+        "web console login sessions shared by the servers of one database",
+        """
+        -- One row per console login (server/core/sessions.py), so that any server of a database
+        -- knows a session another made. `token_hash` is the SHA-256 of the cookie value, which
+        -- is never stored; `csrf` is the session's form token (worth nothing without the
+        -- cookie); `flash` the JSON list of notes for the next page. Times in microseconds.
+        CREATE TABLE console_sessions (
+            token_hash TEXT PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            csrf       TEXT NOT NULL,
+            started    INTEGER NOT NULL,
+            used       INTEGER NOT NULL,
+            flash      TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX console_sessions_account ON console_sessions(account_id);
+        CREATE INDEX console_sessions_used ON console_sessions(used);
+        """,
+    ),
 ]
 
 
