@@ -16,7 +16,10 @@ Never lose, never double-send (docs/reliability.md):
   UNKNOWN ones (the link dropped mid-submit) become outcome-unknown, never a silent resend;
 - a retryable error after some parts already went out is final: resending would duplicate them;
 - a SIM that keeps failing on messages that are not to blame is paused and reported; its
-  messages stay committed in the journal for when it comes back.
+  messages stay committed in the journal for when it comes back;
+- a pool message is still only leased when it is picked: it is claimed (committed, agent/
+  claim.py) first and sent only when the server says it is this device's; the claim's answer
+  and the `dispatching` mark are one journal write.
 """
 
 from __future__ import annotations
@@ -60,8 +63,14 @@ VISIT_IDLE_SECONDS = 60.0
 # interval) so that what the network held for it can come in; then the first SIM is back.
 SURVEY_DWELL_SECONDS = 10.0
 
+# No answer to a claim (the server is away): the SIM's leased pool messages are claimed again
+# after this long; pinned work goes on meanwhile.
+CLAIM_RETRY_SECONDS = 2.0
+
 StatusCallback = Callable[[dict[str, Any]], Awaitable[None]]
 SwitchCallback = Callable[[int], None]
+# (lease id, message id) -> True: committed, send it; False: not ours; None: no answer.
+ClaimCallback = Callable[[str, int], Awaitable[bool | None]]
 
 
 @runtime_checkable
@@ -113,6 +122,7 @@ class Dispatcher:
         on_status: StatusCallback | None = None,
         on_done: Callable[[], None] | None = None,
         on_switch: SwitchCallback | None = None,
+        claim: ClaimCallback | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -127,6 +137,10 @@ class Dispatcher:
         self._on_status = on_status
         self._on_done = on_done
         self._on_switch = on_switch
+        # Without a claim callback only committed messages are sent (leased pool messages wait
+        # for an owner that can claim them).
+        self._claim = claim
+        self.claims_lost = 0  # claims the server rejected (counter for tests and logs)
         self._clock = clock
         self._rand = rand
         self._wake = asyncio.Event()
@@ -333,12 +347,12 @@ class Dispatcher:
             if st.paused_until:
                 st.paused_until = 0.0
                 await self._status(slot, "resumed", "pause over; trying again")
-            msg = await self.journal.next_due(self.device, slot, now)
+            msg = await self.journal.next_due(self.device, slot, now, claimable=self.claims)
             if msg is not None:
                 candidates[slot] = msg
         self._due = {s: m.urgent for s, m in candidates.items()}
         if not candidates:
-            nxt = await self.journal.next_wakeup(self.device, self.slots)
+            nxt = await self.journal.next_wakeup(self.device, self.slots, claimable=self.claims)
             if nxt is not None:
                 waits.append(max(0.0, nxt - now))
             return None, (min(waits) if waits else None)
@@ -373,9 +387,43 @@ class Dispatcher:
             key=lambda s: (not candidates[s].urgent, self.state[s].pacer.delay(), s),
         )
 
+    @property
+    def claims(self) -> bool:
+        """Does this dispatcher send leased pool messages (claiming each first)?"""
+        return self._claim is not None
+
+    async def _claimed(self, msg: OutMessage) -> bool:
+        """Claim a leased pool message just before its AT+CMGS; True: the server committed it."""
+        if msg.claimed:
+            return True
+        if self._claim is None or msg.lease_id is None:
+            return False
+        answer = await self._claim(msg.lease_id, msg.id)
+        if answer is None:
+            # Kept: it may be committed with the answer lost. Pinned work goes on meanwhile.
+            await self.journal.defer_claims(
+                self.device, self.slots, self._clock() + CLAIM_RETRY_SECONDS
+            )
+            return False
+        if not answer:
+            # Its lease expired and it went back to its pool (or was handed back): not ours.
+            log.info("device %s: pool message %d went elsewhere before it was claimed",
+                     self.device, msg.id)  # fmt: skip
+            self.claims_lost += 1
+            await self.journal.drop_claim(self.device, msg.id, msg.lease_id)
+            if self._on_done is not None:
+                self._on_done()  # its room is free again
+            return False
+        return True
+
     async def _dispatch(self, msg: OutMessage) -> None:
         st = self.state[msg.slot]
-        if not await self.journal.begin_dispatch(self.device, msg.id, self._clock()):
+        if not await self._claimed(msg):
+            return
+        claimed = None if msg.claimed else msg.lease_id
+        if not await self.journal.begin_dispatch(
+            self.device, msg.id, self._clock(), claimed_lease=claimed
+        ):
             return
         switching = self.active_slot != msg.slot
         # The modem switches SIM inside this send (on a single-standby modem).

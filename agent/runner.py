@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from simhive.agent.backoff import Backoff
+from simhive.agent.claim import Claimer
 from simhive.agent.client import AgentClient
 from simhive.agent.config import AgentConfig, DeviceConfig
 from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
@@ -81,6 +82,7 @@ class DeviceRunner:
         self.name = cfg.name
         self._clock = clock
         self.client = AgentClient(cfg.server, cfg.token, session)
+        self.claimer = Claimer(cfg.name, self.client)
         self.pacers = {s: Pacer(SimLimits(), clock=clock) for s in cfg.slots}
         self.matcher = ReportMatcher(
             journal, cfg.name, window=agent.report_window_seconds, slots=cfg.slots, clock=clock
@@ -104,6 +106,7 @@ class DeviceRunner:
                 on_status=self._status_event,
                 on_done=self._after_send,
                 on_switch=self._sim_switched,
+                claim=self.claimer.claim,
                 clock=clock,
             )
             for group in groups
@@ -124,6 +127,7 @@ class DeviceRunner:
             on_settings=self._apply_settings,
             on_work=self._committed,
             sims_view=self.readiness.view,
+            claims=True,
             status_interval=agent.status_interval_seconds,
             clock=clock,
         )

@@ -19,7 +19,7 @@ from tests.chaos.run import run_on, summary
 from tests.support.procs import ROOT
 
 # A few trials of each kind, short ones: well under a minute in all on two cores.
-SHORT = {"agent-kill": 3, "server-kill": 2, "proxy": 1, "unplug": 2}
+SHORT = {"agent-kill": 3, "server-kill": 2, "proxy": 1, "unplug": 2, "pool-kill": 2}
 SHORT_OPTIONS = Options(proxy_seconds=5, load_seconds=0.3)
 
 
