@@ -66,6 +66,10 @@ SURVEY_DWELL_SECONDS = 10.0
 # No answer to a claim (the server is away): the SIM's leased pool messages are claimed again
 # after this long; pinned work goes on meanwhile.
 CLAIM_RETRY_SECONDS = 2.0
+# A claim covers the SIM's pool messages it will start within this long (at least the one it
+# starts now): what a killed agent may hold committed per SIM beyond the message on its radio.
+CLAIM_AHEAD_SECONDS = 0.1
+MAX_CLAIM_BATCH = 16
 
 StatusCallback = Callable[[dict[str, Any]], Awaitable[None]]
 SwitchCallback = Callable[[int], None]
@@ -392,29 +396,63 @@ class Dispatcher:
         """Does this dispatcher send leased pool messages (claiming each first)?"""
         return self._claim is not None
 
+    def _claim_batch(self, slot: int) -> int:
+        """How many pool messages of the SIM to claim at once: the sends it will start within
+        CLAIM_AHEAD_SECONDS (from its pacing gap and how long a submit takes there), at least
+        the one it starts now. A real modem's submit takes seconds, so that is one; a fast one
+        claims a few per round trip instead of one each."""
+        st = self.state[slot]
+        if st.send_seconds <= 0:
+            return 1  # not measured yet
+        n = 1 + int(CLAIM_AHEAD_SECONDS / max(st.pacer.gap(), st.send_seconds))
+        left = st.pacer.cap_left()
+        if left is not None:
+            n = min(n, left)
+        return max(1, min(n, MAX_CLAIM_BATCH))
+
+    def _settle_failed(self, done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            # Harmless: those rows stay `leased` and are claimed again (the same answers).
+            log.warning("device %s: claim answers not journaled (%s)", self.device,
+                        done.exception())  # fmt: skip
+
     async def _claimed(self, msg: OutMessage) -> bool:
-        """Claim a leased pool message just before its AT+CMGS; True: the server committed it."""
+        """Claim a leased pool message just before its AT+CMGS (with the SIM's next ones it
+        will start within CLAIM_AHEAD_SECONDS); True: the server committed `msg`."""
         if msg.claimed:
             return True
-        if self._claim is None or msg.lease_id is None:
+        claim = self._claim
+        if claim is None or msg.lease_id is None:
             return False
-        answer = await self._claim(msg.lease_id, msg.id)
-        if answer is None:
+        batch = [msg]
+        n = self._claim_batch(msg.slot)
+        if n > 1:
+            batch += await self.journal.next_claimable(msg, self._clock(), n - 1)
+        answers = await asyncio.gather(*(claim(m.lease_id or "", m.id) for m in batch))
+        committed = [(m.id, m.lease_id) for m, a in zip(batch[1:], answers[1:], strict=True) if a]
+        lost = [(m.id, m.lease_id) for m, a in zip(batch, answers, strict=True) if a is False]
+        if committed or lost:
+            # Not awaited when msg goes now: it reaches the disk with the `dispatching` mark
+            # (one group commit). Lost with a crash, the committed ones are claimed again (the
+            # repeat answers the same) and the rejected ones rejected again.
+            settled = self.journal.settle_claims_nowait(self.device, committed, lost)
+            settled.add_done_callback(self._settle_failed)
+            if not answers[0]:
+                await settled  # before the next look at the journal, which must see it
+        if lost:
+            # Their lease expired and they went back to their pool (or were handed back).
+            log.info("device %s: %d pool message(s) went elsewhere before they were claimed",
+                     self.device, len(lost))  # fmt: skip
+            self.claims_lost += len(lost)
+            if self._on_done is not None:
+                self._on_done()  # their room is free again
+        if answers[0] is None:
             # Kept: it may be committed with the answer lost. Pinned work goes on meanwhile.
             await self.journal.defer_claims(
                 self.device, self.slots, self._clock() + CLAIM_RETRY_SECONDS
             )
             return False
-        if not answer:
-            # Its lease expired and it went back to its pool (or was handed back): not ours.
-            log.info("device %s: pool message %d went elsewhere before it was claimed",
-                     self.device, msg.id)  # fmt: skip
-            self.claims_lost += 1
-            await self.journal.drop_claim(self.device, msg.id, msg.lease_id)
-            if self._on_done is not None:
-                self._on_done()  # its room is free again
-            return False
-        return True
+        return bool(answers[0])
 
     async def _dispatch(self, msg: OutMessage) -> None:
         st = self.state[msg.slot]

@@ -203,12 +203,39 @@ class OutboxJournal(JournalBase):
 
         return await self._write(op)
 
-    async def drop_claim(self, device: str, msg_id: int, lease_id: str | None) -> None:
-        """The server refused the claim of a leased pool message: it is not ours any more."""
-        await self._tx([(
-            "DELETE FROM outbox WHERE device = ? AND id = ? AND state = 'leased'"
-            " AND pool IS NOT NULL AND lease_id = ?", (device, msg_id, lease_id),
-        )])  # fmt: skip
+    async def next_claimable(self, msg: OutMessage, now: float, limit: int) -> list[OutMessage]:
+        """The leased pool messages of msg's SIM and lease (one commit call takes one lease),
+        in send order (urgent first, then oldest), msg left out: the ones its claim may take
+        along."""
+        rows = await self._rows(
+            "SELECT device, id, slot, to_number, body, urgent, attempts, next_attempt,"
+            " lease_id, state FROM outbox WHERE device = ? AND slot = ? AND state = 'leased'"
+            " AND pool IS NOT NULL AND lease_id = ? AND next_attempt <= ? AND id != ?"
+            " ORDER BY urgent DESC, id LIMIT ?",
+            (msg.device, msg.slot, msg.lease_id, now, msg.id, limit),
+        )
+        return [_out(r) for r in rows]
+
+    def settle_claims_nowait(
+        self,
+        device: str,
+        committed: Sequence[tuple[int, str | None]],
+        rejected: Sequence[tuple[int, str | None]],
+    ) -> asyncio.Future[None]:
+        """Claims answered: (id, lease) the server committed become ours to send; those it
+        rejected are not ours any more. Rows meanwhile marked `releasing`, or leased again
+        under another lease, are left alone. On disk with the next commit (the future)."""
+        stmts: list[Statement] = [
+            ("UPDATE outbox SET state = 'committed' WHERE device = ? AND id = ?"
+             " AND state = 'leased' AND pool IS NOT NULL AND lease_id = ?", (device, i, lease))
+            for i, lease in committed
+        ]  # fmt: skip
+        stmts += [
+            ("DELETE FROM outbox WHERE device = ? AND id = ? AND state = 'leased'"
+             " AND pool IS NOT NULL AND lease_id = ?", (device, i, lease))
+            for i, lease in rejected
+        ]  # fmt: skip
+        return self._write_nowait(lambda conn: run_statements(conn, stmts))
 
     async def defer_claims(self, device: str, slots: Sequence[int], until: float) -> None:
         """No answer to a claim (the server is away): the SIMs' leased pool messages are

@@ -144,3 +144,43 @@ async def test_pool_messages_leased_before_a_crash_are_claimed_and_sent_after_th
         server.messages[i].to for i in [*ids, pinned]
     )
     assert all(server.messages[i].history == [1, 2, 3, 6] for i in [*ids, pinned])
+
+
+@pytest.mark.parametrize(("min_interval", "claims"), [(0, [[1, 2, 3], [4]]), (1, [[1], [2]])])
+async def test_a_claim_takes_along_what_the_sim_starts_within_the_claim_horizon(
+    journal: Journal, min_interval: int, claims: list[list[int]]
+) -> None:
+    """Submits take 40 ms here: an unpaced SIM starts 1 + 0.1 s / 40 ms = 3 within the claim
+    horizon, so one claim (one round trip) covers 3 of its lease's messages; another lease's
+    message gets its own. A SIM paced to one send a second claims one at a time."""
+    await journal.add_leased(DEV, "L1", [
+        LeasedMessage(i, f"+4915100000{i}", f"pool {i}", 0, False, "otp") for i in (1, 2, 3)
+    ], 1.0)  # fmt: skip
+    await journal.add_leased(DEV, "L2", [LeasedMessage(4, "+49151000004", "pool 4", 0, False,
+                                                       "otp")], 1.0)  # fmt: skip
+    rounds: list[list[int]] = []
+
+    async def claim(lease_id: str, msg_id: int) -> bool | None:
+        if not rounds or rounds[-1][0] != -1:
+            rounds.append([-1])  # a new round: claims made together land in one list
+            asyncio.get_running_loop().call_soon(lambda: rounds[-1].remove(-1))
+        rounds[-1].append(msg_id)
+        return True
+
+    clock = Clock()
+    modem = FakeModem()
+    modem.set_state(ModemState.READY)
+    disp = make_dispatcher(journal, modem, [0], SimLimits(min_interval, None, None, None, None),
+                           clock, claim=claim)  # fmt: skip
+    disp.state[0].send_seconds = 0.04  # as measured on earlier sends
+    task = asyncio.create_task(disp.run())
+    await wait_for(lambda: disp.state[0].sent >= 1, what="the first send")
+    if min_interval:
+        clock.now += min_interval
+        disp.wake()
+    sends = sum(len(r) for r in claims)
+    await wait_for(lambda: len(modem.submits) == sends, what="the claimed ones sent")
+    disp.stop()
+    await task
+    assert rounds == claims
+    assert [s.text for s in modem.submits] == [f"pool {i}" for i in range(1, sends + 1)]

@@ -182,8 +182,8 @@ def pool_kill(gw: ChaosGateway, prefix: str, rng: random.Random, _o: Options) ->
     gw.figures["leased to the killed agent"] += len(leased)
     gw.figures["committed to the killed agent"] += len(held) - len(leased)
     settled = gw.wait_settled_without(f"{prefix}.", dead, POOL_SETTLE_SECONDS)
-    if not settled:
-        gw.figures["trials where a message waited for the dead agent's return"] += 1
+    if not settled:  # judged at the end like every other message; counted here to be seen
+        gw.figures[f"trials not settled {POOL_SETTLE_SECONDS:.0f} s after the kill"] += 1
     # Where each leased one went: another agent's SIM (it waited for the lease only), or still
     # with the dead agent (it waits for its return: that would be a bug).
     went = gw.devices(leased)
