@@ -184,3 +184,13 @@ async def test_a_claim_takes_along_what_the_sim_starts_within_the_claim_horizon(
     await task
     assert rounds == claims
     assert [s.text for s in modem.submits] == [f"pool {i}" for i in range(1, sends + 1)]
+
+
+def test_docs_state_the_claim_horizon_and_retry() -> None:
+    root = Path(__file__).resolve().parents[2] / "docs"
+    for page in ("agent.md", "agent-protocol.md", "routing.md"):
+        text = " ".join((root / page).read_text().split())
+        assert f"within {dispatcher_module.CLAIM_AHEAD_SECONDS:g} s" in text, page
+    for page in ("agent.md", "agent-protocol.md"):
+        text = " ".join((root / page).read_text().split())
+        assert f"again after {dispatcher_module.CLAIM_RETRY_SECONDS:g} s" in text, page
