@@ -54,7 +54,7 @@ async def test_an_unplugged_modem_hands_its_pool_messages_to_another_device(
         with running(argv, log=log) as proc:
             try:
                 await wait_for(lambda: server.messages[pinned].status == 3, limit=60,
-                               what="A leased the pool and committed the pinned message")  # fmt: skip
+                               what="A took the pool and the pinned messages")  # fmt: skip
                 assert all(server.messages[i].device == 500 for i in pool)
                 await wait_for(lambda: server.messages[pool[0]].status in (6, 7), limit=60,
                                what="A's first send")  # fmt: skip
