@@ -18,6 +18,7 @@ from simhive.agent.modem.base import (
     SendResult,
     SimInfo,
 )
+from simhive.agent.modem.ussd import UssdReply
 
 
 class SingleStandbyAtModem:
@@ -48,6 +49,10 @@ class SingleStandbyAtModem:
         return self._m.state
 
     @property
+    def state_reason(self) -> str:
+        return self._m.state_reason
+
+    @property
     def connection_epoch(self) -> int:
         """Bumped on every (re)connect (agent/modem/events.py)."""
         return self._m.connection_epoch
@@ -70,6 +75,9 @@ class SingleStandbyAtModem:
         self, number: str, text: str, *, slot: int = 0, status_report: bool = True
     ) -> SendResult:
         return await self._m.send(number, text, slot=slot, status_report=status_report)
+
+    async def ussd(self, code: str, *, slot: int = 0, wait: float = 30.0) -> UssdReply:
+        return await self._m.ussd(code, slot=slot, wait=wait)
 
     async def activate_slot(self, slot: int) -> None:
         # AtModem's own: under the lock send() holds, and it raises only SendError (a timeout

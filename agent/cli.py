@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from simhive import __version__
 from simhive.agent import config as config_mod
 from simhive.agent.config import AgentConfig, ConfigError, DeviceConfig
 from simhive.agent.modem.profiles import PROFILES
@@ -64,6 +65,7 @@ def _load(path: str) -> AgentConfig:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="simhive-agent", message="%(prog)s %(version)s")
 def main() -> None:
     """simhive host agent: sends and receives SMS over local modems for a simhive server."""
 
@@ -95,10 +97,17 @@ def run(config_path: str, log_level: str | None) -> None:
 
 @main.command("check-config")
 @click.argument("config_path", type=click.Path(dir_okay=False))
-def check_config(config_path: str) -> None:
-    """Validate a config file and print what it describes (tokens and PINs are not shown)."""
+@click.option("--online", is_flag=True, help="Also check each device token against its server.")
+def check_config(config_path: str, online: bool) -> None:
+    """Validate a config file and print what it describes (tokens and PINs are not shown).
+
+    Beyond the syntax: every port must exist and open, every token must look like a device
+    token, and the journal must be writable. Exit 0 all well, 1 problems found, 2 invalid."""
+    from simhive.agent.clitools import config_problems
+
     cfg = _load(config_path)
-    click.echo(f"ok: {config_path}")
+    report = asyncio.run(config_problems(cfg, online=online))
+    click.echo(f"{'ok' if not report.problems else 'problems'}: {config_path}")
     click.echo(f"  server:  {cfg.server}")
     click.echo(f"  journal: {cfg.journal}")
     for d in cfg.devices:
@@ -106,6 +115,12 @@ def check_config(config_path: str) -> None:
         click.echo(f"  device {d.name!r}: {describe(d)}, server {d.server}")
         for warning in _warnings(d):
             click.echo(f"    warning: {warning}")
+    for f in report.findings:
+        if f.level != "ok":
+            click.echo(f"  {'problem' if f.level == 'fail' else 'warning'}: {f.subject}:"
+                       f" {f.message}; fix: {f.fix}", err=f.level == "fail")  # fmt: skip
+    if report.problems:
+        sys.exit(1)
 
 
 def _describe_at(d: DeviceConfig) -> str:
@@ -168,6 +183,7 @@ def probe(port: str, profile: str | None, baudrate: int) -> None:
     """Talk to the modem on PORT with AT commands, as the `at` backend does, and print what it
     is, as JSON (read only: nothing is sent or deleted)."""
     from simhive.agent.modem.probe import probe as probe_port
+    from simhive.agent.modem.probe import unusable
 
     setup_logging("warning")
     if baudrate not in config_mod.BAUDRATES:
@@ -178,10 +194,25 @@ def probe(port: str, profile: str | None, baudrate: int) -> None:
     try:
         result = asyncio.run(probe_port(port, profile=profile, baudrate=baudrate))
     except Exception as exc:  # a CLI answer, not a traceback: the port or modem is the problem
-        click.echo(f"simhive-agent: probe of {port} failed: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"simhive-agent: probe of {port} failed: {exc}", err=True)
         sys.exit(1)
     click.echo(json.dumps(result, indent=2, default=str, ensure_ascii=False))
+    problem = unusable(result)
+    if problem:
+        # The JSON above still says what could be read; the exit status says it cannot send.
+        click.echo(f"simhive-agent: modem on {port} is not usable: {problem}", err=True)
+        sys.exit(1)
 
+
+def _add_field_commands() -> None:
+    # doctor and ussd live in agent/clitools.py (the CLI module stays about the core commands).
+    from simhive.agent.clitools import doctor, ussd
+
+    main.add_command(doctor)
+    main.add_command(ussd)
+
+
+_add_field_commands()
 
 if __name__ == "__main__":
     main()

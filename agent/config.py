@@ -44,6 +44,11 @@ class DeviceConfig:
     gammurc: str | None = None
     gammu_section: int | str | None = None
     connection: str | None = None
+    # Prepaid balance per slot: the USSD code to ask ("" = none), the amount below which the
+    # agent warns (0 = never), and how often it asks (agent/balance.py).
+    balance_ussd: tuple[str, ...] = ()
+    balance_warn_below: tuple[float, ...] = ()
+    balance_interval_seconds: float = 6 * 3600.0
 
     @property
     def slots(self) -> list[int]:
@@ -68,7 +73,7 @@ class AgentConfig:
     journal: Path
     devices: tuple[DeviceConfig, ...]
     log_level: str = "info"
-    # Dispatch policy (modems.md 8 and 13): bounded retries, then park; pause a failing SIM.
+    # Dispatch policy (docs/agent.md): bounded retries, then park; pause a failing SIM.
     max_attempts: int = 3
     retry_backoff_seconds: float = 30.0
     sim_failure_threshold: int = 5
@@ -119,6 +124,9 @@ _DEVICE_KEYS = {
     "gammurc",
     "gammu_section",
     "connection",
+    "balance_ussd",
+    "balance_warn_below",
+    "balance_interval_seconds",
 }
 
 
@@ -264,6 +272,7 @@ def _device(d: dict[str, Any], where: str, default_server: str, base: Path) -> D
         if n and not (n.startswith("+") and is_digits(n[1:]) and 6 <= len(n) <= 16):
             raise ConfigError(f"{where}.numbers[{i}]: E.164 like +4915752982212, not {n!r}")
 
+    balance_ussd, warn_below, interval = _balance(d, where, slot_count)
     gammurc, section, connection, ports = _gammu(d, where, backend, ports, dual_sim, base)
     return DeviceConfig(
         name=name,
@@ -279,7 +288,43 @@ def _device(d: dict[str, Any], where: str, default_server: str, base: Path) -> D
         gammurc=gammurc,
         gammu_section=section,
         connection=connection,
+        balance_ussd=balance_ussd,
+        balance_warn_below=warn_below,
+        balance_interval_seconds=interval,
     )
+
+
+def _balance(
+    d: dict[str, Any], where: str, slot_count: int
+) -> tuple[tuple[str, ...], tuple[float, ...], float]:
+    """balance_ussd (codes by slot), balance_warn_below (amounts by slot), the interval."""
+    from simhive.agent.modem.ussd import cusd_request
+
+    codes = d.get("balance_ussd", [])
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        raise ConfigError(f'{where}.balance_ussd: a list of USSD codes by slot, "" for none')
+    if len(codes) > slot_count:
+        raise ConfigError(f"{where}.balance_ussd: {len(codes)} given for {slot_count} SIM slot(s)")
+    for i, code in enumerate(codes):
+        if code:
+            try:
+                cusd_request(code)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.balance_ussd[{i}]: {exc}") from None
+    warn = d.get("balance_warn_below", [])
+    if not isinstance(warn, list) or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in warn
+    ):
+        raise ConfigError(f"{where}.balance_warn_below: a list of amounts by slot, 0 for none")
+    if len(warn) > slot_count:
+        raise ConfigError(
+            f"{where}.balance_warn_below: {len(warn)} given for {slot_count} SIM slot(s)"
+        )
+    try:
+        interval = _num(d, "balance_interval_seconds", 6 * 3600.0, 1.0, 30 * 86400.0)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
+    return tuple(codes), tuple(float(w) for w in warn), interval
 
 
 def _gammu(

@@ -40,7 +40,7 @@ from simhive.agent.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
-# Failures that say something about the number, not the SIM (modems.md 8): they must not count
+# Failures that say something about the number, not the SIM: they must not count
 # towards pausing the SIM, or one list of bad numbers would take a healthy SIM out of service.
 NUMBER_CMS = frozenset({1, 22, 28, 30, 195, 196, 304})
 # Operator throttling looks like these after fast sends: slow the SIM down, do not hammer it.
@@ -56,7 +56,7 @@ MAX_PAUSE_SECONDS = 6 * 3600.0
 IDLE_RECHECK_SECONDS = 30.0
 
 # An idle single-standby modem visits its other SIM this often: SMS and status reports for the
-# inactive SIM are held by the network until that SIM is registered again (modems.md 9).
+# inactive SIM are held by the network until that SIM is registered again.
 VISIT_IDLE_SECONDS = 60.0
 # After a connect, the other SIM is visited at once (its ICCID, number and carrier are unknown
 # until it is active) and, when nothing is waiting, kept active this long (at most the visit

@@ -1,6 +1,6 @@
 """Per-SIM pacing: when may this SIM send its next message?
 
-Rules (compat-api 9, modems.md 13):
+Rules (docs/agent.md, "Dispatching and pacing"):
 - after a send, a random pause of 0..delaybetweeneachsms s, never less than the SIM's minimum
   interval (operators block machine-like traffic; the GSM radio manages a few SMS a minute);
 - sliding per-minute, per-hour and per-day caps (None = no cap);
@@ -24,7 +24,7 @@ MAX_SLOWDOWN = 8
 
 @dataclass(frozen=True)
 class SimLimits:
-    """A SIM's pacing settings as the server's hello answer gives them (modems.md 13 defaults)."""
+    """A SIM's pacing settings as the server's hello answer gives them (its defaults)."""
 
     min_interval_seconds: float = 10.0
     delaybetweeneachsms: float | None = None

@@ -2,8 +2,8 @@
 
 A report carries only the part's TP-MR and the recipient. MRs are one octet and wrap after 256
 submits, so a report is matched to the *most recent* part with that MR and recipient on the
-same device and SIM (another SIM of the device if none), sent within a window (modems.md 6;
-Gammu SMSD's DeliveryReportDelay is 600 s). A message is delivered when every part's report
+same device and SIM (another SIM of the device if none), sent within a window (600 s by
+default, as Gammu SMSD's DeliveryReportDelay). A message is delivered when every part's report
 is a success, not delivered as soon as one part failed for good; "SC still trying"
 (0x20-0x3F) leaves it as sent.
 

@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from simhive.agent.backoff import Backoff
+from simhive.agent.balance import BalanceChecker
 from simhive.agent.claim import Claimer
 from simhive.agent.client import AgentClient
 from simhive.agent.config import AgentConfig, DeviceConfig
@@ -135,6 +136,7 @@ class DeviceRunner:
             device=cfg.name, client=self.client, journal=journal,
             readiness=self.readiness.readiness, clock=clock,
         )  # fmt: skip
+        self.balance = BalanceChecker(cfg, modem, self.sync.wake_status, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._modem_started = asyncio.Event()
         self._hello_identity: ModemIdentity | None = None
@@ -156,6 +158,7 @@ class DeviceRunner:
             (self.sync.status_loop, "status"),
             (self._delivery_loop, "delivery"),
             (self.handback.run, "handback"),
+            (self.balance.run, "balance"),
         ] + [(d.run, f"dispatch{i}") for i, d in enumerate(self.dispatchers)]
         for make, what in loops:
             self._tasks.append(
@@ -177,6 +180,7 @@ class DeviceRunner:
                 t.cancel()
         self.sync.stop()
         self.handback.stop()
+        self.balance.stop()
         others = [t for t in self._tasks if t not in dispatch_tasks]
         # The long poll and a commit waiting for the server are abandoned; a journaled open
         # lease is committed again at the next start.
@@ -236,8 +240,16 @@ class DeviceRunner:
                     )
                 await asyncio.sleep(delay)
                 continue
-            log.info("device %s: modem started (%s %s)", self.name,
-                     self.modem.identity.manufacturer, self.modem.identity.model)  # fmt: skip
+            if self.modem.state is ModemState.DISCONNECTED:
+                # start() returns for a missing or unopenable port (the backend keeps trying
+                # to reopen it); say why, with its fix, instead of "modem started".
+                reason = getattr(self.modem, "state_reason", "") or "port not open"
+                log.error("device %s: modem not available: %s; retrying in the background",
+                          self.name, reason)  # fmt: skip
+            else:
+                ident = self.modem.identity
+                what = " ".join(x for x in (ident.manufacturer, ident.model) if x)
+                log.info("device %s: modem started (%s)", self.name, what or "identity unknown")
             self._modem_started.set()
             self._sims_changed()
             self._hello_if_identity_changed()
@@ -257,7 +269,9 @@ class DeviceRunner:
             elif result is None:
                 self._report_held.set()
         elif isinstance(event, StateChange):
-            log.info("device %s: modem %s %s", self.name, event.state.value, event.reason)
+            down = event.state is ModemState.DISCONNECTED and event.reason != "stopped"
+            log.log(logging.WARNING if down else logging.INFO, "device %s: modem %s: %s",
+                    self.name, event.state.value, event.reason or "-")  # fmt: skip
             self.readiness.note_state(event.reason)
             await self._status_event(
                 {
@@ -398,7 +412,7 @@ class DeviceRunner:
             "imsi": s.imsi, "number": s.number or self.cfg.number_for(s.slot),
             "operator": s.operator, "operator_code": s.operator_code, "carrier": s.carrier,
             "country_iso": s.country_iso, "registered": s.registered, "roaming": s.roaming,
-            "signal_dbm": s.signal_dbm,
+            "signal_dbm": s.signal_dbm, "balance": self.balance.for_slot(s.slot),
         }  # fmt: skip
 
     async def _hello_payload(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:

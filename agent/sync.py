@@ -23,6 +23,7 @@ from simhive.agent.backoff import Backoff
 from simhive.agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
 from simhive.agent.journal import Journal
 from simhive.agent.pull import PullMixin
+from simhive.agent.serverhint import server_hint
 from simhive.agent.simview import SimsView
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sims": {},
 }
 REPORT_GATHER_SECONDS = 0.05  # a status is seconds old anyway; batching saves a request each
-REFUSED_RETRY_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
+REFUSED_RETRY_SECONDS = 300.0
+# While the server stays unreachable, the warning is repeated this often (not per retry).
+UNREACHABLE_LOG_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
 
 
 class Sync(PullMixin):
@@ -81,6 +84,8 @@ class Sync(PullMixin):
         self.device_id: int | None = None
         # None until the first call: unknown is not the same as away (see server_away).
         self.connected: bool | None = None
+        self._away_since: float | None = None  # start of the current outage
+        self._away_warned: float | None = None  # when the outage was last logged
         self.stopping = False
         self._need_hello = True
         self._send_holding = True
@@ -176,17 +181,37 @@ class Sync(PullMixin):
         return True
 
     def _set_connected(self, up: bool, why: str = "") -> None:
+        now = self._clock()
+        url = self.client.base_url
         if up and not self.connected:
-            log.info("device %s: server reachable", self.device)
+            if self._away_since is not None:
+                # Said at the level the outage was, so whoever saw that warning sees this.
+                log.warning("device %s: server %s reachable again after %.0f s", self.device,
+                            url, now - self._away_since)  # fmt: skip
+            else:
+                log.info("device %s: server %s reachable", self.device, url)
+            self._away_since = self._away_warned = None
             # Flush what piled up while we were away.
             self.wake_reports()
             self.wake_incoming()
             self.wake_status()
-        elif not up and self.connected:
-            log.warning("device %s: server away (%s); backing off", self.device, why)
-            self._need_hello = True
         elif not up:
             self._need_hello = True
+            if self._away_since is None:
+                self._away_since = now
+            # Every loop retries with back-off; the log says it once at the start of an
+            # outage (also one that began before the first successful call) and then every
+            # UNREACHABLE_LOG_SECONDS, not once per retry.
+            if self._away_warned is None or now - self._away_warned >= UNREACHABLE_LOG_SECONDS:
+                first = self._away_warned is None
+                self._away_warned = now
+                log.warning(
+                    "device %s: cannot reach the server at %s%s (%s); hint: %s. Retrying with"
+                    " back-off; work waits in the journal",
+                    self.device, url,
+                    "" if first else f" for {now - self._away_since:.0f} s", why,
+                    server_hint(why, url),
+                )  # fmt: skip
         self.connected = up
 
     # -- reports ----------------------------------------------------------------------------

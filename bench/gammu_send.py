@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         parser.error("--messages and --rounds must be at least 1")
     if importlib.util.find_spec("gammu") is None:
         # python-gammu is an optional extra (docs/gammu.md): nothing to compare without it.
-        print("\n== gammu_send: python-gammu is not installed (pip install 'simhive[gammu]');"
+        print("\n== gammu_send: python-gammu is not installed (scripts/bootstrap gammu);"
               " not measured", flush=True)  # fmt: skip
         return {}
 

@@ -4,36 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from simhive.server import background, logs
+from simhive.server import background, console, logs, metrics
 from simhive.server.api import agent, compat, middleware
 from simhive.server.core.agent import AgentService, AgentSettings
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.limits import MAX_REQUEST_BYTES
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.http_server import HttpSettings, serve
+from simhive.server.smpp.settings import SmppSettings
 from simhive.server.store.base import Store
-from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.engine import make_store
 
 # Options for aiohttp's runner, shared by `run` and the tests: access logs mask secrets.
 RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": middleware.MaskingAccessLogger}
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 NOTIFIER: web.AppKey[WorkNotifier] = web.AppKey("notifier", WorkNotifier)
+SMPP: web.AppKey[Any] = web.AppKey("smpp")
 
 
 def create_app(
-    db: str | Path | Store, agent_settings: AgentSettings | None = None
+    db: str | Path | Store,
+    agent_settings: AgentSettings | None = None,
+    smpp: SmppSettings | None = None,
+    smpp_ssl: ssl.SSLContext | None = None,
+    smpp_socket: socket.socket | None = None,
+    *,
+    console_settings: console.ConsoleSettings | None = None,
+    metrics_settings: metrics.MetricsSettings | None = None,
 ) -> web.Application:
-    """Build the app over a store (a path means the embedded SQLite store, opened on startup)."""
-    store = db if isinstance(db, Store) else SqliteStore(db)
+    """Build the app over a store, opened on startup: a path means the embedded SQLite store, a
+    postgresql:// URL the PostgreSQL one (server/store/engine.py); with the web console
+    (docs/console.md) and /metrics (docs/metrics.md)."""
+    store = db if isinstance(db, Store) else make_store(db)
     notifier = WorkNotifier()
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[middleware.errors])
+    requests: metrics.RequestCounts = {}
+    app = web.Application(
+        client_max_size=MAX_REQUEST_BYTES,
+        # The request counter is outermost: it sees the status the errors middleware answered.
+        middlewares=[metrics.request_counter(requests), middleware.errors],
+    )
+    app[metrics.REQUESTS] = requests
     app[STORE] = store
     app[NOTIFIER] = notifier
     app[compat.GATEWAY] = Gateway(store, notifier)
@@ -55,7 +73,34 @@ def create_app(
 
     app.on_shutdown.append(end_long_polls)
     background.setup(app, store, notifier)  # lease sweeper, webhook sender (after the store)
+    if smpp is not None:
+        app.cleanup_ctx.append(_smpp_server(smpp, smpp_ssl, smpp_socket))
+    if metrics.add_reads(app, store):  # the console's and /metrics' own read connection
+        metrics.add_routes(app, metrics_settings or metrics.MetricsSettings())
+        console.setup(
+            app,
+            app[compat.GATEWAY],
+            app[metrics.READS],
+            console_settings or console.ConsoleSettings(),
+        )
     return app
+
+
+def _smpp_server(
+    settings: SmppSettings, context: ssl.SSLContext | None, sock: socket.socket | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The SMPP server (server/smpp) beside the HTTP API, over the app's gateway and store."""
+
+    async def serve_smpp(app: web.Application) -> AsyncIterator[None]:
+        from simhive.server.smpp.server import attach
+
+        smpp = attach(app[compat.GATEWAY], app[STORE], settings, context, sock)
+        await smpp.start()
+        app[SMPP] = smpp
+        yield
+        await smpp.close()
+
+    return serve_smpp
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -70,7 +115,15 @@ def run(
     ssl_context: ssl.SSLContext | None = None,
     settings: HttpSettings | None = None,
     agent_settings: AgentSettings | None = None,
+    smpp: SmppSettings | None = None,
+    smpp_ssl: ssl.SSLContext | None = None,
+    smpp_socket: socket.socket | None = None,
+    console_settings: console.ConsoleSettings | None = None,
+    metrics_settings: metrics.MetricsSettings | None = None,
+    started: Callable[[str], None] | None = None,
 ) -> None:
+    """Serve until SIGTERM or SIGINT; `started(url)` once the socket listens. A failure to
+    start (the database, the bind) raises StartupError."""
     logs.setup()
     options = {
         **RUNNER_OPTIONS,
@@ -78,7 +131,15 @@ def run(
     }
     asyncio.run(
         serve(
-            create_app(db, agent_settings),
+            create_app(
+                db,
+                agent_settings,
+                smpp,
+                smpp_ssl,
+                smpp_socket,
+                console_settings=console_settings,
+                metrics_settings=metrics_settings,
+            ),
             host,
             port,
             settings or HttpSettings(),
@@ -86,5 +147,6 @@ def run(
             # In-flight requests finish in milliseconds; long polls are woken.
             shutdown_timeout=10.0,
             handler_options=options,
+            started=started,
         )
     )

@@ -77,9 +77,19 @@ def setup(app: web.Application, store: Store, notifier: WorkNotifier) -> None:
                 policy=cfg.webhook_retry,
                 idle_poll_seconds=cfg.webhook_idle_poll_seconds,
             )
+            sender = state.sender
+            # Several servers on one database: wake-ups reach every server, and each job runs
+            # on one server at a time (docs/scaling.md); with SQLite both are plain.
+            await store.share_wakeups(notifier, on_webhooks=sender.wake)
             running = [
-                asyncio.create_task(state.sweeper.run(), name="simhive-lease-sweeper"),
-                asyncio.create_task(state.sender.run(), name="simhive-webhooks"),
+                asyncio.create_task(
+                    store.run_once_in_cluster("lease sweeper", state.sweeper.run),
+                    name="simhive-lease-sweeper",
+                ),
+                asyncio.create_task(
+                    store.run_once_in_cluster("webhook sender", sender.run),
+                    name="simhive-webhooks",
+                ),
             ]
             try:
                 yield

@@ -15,35 +15,38 @@ from typing import Any, TypeVar
 
 import click
 
+from simhive import __version__
 from simhive.server.core import limits
 from simhive.server.core.agent import AgentSettings
 from simhive.server.core.dates import iso
 from simhive.server.core.errors import GatewayError
 from simhive.server.core.gateway import Gateway
 from simhive.server.paths import default_db
+from simhive.server.smpp.settings import SmppSettings
+from simhive.server.startup import EXIT_STATUS, StartupError
 from simhive.server.store.base import StoreError
-from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.engine import describe, make_store
 
 T = TypeVar("T")
 
 db_option = click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="SQLite database file [default: $SIMHIVE_DB, $SIMHIVE_DATA/simhive.sqlite3 or "
-    "~/.local/share/simhive/simhive.sqlite3].",
+    metavar="PATH|URL",
+    help="SQLite database file, or a postgresql:// URL (docs/scaling.md) [default: $SIMHIVE_DB,"
+    " $SIMHIVE_DATA/simhive.sqlite3 or ~/.local/share/simhive/simhive.sqlite3].",
 )
 
 
-def _db(db: Path | None) -> Path:
+def _db(db: str | Path | None) -> str | Path:
     return db if db is not None else default_db()
 
 
-def with_gateway(db: Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
+def with_gateway(db: str | Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
     """Open the store, run fn, close the store; domain errors become a clean CLI error."""
 
     async def main() -> T:
-        store = SqliteStore(_db(db))
+        store = make_store(_db(db))
         await store.open()
         try:
             return await fn(Gateway(store))
@@ -52,6 +55,8 @@ def with_gateway(db: Path | None, fn: Callable[[Gateway], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except StartupError:
+        raise  # the group's one line with exit status 2 (StartupErrors)
     except GatewayError as exc:
         raise click.ClickException(exc.message) from None
     except StoreError as exc:
@@ -62,7 +67,23 @@ def emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class StartupFailed(click.ClickException):
+    exit_code = EXIT_STATUS
+
+
+class StartupErrors(click.Group):
+    """The command group of simhive-server: a start-up failure of any subcommand (its database,
+    the listening socket, TLS files) ends as one line with a hint and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StartupError as exc:
+            raise StartupFailed(exc.line()) from None
+
+
+@click.group(cls=StartupErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="simhive-server", message="%(prog)s %(version)s")
 def main() -> None:
     """simhive gateway server: SMSGateway24-compatible HTTP API over an embedded database."""
 
@@ -119,30 +140,96 @@ def main() -> None:
     " to the queue (pool messages to their pool, to leave on another SIM).",
 )
 @click.option(
+    "--long-poll-seconds",
+    type=click.IntRange(1, 60),
+    default=AgentSettings().long_poll_seconds,
+    show_default=True,
+    help="How long an agent's pull waits for work before it is answered empty (the agent then"
+    " asks again); keep it below the idle timeout of any proxy in between.",
+)
+@click.option(
     "--agent-offline-seconds",
     type=click.IntRange(5, 86400),
     default=AgentSettings().agent_offline_seconds,
     show_default=True,
     help="A device not seen for this long gets no pool work (its SIMs count as down).",
 )
+@click.option(
+    "--smpp-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve SMPP 3.4 on this port (docs/smpp.md); off unless given.",
+)
+@click.option(
+    "--smpp-host",
+    default=SmppSettings().host,
+    show_default=True,
+    help="Address the SMPP server binds.",
+)
+@click.option(
+    "--smpp-tls/--no-smpp-tls",
+    default=False,
+    show_default=True,
+    help="SMPP over TLS with the --tls-cert/--tls-key of the HTTP server.",
+)
+@click.option(
+    "--smpp-rate",
+    type=click.FloatRange(min=0.1),
+    default=SmppSettings().rate,
+    show_default=True,
+    help="submit_sm per second per account; beyond it ESME_RTHROTTLED.",
+)
+@click.option(
+    "--smpp-max-sessions",
+    type=click.IntRange(min=1),
+    default=SmppSettings().max_sessions,
+    show_default=True,
+    help="SMPP connections at most; further ones are closed at once.",
+)
+@click.option(
+    "--console-prefix",
+    default="",
+    show_default=True,
+    metavar="PATH",
+    help="Serve the web console under this path (e.g. /sms behind a reverse proxy); default /.",
+)
+@click.option(
+    "--metrics-token",
+    default=None,
+    envvar="SIMHIVE_METRICS_TOKEN",
+    show_envvar=True,
+    metavar="TOKEN",
+    help="Bearer token /metrics requires; without one /metrics answers loopback clients only."
+    " Prefer the environment variable: a command line is visible to other local users.",
+)
 def run(
-    db: Path | None,
+    db: str | None,
     host: str,
     port: int,
     access_log: bool,
     tls_cert: Path | None,
     tls_key: Path | None,
     lease_seconds: int,
+    long_poll_seconds: int,
     agent_offline_seconds: int,
     header_timeout: float,
     body_timeout: float,
     max_connections: int,
+    smpp_port: int | None,
+    smpp_host: str,
+    smpp_tls: bool,
+    smpp_rate: float,
+    smpp_max_sessions: int,
+    console_prefix: str,
+    metrics_token: str | None,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API, the web console and /metrics (and SMPP with --smpp-port)."""
     import ssl
 
     from simhive.server.app import run as run_app
+    from simhive.server.console import ConsoleSettings, check_prefix
     from simhive.server.http_server import HttpSettings
+    from simhive.server.metrics import MetricsSettings
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -152,25 +239,69 @@ def run(
         try:
             context.load_cert_chain(tls_cert, tls_key)
         except (ssl.SSLError, OSError) as exc:
-            raise click.ClickException(f"cannot load the TLS certificate or key: {exc}") from None
+            raise StartupError(
+                f"cannot load the TLS certificate or key: {exc}",
+                "--tls-cert takes the PEM certificate (chain), --tls-key its PEM private key",
+            ) from None
+    if smpp_tls and context is None:
+        raise click.UsageError("--smpp-tls needs --tls-cert and --tls-key")
+    smpp = smpp_socket = None
+    if smpp_port is not None:
+        from simhive.server.smpp.server import listen_socket
+
+        smpp = SmppSettings(
+            host=smpp_host, port=smpp_port, rate=smpp_rate, max_sessions=smpp_max_sessions
+        )
+        try:
+            smpp_socket = listen_socket(smpp_host, smpp_port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen for SMPP on {smpp_host}:{smpp_port}: {exc.strerror or exc}",
+                "is another server using the port? choose another with --smpp-port",
+            ) from None
+    try:
+        console_settings = ConsoleSettings(prefix=check_prefix(console_prefix))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--console-prefix") from None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise click.BadParameter("at least 16 characters", param_hint="--metrics-token")
     path = _db(db)
-    scheme = "https" if context else "http"
-    click.echo(f"simhive-server: database {path}, listening on {scheme}://{host}:{port}", err=True)
+
+    def started(url: str) -> None:  # only once the socket listens
+        click.echo(f"simhive-server: database {describe(path)}, listening on {url}", err=True)
+        if smpp is not None:
+            smpp_scheme = "smpps" if smpp_tls else "smpp"
+            click.echo(f"simhive-server: SMPP on {smpp_scheme}://{smpp_host}:{smpp_port}", err=True)
+
     settings = HttpSettings(
         header_timeout=header_timeout, body_timeout=body_timeout, max_connections=max_connections
     )
     agent_settings = AgentSettings(
-        lease_seconds=lease_seconds, agent_offline_seconds=agent_offline_seconds
+        lease_seconds=lease_seconds,
+        long_poll_seconds=long_poll_seconds,
+        agent_offline_seconds=agent_offline_seconds,
     )
-    run_app(
-        path,
-        host=host,
-        port=port,
-        access_log=access_log,
-        ssl_context=context,
-        settings=settings,
-        agent_settings=agent_settings,
-    )
+    try:
+        run_app(
+            path,
+            host=host,
+            port=port,
+            access_log=access_log,
+            ssl_context=context,
+            settings=settings,
+            agent_settings=agent_settings,
+            smpp=smpp,
+            smpp_ssl=context if smpp_tls else None,
+            smpp_socket=smpp_socket,
+            console_settings=console_settings,
+            metrics_settings=MetricsSettings(token=metrics_token),
+            started=started,
+        )
+    except StoreError as exc:  # the database cannot be opened (PostgreSQL down, bad URL, ...)
+        raise StartupError(
+            f"cannot open the database: {exc}",
+            "check --db / SIMHIVE_DB (is PostgreSQL running, and the URL right?)",
+        ) from None
 
 
 @main.command()
@@ -193,13 +324,53 @@ def account() -> None:
     """Accounts (email + password; each has API tokens)."""
 
 
+password_stdin_option = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+
+
+def read_password(password: str | None, from_stdin: bool, *, required: bool) -> str | None:
+    """The password from --password, --password-stdin or (at a terminal) a prompt.
+
+    Without a terminal there is nobody to ask: a prompt would fail (getpass warns, then click
+    aborts), so the command says how to pass the password instead.
+    """
+    if from_stdin:
+        if password is not None:
+            raise click.UsageError("give --password or --password-stdin, not both")
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.ClickException("--password-stdin: stdin held no password (empty line)")
+        return line
+    if password is not None or not required:
+        return password
+    if not sys.stdin.isatty():
+        raise StartupError(
+            "no password given, and no terminal to ask for one",
+            "pipe it in with --password-stdin, or set SIMHIVE_PASSWORD",
+        )
+    entered: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return entered
+
+
 @account.command("create")
 @db_option
 @click.option("--email", required=True)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option(
+    "--password",
+    envvar="SIMHIVE_PASSWORD",
+    default=None,
+    help="At least 8 characters [default: $SIMHIVE_PASSWORD; else --password-stdin, or asked "
+    "for at a terminal].",
+)
+@password_stdin_option
 @click.option("--timezone", default="UTC", show_default=True, help="Zone for dates in answers.")
-def account_create(db: Path | None, email: str, password: str, timezone: str) -> None:
+def account_create(
+    db: Path | None, email: str, password: str | None, password_stdin: bool, timezone: str
+) -> None:
     """Create an account; prints its id and its first API token (shown once)."""
+    password = read_password(password, password_stdin, required=True)
+    assert password is not None
 
     async def go(gw: Gateway) -> dict[str, Any]:
         acc, token = await gw.create_account(email, password, timezone)
@@ -212,11 +383,15 @@ def account_create(db: Path | None, email: str, password: str, timezone: str) ->
 @db_option
 @click.option("--email", required=True)
 @click.option("--password", default=None, help="New password (at least 8 characters).")
+@password_stdin_option
 @click.option("--timezone", default=None, help="Zone for dates in answers, e.g. Europe/Berlin.")
-def account_set(db: Path | None, email: str, password: str | None, timezone: str | None) -> None:
+def account_set(
+    db: Path | None, email: str, password: str | None, password_stdin: bool, timezone: str | None
+) -> None:
     """Change an account's password or time zone (tokens stay valid)."""
+    password = read_password(password, password_stdin, required=False)
     if password is None and timezone is None:
-        raise click.UsageError("give --password and/or --timezone")
+        raise click.UsageError("give --password (or --password-stdin) and/or --timezone")
 
     async def go(gw: Gateway) -> dict[str, Any]:
         acc = await gw.update_account(
@@ -352,8 +527,9 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
     emit(with_gateway(db, go))
 
 
-# `device set` and `device webhooks` live in their own module and register on the group above.
-from simhive.server import cli_device, cli_pool  # noqa: E402, F401
+# `device set`, `device webhooks`, the deletes, `pool`, `db` and `smpp-credential` live in their own
+# modules and register on the groups above.
+from simhive.server import cli_db, cli_delete, cli_device, cli_pool, cli_smpp  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
-"""`simhive-server device set`, `device webhooks` and `device events`: a device's agent settings,
-webhooks and the status events its agent reported.
+"""`simhive-server device set`, `device webhooks`, `device events` and `device show`: a device's
+agent settings, webhooks, the status events its agent reported and its SIMs (prepaid balance
+included).
 
 Registered on the `device` group by server/cli.py. Works on the database of a running server: the
 agent picks settings up at its next hello, the webhook sender reads URLs and secret per delivery.
@@ -17,6 +18,7 @@ from simhive.server.cli import db_option, device, emit, with_gateway
 from simhive.server.core.dates import iso
 from simhive.server.core.errors import GatewayError
 from simhive.server.core.gateway import Gateway
+from simhive.server.core.models import Sim
 from simhive.server.core.webhooks import validate_url
 
 
@@ -203,5 +205,39 @@ def device_events(db: Path | None, device_id: int, limit: int) -> None:
             {"at": iso(e.at), "kind": e.kind, "state": e.state, "reason": e.reason, "slot": e.slot}
             for e in await gw.store.device_events(device_id, limit)
         ]
+
+    emit(with_gateway(db, go))
+
+
+def _sim_view(s: Sim) -> dict[str, Any]:
+    b = s.balance
+    balance = None
+    if b is not None:
+        balance = {"text": b.text, "amount": b.amount, "currency": b.currency, "low": b.low,
+                   "checked_at": iso(b.checked_at)}  # fmt: skip
+    return {
+        "slot": s.slot, "present": s.present, "active": s.active, "iccid": s.iccid,
+        "number": s.number, "operator": s.carrier or s.operator, "registered": s.registered,
+        "roaming": s.roaming, "signal_dbm": s.signal_dbm, "updated": iso(s.updated),
+        "balance": balance,
+    }  # fmt: skip
+
+
+@device.command("show")
+@db_option
+@click.option("--device-id", type=int, required=True)
+def device_show(db: Path | None, device_id: int) -> None:
+    """Show a device and its SIMs as its agent last reported them, prepaid balance included."""
+
+    async def go(gw: Gateway) -> dict[str, Any]:
+        d = await gw.store.device_by_id(device_id)
+        if d is None:
+            raise click.ClickException(f"no device {device_id}")
+        sims = (await gw.store.sims_of([device_id])).get(device_id, [])
+        return {
+            "device_id": d.id, "account_id": d.account_id, "title": d.title,
+            "lastseen": iso(d.lastseen), "imei": d.imei, "model": d.model,
+            "appversion": d.appversion, "sims": [_sim_view(s) for s in sims],
+        }  # fmt: skip
 
     emit(with_gateway(db, go))

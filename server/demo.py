@@ -34,6 +34,7 @@ from typing import Any
 from simhive.server.core import security
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import Account
+from simhive.server.paths import private_dir, private_file
 from simhive.server.store.sqlite import SqliteStore
 
 DEMO_EMAIL = "demo@simhive.local"
@@ -263,8 +264,9 @@ def _write_state(state: DemoState) -> Path:
 def _write_private(path: Path, text: str) -> None:
     """Atomically, readable by the owner only: demo.json and agent.toml hold tokens."""
     tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    private_file(tmp)  # 0600 from the start, not chmod'ed after the tokens are in
     tmp.write_text(text)
-    os.chmod(tmp, 0o600)
     tmp.replace(path)
 
 
@@ -286,6 +288,7 @@ def banner(state: DemoState) -> str:
             f"  token    {state.token}",
             "  devices  " + "\n           ".join(devices),
             f"  state    {state.state_dir / 'demo.json'}",
+            f"  console  {state.url}/ (log in with the account and the password in demo.json)",
             "",
             f"Send an SMS from device {sender['device_id']} (SIM 1) to {to}, a SIM of device"
             f" {receiver['device_id']};",
@@ -343,7 +346,7 @@ def _lock_state(state_dir: Path) -> int | None:
 def run_demo(state_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> int:
     state_dir = state_dir.resolve()
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)
         lock = _lock_state(state_dir)
     except OSError as exc:
         print(f"demo: cannot use {state_dir}: {exc.strerror or exc}", file=sys.stderr)

@@ -44,6 +44,7 @@ from aiohttp.web_runner import BaseSite
 from aiohttp.web_server import Server
 
 from simhive.server.core import limits
+from simhive.server.startup import bind_error
 
 log = logging.getLogger("simhive.server")
 
@@ -238,6 +239,8 @@ class GuardedSite(BaseSite):
         # Kept: asyncio.get_running_loop() checks the process id, a system call, every time.
         self._loop = asyncio.get_running_loop()
         self._sockets = listen(self._host, self._port, self._backlog)
+        if self._port == 0:  # the port the system picked, for `name`
+            self._port = int(self._sockets[0].getsockname()[1])
         self._tasks = [asyncio.create_task(self._accept_loop(s)) for s in self._sockets]
 
     async def stop(self) -> None:
@@ -357,9 +360,12 @@ async def serve(
     ssl_context: ssl.SSLContext | None = None,
     shutdown_timeout: float = 10.0,
     handler_options: dict[str, Any] | None = None,
-    started: Callable[[], None] | None = None,
+    started: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully (as web.run_app does)."""
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (as web.run_app does).
+
+    `started` is called with the site's URL once it listens. A failed bind raises StartupError.
+    """
     _room_for(settings.max_connections)
     options = dict(handler_options or {})
     # handler_cancellation: a long poll whose client disconnected must end, not lease messages
@@ -375,9 +381,12 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     try:
         site = GuardedSite(runner, host, port, settings, options, ssl_context=ssl_context)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # port in use, no such address, name lookup failed, ...
+            raise bind_error(host, port, exc) from None
         if started is not None:
-            started()
+            started(site.name)
         await stop.wait()
     finally:
         await runner.cleanup()

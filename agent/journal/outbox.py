@@ -156,7 +156,7 @@ class OutboxJournal(JournalBase):
     async def next_due(
         self, device: str, slot: int, now: float, *, claimable: bool = False
     ) -> OutMessage | None:
-        """The next message for a SIM: urgent first, then the oldest (compat-api 9).
+        """The next message for a SIM: urgent first, then the oldest (docs/agent.md).
         `claimable`: leased pool messages count too (the caller claims them before sending)."""
         ready = _READY_CLAIMABLE if claimable else "state = 'committed'"
         rows = await self._rows(

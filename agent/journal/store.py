@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections import deque
 from collections.abc import Callable
@@ -70,6 +71,16 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
     return conn
 
 
+def _create_private(path: Path) -> None:
+    """The journal holds SMS bodies and numbers: its directory is made 0700 and its file 0600 if
+    missing (SQLite gives the -wal and -shm files the database file's mode)."""
+    if not path.parent.is_dir():
+        path.parent.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Store:
     def __init__(self, path: Path, schema: str) -> None:
         self.path = path
@@ -86,7 +97,7 @@ class Store:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
         except OSError as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from None
         try:

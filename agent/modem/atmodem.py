@@ -60,6 +60,7 @@ from .profiles import DUAL_SIM_STYLES, Profile, detect, get_profile
 from .sendmap import send_error_from_at
 from .supervisor import Supervisor
 from .transport import SerialTransport, Transport
+from .ussd import UssdError, UssdReply, cusd_request, parse_cusd
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class AtModem(EventSource):
         self.last_signal_dbm: int | None = None
         self.unknown_lines = 0  # lines that were neither replies nor known URCs (logged, skipped)
         self.sim_problem: str | None = None  # set while the SIM is missing, locked or busy
+        self._ussd_waiter: asyncio.Future[UssdReply] | None = None
         self.inbox = Inbox(self)
         self.supervisor = Supervisor(
             self, health_interval=health_interval, sweep_interval=sweep_interval
@@ -211,14 +213,54 @@ class AtModem(EventSource):
                 refs.append(ref)
         return SendResult(references=refs, encoding=parts[0].coding.value, sent_at=_now())
 
+    async def ussd(self, code: str, *, slot: int = 0, wait: float = 30.0) -> UssdReply:
+        """Send a USSD code (e.g. *100#) on `slot` and return the network's answer.
+
+        Runs under the operation lock, so it never interleaves with a submit; on a
+        single-standby modem it switches to `slot` first. Raises UssdError (no answer, refused)
+        or SendError (disconnected, the switch failed)."""
+        self._require_slot(slot)
+        command = cusd_request(code)
+        self._require_connected()
+        async with self.op_lock:
+            await self._make_active(slot)
+            waiter: asyncio.Future[UssdReply] = asyncio.get_running_loop().create_future()
+            self._ussd_waiter = waiter
+            try:
+                try:
+                    resp = await self._ch.command(command, wait=15.0)
+                except AtCommandError as exc:
+                    raise UssdError(f"the modem refused {code}: {exc.final.text}") from None
+                except (AtTimeout, ChannelClosed) as exc:
+                    raise UssdError(f"{code}: {exc}") from None
+                early = resp.first("+CUSD")  # some modems answer before their OK
+                if early is not None:
+                    reply = parse_cusd(early)
+                else:
+                    try:
+                        reply = await asyncio.wait_for(waiter, wait * self._ch.time_scale)
+                    except TimeoutError:
+                        raise UssdError(f"no answer to {code} within {wait:.0f} s") from None
+            finally:
+                self._ussd_waiter = None
+            if reply.status == 1:
+                # The network waits for a menu choice: close the session, or the next request
+                # is taken as that choice.
+                with contextlib.suppress(AtCommandError, AtTimeout, ChannelClosed):
+                    await self._ch.command("AT+CUSD=2")
+        return reply
+
     # -- connection lifecycle (used by start and by the supervisor) ----------------------
 
-    async def connect(self) -> bool:
-        """Open (if needed), initialise, read identity and SIM, sweep. False if it failed."""
+    async def connect(self, *, sweep: bool = True) -> bool:
+        """Open (if needed), initialise, read identity and SIM, sweep. False if it failed.
+
+        A one-off tool (`simhive-agent ussd`) passes sweep=False: sweeping hands stored SMS to
+        the event handler and deletes them, which only the running agent may do."""
         try:
             await self._ch.open()
         except OSError as exc:
-            await self.set_state(ModemState.DISCONNECTED, f"cannot open: {exc}")
+            await self.set_state(ModemState.DISCONNECTED, str(exc))
             return False
         try:
             async with self.op_lock:
@@ -226,7 +268,7 @@ class AtModem(EventSource):
         except (InitError, AtTimeout, ChannelClosed, AtCommandError) as exc:
             await self.set_state(ModemState.DISCONNECTED, f"init failed: {exc}")
             return False
-        if ready:
+        if ready and sweep:
             await self.inbox.sweep_all()
         return True
 
@@ -325,6 +367,15 @@ class AtModem(EventSource):
     # -- URCs ------------------------------------------------------------------------------
 
     def _on_urc(self, urc: Urc) -> None:
+        waiter = self._ussd_waiter
+        if urc.name == "+CUSD" and waiter is not None and not waiter.done():
+            # Resolved here, not in the URC worker: that worker may be waiting for the lock
+            # the USSD request holds.
+            try:
+                waiter.set_result(parse_cusd(urc.args))
+            except UssdError as exc:
+                waiter.set_exception(exc)
+            return
         self._urcs.put_nowait(urc)
 
     async def _urc_worker(self) -> None:

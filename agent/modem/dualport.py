@@ -25,6 +25,7 @@ from .base import (
 
 if TYPE_CHECKING:
     from .atmodem import AtModem
+    from .ussd import UssdReply
 
 __all__ = ["DualPortModem"]
 
@@ -107,6 +108,11 @@ class DualPortModem:
         if slot not in (0, 1):
             raise SendError(f"no SIM slot {slot}", outcome=SendOutcome.PERMANENT)
         return await self.ports[slot].send(number, text, slot=0, status_report=status_report)
+
+    async def ussd(self, code: str, *, slot: int = 0, wait: float = 30.0) -> UssdReply:
+        if slot not in (0, 1):
+            raise SendError(f"no SIM slot {slot}", outcome=SendOutcome.PERMANENT)
+        return await self.ports[slot].ussd(code, slot=0, wait=wait)
 
     def describe(self) -> dict[str, object]:
         return {"ports": [p.describe() for p in self.ports]}

@@ -259,7 +259,7 @@ _ST_MEANINGS: dict[int, str] = {
 
 
 def report_state(status: int) -> ReportState:
-    """Classify a TP-ST value (TS 23.040 9.2.3.15; compat-api.md section 8 mapping)."""
+    """Classify a TP-ST value (TS 23.040 9.2.3.15; docs/compat-api.md status codes)."""
     if not 0 <= status <= 0xFF:
         raise ValueError(f"TP-ST must be one octet, got {status}")
     if status <= 0x1F:

@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-INSTALL_HINT = "pip install 'simhive[gammu]'"
+# simhive is not on a package index; python-gammu is, and is all the `gammu` extra adds.
+INSTALL_HINT = (
+    "sudo scripts/install --gammu, or pip install 'python-gammu>=3.2' into simhive's venv"
+)
 
 # Keys simhive sets itself; a user's value for `device` is overridden only when a port was given.
 _CNMI_KEY = "atgen_setcnmi"

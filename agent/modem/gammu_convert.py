@@ -157,7 +157,7 @@ def sim_info(
     quality: Mapping[str, Any] | None,
     number: str | None,
 ) -> SimInfo:
-    """What Gammu can tell; ICCID is always None (Gammu has no call for it, modems.md 10.4)."""
+    """What Gammu can tell; ICCID is always None (Gammu has no call for it)."""
     net = network or {}
     state = str(net.get("State", ""))
     code = operator_code(str(net.get("NetworkCode", "")) or None)

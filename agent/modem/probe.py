@@ -17,7 +17,16 @@ from .dualsim import query_active_slot
 from .profiles import DUAL_SIM_STYLES, detect, get_profile
 from .transport import SerialTransport, Transport, TransportClosed
 
-__all__ = ["probe", "probe_transport"]
+__all__ = ["probe", "probe_transport", "unusable"]
+
+# What to do about each SimNotReady state (agent/modem/atinit.py) when probe finds it.
+SIM_FIXES = {
+    "missing": "insert a SIM (power off first) and check it sits right",
+    "pin": 'the SIM wants its PIN: set pin = "…" for the device in the agent config',
+    "puk": "the SIM is PUK-locked: unlock it with its PUK in a phone",
+    "failure": "reseat the SIM or try it in a phone",
+    "busy": "the SIM is still starting: try again in a few seconds",
+}
 
 
 async def probe(
@@ -86,3 +95,25 @@ async def probe_transport(transport: Transport, *, profile: str | None = None) -
     finally:
         await ch.close()
     return result
+
+
+def unusable(result: dict[str, object]) -> str | None:
+    """Why the probed modem cannot send SMS now (with the fix), or None when it can."""
+    if result.get("error"):
+        return (
+            f"{result['error']}; check that the port is the modem's AT interface, the baudrate,"
+            " and its power (simhive-agent doctor looks at all of it)"
+        )
+    sim_error = result.get("sim_error")
+    if isinstance(sim_error, str) and sim_error:
+        state = sim_error.split(":", 1)[0]
+        return f"SIM not ready ({sim_error}); {SIM_FIXES.get(state, 'simhive-agent doctor')}"
+    sims = result.get("sims")
+    if not isinstance(sims, list) or not any(
+        isinstance(s, dict) and s.get("registered") for s in sims
+    ):
+        return (
+            "not registered to a network; check the antenna and coverage, and that the SIM is"
+            " activated (simhive-agent doctor tells searching from denied)"
+        )
+    return None

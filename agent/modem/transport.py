@@ -16,6 +16,8 @@ from typing import Protocol
 
 import serial
 
+from .portaccess import explain_open_error
+
 log = logging.getLogger(__name__)
 
 __all__ = ["MemoryTransport", "SerialTransport", "Transport", "TransportClosed"]
@@ -88,7 +90,11 @@ class SerialTransport:
                 dsrdtr=False,
             )
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise TransportClosed(f"cannot open {self._port}: {exc}") from exc
+            # pyserial keeps the errno; turn EACCES/EBUSY/ENOENT into the cause and its fix
+            # (dialout group, ModemManager or whoever holds the port: agent/modem/portaccess.py).
+            err = exc.errno if isinstance(exc, OSError) else None
+            why = explain_open_error(self._port, err, str(exc))
+            raise TransportClosed(f"cannot open {self._port}: {why}") from exc
         self._serial = ser
         self._readable = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -1,4 +1,4 @@
-"""`python -m simhive.hardware.emulator run ...`, the same as the simhive-emulator console script."""
+"""`python -m simhive.hardware.emulator run ...`: the simhive-emulator console script."""
 
 from .cli import main
 

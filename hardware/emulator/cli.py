@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from simhive import __version__
+
 from .faults import FaultError, parse_cli_fault
 from .modem import DUAL_SIM_STYLES
 from .profiles import PROFILES
@@ -21,7 +23,8 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="simhive-emulator", message="%(prog)s %(version)s")
 def main() -> None:
     """simhive's virtual GSM modem emulator (see docs/emulator.md)."""
 
@@ -90,6 +93,13 @@ def main() -> None:
     help='Fault at start, e.g. latency=2, m2:no_network=true, cms_error={"code":41,"count":2}.',
 )
 @click.option(
+    "--ussd",
+    "ussd_replies",
+    multiple=True,
+    metavar="[MODEM[:SLOT]:]CODE=TEXT",
+    help="Scripted USSD reply, e.g. '*100#=Balance: 5.00 EUR' (every SIM) or 'm1:1:*100#=...'.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="WARNING",
@@ -107,6 +117,7 @@ def run(
     control_port: int,
     seed: int,
     faults: tuple[str, ...],
+    ussd_replies: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Start the modems; print one JSON line (also written to STATE/emulator.json)."""
@@ -142,9 +153,34 @@ def run(
         raise click.UsageError(f"--state {config.state_dir}: {exc.strerror}") from None
     try:
         emulator = Emulator(config)
+        for text in ussd_replies:
+            _script_ussd(emulator, text)
     except (ValueError, FaultError) as exc:
         raise click.UsageError(str(exc)) from None
     asyncio.run(_serve(emulator, control_port))
+
+
+def _script_ussd(emulator: object, text: str) -> None:
+    """--ussd [MODEM[:SLOT]:]CODE=TEXT: a reply for one SIM, every SIM of a modem, or all."""
+    from simhive.agent.modem.ussd import cusd_request
+
+    from .emulator import Emulator
+
+    assert isinstance(emulator, Emulator)
+    where, sep, reply = text.partition("=")
+    *target, code = where.split(":")
+    if not sep or not reply or len(target) > 2:
+        raise ValueError(f"--ussd {text!r}: expected [MODEM[:SLOT]:]CODE=TEXT")
+    cusd_request(code)  # raises ValueError for anything but digits, * # and +
+    modems = [m.modem for m in emulator.modems.values()]
+    if target:
+        modems = [m for m in modems if m.id == target[0]]
+        if not modems:
+            raise ValueError(f"--ussd {text!r}: no modem {target[0]!r}")
+    for modem in modems:
+        for state in modem.sims:
+            if len(target) < 2 or str(state.sim.slot) == target[1]:
+                state.sim.ussd[code] = reply
 
 
 async def _serve(emulator: object, control_port: int) -> None:

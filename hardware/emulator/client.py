@@ -124,7 +124,7 @@ class EmulatorClient:
         self._call("POST", f"/modems/{modem_id}/replug", {})
 
     def set_sim(self, modem_id: str, slot: int, **fields: Any) -> dict[str, Any]:
-        """roaming=bool, csq=0..31|99, present=bool."""
+        """roaming=bool, csq=0..31|99, present=bool, ussd={code: reply text or None}."""
         return cast(dict[str, Any], self._call("POST", f"/modems/{modem_id}/sims/{slot}", fields))
 
     def send_sms(self, sender: str, to: str, text: str) -> dict[str, Any]:

@@ -90,7 +90,8 @@ async def replug(request: web.Request) -> web.Response:
 
 
 async def post_sim(request: web.Request) -> web.Response:
-    """Change a SIM's radio situation: {"roaming": bool, "csq": 0..31|99, "present": bool}."""
+    """Change a SIM's situation: {"roaming": bool, "csq": 0..31|99, "present": bool,
+    "ussd": {"*100#": "reply text", "*101#": null}}."""
     modem = _emulator(request).get(request.match_info["id"]).modem
     try:
         slot = int(request.match_info["slot"])
@@ -98,8 +99,16 @@ async def post_sim(request: web.Request) -> web.Response:
     except (ValueError, IndexError):
         raise KeyError(f"modem {modem.id} has no slot {request.match_info['slot']}") from None
     spec = await _body(request)
-    if not isinstance(spec, dict) or set(spec) - {"roaming", "csq", "present"}:
-        return _error(400, "expected an object with roaming, csq and/or present")
+    if not isinstance(spec, dict) or set(spec) - {"roaming", "csq", "present", "ussd"}:
+        return _error(400, "expected an object with roaming, csq, present and/or ussd")
+    ussd = spec.get("ussd")
+    if "ussd" in spec and not (
+        isinstance(ussd, dict)
+        and all(
+            isinstance(k, str) and k and (v is None or isinstance(v, str)) for k, v in ussd.items()
+        )
+    ):
+        return _error(400, 'ussd: expected {"<code>": "<reply text>" or null}')
     for key in ("roaming", "present"):
         if key in spec and not isinstance(spec[key], bool):
             return _error(400, f"{key}: expected true or false")
@@ -112,6 +121,12 @@ async def post_sim(request: web.Request) -> web.Response:
         state.sim.set_roaming(spec["roaming"])
     if "present" in spec:
         state.sim.present = spec["present"]
+    if isinstance(ussd, dict):
+        for code, reply in ussd.items():
+            if reply is None:
+                state.sim.ussd.pop(code, None)
+            else:
+                state.sim.ussd[code] = reply
     modem.network_changed()
     _emulator(request).write_state()  # the serving operator is part of emulator.json
     return web.json_response(modem.describe())

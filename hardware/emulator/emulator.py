@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import commands_general, commands_sms  # noqa: F401  (registers the AT command table)
+from . import commands_general, commands_sms, ussd  # noqa: F401  (registers the AT commands)
 from .engine import Session
 from .modem import DUAL_SIM_STYLES, VirtualModem
 from .network import Network

@@ -52,6 +52,8 @@ class Profile:
     ds_suffix_urcs: bool = False
     # Seconds a single-standby modem needs to re-register after a SIM switch.
     switch_delay: float = 0.0
+    # USSD answers (+CUSD) in 7-bit come as packed septets in hex (Huawei), not as text.
+    ussd_packed: bool = False
     # Extra commands that simply answer OK (vendor set-up commands clients send).
     accepted_commands: tuple[str, ...] = ()
     # Boot URCs that announce the SIM (and SMS service) ready: printed only once the SIM is
@@ -96,6 +98,7 @@ PROFILES: dict[str, Profile] = {
     "huawei-e173": Profile(
         name="huawei-e173",
         manufacturer="huawei",
+        ussd_packed=True,
         model="E173",
         revision="11.126.85.00.209",
         ati=("Manufacturer: huawei", "Model: E173", "Revision: 11.126.85.00.209", "GSM: ERROR"),

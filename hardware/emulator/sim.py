@@ -7,7 +7,7 @@ refer to them across restarts and several emulators with different seeds do not 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class Sim:
     present: bool = True
     lac: int = 0x4CA
     ci: int = 0x81DE445
+    # Scripted USSD answers, code -> text (hardware/emulator/ussd.py).
+    ussd: dict[str, str] = field(default_factory=dict)
 
     def set_roaming(self, roaming: bool, operator_code: str | None = None) -> None:
         """Roaming means a foreign serving network: +COPS and the MCC (country) change too."""
@@ -79,6 +81,7 @@ class Sim:
             "signal_csq": self.csq,
             "signal_dbm": -113 + 2 * self.csq if self.csq <= 31 else None,
             "present": self.present,
+            "ussd": dict(self.ussd),
         }
 
 

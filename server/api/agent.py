@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,15 @@ from simhive.server.api.params import scrub_surrogates
 from simhive.server.core.agent import AgentService
 from simhive.server.core.dates import iso, to_us
 from simhive.server.core.errors import AuthError, Conflict, GatewayError, InvalidInput, NotFound
-from simhive.server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
+from simhive.server.core.models import (
+    Balance,
+    Device,
+    DeviceFacts,
+    IncomingMessage,
+    Lease,
+    ReportEvent,
+    Sim,
+)
 from simhive.server.core.pools import SimOffer
 from simhive.server.core.status import FAILURE_CODES
 from simhive.server.store.base import StoreError
@@ -28,6 +37,7 @@ AGENT: web.AppKey[AgentService] = web.AppKey("agent", AgentService)
 MAX_BODY = 1024 * 1024
 MAX_ITEMS = 500
 MAX_REASON_CHARS = 200
+MAX_BALANCE_TEXT = 300  # a USSD answer is at most 182 characters; the agent cuts at 300
 MAX_HOLDING = 100  # lease ids in a pull's `holding`; an agent holds one open lease at a time
 EVENT_TYPES = ("sent", "delivered", "not_delivered", "failed", "unknown")
 log = logging.getLogger("simhive.agent")
@@ -198,6 +208,24 @@ def _items(body: Body, key: str) -> list[Body]:
     return out
 
 
+def _balance(sim: Body, where: str) -> Balance | None:
+    """A `sims` entry's `balance` (docs/agent-protocol.md); null or absent: none."""
+    raw = _opt(sim, "balance", dict, where)
+    if raw is None:
+        return None
+    w = f"{where}balance."
+    amount = _opt(raw, "amount", (int, float), w)
+    if isinstance(amount, bool) or (amount is not None and not math.isfinite(amount)):
+        raise InvalidInput(f"{w}amount must be a number")
+    return Balance(
+        text=_req(raw, "text", str, w)[:MAX_BALANCE_TEXT],
+        amount=None if amount is None else float(amount),
+        currency=(_opt(raw, "currency", str, w) or "")[:8] or None,
+        low=bool(_opt(raw, "low", bool, w)),
+        checked_at=_time(raw, "checked_at", w),
+    )
+
+
 def _sims(body: Body) -> list[Sim] | None:
     if body.get("sims") is None:
         return None
@@ -220,6 +248,7 @@ def _sims(body: Body) -> list[Sim] | None:
                 registered=bool(_opt(s, "registered", bool, w)),
                 roaming=bool(_opt(s, "roaming", bool, w)),
                 signal_dbm=_opt(s, "signal_dbm", int, w),
+                balance=_balance(s, w),
             )
         )
     if len({s.slot for s in out}) != len(out):

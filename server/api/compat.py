@@ -441,7 +441,7 @@ def error_response(message: str, status: int = 200) -> web.Response:
 
 async def fallback(request: web.Request) -> web.Response:
     """Everything else under /getdata: HTTP 200 with the error shape, like any API-level error,
-    because Guzzle-based clients throw on a 4xx and hide the message (compat-api.md 1.6)."""
+    because Guzzle-based clients throw on a 4xx and hide the message (docs/compat-api.md)."""
     if request.method in ("GET", "POST"):
         return error_response("Unknown method")
     response = error_response(f"HTTP method {short(request.method)} not supported; use GET or POST")

@@ -1,4 +1,4 @@
-"""Compat-API leniency rules for single fields (compat-api.md section 3), as pure functions."""
+"""Compat-API leniency rules for single fields (docs/compat-api.md), as pure functions."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Error rendering and secret-free access logs for the HTTP API.
 
 No request ever gets a stack trace: GatewayError becomes the API's error shape with HTTP 200
-(compat-api.md section 6), an oversized body HTTP 413 with the same shape, and anything unexpected
+(docs/compat-api.md), an oversized body HTTP 413 with the same shape, and anything unexpected
 is logged (without query string: tokens travel there) and answered 500 with the shape.
 """
 
@@ -156,7 +156,7 @@ SINK = AccessSink()
 
 
 class MaskingAccessLogger(AbstractAccessLogger):
-    """Access log lines with token, pass and datajson masked (compat-api.md 1.10)."""
+    """Access log lines with token, pass and datajson masked (docs/compat-api.md)."""
 
     sink = SINK
 

@@ -1,4 +1,4 @@
-"""Request parameters for the compat API (compat-api.md section 1).
+"""Request parameters for the compat API (docs/compat-api.md, "Rules that hold for every route").
 
 Parameters are the union of the query string and the body, for every verb; a body value wins over
 a query value with the same key. Bodies may be urlencoded, multipart or a JSON object. Clients are
@@ -202,7 +202,7 @@ def load_json(text: str | bytes, what: str) -> Any:
     The stdlib decoder recurses once per nesting level, so `[[[[...` 100,000 deep raises
     RecursionError (not ValueError); no real client nests more than a few levels. Lone surrogates
     (`"\\ud800"` escapes, valid JSON but not valid Unicode text) become U+FFFD, like invalid
-    UTF-8 bytes do (compat-api.md 1.5): stored as they are they would fail the database write.
+    UTF-8 bytes do (docs/compat-api.md): stored as they are they would fail the database write.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
@@ -251,7 +251,7 @@ def _merge_json(params: Params, raw: bytes) -> None:
 
 
 def _multipart(raw: bytes, content_type: str) -> list[tuple[str, str]]:
-    """Text fields of a multipart/form-data body; file parts are ignored (compat-api.md 1.4)."""
+    """Text fields of a multipart/form-data body; file parts are ignored (docs/compat-api.md)."""
     m = _BOUNDARY_RE.search(content_type)
     if not m:
         raise InvalidInput("Malformed multipart body: no boundary")

@@ -30,6 +30,7 @@ from simhive.server.core.errors import AuthError, Conflict
 from simhive.server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import SimOffer
+from simhive.server.store.agent_base import DeviceEvent
 from simhive.server.store.base import Store
 
 log = logging.getLogger("simhive.agent")
@@ -79,7 +80,9 @@ class AgentService:
         self, device: Device, facts: DeviceFacts, sims: Sequence[Sim] | None
     ) -> dict[str, Any]:
         now = self.clock()
+        sims, changes = await self._balances(device, sims, now)
         await self.store.update_device_facts(device.id, facts, sims, now)
+        await self._balance_events(device, changes, now)
         slots = sorted({s.slot for s in sims or ()} | {0, 1})
         s = self.settings
         per_sim: dict[str, int | None] = {
@@ -282,11 +285,13 @@ class AgentService:
         self, device: Device, sims: Sequence[Sim] | None, events: Sequence[dict[str, Any]]
     ) -> None:
         now = self.clock()
+        sims, changes = await self._balances(device, sims, now)
         await self.store.replace_sims(device.id, sims, now)
         # Kept for operators (`simhive-server device events`), not only logged.
         await self.store.add_device_events(
             device.id, [device_events.from_agent(e, now) for e in events], now
         )
+        await self._balance_events(device, changes, now)
         for event in events:
             log.info(
                 "device %d: %s %s %s",
@@ -295,3 +300,21 @@ class AgentService:
                 str(event.get("state", ""))[:40],
                 str(event.get("reason", ""))[:200],
             )
+
+    async def _balances(
+        self, device: Device, sims: Sequence[Sim] | None, now: int
+    ) -> tuple[Sequence[Sim] | None, list[DeviceEvent]]:
+        """The SIMs to store (last known balances kept) and the balance events they bring."""
+        if sims is None:
+            return None, []
+        old = (await self.store.sims_of([device.id])).get(device.id, [])
+        kept = device_events.with_balances(old, sims)
+        return kept, device_events.balance_changes(old, kept, now)
+
+    async def _balance_events(self, device: Device, events: list[DeviceEvent], now: int) -> None:
+        if not events:
+            return
+        await self.store.add_device_events(device.id, events, now)
+        for e in events:
+            level = logging.WARNING if e.state == "low" else logging.INFO
+            log.log(level, "device %d: %s", device.id, e.reason)

@@ -1,4 +1,4 @@
-"""Dates in and out of the compat API (compat-api.md section 5).
+"""Dates in and out of the compat API (docs/compat-api.md, "Dates").
 
 Inside simhive every instant is an integer count of microseconds since the Unix epoch, UTC. Input
 dates are read as UTC because the vendor's own examples do so (an SMS added with 12:00 is listed

@@ -1,7 +1,7 @@
 """One exception hierarchy for the server's domain.
 
 Every message is safe to show to an API client: the compat layer renders it as
-`{"error":1,"message":...}` verbatim, so texts follow compat-api.md section 7.
+`{"error":1,"message":...}` verbatim, so texts follow docs/compat-api.md, "Error messages".
 """
 
 from __future__ import annotations

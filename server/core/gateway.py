@@ -29,10 +29,10 @@ from simhive.server.core.models import (
 )
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import device_pool_name
-from simhive.server.core.ratelimit import Locked, LoginGuard, wait_text
+from simhive.server.core.ratelimit import Locked, LoginGuard, SharedLogins, wait_text
 from simhive.server.core.routing import Routing
 from simhive.server.core.status import Status
-from simhive.server.store.base import DuplicateEmail, Store
+from simhive.server.store.base import AfterInsert, DuplicateEmail, Store
 
 SUPPORTED_SIMS = (0, 1)
 BAD_LOGIN = "Login or password incorrect"
@@ -71,6 +71,10 @@ class Gateway:
         self._token_cache: dict[str, tuple[float, Account]] = {}
         self._device_cache: dict[int, tuple[float, Device]] = {}
         self.logins = LoginGuard()
+        # Several servers on one database: the hard locks are counted there too (made at the
+        # first login: the store says whether it is shared).
+        self.shared_logins: SharedLogins | None = None
+        self._asked_store = False
         self.once = IdempotentRequests(store, clock)
 
     # -- accounts and tokens ---------------------------------------------------------------
@@ -113,8 +117,20 @@ class Gateway:
 
     async def login(self, email: str, password: str, client: str | None = None) -> Account:
         """Email + password, within the login limits (server/core/ratelimit.py)."""
+        key = email.strip().lower()
+        if not self._asked_store:
+            self._asked_store = True
+            if self.store.shares_logins():
+                self.shared_logins = SharedLogins(self.store, self.clock)
+        shared: list[int] | None = None
         try:
-            attempt = self.logins.admit(email.strip().lower(), client)
+            attempt = self.logins.admit(key, client)
+            if self.shared_logins is not None:
+                try:
+                    shared = await self.shared_logins.begin(key, client)
+                except BaseException:
+                    attempt.withdraw()
+                    raise
         except Locked as exc:
             wait = wait_text(exc.retry_after)
             raise AuthError(f"Too many failed logins; try again in {wait}") from None
@@ -132,6 +148,9 @@ class Gateway:
                 )
         finally:
             attempt.done(ok)
+            if shared is not None and self.shared_logins is not None:
+                # A failure is already counted (the row stays); a success clears the pair.
+                await self.shared_logins.end(shared, key, client, ok)
         if not ok or account is None:
             raise AuthError(BAD_LOGIN)
         return account
@@ -190,6 +209,28 @@ class Gateway:
         self._device_cache.pop(device_id, None)
         return token
 
+    async def delete_device(
+        self, owner: Account, device_id: int, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete one of `owner`'s devices (a foreign device is not found); counts of what goes
+        (Store.delete_device). Its token stops working at once, in a running server within the
+        device cache's few seconds."""
+        device = await self.device_of(owner, device_id, fresh=True)
+        counts = await self.store.delete_device(device.id, self.clock(), dry_run=dry_run)
+        if not dry_run:
+            self._device_cache.pop(device.id, None)
+        return counts
+
+    async def delete_account(self, account: Account, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete the account and everything of it; counts of what goes (Store.delete_account)."""
+        if await self.store.account_by_id(account.id) is None:
+            raise NotFound(f"No account with email {account.email}")
+        counts = await self.store.delete_account(account.id, self.clock(), dry_run=dry_run)
+        if not dry_run:
+            self._token_cache.clear()
+            self._device_cache.clear()
+        return counts
+
     async def device_of(self, account: Account, device_id: int, *, fresh: bool = False) -> Device:
         """The account's device, or NotFound: a foreign device is reported like a missing one.
         `fresh` skips the short cache, for answers about the device itself (its lastseen)."""
@@ -226,11 +267,14 @@ class Gateway:
         return now - device.lastseen <= window
 
     # -- messages --------------------------------------------------------------------------
-    async def send(self, account: Account, request: Outgoing) -> list[int]:
-        """Store one addsms request (one message per recipient); ids in recipient order."""
+    async def send(
+        self, account: Account, request: Outgoing, *, then: AfterInsert | None = None
+    ) -> list[int]:
+        """Store one addsms request (one message per recipient); ids in recipient order.
+        `then` is the store's follow-up in the same transaction (Store.insert_messages)."""
         devices: dict[int, Device] = {}
         messages = await self._expand(account, request, devices)
-        return await self._store_messages(messages, await self.routing.wake_for(messages))
+        return await self._store_messages(messages, await self.routing.wake_for(messages), then)
 
     async def send_batch(self, account: Account, requests: Sequence[Outgoing]) -> list[int]:
         """Store an addalotofsms batch: every entry valid, or nothing stored."""
@@ -308,9 +352,11 @@ class Gateway:
             for raw in recipients
         ]
 
-    async def _store_messages(self, messages: list[NewMessage], wake: set[int]) -> list[int]:
+    async def _store_messages(
+        self, messages: list[NewMessage], wake: set[int], then: AfterInsert | None = None
+    ) -> list[int]:
         try:
-            return await self.store.insert_messages(messages, self.clock())
+            return await self.store.insert_messages(messages, self.clock(), then)
         finally:
             # Also when the request is cancelled (client gone) or the insert failed: the writer
             # may have committed the rows anyway, and a parked pull must not wait out its poll

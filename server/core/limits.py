@@ -5,7 +5,7 @@ from __future__ import annotations
 # Largest request body the HTTP layer reads; bigger bodies get HTTP 413 with the error shape.
 # A full 1,000-entry addalotofsms batch of 1,000-character texts fits with room to spare.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
-# Entries in one addalotofsms batch (compat-api.md 6.4).
+# Entries in one addalotofsms batch (docs/compat-api.md, "Limits").
 MAX_BATCH = 1000
 # Numbers in one comma-separated `sendto`; larger lists belong in addalotofsms.
 MAX_RECIPIENTS = 100
@@ -14,7 +14,7 @@ MAX_RECIPIENTS = 100
 MAX_BODY_CHARS = 10_000
 # Titles of devices, tags and pakets, and contact names.
 MAX_TITLE_CHARS = 200
-# Rows in one getallsms answer (compat-api.md 6.5; `limit`/`offset` page further).
+# Rows in one getallsms answer (docs/compat-api.md, "Limits"; `limit`/`offset` page further).
 MAX_LIST_ROWS = 1000
 # Account tokens kept per account: gettoken issues a new one each call, the oldest fall away.
 MAX_ACCOUNT_TOKENS = 100

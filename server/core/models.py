@@ -38,6 +38,18 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class Balance:
+    """A SIM's last prepaid balance check by USSD, as its agent reported it (`balance` in the
+    agent protocol's `sims` entries)."""
+
+    text: str
+    amount: float | None = None
+    currency: str | None = None
+    low: bool = False  # below the agent's balance_warn_below for that SIM
+    checked_at: int | None = None  # microseconds since the epoch, UTC
+
+
+@dataclass(frozen=True, slots=True)
 class Sim:
     device_id: int
     slot: int
@@ -54,6 +66,7 @@ class Sim:
     roaming: bool = False
     signal_dbm: int | None = None
     updated: int = 0
+    balance: Balance | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,16 @@ The core calls notify(device_id) after storing messages for that device (also wh
 call was cancelled or failed: a spare wake-up is cheap, a missed one costs a whole poll); an agent's
 pull handler waits on wait(device_id, timeout) and answers within milliseconds instead of at its
 next poll. One asyncio.Event per device that has polled, kept for the life of the server.
+
+Several servers on one database: the store sets `relay`, which carries each notify to the other
+servers, and calls `wake` for the wake-ups they send (server/store/pg_cluster.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 
 class WorkNotifier:
@@ -17,6 +21,7 @@ class WorkNotifier:
         self._events: dict[int, asyncio.Event] = {}
         self._waiters: dict[int, int] = {}
         self.closed = False
+        self.relay: Callable[[int], None] | None = None
 
     def close(self) -> None:
         """Wake every waiter for good (server shutdown): long polls end instead of holding the
@@ -26,8 +31,19 @@ class WorkNotifier:
             event.set()
 
     def notify(self, device_id: int) -> None:
+        self.wake(device_id)
+        if self.relay is not None:
+            self.relay(device_id)
+
+    def wake(self, device_id: int) -> None:
+        """Wake the device's pulls parked on this server only."""
         event = self._events.get(device_id)
         if event is not None:
+            event.set()
+
+    def wake_all(self) -> None:
+        """Every parked pull looks at the store again (after wake-ups may have been missed)."""
+        for event in self._events.values():
             event.set()
 
     async def wait(self, device_id: int, timeout: float) -> bool:  # noqa: ASYNC109

@@ -1,4 +1,4 @@
-"""Login lockouts and slow-downs (docs/configuration.md, "Login lockouts").
+"""Login lockouts and slow-downs (docs/configuration.md, "Accounts and tokens").
 
 scrypt makes each guess cost tens of milliseconds; these limits cap how many guesses are judged
 at all. Every attempt is counted *before* its password check, in the same event-loop step that
@@ -14,16 +14,21 @@ arrive together cannot pass the limit, whatever the concurrency.
   far away. A many-address attack on one email gets a bounded rate of guesses; the owner waits
   a moment.
 
-In memory and per process: a restart forgets the counts, which only ever helps the user.
+In memory and per process: a restart forgets the counts, which only ever helps the user. Several
+servers on one PostgreSQL database also count the hard locks in the database (`SharedLogins`), so
+a client cannot get more guesses by spreading them over the servers; the slow-downs stay per
+server.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from simhive.server.core import limits
 
@@ -161,6 +166,16 @@ class LoginAttempt:
         self.finished = True
         self.guard._finish(self, ok)
 
+    def withdraw(self) -> None:
+        """The attempt is refused after all (the shared count is full): it is not judged and
+        counts as nothing."""
+        if self.finished:
+            return
+        self.finished = True
+        pair = f"{self.client} {self.email}"
+        self.guard.pairs.end(pair, failed=False)
+        self.guard.clients.end(self.client, failed=False)
+
 
 class LoginGuard:
     """The login limits of one server process (module docstring)."""
@@ -216,6 +231,60 @@ class LoginGuard:
         else:
             self.emails.failures.failure(attempt.email)
             self.everyone.failures.failure("")
+
+
+class SharedLogins:
+    """The hard locks (per email and address pair, per address) counted in the store, for
+    several servers on one database (Store.shares_logins). Times are wall-clock microseconds:
+    the servers' monotonic clocks do not agree."""
+
+    def __init__(
+        self,
+        store: SharedLoginStore,
+        clock: Callable[[], int],
+        *,
+        per_pair: int = limits.LOGIN_FAILURES_PER_PAIR,
+        per_client: int = limits.LOGIN_FAILURES_PER_CLIENT,
+        window: float = limits.LOGIN_WINDOW_SECONDS,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.per_pair = per_pair
+        self.per_client = per_client
+        self.window_us = int(window * 1_000_000)
+
+    @staticmethod
+    def _key(*parts: str) -> str:
+        # Hashed: the table keeps no address or email.
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    def pair_key(self, email: str, client: str | None) -> str:
+        return self._key("pair", client or "", email)
+
+    async def begin(self, email: str, client: str | None) -> list[int]:
+        """Record the attempt before its check, or raise Locked."""
+        now = self.clock()
+        limits_ = [(self.pair_key(email, client), self.per_pair),
+                   (self._key("client", client or ""), self.per_client)]  # fmt: skip
+        got = await self.store.login_begin(limits_, now - self.window_us, now)
+        if isinstance(got, int):
+            raise Locked(max((got + self.window_us - now) / 1_000_000, IN_FLIGHT_RETRY_SECONDS))
+        return got
+
+    async def end(self, ids: list[int], email: str, client: str | None, ok: bool) -> None:
+        await self.store.login_end(ids, ok, self.pair_key(email, client) if ok else None)
+
+
+class SharedLoginStore(Protocol):
+    """What SharedLogins needs of the store (server/store/base.py: Store.login_begin)."""
+
+    async def login_begin(
+        self, limits: Sequence[tuple[str, int]], since: int, now: int
+    ) -> list[int] | int:
+        raise NotImplementedError
+
+    async def login_end(self, ids: Sequence[int], ok: bool, clear: str | None) -> None:
+        raise NotImplementedError
 
 
 def wait_text(seconds: float) -> str:

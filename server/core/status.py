@@ -1,4 +1,4 @@
-"""SMS status codes and the labels the compat API emits (compat-api.md section 8).
+"""SMS status codes and the labels the compat API emits (docs/compat-api.md, "Status codes").
 
 simhive's lifecycle is 1 New -> 2 Taken (pulled by the agent, leased) -> 3 Queued (committed into
 the agent's journal) -> 6 Sent -> 7 Delivered | 8 Not delivered, with 9-12, 100, 101 as terminal

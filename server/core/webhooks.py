@@ -1,4 +1,4 @@
-"""Webhooks: payloads (compat-api.md section 10), signatures, and the outbox delivery loop.
+"""Webhooks: payloads (docs/webhooks.md), signatures, and the outbox delivery loop.
 
 The store writes one outbox row per status change and per incoming SMS in the transaction of the
 change itself (sqlite_schema.py migration 3); this module turns due rows into signed POSTs and
@@ -84,7 +84,7 @@ def validate_url(url: str) -> str:
 
 
 def _local(value_us: int | None, timezone: str) -> str | None:
-    """`YYYY-MM-DD HH:MM:SS` in the account's zone (compat-api.md section 10)."""
+    """`YYYY-MM-DD HH:MM:SS` in the account's zone (docs/webhooks.md)."""
     if value_us is None:
         return None
     try:
@@ -178,6 +178,10 @@ class WebhookSender:
         self.concurrency = concurrency
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cooldown: dict[int, int] = {}  # job id -> not before (an attempt not recorded)
+        # Rows whose attempt ended while due rows were being read: that read may predate the
+        # attempt's record (a store whose reads and writes run side by side, PostgreSQL), so it
+        # must not start them again.
+        self._ended_meanwhile: set[int] = set()
         self.idle_poll_seconds = idle_poll_seconds
         self.rand = rand
         self.keep_seconds = keep_seconds
@@ -213,8 +217,10 @@ class WebhookSender:
         now = self.clock()
         self._cooldown = {k: t for k, t in self._cooldown.items() if t > now}
         busy = len(self._tasks) + len(self._cooldown)
+        self._ended_meanwhile.clear()
         jobs = await self.store.due_webhooks(now, room + busy)
-        ready = [j for j in jobs if j.id not in self._tasks and j.id not in self._cooldown]
+        skip = self._tasks.keys() | self._cooldown.keys() | self._ended_meanwhile
+        ready = [j for j in jobs if j.id not in skip]
         for job in ready[:room]:
             task = asyncio.create_task(self._attempt(job), name=f"webhook-{job.id}")
             self._tasks[job.id] = task
@@ -222,6 +228,7 @@ class WebhookSender:
 
     def _done(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(job_id, None)
+        self._ended_meanwhile.add(job_id)
         self._wake.set()  # room for the next row, and maybe this message's next webhook
 
     async def _prune(self) -> None:

@@ -7,7 +7,8 @@ next to the SQLite one. Writes are acknowledged only once they are durable on di
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from simhive.server.core.models import (
     Account,
@@ -23,9 +24,17 @@ from simhive.server.core.models import (
     ReportEvent,
     Sim,
 )
+from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
+from simhive.server.startup import StartupError
 from simhive.server.store.agent_base import AgentExtrasStore
 from simhive.server.store.idempotency_base import IdempotencyStore
+
+# A store-specific follow-up of insert_messages (see there): called with the engine's connection
+# and the ids. SQLite's runs on its writer thread with a sqlite3.Connection and returns None;
+# PostgreSQL's gets the asyncpg connection of the transaction and returns an awaitable, awaited
+# there. A door keeping rows of its own builds the one of its engine (sqlite_smpp / pg_smpp).
+AfterInsert = Callable[[Any, list[int]], Awaitable[None] | None]
 
 
 class StoreError(Exception):
@@ -34,6 +43,14 @@ class StoreError(Exception):
 
 class DuplicateEmail(StoreError):
     pass
+
+
+class StoreOpenError(StoreError, StartupError):
+    """The store cannot be opened (no such directory, not a database, read-only, ...): a
+    start-up failure with a hint for the operator, not a fault to retry."""
+
+    def __init__(self, cause: str, hint: str) -> None:
+        StartupError.__init__(self, cause, hint)
 
 
 class AgentStore(ABC):
@@ -195,6 +212,40 @@ class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):
     @abstractmethod
     async def close(self) -> None: ...
 
+    # -- several servers on one database (docs/scaling.md) ---------------------------------
+    async def share_wakeups(
+        self, notifier: WorkNotifier, on_webhooks: Callable[[], None] | None = None
+    ) -> None:
+        """Relay the notifier's wake-ups to the other servers of the database and theirs to it,
+        and call `on_webhooks` when any server wrote webhook outbox rows (after open). One
+        server per database (SQLite) has nothing to share."""
+
+    async def run_once_in_cluster(self, job: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a background job (`run` returns only when cancelled) so that one server of the
+        database runs it at a time; a server that takes over starts it anew. One server per
+        database (SQLite) simply runs it."""
+        await run()
+
+    # -- login limits shared by several servers (server/core/ratelimit.py) -----------------
+    def shares_logins(self) -> bool:
+        """Whether login failures must be counted in the database (several servers) rather
+        than in each server's memory (one server: SQLite)."""
+        return False
+
+    async def login_begin(
+        self, limits: Sequence[tuple[str, int]], since: int, now: int
+    ) -> list[int] | int:
+        """Count a login attempt under each (key, max failures) as a failure until judged, all
+        or none: the ids of the attempt's rows, or, when a key already has its maximum of
+        failures since `since`, the time its oldest counted failure falls out of the window
+        (nothing is recorded then)."""
+        raise NotImplementedError
+
+    async def login_end(self, ids: Sequence[int], ok: bool, clear: str | None) -> None:
+        """The attempt was judged: a failure stays counted; a success removes its rows and
+        every failure of the key `clear`."""
+        raise NotImplementedError
+
     # -- accounts --------------------------------------------------------------------------
     @abstractmethod
     async def create_account(
@@ -255,10 +306,37 @@ class Store(AgentStore, PoolStore, AgentExtrasStore, IdempotencyStore):
     async def touch_device(self, device_id: int, now: int) -> None:
         """Record that the device's agent was seen now (`lastseen`)."""
 
+    # -- deleting (what goes: docs/configuration.md, "Deleting accounts and devices") ---------
+    @abstractmethod
+    async def delete_device(
+        self, device_id: int, now: int, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete the device with its SIMs and messages in one transaction; its taken, not yet
+        committed messages of shared pools go back to their pool. Returns counts of what was
+        (with dry_run: would be) deleted: sims, messages, unsent_messages, incoming_messages,
+        messages_back_to_pool."""
+
+    @abstractmethod
+    async def delete_account(
+        self, account_id: int, now: int, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete the account, its devices (as delete_device), tokens, pools, tags, contacts
+        and messages in one transaction. Returns counts: devices, messages, unsent_messages,
+        pools (named), tags, contacts."""
+
     # -- messages --------------------------------------------------------------------------
     @abstractmethod
-    async def insert_messages(self, messages: Sequence[NewMessage], now: int) -> list[int]:
-        """Store all messages atomically (all or none) as status 1; ids in input order."""
+    async def insert_messages(
+        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+    ) -> list[int]:
+        """Store all messages atomically (all or none) as status 1; ids in input order.
+
+        `then(connection, ids)` runs in the same transaction after the insert, for a door that
+        keeps rows of its own about the messages (SMPP's receipt requests): both are written or
+        neither, so a crash between them cannot leave a message without its row. An exception
+        from `then` undoes the insert and is raised to the caller. It is of the store's kind
+        (AfterInsert): SQLite calls it synchronously with its sqlite3 connection, PostgreSQL
+        awaits it with the transaction's asyncpg connection; the other kind is a TypeError."""
 
     @abstractmethod
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None: ...

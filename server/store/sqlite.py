@@ -9,6 +9,7 @@ for the write lock instead of failing.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -27,8 +28,16 @@ from simhive.server.core.models import (
     PaketResult,
     Sim,
 )
-from simhive.server.store.base import DuplicateEmail, Store, StoreError
+from simhive.server.store import sqlite_open
+from simhive.server.store.base import (
+    AfterInsert,
+    DuplicateEmail,
+    Store,
+    StoreError,
+    StoreOpenError,
+)
 from simhive.server.store.sqlite_agent import SqliteAgentStore
+from simhive.server.store.sqlite_delete import SqliteDeleteStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
 from simhive.server.store.sqlite_pools import SqlitePoolStore
 from simhive.server.store.sqlite_rows import (
@@ -75,7 +84,12 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
 
 
 class SqliteStore(
-    SqliteAgentStore, SqlitePoolStore, SqliteWebhookStore, SqliteIdempotencyStore, Store
+    SqliteAgentStore,
+    SqlitePoolStore,
+    SqliteWebhookStore,
+    SqliteIdempotencyStore,
+    SqliteDeleteStore,
+    Store,
 ):
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
@@ -86,16 +100,34 @@ class SqliteStore(
 
     # -- life cycle ------------------------------------------------------------------------
     def _connect_writer(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite_open.prepare(self.path)  # created private; a bad path fails with a hint
+        try:
+            return self._connect_checked()
+        except sqlite3.Error as exc:
+            raise sqlite_open.open_error(self.path, exc) from None
+
+    def _connect_checked(self) -> sqlite3.Connection:
         # Merged inserts (writer.RowInsert) use up to MERGE_ROWS statement texts of their own:
         # room for them beside everything else in the statement cache (default 128).
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, cached_statements=256
         )
+        try:
+            self._setup_writer(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _setup_writer(self, conn: sqlite3.Connection) -> None:
         _configure(conn, self.busy_timeout_ms)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
-            raise StoreError(f"cannot put {self.path} into WAL mode (got {mode})")
+            raise StoreOpenError(
+                f"cannot put {self.path} into WAL mode (SQLite answered {mode!r})",
+                "keep the database on a local disk: WAL needs shared memory, which network file"
+                " systems lack",
+            )
         # FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss.
         conn.execute("PRAGMA synchronous = FULL")
         migrate(conn)
@@ -103,10 +135,13 @@ class SqliteStore(
             conn.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')").fetchall()
         except sqlite3.OperationalError:  # an SQLite built without JSON: plain executemany
             self._json_insert = False
-        return conn
 
     async def open(self) -> None:
-        await self.writer.start()
+        try:
+            await self.writer.start()
+        except BaseException:
+            await self.writer.stop()  # ends the writer thread the failed start left behind
+            raise
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         await self._reader.execute("PRAGMA query_only = 1")
@@ -277,7 +312,9 @@ class SqliteStore(
         await self.writer.submit(op)
 
     # -- messages --------------------------------------------------------------------------
-    async def insert_messages(self, messages: Sequence[NewMessage], now: int) -> list[int]:
+    async def insert_messages(
+        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+    ) -> list[int]:
         rows = [
             (
                 m.account_id,
@@ -306,7 +343,7 @@ class SqliteStore(
             else None
         )
 
-        if len(rows) == 1:  # one SMS: the writer merges it with its neighbours (RowInsert)
+        if len(rows) == 1 and then is None:  # one SMS: merged with its neighbours (RowInsert)
             return [await self.writer.insert(_MESSAGE_ROW, rows[0])]
 
         def op(conn: sqlite3.Connection) -> list[int]:
@@ -319,19 +356,28 @@ class SqliteStore(
                 conn.executemany(_INSERT_MESSAGE, rows)
             after = _seq(conn, "messages")
             if after - before == len(rows):
-                return list(range(before + 1, after + 1))
-            # Not seen in practice (the transaction holds the write lock); read them back in
-            # insertion order rather than fail after writing.
-            found = conn.execute(
-                "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?", (before, len(rows))
-            )
-            return [int(r[0]) for r in found]
+                ids = list(range(before + 1, after + 1))
+            else:
+                # Not seen in practice (the transaction holds the write lock); read them back
+                # in insertion order rather than fail after writing.
+                found = conn.execute(
+                    "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                    (before, len(rows)),
+                )
+                ids = [int(r[0]) for r in found]
+            step = then(conn, ids) if then is not None else None
+            if step is not None:
+                if inspect.iscoroutine(step):
+                    step.close()  # never run: no "never awaited" warning on top of the error
+                raise TypeError("an async insert follow-up is PostgreSQL's, not SQLite's")
+            return ids
 
         if not rows:
             return []
         # One writing statement (the JSON INSERT; the sequence reads write nothing) needs no
-        # savepoint; executemany writes row by row and does.
-        return await self.writer.submit(op, atomic=as_json is not None)
+        # savepoint; executemany writes row by row and does, and so does a follow-up (`then`),
+        # which must be undone with the insert if it fails.
+        return await self.writer.submit(op, atomic=as_json is not None and then is None)
 
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None:
         row = await self._one(

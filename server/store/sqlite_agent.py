@@ -15,7 +15,7 @@ from simhive.server.core.pools import SimOffer
 from simhive.server.core.status import RANK, Status
 from simhive.server.store.sqlite_lease import lease_sims, record_offers
 from simhive.server.store.sqlite_pools import REQUEUE_SET, SIM_POOLS_SQL, wake_devices
-from simhive.server.store.sqlite_rows import MESSAGE_COLS, message_row
+from simhive.server.store.sqlite_rows import MESSAGE_COLS, balance_json, message_row
 
 if TYPE_CHECKING:
     from simhive.server.store.writer import GroupCommitWriter
@@ -370,12 +370,12 @@ def _replace_sims(conn: sqlite3.Connection, device_id: int, sims: Sequence[Sim],
     conn.execute("DELETE FROM sims WHERE device_id = ?", (device_id,))
     conn.executemany(
         "INSERT INTO sims(device_id, slot, present, active, iccid, imsi, number, operator,"
-        " operator_code, carrier, country_iso, registered, roaming, signal_dbm, updated)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " operator_code, carrier, country_iso, registered, roaming, signal_dbm, updated,"
+        " balance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (device_id, s.slot, int(s.present), int(s.active), s.iccid, s.imsi, s.number,
              s.operator, s.operator_code, s.carrier, s.country_iso.lower(), int(s.registered),
-             int(s.roaming), s.signal_dbm, now)
+             int(s.roaming), s.signal_dbm, now, balance_json(s.balance))
             for s in sims
         ],
     )  # fmt: skip

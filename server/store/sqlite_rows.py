@@ -8,17 +8,19 @@ and a few columns decoded from their stored form.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from simhive.server.core.models import Account, Device, Message, Sim
+from simhive.server.core.models import Account, Balance, Device, Message, Sim
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 T = TypeVar("T", bound="DataclassInstance")
-RowReader = Callable[[Sequence[Any]], T]
+# A row is anything that indexes and slices like a tuple: sqlite3.Row, tuple, asyncpg.Record (the
+# PostgreSQL store reads its rows with the same readers).
+RowReader = Callable[[Any], T]
 
 
 def columns(cls: type[DataclassInstance], prefix: str = "", **renamed: str) -> str:
@@ -40,7 +42,7 @@ def row_reader(cls: type[T], **decode: Callable[[Any], Any]) -> RowReader[T]:
     if unknown:
         raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}")
 
-    def read(row: Sequence[Any]) -> T:
+    def read(row: Any) -> T:
         values = list(row[:width])
         for index, step in steps:
             values[index] = step(values[index])
@@ -53,6 +55,26 @@ def _prefix_rules(stored: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((str(a), str(b)) for a, b in json.loads(stored or "[]"))
 
 
+def balance_json(balance: Balance | None) -> str | None:
+    """A SIM's balance as the sims.balance column stores it."""
+    if balance is None:
+        return None
+    b = balance
+    return json.dumps(
+        {"text": b.text, "amount": b.amount, "currency": b.currency, "low": b.low,
+         "checked_at": b.checked_at},
+        ensure_ascii=False,
+    )  # fmt: skip
+
+
+def _balance(stored: str | None) -> Balance | None:
+    if not stored:
+        return None
+    v = json.loads(stored)
+    return Balance(str(v["text"]), v.get("amount"), v.get("currency"), bool(v.get("low")),
+                   v.get("checked_at"))  # fmt: skip
+
+
 ACCOUNT_COLS = columns(Account, "a.")
 DEVICE_COLS = columns(Device)
 SIM_COLS = columns(Sim)
@@ -63,5 +85,5 @@ MESSAGE_COLS = columns(
 
 account_row = row_reader(Account)
 device_row = row_reader(Device, prefix_rules=_prefix_rules)
-sim_row = row_reader(Sim)
+sim_row = row_reader(Sim, balance=_balance)
 message_row = row_reader(Message)

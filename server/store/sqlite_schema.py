@@ -260,13 +260,13 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         2,
         "agent protocol: leases, per-SIM pacing, device events, webhook settings and outbox",
         """
-        -- Per-SIM pacing the server hands to the agent in hello (modems.md section 13 defaults:
+        -- Per-SIM pacing the server hands to the agent in hello (the defaults, docs/agent.md:
         -- 10 s between submits, 100 per hour, 500 per day). NULL caps mean no cap.
         ALTER TABLE devices ADD COLUMN sim_min_interval INTEGER NOT NULL DEFAULT 10;
         ALTER TABLE devices ADD COLUMN sim_per_minute INTEGER DEFAULT 6;
         ALTER TABLE devices ADD COLUMN sim_per_hour INTEGER DEFAULT 100;
         ALTER TABLE devices ADD COLUMN sim_per_day INTEGER DEFAULT 500;
-        -- Webhooks (compat-api.md section 10): one URL for incoming SMS, one for sent-SMS status,
+        -- Webhooks (docs/webhooks.md): one URL for incoming SMS, one for sent-SMS status,
         -- and the device's HMAC secret (kept in clear: the server must sign with it).
         ALTER TABLE devices ADD COLUMN webhook_incoming TEXT;
         ALTER TABLE devices ADD COLUMN webhook_status TEXT;
@@ -452,6 +452,120 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
             PRIMARY KEY (account_id, key)
         );
         CREATE INDEX idempotency_keys_created ON idempotency_keys(created);
+        """,
+    ),
+    (
+        10,
+        "SMPP: submitted ids wanting receipts, parts of concatenated messages, receipt/MO outbox",
+        """
+        -- What an ESME submitted over SMPP (server/smpp): the message_id it got, whether it asked
+        -- for a receipt, and, for a part of a concatenated message, the part's text until every
+        -- part is in (sms_id NULL until then). No foreign key on sms_id: cancel_sm deletes the
+        -- message, and the row still answers query_sm.
+        CREATE TABLE smpp_submits (
+            id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+            account_id          INTEGER NOT NULL REFERENCES accounts(id),
+            sms_id              INTEGER,
+            smpp_id             TEXT NOT NULL UNIQUE,
+            registered_delivery INTEGER NOT NULL,
+            source_addr         TEXT NOT NULL,
+            dest_addr           TEXT NOT NULL,
+            concat_key          TEXT,
+            part_seq            INTEGER,
+            part_text           TEXT,
+            created             INTEGER NOT NULL,
+            expires             INTEGER,            -- validity_period: gone unless taken by then
+            expired             INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX smpp_submits_sms ON smpp_submits(sms_id) WHERE sms_id IS NOT NULL;
+        CREATE INDEX smpp_submits_expires ON smpp_submits(expires) WHERE expires IS NOT NULL;
+        CREATE INDEX smpp_submits_parts ON smpp_submits(account_id, concat_key)
+            WHERE sms_id IS NULL;
+
+        -- SMPP credentials: system_id names one (at most 15 characters, what SMPP clients send),
+        -- the password (8 characters, the SMPP maximum) is kept as a scrypt hash, and `pool` is
+        -- where its messages go unless a submit's service_type names another.
+        CREATE TABLE smpp_credentials (
+            system_id     TEXT PRIMARY KEY COLLATE NOCASE,
+            account_id    INTEGER NOT NULL REFERENCES accounts(id),
+            password_hash TEXT NOT NULL,
+            pool          TEXT,
+            created       INTEGER NOT NULL
+        );
+
+        -- Accounts that have bound a receiver: their incoming SMS are queued for SMPP from then on.
+        CREATE TABLE smpp_accounts (
+            account_id INTEGER PRIMARY KEY REFERENCES accounts(id),
+            created    INTEGER NOT NULL
+        );
+
+        -- Durable deliver_sm outbox, written by triggers in the transaction of the change it
+        -- announces; a row stays pending until an ESME answers its deliver_sm with ESME_ROK.
+        CREATE TABLE smpp_outbox (
+            id           INTEGER PRIMARY KEY,
+            account_id   INTEGER NOT NULL REFERENCES accounts(id),
+            kind         TEXT NOT NULL,                 -- 'receipt' or 'mo'
+            sms_id       INTEGER NOT NULL,
+            smpp_id      TEXT,                          -- receipts: the id the ESME was given
+            status       INTEGER NOT NULL,                -- 0: its validity_period ran out
+            event_key    TEXT NOT NULL UNIQUE,
+            state        TEXT NOT NULL DEFAULT 'pending',  -- pending, delivered
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            created      INTEGER NOT NULL,
+            delivered_at INTEGER
+        );
+        CREATE INDEX smpp_outbox_pending ON smpp_outbox(account_id, id) WHERE state = 'pending';
+
+        -- One receipt per submitted id that asked for one (registered_delivery 1: any final
+        -- outcome; 2: failures only) when its message reaches a final status.
+        CREATE TRIGGER smpp_receipt_on_status AFTER UPDATE OF status ON messages
+        WHEN NEW.status <> OLD.status AND NEW.direction = 'out'
+             AND NEW.status IN (7, 8, 9, 10, 11, 12, 100, 101)
+        BEGIN
+            INSERT OR IGNORE INTO smpp_outbox(account_id, kind, sms_id, smpp_id, status,
+                event_key, created)
+            SELECT s.account_id, 'receipt', NEW.id, s.smpp_id, NEW.status,
+                'receipt:' || s.smpp_id, NEW.status_changed
+            FROM smpp_submits s WHERE s.sms_id = NEW.id
+                AND ((s.registered_delivery & 3) = 1
+                     OR ((s.registered_delivery & 3) = 2 AND NEW.status <> 7));
+        END;
+
+        CREATE TRIGGER smpp_mo_on_incoming AFTER INSERT ON messages
+        WHEN NEW.direction = 'in' AND NEW.status = 5
+        BEGIN
+            INSERT OR IGNORE INTO smpp_outbox(account_id, kind, sms_id, status, event_key,
+                created)
+            SELECT NEW.account_id, 'mo', NEW.id, 5, 'mo:' || NEW.id, NEW.status_changed
+            FROM smpp_accounts a WHERE a.account_id = NEW.account_id;
+        END;
+        """,
+    ),
+    (
+        11,
+        "SIM prepaid balance as the agent reports it",
+        """
+        -- The SIM's last balance check by USSD (agent balance_ussd) as JSON: {text, amount,
+        -- currency, low, checked_at (microseconds)}; NULL until the agent reports one.
+        ALTER TABLE sims ADD COLUMN balance TEXT;
+        """,
+    ),
+    (
+        12,
+        "login attempts shared by the servers of one database",
+        """
+        -- Several servers on one PostgreSQL database count failed logins together here
+        -- (server/core/ratelimit.py's hard locks, docs/scaling.md). The SQLite store serves one
+        -- server, which counts them in memory: the table stays empty, and exists so that both
+        -- engines have the same tables (`db copy`). `key` is a SHA-256 of what is limited (an
+        -- email and client address pair, or an address): no address or email is stored.
+        CREATE TABLE login_attempts (
+            id     INTEGER PRIMARY KEY,
+            key    TEXT NOT NULL,
+            at     INTEGER NOT NULL,
+            judged INTEGER NOT NULL DEFAULT 0   -- 0 while its password is checked
+        );
+        CREATE INDEX login_attempts_key ON login_attempts(key, at);
         """,
     ),
 ]

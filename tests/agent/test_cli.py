@@ -35,9 +35,12 @@ def test_check_config_summarises_without_tokens(tmp_path: Path) -> None:
         'dual_sim = "cdsds"\n'
     )
     out = CliRunner().invoke(main, ["check-config", str(cfg)])
-    assert out.exit_code == 0
     assert "device 'hall': at on /dev/ttyUSB0, dual SIM cdsds, slots [0, 1]" in out.output
     assert "dt_secret_123" not in out.output
+    # Made-up port and token: summarised, then reported as problems (exit 1, not 2: valid TOML).
+    assert out.exit_code == 1
+    assert "problem: /dev/ttyUSB0: /dev/ttyUSB0 does not exist" in out.output
+    assert "the token has 13 characters" in out.output
 
 
 def test_check_config_error_exit_code(tmp_path: Path) -> None:

@@ -54,10 +54,13 @@ def _send_alternating(stack: GatewayStack) -> dict[int, int]:
 
 
 # (profile, dual-SIM style, agent options): AT+CDSDS and AT+QDSIM switch one radio between the
-# SIMs (the agent visits the idle SIM; 10 s here, 60 s by default); "ports" has one port a SIM.
+# SIMs, and the network holds the reports for the inactive SIM until the agent visits it (every
+# sim_visit_seconds: 60 s by default, 3 s here, so the last reports do not wait a minute);
+# "ports" has one port a SIM.
+VISIT = {"sim_visit_seconds": 3}
 STYLES = [
-    ("sim800c-ds", "cdsds", {"sim_visit_seconds": 10}),
-    ("quectel-ec25", "qdsim", {}),
+    ("sim800c-ds", "cdsds", VISIT),
+    ("quectel-ec25", "qdsim", VISIT),
     ("generic", "ports", {}),
 ]
 

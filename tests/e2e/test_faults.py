@@ -78,9 +78,12 @@ def end_states(stack: GatewayStack, statuses: dict[int, int]) -> dict[int, str]:
     return out
 
 
-# A message the dead agent had leased but not yet committed comes back only when its lease expires
-# (the server's lease_seconds, 120 s), so waits here must outlast that.
-LEASE_EXPIRY_WAIT = 200
+# A message the dead agent had leased but not yet committed comes back only when its lease expires:
+# the server runs with a short lease (120 s by default). The wait below is only an upper bound
+# (the test goes on as soon as every message is final): it outlasts the lease and the agent's
+# report horizon (CRASH_AGENT_OPTIONS) with room for a loaded machine.
+SHORT_LEASE = ["--lease-seconds", "10"]
+LEASE_EXPIRY_WAIT = 150
 # The agent reports a sent message whose delivery report never comes as outcome-unknown after
 # delivery_report_timeout_seconds (25 h by default); the emulator reports within a second, so a
 # short horizon here only ends messages whose report really is gone. With early reports
@@ -93,7 +96,7 @@ def test_agent_killed_mid_batch_sends_nothing_twice_and_loses_nothing(
     gateway: GatewayFactory,
 ) -> None:
     # 0.3 s per AT+CMGS: the batch takes about 10 s, so the kill lands in the middle of it.
-    stack = gateway(modems=1, dual_sim="none", profile="generic",
+    stack = gateway(modems=1, dual_sim="none", profile="generic", server_args=SHORT_LEASE,
                     emulator_args=["--latency", "0.3"], agent_options=CRASH_AGENT_OPTIONS,
                     device_settings=FAST_PACING)  # fmt: skip
     stack.wait_agent_ready()
@@ -134,6 +137,7 @@ def test_agent_killed_while_a_dual_sim_modem_alternates_slots(gateway: GatewayFa
     # The network holds reports for the inactive SIM until it is registered again: visit the
     # idle SIM every few seconds so they come in within the test's time.
     stack = gateway(modems=1, dual_sim="cdsds", emulator_args=["--latency", "0.3"],
+                    server_args=SHORT_LEASE,
                     agent_options={**CRASH_AGENT_OPTIONS, "sim_visit_seconds": 3},
                     device_settings=FAST_PACING)  # fmt: skip
     stack.wait_agent_ready()
@@ -224,10 +228,14 @@ def test_server_killed_under_load_keeps_every_acknowledged_message(
     print(f"server kill -9 under load: {len(acked)} acknowledged, all delivered once")
 
 
-# Longer than the server's lease_seconds (120 s), with the agent's back-off long at its
-# ceiling (7.5-15 s between tries): what a server reboot or a lost uplink looks like.
-OUTAGE_SECONDS = 150
-STALL_SECONDS = 40  # of which the link first stalls (connections open, no bytes move)
+# What a server reboot or a lost uplink looks like: longer than the server's lease (short here:
+# OUTAGE_SERVER), with the agent's back-off long at its ceiling (7.5-15 s between tries; it gets
+# there after about 30 s of refused connections).
+OUTAGE_SERVER = ["--lease-seconds", "10", "--long-poll-seconds", "5"]
+# The link first stalls (connections open, no bytes move) for longer than the agent's own request
+# timeouts (30 s, plus the 5 s long poll for a pull), so they are what ends its requests.
+STALL_SECONDS = 40
+OUTAGE_SECONDS = STALL_SECONDS + 35
 
 
 @pytest.mark.timeout(480)
@@ -235,7 +243,8 @@ def test_agent_cut_off_from_the_server_for_minutes_keeps_sending_and_reports_aft
     gateway: GatewayFactory,
 ) -> None:
     stack = gateway(modems=1, dual_sim="none", profile="generic", with_proxy=True,
-                    emulator_args=["--latency", "1"], device_settings=FAST_PACING)  # fmt: skip
+                    server_args=OUTAGE_SERVER, emulator_args=["--latency", "1"],
+                    device_settings=FAST_PACING)  # fmt: skip
     assert stack.proxy is not None
     stack.wait_agent_ready()
     dev = stack.devices[0]
@@ -253,8 +262,8 @@ def test_agent_cut_off_from_the_server_for_minutes_keeps_sending_and_reports_aft
     assert any(s < DELIVERED for s in during.values()), during
     time.sleep(max(0.0, STALL_SECONDS - (time.monotonic() - outage_started)))
     stack.proxy.refuse()
-    # A message added once the server's end of the agent's last long poll has timed out (25 s):
-    # it waits for the agent (see the next test for one added before that).
+    # A message added once the server's end of the agent's last long poll has timed out (5 s
+    # here): it waits for the agent (see the next test for one added before that).
     later = stack.addsms(dev, OUTSIDE, "added during the outage")
     time.sleep(OUTAGE_SECONDS - (time.monotonic() - outage_started))
     # Past lease expiry the server still counts the committed messages as the agent's (none

@@ -134,10 +134,10 @@ def test_agent_config_errors(device: dict[str, Any], message: str) -> None:
 
 def test_missing_python_gammu_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "gammu", None)  # import gammu -> ImportError
-    with pytest.raises(RuntimeError, match=r"pip install 'simhive\[gammu\]'"):
+    with pytest.raises(RuntimeError, match=r"pip install 'python-gammu>=3.2'"):
         require_gammu()
     cfg = parse(_config(port="/dev/ttyUSB2")).devices[0]
-    with pytest.raises(ConfigError, match=r"pip install 'simhive\[gammu\]'"):
+    with pytest.raises(ConfigError, match=r"pip install 'python-gammu>=3.2'"):
         build_modem(cfg)
 
 
@@ -163,7 +163,7 @@ def test_agent_process_exits_with_the_install_hint(tmp_path: Path) -> None:
         env=env,
     )
     assert done.returncode != 0
-    assert "pip install 'simhive[gammu]'" in done.stderr + done.stdout
+    assert "pip install 'python-gammu>=3.2'" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
 
 

@@ -39,7 +39,7 @@ def test_spec_final_cms_codes_are_not_retried(code) -> None:
 @pytest.mark.parametrize(
     ("family", "code", "status"),
     [
-        # compat-api.md section 8 table.
+        # docs/compat-api.md's status codes.
         ("CMS", 331, 10),
         ("CME", 30, 10),
         ("CMS", 304, 11),

@@ -156,7 +156,7 @@ def test_part_counts_match_gammu_sms_counter(text) -> None:
     [("x" * 160, 1), ("x" * 161, 2), ("€" * 80, 1), ("€" * 81, 2), ("Ж" * 70, 1), ("Ж" * 71, 2)],
 )
 def test_spec_verified_counts(text, parts) -> None:
-    # modems.md section 4, verified there with gammu.SMSCounter.
+    # Counts verified with gammu.SMSCounter.
     assert len(split_text(text)[1]) == parts
 
 

@@ -24,7 +24,7 @@ SPEC_CDS = "079194710167000006010C91946110112233621122404350006211224043500000"
 
 
 def test_spec_submit_example_byte_exact() -> None:
-    # modems.md section 3: "Hi" to +491601112233, SRR, VP 0xAA (4 days), AT+CMGS=16.
+    # The worked SUBMIT example: "Hi" to +491601112233, SRR, VP 0xAA (4 days), AT+CMGS=16.
     [part] = encode_submit("+491601112233", "Hi", validity_minutes=4 * 24 * 60)
     assert part.hex == SPEC_SUBMIT
     assert part.tpdu_length == 16

@@ -3,20 +3,26 @@ server, token reset, durability across kill -9, and the demo command."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import pytest
 
+from simhive.server.core.errors import AuthError
+from simhive.server.core.gateway import Gateway
+from simhive.server.store.sqlite import SqliteStore
 from tests.server._server import PASSWORD, cli, cli_json, server
 from tests.support.procs import ROOT, console_script, free_port, running, wait_port
 
@@ -152,6 +158,9 @@ def test_demo_starts_prints_and_stops(tmp_path: Path) -> None:
         eventually(lambda: "Stop with Ctrl-C" in log.read_text())
         info = json.loads((state / "demo.json").read_text())
         assert info["server_url"] == f"http://127.0.0.1:{port}"
+        # the state holds tokens and the database: private to its user
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (state, state / "demo.json")}
+        assert modes == {"demo-state": 0o700, "demo.json": 0o600}, modes
         assert [d["title"] for d in info["devices"]] == ["demo-modem-1", "demo-modem-2"]
         token = info["account"]["token"]
         assert token in log.read_text()
@@ -312,3 +321,68 @@ def test_account_set_password_and_timezone(tmp_path: Path) -> None:
                    == "Europe/Berlin")  # fmt: skip
         usage = cli("account", "set", "--db", db, "--email", srv.email, check=False)
         assert usage.returncode == 2
+
+
+def test_account_create_without_a_terminal_takes_the_password_from_stdin_or_env(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "x.sqlite3")
+    argv = [console_script("simhive-server"), "account", "create", "--db", db]
+
+    def create(email: str, *extra: str, stdin: str | None = None, **env: str) -> Any:
+        return subprocess.run([*argv, "--email", email, *extra], input=stdin, text=True,
+                              capture_output=True, timeout=60,
+                              env={**os.environ, **env})  # fmt: skip
+
+    # No terminal, no password: one line saying how, not a GetPassWarning and "Aborted!".
+    asked = create("a@example.com", stdin="")
+    assert asked.returncode == 2 and asked.stdout == ""
+    assert asked.stderr == (
+        "Error: no password given, and no terminal to ask for one; hint: pipe it in with "
+        "--password-stdin, or set SIMHIVE_PASSWORD\n"
+    )
+    piped = create("a@example.com", "--password-stdin", stdin="piped secret 1\n")
+    assert piped.returncode == 0, piped.stderr
+    from_env = create("b@example.com", stdin="", SIMHIVE_PASSWORD="secret from env")
+    assert from_env.returncode == 0, from_env.stderr
+    empty = create("c@example.com", "--password-stdin", stdin="\n")
+    assert empty.returncode == 1 and "stdin held no password" in empty.stderr
+    changed = subprocess.run([console_script("simhive-server"), "account", "set", "--db", db,
+                              "--email", "b@example.com", "--password-stdin"],
+                             input="changed secret\n", text=True, capture_output=True,
+                             timeout=60)  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+
+    async def logins() -> list[str]:
+        store = SqliteStore(db)
+        await store.open()
+        try:
+            gw = Gateway(store)
+            ok = [(await gw.login("a@example.com", "piped secret 1")).email,
+                  (await gw.login("b@example.com", "changed secret")).email]  # fmt: skip
+            with pytest.raises(AuthError):
+                await gw.login("b@example.com", "secret from env")
+            return ok
+        finally:
+            await store.close()
+
+    assert asyncio.run(logins()) == ["a@example.com", "b@example.com"]
+
+
+def test_lease_and_long_poll_are_server_settings_the_agent_is_told(tmp_path: Path) -> None:
+    options = ("--lease-seconds", "3", "--long-poll-seconds", "2")
+    with server(tmp_path, options=options) as srv:
+
+        def agent(route: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+            req = Request(f"{srv.url}/agent/v1/{route}", data=json.dumps(body).encode(),
+                          headers={"Authorization": f"Bearer {srv.device_token}",
+                                   "Content-Type": "application/json"})  # fmt: skip
+            with urlopen(req, timeout=timeout) as r:
+                answer: dict[str, Any] = json.loads(r.read())
+                return answer
+
+        settings = agent("hello", {"sims": [{"slot": 0}]}, 30)["settings"]
+        assert (settings["lease_seconds"], settings["long_poll_seconds"]) == (3, 2)
+        # A pull asking to wait a minute is answered empty after the server's 2 s (the 20 s
+        # client timeout only stops a hang; the default of 25 s would hit it).
+        assert agent("pull", {"max": 5, "wait": 60}, 20)["messages"] == []

@@ -1,4 +1,4 @@
-"""Number normalisation (compat-api.md section 4) and dates (section 5) as pure functions."""
+"""Number normalisation and dates (docs/compat-api.md) as pure functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Transport details: the h2c upgrade offer with a body (compat-api.md 1.9), masked access logs."""
+"""Transport details: the h2c upgrade offer with a body (docs/compat-api.md), masked access logs."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from simhive.server.core.agent import AgentSettings
 from simhive.server.core.gateway import Gateway, Outgoing
 from simhive.server.core.models import Account
 from simhive.server.core.webhooks import RetryPolicy
+from simhive.server.store.base import Store
 from simhive.server.store.sqlite import SqliteStore
 
 T = TypeVar("T")
@@ -194,14 +195,17 @@ class Ids:
 class Servers:
     """Starts the app over one database file, as often as a test needs (restarts)."""
 
-    def __init__(self, db_file: Path) -> None:
+    def __init__(self, db_file: Path, make_store: Callable[[], Store] | None = None) -> None:
         self.db_file = db_file
+        # tests/store/test_app_pg.py runs these suites again over PostgreSQL.
+        self.make_store = make_store or (lambda: SqliteStore(self.db_file))
         self.clients: list[TestClient[Any, Any]] = []
         self.ids: Ids | None = None
+        self.lease_seconds = LEASE_SECONDS  # a test that holds a lease on purpose sets more
 
     async def start(self) -> Env:
-        settings = AgentSettings(lease_seconds=LEASE_SECONDS, long_poll_seconds=10)
-        app = create_app(SqliteStore(self.db_file), agent_settings=settings)
+        settings = AgentSettings(lease_seconds=self.lease_seconds, long_poll_seconds=10)
+        app = create_app(self.make_store(), agent_settings=settings)
         app[BACKGROUND].config = FAST
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()

@@ -54,7 +54,9 @@ class _SlowStore:
         self.took = asyncio.Event()
         self.stored: list[NewMessage] = []
 
-    async def insert_messages(self, messages: list[NewMessage], now: int) -> list[int]:
+    async def insert_messages(
+        self, messages: list[NewMessage], now: int, then: object = None
+    ) -> list[int]:
         self.stored.extend(messages)
         self.took.set()
         await self.release.wait()

@@ -55,10 +55,7 @@ async def test_a_busy_sim_does_not_hold_back_its_neighbour(env: Env) -> None:
 async def test_a_sim_that_is_not_ready_gets_nothing_and_its_reason_is_kept(env: Env) -> None:
     waiting = await env.send(sim=1)
     assert await pull(env, [sim(0), sim(1, ready=False)]) == {}
-    rows = await env.gw.store._all(  # type: ignore[attr-defined]
-        "SELECT ready, reason FROM sim_ready WHERE device_id = ? AND slot = 1", (env.device_id,)
-    )
-    assert [tuple(r) for r in rows] == [(0, "no network")]
+    assert await env.gw.store.sim_readiness(env.device_id, 1) == (False, "no network")
     status = await env.compat("getsmsstatus", sms_id=waiting)
     assert (status["status"], status["waiting"]) == (
         1,

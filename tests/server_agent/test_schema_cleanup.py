@@ -80,7 +80,7 @@ async def test_migration_7_drops_the_unused_table_and_column_and_keeps_the_data(
 
     conn = sqlite3.connect(path)
     (applied,) = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-    assert applied == LATEST_VERSION == 9
+    assert applied == LATEST_VERSION  # every migration ran, the later ones too
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert "leases" not in names and "leases_created" not in names
     assert {"webhook_on_status", "webhook_on_incoming", "webhook_outbox_due"} <= names

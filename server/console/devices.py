@@ -1,0 +1,107 @@
+"""Devices: the list, adding one (with the agent's set-up shown once), pacing and webhook settings,
+and the device's events log."""
+
+from __future__ import annotations
+
+import secrets
+
+from aiohttp import web
+
+from simhive.server.console.base import Ctx, ago, int_field, local_time, page
+from simhive.server.console.overview import device_views
+from simhive.server.core.errors import InvalidInput, NotFound
+from simhive.server.core.webhooks import validate_url
+
+EVENTS = 100
+# Form field -> (lowest, highest, may be empty = no cap), as `simhive-server device set` takes them.
+PACING: dict[str, tuple[int, int, bool]] = {
+    "delaybetweenrequest": (1, 3600, False),
+    "delaybetweeneachsms": (0, 1_000_000, True),
+    "sim_min_interval": (0, 86_400, False),
+    "sim_per_minute": (0, 1_000_000, True),
+    "sim_per_hour": (0, 1_000_000, True),
+    "sim_per_day": (0, 1_000_000, True),
+}
+
+
+def agent_config(server_url: str, title: str, token: str) -> str:
+    """The agent's TOML for a new device: the user fills in the modem's port and profile."""
+    return (
+        f'server = "{server_url}"\n'
+        'journal = "/var/lib/simhive-agent/journal.sqlite3"\n'
+        "\n"
+        "[[device]]\n"
+        f'name = "{title}"\n'
+        f'token = "{token}"\n'
+        'port = "/dev/ttyUSB2"        # the modem\'s AT port\n'
+        'profile = "generic"          # see docs/agent.md for the profiles\n'
+    )
+
+
+def server_url(ctx: Ctx) -> str:
+    """Where agents reach this server: the address the browser used, without the console prefix
+    (agents speak to /agent/v1 at the server's root)."""
+    url = ctx.request.url
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port not in (80, 443) else "")
+
+
+@page
+async def devices(ctx: Ctx) -> web.StreamResponse:
+    views = await device_views(ctx.console, ctx.account)
+    return ctx.render("devices.html", nav="devices", devices=views)
+
+
+@page
+async def add(ctx: Ctx) -> web.StreamResponse:
+    title = ctx.field("title")
+    device, token = await ctx.console.gateway.create_device(ctx.account, title)
+    config = agent_config(server_url(ctx), device.title, token)
+    # Shown once, on this answer only: the token is stored hashed and cannot be shown again.
+    return ctx.render("device_added.html", nav="devices", device=device, config=config)
+
+
+async def _device(ctx: Ctx) -> int:
+    text = ctx.request.match_info["device_id"]
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound("Device not found")
+    device = await ctx.console.gateway.device_of(ctx.account, int(text), fresh=True)
+    return device.id
+
+
+@page
+async def detail(ctx: Ctx) -> web.StreamResponse:
+    device_id = await _device(ctx)
+    store = ctx.console.gateway.store
+    view = next(v for v in await device_views(ctx.console, ctx.account)
+                if v.device.id == device_id)  # fmt: skip
+    settings = await store.device_agent_settings(device_id)
+    events = await store.device_events(device_id, EVENTS)
+    now = ctx.console.gateway.clock()
+    return ctx.render("device.html", nav="devices", view=view, settings=settings,
+                      events=events, when=lambda v: local_time(v, ctx.account.timezone),
+                      ago=lambda v: ago(v, now))  # fmt: skip
+
+
+@page
+async def update(ctx: Ctx) -> web.StreamResponse:
+    device_id = await _device(ctx)
+    values: dict[str, object] = {}
+    for name, (low, high, optional) in PACING.items():
+        value = int_field(ctx.field(name), name, allow_empty=optional)
+        if value is not None and not low <= value <= high:
+            raise InvalidInput(f"{name} must be between {low} and {high}")
+        values[name] = value
+    for name in ("webhook_status", "webhook_incoming"):
+        values[name] = validate_url(ctx.field(name)) or None
+    store = ctx.console.gateway.store
+    current = await store.device_agent_settings(device_id)
+    assert current is not None
+    new_secret = None
+    if (values["webhook_status"] or values["webhook_incoming"]) and not current.webhook_secret:
+        new_secret = secrets.token_hex(32)
+        values["webhook_secret"] = new_secret
+    await store.update_device_settings(device_id, values)
+    ctx.flash("Settings saved; the agent picks up pacing with its next hello.")
+    if new_secret is not None:
+        ctx.flash(f"Webhook signing secret (shown once): {new_secret}", "secret")
+    raise ctx.redirect(f"/devices/{device_id}")

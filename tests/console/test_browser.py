@@ -1,0 +1,272 @@
+"""The console in a real headless Chromium against a real server, agent and emulator.
+
+The tests run in file order and share one browser and one gateway (conftest.py); each logs in
+again when it needs to. Screenshots go to $SIMHIVE_SCREENSHOTS or the session's temporary dir.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
+
+from tests.console.conftest import PHONE, ConsoleStack, login, post_form, shot, wait
+from tests.support.procs import console_script
+from tests.support.stack import wait_until
+
+pytestmark = pytest.mark.integration
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+
+
+def count_messages(stack: ConsoleStack) -> int:
+    with closing(sqlite3.connect(f"file:{stack.db}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+def card_texts(driver: WebDriver) -> list[str]:
+    """The device cards' texts, read in one step: the live overview may swap them any time."""
+    texts: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('section.device')].map(e => e.innerText)"
+    )
+    return texts
+
+
+def test_login_shows_both_devices_online_with_sim_info(
+    browser: WebDriver, stack: ConsoleStack, shots: Path
+) -> None:
+    browser.get(stack.url + "/")
+    assert "/login" in browser.current_url  # no session: the overview asks for a login first
+    shot(browser, shots, "login", PHONE)
+    login(browser, stack)
+    assert browser.current_url.rstrip("/") == stack.url
+
+    def both_online(d: WebDriver) -> bool:
+        cards = card_texts(d)
+        return len(cards) == 2 and all("Online" in c for c in cards)
+
+    wait(browser).until(both_online)
+    for device in stack.devices:
+        card = browser.find_element(
+            By.CSS_SELECTOR, f'section.device[data-device="{device.device_id}"]'
+        )
+        sims = card.find_elements(By.CSS_SELECTOR, ".sim")
+        assert len(sims) == 2
+        for slot, sim in enumerate(sims):
+            operator = sim.find_element(By.CSS_SELECTOR, ".operator").text
+            assert operator and operator != "—"
+            assert device.number(slot) in sim.text
+            assert "registered" in sim.text
+            bars = sim.find_element(By.CSS_SELECTOR, ".bars").get_attribute("aria-label")
+            assert bars is not None and re.match(r"Signal [1-4] of 4 \(-\d+ dBm\)", bars)
+    shot(browser, shots, "overview")
+    shot(browser, shots, "overview-phone", PHONE)
+
+
+def test_compose_turns_delivered_without_reload(
+    browser: WebDriver, stack: ConsoleStack, shots: Path
+) -> None:
+    login(browser, stack)
+    browser.get(stack.url + "/compose")
+    sender, receiver = stack.devices
+    browser.find_element(By.ID, "to").send_keys(receiver.number(1))
+    body = browser.find_element(By.ID, "body")
+    body.send_keys("Hello from the console [test] €")
+    # The counter is the server's answer, swapped in while typing (htmx), without a submit.
+    counter = browser.find_element(By.ID, "counter")
+    wait(browser).until(lambda d: "31 characters" in counter.text)
+    assert "GSM-7" in counter.text and "1 part" in counter.text
+    body.send_keys(" привет")
+    wait(browser).until(lambda d: "UCS-2" in counter.text)
+    assert "38 characters" in counter.text
+    Select(browser.find_element(By.ID, "target")).select_by_value(f"sim:{sender.device_id}:0")
+    shot(browser, shots, "compose")
+    browser.find_element(By.CSS_SELECTOR, "#compose button[type=submit]").click()
+    wait(browser).until(lambda d: re.search(r"/messages/\d+$", d.current_url))
+    sms_id = int(browser.current_url.rsplit("/", 1)[1])
+    # A marker in the page's own JavaScript state: a reload would lose it.
+    browser.execute_script("window.simhiveMarker = 'still here'")
+    wait(browser, 60).until(lambda d: d.find_element(By.ID, "status-label").text == "Delivered")
+    assert browser.execute_script("return window.simhiveMarker") == "still here"
+    assert stack.status(sms_id) == 7
+    assert "Sent ·" in browser.find_element(By.ID, "status").text  # the timeline has the send
+    shot(browser, shots, "message-delivered")
+
+
+def test_sms_to_an_emulated_number_appears_in_the_inbox(
+    browser: WebDriver, stack: ConsoleStack, shots: Path
+) -> None:
+    login(browser, stack)
+    device = stack.devices[0]
+    stack.emu.send_sms("+491701234567", device.number(0), "Is the console up?")
+
+    def listed() -> bool:
+        browser.get(stack.url + "/inbox")
+        return "Is the console up?" in browser.find_element(By.ID, "conversations").text
+
+    wait_until(listed, 60, "the incoming SMS in the inbox", interval=0.5)
+    shot(browser, shots, "inbox")
+    browser.find_element(By.LINK_TEXT, "+491701234567").click()
+    assert "Is the console up?" in browser.find_element(By.CSS_SELECTOR, ".bubble.in").text
+    browser.find_element(By.ID, "body").send_keys("Yes, it is.")
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait(browser).until(lambda d: "Reply accepted" in d.page_source)
+    assert "Yes, it is." in browser.find_element(By.CSS_SELECTOR, ".bubble.out").text
+    shot(browser, shots, "conversation", PHONE)
+
+
+def test_forms_without_csrf_token_or_with_a_stale_session_are_refused(
+    browser: WebDriver, stack: ConsoleStack
+) -> None:
+    login(browser, stack)
+    before = count_messages(stack)
+    browser.get(stack.url + "/compose")
+    browser.find_element(By.ID, "to").send_keys(stack.devices[1].number(0))
+    browser.find_element(By.ID, "body").send_keys("no token")
+    browser.execute_script("document.querySelector('#compose input[name=csrf]').remove()")
+    browser.find_element(By.CSS_SELECTOR, "#compose button[type=submit]").click()
+    wait(browser).until(lambda d: "Request refused" in d.page_source)
+    assert "security token" in browser.find_element(By.CSS_SELECTOR, ".flash.error").text
+
+    # A stale session: the form was loaded, then the session ended (logged out elsewhere).
+    browser.get(stack.url + "/compose")
+    browser.find_element(By.ID, "to").send_keys(stack.devices[1].number(0))
+    browser.find_element(By.ID, "body").send_keys("stale session")
+    cookie = browser.get_cookie("simhive_session")
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    csrf = browser.find_element(By.CSS_SELECTOR, "#compose input[name=csrf]").get_attribute("value")
+    assert csrf
+    status, _ = post_form(
+        stack.url + "/logout", {"csrf": csrf}, f"simhive_session={cookie['value']}"
+    )
+    assert status == 200  # the redirect to the login page, followed
+    browser.find_element(By.CSS_SELECTOR, "#compose button[type=submit]").click()
+    wait(browser).until(lambda d: "Request refused" in d.page_source)
+    assert "session has ended" in browser.find_element(By.CSS_SELECTOR, ".flash.error").text
+    assert count_messages(stack) == before  # neither form stored anything
+    # The same stale cookie, replayed with the right token, is refused too.
+    status, body = post_form(
+        stack.url + "/compose",
+        {"csrf": csrf, "to": "+4915112345678", "body": "x", "target": "pool:all"},
+        f"simhive_session={cookie['value']}",
+    )
+    assert status == 403 and "session has ended" in body
+    assert count_messages(stack) == before
+
+
+def test_add_a_device_and_run_the_agent_set_up_the_page_shows(
+    browser: WebDriver, stack: ConsoleStack, shots: Path, tmp_path: Path
+) -> None:
+    login(browser, stack)
+    browser.get(stack.url + "/devices")
+    browser.find_element(By.NAME, "title").send_keys("garage")
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    wait(browser).until(lambda d: "Device garage added" in d.page_source)
+    shot(browser, shots, "device-added")
+    config = browser.find_element(By.ID, "agent-config").text
+    commands = browser.find_element(By.ID, "agent-command").text.splitlines()
+    # What the user would edit: the modem's port and profile, and where the journal lives.
+    modem = stack.spare_modem
+    config = config.replace('"/dev/ttyUSB2"', f'"{modem["sims"][0]["link"]}"')
+    config = config.replace('"generic"', f'"{modem["profile"]}"')
+    config = config.replace("/var/lib/simhive-agent/journal.sqlite3", str(tmp_path / "j.sqlite3"))
+    config = config.replace(
+        f'port = "{modem["sims"][0]["link"]}"',
+        f'ports = ["{modem["sims"][0]["link"]}", "{modem["sims"][1]["link"]}"]',
+    )
+    path = tmp_path / "agent.toml"
+    path.write_text(config + "\n")
+    check, run = (line.replace("/etc/simhive/agent.toml", str(path)) for line in commands)
+    assert check.startswith("simhive-agent check-config ")
+    out = subprocess.run(
+        [console_script("simhive-agent"), *check.split()[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert run.startswith("simhive-agent run ")
+    agent = subprocess.Popen(
+        [console_script("simhive-agent"), *run.split()[1:]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        browser.get(stack.url + "/")
+
+        def garage_online(d: WebDriver) -> bool:
+            cards = [c for c in card_texts(d) if "garage" in c]
+            return bool(cards) and "Online" in cards[0] and "registered" in cards[0]
+
+        # The overview updates itself (SSE): no reload in this wait.
+        wait(browser, 60).until(garage_online)
+        shot(browser, shots, "overview-three-devices")
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(15)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+
+
+PAGES = ["/", "/messages", "/compose", "/inbox", "/devices", "/pools", "/webhooks", "/traffic"]
+
+
+def axe_serious(driver: WebDriver) -> list[str]:
+    """axe-core's serious and critical findings on the current page (axe injected by the test)."""
+    driver.execute_script(AXE.read_text())
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations))"
+        ".catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result
+        if v.get("impact") in ("serious", "critical")
+    ]
+
+
+def test_every_page_passes_axe_without_serious_issues(
+    browser: WebDriver, stack: ConsoleStack, shots: Path
+) -> None:
+    login(browser, stack)
+    browser.set_script_timeout(60)
+    # Pages with ids: a message, a conversation, a device.
+    sms_id = stack.addsms(stack.devices[0], stack.devices[1].number(0), "for the detail page")
+    pages = [
+        *PAGES,
+        f"/messages/{sms_id}",
+        f"/devices/{stack.devices[0].device_id}",
+        "/inbox/%2B491701234567",
+    ]
+    found: dict[str, list[str]] = {}
+    for page in pages:
+        browser.get(stack.url + page)
+        assert "Request refused" not in browser.page_source, page
+        issues = axe_serious(browser)
+        if issues:
+            found[page] = issues
+        name = page.strip("/").replace("/", "-").replace("%2B", "") or "overview"
+        if page in ("/messages", "/pools", "/webhooks", "/traffic", "/devices"):
+            shot(browser, shots, name)
+    # Logged out: the login page.
+    browser.delete_all_cookies()
+    browser.get(stack.url + "/login")
+    if issues := axe_serious(browser):
+        found["/login"] = issues
+    assert not found, found
+    # The check itself finds what it should: an image without a text alternative is critical.
+    browser.execute_script(
+        "const i = document.createElement('img'); i.src = '/static/none.png';"
+        "document.querySelector('main').appendChild(i);"
+    )
+    assert any(issue.startswith("image-alt") for issue in axe_serious(browser))

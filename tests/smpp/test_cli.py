@@ -1,0 +1,104 @@
+"""The SMPP command line: credentials, the --smpp-* run options, SMPP over TLS with a real client
+(smpplib) against a real server process."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.smpp.esme import Esme
+from tests.support.proc import Proc
+from tests.support.procs import console_script, free_port, wait_port
+
+pytestmark = pytest.mark.integration
+EMAIL = "cli@simhive.test"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([console_script("simhive-server"), *args], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+
+
+def ok(*args: str) -> Any:
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_credentials_on_the_command_line(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.sqlite3")
+    ok("account", "create", "--db", db, "--email", EMAIL, "--password", "password-123")
+    made = ok("smpp-credential", "create", "--db", db, "--email", EMAIL, "--system-id", "crm1")
+    assert made["system_id"] == "crm1" and made["pool"] == "all"
+    assert len(made["password"]) == 8 and made["password"].isalnum()
+    listed = ok("smpp-credential", "list", "--db", db)
+    assert [(c["system_id"], c["pool"]) for c in listed] == [("crm1", "all")]
+    assert "password" not in listed[0]
+    errors = [
+        (["--system-id", "crm1"], "exists already"),
+        (["--system-id", "much-too-long-for-smpp"], "1-15 characters"),
+        (["--system-id", "a b"], "1-15 characters"),
+        (["--system-id", "crm2", "--pool", "nope"], "Pool not found"),
+    ]
+    for extra, message in errors:
+        done = run_cli("smpp-credential", "create", "--db", db, "--email", EMAIL, *extra)
+        assert done.returncode == 1 and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert ok("smpp-credential", "delete", "--db", db, "crm1") == {"deleted": "crm1"}
+    gone = run_cli("smpp-credential", "delete", "--db", db, "crm1")
+    assert gone.returncode == 1 and "no SMPP credential crm1" in gone.stderr
+    no_tls = run_cli("run", "--db", db, "--smpp-port", "2775", "--smpp-tls")
+    assert no_tls.returncode == 2 and "--smpp-tls needs --tls-cert" in no_tls.stderr
+
+
+def test_smpp_over_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    db = str(tmp_path / "tls.sqlite3")
+    ok("account", "create", "--db", db, "--email", EMAIL, "--password", "password-123")
+    password = ok("smpp-credential", "create", "--db", db, "--email", EMAIL,
+                  "--system-id", "secure")["password"]  # fmt: skip
+    port, smpp_port = free_port(), free_port()
+    server = Proc("server", [console_script("simhive-server"), "run", "--db", db,
+                             "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
+                             "--smpp-port", str(smpp_port), "--smpp-tls"],
+                  log=tmp_path / "server.log")  # fmt: skip
+    server.start()
+    client: Esme | None = None
+    try:
+        wait_port(smpp_port, timeout=30)
+        context = ssl.create_default_context(cafile=str(cert))
+        # smpplib wraps its socket without a server_hostname: the certificate is still verified
+        # against the CA file, only the name check is off.
+        context.check_hostname = False
+        client = Esme(smpp_port, "secure", password, ssl_context=context).bind("transceiver")
+        (sequence,) = client.send_text("+4915752982212", "over TLS", registered_delivery=0)
+        assert client.message_ids([sequence])[0].isdigit()
+    finally:
+        if client is not None:
+            client.close()
+        server.stop()
+
+
+def test_smpp_port_in_use_is_a_clean_error(tmp_path: Path) -> None:
+    import socket
+
+    db = str(tmp_path / "busy.sqlite3")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run_cli("run", "--db", db, "--port", str(free_port()), "--smpp-port", str(port))
+    assert done.returncode == 1
+    assert f"cannot listen for SMPP on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,102 @@
+"""The SMPP session suite (tests/smpp/test_session.py) runs again with the SMPP server over the
+PostgreSQL store (server/store/pg_smpp.py): binds, submits with receipts written in the
+message's transaction, concatenated parts, query/cancel, the receipt and MO outbox filled by the
+plpgsql triggers, validity expiry; each test in a schema of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+import tests.smpp.test_session
+from simhive.server.core.dates import now_us
+from simhive.server.core.models import NewMessage
+from simhive.server.store.pg import PgStore
+from simhive.server.store.pg_smpp import PgSmppStore
+from simhive.server.store.sqlite_smpp import PartsTaken
+from tests.smpp.conftest import TEST_SETTINGS, Smpp, start_smpp, stop_smpp
+from tests.smpp.conftest import cheap_scrypt as cheap_scrypt  # an autouse fixture there
+
+globals().update({k: v for k, v in vars(tests.smpp.test_session).items() if k.startswith("test_")})
+
+
+@pytest.fixture
+async def schema(pg_url: str) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_url)
+    await admin.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        await admin.execute(f"DROP SCHEMA {name} CASCADE")
+        await admin.close()
+
+
+@pytest.fixture
+def make_smpp(tmp_path: Path, pg_url: str, schema: str) -> Callable[..., object]:
+    """A server with other settings: `await make_smpp(rate=2)`; stopped by the test."""
+
+    async def make(**changes: object) -> Smpp:
+        settings = dataclasses.replace(TEST_SETTINGS, **changes)  # type: ignore[arg-type]
+        return await start_smpp(tmp_path, settings, store=PgStore(pg_url, schema=schema))
+
+    return make
+
+
+@pytest.fixture
+async def smpp(tmp_path: Path, pg_url: str, schema: str) -> AsyncIterator[Smpp]:
+    started = await start_smpp(tmp_path, store=PgStore(pg_url, schema=schema))
+    try:
+        yield started
+    finally:
+        await stop_smpp(started)
+
+
+async def test_the_server_runs_on_the_postgresql_smpp_store(smpp: Smpp) -> None:
+    assert isinstance(smpp.smpp_store, PgSmppStore)
+
+
+async def test_a_set_completed_twice_at_once_is_stored_once(smpp: Smpp) -> None:
+    # Two submits of the last part racing: both see the set complete, one message is stored
+    # with its parts linked, the other's follow-up finds them taken and its message is undone.
+    store, account = smpp.smpp_store, smpp.account.id
+    assert isinstance(store, PgSmppStore) and isinstance(smpp.store, PgStore)
+    now = now_us()
+    await store.add_part(account, "k", 1, 2, "Hello ", 0, "crm", "+4915752982212", now)
+    for _ in range(2):
+        _, parts = await store.add_part(account, "k", 2, 2, "world", 0, "crm", "+49157", now)
+        assert parts is not None and [p.text for p in parts] == ["Hello ", "world"]
+    device = await smpp.store.create_device(account, "d", "device-token-hash", now)
+    message = NewMessage(account, device.id, "+4915752982212", "Hello world")
+    link = store.link_parts(account, "k", 2)
+    results = await asyncio.gather(
+        *(smpp.store.insert_messages([message], now, link) for _ in range(2)),
+        return_exceptions=True,
+    )
+    stored = [r for r in results if isinstance(r, list)]
+    assert len(stored) == 1 and sum(isinstance(r, PartsTaken) for r in results) == 1
+    (sms_id,) = stored[0]
+    rows = await smpp.store._all("SELECT DISTINCT sms_id FROM smpp_submits WHERE concat_key = 'k'")
+    assert [r[0] for r in rows] == [sms_id]
+    count = await smpp.store._all("SELECT COUNT(*) FROM messages WHERE body = 'Hello world'")
+    assert count[0][0] == 1
+
+
+async def test_parts_completing_a_set_at_once_report_it_once(smpp: Smpp) -> None:
+    # The last two parts arriving together on two binds: exactly one of them completes the set
+    # (without the per-set lock each transaction misses the other's part and neither does).
+    store, account = smpp.smpp_store, smpp.account.id
+    now = now_us()
+    for n in range(10):
+        key = f"set{n}"
+        results = await asyncio.gather(
+            *(store.add_part(account, key, seq, 2, f"p{seq}", 0, "crm", "+49157", now)
+              for seq in (1, 2))
+        )  # fmt: skip
+        assert sum(parts is not None for _, parts in results) == 1, results

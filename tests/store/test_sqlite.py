@@ -1,0 +1,108 @@
+"""What only the SQLite store has: WAL with full sync, the group-commit writer, AUTOINCREMENT ids
+and the JSON batch insert with its NUL fallback. The engine-neutral half is test_contract.py."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from simhive.server.core.models import MessageFilter, NewMessage
+from simhive.server.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "db.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def _owner(store: SqliteStore) -> tuple[int, int]:
+    account = await store.create_account("a@example.com", "x", "h1", "UTC", 1)
+    device = await store.create_device(account.id, "dev", "d1", 1)
+    return account.id, device.id
+
+
+async def test_wal_and_full_sync_on_the_writer(store: SqliteStore) -> None:
+    def pragmas(conn: sqlite3.Connection) -> tuple[str, int]:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        sync = conn.execute("PRAGMA synchronous").fetchone()[0]
+        return mode, sync
+
+    assert await store.writer.submit(pragmas) == ("wal", 2)  # 2 = FULL
+
+
+async def test_group_commit_many_requests_few_transactions(store: SqliteStore) -> None:
+    account_id, device_id = await _owner(store)
+    before = store.writer.stats.transactions
+    n = 300
+    results = await asyncio.gather(
+        *(
+            store.insert_messages([NewMessage(account_id, device_id, "+4915752982212", f"m{i}")], i)
+            for i in range(n)
+        )
+    )
+    transactions = store.writer.stats.transactions - before
+    assert sorted(r[0] for r in results) == list(range(1, n + 1))
+    # concurrent requests shared commits: far fewer transactions (fsyncs) than requests
+    assert transactions < n / 2, transactions
+    assert store.writer.stats.largest_batch > 1
+    assert await store.count_messages(MessageFilter(account_id)) == n
+
+
+async def test_a_failing_op_does_not_sink_its_batch(store: SqliteStore) -> None:
+    account_id, device_id = await _owner(store)
+
+    def boom(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO tags(account_id, title, created) VALUES (?, 'half', 0)",
+                     (account_id,))  # fmt: skip
+        raise RuntimeError("op failed")
+
+    good = [
+        store.insert_messages([NewMessage(account_id, device_id, "+4915752982212", "x")], 0)
+        for _ in range(20)
+    ]
+    results = await asyncio.gather(store.writer.submit(boom), *good, return_exceptions=True)
+    assert isinstance(results[0], RuntimeError)
+    assert all(isinstance(r, list) for r in results[1:])
+    assert await store.count_messages(MessageFilter(account_id)) == 20
+    assert await store.existing_tags(account_id, [1]) == set()  # the failed op rolled back alone
+
+
+async def test_a_failed_batch_leaves_no_gap_in_the_ids(store: SqliteStore) -> None:
+    # AUTOINCREMENT's counter rolls back with the failed insert (PostgreSQL's sequence does not).
+    account_id, device_id = await _owner(store)
+    batch = [NewMessage(account_id, device_id, "+4915752982212", "ok")] * 5
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.insert_messages([*batch, NewMessage(account_id, 999, "+49157", "bad")], 0)
+    assert await store.insert_messages(batch, 0) == [1, 2, 3, 4, 5]
+
+
+async def test_ack_means_on_disk(store: SqliteStore) -> None:
+    # An acknowledged write is visible to a brand-new connection (it is in the WAL on disk).
+    account_id, device_id = await _owner(store)
+    [sms_id] = await store.insert_messages(
+        [NewMessage(account_id, device_id, "+4915752982212", "durable")], 0
+    )
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("SELECT body FROM messages WHERE id = ?", (sms_id,)).fetchone() == (
+        "durable",
+    )
+    conn.close()
+
+
+async def test_text_with_nul_takes_the_executemany_path(store: SqliteStore) -> None:
+    # Batches go in as one JSON statement; text with NUL falls back to executemany, which
+    # stores it whole.
+    account_id, device_id = await _owner(store)
+    ids = await store.insert_messages(
+        [NewMessage(account_id, device_id, "+4915752982212", b) for b in ("a", "nul\x00inside")],
+        5,
+    )
+    got = {m.id: m.body for m in await store.list_messages(MessageFilter(account_id))}
+    assert [got[i] for i in ids] == ["a", "nul\x00inside"]
