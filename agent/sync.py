@@ -61,6 +61,7 @@ class Sync(PullMixin):
         on_settings: Callable[[dict[str, Any]], None],
         on_work: Callable[[], None],
         sims_view: Callable[[int], Awaitable[SimsView]] | None = None,
+        claims: bool = False,
         status_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
         rand: Callable[[float, float], float] = random.uniform,
@@ -77,6 +78,9 @@ class Sync(PullMixin):
         # refuses the key with 400 and gets per-device pulls, as before.
         self._sims_view = sims_view
         self.per_sim = sims_view is not None
+        # Pool messages are committed by the dispatchers' claims just before their send
+        # (agent/claim.py), not with the pull's commit.
+        self.claims = claims
         self.repolls = 0  # parked polls replaced because the SIM view changed
         self._told: tuple[tuple[object, ...], ...] | None = None  # readiness the server heard
         self.status_interval = status_interval

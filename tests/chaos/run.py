@@ -10,6 +10,7 @@ those messages are judged at the end like all others.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import platform
 import random
@@ -43,6 +44,8 @@ def run_kind(
     log: Callable[[str], None] = print,
 ) -> Tally:
     prefix = f"{tag} {kind.name} "
+    gw = gw.for_pools() if kind.pool else gw
+    figures_before = collections.Counter(gw.figures)
     gw.set_latency(kind.latency)
     answered: dict[int, str] = {}
     started = time.monotonic()
@@ -55,6 +58,7 @@ def run_kind(
     out = tally(kind.name, answered, gw.rows(prefix), gw.sent_texts(prefix))
     out.trials = trials
     out.seconds = time.monotonic() - started
+    out.figures = gw.figures - figures_before
     return out
 
 
@@ -117,6 +121,9 @@ def summary(results: Sequence[Tally]) -> str:
         f"outcome-unknown that did reach the network (once): {total.unknown_sent}; "
         f"stored for requests whose answer never arrived (not counted above): {total.unanswered}"
     )
+    for t in results:
+        if t.figures:
+            lines.append(f"{t.kind}: " + "; ".join(f"{k} {v}" for k, v in t.figures.items()))
     lines += [f"  {p}" for p in total.problems[:50]]
     if len(total.problems) > 50:
         lines.append(f"  ... and {len(total.problems) - 50} more")
