@@ -63,6 +63,10 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
         # FULL: a COMMIT is on disk before we act on it (before AT+CMGS, before CMGD or CNMA).
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=5000")
+        # 512 KiB of page cache per connection instead of SQLite's 2 MiB: the journal's queries
+        # are indexed lookups of recent rows, and the OS page cache holds the file anyway; with
+        # the default, the two connections' caches grew the agent by about 3 MiB under load.
+        conn.execute("PRAGMA cache_size=-512")
         if schema:
             conn.executescript(schema)
     except sqlite3.Error:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_server_process_started_by_a_measured_test_is_measured(tmp_path: Path) -> None:
-    script = tmp_path / "starts_a_server.py"
+    script = (tmp_path / "starts_a_server").with_suffix(".py")  # written here, not in the tree
     bad = tmp_path / "notes.txt"
     bad.write_text("not a database\n" * 100)
     script.write_text(
