@@ -82,7 +82,9 @@ class DeviceRunner:
         self.modem = modem
         self.name = cfg.name
         self._clock = clock
-        self.client = AgentClient(cfg.server, cfg.token, session)
+        self.client = AgentClient(
+            cfg.server, cfg.token, session, timeout=agent.request_timeout_seconds
+        )
         self.claimer = Claimer(cfg.name, self.client)
         self.pacers = {s: Pacer(SimLimits(), clock=clock) for s in cfg.slots}
         self.matcher = ReportMatcher(
