@@ -13,6 +13,8 @@ from typing import Any
 
 import aiohttp
 
+from simhive.agent.config import AgentConfig
+
 try:
     AGENT_VERSION = metadata.version("simhive")
 except metadata.PackageNotFoundError:  # running from a source tree that was never installed
@@ -49,7 +51,7 @@ class AgentClient:
         token: str,
         session: aiohttp.ClientSession,
         *,
-        timeout: float = 30.0,
+        timeout: float = AgentConfig.request_timeout_seconds,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}

@@ -91,6 +91,9 @@ class AgentConfig:
     # so silence beyond it plus an hour's slack means the report was lost. It is then reported
     # outcome-unknown (status 9, reason says so). 0 = never: leave it at "sent" (6).
     delivery_report_timeout_seconds: float = 25 * 3600.0
+    # How long one call to the server may take (a pull: its long-poll wait on top). A stalled
+    # link ends a call only by this timeout, so it bounds how long the agent takes to notice.
+    request_timeout_seconds: float = 30.0
 
 
 _TOP_KEYS = {
@@ -107,6 +110,7 @@ _TOP_KEYS = {
     "incoming_forward_timeout",
     "sim_visit_seconds",
     "delivery_report_timeout_seconds",
+    "request_timeout_seconds",
 }
 _DEVICE_KEYS = {
     "name",
@@ -188,6 +192,7 @@ def parse(data: dict[str, Any], *, base_dir: Path | None = None) -> AgentConfig:
         delivery_report_timeout_seconds=_num(
             data, "delivery_report_timeout_seconds", 25 * 3600.0, 0.0, 30 * 86400.0
         ),
+        request_timeout_seconds=_num(data, "request_timeout_seconds", 30.0, 2.0, 600.0),
     )
 
 

@@ -16,7 +16,10 @@ Never lose, never double-send (docs/reliability.md):
   UNKNOWN ones (the link dropped mid-submit) become outcome-unknown, never a silent resend;
 - a retryable error after some parts already went out is final: resending would duplicate them;
 - a SIM that keeps failing on messages that are not to blame is paused and reported; its
-  messages stay committed in the journal for when it comes back.
+  messages stay committed in the journal for when it comes back;
+- a pool message is still only leased when it is picked: it is claimed (committed, agent/
+  claim.py) first and sent only when the server says it is this device's; the claim's answer
+  and the `dispatching` mark are one journal write.
 """
 
 from __future__ import annotations
@@ -60,8 +63,18 @@ VISIT_IDLE_SECONDS = 60.0
 # interval) so that what the network held for it can come in; then the first SIM is back.
 SURVEY_DWELL_SECONDS = 10.0
 
+# No answer to a claim (the server is away): the SIM's leased pool messages are claimed again
+# after this long; pinned work goes on meanwhile.
+CLAIM_RETRY_SECONDS = 2.0
+# A claim covers the SIM's pool messages it will start within this long (at least the one it
+# starts now): what a killed agent may hold committed per SIM beyond the message on its radio.
+CLAIM_AHEAD_SECONDS = 0.1
+MAX_CLAIM_BATCH = 16
+
 StatusCallback = Callable[[dict[str, Any]], Awaitable[None]]
 SwitchCallback = Callable[[int], None]
+# (lease id, message id) -> True: committed, send it; False: not ours; None: no answer.
+ClaimCallback = Callable[[str, int], Awaitable[bool | None]]
 
 
 @runtime_checkable
@@ -113,6 +126,7 @@ class Dispatcher:
         on_status: StatusCallback | None = None,
         on_done: Callable[[], None] | None = None,
         on_switch: SwitchCallback | None = None,
+        claim: ClaimCallback | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -127,6 +141,10 @@ class Dispatcher:
         self._on_status = on_status
         self._on_done = on_done
         self._on_switch = on_switch
+        # Without a claim callback only committed messages are sent (leased pool messages wait
+        # for an owner that can claim them).
+        self._claim = claim
+        self.claims_lost = 0  # claims the server rejected (counter for tests and logs)
         self._clock = clock
         self._rand = rand
         self._wake = asyncio.Event()
@@ -333,12 +351,12 @@ class Dispatcher:
             if st.paused_until:
                 st.paused_until = 0.0
                 await self._status(slot, "resumed", "pause over; trying again")
-            msg = await self.journal.next_due(self.device, slot, now)
+            msg = await self.journal.next_due(self.device, slot, now, claimable=self.claims)
             if msg is not None:
                 candidates[slot] = msg
         self._due = {s: m.urgent for s, m in candidates.items()}
         if not candidates:
-            nxt = await self.journal.next_wakeup(self.device, self.slots)
+            nxt = await self.journal.next_wakeup(self.device, self.slots, claimable=self.claims)
             if nxt is not None:
                 waits.append(max(0.0, nxt - now))
             return None, (min(waits) if waits else None)
@@ -373,9 +391,77 @@ class Dispatcher:
             key=lambda s: (not candidates[s].urgent, self.state[s].pacer.delay(), s),
         )
 
+    @property
+    def claims(self) -> bool:
+        """Does this dispatcher send leased pool messages (claiming each first)?"""
+        return self._claim is not None
+
+    def _claim_batch(self, slot: int) -> int:
+        """How many pool messages of the SIM to claim at once: the sends it will start within
+        CLAIM_AHEAD_SECONDS (from its pacing gap and how long a submit takes there), at least
+        the one it starts now. A real modem's submit takes seconds, so that is one; a fast one
+        claims a few per round trip instead of one each."""
+        st = self.state[slot]
+        if st.send_seconds <= 0:
+            return 1  # not measured yet
+        n = 1 + int(CLAIM_AHEAD_SECONDS / max(st.pacer.gap(), st.send_seconds))
+        left = st.pacer.cap_left()
+        if left is not None:
+            n = min(n, left)
+        return max(1, min(n, MAX_CLAIM_BATCH))
+
+    def _settle_failed(self, done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            # Harmless: those rows stay `leased` and are claimed again (the same answers).
+            log.warning("device %s: claim answers not journaled (%s)", self.device,
+                        done.exception())  # fmt: skip
+
+    async def _claimed(self, msg: OutMessage) -> bool:
+        """Claim a leased pool message just before its AT+CMGS (with the SIM's next ones it
+        will start within CLAIM_AHEAD_SECONDS); True: the server committed `msg`."""
+        if msg.claimed:
+            return True
+        claim = self._claim
+        if claim is None or msg.lease_id is None:
+            return False
+        batch = [msg]
+        n = self._claim_batch(msg.slot)
+        if n > 1:
+            batch += await self.journal.next_claimable(msg, self._clock(), n - 1)
+        answers = await asyncio.gather(*(claim(m.lease_id or "", m.id) for m in batch))
+        committed = [(m.id, m.lease_id) for m, a in zip(batch[1:], answers[1:], strict=True) if a]
+        lost = [(m.id, m.lease_id) for m, a in zip(batch, answers, strict=True) if a is False]
+        if committed or lost:
+            # Not awaited when msg goes now: it reaches the disk with the `dispatching` mark
+            # (one group commit). Lost with a crash, the committed ones are claimed again (the
+            # repeat answers the same) and the rejected ones rejected again.
+            settled = self.journal.settle_claims_nowait(self.device, committed, lost)
+            settled.add_done_callback(self._settle_failed)
+            if not answers[0]:
+                await settled  # before the next look at the journal, which must see it
+        if lost:
+            # Their lease expired and they went back to their pool (or were handed back).
+            log.info("device %s: %d pool message(s) went elsewhere before they were claimed",
+                     self.device, len(lost))  # fmt: skip
+            self.claims_lost += len(lost)
+            if self._on_done is not None:
+                self._on_done()  # their room is free again
+        if answers[0] is None:
+            # Kept: it may be committed with the answer lost. Pinned work goes on meanwhile.
+            await self.journal.defer_claims(
+                self.device, self.slots, self._clock() + CLAIM_RETRY_SECONDS
+            )
+            return False
+        return bool(answers[0])
+
     async def _dispatch(self, msg: OutMessage) -> None:
         st = self.state[msg.slot]
-        if not await self.journal.begin_dispatch(self.device, msg.id, self._clock()):
+        if not await self._claimed(msg):
+            return
+        claimed = None if msg.claimed else msg.lease_id
+        if not await self.journal.begin_dispatch(
+            self.device, msg.id, self._clock(), claimed_lease=claimed
+        ):
             return
         switching = self.active_slot != msg.slot
         # The modem switches SIM inside this send (on a single-standby modem).

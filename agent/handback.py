@@ -1,18 +1,19 @@
 """Handing pool messages back to the server (`POST /agent/v1/release`, docs/agent-protocol.md).
 
-A pool message the agent committed but has not started belongs on a SIM that can send it. When
-one of the device's SIMs stops being ready (modem unplugged or down, no SIM, PIN prompt, no
-network, failure-streak pause) for HANDBACK_AFTER_SECONDS in a row, its committed pool messages
-are marked ``releasing`` in the journal (on disk, never dispatched from then on), then released:
-the server puts the ids it lists as `released` back in their pool (the journal forgets them)
-and keeps the ones it lists as `kept` with this device (committed again). Pinned messages are
-never handed back; they wait for their SIM.
+A pool message the agent holds but has not started (leased and waiting for its claim, or
+committed) belongs on a SIM that can send it. When one of the device's SIMs stops being ready
+(modem unplugged or down, no SIM, PIN prompt, no network, failure-streak pause) for
+HANDBACK_AFTER_SECONDS in a row, its unstarted pool messages are marked ``releasing`` in the
+journal (on disk, never dispatched from then on), then released: the server puts the ids it
+lists as `released` back in their pool (the journal forgets them) and keeps the ones it lists
+as `kept` with this device (committed again). Pinned messages are never handed back; they
+wait for their SIM.
 
 The short grace keeps a blip (a SIM switch re-registering, a modem re-initialising) from
 sending work away that the SIM would have sent a second later; the pull's `sims` list stops
 new pool work for the SIM at once regardless. `releasing` rows left by a crash, or waiting
 while the server is away, are released again at start and with the usual back-off; at a
-graceful stop every committed pool message is handed back (agent/runner.py).
+graceful stop every unstarted pool message is handed back (agent/runner.py).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ class HandBack:
                 return
 
     async def final(self, seconds: float) -> None:
-        """Graceful stop (dispatchers already stopped): hand back every committed pool message,
+        """Graceful stop (dispatchers already stopped): hand back every unstarted pool message,
         best effort within `seconds`; what the server does not answer stays `releasing` and is
         released at the next start."""
         ids = await self.journal.mark_releasing(self.device, [], STOP_REASON, self._clock())

@@ -42,6 +42,7 @@ class PullMixin:
         settings: dict[str, Any]
         stopping: bool
         per_sim: bool
+        claims: bool
         repolls: int
         _sims_view: Callable[[int], Awaitable[SimsView]] | None
         _told: tuple[tuple[object, ...], ...] | None
@@ -156,7 +157,18 @@ class PullMixin:
             log.error("device %s: pull answer without lease_id; ignoring it", self.device)
             return 0
         ids = await self.journal.add_leased(self.device, lease_id, messages, self._clock())
-        return await self._commit(lease_id, ids)
+        if not self.claims:
+            return await self._commit(lease_id, ids)
+        # Commit = claim: pinned messages are committed now; pool messages stay leased until
+        # their SIM is about to send them (agent/claim.py), so a killed agent holds none of them
+        # committed and unstarted. Their lease is in `holding` meanwhile.
+        pool = {m.id for m in messages if m.pool is not None}
+        pinned = [i for i in ids if i not in pool]
+        committed = await self._commit(lease_id, pinned) if pinned else 0
+        claimable = len(ids) - len(pinned)
+        if claimable:
+            self._on_work()
+        return committed + claimable
 
     async def _pull_call(
         self, room: int, wait: int, holding: list[str], sims: list[dict[str, Any]] | None
@@ -279,8 +291,10 @@ class PullMixin:
         return len(committed)
 
     async def resolve_open_leases(self) -> None:
-        """Leases journaled before a crash, with no commit answer: ask again."""
-        for lease_id, ids in (await self.journal.open_leases(self.device)).items():
+        """Leases journaled before a crash, with no commit answer: ask again (for pool
+        messages the claim before their send asks)."""
+        leases = await self.journal.open_leases(self.device, pinned_only=self.claims)
+        for lease_id, ids in leases.items():
             log.info("device %s: re-committing %d message(s) of an open lease", self.device,
                      len(ids))  # fmt: skip
             await self._commit(lease_id, ids)

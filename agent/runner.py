@@ -33,6 +33,7 @@ import aiohttp
 
 from simhive.agent.backoff import Backoff
 from simhive.agent.balance import BalanceChecker
+from simhive.agent.claim import Claimer
 from simhive.agent.client import AgentClient
 from simhive.agent.config import AgentConfig, DeviceConfig
 from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
@@ -81,7 +82,10 @@ class DeviceRunner:
         self.modem = modem
         self.name = cfg.name
         self._clock = clock
-        self.client = AgentClient(cfg.server, cfg.token, session)
+        self.client = AgentClient(
+            cfg.server, cfg.token, session, timeout=agent.request_timeout_seconds
+        )
+        self.claimer = Claimer(cfg.name, self.client)
         self.pacers = {s: Pacer(SimLimits(), clock=clock) for s in cfg.slots}
         self.matcher = ReportMatcher(
             journal, cfg.name, window=agent.report_window_seconds, slots=cfg.slots, clock=clock
@@ -105,6 +109,7 @@ class DeviceRunner:
                 on_status=self._status_event,
                 on_done=self._after_send,
                 on_switch=self._sim_switched,
+                claim=self.claimer.claim,
                 clock=clock,
             )
             for group in groups
@@ -125,6 +130,7 @@ class DeviceRunner:
             on_settings=self._apply_settings,
             on_work=self._committed,
             sims_view=self.readiness.view,
+            claims=True,
             status_interval=agent.status_interval_seconds,
             clock=clock,
         )

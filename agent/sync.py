@@ -37,6 +37,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "sims": {},
 }
 REPORT_GATHER_SECONDS = 0.05  # a status is seconds old anyway; batching saves a request each
+# While reports keep coming, one device sends at most one report request per this long. Under
+# load a busy SIM finishes a message every few ms, each with a "sent" and a "delivered" event:
+# without the spacing nearly every event was a request of its own (about 2 per SMS at 64
+# modems, each costing the agent and the server more than the SMS's own work). The first
+# report after a quiet spell still leaves after REPORT_GATHER_SECONDS.
+REPORT_SPACING_SECONDS = 0.5
 REFUSED_RETRY_SECONDS = 300.0
 # While the server stays unreachable, the warning is repeated this often (not per retry).
 UNREACHABLE_LOG_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
@@ -55,6 +61,7 @@ class Sync(PullMixin):
         on_settings: Callable[[dict[str, Any]], None],
         on_work: Callable[[], None],
         sims_view: Callable[[int], Awaitable[SimsView]] | None = None,
+        claims: bool = False,
         status_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
         rand: Callable[[float, float], float] = random.uniform,
@@ -71,6 +78,9 @@ class Sync(PullMixin):
         # refuses the key with 400 and gets per-device pulls, as before.
         self._sims_view = sims_view
         self.per_sim = sims_view is not None
+        # Pool messages are committed by the dispatchers' claims just before their send
+        # (agent/claim.py), not with the pull's commit.
+        self.claims = claims
         self.repolls = 0  # parked polls replaced because the SIM view changed
         self._told: tuple[tuple[object, ...], ...] | None = None  # readiness the server heard
         self.status_interval = status_interval
@@ -95,6 +105,7 @@ class Sync(PullMixin):
         self._stop = asyncio.Event()
         self._incoming_lock = asyncio.Lock()
         self._report_lock = asyncio.Lock()
+        self.report_spacing = REPORT_SPACING_SECONDS
 
     # -- signals from the rest of the agent -------------------------------------------------
 
@@ -253,8 +264,9 @@ class Sync(PullMixin):
 
     async def report_loop(self) -> None:
         await self._flush_loop(
-            self.flush_reports, self._reports_wake, "reports", gather=REPORT_GATHER_SECONDS
-        )
+            self.flush_reports, self._reports_wake, "reports", gather=REPORT_GATHER_SECONDS,
+            spacing=self.report_spacing,
+        )  # fmt: skip
 
     # -- incoming ---------------------------------------------------------------------------
 
@@ -357,17 +369,26 @@ class Sync(PullMixin):
         what: str,
         *,
         gather: float = 0.0,
+        spacing: float = 0.0,
     ) -> None:
         backoff = Backoff(rand=self._rand)
+        loop = asyncio.get_running_loop()
+        last_ok: float | None = None  # when the last successful flush started (loop time)
         while not self.stopping:
-            if gather:
+            pause = gather
+            if last_ok is not None:
+                pause = max(pause, last_ok + spacing - loop.time())
+            if pause > 0:
                 # Under load many events come in a burst: one request for all of them.
-                await self._sleep(gather)
+                await self._sleep(pause)
             wake.clear()
+            started = loop.time()
             try:
                 await flush()
                 backoff.reset()
+                last_ok = started
             except ServerAway as exc:
+                last_ok = None  # the back-off paces the retries
                 self._set_connected(False, str(exc))
                 await self._sleep(backoff.next())
                 continue

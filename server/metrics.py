@@ -38,7 +38,7 @@ from simhive.server.core.dates import now_us
 from simhive.server.core.status import Status
 from simhive.server.store.base import Store
 from simhive.server.store.console_base import ConsoleStore, Histogram, MetricsSnapshot
-from simhive.server.store.sqlite_console import console_store
+from simhive.server.store.console_engine import console_store
 
 log = logging.getLogger("simhive.server")
 US = 1_000_000

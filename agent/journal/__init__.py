@@ -8,15 +8,17 @@ It is the agent's memory across crashes (docs/reliability.md), one module per ar
   ``sent`` | ``failed`` | ``unknown``; ``sent`` later becomes ``delivered``, ``not_delivered``,
   or ``unknown`` when no final report came in time. A row still ``dispatching`` at start-up may
   have reached the network, so it is never resent: it becomes ``unknown`` with an event. A
-  pool message (``pool`` set; NULL = pinned) may leave ``committed`` for ``releasing``.
+  pool message (``pool`` set; NULL = pinned) stays ``leased`` until its send: the claim's
+  answer takes it straight to ``dispatching`` (agent/claim.py). Before that it may leave
+  ``leased`` (or ``committed``) for ``releasing``.
 - `delivery`: each sent part's TP-MR and send time for report matching, and status reports
   that matched nothing yet (held on disk, matched when their send is journaled).
 - `events`: what the server must hear (``report`` and ``status`` channels), in order, each
   with a stable event id so a resend after a lost answer changes nothing on the server.
 - `inbox`: received SMS keyed by the modem layer's idempotency key, with a forwarded flag.
-- `release`: per-SIM load, and pool messages handed back to the server (``committed`` ->
-  ``releasing`` on disk -> deleted once released, or ``committed`` again if the server keeps
-  them); a ``releasing`` row is never dispatched.
+- `release`: per-SIM load, and pool messages handed back to the server (``leased`` or
+  ``committed`` -> ``releasing`` on disk -> deleted once released, or ``committed`` again if
+  the server keeps them); a ``releasing`` row is never dispatched.
 - `housekeeping`: forgetting finished history.
 - `store`: the connections and the group commit underneath them all.
 

@@ -1,8 +1,15 @@
 """The outbox: leased -> committed -> dispatching -> sent | failed | unknown.
 
+A pinned message is committed right after its pull. A pool message stays `leased` until its
+SIM is about to send it: the dispatcher then commits (claims) that one id and, if the server
+says it is still this device's, marks it `dispatching` in one step (commit = claim, see
+docs/routing.md). So an agent that dies holds no committed pool message it has not started:
+its leases expire and the messages leave on other SIMs.
+
 Which writes wait for the disk (docs/reliability.md):
 - the pull answer (`leased`) before `commit` is called, so a crash in between is resolved by
-  committing the same lease again;
+  committing the same lease again (a pinned message at the next start, a pool message when it
+  is claimed: a commit answered before, whose answer was lost, answers "committed" again);
 - `dispatching` before AT+CMGS, so a crash mid-submit becomes outcome-unknown, never a resend;
 - an outcome before it is reported: report events are read from committed rows only, so this
   holds for every write. `finish_sent_nowait` lets the dispatcher move on while its "sent"
@@ -121,10 +128,13 @@ class OutboxJournal(JournalBase):
             (device, lease_id),
         )])  # fmt: skip
 
-    async def open_leases(self, device: str) -> dict[str, list[int]]:
-        """Leases journaled but not yet resolved by a commit answer (e.g. a crash in between)."""
+    async def open_leases(self, device: str, *, pinned_only: bool = False) -> dict[str, list[int]]:
+        """Leases journaled but not yet resolved by a commit answer (a crash in between, or
+        pool messages waiting for their claim); `pinned_only`: their pinned ids alone."""
         rows = await self._rows(
-            "SELECT lease_id, id FROM outbox WHERE device = ? AND state = 'leased' ORDER BY id",
+            "SELECT lease_id, id FROM outbox WHERE device = ? AND state = 'leased'"
+            + (" AND pool IS NULL" if pinned_only else "")
+            + " ORDER BY id",
             (device,),
         )
         out: dict[str, list[int]] = {}
@@ -143,42 +153,99 @@ class OutboxJournal(JournalBase):
 
     # -- dispatch ---------------------------------------------------------------------------
 
-    async def next_due(self, device: str, slot: int, now: float) -> OutMessage | None:
-        """The next message for a SIM: urgent first, then the oldest (docs/agent.md)."""
+    async def next_due(
+        self, device: str, slot: int, now: float, *, claimable: bool = False
+    ) -> OutMessage | None:
+        """The next message for a SIM: urgent first, then the oldest (docs/agent.md).
+        `claimable`: leased pool messages count too (the caller claims them before sending)."""
+        ready = _READY_CLAIMABLE if claimable else "state = 'committed'"
         rows = await self._rows(
-            "SELECT device, id, slot, to_number, body, urgent, attempts, next_attempt FROM outbox"
-            " WHERE device = ? AND slot = ? AND state = 'committed' AND next_attempt <= ?"
-            " ORDER BY urgent DESC, id LIMIT 1",
+            "SELECT device, id, slot, to_number, body, urgent, attempts, next_attempt,"
+            f" lease_id, state FROM outbox WHERE device = ? AND slot = ? AND {ready}"
+            " AND next_attempt <= ? ORDER BY urgent DESC, id LIMIT 1",
             (device, slot, now),
         )
         return _out(rows[0]) if rows else None
 
-    async def next_wakeup(self, device: str, slots: Sequence[int]) -> float | None:
-        """The earliest retry time among committed messages not yet due."""
+    async def next_wakeup(
+        self, device: str, slots: Sequence[int], *, claimable: bool = False
+    ) -> float | None:
+        """The earliest retry time among messages not yet due (see next_due)."""
         marks = ",".join("?" * len(slots))
+        ready = _READY_CLAIMABLE if claimable else "state = 'committed'"
         rows = await self._rows(
             f"SELECT min(next_attempt) FROM outbox WHERE device = ? AND slot IN ({marks})"
-            " AND state = 'committed'",
+            f" AND {ready}",
             (device, *slots),
         )
         v = rows[0][0]
         return float(v) if v is not None else None
 
-    async def begin_dispatch(self, device: str, msg_id: int, now: float) -> bool:
+    async def begin_dispatch(
+        self, device: str, msg_id: int, now: float, *, claimed_lease: str | None = None
+    ) -> bool:
         """Mark before AT+CMGS; on disk by the time this returns (synchronous=FULL).
 
-        False if the row was not `committed` (then it must not be sent).
+        False if the row was not `committed` (then it must not be sent). `claimed_lease`: the
+        server has just committed this pool message under that lease (the claim), so a row
+        still `leased` under it may go too; one meanwhile marked `releasing`, or re-leased
+        under another lease, may not.
         """
 
         def op(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
                 "UPDATE outbox SET state = 'dispatching', attempts = attempts + 1, updated = ?"
-                " WHERE device = ? AND id = ? AND state = 'committed'",
-                (now, device, msg_id),
+                " WHERE device = ? AND id = ? AND (state = 'committed'"
+                " OR (state = 'leased' AND pool IS NOT NULL AND lease_id = ?))",
+                (now, device, msg_id, claimed_lease),
             )
             return cur.rowcount == 1
 
         return await self._write(op)
+
+    async def next_claimable(self, msg: OutMessage, now: float, limit: int) -> list[OutMessage]:
+        """The leased pool messages of msg's SIM and lease (one commit call takes one lease),
+        in send order (urgent first, then oldest), msg left out: the ones its claim may take
+        along."""
+        rows = await self._rows(
+            "SELECT device, id, slot, to_number, body, urgent, attempts, next_attempt,"
+            " lease_id, state FROM outbox WHERE device = ? AND slot = ? AND state = 'leased'"
+            " AND pool IS NOT NULL AND lease_id = ? AND next_attempt <= ? AND id != ?"
+            " ORDER BY urgent DESC, id LIMIT ?",
+            (msg.device, msg.slot, msg.lease_id, now, msg.id, limit),
+        )
+        return [_out(r) for r in rows]
+
+    def settle_claims_nowait(
+        self,
+        device: str,
+        committed: Sequence[tuple[int, str | None]],
+        rejected: Sequence[tuple[int, str | None]],
+    ) -> asyncio.Future[None]:
+        """Claims answered: (id, lease) the server committed become ours to send; those it
+        rejected are not ours any more. Rows meanwhile marked `releasing`, or leased again
+        under another lease, are left alone. On disk with the next commit (the future)."""
+        stmts: list[Statement] = [
+            ("UPDATE outbox SET state = 'committed' WHERE device = ? AND id = ?"
+             " AND state = 'leased' AND pool IS NOT NULL AND lease_id = ?", (device, i, lease))
+            for i, lease in committed
+        ]  # fmt: skip
+        stmts += [
+            ("DELETE FROM outbox WHERE device = ? AND id = ? AND state = 'leased'"
+             " AND pool IS NOT NULL AND lease_id = ?", (device, i, lease))
+            for i, lease in rejected
+        ]  # fmt: skip
+        return self._write_nowait(lambda conn: run_statements(conn, stmts))
+
+    async def defer_claims(self, device: str, slots: Sequence[int], until: float) -> None:
+        """No answer to a claim (the server is away): the SIMs' leased pool messages are
+        claimed again from `until` on; kept meanwhile, since the server may have committed
+        one whose answer was lost, and only the server's answer may let one go."""
+        marks = ",".join("?" * len(slots))
+        await self._tx([(
+            f"UPDATE outbox SET next_attempt = ? WHERE device = ? AND slot IN ({marks})"
+            " AND state = 'leased' AND pool IS NOT NULL", (until, device, *slots),
+        )])  # fmt: skip
 
     def finish_sent_nowait(
         self, device: str, msg_id: int, slot: int, references: Sequence[int], sent_at: float
@@ -250,6 +317,11 @@ def _failed_stmts(
     return final_stmts(device, msg_id, "failed", now, reason, event)
 
 
+# What a dispatcher that claims may pick: committed messages, and leased pool messages.
+# (IN first, so the due index serves both states; finished history is never scanned.)
+_READY_CLAIMABLE = "state IN ('committed', 'leased') AND (state = 'committed' OR pool IS NOT NULL)"
+
+
 def _out(r: tuple[Any, ...]) -> OutMessage:
     return OutMessage(
         device=str(r[0]),
@@ -260,4 +332,6 @@ def _out(r: tuple[Any, ...]) -> OutMessage:
         urgent=bool(r[5]),
         attempts=int(r[6]),
         next_attempt=float(r[7]),
+        lease_id=None if r[8] is None else str(r[8]),
+        claimed=r[9] == "committed",
     )

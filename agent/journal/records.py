@@ -33,6 +33,10 @@ class OutMessage:
     urgent: bool
     attempts: int
     next_attempt: float
+    # A pool message not yet committed: the dispatcher claims it (commits this lease's id)
+    # just before AT+CMGS, and sends it only if the server says it is still this device's.
+    lease_id: str | None = None
+    claimed: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Per-SIM load and the hand-back of pool messages (docs/agent.md, "SIM pools").
 
-A pool message the agent has committed but not started can go back to its pool when its SIM
-stops being ready. Order for never lost, never doubled: the rows are marked ``releasing`` on
+A pool message the agent has leased or committed but not started can go back to its pool when
+its SIM stops being ready. Order for never lost, never doubled: the rows are marked ``releasing`` on
 disk first (a ``releasing`` row is never dispatched: every dispatch query asks for
 ``committed``), then the server is asked; ids it lists as released are deleted, ids it keeps
 go back to ``committed``. A crash in between leaves them ``releasing`` and the next start asks
@@ -43,8 +43,10 @@ class ReleaseJournal(JournalBase):
     async def mark_releasing(
         self, device: str, keep_slots: Sequence[int], reason: str, now: float
     ) -> list[int]:
-        """Mark the committed pool messages of every slot NOT in `keep_slots` ``releasing``
-        (on disk when this returns); returns their ids. `keep_slots=[]` marks them all."""
+        """Mark the pool messages not started (leased, waiting for their claim, or committed)
+        of every slot NOT in `keep_slots` ``releasing`` (on disk when this returns); returns
+        their ids. `keep_slots=[]` marks them all. A claim answered after this finds the row
+        `releasing` and does not send it (begin_dispatch)."""
         marks = ",".join("?" * len(keep_slots))
         where = f" AND slot NOT IN ({marks})" if keep_slots else ""
 
@@ -53,7 +55,7 @@ class ReleaseJournal(JournalBase):
             ids = [
                 int(r[0])
                 for r in conn.execute(
-                    "SELECT id FROM outbox WHERE device = ? AND state = 'committed'"
+                    "SELECT id FROM outbox WHERE device = ? AND state IN ('leased', 'committed')"
                     f" AND pool IS NOT NULL{where}",
                     args,
                 ).fetchall()
@@ -61,7 +63,8 @@ class ReleaseJournal(JournalBase):
             if ids:
                 conn.execute(
                     "UPDATE outbox SET state = 'releasing', last_error = ?, updated = ?"
-                    " WHERE device = ? AND state = 'committed' AND pool IS NOT NULL" + where,
+                    " WHERE device = ? AND state IN ('leased', 'committed') AND pool IS NOT NULL"
+                    + where,
                     (reason, now, *args),
                 )
             return ids

@@ -46,7 +46,7 @@ def setup(
         settings,
         gateway,
         reads,
-        Sessions(settings.session_idle_seconds, settings.session_max_seconds),
+        Sessions(reads, settings.session_idle_seconds, settings.session_max_seconds),
         make_env(),
     )
     live.setup(app)

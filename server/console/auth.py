@@ -35,7 +35,7 @@ def _safe_next(prefix: str, target: str) -> str:
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    if console.sessions.get(request.cookies.get(COOKIE)) is not None:
+    if await console.sessions.get(request.cookies.get(COOKIE)) is not None:
         raise web.HTTPSeeOther(_safe_next(console.settings.prefix, request.query.get("next", "")))
     return _form(request, error=None, email="")
 
@@ -69,7 +69,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         account = await console.gateway.login(email, password, client=request.remote)
     except AuthError as exc:
         return _form(request, exc.message, email, status=401)
-    token, _session = console.sessions.start(account.id)
+    token, _session = await console.sessions.start(account.id)
     target = _safe_next(console.settings.prefix, request.query.get("next", ""))
     response = web.HTTPSeeOther(target)
     set_cookie(request, response, COOKIE, token, console)
@@ -80,12 +80,12 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
     token = request.cookies.get(COOKIE)
-    session = console.sessions.get(token)
+    session = await console.sessions.get(token)
     form = await request.post()
     given = form.get(CSRF_FIELD)
     if session is None or not session.csrf_ok(given if isinstance(given, str) else None):
         return refused(console, request, "Your session has ended already.")
-    console.sessions.end(token)
+    await console.sessions.end(token)
     response = web.HTTPSeeOther(console.url("/login"))
     response.del_cookie(COOKIE, path=console.settings.prefix or "/")
     raise response

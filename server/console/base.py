@@ -212,7 +212,8 @@ def page(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         console = request.app[CONSOLE]
-        session = console.sessions.get(request.cookies.get(COOKIE))
+        token = request.cookies.get(COOKIE)
+        session = await console.sessions.get(token)
         if session is None:
             if request.method == "GET":
                 target = quote(request.rel_url.path_qs, safe="")
@@ -233,6 +234,8 @@ def page(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         except GatewayError as exc:
             status = 404 if isinstance(exc, NotFound) else 400
             return ctx.render("error.html", status=status, message=exc.message)
+        finally:  # notes added for the next page, or shown on this one (redirects are raised)
+            await console.sessions.save_flash(token, session)
 
     return wrapped
 

@@ -45,7 +45,7 @@ async def stream(
     """Stream `fragment(account)` of the session's account as event `name` while it changes."""
     console = request.app[CONSOLE]
     token = request.cookies.get(COOKIE)
-    session = console.sessions.peek(token)
+    session = await console.sessions.peek(token)
     account = None
     if session is not None:
         account = await console.gateway.store.account_by_id(session.account_id)
@@ -64,7 +64,7 @@ async def stream(
     last = None
     quiet = 0.0
     with contextlib.suppress(ConnectionError):
-        while not stopping.is_set() and console.sessions.peek(token) is not None:
+        while not stopping.is_set() and await console.sessions.peek(token) is not None:
             html = await fragment(account)
             if html != last:
                 await response.write(event(name, html))

@@ -130,7 +130,7 @@ async def detail_live(request: web.Request) -> web.StreamResponse:
         return web.Response(status=404, text="Sms not found")
     sms_id = int(text)
 
-    session = console.sessions.peek(request.cookies.get(COOKIE))
+    session = await console.sessions.peek(request.cookies.get(COOKIE))
     csrf = session.csrf if session is not None else ""
 
     async def fragment(account: Account) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simhive.server.core import device_events, security
+from simhive.server.core import device_events, limits, security
 from simhive.server.core.dates import US, iso, now_us
 from simhive.server.core.errors import AuthError, Conflict
 from simhive.server.core.models import Device, DeviceFacts, IncomingMessage, Lease, ReportEvent, Sim
@@ -67,13 +67,28 @@ class AgentService:
         # The newest pull of each device; an older one still parked is ended (see `pull`).
         self._newest: dict[int, object] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # Device tokens that authenticated, briefly (limits.TOKEN_CACHE_SECONDS, as for account
+        # tokens): every agent request needs its device, and the store round trip was about a
+        # tenth of the server's CPU per SMS at 64 modems. A token reset by the admin CLI (another
+        # process) is refused at most that much later; an unknown token is never cached.
+        self._auth_cache: dict[str, tuple[float, Device]] = {}
+        self.monotonic: Callable[[], float] = time.monotonic
 
     async def authenticate(self, token: str | None) -> Device:
         if not token:
             raise AuthError("missing device token")
-        device = await self.store.device_by_token_hash(security.hash_token(token))
+        digest = security.hash_token(token)
+        now = self.monotonic()
+        cached = self._auth_cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        device = await self.store.device_by_token_hash(digest)
         if device is None or not security.token_matches(token, device.token_hash):
+            self._auth_cache.pop(digest, None)
             raise AuthError("unknown device token")
+        if len(self._auth_cache) > 10_000:
+            self._auth_cache.clear()
+        self._auth_cache[digest] = (now + limits.TOKEN_CACHE_SECONDS, device)
         return device
 
     async def hello(

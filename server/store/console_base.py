@@ -83,6 +83,17 @@ class Histogram:
     total: float
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A console login as stored (console_sessions, migration 15); times in microseconds."""
+
+    account_id: int
+    csrf: str
+    started: int
+    used: int
+    flash: str  # JSON list of [kind, text]
+
+
 @dataclass
 class MetricsSnapshot:
     """Everything /metrics reports from the database, read in one go."""
@@ -152,6 +163,27 @@ class ConsoleStore(ABC):
     @abstractmethod
     async def redeliver(self, account_id: int, row_id: int, now: int) -> bool:
         """Make a delivered or dead row of the account pending again, due now."""
+
+    # -- login sessions (server/core/sessions.py) -------------------------------------------
+    @abstractmethod
+    async def add_session(
+        self, token_hash: str, account_id: int, csrf: str, now: int, expired_before: int
+    ) -> None:
+        """Store a new session, and delete the sessions last used before `expired_before`."""
+
+    @abstractmethod
+    async def session(self, token_hash: str) -> SessionRow | None: ...
+
+    @abstractmethod
+    async def touch_session(self, token_hash: str, now: int) -> None:
+        """Mark the session used at `now`."""
+
+    @abstractmethod
+    async def set_session_flash(self, token_hash: str, flash: str) -> None: ...
+
+    @abstractmethod
+    async def end_sessions(self, token_hash: str | None, account_id: int | None = None) -> None:
+        """Delete one session (by its hash), or every session of an account."""
 
     # -- chart and metrics -----------------------------------------------------------------
     @abstractmethod

@@ -103,6 +103,7 @@ DELETE_ACCOUNT = [
     "DELETE FROM otp_codes WHERE account_id = :a",
     "DELETE FROM account_phones WHERE account_id = :a",
     "DELETE FROM account_webhooks WHERE account_id = :a",
+    "DELETE FROM console_sessions WHERE account_id = :a",
     "DELETE FROM smpp_outbox WHERE account_id = :a",
     "DELETE FROM smpp_submits WHERE account_id = :a",
     "DELETE FROM smpp_credentials WHERE account_id = :a",

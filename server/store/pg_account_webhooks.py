@@ -1,5 +1,5 @@
 """The PostgreSQL twin of sqlite_account_webhooks.py (tables and triggers of pg_schema migration
-18), mixed into PgStore."""
+19), mixed into PgStore."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The PostgreSQL twin of sqlite_campaigns.py (tables of pg_schema migration 15), mixed into
+"""The PostgreSQL twin of sqlite_campaigns.py (tables of pg_schema migration 16), mixed into
 PgStore; rows are read with the same readers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The PostgreSQL twin of sqlite_devices.py (enrollment codes of pg_schema migration 16, device
+"""The PostgreSQL twin of sqlite_devices.py (enrollment codes of pg_schema migration 17, device
 renames), mixed into PgStore."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The PostgreSQL twin of sqlite_otp.py (tables of pg_schema migration 17), mixed into PgStore.
+"""The PostgreSQL twin of sqlite_otp.py (tables of pg_schema migration 18), mixed into PgStore.
 
 A try locks the code's row (SELECT ... FOR UPDATE) before it counts: concurrent guesses, on this
 server or another on the same database, count one after another and cannot pass the limit

@@ -24,6 +24,7 @@ from simhive.server.store.console_base import (
     MetricsSnapshot,
     OutboxRow,
     PartRow,
+    SessionRow,
     SimKey,
 )
 from simhive.server.store.sqlite import SqliteStore
@@ -215,6 +216,51 @@ class SqliteConsoleStore(ConsoleStore):
 
         return await self.store.writer.submit(op)
 
+    # -- login sessions --------------------------------------------------------------------
+    async def _write(self, sql: str, params: Sequence[Any]) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, params)
+
+        await self.store.writer.submit(op)
+
+    async def add_session(
+        self, token_hash: str, account_id: int, csrf: str, now: int, expired_before: int
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM console_sessions WHERE used < ?", (expired_before,))
+            conn.execute(
+                "INSERT INTO console_sessions(token_hash, account_id, csrf, started, used)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (token_hash, account_id, csrf, now, now),
+            )
+
+        await self.store.writer.submit(op)
+
+    async def session(self, token_hash: str) -> SessionRow | None:
+        rows = await self._all(
+            "SELECT account_id, csrf, started, used, flash FROM console_sessions"
+            " WHERE token_hash = ?",
+            (token_hash,),
+        )
+        return SessionRow(*rows[0]) if rows else None
+
+    async def touch_session(self, token_hash: str, now: int) -> None:
+        await self._write(
+            "UPDATE console_sessions SET used = MAX(used, ?) WHERE token_hash = ?",
+            (now, token_hash),
+        )
+
+    async def set_session_flash(self, token_hash: str, flash: str) -> None:
+        await self._write(
+            "UPDATE console_sessions SET flash = ? WHERE token_hash = ?", (flash, token_hash)
+        )
+
+    async def end_sessions(self, token_hash: str | None, account_id: int | None = None) -> None:
+        await self._write(
+            "DELETE FROM console_sessions WHERE token_hash = ? OR account_id = ?",
+            (token_hash, account_id),
+        )
+
     # -- chart and metrics -----------------------------------------------------------------
     async def hourly(self, account_id: int, since: int) -> list[HourCount]:
         # `created` bounds the scan through its index; a message sent in the window was created
@@ -276,10 +322,3 @@ class SqliteConsoleStore(ConsoleStore):
             snap.webhooks[str(state)] = int(n)
             snap.webhook_failed_attempts += int(failed)
         return snap
-
-
-def console_store(store: object) -> ConsoleStore | None:
-    """The console queries for a store engine; None for an engine that has none (yet)."""
-    if isinstance(store, SqliteStore):
-        return SqliteConsoleStore(store)
-    return None

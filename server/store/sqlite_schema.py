@@ -651,6 +651,26 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     ),
     (
         15,
+        "web console login sessions shared by the servers of one database",
+        """
+        -- One row per console login (server/core/sessions.py), so that any server of a database
+        -- knows a session another made. `token_hash` is the SHA-256 of the cookie value, which
+        -- is never stored; `csrf` is the session's form token (worth nothing without the
+        -- cookie); `flash` the JSON list of notes for the next page. Times in microseconds.
+        CREATE TABLE console_sessions (
+            token_hash TEXT PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            csrf       TEXT NOT NULL,
+            started    INTEGER NOT NULL,
+            used       INTEGER NOT NULL,
+            flash      TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX console_sessions_account ON console_sessions(account_id);
+        CREATE INDEX console_sessions_used ON console_sessions(used);
+        """,
+    ),
+    (
+        16,
         "native API: campaigns and their recipients",
         """
         -- A named send to groups or a list, handed to the queue a window at a time by the
@@ -693,7 +713,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         """,
     ),
     (
-        16,
+        17,
         "native API: device enrollment codes",
         """
         -- A short-lived, single-use code that an agent swaps for its device token
@@ -712,7 +732,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         """,
     ),
     (
-        17,
+        18,
         "native API: the account's verified phone, one-time codes",
         """
         -- The number one-time codes go to (server/core/otp.py); verified once a code sent to it
@@ -739,7 +759,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         """,
     ),
     (
-        18,
+        19,
         "native API: account webhooks (message status, incoming SMS, device status)",
         """
         -- An account's webhook URLs, one per kind ('' or NULL: none), and its signing secret.

@@ -1,10 +1,12 @@
 """A small in-test server for /agent/v1/*, written from docs/agent-protocol.md alone.
 
 It stands in for the real server until its agent routes land, and it is kept honest to the doc:
-bearer auth (401), the error shape, leases that expire back to status 1, commit answering the
-same lists twice, report events applied at most once with statuses never moving backwards,
-incoming keys stored once, long-poll pull that answers the instant a message is added. Faults
-are injected per route: answer 503 without doing anything, or do the work and lose the answer.
+bearer auth (401), the error shape, leases that expire back to status 1, commit per id like the
+real server (an id committed before answers "committed" again; ids of one lease may be committed
+in several calls, as the agent's claims do), report events applied at most once with statuses
+never moving backwards, incoming keys stored once, long-poll pull that answers the instant a
+message is added. Faults are injected per route: answer 503 without doing anything, or do the
+work and lose the answer.
 
 SIM pools (docs/agent-protocol.md): a pull with `sims` leases per listed ready slot at most
 `room` messages, of which at most `pool_room` pool messages it binds to that slot now; a newer
@@ -190,7 +192,7 @@ class FakeAgentServer:
     def _expire(self) -> None:
         now = time.time()
         for lease_id, lease in list(self.leases.items()):
-            if lease.answer is None and lease.expires <= now:
+            if lease.expires <= now:
                 for i in lease.ids:
                     m = self.messages[i]
                     if m.status == 2 and m.lease == lease_id:
@@ -239,8 +241,8 @@ class FakeAgentServer:
         if isinstance(holding, list):
             # agent-protocol.md: the device's uncommitted leases it does not hold go back now.
             for lease_id, lease in list(self.leases.items()):
-                if lease.device == device and lease.answer is None and lease_id not in holding:
-                    lease.expires = 0.0
+                if lease.device == device and lease_id not in holding:
+                    lease.expires = 0.0  # its uncommitted ids only: committed ones stay
             self._expire()
         # One pull per device: a newer one ends this one (409) while it is parked.
         gen = self._pull_gen[device] = self._pull_gen.get(device, 0) + 1
@@ -319,21 +321,18 @@ class FakeAgentServer:
         lease = self.leases.get(body.get("lease_id", ""))
         if lease is None or lease.device != device:
             return _err(404, "not_found", "no such lease")
-        if lease.answer is not None:
-            return lease.answer
+        self._expire()
         ids = body.get("ids", [])
         committed, rejected = [], []
         for i in ids:
             m = self.messages.get(i)
-            if (
-                m
-                and m.status == 2
-                and m.lease == body["lease_id"]
-                and i in lease.ids
-                and lease.expires > time.time()
-            ):
+            if m is None or m.lease != body["lease_id"] or i not in lease.ids:
+                rejected.append(i)
+            elif m.status == 2:
                 self._set(m, 3)
                 committed.append(i)
+            elif RANK[m.status] >= RANK[3]:
+                committed.append(i)  # committed before: the same answer again
             else:
                 rejected.append(i)
         lease.answer = {"committed": committed, "rejected": rejected}

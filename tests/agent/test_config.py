@@ -138,3 +138,10 @@ def test_token_file_is_read_and_stripped(tmp_path: Path) -> None:
 
 def test_example_is_valid_toml() -> None:
     assert "device" in tomllib.loads(docs_example())
+
+
+def test_request_timeout_is_a_setting_with_bounds() -> None:
+    assert parse(base()).request_timeout_seconds == 30.0
+    assert parse(base(request_timeout_seconds=8)).request_timeout_seconds == 8.0
+    with pytest.raises(ConfigError, match="request_timeout_seconds"):
+        parse(base(request_timeout_seconds=1))

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from simhive.agent.client import AgentClient, ServerAway
-from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
+from simhive.agent.dispatcher import ClaimCallback, Dispatcher, DispatchPolicy
 from simhive.agent.journal import Journal, LeasedMessage
 from simhive.agent.modem.base import ModemState, StateChange
 from simhive.agent.pacing import Pacer, SimLimits
@@ -87,11 +87,16 @@ async def test_a_full_paced_sim_does_not_stop_the_other_sim_getting_work(
 
 
 def make_dispatcher(
-    journal: Journal, modem: FakeModem, slots: list[int], limits: SimLimits, clock: Any
+    journal: Journal,
+    modem: FakeModem,
+    slots: list[int],
+    limits: SimLimits,
+    clock: Any,
+    claim: ClaimCallback | None = None,
 ) -> Dispatcher:
     pacers = {s: Pacer(limits, clock=clock, rand=lambda a, b: b) for s in slots}
     return Dispatcher(device=DEV, modem=modem, journal=journal, pacers=pacers,
-                      policy=DispatchPolicy(), clock=clock)  # fmt: skip
+                      policy=DispatchPolicy(), claim=claim, clock=clock)  # fmt: skip
 
 
 class Clock:
@@ -238,12 +243,14 @@ async def test_pool_messages_go_back_when_the_modem_goes_down_and_pinned_ones_st
     pool = [await server.add_pool_message("otp", f"+49151000000{i}") for i in range(3)]
     pinned = await server.add(260, "+4915100000009")
     modem = FakeModem()
-    modem.gate = asyncio.Event()  # the first submit hangs: the rest stays committed
+    modem.gate = asyncio.Event()  # the first submit hangs: the rest waits for its claim
     async with runner_for(server, journal, tmp_path, modem) as runner:
         await asyncio.wait_for(modem.in_send.wait(), 15)
-        await wait_for(lambda: server.messages[pinned].status == 3, what="all committed")
+        await wait_for(lambda: server.messages[pinned].status == 3, what="pinned committed")
         rest = pool[1:]  # pool[0] is being submitted: it may reach the network, never back
-        assert await states(journal, pool) == ["dispatching", "committed", "committed"]
+        # Commit = claim: only the message on the radio is committed; the rest is leased.
+        assert await states(journal, pool) == ["dispatching", "leased", "leased"]
+        assert [server.messages[i].status for i in pool] == [3, 2, 2]
         server.fail["release"] = 2  # the server is away for the first two tries
         modem.set_state(ModemState.DISCONNECTED)
         await modem.emit(StateChange(ModemState.DISCONNECTED, "port closed"))

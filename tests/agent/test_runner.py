@@ -390,3 +390,13 @@ async def test_the_other_sims_info_reaches_the_server_right_after_the_connect_vi
         modem.visit_gate.set()
         await wait_for(lambda: all(iccids()), limit=5, what="a status with both ICCIDs")
         await wait_for(lambda: modem.active_slot == 0, limit=5, what="SIM 1 active again")
+
+
+async def test_the_request_timeout_setting_reaches_the_server_client(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    cfg = agent_cfg(server, tmp_path, server.add_device(261))
+    cfg = dataclasses.replace(cfg, request_timeout_seconds=8.0)
+    async with aiohttp.ClientSession() as session:
+        runner = DeviceRunner(cfg.devices[0], cfg, journal, FakeModem(), session)
+        assert runner.client.timeout == 8.0

@@ -243,6 +243,31 @@ async def test_server_away_then_back_reports_all_arrive(
     assert sync.connected
 
 
+async def test_reports_coming_steadily_share_one_request_per_spacing(
+    server: FakeAgentServer, journal: Journal
+) -> None:
+    """Under load each device sends at most one report request per `report_spacing`: events
+    written one by one, further apart than the gather time, leave together after the first."""
+    ids = [await server.add(260, f"+491510000000{i}") for i in range(6)]
+    async with make_sync(server, journal) as (sync, _):
+        await sync.hello()
+        await sync.pull_once()
+        sync.report_spacing = 3.0  # far longer than the writes below take
+        async with loops(sync, "report"):
+            await journal.begin_dispatch(DEV, ids[0], 1.0)
+            await journal.finish_sent(DEV, ids[0], 0, [1], 2.0)
+            sync.wake_reports()
+            await wait_for(lambda: server.calls.count("report") == 1, what="the first report")
+            for i in ids[1:]:
+                await journal.begin_dispatch(DEV, i, 1.0)
+                await journal.finish_sent(DEV, i, 0, [i % 256], 2.0)
+                sync.wake_reports()
+                await asyncio.sleep(0.1)  # twice the gather time: each would be a request
+            await wait_for(lambda: len(server.events) == 6, what="all six reports")
+            assert server.calls.count("report") == 2
+    assert [e["event_id"] for e in server.events] == [f"{i}:sent" for i in ids]
+
+
 async def test_pull_loop_keeps_going_through_an_outage(
     server: FakeAgentServer, journal: Journal
 ) -> None:

@@ -82,6 +82,8 @@ class Tally:
     unanswered: int = 0  # stored for a request whose answer never arrived (not promised)
     # One line per broken message (verdict, id, text, status, sends), for the report.
     problems: list[str] = field(default_factory=list)
+    # What the kind counted besides verdicts (ChaosGateway.figures), e.g. pool-kill's.
+    figures: collections.Counter[str] = field(default_factory=collections.Counter)
 
     @property
     def broken(self) -> int:
@@ -95,6 +97,7 @@ class Tally:
         self.unknown_sent += other.unknown_sent
         self.unanswered += other.unanswered
         self.problems += other.problems
+        self.figures.update(other.figures)
 
 
 def tally(

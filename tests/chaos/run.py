@@ -10,6 +10,7 @@ those messages are judged at the end like all others.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import platform
 import random
@@ -43,6 +44,8 @@ def run_kind(
     log: Callable[[str], None] = print,
 ) -> Tally:
     prefix = f"{tag} {kind.name} "
+    gw = gw.for_pools() if kind.pool else gw
+    figures_before = collections.Counter(gw.figures)
     gw.set_latency(kind.latency)
     answered: dict[int, str] = {}
     started = time.monotonic()
@@ -55,6 +58,8 @@ def run_kind(
     out = tally(kind.name, answered, gw.rows(prefix), gw.sent_texts(prefix))
     out.trials = trials
     out.seconds = time.monotonic() - started
+    # Zeros kept: "leased to the killed agent 0" is a figure too.
+    out.figures = collections.Counter({k: v - figures_before[k] for k, v in gw.figures.items()})
     return out
 
 
@@ -70,7 +75,9 @@ def run(
     stop the gateway; one Tally per kind."""
     seed = secrets.randbelow(2**32) if seed is None else seed
     log(f"seed {seed}; gateway and logs in {root}")
-    gw = ChaosGateway(root).start()
+    gw = ChaosGateway(root)
+    if not all(KINDS[n].pool for n in kinds):
+        gw.start()  # the pool kinds start their own gateway (ChaosGateway.for_pools)
     try:
         plan = {n: KINDS[n].default_trials if trials is None else trials for n in kinds}
         return run_on(gw, plan, random.Random(seed), options or Options(), f"chaos-{seed:x}", log)
@@ -117,6 +124,9 @@ def summary(results: Sequence[Tally]) -> str:
         f"outcome-unknown that did reach the network (once): {total.unknown_sent}; "
         f"stored for requests whose answer never arrived (not counted above): {total.unanswered}"
     )
+    for t in results:
+        if t.figures:
+            lines.append(f"{t.kind}: " + "; ".join(f"{k} {v}" for k, v in t.figures.items()))
     lines += [f"  {p}" for p in total.problems[:50]]
     if len(total.problems) > 50:
         lines.append(f"  ... and {len(total.problems) - 50} more")

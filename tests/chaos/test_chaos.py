@@ -18,13 +18,14 @@ from tests.chaos.ledger import tally
 from tests.chaos.run import run_on, summary
 from tests.support.procs import ROOT
 
-# A few trials of each kind, short ones: well under a minute in all on two cores.
-SHORT = {"agent-kill": 3, "server-kill": 2, "proxy": 1, "unplug": 2}
+# A few trials of each kind, short ones: about a minute in all on two cores (the pool kill
+# starts a second gateway).
+SHORT = {"agent-kill": 3, "server-kill": 2, "proxy": 1, "unplug": 2, "pool-kill": 1}
 SHORT_OPTIONS = Options(proxy_seconds=5, load_seconds=0.3)
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(170)
+@pytest.mark.timeout(220)
 def test_short_chaos_run_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
     assert set(SHORT) == set(KINDS), "every kind runs in the short version"
     seed = random.randrange(2**32)
@@ -37,6 +38,8 @@ def test_short_chaos_run_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -
             assert t.trials == SHORT[t.kind]
             assert t.messages >= t.trials, (t.kind, report)
             assert t.broken == 0, f"{t.kind}: {t.problems}\n{gw.stack.logs()}"
+        pool = next(t for t in results if t.kind == "pool-kill")
+        assert pool.figures["kills"] == SHORT["pool-kill"], report
 
         # Sabotage 1: a client-side double the gateway cannot know about (one text, two ids)
         # must show as sent twice, from the real SMSC log.

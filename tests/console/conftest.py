@@ -29,6 +29,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.stack import FAST_PACING, PASSWORD, Device, GatewayStack
+from tests.support.testdb import AppDb
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -167,3 +168,10 @@ def post_form(url: str, fields: dict[str, str], cookie: str | None) -> tuple[int
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> AppDb:
+    """The in-process app's database: a SQLite file here; tests/store/test_console_pg.py gives
+    the same tests a PostgreSQL schema."""
+    return AppDb(path=tmp_path / "db.sqlite3")

@@ -4,8 +4,8 @@ in the store, bad input answered as a page (never a 500), and the path prefix.""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
-import sqlite3
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ from simhive.server.console import ConsoleSettings
 from simhive.server.core.gateway import Gateway, Outgoing
 from simhive.server.core.models import Account, Device, IncomingMessage
 from simhive.server.core.security import hash_token
-from simhive.server.store.sqlite import SqliteStore
+from tests.support.testdb import AppDb
 
 PASSWORD = "console-password-1"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -79,10 +79,8 @@ class Console:
         return response
 
 
-async def make_console(tmp_path: Path, prefix: str = "") -> AsyncIterator[Console]:
-    app = create_app(
-        SqliteStore(tmp_path / "db.sqlite3"), console_settings=ConsoleSettings(prefix=prefix)
-    )
+async def make_console(db: AppDb, prefix: str = "") -> AsyncIterator[Console]:
+    app = create_app(db.store(), console_settings=ConsoleSettings(prefix=prefix))
     async with TestClient(TestServer(app)) as client:
         gw = app[GATEWAY]
         account, _ = await gw.create_account("op@example.com", PASSWORD)
@@ -91,24 +89,15 @@ async def make_console(tmp_path: Path, prefix: str = "") -> AsyncIterator[Consol
 
 
 @pytest.fixture
-async def console(tmp_path: Path) -> AsyncIterator[Console]:
-    async for c in make_console(tmp_path):
+async def console(db: AppDb) -> AsyncIterator[Console]:
+    async for c in make_console(db):
         response = await c.login()
         assert response.status == 303
         yield c
 
 
-def row(db: Path, sql: str, *params: Any) -> tuple[Any, ...]:
-    with sqlite3.connect(db) as conn:
-        found = conn.execute(sql, params).fetchone()
-    assert found is not None
-    return tuple(found)
-
-
-async def test_login_sets_a_strict_http_only_cookie_and_logout_ends_the_session(
-    tmp_path: Path,
-) -> None:
-    async for c in make_console(tmp_path):
+async def test_login_sets_a_strict_http_only_cookie_and_logout_ends_the_session(db: AppDb) -> None:
+    async for c in make_console(db):
         assert (
             (await c.client.get("/", allow_redirects=False))
             .headers["Location"]
@@ -131,8 +120,8 @@ async def test_login_sets_a_strict_http_only_cookie_and_logout_ends_the_session(
         assert "session has ended" in text
 
 
-async def test_a_wrong_password_and_the_login_throttle(tmp_path: Path) -> None:
-    async for c in make_console(tmp_path):
+async def test_a_wrong_password_and_the_login_throttle(db: AppDb) -> None:
+    async for c in make_console(db):
         bad = await c.login(password="wrong-password")
         assert bad.status == 401 and "Login or password incorrect" in await bad.text()
         for _ in range(9):
@@ -142,8 +131,8 @@ async def test_a_wrong_password_and_the_login_throttle(tmp_path: Path) -> None:
         assert locked.status == 401 and "Too many failed logins" in await locked.text()
 
 
-async def test_login_form_needs_its_csrf_value_and_next_stays_on_this_site(tmp_path: Path) -> None:
-    async for c in make_console(tmp_path):
+async def test_login_form_needs_its_csrf_value_and_next_stays_on_this_site(db: AppDb) -> None:
+    async for c in make_console(db):
         no_token = await c.client.post(
             "/login", data={"email": c.account.email, "password": PASSWORD}
         )
@@ -198,7 +187,7 @@ async def test_bad_input_is_answered_as_a_page(console: Console) -> None:
     assert 'class="flash error"' in text
 
 
-async def test_compose_cancel_and_resend(console: Console, tmp_path: Path) -> None:
+async def test_compose_cancel_and_resend(console: Console, db: AppDb) -> None:
     target = f"sim:{console.device.id}:1"
     location, _ = await console.post(
         "/compose", {"to": "+4915112345678", "body": "first", "target": target}
@@ -207,8 +196,7 @@ async def test_compose_cancel_and_resend(console: Console, tmp_path: Path) -> No
     assert "Message" in await console.page(f"/messages/{sms_id}")
     location, _ = await console.post(f"/messages/{sms_id}/cancel", {})
     assert location == f"/messages/{sms_id}"
-    status, code, sim = row(
-        tmp_path / "db.sqlite3",
+    status, code, sim = await db.row(
         "SELECT status, failure_code, sim FROM messages WHERE id = ?",
         sms_id,
     )
@@ -218,8 +206,7 @@ async def test_compose_cancel_and_resend(console: Console, tmp_path: Path) -> No
     location, _ = await console.post(f"/messages/{sms_id}/resend", {})
     new_id = int(location.rsplit("/", 1)[1])
     assert new_id > sms_id
-    assert row(
-        tmp_path / "db.sqlite3",
+    assert await db.row(
         "SELECT status, body, device_id, sim, sendto FROM messages WHERE id = ?",
         new_id,
     ) == (1, "first", console.device.id, 1, "+4915112345678")
@@ -238,8 +225,7 @@ async def test_compose_cancel_and_resend(console: Console, tmp_path: Path) -> No
     assert location == "/messages"
     listed = await console.page("/messages?number=4915112345671")
     assert listed.count('data-id="') == 1
-    assert row(
-        tmp_path / "db.sqlite3",
+    assert await db.row(
         "SELECT COUNT(*) FROM messages WHERE timetosend IS NOT NULL AND body = 'two'",
     ) == (2,)
 
@@ -263,7 +249,7 @@ async def test_message_list_filters(console: Console) -> None:
 
 
 async def test_inbox_groups_by_number_and_replies_through_the_receiving_sim(
-    console: Console, tmp_path: Path
+    console: Console, db: AppDb
 ) -> None:
     store = console.gw.store
     now = console.gw.clock()
@@ -283,9 +269,11 @@ async def test_inbox_groups_by_number_and_replies_through_the_receiving_sim(
     assert thread.index("first from A") < thread.index("second from A")
     location, _ = await console.post("/inbox/%2B491701111111", {"body": "answer"})
     assert location == "/inbox/+491701111111"
-    assert row(
-        tmp_path / "db.sqlite3", "SELECT device_id, sim, sendto FROM messages WHERE body = 'answer'"
-    ) == (console.device.id, 1, "+491701111111")
+    assert await db.row("SELECT device_id, sim, sendto FROM messages WHERE body = 'answer'") == (
+        console.device.id,
+        1,
+        "+491701111111",
+    )
 
 
 async def test_pools_are_managed_through_routing(console: Console) -> None:
@@ -346,7 +334,7 @@ async def test_device_add_and_settings(console: Console) -> None:
     assert "http://" in text
 
 
-async def test_webhook_redeliver(tmp_path: Path) -> None:
+async def test_webhook_redeliver(db: AppDb) -> None:
     posts: list[bytes] = []
     hook = web.Application()
 
@@ -356,53 +344,54 @@ async def test_webhook_redeliver(tmp_path: Path) -> None:
 
     hook.router.add_post("/hook", receive)
     async with TestServer(hook) as receiver:
-        async for c in make_console(tmp_path):
+        async for c in make_console(db):
             await c.gw.store.update_device_settings(
                 c.device.id,
                 {"webhook_status": str(receiver.make_url("/hook")), "webhook_secret": "s" * 32},
             )
             (sms_id,) = await c.gw.send(c.account, Outgoing("+4915112345678", "x", c.device.id))
-            # The agent's report, as the store applies it: the message is sent.
+            # The agent's report, as the store applies it: the message is sent (the outbox
+            # trigger queues the webhook).
             now = c.gw.clock()
-
-            def sent(conn: sqlite3.Connection, now: int = now, sms_id: int = sms_id) -> None:
-                conn.execute(
-                    "UPDATE messages SET status = 6, senttime = ?, status_changed = ? WHERE id = ?",
-                    (now, now, sms_id),
-                )
-
-            store = c.gw.store
-            assert isinstance(store, SqliteStore)
-            await store.writer.submit(sent)
+            await db.rows(
+                "UPDATE messages SET status = 6, senttime = ?, status_changed = ? WHERE id = ?",
+                now, now, sms_id,
+            )  # fmt: skip
             sender = c.client.app[BACKGROUND].sender
             assert sender is not None
             sender.wake()
             await wait_for(lambda: len(posts) == 1)
             assert (await c.login()).status == 303
-            await wait_for(lambda: row_state(tmp_path) == "delivered")
+            await wait_for(lambda: delivered(db))
             page = await c.page("/webhooks?state=delivered")
             (row_id,) = re.findall(r'<tr data-id="(\d+)">', page)
             await c.post(f"/webhooks/{row_id}/redeliver", {})
             await wait_for(lambda: len(posts) == 2)
             assert posts[0] == posts[1] or b'"sms_id"' in posts[1]
-            await wait_for(lambda: row_state(tmp_path) == "delivered")
+            await wait_for(lambda: delivered(db))
             _, text = await c.post("/webhooks/424242/redeliver", {}, status=400)
             assert "Only a delivered or dead webhook" in text
 
 
-def row_state(tmp_path: Path) -> str:
-    return str(row(tmp_path / "db.sqlite3", "SELECT state FROM webhook_outbox")[0])
+async def delivered(db: AppDb) -> bool:
+    return await db.rows("SELECT state FROM webhook_outbox") == [("delivered",)]
 
 
 async def wait_for(probe: Any) -> None:
-    """Until probe() is true (the receiver's POSTs and the sender's writes come by themselves)."""
+    """Until probe() (or what it awaits) is true: the receiver's POSTs and the sender's writes
+    come by themselves."""
     async with asyncio.timeout(20):
-        while not probe():  # noqa: ASYNC110 - the probes read other tasks' results
+        while True:
+            done = probe()
+            if inspect.isawaitable(done):
+                done = await done
+            if done:
+                return
             await asyncio.sleep(0.05)
 
 
-async def test_the_console_under_a_path_prefix(tmp_path: Path) -> None:
-    async for c in make_console(tmp_path, prefix="/sms"):
+async def test_the_console_under_a_path_prefix(db: AppDb) -> None:
+    async for c in make_console(db, prefix="/sms"):
         home = await c.client.get("/sms", allow_redirects=False)
         assert home.status == 301 and home.headers["Location"] == "/sms/"
         root = await c.client.get("/", allow_redirects=False)
@@ -425,8 +414,8 @@ async def test_request_metrics_key_by_route_template(console: Console) -> None:
     ) in text
 
 
-async def test_the_session_cookie_is_secure_behind_a_local_tls_proxy(tmp_path: Path) -> None:
-    async for c in make_console(tmp_path):
+async def test_the_session_cookie_is_secure_behind_a_local_tls_proxy(db: AppDb) -> None:
+    async for c in make_console(db):
         form = await c.client.get("/login", headers={"X-Forwarded-Proto": "https"})
         login_cookie = form.cookies["simhive_login"]
         assert login_cookie["secure"]
@@ -442,7 +431,7 @@ async def test_the_session_cookie_is_secure_behind_a_local_tls_proxy(tmp_path: P
         assert response.status == 303 and response.cookies["simhive_session"]["secure"]
 
 
-async def test_the_session_cookie_is_secure_under_tls(tmp_path: Path) -> None:
+async def test_the_session_cookie_is_secure_under_tls(tmp_path: Path, db: AppDb) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     made = await asyncio.create_subprocess_exec(
         "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -453,7 +442,7 @@ async def test_the_session_cookie_is_secure_under_tls(tmp_path: Path) -> None:
     assert await made.wait() == 0
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
-    app = create_app(SqliteStore(tmp_path / "db.sqlite3"))
+    app = create_app(db.store())
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)

@@ -18,10 +18,10 @@ from simhive.server.app import create_app
 from simhive.server.core.gateway import Outgoing
 from simhive.server.metrics import MetricsSettings, SnapshotCache, allowed
 from simhive.server.store.console_base import MetricsSnapshot
-from simhive.server.store.sqlite import SqliteStore
-from simhive.server.store.sqlite_console import SqliteConsoleStore
+from simhive.server.store.console_engine import console_store
 from tests.console.conftest import ConsoleStack
 from tests.support.stack import wait_until
+from tests.support.testdb import AppDb
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -196,11 +196,9 @@ def test_webhook_backlog_and_failures(stack: ConsoleStack) -> None:
         stack.set_device_settings(b, {"webhook_status": None})
 
 
-async def test_a_metrics_token_is_required_when_set(tmp_path: Path) -> None:
+async def test_a_metrics_token_is_required_when_set(db: AppDb) -> None:
     token = "m" * 24
-    app = create_app(
-        SqliteStore(tmp_path / "db.sqlite3"), metrics_settings=MetricsSettings(token=token)
-    )
+    app = create_app(db.store(), metrics_settings=MetricsSettings(token=token))
     async with TestClient(TestServer(app)) as client:
         assert (await client.get("/metrics")).status == 403
         wrong = await client.get("/metrics", headers={"Authorization": "Bearer " + "x" * 24})
@@ -238,8 +236,8 @@ def test_without_a_token_only_loopback_clients_are_answered(peer: str, ok: bool)
     assert allowed(request, MetricsSettings()) is ok
 
 
-async def test_pool_messages_waiting_for_a_sim(tmp_path: Path) -> None:
-    app = create_app(SqliteStore(tmp_path / "db.sqlite3"))
+async def test_pool_messages_waiting_for_a_sim(db: AppDb) -> None:
+    app = create_app(db.store())
     async with TestClient(TestServer(app)) as client:
         gw = app[GATEWAY]
         account, _ = await gw.create_account("pool@example.com", "pool-password")
@@ -256,10 +254,11 @@ async def test_pool_messages_waiting_for_a_sim(tmp_path: Path) -> None:
     assert samples.get("simhive_queue_depth", []) == []  # no SIM holds them yet
 
 
-async def test_scrapes_share_one_count_within_the_refresh_interval(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "db.sqlite3")
+async def test_scrapes_share_one_count_within_the_refresh_interval(db: AppDb) -> None:
+    store = db.store()
     await store.open()
-    reads = SqliteConsoleStore(store)
+    reads = console_store(store)
+    assert reads is not None
     await reads.open()
     try:
         calls = 0
@@ -279,3 +278,50 @@ async def test_scrapes_share_one_count_within_the_refresh_interval(tmp_path: Pat
     finally:
         await reads.close()
         await store.close()
+
+
+async def test_scraped_figures_are_the_stored_ones(db: AppDb) -> None:
+    """Messages with known send and report times: exact counts, buckets and sums in the scrape
+    (tests/store/test_console_pg.py runs this on PostgreSQL too)."""
+    app = create_app(db.store())
+    async with TestClient(TestServer(app)) as client:
+        gw = app[GATEWAY]
+        account, _ = await gw.create_account("figures@example.com", "figures-password")
+        device, _ = await gw.create_device(account, "hall")
+        ids = [
+            (await gw.send(account, Outgoing(f"+4915112345{i:03d}", "m", device.id)))[0]
+            for i in range(4)
+        ]
+        # (status, seconds from due to sent, seconds from sent to the report); ids[3] stays new.
+        for sms_id, status, latency, delay in (
+            (ids[0], 7, 0.05, 0.5),
+            (ids[1], 8, 0.3, 7.0),
+            (ids[2], 6, 2.0, None),
+        ):
+            (due,) = await db.row("SELECT due FROM messages WHERE id = ?", sms_id)
+            sent = due + int(latency * 1e6)
+            reported = None if delay is None else sent + int(delay * 1e6)
+            await db.rows(
+                "UPDATE messages SET status = ?, senttime = ?, delivered_time = ? WHERE id = ?",
+                status, sent, reported, sms_id,
+            )  # fmt: skip
+        text = await (await client.get("/metrics")).text()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    sim = str((await db.row("SELECT sim FROM messages WHERE id = ?", ids[3]))[0])
+    where = {"direction": "out", "device": str(device.id), "sim": sim}
+    for name in ("new", "sent", "delivered", "not_delivered"):
+        assert one(samples, "simhive_messages", status=name, **where) == 1
+    assert one(samples, "simhive_queue_depth", device=str(device.id), sim=sim) == 1
+    sent_family = "simhive_send_latency_seconds"
+    assert one(samples, sent_family + "_count") == 3
+    assert one(samples, sent_family + "_sum") == pytest.approx(2.35)
+    for le, n in (("0.1", 1), ("0.25", 1), ("0.5", 2), ("1.0", 2), ("2.5", 3), ("+Inf", 3)):
+        assert one(samples, sent_family + "_bucket", le=le) == n
+    report_family = "simhive_delivery_report_delay_seconds"
+    assert one(samples, report_family + "_count") == 2
+    assert one(samples, report_family + "_sum") == pytest.approx(7.5)
+    for le, n in (("1.0", 1), ("5.0", 1), ("10.0", 2), ("+Inf", 2)):
+        assert one(samples, report_family + "_bucket", le=le) == n

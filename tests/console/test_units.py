@@ -1,4 +1,5 @@
-"""Console building blocks without a server: sessions, the SMS counter, the chart's scale."""
+"""Console building blocks without a server: the SMS counter, the chart's scale (sessions, which
+live in the database, are in tests/store/test_console_contract.py)."""
 
 from __future__ import annotations
 
@@ -7,57 +8,8 @@ import pytest
 from simhive.agent.modem.pdu_userdata import split_text
 from simhive.server.console.chart import HOURS, layout, scale_top
 from simhive.server.console.overview import bars
-from simhive.server.core.sessions import Sessions
 from simhive.server.core.sms_parts import describe
-from simhive.server.store.sqlite_console import console_store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_sessions_expire_when_idle_and_at_their_maximum_age() -> None:
-    clock = Clock()
-    sessions = Sessions(idle_seconds=60, max_seconds=300, clock=clock)
-    token, session = sessions.start(7)
-    assert sessions.get(token) is session and session.account_id == 7
-    clock.now += 59
-    assert sessions.get(token) is session  # used: the idle clock starts again
-    clock.now += 59
-    assert sessions.peek(token) is session
-    clock.now += 2  # peek does not count as use: 61 s idle now
-    assert sessions.get(token) is None
-    assert sessions.get(token) is None  # gone for good
-
-    token, session = sessions.start(7)
-    for _ in range(9):  # in constant use, but only up to the maximum age
-        clock.now += 31
-        assert sessions.get(token) is session
-    clock.now += 31
-    assert sessions.get(token) is None
-
-
-def test_logout_ends_one_session_and_tokens_are_not_stored() -> None:
-    sessions = Sessions()
-    first, s1 = sessions.start(1)
-    second, _ = sessions.start(1)
-    sessions.end(first)
-    assert sessions.get(first) is None and sessions.get(second) is not None
-    assert first not in repr(sessions._by_hash)  # only digests are kept
-    assert s1.csrf_ok(s1.csrf) and not s1.csrf_ok(None) and not s1.csrf_ok(s1.csrf + "x")
-    sessions.end_account(1)
-    assert len(sessions) == 0
-
-
-def test_session_memory_is_bounded() -> None:
-    sessions = Sessions(max_sessions=3)
-    tokens = [sessions.start(i)[0] for i in range(5)]
-    assert len(sessions) == 3
-    assert sessions.get(tokens[0]) is None and sessions.get(tokens[4]) is not None
+from simhive.server.store.console_engine import console_store
 
 
 @pytest.mark.parametrize(

@@ -233,8 +233,10 @@ def test_server_killed_under_load_keeps_every_acknowledged_message(
 # there after about 30 s of refused connections).
 OUTAGE_SERVER = ["--lease-seconds", "10", "--long-poll-seconds", "5"]
 # The link first stalls (connections open, no bytes move) for longer than the agent's own request
-# timeouts (30 s, plus the 5 s long poll for a pull), so they are what ends its requests.
-STALL_SECONDS = 40
+# timeouts (request_timeout_seconds, 8 s here, plus the 5 s long poll for a pull), so they are
+# what ends its requests.
+OUTAGE_AGENT = {"request_timeout_seconds": 8}
+STALL_SECONDS = 15
 OUTAGE_SECONDS = STALL_SECONDS + 35
 
 
@@ -244,7 +246,7 @@ def test_agent_cut_off_from_the_server_for_minutes_keeps_sending_and_reports_aft
 ) -> None:
     stack = gateway(modems=1, dual_sim="none", profile="generic", with_proxy=True,
                     server_args=OUTAGE_SERVER, emulator_args=["--latency", "1"],
-                    device_settings=FAST_PACING)  # fmt: skip
+                    device_settings=FAST_PACING, agent_options=OUTAGE_AGENT)  # fmt: skip
     assert stack.proxy is not None
     stack.wait_agent_ready()
     dev = stack.devices[0]

@@ -4,7 +4,9 @@ air is counted from the emulator's SMSC records (one entry per accepted AT+CMGS)
 - a paced SIM never holds back the other SIM of its device;
 - `full` rotation uses every SIM once per cycle, `partial` spreads evenly, stickiness holds;
 - an unplugged modem's pool messages leave on other SIMs, pinned ones wait with a reason;
-- a killed agent's leased pool messages leave on another agent's SIMs once the lease expires.
+- a killed agent's leased pool messages leave on another agent's SIMs once the lease expires,
+  and, since a pool message is committed only just before its send (commit = claim), that is
+  every one it had not started.
 Nothing is ever sent twice.
 """
 
@@ -208,3 +210,44 @@ def test_a_killed_agents_leased_pool_messages_leave_on_another_agent(
     # unknown, status 9): at most one per SIM of the killed agent per kill.
     unsent = {i: statuses[i] for i, t in texts.items() if t not in sent}
     assert set(unsent.values()) <= {9} and len(unsent) <= 2 * 3, unsent
+
+
+def test_a_killed_agent_holds_no_pool_message_it_had_not_started(gateway: GatewayFactory) -> None:
+    """Commit = claim: agent 0 leases 12 pool messages while its modem takes 4 s per AT+CMGS,
+    so it can start only one per SIM; it is killed. Everything it had not started leaves on
+    agent 1's SIMs once the 3 s leases expire, with agent 0 still dead. (When the agent
+    committed at the pull, they stayed committed to the dead agent until it came back.)"""
+    stack = gateway(modems=2, **DUAL, agent_count=2, server_args=["--lease-seconds", "3"],
+                    device_settings=FAST_PACING)  # fmt: skip
+    stack.wait_agent_ready()
+    wait_all_ready(stack)
+    slow, fast = stack.devices  # agent 0 drives `slow`, agent 1 `fast`
+    stack.agents[1].stop()  # every pool message goes to agent 0 meanwhile
+    stack.emu.set_faults(slow.modem_id, {"latency": 4.0})
+    ids = [stack.to_pool("all", OUTSIDE, f"held {i:02d}") for i in range(12)]
+    # Leased to agent 0; its two SIMs are each in their first AT+CMGS.
+    wait_until(lambda: all(stack.status(i) in (2, 3) for i in ids) or None, 30, "all leased")
+    wait_until(lambda: sum(stack.status(i) == 3 for i in ids) >= 2 or None, 30, "two sending")
+    stack.agents[0].kill9()
+    killed = time.monotonic()
+    stack.start_agent(1)
+    # At most the message on each of agent 0's two radios stays with it: everything else
+    # goes out on agent 1's modem while agent 0 is dead.
+    got = wait_sent(stack, "held ", 10, 60)
+    by_fast = [t for t, r in got.items() if r[0]["modem"] == fast.modem_id]
+    assert len(by_fast) >= 10, got
+    assert all(r[0]["monotonic"] > killed for t, r in got.items() if t in by_fast)
+    # Agent 0 back: the ones it had started end (sent or outcome-unknown), never twice.
+    stack.emu.set_faults(slow.modem_id, {"latency": None})
+    stack.start_agent(0)
+
+    def all_final() -> dict[int, int] | None:
+        now = {i: stack.status(i) for i in ids}
+        return now if set(now.values()) <= FINAL else None
+
+    statuses = wait_until(all_final, 60, "every message to reach a final status", 0.5)
+    sent = records(stack, "held ")
+    assert not {t: len(r) for t, r in sent.items() if len(r) > 1}, sent
+    texts = {i: f"held {n:02d}" for n, i in enumerate(ids)}
+    unsent = {i: statuses[i] for i, t in texts.items() if t not in sent}
+    assert set(unsent.values()) <= {9} and len(unsent) <= 2, unsent

@@ -182,3 +182,33 @@ async def test_malformed_bodies_get_a_4xx_with_the_error_shape(env: Env, route: 
 
 async def _is(env: Env, sms_id: int, status: int) -> bool:
     return await env.status(sms_id) == status
+
+
+async def test_a_reset_device_token_is_refused_once_the_auth_cache_window_passes(env: Env) -> None:
+    """Device tokens are cached for limits.TOKEN_CACHE_SECONDS (one store lookup per window,
+    not per request); a token reset elsewhere (the admin CLI's process) is refused after it."""
+    from simhive.server.api.agent import AGENT
+    from simhive.server.core import limits
+
+    service = env.app[AGENT]
+    now = [1000.0]
+    service.monotonic = lambda: now[0]
+    lookups = 0
+    real = service.store.device_by_token_hash
+
+    async def counted(token_hash: str) -> Any:
+        nonlocal lookups
+        lookups += 1
+        return await real(token_hash)
+
+    service.store.device_by_token_hash = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        await env.agent("pull", {"wait": 0})
+    assert lookups == 1
+    # what `simhive-server token reset --device-id` does, behind this process's back
+    await env.gw.store.set_device_token(env.device_id, "0" * 64)
+    await env.agent("pull", {"wait": 0})  # still inside the window
+    now[0] += limits.TOKEN_CACHE_SECONDS + 0.1
+    await env.agent("pull", {"wait": 0}, status=401)
+    await env.agent("pull", {"wait": 0}, status=401)
+    assert lookups == 3  # a refused token is never cached

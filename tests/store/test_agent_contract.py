@@ -292,3 +292,20 @@ async def test_two_servers_never_lease_one_message_twice(make_store: Any, store:
         assert await store.count_messages(MessageFilter(account.id, status=Status.TAKEN)) == 220
     finally:
         await other.close()
+
+
+async def test_the_ids_of_one_lease_commit_one_call_at_a_time_as_claims_do(store: Store) -> None:
+    """Commit = claim (docs/routing.md): the agent commits a lease's pool messages one claim at a
+    time, just before each send. Each id is judged on its own; a repeat answers the same; once
+    the lease expired and the sweeper put the rest back, their claims are rejected."""
+    account_id, [dev] = await _owner(store)
+    ids = await _send(store, account_id, dev, 3)
+    await store.lease_due(dev, 3, "L1", T0 + 1, T0 + 100)
+    assert await store.commit_lease(dev, "L1", [ids[0]], T0 + 2) == ([ids[0]], [])
+    assert await store.commit_lease(dev, "L1", [ids[1]], T0 + 3) == ([ids[1]], [])
+    assert await store.commit_lease(dev, "L1", [ids[0]], T0 + 4) == ([ids[0]], [])  # lost answer
+    assert await _status(store, account_id, ids[2]) == Status.TAKEN  # not claimed yet
+    await store.expire_leases(T0 + 101)
+    assert await _status(store, account_id, ids[2]) == Status.NEW  # back in the queue
+    assert await store.commit_lease(dev, "L1", [ids[2]], T0 + 102) == ([], [ids[2]])
+    assert [await _status(store, account_id, i) for i in ids[:2]] == [Status.QUEUED] * 2

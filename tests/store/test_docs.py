@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from simhive.server import cli_db
-from simhive.server.store import pg, pg_cluster
+from simhive.server.core import sessions
+from simhive.server.store import pg, pg_cluster, pg_console
 from tests.support.procs import ROOT
 
 SCALING = (ROOT / "docs" / "scaling.md").read_text()
@@ -21,6 +22,8 @@ def _quoted_number(name: str) -> float:
 
 def test_settings_in_the_docs_are_the_codes() -> None:
     assert _quoted_number("POOL_SIZE") == pg.POOL_SIZE
+    assert _quoted_number("READ_POOL_SIZE") == pg_console.READ_POOL_SIZE
+    assert sessions.TOUCH_SECONDS == 60 and "once a minute per session (`TOUCH_SECONDS`)" in SCALING
     assert f"every `LEADER_RETRY_SECONDS` ({pg_cluster.LEADER_RETRY_SECONDS:g} s)" in SCALING
     assert f"every `LEADER_CHECK_SECONDS` ({pg_cluster.LEADER_CHECK_SECONDS:g} s)" in SCALING
     assert pg.NUL_REFUSED in SCALING

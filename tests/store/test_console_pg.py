@@ -1,0 +1,61 @@
+"""The web console's HTTP suite (tests/console/test_console_http.py) and the in-process /metrics
+tests (tests/console/test_metrics.py) run again with the app on PostgreSQL: every page, form and
+scrape through PgConsoleStore, each test in a schema of its own."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+import tests.console.test_console_http
+import tests.console.test_metrics
+from simhive.server.app import create_app
+from simhive.server.console.base import COOKIE
+from tests.console.test_console_http import Console, make_console
+from tests.console.test_console_http import console as console  # a fixture these tests use
+from tests.support.testdb import AppDb
+
+for _suite in (tests.console.test_console_http, tests.console.test_metrics):
+    globals().update(
+        {
+            k: v
+            for k, v in vars(_suite).items()
+            # Those on the real gateway (`stack`, a SQLite file) and those without a store stay
+            # there; every test of an app over `db` comes here.
+            if k.startswith("test_") and {"db", "console"} & set(inspect.signature(v).parameters)
+        }
+    )
+
+
+@pytest.fixture
+async def db(pg_url: str) -> AsyncIterator[AppDb]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_url)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield AppDb(url=pg_url, schema=schema)
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+
+async def test_a_console_session_is_known_to_every_server(db: AppDb) -> None:
+    """Two servers on one database: a login on A serves pages and forms on B, and a logout on B
+    ends it on A too."""
+    async for a in make_console(db):
+        assert (await a.login()).status == 303
+        cookie = a.client.session.cookie_jar.filter_cookies(a.client.make_url("/"))[COOKIE].value
+        async with TestClient(TestServer(create_app(db.store()))) as other:
+            b = Console(other, a.gw, a.account, a.device)
+            other.session.cookie_jar.update_cookies({COOKIE: cookie})
+            assert "Log out" in await b.page("/devices")
+            location, _ = await b.post("/pools", {"name": "shared", "strategy": "full"})
+            assert location == "/pools"
+            assert "Pool shared created." in await a.page("/pools")  # the note, shown on A
+            await b.post("/logout", {})
+            assert (await a.client.get("/", allow_redirects=False)).status == 303
