@@ -57,6 +57,7 @@ def create_app(
     app[NOTIFIER] = notifier
     app[compat.GATEWAY] = Gateway(store, notifier)
     app[agent.AGENT] = AgentService(store, notifier, settings=agent_settings)
+    app[compat.GATEWAY].device_token_listeners.append(app[agent.AGENT].forget_device)
     app[compat.GATEWAY].routing.offline_seconds = app[agent.AGENT].settings.agent_offline_seconds
     compat.add_routes(app)
     agent.add_routes(app)

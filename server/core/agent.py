@@ -74,6 +74,16 @@ class AgentService:
         self._auth_cache: dict[str, tuple[float, Device]] = {}
         self.monotonic: Callable[[], float] = time.monotonic
 
+    def forget_device(self, device_id: int | None) -> None:
+        """Drop the cached tokens of a device whose token was reset or that was deleted in this
+        process (None: of every device); Gateway.device_token_listeners calls it."""
+        if device_id is None:
+            self._auth_cache.clear()
+            return
+        for digest, (_, device) in list(self._auth_cache.items()):
+            if device.id == device_id:
+                del self._auth_cache[digest]
+
     async def authenticate(self, token: str | None) -> Device:
         if not token:
             raise AuthError("missing device token")

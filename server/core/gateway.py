@@ -76,6 +76,9 @@ class Gateway:
         self.routing = Routing(store, clock)
         self._token_cache: dict[str, tuple[float, Account]] = {}
         self._device_cache: dict[int, tuple[float, Device]] = {}
+        # Called with a device id whose token changed or that is gone (None: any device), so a
+        # cache of device tokens in this process (the agent service's) drops it at once.
+        self.device_token_listeners: list[Callable[[int | None], None]] = []
         self.logins = LoginGuard()
         # Several servers on one database: the hard locks are counted there too (made at the
         # first login: the store says whether it is shared).
@@ -212,8 +215,16 @@ class Gateway:
             raise NotFound("Device not found")
         token = security.new_token()
         await self.store.set_device_token(device_id, security.hash_token(token))
-        self._device_cache.pop(device_id, None)
+        self._forget_device(device_id)
         return token
+
+    def _forget_device(self, device_id: int | None) -> None:
+        if device_id is None:
+            self._device_cache.clear()
+        else:
+            self._device_cache.pop(device_id, None)
+        for listener in self.device_token_listeners:
+            listener(device_id)
 
     async def delete_device(
         self, owner: Account, device_id: int, *, dry_run: bool = False
@@ -224,7 +235,7 @@ class Gateway:
         device = await self.device_of(owner, device_id, fresh=True)
         counts = await self.store.delete_device(device.id, self.clock(), dry_run=dry_run)
         if not dry_run:
-            self._device_cache.pop(device.id, None)
+            self._forget_device(device.id)
         return counts
 
     async def delete_account(self, account: Account, *, dry_run: bool = False) -> dict[str, int]:
@@ -234,7 +245,7 @@ class Gateway:
         counts = await self.store.delete_account(account.id, self.clock(), dry_run=dry_run)
         if not dry_run:
             self._token_cache.clear()
-            self._device_cache.clear()
+            self._forget_device(None)
         return counts
 
     async def device_of(self, account: Account, device_id: int, *, fresh: bool = False) -> Device:

@@ -93,6 +93,7 @@ async def test_wrong_codes_lock_and_a_right_code_deletes(v1: V1) -> None:
     # the lock is over, the locked code is void: a new one is needed
     await v1.err("POST", f"{dev}/delete", "otp_not_requested", key="devices", json={"otp": code})
     sent = await v1.ok("POST", f"{dev}/otp", key="devices", json={"action": "delete"})
+    assert await hello(v1, v1.device_token) == 200  # the app now holds the token in its cache
     assert await v1.ok(
         "POST", f"{dev}/delete", key="devices", json={"otp": await code_of(v1, sent)}
     ) == {"deleted": v1.device.id}
@@ -129,6 +130,7 @@ async def test_codes_expire_and_a_reset_gives_a_new_token(v1: V1) -> None:
     # a code is for one action: the reset's code does not delete
     await v1.err("POST", f"{dev}/delete", "otp_not_requested", key="devices",
                  json={"otp": await code_of(v1, sent)})  # fmt: skip
+    assert await hello(v1, v1.device_token) == 200  # the app now holds the token in its cache
     got = await v1.ok("POST", f"{dev}/reset-token", key="devices",
                       json={"otp": await code_of(v1, sent)})  # fmt: skip
     assert got["id"] == v1.device.id and got["token"] != v1.device_token
