@@ -29,7 +29,8 @@ def _console_pages(tmp_path: Path) -> set[str]:
         if route.method != "GET" or resource is None:
             continue
         path = re.sub(r"\{(sms_id|device_id)\}", "{id}", resource.canonical)
-        if path.startswith(("/getdata", "/agent", "/health", "/metrics")):
+        # Not console pages: the compat, agent and native APIs (api.md, the OpenAPI documents).
+        if path.startswith(("/getdata", "/agent", "/health", "/metrics", "/api/")):
             continue
         if not path.startswith(NOT_PAGES):
             pages.add(path)
