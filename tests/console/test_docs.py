@@ -29,7 +29,7 @@ def _console_pages(tmp_path: Path) -> set[str]:
         if route.method != "GET" or resource is None:
             continue
         path = re.sub(r"\{(sms_id|device_id)\}", "{id}", resource.canonical)
-        if path.startswith(("/getdata", "/agent", "/health", "/metrics")):
+        if path.startswith(("/getdata", "/agent", "/api/", "/health", "/metrics")):
             continue
         if not path.startswith(NOT_PAGES):
             pages.add(path)
