@@ -24,7 +24,7 @@ from simhive.server.core.gateway import Gateway
 from simhive.server.paths import default_db
 from simhive.server.smpp.settings import SmppSettings
 from simhive.server.startup import EXIT_STATUS, StartupError
-from simhive.server.store.base import StoreError
+from simhive.server.store.base import StoreError, StoreOpenError
 from simhive.server.store.engine import describe, make_store
 
 T = TypeVar("T")
@@ -297,6 +297,8 @@ def run(
             metrics_settings=MetricsSettings(token=metrics_token),
             started=started,
         )
+    except StoreOpenError:
+        raise  # its own cause and hint (a file that is not a database, a read-only one, ...)
     except StoreError as exc:  # the database cannot be opened (PostgreSQL down, bad URL, ...)
         raise StartupError(
             f"cannot open the database: {exc}",

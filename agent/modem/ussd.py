@@ -118,7 +118,8 @@ def decode_ussd(s: str, dcs: int | None) -> str:
 
 def parse_cusd(args: str) -> UssdReply:
     """`0,"Your balance is 5.00 EUR",15` -> UssdReply(0, "Your balance ...", 15)."""
-    m = re.match(r'\s*(\d+)\s*(?:,\s*"((?:[^"]|"")*)"\s*(?:,\s*(\d+))?)?', args)
+    # ASCII digits only (agent/modem/digits.py): int() would take '²' or Arabic-Indic digits.
+    m = re.match(r'\s*([0-9]+)\s*(?:,\s*"((?:[^"]|"")*)"\s*(?:,\s*([0-9]+))?)?', args)
     if not m:
         raise UssdError(f"unreadable +CUSD answer: {args!r}")
     status = int(m.group(1))
@@ -132,11 +133,11 @@ _CURRENCY = (
     r"(?:EUR|USD|GBP|CHF|PLN|CZK|SEK|NOK|DKK|HUF|RON|RUB|UAH|INR|TRY|BRL|ZAR|NGN|KES"
     r"|€|\$|£|руб\.?|грн\.?|zł|Kč|Ft|kr|lei)"
 )
-_NUMBER = r"(-?\d{1,9}(?:[.,]\d{1,2})?)"
+_NUMBER = r"(-?[0-9]{1,9}(?:[.,][0-9]{1,2})?)"  # ASCII digits: float() takes any others too
 _AMOUNT_PATTERNS = (
     re.compile(_CURRENCY + r"\s?" + _NUMBER, re.IGNORECASE),
     re.compile(_NUMBER + r"\s?" + _CURRENCY, re.IGNORECASE),
-    re.compile(r"(?<![\d.,])(-?\d{1,9}[.,]\d{2})(?![\d.,]*\d)"),
+    re.compile(r"(?<![0-9.,])(-?[0-9]{1,9}[.,][0-9]{2})(?![0-9.,]*[0-9])"),
 )
 
 

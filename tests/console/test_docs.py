@@ -29,8 +29,7 @@ def _console_pages(tmp_path: Path) -> set[str]:
         if route.method != "GET" or resource is None:
             continue
         path = re.sub(r"\{(sms_id|device_id)\}", "{id}", resource.canonical)
-        # Not console pages: the compat, agent and native APIs (api.md, the OpenAPI documents).
-        if path.startswith(("/getdata", "/agent", "/health", "/metrics", "/api/")):
+        if path.startswith(("/getdata", "/agent", "/api/", "/health", "/metrics")):
             continue
         if not path.startswith(NOT_PAGES):
             pages.add(path)

@@ -52,6 +52,7 @@ from simhive.agent.modem.errors import cme_error, cms_error
 from simhive.agent.modem.gammu_convert import last_modem_code, operator_code
 from simhive.agent.modem.inbox import _stat_of_cmgr, parse_listing
 from simhive.agent.modem.profiles import CDSDS, QDSIM, detect
+from simhive.agent.modem.ussd import UssdError, parse_amount, parse_cusd
 from tests.pdu.test_junk import VALID_INCOMING, VALID_SUBMITS
 
 # Inputs per decoder or parser name, over the whole process.
@@ -202,6 +203,19 @@ def _modem_code(args: str) -> bool:
     return code is None or (code[0] in ("CMS", "CME") and code[1] >= 0)
 
 
+def _cusd(args: str) -> bool:
+    try:
+        reply = parse_cusd(args)
+    except UssdError:  # refused as unreadable: the caller reports that
+        return True
+    return reply.status >= 0 and (reply.dcs is None or reply.dcs >= 0)
+
+
+def _amount(args: str) -> bool:
+    amount, currency = parse_amount(args)
+    return (amount is None or abs(amount) < 10**10) and (currency is None or currency != "")
+
+
 def _prefix(args: str) -> bool:
     prefix = reply_prefix("AT" + args)
     return prefix is None or prefix[0] in "+^*$%#"
@@ -235,6 +249,8 @@ PARSERS: dict[str, Callable[[str], bool]] = {
     ),
     "at.reply_prefix": _prefix,
     "profiles.detect": lambda a: bool(detect(a, a).name),
+    "ussd.parse_cusd": _cusd,
+    "ussd.parse_amount": _amount,
 }
 # Parsers that take a whole Response (the decoder's Info lines and final).
 RESPONSE_PARSERS = ("parse_cnum", "atinfo._clean")
@@ -247,7 +263,7 @@ FED = {
               country_for_operator, country_for_imsi, operator_code, last_modem_code,
               _looks_like_pdu_header, reply_prefix, detect, parse_cnum, _clean, cms_error,
               cme_error, pdu.decode_incoming, pdu.decode_submit, split_operator_code, split_imsi,
-              parse_uint)
+              parse_uint, parse_cusd, parse_amount)
 }  # fmt: skip
 
 

@@ -36,9 +36,12 @@ def test_unpacked_gsm7_round_trips(text: str) -> None:
 
 @given(gsm_text.filter(lambda t: any(gsm7.encode(t))))
 def test_packed_gsm7_is_recognised(text: str) -> None:
-    packed = gsm7.pack(gsm7.encode(text))
+    septets = gsm7.encode(text)
+    packed = gsm7.pack(septets)
     if all(b < 0x80 for b in packed):
         return  # indistinguishable from unpacked septets; docs/smpp.md says clients send unpacked
+    if len(septets) % 8 == 0 and septets[-1] == 0:
+        return  # a last '@' in 8n septets looks like the 7 fill bits (23.038 pads with CR)
     assert decode_text(packed, 0) == text
 
 
