@@ -181,18 +181,45 @@ def parse(data: dict[str, Any], *, base_dir: Path | None = None) -> AgentConfig:
         journal=journal,
         devices=devices,
         log_level=log_level,
-        max_attempts=int(_num(data, "max_attempts", 3, 1, 20, integer=True)),
-        retry_backoff_seconds=_num(data, "retry_backoff_seconds", 30.0, 0.0, 3600.0),
-        sim_failure_threshold=int(_num(data, "sim_failure_threshold", 5, 1, 1000, integer=True)),
-        sim_pause_seconds=_num(data, "sim_pause_seconds", 600.0, 1.0, 86400.0),
-        report_window_seconds=_num(data, "report_window_seconds", 600.0, 10.0, 7 * 86400.0),
-        status_interval_seconds=_num(data, "status_interval_seconds", 300.0, 5.0, 86400.0),
-        incoming_forward_timeout=_num(data, "incoming_forward_timeout", 10.0, 0.0, 120.0),
-        sim_visit_seconds=_num(data, "sim_visit_seconds", 60.0, 1.0, 86400.0),
-        delivery_report_timeout_seconds=_num(
-            data, "delivery_report_timeout_seconds", 25 * 3600.0, 0.0, 30 * 86400.0
+        max_attempts=int(_num(data, "max_attempts", AgentConfig.max_attempts, 1, 20, integer=True)),
+        retry_backoff_seconds=_num(
+            data, "retry_backoff_seconds", AgentConfig.retry_backoff_seconds, 0.0, 3600.0
         ),
-        request_timeout_seconds=_num(data, "request_timeout_seconds", 30.0, 2.0, 600.0),
+        sim_failure_threshold=int(
+            _num(
+                data,
+                "sim_failure_threshold",
+                AgentConfig.sim_failure_threshold,
+                1,
+                1000,
+                integer=True,
+            )
+        ),
+        sim_pause_seconds=_num(
+            data, "sim_pause_seconds", AgentConfig.sim_pause_seconds, 1.0, 86400.0
+        ),
+        report_window_seconds=_num(
+            data, "report_window_seconds", AgentConfig.report_window_seconds, 10.0, 7 * 86400.0
+        ),
+        status_interval_seconds=_num(
+            data, "status_interval_seconds", AgentConfig.status_interval_seconds, 5.0, 86400.0
+        ),
+        incoming_forward_timeout=_num(
+            data, "incoming_forward_timeout", AgentConfig.incoming_forward_timeout, 0.0, 120.0
+        ),
+        sim_visit_seconds=_num(
+            data, "sim_visit_seconds", AgentConfig.sim_visit_seconds, 1.0, 86400.0
+        ),
+        delivery_report_timeout_seconds=_num(
+            data,
+            "delivery_report_timeout_seconds",
+            AgentConfig.delivery_report_timeout_seconds,
+            0.0,
+            30 * 86400.0,
+        ),
+        request_timeout_seconds=_num(
+            data, "request_timeout_seconds", AgentConfig.request_timeout_seconds, 2.0, 600.0
+        ),
     )
 
 
