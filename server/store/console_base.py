@@ -8,7 +8,9 @@ connection: a metrics scrape or a chart must not hold up an agent's pull or an a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from simhive.server.core.models import Message
 
@@ -106,6 +108,31 @@ class MetricsSnapshot:
     report_delay: Histogram = field(default_factory=lambda: Histogram([], 0, 0.0))
     webhooks: dict[str, int] = field(default_factory=dict)  # state -> rows
     webhook_failed_attempts: int = 0  # attempts that failed, over the rows still kept
+
+    # The two engines run the same counting queries (MESSAGE_COUNTS_SQL, POOL_WAITING_SQL);
+    # these fold their rows in, so the folding is written once.
+    def add_message_counts(self, rows: Iterable[Sequence[Any]]) -> None:
+        for status, direction, device_id, sim, n in rows:
+            bound = device_id is not None
+            key = (int(status), str(direction), *((device_id, sim) if bound else (None, None)))
+            self.messages[key] = self.messages.get(key, 0) + int(n)
+            if bound and status in (1, 2, 3):
+                sim_key = (int(device_id), int(sim))
+                self.queue_depth[sim_key] = self.queue_depth.get(sim_key, 0) + int(n)
+
+    def add_pool_waiting(self, rows: Iterable[Sequence[Any]]) -> None:
+        for account_id, name, n in rows:
+            self.pool_waiting[f"{account_id}/{name}"] = int(n)
+
+
+MESSAGE_COUNTS_SQL = (
+    "SELECT status, direction, device_id, sim, COUNT(*) FROM messages"
+    " GROUP BY status, direction, device_id, sim"
+)
+POOL_WAITING_SQL = (
+    "SELECT p.account_id, p.name, COUNT(m.id) FROM pools p LEFT JOIN messages m"
+    " ON m.pool_id = p.id AND m.status = 1 AND m.device_id IS NULL GROUP BY p.id"
+)
 
 
 class ConsoleStore(ABC):

@@ -21,6 +21,8 @@ import asyncpg
 from simhive.server.core.models import Message
 from simhive.server.store.base import StoreError
 from simhive.server.store.console_base import (
+    MESSAGE_COUNTS_SQL,
+    POOL_WAITING_SQL,
     ConsoleFilter,
     ConsoleStore,
     Conversation,
@@ -310,22 +312,8 @@ async def _snapshot(
     conn: Any, latency_bounds: tuple[float, ...], delay_bounds: tuple[float, ...]
 ) -> MetricsSnapshot:
     snap = MetricsSnapshot()
-    rows = await conn.fetch(
-        "SELECT status, direction, device_id, sim, COUNT(*) FROM messages"
-        " GROUP BY status, direction, device_id, sim"
-    )
-    for status, direction, device_id, sim, n in rows:
-        bound = device_id is not None
-        key = (int(status), str(direction), *((device_id, sim) if bound else (None, None)))
-        snap.messages[key] = snap.messages.get(key, 0) + int(n)
-        if bound and status in (1, 2, 3):
-            sim_key = (int(device_id), int(sim))
-            snap.queue_depth[sim_key] = snap.queue_depth.get(sim_key, 0) + int(n)
-    for account_id, name, n in await conn.fetch(
-        "SELECT p.account_id, p.name, COUNT(m.id) FROM pools p LEFT JOIN messages m"
-        " ON m.pool_id = p.id AND m.status = 1 AND m.device_id IS NULL GROUP BY p.id"
-    ):
-        snap.pool_waiting[f"{account_id}/{name}"] = int(n)
+    snap.add_message_counts(await conn.fetch(MESSAGE_COUNTS_SQL))
+    snap.add_pool_waiting(await conn.fetch(POOL_WAITING_SQL))
     # Accept -> sent counts from when the message was due (its schedule, if it had one).
     latency = "GREATEST(senttime - due, 0)"
     row = await conn.fetchrow(

@@ -16,6 +16,8 @@ import aiosqlite
 from simhive.server.core.models import Message
 from simhive.server.store.base import StoreError
 from simhive.server.store.console_base import (
+    MESSAGE_COUNTS_SQL,
+    POOL_WAITING_SQL,
     ConsoleFilter,
     ConsoleStore,
     Conversation,
@@ -277,22 +279,8 @@ class SqliteConsoleStore(ConsoleStore):
         self, latency_bounds: tuple[float, ...], delay_bounds: tuple[float, ...]
     ) -> MetricsSnapshot:
         snap = MetricsSnapshot()
-        rows = await self._all(
-            "SELECT status, direction, device_id, sim, COUNT(*) FROM messages"
-            " GROUP BY status, direction, device_id, sim"
-        )
-        for status, direction, device_id, sim, n in rows:
-            bound = device_id is not None
-            key = (int(status), str(direction), *((device_id, sim) if bound else (None, None)))
-            snap.messages[key] = snap.messages.get(key, 0) + int(n)
-            if bound and status in (1, 2, 3):
-                sim_key = (int(device_id), int(sim))
-                snap.queue_depth[sim_key] = snap.queue_depth.get(sim_key, 0) + int(n)
-        for account_id, name, n in await self._all(
-            "SELECT p.account_id, p.name, COUNT(m.id) FROM pools p LEFT JOIN messages m"
-            " ON m.pool_id = p.id AND m.status = 1 AND m.device_id IS NULL GROUP BY p.id"
-        ):
-            snap.pool_waiting[f"{account_id}/{name}"] = int(n)
+        snap.add_message_counts(await self._all(MESSAGE_COUNTS_SQL))
+        snap.add_pool_waiting(await self._all(POOL_WAITING_SQL))
         # Accept -> sent counts from when the message was due (its schedule, if it had one).
         latency = "MAX(senttime - due, 0)"
         row = (
