@@ -11,8 +11,10 @@ from simhive.server.console import (
     auth,
     chart,
     compose,
+    device_delete,
     devices,
     inbox,
+    keys,
     live,
     messages,
     outbox,
@@ -82,6 +84,12 @@ def setup(
     r.add_get(p + "/webhooks", outbox.outbox)
     r.add_post(p + "/webhooks/{row_id}/redeliver", outbox.redeliver)
     r.add_get(p + "/traffic", chart.traffic)
+    r.add_get(p + "/keys", keys.keys)
+    r.add_post(p + "/keys", keys.create)
+    r.add_post(p + "/keys/{key_id}/revoke", keys.revoke)
+    r.add_get(p + "/devices/{device_id}/delete", device_delete.form)
+    r.add_post(p + "/devices/{device_id}/delete-code", device_delete.send_code)
+    r.add_post(p + "/devices/{device_id}/delete", device_delete.delete)
     r.add_static(p + "/static", HERE / "static", append_version=False)
 
 

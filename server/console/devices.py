@@ -1,5 +1,5 @@
-"""Devices: the list, adding one (with the agent's set-up shown once), pacing and webhook settings,
-and the device's events log."""
+"""Devices: the list, adding one (with the agent's enrollment command, its code shown once), pacing
+and webhook settings, and the device's events log; deleting one is device_delete.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import secrets
 from aiohttp import web
 
 from simhive.server.console.base import Ctx, ago, int_field, local_time, page
+from simhive.server.console.native import caller, phone_verified
 from simhive.server.console.overview import device_views
+from simhive.server.core import enrollment
+from simhive.server.core.device_admin import DeviceAdmin
 from simhive.server.core.errors import InvalidInput, NotFound
 from simhive.server.core.webhooks import validate_url
 
@@ -24,27 +27,6 @@ PACING: dict[str, tuple[int, int, bool]] = {
 }
 
 
-def agent_config(server_url: str, title: str, token: str) -> str:
-    """The agent's TOML for a new device: the user fills in the modem's port and profile."""
-    return (
-        f'server = "{server_url}"\n'
-        'journal = "/var/lib/simhive-agent/journal.sqlite3"\n'
-        "\n"
-        "[[device]]\n"
-        f'name = "{title}"\n'
-        f'token = "{token}"\n'
-        'port = "/dev/ttyUSB2"        # the modem\'s AT port\n'
-        'profile = "generic"          # see docs/agent.md for the profiles\n'
-    )
-
-
-def server_url(ctx: Ctx) -> str:
-    """Where agents reach this server: the address the browser used, without the console prefix
-    (agents speak to /agent/v1 at the server's root)."""
-    url = ctx.request.url
-    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port not in (80, 443) else "")
-
-
 @page
 async def devices(ctx: Ctx) -> web.StreamResponse:
     views = await device_views(ctx.console, ctx.account)
@@ -53,14 +35,17 @@ async def devices(ctx: Ctx) -> web.StreamResponse:
 
 @page
 async def add(ctx: Ctx) -> web.StreamResponse:
-    title = ctx.field("title")
-    device, token = await ctx.console.gateway.create_device(ctx.account, title)
-    config = agent_config(server_url(ctx), device.title, token)
-    # Shown once, on this answer only: the token is stored hashed and cannot be shown again.
-    return ctx.render("device_added.html", nav="devices", device=device, config=config)
+    made = await DeviceAdmin(ctx.console.gateway).create(caller(ctx), ctx.field("title"))
+    # The API's answer's command, for the address the browser used without the console prefix
+    # (agents speak to /agent/v1 at the server's root). The code works once, for 15 minutes;
+    # the token itself is never shown: the agent gets it by swapping the code.
+    command = enrollment.command(str(ctx.request.url.origin()), made.code)
+    return ctx.render("device_added.html", nav="devices", device=made.view.device,
+                      command=command, expires=local_time(made.expires, ctx.account.timezone),
+                      minutes=enrollment.ENROLL_CODE_SECONDS // 60)  # fmt: skip
 
 
-async def _device(ctx: Ctx) -> int:
+async def device_id_of(ctx: Ctx) -> int:
     text = ctx.request.match_info["device_id"]
     if not text.isdigit() or len(text) > 18:
         raise NotFound("Device not found")
@@ -70,7 +55,7 @@ async def _device(ctx: Ctx) -> int:
 
 @page
 async def detail(ctx: Ctx) -> web.StreamResponse:
-    device_id = await _device(ctx)
+    device_id = await device_id_of(ctx)
     store = ctx.console.gateway.store
     view = next(v for v in await device_views(ctx.console, ctx.account)
                 if v.device.id == device_id)  # fmt: skip
@@ -79,12 +64,12 @@ async def detail(ctx: Ctx) -> web.StreamResponse:
     now = ctx.console.gateway.clock()
     return ctx.render("device.html", nav="devices", view=view, settings=settings,
                       events=events, when=lambda v: local_time(v, ctx.account.timezone),
-                      ago=lambda v: ago(v, now))  # fmt: skip
+                      ago=lambda v: ago(v, now), verified=await phone_verified(ctx))  # fmt: skip
 
 
 @page
 async def update(ctx: Ctx) -> web.StreamResponse:
-    device_id = await _device(ctx)
+    device_id = await device_id_of(ctx)
     values: dict[str, object] = {}
     for name, (low, high, optional) in PACING.items():
         value = int_field(ctx.field(name), name, allow_empty=optional)

@@ -27,6 +27,11 @@ CODE_CHARS = 16
 BAD_CODE = "Unknown, used or expired enrollment code (create the device again for a new one)"
 
 
+def command(base_url: str, code: str) -> str:
+    """The exact command the agent's host runs; the API's answer and the console show this one."""
+    return f"simhive-agent enroll {base_url} {code}"
+
+
 def new_code() -> str:
     raw = "".join(secrets.choice(ALPHABET) for _ in range(CODE_CHARS))
     return "-".join(raw[i : i + 4] for i in range(0, CODE_CHARS, 4))

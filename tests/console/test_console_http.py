@@ -296,10 +296,18 @@ async def test_pools_are_managed_through_routing(console: Console) -> None:
 
 async def test_device_add_and_settings(console: Console) -> None:
     _, text = await console.post("/devices", {"title": "garage"}, status=200)
-    token = re.search(r"token = &#34;([0-9a-f]{32})&#34;", text)
-    assert token is not None
-    device = await console.gw.store.device_by_token_hash(hash_token(token.group(1)))
+    # The page shows the API's enrollment command; its code, swapped once, gives the token.
+    pattern = r'<pre id="enroll-command">simhive-agent enroll (\S+) ([A-Z0-9-]{19})</pre>'
+    command = re.search(pattern, text)
+    assert command is not None and command.group(1) == str(console.client.make_url("/"))[:-1]
+    redeemed = await console.client.post("/agent/v1/enroll", json={"code": command.group(2)})
+    assert redeemed.status == 200
+    token = (await redeemed.json())["token"]
+    assert token not in text  # the token itself is never on the page
+    device = await console.gw.store.device_by_token_hash(hash_token(token))
     assert device is not None and device.title == "garage"
+    again = await console.client.post("/agent/v1/enroll", json={"code": command.group(2)})
+    assert again.status == 401  # single use
     fields = {
         "sim_min_interval": "5",
         "sim_per_minute": "",

@@ -9,7 +9,7 @@ from simhive.server.api.v1 import render
 from simhive.server.api.v1.declare import Ctx, Route
 from simhive.server.api.v1.render import _obj, _time
 from simhive.server.api.v1.schema import Arr, Bool, Int, Obj, Schema, Str
-from simhive.server.core import limits
+from simhive.server.core import enrollment, limits
 from simhive.server.core.dates import iso
 from simhive.server.core.device_admin import PACING, DeviceAdmin, DeviceChanges, PoolSeat
 from simhive.server.core.keys import Caller
@@ -38,7 +38,7 @@ NEW_DEVICE = _obj(
 
 def _enroll_command(ctx: Ctx, code: str) -> str:
     # The base URL as this client reached the server (behind a proxy: the proxy's own URL).
-    return f"simhive-agent enroll {ctx.request.url.origin()} {code}"
+    return enrollment.command(str(ctx.request.url.origin()), code)
 
 
 async def create_device(ctx: Ctx, a: dict[str, Any]) -> Any:
