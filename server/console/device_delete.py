@@ -10,14 +10,14 @@ from aiohttp import web
 
 from simhive.server.console.base import Ctx, local_time, page
 from simhive.server.console.devices import device_id_of
-from simhive.server.console.native import caller, confirmed, phone_verified
+from simhive.server.console.native import OTP_RULES, caller, confirmed, phone_verified
 from simhive.server.core.errors import GatewayError, LimitReached, NotFound
 
 
 async def _page(ctx: Ctx, device_id: int, status: int = 200, error: str = "") -> web.Response:
     device = await ctx.console.gateway.device_of(ctx.account, device_id)
     return ctx.render("device_delete.html", status=status, nav="devices", device=device,
-                      verified=await phone_verified(ctx), error=error)  # fmt: skip
+                      verified=await phone_verified(ctx), otp=OTP_RULES, error=error)  # fmt: skip
 
 
 @page

@@ -8,7 +8,7 @@ import secrets
 from aiohttp import web
 
 from simhive.server.console.base import Ctx, ago, int_field, local_time, page
-from simhive.server.console.native import caller, phone_verified
+from simhive.server.console.native import OTP_RULES, caller, phone_verified
 from simhive.server.console.overview import device_views
 from simhive.server.core import enrollment
 from simhive.server.core.device_admin import DeviceAdmin
@@ -64,7 +64,8 @@ async def detail(ctx: Ctx) -> web.StreamResponse:
     now = ctx.console.gateway.clock()
     return ctx.render("device.html", nav="devices", view=view, settings=settings,
                       events=events, when=lambda v: local_time(v, ctx.account.timezone),
-                      ago=lambda v: ago(v, now), verified=await phone_verified(ctx))  # fmt: skip
+                      ago=lambda v: ago(v, now), verified=await phone_verified(ctx),
+                      otp=OTP_RULES)  # fmt: skip
 
 
 @page

@@ -8,6 +8,11 @@ from simhive.server.console.base import Ctx
 from simhive.server.core.confirmed import Confirmed
 from simhive.server.core.keys import Caller
 from simhive.server.core.native import Native
+from simhive.server.core.otp import LOCK_SECONDS, MAX_TRIES, OTP_SECONDS, RESEND_SECONDS
+
+# The one-time code's rules, as the delete steps describe them (otp.py holds the numbers).
+OTP_RULES = {"valid_min": OTP_SECONDS // 60, "resend_min": RESEND_SECONDS // 60,
+             "tries": MAX_TRIES, "lock_min": LOCK_SECONDS // 60}  # fmt: skip
 
 
 def native(ctx: Ctx) -> Native:

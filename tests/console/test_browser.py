@@ -7,12 +7,14 @@ again when it needs to. Screenshots go to $SIMHIVE_SCREENSHOTS or the session's 
 from __future__ import annotations
 
 import re
+import shlex
 import sqlite3
 import subprocess
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
@@ -28,6 +30,11 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 def count_messages(stack: ConsoleStack) -> int:
     with closing(sqlite3.connect(f"file:{stack.db}?mode=ro", uri=True)) as db:
         return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+def device_exists(stack: ConsoleStack, device_id: int) -> bool:
+    with closing(sqlite3.connect(f"file:{stack.db}?mode=ro", uri=True)) as db:
+        return db.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
 
 
 def card_texts(driver: WebDriver) -> list[str]:
@@ -169,19 +176,19 @@ def test_add_a_device_and_run_the_agent_set_up_the_page_shows(
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
     wait(browser).until(lambda d: "Device garage added" in d.page_source)
     shot(browser, shots, "device-added")
-    config = browser.find_element(By.ID, "agent-config").text
+    enroll = shlex.split(browser.find_element(By.ID, "enroll-command").text)
     commands = browser.find_element(By.ID, "agent-command").text.splitlines()
-    # What the user would edit: the modem's port and profile, and where the journal lives.
+    # The API's own command; what the user adds: the modem's ports and profile, and paths.
+    assert enroll[:3] == ["simhive-agent", "enroll", stack.url]
     modem = stack.spare_modem
-    config = config.replace('"/dev/ttyUSB2"', f'"{modem["sims"][0]["link"]}"')
-    config = config.replace('"generic"', f'"{modem["profile"]}"')
-    config = config.replace("/var/lib/simhive-agent/journal.sqlite3", str(tmp_path / "j.sqlite3"))
-    config = config.replace(
-        f'port = "{modem["sims"][0]["link"]}"',
-        f'ports = ["{modem["sims"][0]["link"]}", "{modem["sims"][1]["link"]}"]',
-    )
     path = tmp_path / "agent.toml"
-    path.write_text(config + "\n")
+    extra = ["--config", str(path), "--profile", modem["profile"],
+             "--journal", str(tmp_path / "j.sqlite3")]  # fmt: skip
+    for sim in modem["sims"]:
+        extra += ["--port", sim["link"]]
+    out = subprocess.run([console_script("simhive-agent"), *enroll[1:], *extra],
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
     check, run = (line.replace("/etc/simhive/agent.toml", str(path)) for line in commands)
     assert check.startswith("simhive-agent check-config ")
     out = subprocess.run(
@@ -217,7 +224,91 @@ def test_add_a_device_and_run_the_agent_set_up_the_page_shows(
             agent.wait()
 
 
-PAGES = ["/", "/messages", "/compose", "/inbox", "/devices", "/pools", "/webhooks", "/traffic"]
+def balance(stack: ConsoleStack, key: str) -> requests.Response:
+    return requests.get(stack.url + "/api/v1/balance", timeout=30,
+                        headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+
+
+def test_revoke_an_api_key_and_see_it_refused(
+    browser: WebDriver, stack: ConsoleStack, shots: Path
+) -> None:
+    login(browser, stack)
+    browser.get(stack.url + "/keys")
+    browser.find_element(By.ID, "key-name").send_keys("revoke me")
+    browser.find_element(By.CSS_SELECTOR, "input[name=scopes][value=read]").click()
+    browser.find_element(By.CSS_SELECTOR, "#new-key button[type=submit]").click()
+    wait(browser).until(lambda d: "Key revoke me created" in d.page_source)
+    shot(browser, shots, "key-created")
+    key = browser.find_element(By.ID, "key-secret").get_attribute("value")
+    assert key and key.startswith("shk_")
+    assert balance(stack, key).status_code == 200
+    browser.get(stack.url + "/keys")
+    assert key not in browser.page_source  # shown once only
+    row = browser.find_element(By.XPATH, "//table[@id='keys']//tr[td[1]='revoke me']")
+    assert "send, read" in row.text and "Revoked" not in row.text
+    row.find_element(By.CSS_SELECTOR, "button.danger").click()
+    wait(browser).until(lambda d: "the API refuses it from now on" in d.page_source)
+    row = browser.find_element(By.XPATH, "//table[@id='keys']//tr[td[1]='revoke me']")
+    assert "Revoked" in row.text
+    shot(browser, shots, "keys")
+    refused = balance(stack, key)
+    assert refused.status_code == 401
+    assert set(refused.json()) == {"error"}
+    assert refused.json()["error"]["code"] == "invalid_credential"
+    assert "revoked" in refused.json()["error"]["message"]
+
+
+def code_on_the_air(stack: ConsoleStack, number: str, words: str) -> str:
+    """The 6-digit code of the latest SMS the emulated network carried to `number`."""
+
+    def find() -> str | None:
+        texts = [s["text"] for s in stack.submitted() if s["to"] == number and words in s["text"]]
+        found = re.search(r"simhive code (\d{6}) ", texts[-1]) if texts else None
+        return found.group(1) if found else None
+
+    code = wait_until(find, 60, f"the SMS with the code to {words}", interval=0.3)
+    return str(code)
+
+
+def test_delete_a_device_with_the_code_sent_by_sms(
+    browser: WebDriver, stack: ConsoleStack, shots: Path
+) -> None:
+    owner = stack.devices[1].number(0)  # an emulated number stands for the owner's phone
+    key = str(stack.cli("key", "create", "--email", stack.email, "--name", "phone",
+                        "--scope", "admin")["key"])  # fmt: skip
+    auth = {"Authorization": f"Bearer {key}"}
+    made = requests.put(stack.url + "/api/v1/account/phone", json={"number": owner},
+                        headers=auth, timeout=30)  # fmt: skip
+    assert made.status_code == 200, made.text
+    code = code_on_the_air(stack, owner, "verify this number")
+    done = requests.post(stack.url + "/api/v1/account/phone/verify", json={"code": code},
+                         headers=auth, timeout=30)  # fmt: skip
+    assert done.status_code == 200 and done.json()["verified"], done.text
+    doomed = int(stack.cli("device", "create", "--email", stack.email, "--title", "doomed")
+                 ["device_id"])  # fmt: skip
+    login(browser, stack)
+    browser.get(f"{stack.url}/devices/{doomed}")
+    browser.find_element(By.ID, "send-code").click()
+    wait(browser).until(lambda d: "A code was sent by SMS" in d.page_source)
+    assert browser.current_url == f"{stack.url}/devices/{doomed}/delete"
+    code = code_on_the_air(stack, owner, f"delete device {doomed}")
+    wrong = "000000" if code != "000000" else "111111"
+    browser.find_element(By.ID, "otp").send_keys(wrong)
+    browser.find_element(By.CSS_SELECTOR, "#delete-device button[type=submit]").click()
+    wait(browser).until(lambda d: "Wrong code (4 tries left)" in d.page_source)
+    assert device_exists(stack, doomed)
+    shot(browser, shots, "device-delete")
+    browser.find_element(By.ID, "otp").send_keys(code)
+    browser.find_element(By.CSS_SELECTOR, "#delete-device button[type=submit]").click()
+    wait(browser).until(lambda d: "Device doomed deleted" in d.page_source)
+    assert browser.current_url == f"{stack.url}/devices"
+    assert not device_exists(stack, doomed)
+    browser.get(f"{stack.url}/devices/{doomed}")
+    assert "Device not found" in browser.page_source
+
+
+PAGES = ["/", "/messages", "/compose", "/inbox", "/devices", "/pools", "/webhooks", "/traffic",
+         "/keys"]  # fmt: skip
 
 
 def axe_serious(driver: WebDriver) -> list[str]:
@@ -246,6 +337,7 @@ def test_every_page_passes_axe_without_serious_issues(
         *PAGES,
         f"/messages/{sms_id}",
         f"/devices/{stack.devices[0].device_id}",
+        f"/devices/{stack.devices[0].device_id}/delete",
         "/inbox/%2B491701234567",
     ]
     found: dict[str, list[str]] = {}
