@@ -1,5 +1,5 @@
 """Campaigns: a named send to groups and/or numbers, now or at a set time, through the same use
-cases as /api/v1/campaigns (core/campaigns.py): the list with each campaign's statistics (the
+cases as /api/v1/campaigns (server/core/campaigns.py): the list with each campaign's statistics (the
 numbers GET /api/v1/campaigns/{id}/statistics answers), a form to create one, and pause, resume
 and cancel. The campaign runner sends them as it does the API's."""
 

@@ -2,10 +2,11 @@
 a device or one SIM, now or later.
 
 A text to numbers goes through Gateway.send as ever; a send to a group or from a template goes
-through the native API's Sender (core/sending.py), the same call as POST /api/v1/messages, which
-fills the template per recipient and refuses a recipient whose placeholders lack a value
-(template_mismatch). The template's variable fields are swapped in by htmx when a template is
-chosen, and shown again with the error after a refused submit (so it works without JavaScript).
+through the native API's Sender (server/core/sending.py), the same call as
+POST /api/v1/messages, which fills the template per recipient and refuses a recipient whose
+placeholders lack a value (template_mismatch). The template's variable fields are swapped in by
+htmx when a template is chosen, and shown again with the error after a refused submit (so it
+works without JavaScript).
 
 The counter (characters, parts, GSM-7 or UCS-2) is computed by the server with the rules the agent
 sends by (server/core/sms_parts.py): htmx posts the text as the user types and swaps in the

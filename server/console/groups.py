@@ -1,6 +1,7 @@
 """Groups: contact groups to send to, through the same use cases as /api/v1/groups
-(core/groups.py): create, rename, delete, contacts added or removed one by one, and a CSV file
-imported with the API's own parser (a header line naming a `phone` column, optionally `name`)."""
+(server/core/groups.py): create, rename, delete, contacts added or removed one by one, and a
+CSV file imported with the API's own parser (a header line naming a `phone` column, optionally
+`name`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Templates: message texts with `{variable}` placeholders (docs/api.md), listed, created,
-edited and deleted through the same use cases as /api/v1/templates (core/templates.py)."""
+edited and deleted through the same use cases as /api/v1/templates (server/core/templates.py)."""
 
 from __future__ import annotations
 
