@@ -296,8 +296,9 @@ async def test_compose_to_a_group_from_a_template(console: Console, db: AppDb) -
     assert 'name="var_name"' in html and 'name="var_code"' in html
     fields = {"group": str(group.id), "template": str(template.id),
               "target": f"sim:{console.device.id}:1"}  # fmt: skip
-    # A variable left empty: the template mismatch, in the form, with its fields again.
-    _, text = await console.post("/compose", fields, status=400)
+    # A variable left empty (a browser posts the blank field): the template mismatch, in the
+    # form, with its fields again.
+    _, text = await console.post("/compose", {**fields, "var_code": ""}, status=400)
     assert "No value for {code}" in text and 'name="var_code"' in text
     assert f'<option value="{group.id}" selected>' in text
     assert await messages(db) == {}
