@@ -9,10 +9,12 @@ from aiohttp import web
 
 from simhive.server.console import (
     auth,
+    campaigns,
     chart,
     compose,
     device_delete,
     devices,
+    groups,
     inbox,
     keys,
     live,
@@ -20,6 +22,7 @@ from simhive.server.console import (
     outbox,
     overview,
     pools,
+    templates_page,
 )
 from simhive.server.console.base import CONSOLE, HERE, Console, ConsoleSettings, make_env
 from simhive.server.core.gateway import Gateway
@@ -81,6 +84,8 @@ def setup(
     r.add_post(p + "/pools/{name}/add-sim", pools.add_sim)
     r.add_post(p + "/pools/{name}/remove-sim", pools.remove_sim)
     r.add_post(p + "/pools/{name}/delete", pools.delete)
+    r.add_post(p + "/compose/template-fields", compose.template_fields)
+    _content_routes(r, p)
     r.add_get(p + "/webhooks", outbox.outbox)
     r.add_post(p + "/webhooks/{row_id}/redeliver", outbox.redeliver)
     r.add_get(p + "/traffic", chart.traffic)
@@ -91,6 +96,27 @@ def setup(
     r.add_post(p + "/devices/{device_id}/delete-code", device_delete.send_code)
     r.add_post(p + "/devices/{device_id}/delete", device_delete.delete)
     r.add_static(p + "/static", HERE / "static", append_version=False)
+
+
+def _content_routes(r: web.UrlDispatcher, p: str) -> None:
+    """Templates, groups and campaigns (the native API's content, docs/console.md)."""
+    r.add_get(p + "/templates", templates_page.templates)
+    r.add_post(p + "/templates", templates_page.create)
+    r.add_get(p + "/templates/{template_id}", templates_page.edit)
+    r.add_post(p + "/templates/{template_id}", templates_page.update)
+    r.add_post(p + "/templates/{template_id}/delete", templates_page.delete)
+    r.add_get(p + "/groups", groups.groups)
+    r.add_post(p + "/groups", groups.create)
+    r.add_get(p + "/groups/{group_id}", groups.detail)
+    r.add_post(p + "/groups/{group_id}", groups.rename)
+    r.add_post(p + "/groups/{group_id}/delete", groups.delete)
+    r.add_post(p + "/groups/{group_id}/contacts", groups.add_contact)
+    r.add_post(p + "/groups/{group_id}/contacts/{contact_id}/delete", groups.remove_contact)
+    r.add_post(p + "/groups/{group_id}/import", groups.import_csv)
+    r.add_get(p + "/campaigns", campaigns.campaigns)
+    r.add_post(p + "/campaigns", campaigns.create)
+    for verb in ("pause", "resume", "cancel"):
+        r.add_post(p + "/campaigns/{campaign_id}/" + verb, getattr(campaigns, verb))
 
 
 def _to_home(prefix: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

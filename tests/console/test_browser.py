@@ -11,6 +11,7 @@ import shlex
 import sqlite3
 import subprocess
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -307,8 +308,98 @@ def test_delete_a_device_with_the_code_sent_by_sms(
     assert "Device not found" in browser.page_source
 
 
-PAGES = ["/", "/messages", "/compose", "/inbox", "/devices", "/pools", "/webhooks", "/traffic",
-         "/keys"]  # fmt: skip
+def test_send_to_a_group_from_a_template_made_in_the_console(
+    browser: WebDriver, stack: ConsoleStack, shots: Path
+) -> None:
+    login(browser, stack)
+    sender, receiver = stack.devices
+    browser.get(stack.url + "/templates")
+    browser.find_element(By.ID, "name").send_keys("welcome")
+    browser.find_element(By.ID, "body").send_keys("Hello {name}, your code is {code}")
+    browser.find_element(By.CSS_SELECTOR, "#template-form button[type=submit]").click()
+    wait(browser).until(lambda d: "Template welcome created" in d.page_source)
+    shot(browser, shots, "templates")
+    browser.get(stack.url + "/groups")
+    browser.find_element(By.NAME, "name").send_keys("friends")
+    browser.find_element(By.CSS_SELECTOR, "#group-form button[type=submit]").click()
+    wait(browser).until(lambda d: re.search(r"/groups/\d+$", d.current_url))
+    for slot, name in ((0, "Ann"), (1, "Bob")):
+        browser.find_element(By.NAME, "phone").send_keys(receiver.number(slot))
+        browser.find_element(By.NAME, "contact_name").send_keys(name)
+        browser.find_element(By.CSS_SELECTOR, "#contact-form button[type=submit]").click()
+        note = f"{receiver.number(slot)} added"
+        wait(browser).until(lambda d: note in d.page_source)  # noqa: B023 (used at once)
+    shot(browser, shots, "group")
+
+    browser.get(stack.url + "/compose")
+    Select(browser.find_element(By.ID, "group")).select_by_visible_text("friends (2 contacts)")
+    Select(browser.find_element(By.ID, "template")).select_by_visible_text("welcome")
+    # The template's fields, swapped in by htmx when it was chosen.
+    wait(browser).until(lambda d: d.find_elements(By.ID, "var_code"))
+    assert browser.find_element(By.ID, "var_name").get_attribute("value") == ""
+    Select(browser.find_element(By.ID, "target")).select_by_value(f"sim:{sender.device_id}:0")
+    before = count_messages(stack)
+    # {code} left empty: the template mismatch, in the form, and nothing stored.
+    browser.find_element(By.CSS_SELECTOR, "#compose button[type=submit]").click()
+    wait(browser).until(lambda d: "No value for {code}" in d.page_source)
+    assert count_messages(stack) == before
+    browser.find_element(By.ID, "var_code").send_keys("4711")
+    shot(browser, shots, "compose-template")
+    browser.find_element(By.CSS_SELECTOR, "#compose button[type=submit]").click()
+    wait(browser).until(lambda d: d.current_url.endswith("/messages"))
+    assert "2 messages accepted" in browser.page_source
+    texts = {
+        f"Hello {n}, your code is 4711": receiver.number(s) for s, n in ((0, "Ann"), (1, "Bob"))
+    }
+
+    def both_delivered() -> bool:
+        browser.get(stack.url + "/messages")
+        rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-id]")
+        seen = {
+            r.find_element(By.CSS_SELECTOR, "td[data-label=Text]").text: (
+                r.find_element(By.CSS_SELECTOR, "td[data-label=Number]").text,
+                r.find_element(By.CSS_SELECTOR, "td[data-label=Status]").text,
+            )
+            for r in rows
+        }
+        return all(seen.get(t) == (number, "Delivered") for t, number in texts.items())
+
+    wait_until(both_delivered, 60, "both filled texts delivered", interval=0.5)
+    shot(browser, shots, "messages-from-template")
+
+
+PAGES = [
+    "/", "/messages", "/compose", "/inbox", "/devices", "/pools", "/webhooks", "/traffic",
+    "/templates", "/groups", "/campaigns", "/keys",
+]  # fmt: skip
+
+
+def made_in_the_console(driver: WebDriver, stack: ConsoleStack) -> list[str]:
+    """A group, a template and a scheduled campaign made through their forms: their pages (and
+    the campaigns list's rows and buttons) are checked too."""
+    driver.get(stack.url + "/groups")
+    driver.find_element(By.NAME, "name").send_keys("axe group")
+    driver.find_element(By.CSS_SELECTOR, "#group-form button[type=submit]").click()
+    wait(driver).until(lambda d: re.search(r"/groups/\d+$", d.current_url))
+    group = driver.current_url.removeprefix(stack.url)
+    driver.find_element(By.NAME, "phone").send_keys("+4915112345678")
+    driver.find_element(By.CSS_SELECTOR, "#contact-form button[type=submit]").click()
+    wait(driver).until(lambda d: "+4915112345678 added" in d.page_source)
+    driver.get(stack.url + "/templates")
+    driver.find_element(By.ID, "name").send_keys("axe template")
+    driver.find_element(By.ID, "body").send_keys("Hi {name}")
+    driver.find_element(By.CSS_SELECTOR, "#template-form button[type=submit]").click()
+    link = wait(driver).until(lambda d: d.find_element(By.LINK_TEXT, "axe template"))
+    template = str(link.get_attribute("href")).removeprefix(stack.url)
+    driver.get(stack.url + "/campaigns")
+    driver.find_element(By.ID, "name").send_keys("axe campaign")
+    driver.find_element(By.CSS_SELECTOR, "#campaign-form input[name=group]").click()
+    driver.find_element(By.ID, "body").send_keys("Scheduled")
+    tomorrow = (datetime.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    driver.execute_script("document.getElementById('at').value = arguments[0]", tomorrow)
+    driver.find_element(By.CSS_SELECTOR, "#campaign-form button[type=submit]").click()
+    wait(driver).until(lambda d: "Campaign axe campaign created" in d.page_source)
+    return [group, template]
 
 
 def axe_serious(driver: WebDriver) -> list[str]:
@@ -335,6 +426,7 @@ def test_every_page_passes_axe_without_serious_issues(
     sms_id = stack.addsms(stack.devices[0], stack.devices[1].number(0), "for the detail page")
     pages = [
         *PAGES,
+        *made_in_the_console(browser, stack),
         f"/messages/{sms_id}",
         f"/devices/{stack.devices[0].device_id}",
         f"/devices/{stack.devices[0].device_id}/delete",
@@ -348,7 +440,7 @@ def test_every_page_passes_axe_without_serious_issues(
         if issues:
             found[page] = issues
         name = page.strip("/").replace("/", "-").replace("%2B", "") or "overview"
-        if page in ("/messages", "/pools", "/webhooks", "/traffic", "/devices"):
+        if page in ("/messages", "/pools", "/webhooks", "/traffic", "/devices", "/campaigns"):
             shot(browser, shots, name)
     # Logged out: the login page.
     browser.delete_all_cookies()

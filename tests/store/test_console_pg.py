@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+import tests.console.test_console_content
 import tests.console.test_console_http
 import tests.console.test_metrics
 from simhive.server.app import create_app
@@ -20,7 +21,11 @@ from tests.console.test_console_http import Console, make_console
 from tests.console.test_console_http import console as console  # a fixture these tests use
 from tests.support.testdb import AppDb
 
-for _suite in (tests.console.test_console_http, tests.console.test_metrics):
+for _suite in (
+    tests.console.test_console_http,
+    tests.console.test_console_content,
+    tests.console.test_metrics,
+):
     globals().update(
         {
             k: v
