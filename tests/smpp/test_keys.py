@@ -5,14 +5,18 @@ ESME_RTHROTTLED with nothing stored. tests/store/test_smpp_pg.py runs these on P
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
 import pytest
 
-from simhive.server.core import limits
+from simhive.server.core import limits, security
 from simhive.server.core.keys import Caller, new_smpp_password
 from simhive.server.core.models import MessageFilter
 from simhive.server.core.native_models import ApiKey
 from simhive.server.smpp.pdu import Cmd, Status
+from simhive.server.store import sqlite_schema
+from simhive.server.store.sqlite import SqliteStore
 from tests.smpp.conftest import RawClient, Smpp
 from tests.smpp.test_session import TO, submit
 
@@ -180,3 +184,32 @@ async def test_unchanged_keys_keep_their_sessions(quick_key_watch: None, smpp: S
     assert (await submit(sender))[0] == 0
     assert len([s for s in smpp.server.sessions if s.who is not None]) == 2
     assert not receiver.reader.at_eof()
+
+
+async def test_migration_20_turns_smpp_credentials_into_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    with monkeypatch.context() as patch:  # the schema as it was before migration 20
+        patch.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:-1])
+        assert sqlite_schema.migrate(conn) == 19
+    hashed = security.hash_password("kQrr0zKv")
+    conn.execute(
+        "INSERT INTO accounts(id, email, password_hash, created) VALUES (1, 'a@b.c', 'x', 1)"
+    )
+    conn.execute("INSERT INTO smpp_credentials VALUES ('crm1', 1, ?, 'otp', 5)", (hashed,))
+    assert sqlite_schema.migrate(conn) == 20
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        found = await store.smpp_login("CRM1")
+        assert found is not None
+        login, account = found
+        assert account.id == 1 and login.key.scopes == ("send", "read")
+        assert (login.key.smpp_system_id, login.key.smpp_pool) == ("crm1", "otp")
+        assert login.key.rate_per_minute == 6000 and login.password_hash == hashed
+        assert await store.api_key_by_hash(security.hash_token("anything")) is None
+    finally:
+        await store.close()

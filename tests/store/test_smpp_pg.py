@@ -21,6 +21,7 @@ from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import NewMessage
 from simhive.server.smpp.pdu import Cmd
 from simhive.server.smpp.server import attach
+from simhive.server.store import pg_schema
 from simhive.server.store.pg import PgStore
 from simhive.server.store.pg_smpp import PgSmppStore
 from simhive.server.store.sqlite_smpp import PartsTaken
@@ -29,7 +30,9 @@ from tests.smpp.conftest import cheap_scrypt as cheap_scrypt  # an autouse fixtu
 from tests.smpp.test_session import _wait
 
 for _suite in (tests.smpp.test_session, tests.smpp.test_keys):
-    globals().update({k: v for k, v in vars(_suite).items() if k.startswith("test_")})
+    globals().update(
+        {k: v for k, v in vars(_suite).items() if k.startswith("test_") and "migration" not in k}
+    )
 from tests.smpp.test_keys import quick_key_watch as quick_key_watch  # noqa: E402  (a fixture)
 
 
@@ -159,3 +162,31 @@ async def test_two_servers_on_one_database_deliver_each_row_once(
             await client.close()
         await other.close()
         await other_store.close()
+
+
+async def test_migration_20_turns_smpp_credentials_into_keys_on_postgresql(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await asyncpg.connect(pg_url, server_settings={"search_path": schema})
+    try:
+        with monkeypatch.context() as patch:  # the schema as it was before migration 20
+            patch.setattr(pg_schema, "MIGRATIONS", pg_schema.MIGRATIONS[:-1])
+            assert await pg_schema.migrate(conn) == 19
+        await conn.execute(
+            "INSERT INTO accounts(id, email, password_hash, created) VALUES (1, 'a@b.c', 'x', 1)"
+        )
+        await conn.execute("INSERT INTO smpp_credentials VALUES ('crm1', 1, 'scrypt$h', 'otp', 5)")
+        assert await pg_schema.migrate(conn) == 20
+    finally:
+        await conn.close()
+    store = PgStore(pg_url, schema=schema)
+    await store.open()
+    try:
+        found = await store.smpp_login("CRM1")
+        assert found is not None
+        login, account = found
+        assert account.id == 1 and login.key.scopes == ("send", "read")
+        assert (login.key.smpp_system_id, login.key.smpp_pool) == ("crm1", "otp")
+        assert login.key.rate_per_minute == 6000 and login.password_hash == "scrypt$h"
+    finally:
+        await store.close()
