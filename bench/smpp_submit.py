@@ -111,10 +111,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         account = cli("account", "create", "--db", str(db), "--email", email,
                       "--password", "benchmark-password")  # fmt: skip
         # The console script: `python -m simhive.server.cli` lacks the commands that other
-        # modules register on the group (smpp-credential, pool, device set).
+        # modules register on the group (key, pool, device set). The key's own rate is set
+        # to the highest, as --smpp-rate is: the benchmark measures the store, not a limit.
         made = subprocess.run(
-            [str(BIN / "simhive-server"), "smpp-credential", "create", "--db", str(db),
-             "--email", email, "--system-id", "bench"],
+            [str(BIN / "simhive-server"), "key", "create", "--db", str(db), "--email", email,
+             "--name", "bench", "--scope", "send", "--scope", "read", "--rate-per-minute",
+             "100000", "--smpp", "--smpp-system-id", "bench"],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         credential = json.loads(made.stdout)
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         cpu = {"smpp": 0.0, "http": 0.0}
         with process(argv, port, workdir / "server.log") as proc:
             url, token = f"http://127.0.0.1:{port}", str(account["token"])
-            password = str(credential["password"])
+            password = str(credential["smpp_password"])
             # Warm-up outside the timing: first bind (scrypt), first batch.
             asyncio.run(smpp_run(smpp_port, "bench", password, messages(20, 0)))
             asyncio.run(http_run(url, token, messages(20, 0)))

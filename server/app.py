@@ -98,7 +98,8 @@ def _smpp_server(
     async def serve_smpp(app: web.Application) -> AsyncIterator[None]:
         from simhive.server.smpp.server import attach
 
-        smpp = attach(app[compat.GATEWAY], app[STORE], settings, context, sock)
+        keys = app[api_v1.NATIVE].keys  # one rate bucket per key over HTTP and SMPP
+        smpp = attach(app[compat.GATEWAY], app[STORE], settings, context, sock, keys)
         await smpp.start()
         app[SMPP] = smpp
         yield

@@ -529,15 +529,14 @@ def token_reset(db: Path | None, email: str | None, device_id: int | None) -> No
     emit(with_gateway(db, go))
 
 
-# `device set`, `device webhooks`, the deletes, `pool`, `key`, `quota`, `db` and `smpp-credential`
-# live in their own modules and register on the groups above.
+# `device set`, `device webhooks`, the deletes, `pool`, `key` (with its SMPP logins), `quota` and
+# `db` live in their own modules and register on the groups above.
 from simhive.server import (  # noqa: E402, F401
     cli_db,
     cli_delete,
     cli_device,
     cli_keys,
     cli_pool,
-    cli_smpp,
 )
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`simhive-server key ...` and `quota ...`: API keys of the native API (docs/api.md), so the
 first key can be made before any key exists to make one with. Works on the database of a running
-server, which picks a revocation up within 2 s (keys are cached that long)."""
+server, which picks a revocation up within 2 s (keys are cached that long; bound SMPP sessions of
+a revoked key are closed within as long)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from simhive.server.cli import db_option, emit, main, with_gateway
 from simhive.server.core import limits
 from simhive.server.core.dates import iso
 from simhive.server.core.gateway import Gateway
-from simhive.server.core.keys import Caller
+from simhive.server.core.keys import Caller, new_smpp_password
 from simhive.server.core.native import Native
 from simhive.server.core.native_models import SCOPES, ApiKey
 
@@ -33,6 +34,8 @@ def render(key: ApiKey) -> dict[str, Any]:
         "created": iso(key.created),
         "last_used": iso(key.last_used),
         "revoked": iso(key.revoked),
+        "smpp_system_id": key.smpp_system_id,
+        "smpp_pool": key.smpp_pool,
     }
 
 
@@ -67,6 +70,17 @@ def key() -> None:
 )
 @click.option("--daily-quota", type=click.IntRange(min=0), default=None)
 @click.option("--monthly-quota", type=click.IntRange(min=0), default=None)
+@click.option(
+    "--smpp",
+    is_flag=True,
+    help="Also an SMPP login (docs/smpp.md): prints its 8-character smpp_password once.",
+)
+@click.option(
+    "--smpp-system-id", default=None, help="1-15 letters, digits, '.', '_', '-' [the prefix]."
+)
+@click.option(
+    "--smpp-pool", default=None, help="Pool for its SMPP submits unless service_type names one."
+)
 def key_create(
     db: Path | None,
     email: str,
@@ -76,17 +90,26 @@ def key_create(
     rate_per_minute: int,
     daily_quota: int | None,
     monthly_quota: int | None,
+    smpp: bool,
+    smpp_system_id: str | None,
+    smpp_pool: str | None,
 ) -> None:
-    """Create a key; prints it with its secret `key` (shown this once only)."""
+    """Create a key; prints it with its secret `key` (shown this once only), and with --smpp
+    its `smpp_password` (also shown once)."""
+    if (smpp_system_id is not None or smpp_pool is not None) and not smpp:
+        raise click.UsageError("--smpp-system-id and --smpp-pool go with --smpp")
+    password = new_smpp_password() if smpp else None
 
     async def go(gw: Gateway) -> dict[str, Any]:
         native, caller = await _caller(gw, email)
-        created, secret = await native.keys.create(
-            caller.account, name, list(scopes), allow_get_send=allow_get_send,
+        created, secret = await native.create_key(
+            caller, name, list(scopes), allow_get_send=allow_get_send,
             rate_per_minute=rate_per_minute, daily_quota=daily_quota,
-            monthly_quota=monthly_quota,
+            monthly_quota=monthly_quota, smpp_system_id=smpp_system_id,
+            smpp_password=password, smpp_pool=smpp_pool,
         )  # fmt: skip
-        return {**render(created), "key": secret}
+        shown = {"smpp_password": password} if password is not None else {}
+        return {**render(created), "key": secret, **shown}
 
     emit(with_gateway(db, go))
 

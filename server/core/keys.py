@@ -8,6 +8,11 @@ stored, like every token (security.py), plus its first characters so a list can 
 Device tokens serve the agent protocol only, and the compat API's account tokens the compat
 API only: /api/v1 refuses both with a code of their own, so a misconfigured client learns why.
 
+A key may also carry an SMPP login (docs/smpp.md, "Credentials"): a `system_id` of at most 15
+characters and a generated 8-character password, the longest values SMPP 3.4 allows. The password
+is stored as a scrypt hash: its 47 random bits are too few for a bare SHA-256 if the database
+leaks, and binds are few, so scrypt's cost is paid rarely.
+
 Each key has a rate limit (requests per minute, a token bucket of that size refilled evenly).
 The check and the take happen in one synchronous step of the event loop, so requests arriving
 together cannot pass it together. It is per server process. `last_used` is written at most once
@@ -16,7 +21,9 @@ a minute per key, so a busy key does not cost a write per request.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +86,27 @@ def check_name(name: str) -> str:
     return name
 
 
+# SMPP 3.4 sizes: system_id is a C string of 16 octets, password of 9, each with its NUL.
+SMPP_MAX_SYSTEM_ID = 15
+SMPP_PASSWORD_CHARS = 8
+_SMPP_ALPHABET = string.ascii_letters + string.digits  # 62**8: about 47 bits; binds are throttled
+_SMPP_ALLOWED = set(string.ascii_letters + string.digits + "._-")
+
+
+def check_system_id(system_id: str) -> str:
+    if not 1 <= len(system_id) <= SMPP_MAX_SYSTEM_ID or not set(system_id) <= _SMPP_ALLOWED:
+        raise InvalidInput(
+            f"Invalid SMPP system_id: 1-{SMPP_MAX_SYSTEM_ID} characters of letters, digits, '.',"
+            " '_', '-'",
+            details={"field": "smpp_system_id"},
+        )
+    return system_id
+
+
+def new_smpp_password() -> str:
+    return "".join(secrets.choice(_SMPP_ALPHABET) for _ in range(SMPP_PASSWORD_CHARS))
+
+
 class RateLimiter:
     """Token buckets per key: `rate` requests per minute, bursts up to `rate`."""
 
@@ -122,8 +150,13 @@ class Keys:
         rate_per_minute: int = limits.KEY_RATE_PER_MINUTE,
         daily_quota: int | None = None,
         monthly_quota: int | None = None,
+        smpp_system_id: str | None = None,
+        smpp_password: str | None = None,
+        smpp_pool: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key and its secret (the only time the secret exists in clear)."""
+        """A new key and its secret (the only time the secret exists in clear). With
+        `smpp_password` (new_smpp_password(), shown to the caller once) the key also binds over
+        SMPP as `smpp_system_id`, by default the key's prefix."""
         if not 1 <= rate_per_minute <= limits.KEY_RATE_MAX_PER_MINUTE:
             raise InvalidInput(
                 f"Invalid rate_per_minute: 1 to {limits.KEY_RATE_MAX_PER_MINUTE}",
@@ -133,17 +166,27 @@ class Keys:
             if quota is not None and quota < 0:
                 raise InvalidInput(f"Invalid {field}: 0 or more", details={"field": field})
         secret = KEY_PREFIX + secrets.token_hex(16)
+        prefix = secret[: len(KEY_PREFIX) + 6]
+        smpp_hash = None
+        if smpp_password is not None:
+            smpp_system_id = check_system_id(smpp_system_id or prefix)
+            smpp_hash = await asyncio.to_thread(security.hash_password, smpp_password)
+        else:
+            smpp_system_id = smpp_pool = None
         key = await self.store.create_api_key(
             NewApiKey(
                 account_id=account.id,
                 name=check_name(name),
                 key_hash=security.hash_token(secret),
-                prefix=secret[: len(KEY_PREFIX) + 6],
+                prefix=prefix,
                 scopes=check_scopes(scopes),
                 allow_get_send=allow_get_send,
                 rate_per_minute=rate_per_minute,
                 daily_quota=daily_quota,
                 monthly_quota=monthly_quota,
+                smpp_system_id=smpp_system_id,
+                smpp_password_hash=smpp_hash,
+                smpp_pool=smpp_pool,
             ),
             self.clock(),
         )
@@ -177,10 +220,15 @@ class Keys:
                 self._cache.clear()
             self._cache[digest] = (now + limits.TOKEN_CACHE_SECONDS, key, account)
         self.limiter.take(key.id, key.rate_per_minute)
-        if now - self._touched.get(key.id, -1e9) >= limits.KEY_LAST_USED_SECONDS:
-            self._touched[key.id] = now
-            await self.store.touch_api_key(key.id, self.clock())
+        await self.touch(key.id)
         return Caller(account, key)
+
+    async def touch(self, key_id: int) -> None:
+        """Note the key's use: written at most once per KEY_LAST_USED_SECONDS."""
+        now = time.monotonic()
+        if now - self._touched.get(key_id, -1e9) >= limits.KEY_LAST_USED_SECONDS:
+            self._touched[key_id] = now
+            await self.store.touch_api_key(key_id, self.clock())
 
     async def _why_not(self, digest: str) -> str:
         """Say which other kind of token it is, so a misconfigured client learns why."""

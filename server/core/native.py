@@ -140,8 +140,13 @@ class Native:
         rate_per_minute: int = limits.KEY_RATE_PER_MINUTE,
         daily_quota: int | None = None,
         monthly_quota: int | None = None,
+        smpp_system_id: str | None = None,
+        smpp_password: str | None = None,
+        smpp_pool: str | None = None,
     ) -> tuple[ApiKey, str]:
         caller.require("admin")
+        if smpp_pool is not None:
+            await self.gw.routing.pool_for_send(caller.account, smpp_pool)  # NotFound if unknown
         return await self.keys.create(
             caller.account,
             name,
@@ -150,6 +155,9 @@ class Native:
             rate_per_minute=rate_per_minute,
             daily_quota=daily_quota,
             monthly_quota=monthly_quota,
+            smpp_system_id=smpp_system_id,
+            smpp_password=smpp_password,
+            smpp_pool=smpp_pool,
         )
 
     async def list_keys(self, caller: Caller) -> list[ApiKey]:

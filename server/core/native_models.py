@@ -23,6 +23,9 @@ class ApiKey:
     created: int
     last_used: int | None = None
     revoked: int | None = None
+    # The key's SMPP login (docs/smpp.md): None when the key serves HTTP only.
+    smpp_system_id: str | None = None
+    smpp_pool: str | None = None
 
     def allows(self, scope: str) -> bool:
         """`admin` holds every scope."""
@@ -40,6 +43,18 @@ class NewApiKey:
     rate_per_minute: int
     daily_quota: int | None
     monthly_quota: int | None
+    smpp_system_id: str | None = None
+    smpp_password_hash: str | None = None  # scrypt (security.hash_password)
+    smpp_pool: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmppLogin:
+    """What an SMPP bind checks for a key (never leaves the server)."""
+
+    key: ApiKey
+    password_hash: str  # scrypt of the 8-character SMPP password
+    key_hash: str  # SHA-256 of the key's own secret, which long-password clients may send
 
 
 @dataclass(frozen=True, slots=True)

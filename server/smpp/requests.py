@@ -4,7 +4,8 @@ and sends back the response this returns.
 
 Mapping (docs/smpp.md): destination_addr -> sendto (TON 1 adds the "+"), the text from
 short_message or message_payload in its data_coding -> body, schedule_delivery_time ->
-timetosend, service_type (else the credential's pool, else `all`) -> pool. A whole message's
+timetosend, service_type (else the key's SMPP pool, else `all`) -> pool. Each stored message
+counts on the account's and the key's quotas like an /api/v1 send. A whole message's
 message_id is simhive's sms_id; a part of a concatenated message gets "p<n>" and its message is
 stored when the last part arrives.
 """
@@ -17,7 +18,10 @@ from simhive.server.core import numbers
 from simhive.server.core.dates import now_us
 from simhive.server.core.errors import GatewayError, InvalidInput, NotFound
 from simhive.server.core.gateway import Gateway, Outgoing
+from simhive.server.core.keys import Caller
+from simhive.server.core.native_models import Meter, QuotaExceeded
 from simhive.server.core.routing import POOL_NOT_FOUND
+from simhive.server.core.sending import Sender
 from simhive.server.smpp import times
 from simhive.server.smpp.auth import Principal
 from simhive.server.smpp.deliver import message_state
@@ -43,6 +47,12 @@ def _refusal(exc: GatewayError, request: Outgoing, named_by_service_type: bool) 
     return PduError(Status.RSUBMITFAIL, exc.message)
 
 
+def _over_quota(meter: Meter) -> PduError:
+    whose = "account" if meter.key_id == 0 else "API key"
+    period = "daily" if meter.period.startswith("d:") else "monthly"
+    return PduError(Status.RTHROTTLED, f"the {whose}'s {period} quota of {meter.limit} is used up")
+
+
 def address(raw: str, ton: int, status: Status) -> str:
     """An SMPP address as simhive's number text (normalised later by the core)."""
     value = raw.strip()
@@ -60,6 +70,7 @@ class Requests:
         self.gateway = gateway
         self.store = store
         self.clock = clock
+        self.sender = Sender(gateway)  # the native API's quota meters
 
     async def submit_sm(self, who: Principal, pdu: Pdu) -> Pdu:
         dest = address(pdu.text("destination_addr"), pdu.num("dest_addr_ton"), Status.RINVDSTADR)
@@ -149,6 +160,7 @@ class Requests:
         expiry: int | None,
     ) -> str:
         await self._check(who, request, named_by_service_type)
+        await self._check_quota(who)
         key = f"{source}|{request.sendto}|{concat.ref}|{concat.total}|{request.pool}"
         part_id, parts = await self.store.add_part(
             who.account.id, key, concat.seq, concat.total, request.body, registered, source,
@@ -170,8 +182,14 @@ class Requests:
             await self._store(who, whole, named_by_service_type, link)
         except PartsTaken:  # a repeat of the last part: the message is stored already
             pass
-        except PduError:  # the core refused the whole message: its parts are forgotten
-            await self.store.forget_parts(who.account.id, key)
+        except PduError as exc:
+            if exc.status != Status.RTHROTTLED:
+                # The core refused the whole message: its parts are forgotten.
+                await self.store.forget_parts(who.account.id, key)
+                raise
+            # Over a quota: only this part is forgotten, so that the ESME's retry of it
+            # completes the set again once the quota allows.
+            await self.store.drop_part(who.account.id, part_id)
             raise
         return part_id
 
@@ -182,11 +200,30 @@ class Requests:
         named_by_service_type: bool,
         then: AfterInsert | None = None,
     ) -> int:
+        """Store the message and count it on the account's and the key's quotas (as /api/v1
+        sends are) in one transaction: over a quota it is ESME_RTHROTTLED and nothing stays."""
+        meters = await self.sender.meters(Caller(who.account, who.key), self.clock())
         try:
-            (sms_id,) = await self.gateway.send(who.account, request, then=then)
+            (sms_id,) = await self.gateway.send(
+                who.account, request, then=self.store.metered(meters, then)
+            )
         except GatewayError as exc:
             raise _refusal(exc, request, named_by_service_type) from None
+        except QuotaExceeded as exc:
+            raise _over_quota(exc.meter) from None
         return sms_id
+
+    async def _check_quota(self, who: Principal) -> None:
+        """ESME_RTHROTTLED if a quota is used up already (a part's message is counted when its
+        last part arrives; this refuses parts of a message that could not be stored)."""
+        for meter in await self.sender.meters(Caller(who.account, who.key), self.clock()):
+            if meter.limit is None:
+                continue
+            (used,) = await self.gateway.store.quota_used(
+                meter.account_id, meter.key_id, [meter.period]
+            )
+            if used >= meter.limit:
+                raise _over_quota(meter)
 
     async def _check(self, who: Principal, request: Outgoing, named_by_service_type: bool) -> None:
         """What the core would refuse about a part's message, checked when the part arrives

@@ -1,6 +1,7 @@
 """The SMPP listener: accepts ESME connections (plain TCP or TLS), runs a Session per
-connection, and holds what sessions share: the limits, the per-account submit rate, which outbox
-rows are in flight, and the background pruning of old outbox rows and abandoned parts.
+connection, and holds what sessions share: the limits, the per-account submit rate and the keys'
+rates, the watch on the bound keys (revoked ones lose their sessions), the outbox poll, and the
+background pruning of old outbox rows and abandoned parts.
 
 `simhive-server run --smpp-port N` starts it beside the HTTP API, in the same process and over
 the same Gateway; docs/smpp.md lists the settings.
@@ -15,8 +16,11 @@ import ssl
 import time
 from collections.abc import Callable
 
+from simhive.server.core import limits
 from simhive.server.core.dates import US, now_us
+from simhive.server.core.errors import LimitReached
 from simhive.server.core.gateway import Gateway
+from simhive.server.core.keys import Keys
 from simhive.server.smpp.auth import Authenticator, Principal
 from simhive.server.smpp.requests import Requests
 from simhive.server.smpp.session import Session
@@ -57,8 +61,11 @@ class SmppServer:
         settings: SmppSettings | None = None,
         ssl_context: ssl.SSLContext | None = None,
         sock: socket.socket | None = None,
+        keys: Keys | None = None,
     ) -> None:
         self.gateway = gateway
+        # The app's key registry (its rate buckets and last-use marks), or one of our own.
+        self.keys = keys or Keys(gateway.store, gateway.clock)
         self.store = store
         self.auth = auth
         self.settings = settings or SmppSettings()
@@ -66,11 +73,11 @@ class SmppServer:
         self.sock = sock  # bound by the caller already (listen_socket), or None: bind here
         self.requests = Requests(gateway, store)
         self.sessions: set[Session] = set()
-        self.delivering: set[int] = set()  # outbox rows sent and not yet answered
         self._buckets: dict[int, TokenBucket] = {}
         self._server: asyncio.Server | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -88,13 +95,15 @@ class SmppServer:
         )
         self._housekeeping = asyncio.create_task(self._prune_loop())
         self._poller = asyncio.create_task(self._poll_outbox())
+        self._watcher = asyncio.create_task(self._watch_keys())
         scheme = "smpps" if self.ssl_context else "smpp"
         log.info("SMPP server listening on %s://%s:%d", scheme, s.host, self.port)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        background = [t for t in (self._housekeeping, self._poller) if t is not None]
+        tasks = (self._housekeeping, self._poller, self._watcher)
+        background = [t for t in tasks if t is not None]
         for task in background:
             task.cancel()
         sessions = list(self.sessions)
@@ -119,12 +128,37 @@ class SmppServer:
         return binds < self.settings.binds_per_account
 
     def admit(self, who: Principal) -> bool:
+        """Within the account's --smpp-rate and the key's own rate_per_minute (the same bucket
+        the key's HTTP requests take from in this process)."""
         bucket = self._buckets.get(who.account.id)
         if bucket is None:
             if len(self._buckets) > 10_000:
                 self._buckets.clear()
             bucket = self._buckets[who.account.id] = TokenBucket(self.settings.rate)
-        return bucket.take()
+        if not bucket.take():
+            return False
+        try:
+            self.keys.limiter.take(who.key.id, who.key.rate_per_minute)
+        except LimitReached:
+            return False
+        return True
+
+    async def _watch_keys(self) -> None:
+        """Every TOKEN_CACHE_SECONDS (as long as HTTP caches a key), read the keys of the bound
+        sessions again: a session whose key was revoked, lost its SMPP login or a scope its
+        bind needs is closed; the others take the key's new rate and quotas."""
+        while True:
+            await asyncio.sleep(limits.TOKEN_CACHE_SECONDS)
+            bound = [s for s in self.sessions if s.who is not None]
+            for account_id in {s.who.account.id for s in bound if s.who is not None}:
+                try:
+                    keys = {k.id: k for k in await self.gateway.store.list_api_keys(account_id)}
+                except StoreError as exc:
+                    log.error("smpp: could not read the API keys again: %s", exc)
+                    continue
+                for session in bound:
+                    if session.who is not None and session.account_id == account_id:
+                        await session.key_changed(keys.get(session.who.key.id))
 
     async def _poll_outbox(self) -> None:
         """Every poll_seconds, one query finds which bound accounts have outbox rows pending
@@ -134,7 +168,8 @@ class SmppServer:
             if receivers:
                 try:
                     pending = await self.store.pending_accounts(
-                        sorted({s.account_id for s in receivers if s.account_id is not None})
+                        sorted({s.account_id for s in receivers if s.account_id is not None}),
+                        now_us(),
                     )
                 except StoreError as exc:
                     log.error("smpp outbox unavailable: %s", exc)
@@ -187,19 +222,13 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 def attach(app_gateway: Gateway, store: object, settings: SmppSettings,
-           ssl_context: ssl.SSLContext | None,
-           sock: socket.socket | None = None) -> SmppServer:  # fmt: skip
-    """The SMPP server over the app's gateway and store (SQLite or PostgreSQL)."""
-    from simhive.server.smpp.auth import (
-        AccountTokenAuthenticator,
-        ByShape,
-        CredentialAuthenticator,
-    )
+           ssl_context: ssl.SSLContext | None, sock: socket.socket | None = None,
+           keys: Keys | None = None) -> SmppServer:  # fmt: skip
+    """The SMPP server over the app's gateway and store (SQLite or PostgreSQL); `keys` is the
+    native API's key registry, so that a key's rate is one bucket over both doors."""
+    from simhive.server.smpp.auth import KeyAuthenticator
     from simhive.server.store.smpp_store import smpp_store as wrap
 
-    smpp_store = wrap(store)
-    # Who may bind (server/smpp/auth.py): an API-key authenticator plugs in here.
-    auth = ByShape(
-        CredentialAuthenticator(app_gateway, smpp_store), AccountTokenAuthenticator(app_gateway)
-    )
-    return SmppServer(app_gateway, smpp_store, auth, settings, ssl_context, sock)
+    keys = keys or Keys(app_gateway.store, app_gateway.clock)
+    auth = KeyAuthenticator(app_gateway, keys)
+    return SmppServer(app_gateway, wrap(store), auth, settings, ssl_context, sock, keys)

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from simhive.server.core.dates import now_us
-from simhive.server.core.errors import AuthError
+from simhive.server.core.dates import US, now_us
+from simhive.server.core.errors import AuthError, Forbidden
+from simhive.server.core.native_models import ApiKey
 from simhive.server.core.ratelimit import Locked
 from simhive.server.smpp.auth import Principal
 from simhive.server.smpp.deliver import deliver_pdu
@@ -56,6 +58,8 @@ SYSTEM_ID = "simhive"
 INTERFACE_VERSION = 0x34
 # An outbox row the ESME refused (or did not answer) waits this long before it is offered again.
 RETRY_SECONDS = 10.0
+# A claimed outbox row is held this much longer than response_timeout, to record the answer.
+CLAIM_MARGIN_SECONDS = 5.0
 # Unread output a session may have queued before its senders wait for the peer to read.
 WRITE_BUFFER_BYTES = 256 * 1024
 
@@ -71,6 +75,8 @@ _BINDS = {
     Cmd.BIND_RECEIVER: Mode.RX,
     Cmd.BIND_TRANSCEIVER: Mode.TRX,
 }
+# The API key scopes each bind needs: submitting sends, receiving reads receipts and SMS.
+_SCOPES = {Mode.TX: ("send",), Mode.RX: ("read",), Mode.TRX: ("send", "read")}
 _RESPONSES = {
     Cmd.DELIVER_SM_RESP,
     Cmd.ENQUIRE_LINK_RESP,
@@ -101,7 +107,6 @@ class Session:
         self._requests = 0  # requests being handled (the window)
         self._write_lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._cooldown: dict[int, float] = {}  # outbox row -> not before (monotonic)
         self._delivering = 0
         self._deliver_task: asyncio.Task[None] | None = None
         self._unbound = False
@@ -109,6 +114,23 @@ class Session:
     @property
     def account_id(self) -> int | None:
         return self.who.account.id if self.who is not None else None
+
+    async def key_changed(self, key: ApiKey | None) -> None:
+        """The session's key as read again (None: gone): close the session if the key may
+        no longer bind as it did, else use the key's new settings."""
+        if self.who is None or self.mode is None:
+            return
+        if (
+            key is None
+            or key.revoked is not None
+            or key.smpp_system_id is None
+            or any(not key.allows(s) for s in _SCOPES[self.mode])
+        ):
+            log.info("smpp %s: closing the session, its API key was revoked or changed",
+                     self.who.name)  # fmt: skip
+            await self.close()
+            return
+        self.who = dataclasses.replace(self.who, key=key, pool=key.smpp_pool)
 
     @property
     def receives(self) -> bool:
@@ -249,7 +271,7 @@ class Session:
             return
         try:
             who = await self.server.auth.authenticate(
-                pdu.text("system_id"), pdu.text("password"), self.client
+                pdu.text("system_id"), pdu.text("password"), self.client, _SCOPES[mode]
             )
         except Locked:
             log.warning("smpp bind of %r from %s refused: too many failures",
@@ -260,6 +282,11 @@ class Session:
             log.info("smpp bind of %r from %s: wrong credentials", pdu.text("system_id"),
                      self.client)  # fmt: skip
             await self.send(response(pdu, Status.RINVPASWD))
+            return
+        except Forbidden as exc:
+            log.info("smpp bind of %r from %s refused: %s", pdu.text("system_id"), self.client,
+                     exc.message)  # fmt: skip
+            await self.send(response(pdu, Status.RBINDFAIL))
             return
         except StoreError as exc:
             log.error("smpp bind: the database failed: %s", exc)
@@ -311,22 +338,21 @@ class Session:
         while True:
             room = self.settings.deliver_window - self._delivering
             if room > 0:
-                now = time.monotonic()
-                self._cooldown = {k: t for k, t in self._cooldown.items() if t > now}
-                skip = self.server.delivering | set(self._cooldown)
+                now = now_us()
+                # A claimed row is this session's until it is answered or the claim runs out
+                # (an answer may take response_timeout; the margin covers recording it): no
+                # other session, here or on another server over the same database, sends it.
+                until = now + int((self.settings.response_timeout + CLAIM_MARGIN_SECONDS) * US)
                 try:
-                    rows = await self.server.store.pending(account_id, room, sorted(skip))
+                    rows = await self.server.store.claim(account_id, room, now, until)
                 except StoreError as exc:
                     log.error("smpp outbox unavailable: %s", exc)
                     rows = []
                 for row in rows:
-                    if row.id in self.server.delivering:
-                        continue  # taken by another session of the account meanwhile
-                    self.server.delivering.add(row.id)
                     self._delivering += 1
                     self._spawn(self._deliver(row))
-            # Woken by the server when the account has pending rows (one query per tick for all
-            # sessions, server.py), and by our own deliveries finishing.
+            # Woken by the server when the account has rows to claim (one query per tick for
+            # all sessions, server.py), and by our own deliveries finishing.
             await self._wake.wait()
             self._wake.clear()
 
@@ -350,11 +376,17 @@ class Session:
                 # it, or the row would be delivered a second time after a reconnect.
                 await asyncio.shield(self.server.store.delivered(row.id, now_us()))
             else:
-                self._cooldown[row.id] = time.monotonic() + RETRY_SECONDS
-                await self.server.store.attempted(row.id)
+                retry = now_us() + int(RETRY_SECONDS * US)
+                await self.server.store.attempted(row.id, retry)
+        except asyncio.CancelledError:
+            # The session is closing: give the claim back so that a reconnect or another
+            # session gets the row at once (at least once: the ESME may have read it).
+            if not ok:
+                with contextlib.suppress(StoreError):
+                    await asyncio.shield(self.server.store.attempted(row.id, None))
+            raise
         except StoreError as exc:
             log.error("smpp outbox row %d: could not record the attempt: %s", row.id, exc)
         finally:
-            self.server.delivering.discard(row.id)
             self._delivering -= 1
             self._wake.set()

@@ -106,7 +106,6 @@ DELETE_ACCOUNT = [
     "DELETE FROM console_sessions WHERE account_id = :a",
     "DELETE FROM smpp_outbox WHERE account_id = :a",
     "DELETE FROM smpp_submits WHERE account_id = :a",
-    "DELETE FROM smpp_credentials WHERE account_id = :a",
     "DELETE FROM smpp_accounts WHERE account_id = :a",
     "DELETE FROM account_message_counts WHERE account_id = :a",
     "DELETE FROM account_tokens WHERE account_id = :a",

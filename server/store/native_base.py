@@ -21,6 +21,7 @@ from simhive.server.core.native_models import (
     NewApiKey,
     PartReport,
     SimLoad,
+    SmppLogin,
     StatusChange,
     Template,
 )
@@ -85,6 +86,11 @@ class NativeStore(ABC):
     @abstractmethod
     async def api_key_by_hash(self, key_hash: str) -> tuple[ApiKey, Account] | None:
         """A live (not revoked) key and its account."""
+
+    @abstractmethod
+    async def smpp_login(self, system_id: str) -> tuple[SmppLogin, Account] | None:
+        """The unrevoked key whose SMPP login is `system_id` (any letter case), and its
+        account."""
 
     @abstractmethod
     async def list_api_keys(self, account_id: int) -> list[ApiKey]:

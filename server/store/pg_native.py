@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from simhive.server.core.errors import AlreadyExists, Conflict, NotFound
+from simhive.server.core.errors import Conflict, NotFound
 from simhive.server.core.models import Account, Message, NewMessage
 from simhive.server.core.native_models import (
     ApiKey,
@@ -24,11 +24,18 @@ from simhive.server.core.native_models import (
     PartReport,
     QuotaExceeded,
     SimLoad,
+    SmppLogin,
     StatusChange,
 )
 from simhive.server.core.status import Status
 from simhive.server.store.native_base import NativeStore
-from simhive.server.store.sqlite_native import KEY_COLS, _key_row
+from simhive.server.store.sqlite_native import (
+    KEY_COLS,
+    SMPP_LOGIN,
+    _key_row,
+    _taken,
+    smpp_login,
+)
 from simhive.server.store.sqlite_rows import ACCOUNT_COLS, MESSAGE_COLS, account_row, message_row
 
 T = TypeVar("T")
@@ -47,7 +54,7 @@ _INSERT_METERED = (
 _UNSENT = [int(Status.NEW), int(Status.TAKEN), int(Status.QUEUED)]
 
 
-async def _count_on_meters(conn: Conn, meters: Sequence[Meter], n: int) -> None:
+async def count_on_meters(conn: Conn, meters: Sequence[Meter], n: int) -> None:
     """Add `n` to every meter, raising QuotaExceeded (the transaction then rolls back) when one
     passes its limit. Meters are taken in one order so two sends never wait on each other's."""
     for m in sorted(meters, key=lambda m: (m.account_id, m.key_id, m.period)):
@@ -86,8 +93,10 @@ class PgNativeStore(NativeStore):
                 return int(
                     await conn.fetchval(
                         "INSERT INTO api_keys(account_id, name, key_hash, prefix, scopes,"
-                        " allow_get_send, rate_per_minute, daily_quota, monthly_quota, created)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                        " allow_get_send, rate_per_minute, daily_quota, monthly_quota, created,"
+                        " smpp_system_id, smpp_password_hash, smpp_pool)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                        " RETURNING id",
                         key.account_id,
                         key.name,
                         key.key_hash,
@@ -98,15 +107,19 @@ class PgNativeStore(NativeStore):
                         key.daily_quota,
                         key.monthly_quota,
                         now,
+                        key.smpp_system_id,
+                        key.smpp_password_hash,
+                        key.smpp_pool,
                     )  # fmt: skip
                 )
-            except asyncpg.UniqueViolationError:
-                raise AlreadyExists(f"A key named {key.name!r} exists already") from None
+            except asyncpg.UniqueViolationError as exc:
+                raise _taken(key, exc.constraint_name == "api_keys_smpp") from None
 
         key_id = await self._write(op)
         return ApiKey(key_id, key.account_id, key.name, key.prefix, key.scopes,
                       key.allow_get_send, key.rate_per_minute, key.daily_quota,
-                      key.monthly_quota, now)  # fmt: skip
+                      key.monthly_quota, now, None, None, key.smpp_system_id,
+                      key.smpp_pool)  # fmt: skip
 
     async def api_key_by_hash(self, key_hash: str) -> tuple[ApiKey, Account] | None:
         row = await self._one(
@@ -118,6 +131,10 @@ class PgNativeStore(NativeStore):
             return None
         values = tuple(row)
         return _key_row(values), account_row(values[_KEY_WIDTH:])
+
+    async def smpp_login(self, system_id: str) -> tuple[SmppLogin, Account] | None:
+        row = await self._one(f"{SMPP_LOGIN} AND lower(k.smpp_system_id) = lower($1)", system_id)
+        return smpp_login(row) if row is not None else None
 
     async def list_api_keys(self, account_id: int) -> list[ApiKey]:
         rows = await self._all(
@@ -197,7 +214,7 @@ class PgNativeStore(NativeStore):
         )
 
         async def op(conn: Conn) -> list[int]:
-            await _count_on_meters(conn, meters, len(messages))
+            await count_on_meters(conn, meters, len(messages))
             found = await conn.fetch(_INSERT_METERED, *columns, now, valid_until)
             return sorted(int(r[0]) for r in found)
 

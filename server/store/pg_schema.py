@@ -748,6 +748,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        20,
+        "SMPP logins belong to API keys; deliver_sm outbox rows are claimed before sending",
+        """
+        -- sqlite_schema.py migration 20 says what each column holds.
+        ALTER TABLE api_keys ADD COLUMN smpp_system_id TEXT, ADD COLUMN smpp_password_hash TEXT,
+            ADD COLUMN smpp_pool TEXT;
+        CREATE UNIQUE INDEX api_keys_smpp ON api_keys (lower(smpp_system_id))
+            WHERE smpp_system_id IS NOT NULL AND revoked IS NULL;
+        INSERT INTO api_keys(account_id, name, key_hash, prefix, scopes, allow_get_send,
+            rate_per_minute, created, smpp_system_id, smpp_password_hash, smpp_pool)
+        SELECT account_id, 'SMPP credential ' || system_id,
+            'migrated-smpp:' || md5(random()::text || system_id) || md5(random()::text),
+            'smpp', 'send,read', 0, 6000, created, system_id, password_hash, pool
+        FROM smpp_credentials;
+        DROP TABLE smpp_credentials;
+        ALTER TABLE smpp_outbox ADD COLUMN claimed_until BIGINT;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

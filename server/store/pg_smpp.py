@@ -1,5 +1,5 @@
-"""PostgreSQL tables of the SMPP door (pg_schema.py migration 10, the twin of SQLite's): the same
-methods as sqlite_smpp.SqliteSmppStore, over an open PgStore (its pool and `_write`
+"""PostgreSQL tables of the SMPP door (pg_schema.py migrations 10 and 20, the twins of SQLite's):
+the same methods as sqlite_smpp.SqliteSmppStore, over an open PgStore (its pool and `_write`
 transactions). The receipt and MO outbox rows are written by plpgsql triggers in the
 transaction of the status change or incoming SMS, as SQLite's triggers do.
 
@@ -14,23 +14,20 @@ from typing import Any
 
 import asyncpg
 
+from simhive.server.core.native_models import Meter
 from simhive.server.store.base import AfterInsert
 from simhive.server.store.pg import Conn, PgStore
+from simhive.server.store.pg_native import count_on_meters
 from simhive.server.store.sqlite_smpp import (
     CLAIMED,
     EXPIRED,
-    Credential,
+    OUTBOX_ROWS,
     OutboxRow,
     Part,
     PartsTaken,
     Submit,
+    outbox_row,
 )
-
-_CREDENTIALS = "SELECT system_id, account_id, password_hash, pool, created FROM smpp_credentials"
-
-
-def _credential(r: asyncpg.Record) -> Credential:
-    return Credential(str(r[0]), int(r[1]), str(r[2]), r[3], int(r[4]))
 
 
 async def _open_parts(conn: Conn, account_id: int, key: str) -> dict[int, Part]:
@@ -60,35 +57,6 @@ class PgSmppStore:
 
     async def _execute(self, sql: str, *args: Any) -> int:
         return _count(await self.store._execute(sql, *args))
-
-    # -- credentials -----------------------------------------------------------------------
-    async def add_credential(self, c: Credential) -> bool:
-        """False if the system_id is taken (in any letter case, as on SQLite)."""
-        added = await self._execute(
-            "INSERT INTO smpp_credentials(system_id, account_id, password_hash, pool, created)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            c.system_id, c.account_id, c.password_hash, c.pool, c.created,
-        )  # fmt: skip
-        return added == 1
-
-    async def credential(self, system_id: str) -> Credential | None:
-        rows = await self._all(f"{_CREDENTIALS} WHERE lower(system_id) = lower($1)", system_id)
-        return _credential(rows[0]) if rows else None
-
-    async def credentials(self, account_id: int | None = None) -> list[Credential]:
-        if account_id:
-            rows = await self._all(
-                f"{_CREDENTIALS} WHERE account_id = $1 ORDER BY system_id", account_id
-            )
-        else:
-            rows = await self._all(f"{_CREDENTIALS} ORDER BY system_id")
-        return [_credential(r) for r in rows]
-
-    async def delete_credential(self, system_id: str) -> bool:
-        gone = await self._execute(
-            "DELETE FROM smpp_credentials WHERE lower(system_id) = lower($1)", system_id
-        )
-        return gone == 1
 
     # -- submits ---------------------------------------------------------------------------
     @staticmethod
@@ -185,6 +153,28 @@ class PgSmppStore:
 
         return then
 
+    @staticmethod
+    def metered(meters: Sequence[Meter], then: AfterInsert | None) -> AfterInsert:
+        """A follow-up for Gateway.send that counts the message on the quota meters (raising
+        QuotaExceeded, which rolls the message back, when one would pass its limit), then runs
+        `then`: the native API's quotas, in the message's own transaction."""
+
+        async def metered(conn: Conn, ids: list[int]) -> None:
+            await count_on_meters(conn, meters, len(ids))
+            if then is not None:
+                step = then(conn, ids)
+                if step is not None:
+                    await step
+
+        return metered
+
+    async def drop_part(self, account_id: int, smpp_id: str) -> None:
+        """Delete one part not linked to a message (one that was refused after all)."""
+        await self._execute(
+            "DELETE FROM smpp_submits WHERE account_id = $1 AND smpp_id = $2 AND sms_id IS NULL",
+            account_id, smpp_id,
+        )  # fmt: skip
+
     async def forget_parts(self, account_id: int, key: str) -> None:
         """Delete the parts of a message that could not be stored."""
         await self._execute(
@@ -269,49 +259,45 @@ class PgSmppStore:
             account_id, now,
         )  # fmt: skip
 
-    async def pending(
-        self, account_id: int, limit: int, skip: Sequence[int] = ()
-    ) -> list[OutboxRow]:
-        """The account's oldest pending rows, leaving out `skip` (rows in flight)."""
-        rows = await self._all(
-            "SELECT o.id, o.account_id, o.kind, o.sms_id, o.smpp_id, o.status, o.created,"
-            " COALESCE(m.body, ''), COALESCE(m.sendto, ''), s.created,"
-            " COALESCE(s.source_addr, sim.number, ''), COALESCE(s.dest_addr, '')"
-            " FROM smpp_outbox o LEFT JOIN messages m ON m.id = o.sms_id"
-            " LEFT JOIN smpp_submits s ON s.smpp_id = o.smpp_id"
-            " LEFT JOIN sims sim ON o.kind = 'mo' AND sim.device_id = m.device_id"
-            " AND sim.slot = m.sim"
-            " WHERE o.account_id = $1 AND o.state = 'pending'"
-            " AND NOT (o.id = ANY($2::bigint[])) ORDER BY o.id LIMIT $3",
-            account_id, list(skip), limit,
-        )  # fmt: skip
-        return [
-            OutboxRow(
-                id=int(r[0]),
-                account_id=int(r[1]),
-                kind=str(r[2]),
-                sms_id=int(r[3]),
-                smpp_id=None if r[4] is None else str(r[4]),
-                status=int(r[5]),
-                done=int(r[6]),
-                body=str(r[7]),
-                sendto=str(r[8]),
-                submitted=None if r[9] is None else int(r[9]),
-                source_addr=str(r[10]),
-                dest_addr=str(r[11]),
-            )
-            for r in rows
-        ]
+    async def claim(self, account_id: int, limit: int, now: int, until: int) -> list[OutboxRow]:
+        """Claim the account's oldest pending rows that no one holds until `until`, and return
+        them. SKIP LOCKED: two servers claiming at once each take other rows, and neither waits
+        for the other's transaction; a row one of them holds is not offered by the other until
+        the claim runs out or is given back."""
 
-    async def pending_accounts(self, account_ids: Sequence[int]) -> set[int]:
-        """Which of these accounts have pending rows."""
+        async def op(conn: Conn) -> list[OutboxRow]:
+            ids = [
+                int(r[0])
+                for r in await conn.fetch(
+                    "UPDATE smpp_outbox SET claimed_until = $4 WHERE id IN (SELECT id FROM"
+                    " smpp_outbox WHERE account_id = $1 AND state = 'pending' AND"
+                    " (claimed_until IS NULL OR claimed_until <= $2) ORDER BY id LIMIT $3"
+                    " FOR UPDATE SKIP LOCKED) RETURNING id",
+                    account_id,
+                    now,
+                    limit,
+                    until,
+                )  # fmt: skip
+            ]
+            if not ids:
+                return []
+            rows = await conn.fetch(
+                f"{OUTBOX_ROWS} WHERE o.id = ANY($1::bigint[]) ORDER BY o.id", ids
+            )
+            return [outbox_row(r) for r in rows]
+
+        return await self.store._write(op)
+
+    async def pending_accounts(self, account_ids: Sequence[int], now: int) -> set[int]:
+        """Which of these accounts have rows to claim now."""
         if not account_ids:
             return set()
         rows = await self._all(
             "SELECT DISTINCT account_id FROM smpp_outbox WHERE state = 'pending'"
-            " AND account_id = ANY($1::bigint[])",
-            list(account_ids),
-        )
+            " AND account_id = ANY($1::bigint[])"
+            " AND (claimed_until IS NULL OR claimed_until <= $2)",
+            list(account_ids), now,
+        )  # fmt: skip
         return {int(r[0]) for r in rows}
 
     async def delivered(self, row_id: int, now: int) -> None:
@@ -321,8 +307,13 @@ class PgSmppStore:
             now, row_id,
         )  # fmt: skip
 
-    async def attempted(self, row_id: int) -> None:
-        await self._execute("UPDATE smpp_outbox SET attempts = attempts + 1 WHERE id = $1", row_id)
+    async def attempted(self, row_id: int, retry_at: int | None) -> None:
+        """A deliver_sm refused or unanswered: the row may be claimed again from `retry_at`
+        (None: at once)."""
+        await self._execute(
+            "UPDATE smpp_outbox SET attempts = attempts + 1, claimed_until = $1 WHERE id = $2",
+            retry_at, row_id,
+        )  # fmt: skip
 
     async def prune_outbox(self, before: int) -> int:
         return await self._execute(

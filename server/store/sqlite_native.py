@@ -17,6 +17,7 @@ from simhive.server.core.native_models import (
     PartReport,
     QuotaExceeded,
     SimLoad,
+    SmppLogin,
     StatusChange,
 )
 from simhive.server.core.status import Status
@@ -35,6 +36,27 @@ if TYPE_CHECKING:
 
 KEY_COLS = columns(ApiKey, "k.")
 _key_row = row_reader(ApiKey, scopes=lambda s: tuple(x for x in str(s).split(",") if x))
+# The key with its SMPP login (an SMPP bind), and its account.
+SMPP_LOGIN = (
+    f"SELECT {KEY_COLS}, k.smpp_password_hash, k.key_hash, {ACCOUNT_COLS} FROM api_keys k"
+    " JOIN accounts a ON a.id = k.account_id WHERE k.revoked IS NULL"
+    " AND k.smpp_password_hash IS NOT NULL"
+)
+
+
+def _taken(key: NewApiKey, smpp: bool) -> AlreadyExists:
+    """The unique index a new key ran into, as the error its creator reads."""
+    if smpp:
+        return AlreadyExists(f"SMPP system_id {key.smpp_system_id} is taken by another key")
+    return AlreadyExists(f"A key named {key.name!r} exists already")
+
+
+def smpp_login(row: Any) -> tuple[SmppLogin, Account]:
+    width = len(KEY_COLS.split(","))
+    return SmppLogin(_key_row(row), str(row[width]), str(row[width + 1])), account_row(
+        row[width + 2 :]
+    )
+
 
 # Rows travel as one JSON array (see SqliteStore.insert_messages for why); valid_until added.
 _INSERT_JSON = (
@@ -59,7 +81,7 @@ def _seq(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _meter_check(conn: sqlite3.Connection, meters: Sequence[Meter], n: int) -> None:
+def meter_check(conn: sqlite3.Connection, meters: Sequence[Meter], n: int) -> None:
     for m in meters:
         row = conn.execute(
             "SELECT used FROM quota_usage WHERE account_id = ? AND key_id = ? AND period = ?",
@@ -90,20 +112,23 @@ class SqliteNativeStore(NativeStore):
             try:
                 cur = conn.execute(
                     "INSERT INTO api_keys(account_id, name, key_hash, prefix, scopes,"
-                    " allow_get_send, rate_per_minute, daily_quota, monthly_quota, created)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " allow_get_send, rate_per_minute, daily_quota, monthly_quota, created,"
+                    " smpp_system_id, smpp_password_hash, smpp_pool)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (key.account_id, key.name, key.key_hash, key.prefix, ",".join(key.scopes),
                      int(key.allow_get_send), key.rate_per_minute, key.daily_quota,
-                     key.monthly_quota, now),
+                     key.monthly_quota, now, key.smpp_system_id, key.smpp_password_hash,
+                     key.smpp_pool),
                 )  # fmt: skip
-            except sqlite3.IntegrityError:
-                raise AlreadyExists(f"A key named {key.name!r} exists already") from None
+            except sqlite3.IntegrityError as exc:
+                raise _taken(key, "smpp" in str(exc)) from None
             return int(cur.lastrowid or 0)
 
         key_id = await self.writer.submit(op)
         return ApiKey(key_id, key.account_id, key.name, key.prefix, key.scopes,
                       key.allow_get_send, key.rate_per_minute, key.daily_quota,
-                      key.monthly_quota, now)  # fmt: skip
+                      key.monthly_quota, now, None, None, key.smpp_system_id,
+                      key.smpp_pool)  # fmt: skip
 
     async def api_key_by_hash(self, key_hash: str) -> tuple[ApiKey, Account] | None:
         rows = await self._all(
@@ -115,6 +140,10 @@ class SqliteNativeStore(NativeStore):
             return None
         width = len(KEY_COLS.split(","))
         return _key_row(rows[0]), account_row(rows[0][width:])
+
+    async def smpp_login(self, system_id: str) -> tuple[SmppLogin, Account] | None:
+        rows = await self._all(f"{SMPP_LOGIN} AND k.smpp_system_id = ?", (system_id,))
+        return smpp_login(rows[0]) if rows else None
 
     async def list_api_keys(self, account_id: int) -> list[ApiKey]:
         rows = await self._all(
@@ -196,7 +225,7 @@ class SqliteNativeStore(NativeStore):
         )
 
         def op(conn: sqlite3.Connection) -> list[int]:
-            _meter_check(conn, meters, len(rows))
+            meter_check(conn, meters, len(rows))
             before = _seq(conn)
             if as_json is not None:
                 conn.execute(_INSERT_JSON, (as_json,))

@@ -821,6 +821,35 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         );
         """,
     ),
+    (
+        20,
+        "SMPP logins belong to API keys; deliver_sm outbox rows are claimed before sending",
+        """
+        -- An API key may carry an SMPP login (docs/smpp.md, "Credentials"): system_id names the
+        -- key (at most 15 characters, what SMPP clients send), its 8-character SMPP password is
+        -- a scrypt hash (8 characters are too few for a bare SHA-256), and `smpp_pool` is where
+        -- its submits go unless service_type names a pool. A revoked key frees its system_id.
+        ALTER TABLE api_keys ADD COLUMN smpp_system_id TEXT COLLATE NOCASE;
+        ALTER TABLE api_keys ADD COLUMN smpp_password_hash TEXT;
+        ALTER TABLE api_keys ADD COLUMN smpp_pool TEXT;
+        CREATE UNIQUE INDEX api_keys_smpp ON api_keys(smpp_system_id)
+            WHERE smpp_system_id IS NOT NULL AND revoked IS NULL;
+        -- The former SMPP credentials become keys with the scopes they had in effect (send and
+        -- read) and the rate they had (the old per-account default, 100 per second). Their
+        -- key_hash is no SHA-256 digest, so no bearer secret matches it: they serve SMPP only.
+        INSERT INTO api_keys(account_id, name, key_hash, prefix, scopes, allow_get_send,
+            rate_per_minute, created, smpp_system_id, smpp_password_hash, smpp_pool)
+        SELECT account_id, 'SMPP credential ' || system_id,
+            'migrated-smpp:' || lower(hex(randomblob(32))), 'smpp', 'send,read', 0, 6000,
+            created, system_id, password_hash, pool
+        FROM smpp_credentials;
+        DROP TABLE smpp_credentials;
+        -- A server claims an outbox row until this time (microseconds) before it sends the
+        -- deliver_sm, so that two servers on one database never push the same row at once;
+        -- after a refusal it is set to when the row may be offered again.
+        ALTER TABLE smpp_outbox ADD COLUMN claimed_until INTEGER;
+        """,
+    ),
 ]
 
 

@@ -1,5 +1,6 @@
-"""SQLite tables of the SMPP door (sqlite_schema.py migration 10): submitted ids, parts of
-concatenated messages, and the deliver_sm outbox that triggers fill.
+"""SQLite tables of the SMPP door (sqlite_schema.py migrations 10 and 20): submitted ids, parts of
+concatenated messages, and the deliver_sm outbox that triggers fill. SMPP logins are API keys
+(the native store's api_keys).
 
 A wrapper over an open SqliteStore (its writer and read connection), so the SMPP door needs no
 change to the store classes the other doors use.
@@ -12,8 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from simhive.server.core.native_models import Meter
 from simhive.server.store.base import AfterInsert
 from simhive.server.store.sqlite import SqliteStore
+from simhive.server.store.sqlite_native import meter_check
 
 FINAL_STATUSES = (7, 8, 9, 10, 11, 12, 100, 101)
 # The outbox status of a receipt for a message whose validity_period ran out before any SIM took
@@ -22,15 +25,6 @@ EXPIRED = 0
 # Marked parts whose message was being stored, in databases written before a message and its
 # parts' links were one transaction; such rows are only pruned.
 CLAIMED = -1
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    system_id: str
-    account_id: int
-    password_hash: str
-    pool: str | None
-    created: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +59,36 @@ class OutboxRow:
     dest_addr: str
 
 
-_CREDENTIALS = "SELECT system_id, account_id, password_hash, pool, created FROM smpp_credentials"
+# Outbox rows with what their deliver_sm needs; the same SELECT on both engines.
+OUTBOX_ROWS = (
+    "SELECT o.id, o.account_id, o.kind, o.sms_id, o.smpp_id, o.status, o.created,"
+    " COALESCE(m.body, ''), COALESCE(m.sendto, ''), s.created,"
+    " COALESCE(s.source_addr, sim.number, ''), COALESCE(s.dest_addr, '')"
+    " FROM smpp_outbox o LEFT JOIN messages m ON m.id = o.sms_id"
+    " LEFT JOIN smpp_submits s ON s.smpp_id = o.smpp_id"
+    " LEFT JOIN sims sim ON o.kind = 'mo' AND sim.device_id = m.device_id AND sim.slot = m.sim"
+)
+# Pending rows of an account (?) that no one holds at a time (?).
+_CLAIMABLE = (
+    "account_id = ? AND state = 'pending' AND (claimed_until IS NULL OR claimed_until <= ?)"
+)
 
 
-def _credential(r: sqlite3.Row) -> Credential:
-    return Credential(str(r[0]), int(r[1]), str(r[2]), r[3], int(r[4]))
+def outbox_row(r: Any) -> OutboxRow:
+    return OutboxRow(
+        id=int(r[0]),
+        account_id=int(r[1]),
+        kind=str(r[2]),
+        sms_id=int(r[3]),
+        smpp_id=None if r[4] is None else str(r[4]),
+        status=int(r[5]),
+        done=int(r[6]),
+        body=str(r[7]),
+        sendto=str(r[8]),
+        submitted=None if r[9] is None else int(r[9]),
+        source_addr=str(r[10]),
+        dest_addr=str(r[11]),
+    )
 
 
 class PartsTaken(Exception):
@@ -96,36 +115,6 @@ class SqliteSmppStore:
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return await self.store._all(sql, params)  # the store's read connection
-
-    # -- credentials -----------------------------------------------------------------------
-    async def add_credential(self, c: Credential) -> bool:
-        """False if the system_id is taken."""
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO smpp_credentials(system_id, account_id, password_hash,"
-                " pool, created) VALUES (?, ?, ?, ?, ?)",
-                (c.system_id, c.account_id, c.password_hash, c.pool, c.created),
-            )
-            return cur.rowcount == 1
-
-        return await self.writer.submit(op)
-
-    async def credential(self, system_id: str) -> Credential | None:
-        rows = await self._all(f"{_CREDENTIALS} WHERE system_id = ?", (system_id,))
-        return _credential(rows[0]) if rows else None
-
-    async def credentials(self, account_id: int | None = None) -> list[Credential]:
-        where, params = ("WHERE account_id = ?", (account_id,)) if account_id else ("", ())
-        rows = await self._all(f"{_CREDENTIALS} {where} ORDER BY system_id", params)
-        return [_credential(r) for r in rows]
-
-    async def delete_credential(self, system_id: str) -> bool:
-        def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute("DELETE FROM smpp_credentials WHERE system_id = ?", (system_id,))
-            return cur.rowcount == 1
-
-        return await self.writer.submit(op)
 
     # -- submits ---------------------------------------------------------------------------
     @staticmethod
@@ -211,6 +200,30 @@ class SqliteSmppStore:
             )
 
         return then
+
+    @staticmethod
+    def metered(meters: Sequence[Meter], then: AfterInsert | None) -> AfterInsert:
+        """A follow-up for Gateway.send that counts the message on the quota meters (raising
+        QuotaExceeded, which undoes the message, when one would pass its limit), then runs
+        `then`: the native API's quotas, in the message's own transaction."""
+
+        def metered(conn: sqlite3.Connection, ids: list[int]) -> None:
+            meter_check(conn, meters, len(ids))
+            if then is not None:
+                then(conn, ids)
+
+        return metered
+
+    async def drop_part(self, account_id: int, smpp_id: str) -> None:
+        """Delete one part not linked to a message (one that was refused after all)."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM smpp_submits WHERE account_id = ? AND smpp_id = ? AND sms_id IS NULL",
+                (account_id, smpp_id),
+            )
+
+        await self.writer.submit(op, atomic=True)
 
     async def forget_parts(self, account_id: int, key: str) -> None:
         """Delete the parts of a message that could not be stored."""
@@ -302,51 +315,39 @@ class SqliteSmppStore:
 
         await self.writer.submit(op)
 
-    async def pending(
-        self, account_id: int, limit: int, skip: Sequence[int] = ()
-    ) -> list[OutboxRow]:
-        """The account's oldest pending rows, leaving out `skip` (rows in flight)."""
-        rows = await self._all(
-            "SELECT o.id, o.account_id, o.kind, o.sms_id, o.smpp_id, o.status, o.created,"
-            " COALESCE(m.body, ''), COALESCE(m.sendto, ''), s.created,"
-            " COALESCE(s.source_addr, sim.number, ''), COALESCE(s.dest_addr, '')"
-            " FROM smpp_outbox o LEFT JOIN messages m ON m.id = o.sms_id"
-            " LEFT JOIN smpp_submits s ON s.smpp_id = o.smpp_id"
-            " LEFT JOIN sims sim ON o.kind = 'mo' AND sim.device_id = m.device_id"
-            " AND sim.slot = m.sim"
-            " WHERE o.account_id = ? AND o.state = 'pending' ORDER BY o.id LIMIT ?",
-            (account_id, limit + len(skip)),
-        )
-        skipped = set(skip)
-        out = [
-            OutboxRow(
-                id=int(r[0]),
-                account_id=int(r[1]),
-                kind=str(r[2]),
-                sms_id=int(r[3]),
-                smpp_id=None if r[4] is None else str(r[4]),
-                status=int(r[5]),
-                done=int(r[6]),
-                body=str(r[7]),
-                sendto=str(r[8]),
-                submitted=None if r[9] is None else int(r[9]),
-                source_addr=str(r[10]),
-                dest_addr=str(r[11]),
-            )
-            for r in rows
-            if int(r[0]) not in skipped
-        ]
-        return out[:limit]
+    async def claim(self, account_id: int, limit: int, now: int, until: int) -> list[OutboxRow]:
+        """Claim the account's oldest pending rows that no one holds (claimed_until unset or
+        past) until `until`, and return them: the caller sends their deliver_sm, and no other
+        session or server takes them meanwhile."""
 
-    async def pending_accounts(self, account_ids: Sequence[int]) -> set[int]:
-        """Which of these accounts have pending rows."""
+        def op(conn: sqlite3.Connection) -> list[OutboxRow]:
+            ids = [
+                int(r[0])
+                for r in conn.execute(
+                    f"SELECT id FROM smpp_outbox WHERE {_CLAIMABLE} ORDER BY id LIMIT ?",
+                    (account_id, now, limit),
+                )
+            ]
+            if not ids:
+                return []
+            marks = ", ".join("?" for _ in ids)
+            conn.execute(
+                f"UPDATE smpp_outbox SET claimed_until = ? WHERE id IN ({marks})", (until, *ids)
+            )
+            rows = conn.execute(f"{OUTBOX_ROWS} WHERE o.id IN ({marks}) ORDER BY o.id", ids)
+            return [outbox_row(r) for r in rows]
+
+        return await self.writer.submit(op)
+
+    async def pending_accounts(self, account_ids: Sequence[int], now: int) -> set[int]:
+        """Which of these accounts have rows to claim now."""
         if not account_ids:
             return set()
         marks = ", ".join("?" for _ in account_ids)
         rows = await self._all(
             f"SELECT DISTINCT account_id FROM smpp_outbox WHERE state = 'pending'"
-            f" AND account_id IN ({marks})",
-            list(account_ids),
+            f" AND account_id IN ({marks}) AND (claimed_until IS NULL OR claimed_until <= ?)",
+            [*account_ids, now],
         )
         return {int(r[0]) for r in rows}
 
@@ -360,9 +361,15 @@ class SqliteSmppStore:
 
         await self.writer.submit(op, atomic=True)
 
-    async def attempted(self, row_id: int) -> None:
+    async def attempted(self, row_id: int, retry_at: int | None) -> None:
+        """A deliver_sm refused or unanswered: the row may be claimed again from `retry_at`
+        (None: at once, e.g. when its session closed before sending it)."""
+
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE smpp_outbox SET attempts = attempts + 1 WHERE id = ?", (row_id,))
+            conn.execute(
+                "UPDATE smpp_outbox SET attempts = attempts + 1, claimed_until = ? WHERE id = ?",
+                (retry_at, row_id),
+            )
 
         await self.writer.submit(op, atomic=True)
 

@@ -40,6 +40,38 @@ async def test_a_key_is_shown_once_stored_hashed_and_revocable(v1: V1) -> None:
     await v1.ok("POST", "/keys", json={"name": "shop", "scopes": ["read"]})
 
 
+async def test_a_key_with_an_smpp_login(v1: V1) -> None:
+    made = await v1.ok("POST", "/keys", json={"name": "crm", "scopes": ["send"], "smpp": True,
+                                              "smpp_system_id": "crm1"})  # fmt: skip
+    password = made["smpp_password"]
+    assert made["smpp_system_id"] == "crm1" and len(password) == 8 and password.isalnum()
+    [(stored,)] = db(v1, "SELECT smpp_password_hash FROM api_keys WHERE id = ?", made["id"])
+    assert stored.startswith("scrypt") and security.verify_password(password, stored)
+    listed = (await v1.ok("GET", "/keys"))["keys"]
+    assert [k["smpp_system_id"] for k in listed if k["id"] == made["id"]] == ["crm1"]
+    assert all("smpp_password" not in k for k in listed)
+    plain = await v1.ok("POST", "/keys", json={"name": "web", "scopes": ["read"]})
+    assert plain["smpp_system_id"] is None and plain["smpp_password"] is None
+    await v1.err(
+        "POST",
+        "/keys",
+        "already_exists",
+        json={"name": "x", "scopes": ["send"], "smpp": True, "smpp_system_id": "CRM1"},
+    )
+    await v1.err(
+        "POST",
+        "/keys",
+        "invalid_input",
+        json={"name": "y", "scopes": ["send"], "smpp": True, "smpp_system_id": "a b"},
+    )
+    await v1.err(
+        "POST",
+        "/keys",
+        "not_found",
+        json={"name": "z", "scopes": ["send"], "smpp": True, "smpp_pool": "nope"},
+    )
+
+
 async def test_key_input_is_checked(v1: V1) -> None:
     bodies: list[dict[str, Any]] = [
         {"name": "x", "scopes": []},

@@ -17,8 +17,10 @@ import pytest
 from simhive.server.core import security
 from simhive.server.core.dates import now_us
 from simhive.server.core.gateway import Gateway
+from simhive.server.core.keys import new_smpp_password
+from simhive.server.core.limits import KEY_RATE_MAX_PER_MINUTE
 from simhive.server.core.models import Account
-from simhive.server.smpp.credentials import create_credential
+from simhive.server.core.native_models import ApiKey
 from simhive.server.smpp.pdu import HEADER_LEN, Cmd, Pdu, decode, decode_header, encode
 from simhive.server.smpp.server import SmppServer, attach
 from simhive.server.smpp.settings import SmppSettings
@@ -128,6 +130,8 @@ class Smpp:
     token: str
     system_id: str
     password: str
+    key: ApiKey  # the API key whose SMPP login system_id and password are
+    secret: str  # the key's own secret, which binds as the password too
     clients: list[RawClient] = dataclasses.field(default_factory=list)
 
     @property
@@ -146,10 +150,11 @@ class Smpp:
         return client
 
     async def bound_by_token(self) -> RawClient:
-        """Bound with the account's email and API token: no scrypt, for tests that bind often."""
+        """Bound with the key's own secret as the password: no scrypt, for tests that bind
+        often."""
         client = await self.connect()
         answer = await client.call(
-            Cmd.BIND_TRANSCEIVER, system_id=self.account.email, password=self.token
+            Cmd.BIND_TRANSCEIVER, system_id=self.system_id, password=self.secret
         )
         assert answer.status == 0, answer
         return client
@@ -188,9 +193,14 @@ async def start_smpp(
     gateway = Gateway(store)
     account, token = await gateway.create_account("smpp@simhive.test", "password-123")
     server = attach(gateway, store, settings, None)
-    password = await create_credential(gateway, server.store, account, "crm", None)
+    password = new_smpp_password()
+    # The highest key rate: the tests of the server's own limits must not meet the key's first.
+    key, secret = await server.keys.create(
+        account, "smpp", ["send", "read"], rate_per_minute=KEY_RATE_MAX_PER_MINUTE,
+        smpp_system_id="crm", smpp_password=password,
+    )  # fmt: skip
     await server.start()
-    return Smpp(server, store, gateway, account, token, "crm", password)
+    return Smpp(server, store, gateway, account, token, "crm", password, key, secret)
 
 
 async def stop_smpp(smpp: Smpp) -> None:

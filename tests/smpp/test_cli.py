@@ -30,28 +30,41 @@ def ok(*args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def test_credentials_on_the_command_line(tmp_path: Path) -> None:
+def test_smpp_logins_of_keys_on_the_command_line(tmp_path: Path) -> None:
     db = str(tmp_path / "c.sqlite3")
     ok("account", "create", "--db", db, "--email", EMAIL, "--password", "password-123")
-    made = ok("smpp-credential", "create", "--db", db, "--email", EMAIL, "--system-id", "crm1")
-    assert made["system_id"] == "crm1" and made["pool"] == "all"
-    assert len(made["password"]) == 8 and made["password"].isalnum()
-    listed = ok("smpp-credential", "list", "--db", db)
-    assert [(c["system_id"], c["pool"]) for c in listed] == [("crm1", "all")]
-    assert "password" not in listed[0]
+    made = ok("key", "create", "--db", db, "--email", EMAIL, "--name", "crm", "--scope", "send",
+              "--smpp", "--smpp-system-id", "crm1")  # fmt: skip
+    assert made["smpp_system_id"] == "crm1" and made["smpp_pool"] is None
+    assert len(made["smpp_password"]) == 8 and made["smpp_password"].isalnum()
+    assert made["key"].startswith("shk_")
+    # Without --smpp-system-id the login is the key's prefix; without --smpp there is none.
+    plain = ok("key", "create", "--db", db, "--email", EMAIL, "--name", "p", "--scope", "send",
+               "--smpp")  # fmt: skip
+    assert plain["smpp_system_id"] == plain["prefix"]
+    http = ok("key", "create", "--db", db, "--email", EMAIL, "--name", "h", "--scope", "read")
+    assert http["smpp_system_id"] is None and "smpp_password" not in http
+    listed = ok("key", "list", "--db", db, "--email", EMAIL)
+    assert [k["smpp_system_id"] for k in listed] == ["crm1", plain["prefix"], None]
+    assert all("smpp_password" not in k for k in listed)
     errors = [
-        (["--system-id", "crm1"], "exists already"),
-        (["--system-id", "much-too-long-for-smpp"], "1-15 characters"),
-        (["--system-id", "a b"], "1-15 characters"),
-        (["--system-id", "crm2", "--pool", "nope"], "Pool not found"),
+        (["--name", "x1", "--smpp", "--smpp-system-id", "CRM1"], "is taken by another key"),
+        (["--name", "x2", "--smpp", "--smpp-system-id", "much-too-long-for-smpp"], "1-15"),
+        (["--name", "x3", "--smpp", "--smpp-system-id", "a b"], "1-15 characters"),
+        (["--name", "x4", "--smpp", "--smpp-pool", "nope"], "Pool not found"),
+        (["--name", "x5", "--smpp-system-id", "lone"], "go with --smpp"),
     ]
     for extra, message in errors:
-        done = run_cli("smpp-credential", "create", "--db", db, "--email", EMAIL, *extra)
-        assert done.returncode == 1 and message in done.stderr, done.stderr
-        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
-    assert ok("smpp-credential", "delete", "--db", db, "crm1") == {"deleted": "crm1"}
-    gone = run_cli("smpp-credential", "delete", "--db", db, "crm1")
-    assert gone.returncode == 1 and "no SMPP credential crm1" in gone.stderr
+        done = run_cli("key", "create", "--db", db, "--email", EMAIL, "--scope", "send", *extra)
+        assert done.returncode != 0 and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    # Revoked, the key frees its system_id for a new key.
+    ok("key", "revoke", "--db", db, "--email", EMAIL, str(made["id"]))
+    again = ok("key", "create", "--db", db, "--email", EMAIL, "--name", "crm2", "--scope",
+               "send", "--smpp", "--smpp-system-id", "crm1")  # fmt: skip
+    assert again["smpp_system_id"] == "crm1"
+    gone = run_cli("smpp-credential", "list", "--db", db)
+    assert gone.returncode == 2  # one concept: no separate credential command any more
     no_tls = run_cli("run", "--db", db, "--smpp-port", "2775", "--smpp-tls")
     assert no_tls.returncode == 2 and "--smpp-tls needs --tls-cert" in no_tls.stderr
 
@@ -66,8 +79,9 @@ def test_smpp_over_tls(tmp_path: Path) -> None:
     )  # fmt: skip
     db = str(tmp_path / "tls.sqlite3")
     ok("account", "create", "--db", db, "--email", EMAIL, "--password", "password-123")
-    password = ok("smpp-credential", "create", "--db", db, "--email", EMAIL,
-                  "--system-id", "secure")["password"]  # fmt: skip
+    password = ok("key", "create", "--db", db, "--email", EMAIL, "--name", "tls", "--scope",
+                  "send", "--scope", "read", "--smpp", "--smpp-system-id",
+                  "secure")["smpp_password"]  # fmt: skip
     port, smpp_port = free_port(), free_port()
     server = Proc("server", [console_script("simhive-server"), "run", "--db", db,
                              "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),

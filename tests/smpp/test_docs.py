@@ -73,4 +73,4 @@ def test_readme_and_configuration_link_the_page() -> None:
     root = Path(__file__).resolve().parents[2]
     assert "(docs/smpp.md)" in (root / "README.md").read_text()
     configuration = (root / "docs" / "configuration.md").read_text()
-    assert "[smpp.md](smpp.md)" in configuration and "smpp-credential create" in configuration
+    assert "[smpp.md](smpp.md)" in configuration and "--smpp" in configuration

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 
 from simhive.server.core.dates import now_us
 from simhive.server.core.gateway import Outgoing
+from simhive.server.core.keys import new_smpp_password
 from simhive.server.core.models import MessageFilter
 from simhive.server.core.status import Status as Sms
 from simhive.server.smpp import times
-from simhive.server.smpp.credentials import create_credential
 from simhive.server.smpp.pdu import Cmd, MessageState, Pdu, Status, Tag, encode
 from simhive.server.smpp.text import Concat, sar_tlvs
 from tests.smpp.conftest import RawClient, Smpp, stop_smpp
@@ -41,11 +41,16 @@ async def test_bind_modes_and_wrong_credentials(smpp: Smpp) -> None:
     unknown = await (await smpp.connect()).call(Cmd.BIND_TRANSCEIVER, system_id="ghost",
                                                 password=smpp.password)  # fmt: skip
     assert unknown.status == Status.RINVPASWD
-    # The account's email and API token bind as well (clients that allow longer fields).
+    # The key's own secret binds as well (clients that allow longer passwords); the account's
+    # email and compat token are no SMPP credential.
+    by_secret = await (await smpp.connect()).call(
+        Cmd.BIND_TRANSMITTER, system_id="CRM", password=smpp.secret
+    )
+    assert by_secret.status == 0
     by_token = await (await smpp.connect()).call(
         Cmd.BIND_TRANSMITTER, system_id=smpp.account.email, password=smpp.token
     )
-    assert by_token.status == 0
+    assert by_token.status == Status.RINVPASWD
 
 
 async def test_failed_binds_are_throttled_like_logins(smpp: Smpp) -> None:
@@ -117,8 +122,9 @@ async def test_service_type_and_credential_pool_choose_the_pool(smpp: Smpp) -> N
     client = await smpp.bound()
     _, message_id = await submit(client, service_type="otp")
     assert (await smpp.gateway.message(smpp.account, int(message_id))).pool == "otp"
-    password = await create_credential(smpp.gateway, smpp.smpp_store, smpp.account, "otp-app",
-                                       "otp")  # fmt: skip
+    password = new_smpp_password()
+    await smpp.server.keys.create(smpp.account, "otp app", ["send"], smpp_system_id="otp-app",
+                                  smpp_password=password, smpp_pool="otp")  # fmt: skip
     otp = await smpp.connect()
     answer = await otp.call(Cmd.BIND_TRANSMITTER, system_id="otp-app", password=password)
     assert answer.status == 0

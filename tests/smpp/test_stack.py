@@ -41,8 +41,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStack]:
     gw.smpp_port = port  # type: ignore[attr-defined]
     try:
         gw.start()
-        made = gw.cli("smpp-credential", "create", "--email", gw.email, "--system-id", "crm")
-        gw.smpp_password = str(made["password"])  # type: ignore[attr-defined]
+        made = gw.cli("key", "create", "--email", gw.email, "--name", "crm", "--scope", "send",
+                      "--scope", "read", "--rate-per-minute", "100000", "--smpp",
+                      "--smpp-system-id", "crm")  # fmt: skip
+        gw.smpp_password = str(made["smpp_password"])  # type: ignore[attr-defined]
         gw.wait_agent_ready()
         yield gw
     except BaseException:

@@ -14,16 +14,26 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+import tests.smpp.test_keys
 import tests.smpp.test_session
 from simhive.server.core.dates import now_us
+from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import NewMessage
+from simhive.server.smpp.pdu import Cmd
+from simhive.server.smpp.server import attach
+from simhive.server.store import pg_schema
 from simhive.server.store.pg import PgStore
 from simhive.server.store.pg_smpp import PgSmppStore
 from simhive.server.store.sqlite_smpp import PartsTaken
-from tests.smpp.conftest import TEST_SETTINGS, Smpp, start_smpp, stop_smpp
+from tests.smpp.conftest import TEST_SETTINGS, RawClient, Smpp, start_smpp, stop_smpp
 from tests.smpp.conftest import cheap_scrypt as cheap_scrypt  # an autouse fixture there
+from tests.smpp.test_session import _wait
 
-globals().update({k: v for k, v in vars(tests.smpp.test_session).items() if k.startswith("test_")})
+for _suite in (tests.smpp.test_session, tests.smpp.test_keys):
+    globals().update(
+        {k: v for k, v in vars(_suite).items() if k.startswith("test_") and "migration" not in k}
+    )
+from tests.smpp.test_keys import quick_key_watch as quick_key_watch  # noqa: E402  (a fixture)
 
 
 @pytest.fixture
@@ -100,3 +110,83 @@ async def test_parts_completing_a_set_at_once_report_it_once(smpp: Smpp) -> None
               for seq in (1, 2))
         )  # fmt: skip
         assert sum(parts is not None for _, parts in results) == 1, results
+
+
+async def test_two_servers_on_one_database_deliver_each_row_once(
+    smpp: Smpp, pg_url: str, schema: str
+) -> None:
+    # One ESME bound to two servers over one schema: every incoming SMS and receipt is pushed
+    # by one of them only, because a server claims a row before its deliver_sm.
+    other_store = PgStore(pg_url, schema=schema)
+    await other_store.open()
+    other = attach(Gateway(other_store), other_store, TEST_SETTINGS, None)
+    await other.start()
+    clients = []
+    try:
+        for port in (smpp.server.port, other.port):
+            client = await RawClient.open(port)
+            clients.append(client)
+            answer = await client.call(
+                Cmd.BIND_RECEIVER, system_id=smpp.system_id, password=smpp.secret
+            )
+            assert answer.status == 0
+        got: list[list[int]] = [[], []]
+
+        async def drain(index: int) -> None:
+            while True:
+                pdu = await clients[index].deliver(wait=30)
+                got[index].append(int(pdu.octets("short_message").decode()))
+                await clients[index].ack(pdu)
+
+        readers = [asyncio.create_task(drain(i)) for i in (0, 1)]
+        device, _ = await smpp.gateway.create_device(smpp.account, "box")
+        n = 60
+        for i in range(n):
+            await smpp.sql(
+                "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim,"
+                " status, created, due, status_changed) VALUES (?, ?, 'in', ?, ?, 0, 5, 1, 1, 1)",
+                (smpp.account.id, device.id, "+4915752982212", str(i)),
+            )
+        await _wait(lambda: smpp.smpp_store.outbox_rows(smpp.account.id),
+                    lambda rows: len(rows) == n and all(r["state"] == "delivered" for r in rows),
+                    )  # fmt: skip
+        await asyncio.sleep(0.3)  # a duplicate would arrive now
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        everything = got[0] + got[1]
+        assert sorted(everything) == list(range(n)), (len(everything), got)
+        assert got[0] and got[1]  # both servers took part
+    finally:
+        for client in clients:
+            await client.close()
+        await other.close()
+        await other_store.close()
+
+
+async def test_migration_20_turns_smpp_credentials_into_keys_on_postgresql(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await asyncpg.connect(pg_url, server_settings={"search_path": schema})
+    try:
+        with monkeypatch.context() as patch:  # the schema as it was before migration 20
+            patch.setattr(pg_schema, "MIGRATIONS", pg_schema.MIGRATIONS[:-1])
+            assert await pg_schema.migrate(conn) == 19
+        await conn.execute(
+            "INSERT INTO accounts(id, email, password_hash, created) VALUES (1, 'a@b.c', 'x', 1)"
+        )
+        await conn.execute("INSERT INTO smpp_credentials VALUES ('crm1', 1, 'scrypt$h', 'otp', 5)")
+        assert await pg_schema.migrate(conn) == 20
+    finally:
+        await conn.close()
+    store = PgStore(pg_url, schema=schema)
+    await store.open()
+    try:
+        found = await store.smpp_login("CRM1")
+        assert found is not None
+        login, account = found
+        assert account.id == 1 and login.key.scopes == ("send", "read")
+        assert (login.key.smpp_system_id, login.key.smpp_pool) == ("crm1", "otp")
+        assert login.key.rate_per_minute == 6000 and login.password_hash == "scrypt$h"
+    finally:
+        await store.close()

@@ -62,9 +62,19 @@ KEY = _obj(
         "created": _time("", nullable=False),
         "last_used": _time("To the minute."),
         "revoked": _time("When it was revoked; null while it works."),
+        "smpp_system_id": Str(nullable=True, description="Its SMPP login; null: none."),
+        "smpp_pool": Str(nullable=True, description="Pool of its SMPP submits; null: all."),
     }
 )
-NEW_KEY = _obj({**KEY.fields, "key": Str(description="The secret: shown this once only.")})
+NEW_KEY = _obj(
+    {
+        **KEY.fields,
+        "key": Str(description="The secret: shown this once only."),
+        "smpp_password": Str(
+            nullable=True, description="With smpp: the SMPP password, shown this once only."
+        ),
+    }
+)
 KEYS = _obj({"keys": Arr(items=KEY)})
 
 
@@ -81,6 +91,8 @@ def key(k: ApiKey) -> dict[str, Any]:
         "created": iso(k.created),
         "last_used": iso(k.last_used),
         "revoked": iso(k.revoked),
+        "smpp_system_id": k.smpp_system_id,
+        "smpp_pool": k.smpp_pool,
     }
 
 

@@ -15,6 +15,7 @@ from simhive.server.api.v1.schema import Arr, Bool, Int, Map, Obj, Schema, Str
 from simhive.server.core import limits
 from simhive.server.core.dates import parse_input
 from simhive.server.core.errors import InvalidInput
+from simhive.server.core.keys import new_smpp_password
 from simhive.server.core.native import MessageFilters, decode_cursor, encode_cursor
 from simhive.server.core.native_models import SCOPES
 from simhive.server.core.pools import MAX_WEIGHT, STRATEGIES
@@ -48,12 +49,18 @@ KEY_BODY = Obj(
         "rate_per_minute": Int(minimum=1, maximum=limits.KEY_RATE_MAX_PER_MINUTE),
         "daily_quota": QUOTA,
         "monthly_quota": QUOTA,
+        "smpp": Bool(description="Also an SMPP login; the answer's smpp_password is shown once."),
+        "smpp_system_id": Str(
+            min_len=1, max_len=15, description="The SMPP system_id; default: the key's prefix."
+        ),
+        "smpp_pool": Str(description="Pool of its SMPP submits unless service_type names one."),
     },
     required=("name", "scopes"),
 )
 
 
 async def create_key(ctx: Ctx, a: dict[str, Any]) -> Any:
+    password = new_smpp_password() if a.get("smpp") else None
     key, secret = await ctx.native.create_key(
         ctx.caller,
         a["name"],
@@ -62,8 +69,11 @@ async def create_key(ctx: Ctx, a: dict[str, Any]) -> Any:
         rate_per_minute=a.get("rate_per_minute", limits.KEY_RATE_PER_MINUTE),
         daily_quota=a.get("daily_quota"),
         monthly_quota=a.get("monthly_quota"),
+        smpp_system_id=a.get("smpp_system_id"),
+        smpp_password=password,
+        smpp_pool=a.get("smpp_pool"),
     )
-    return {**render.key(key), "key": secret}
+    return {**render.key(key), "key": secret, "smpp_password": password}
 
 
 async def list_keys(ctx: Ctx, a: dict[str, Any]) -> Any:
