@@ -17,6 +17,7 @@ from simhive.server.api import agent, compat, enroll, middleware
 from simhive.server.api.v1 import http as api_v1
 from simhive.server.core.agent import AgentService, AgentSettings
 from simhive.server.core.gateway import Gateway
+from simhive.server.core.history import HistorySettings
 from simhive.server.core.limits import MAX_REQUEST_BYTES
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.http_server import HttpSettings, serve
@@ -40,6 +41,7 @@ def create_app(
     *,
     console_settings: console.ConsoleSettings | None = None,
     metrics_settings: metrics.MetricsSettings | None = None,
+    history: HistorySettings | None = None,
 ) -> web.Application:
     """Build the app over a store, opened on startup: a path means the embedded SQLite store, a
     postgresql:// URL the PostgreSQL one (server/store/engine.py); with the web console
@@ -76,7 +78,8 @@ def create_app(
         notifier.close()
 
     app.on_shutdown.append(end_long_polls)
-    background.setup(app, store, notifier)  # lease sweeper, webhook sender (after the store)
+    # lease sweeper, webhook sender, history pruner (after the store)
+    background.setup(app, store, notifier, history)
     if smpp is not None:
         app.cleanup_ctx.append(_smpp_server(smpp, smpp_ssl, smpp_socket))
     if metrics.add_reads(app, store):  # the console's and /metrics' own read connection
@@ -125,6 +128,7 @@ def run(
     smpp_socket: socket.socket | None = None,
     console_settings: console.ConsoleSettings | None = None,
     metrics_settings: metrics.MetricsSettings | None = None,
+    history: HistorySettings | None = None,
     started: Callable[[str], None] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT; `started(url)` once the socket listens. A failure to
@@ -144,6 +148,7 @@ def run(
                 smpp_socket,
                 console_settings=console_settings,
                 metrics_settings=metrics_settings,
+                history=history,
             ),
             host,
             port,

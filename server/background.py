@@ -1,4 +1,5 @@
-"""The server's background tasks: the lease sweeper and the webhook sender.
+"""The server's background tasks: the lease sweeper, the webhook sender and the status history
+pruner (server/core/history.py).
 
 `setup(app)` registers them on the app's cleanup_ctx (after the store is opened, before it is
 closed) and wakes the webhook sender after every agent request, when a report or an incoming SMS
@@ -18,6 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from simhive.server.api.agent import AFTER_REQUEST
+from simhive.server.core.history import HistoryPruner, HistorySettings
 from simhive.server.core.lease_sweeper import LeaseSweeper
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.webhooks import RetryPolicy, WebhookSender, WebhookTransportError
@@ -37,15 +39,22 @@ class BackgroundConfig:
 @dataclass
 class Background:
     config: BackgroundConfig = field(default_factory=BackgroundConfig)
+    history: HistorySettings = field(default_factory=HistorySettings)
     sweeper: LeaseSweeper | None = None
     sender: WebhookSender | None = None
+    pruner: HistoryPruner | None = None
 
 
 BACKGROUND: web.AppKey[Background] = web.AppKey("background", Background)
 
 
-def setup(app: web.Application, store: Store, notifier: WorkNotifier) -> None:
-    app[BACKGROUND] = Background()
+def setup(
+    app: web.Application,
+    store: Store,
+    notifier: WorkNotifier,
+    history: HistorySettings | None = None,
+) -> None:
+    app[BACKGROUND] = Background(history=history or HistorySettings())
 
     def after_agent_request() -> None:
         sender = app[BACKGROUND].sender
@@ -78,6 +87,7 @@ def setup(app: web.Application, store: Store, notifier: WorkNotifier) -> None:
                 idle_poll_seconds=cfg.webhook_idle_poll_seconds,
             )
             sender = state.sender
+            state.pruner = HistoryPruner(store, state.history)
             # Several servers on one database: wake-ups reach every server, and each job runs
             # on one server at a time (docs/scaling.md); with SQLite both are plain.
             await store.share_wakeups(notifier, on_webhooks=sender.wake)
@@ -89,6 +99,10 @@ def setup(app: web.Application, store: Store, notifier: WorkNotifier) -> None:
                 asyncio.create_task(
                     store.run_once_in_cluster("webhook sender", sender.run),
                     name="simhive-webhooks",
+                ),
+                asyncio.create_task(
+                    store.run_once_in_cluster("history pruner", state.pruner.run),
+                    name="simhive-history-pruner",
                 ),
             ]
             try:

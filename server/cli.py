@@ -21,6 +21,7 @@ from simhive.server.core.agent import AgentSettings
 from simhive.server.core.dates import iso
 from simhive.server.core.errors import GatewayError
 from simhive.server.core.gateway import Gateway
+from simhive.server.core.history import HistorySettings
 from simhive.server.paths import default_db
 from simhive.server.smpp.settings import SmppSettings
 from simhive.server.startup import EXIT_STATUS, StartupError
@@ -155,6 +156,14 @@ def main() -> None:
     help="A device not seen for this long gets no pool work (its SIMs count as down).",
 )
 @click.option(
+    "--history-keep-days",
+    type=click.IntRange(0, 36500),
+    default=HistorySettings().keep_days,
+    show_default=True,
+    help="Days a message keeps its status history after its last change (the message itself"
+    " stays); 0 keeps it for ever.",
+)
+@click.option(
     "--smpp-port",
     type=click.IntRange(0, 65535),
     default=None,
@@ -212,6 +221,7 @@ def run(
     lease_seconds: int,
     long_poll_seconds: int,
     agent_offline_seconds: int,
+    history_keep_days: int,
     header_timeout: float,
     body_timeout: float,
     max_connections: int,
@@ -295,6 +305,7 @@ def run(
             smpp_socket=smpp_socket,
             console_settings=console_settings,
             metrics_settings=MetricsSettings(token=metrics_token),
+            history=HistorySettings(keep_days=history_keep_days),
             started=started,
         )
     except StoreOpenError:

@@ -108,9 +108,16 @@ def endpoint(fn: Route | Writer) -> Callable[[web.Request], Awaitable[web.Stream
         except Conflict as exc:
             return error(409, "conflict", exc.message)
         except StoreError as exc:
+            if not await service.still_valid(_bearer(request)):
+                return error(401, "unauthorized", "unknown device token")
             log.error("storage failure on %s: %s", request.path, exc)
             return error(503, "unavailable", "storage unavailable, try again")
         except Exception:
+            # The device may have been deleted by another process while this one still had
+            # its token cached (limits.TOKEN_CACHE_SECONDS): the store then refuses rows that
+            # refer to it. That is the agent's token no longer being valid, not a server fault.
+            if not await service.still_valid(_bearer(request)):
+                return error(401, "unauthorized", "unknown device token")
             log.exception("unexpected error on %s", request.path)
             return error(500, "internal", "internal server error")
         finally:

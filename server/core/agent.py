@@ -101,6 +101,23 @@ class AgentService:
         self._auth_cache[digest] = (now + limits.TOKEN_CACHE_SECONDS, device)
         return device
 
+    async def still_valid(self, token: str | None) -> bool:
+        """After a request failed in the store: is its device token still good? The token may
+        have come from the cache while another process deleted the device (or reset its token),
+        and then the failure was the store refusing rows of a device that is gone. Drops the
+        cached token and asks the store afresh; a store still failing counts as valid (the
+        request's own error stands)."""
+        if not token:
+            return False
+        self._auth_cache.pop(security.hash_token(token), None)
+        try:
+            await self.authenticate(token)
+        except AuthError:
+            return False
+        except Exception:
+            return True
+        return True
+
     async def hello(
         self, device: Device, facts: DeviceFacts, sims: Sequence[Sim] | None
     ) -> dict[str, Any]:

@@ -139,6 +139,12 @@ class NativeStore(ABC):
         """The message's status changes after its creation, oldest first."""
 
     @abstractmethod
+    async def prune_message_history(self, before: int, batch: int) -> int:
+        """Delete the whole status history of up to `batch` messages whose last change
+        (`status_changed`) is older than `before`, or that no longer exist; rows of a message
+        still changing after `before` stay. Returns the rows deleted (0: nothing left to do)."""
+
+    @abstractmethod
     async def message_parts(self, sms_id: int) -> list[PartReport]: ...
 
     @abstractmethod

@@ -255,6 +255,19 @@ class PgNativeStore(NativeStore):
         )
         return [StatusChange(int(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
 
+    async def prune_message_history(self, before: int, batch: int) -> int:
+        # As on SQLite: candidates by the index on `at`, whole histories of settled messages.
+        async def op(conn: Conn) -> int:
+            done = await conn.execute(
+                "DELETE FROM message_history WHERE sms_id IN (SELECT h.sms_id"
+                " FROM message_history h LEFT JOIN messages m ON m.id = h.sms_id"
+                " WHERE h.at < $1 AND (m.id IS NULL OR m.status_changed < $1) LIMIT $2)",
+                before, batch,
+            )  # fmt: skip
+            return int(done.split()[-1])
+
+        return await self._write(op)
+
     async def message_parts(self, sms_id: int) -> list[PartReport]:
         rows = await self._all(
             "SELECT part_index, reference FROM message_parts WHERE sms_id = $1 ORDER BY part_index",

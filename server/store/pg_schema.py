@@ -767,6 +767,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE smpp_outbox ADD COLUMN claimed_until BIGINT;
         """,
     ),
+    (
+        21,
+        "status history: goes with its message, and is pruned after a retention",
+        """
+        -- Once per statement, with the deleted rows as a table: a device delete removes its
+        -- messages in one statement, and this then is one more, not one per message.
+        CREATE FUNCTION simhive_message_history_on_delete() RETURNS trigger LANGUAGE plpgsql
+        AS $$
+        BEGIN
+            DELETE FROM message_history WHERE sms_id IN (SELECT id FROM gone);
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER message_history_on_delete AFTER DELETE ON messages
+        REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
+        EXECUTE FUNCTION simhive_message_history_on_delete();
+        CREATE INDEX message_history_at ON message_history(at);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -280,6 +280,20 @@ class SqliteNativeStore(NativeStore):
         )
         return [StatusChange(int(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
 
+    async def prune_message_history(self, before: int, batch: int) -> int:
+        # Candidates come from the history's own index on `at` (a message's rows are never
+        # newer than its last change), so a run reads old rows, not every message.
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM message_history WHERE sms_id IN (SELECT h.sms_id"
+                " FROM message_history h LEFT JOIN messages m ON m.id = h.sms_id"
+                " WHERE h.at < ? AND (m.id IS NULL OR m.status_changed < ?) LIMIT ?)",
+                (before, before, batch),
+            )
+            return int(cur.rowcount)
+
+        return await self.writer.submit(op, atomic=True)
+
     async def message_parts(self, sms_id: int) -> list[PartReport]:
         rows = await self._all(
             "SELECT part_index, reference FROM message_parts WHERE sms_id = ? ORDER BY part_index",

@@ -850,6 +850,20 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         ALTER TABLE smpp_outbox ADD COLUMN claimed_until INTEGER;
         """,
     ),
+    (
+        21,
+        "status history: goes with its message, and is pruned after a retention",
+        """
+        -- A deleted message takes its status history along, whatever deletes it (SMPP expiry
+        -- and cancel, device and account deletes), so no history outlives its message.
+        CREATE TRIGGER message_history_on_delete AFTER DELETE ON messages
+        BEGIN
+            DELETE FROM message_history WHERE sms_id = OLD.id;
+        END;
+        -- The retention prune (server/core/history.py) finds old rows by time.
+        CREATE INDEX message_history_at ON message_history(at);
+        """,
+    ),
 ]
 
 

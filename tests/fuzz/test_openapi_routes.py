@@ -46,7 +46,8 @@ def test_served_v1_document_lists_every_v1_route(tmp_path: Path) -> None:
     doc = document(V1_ROUTES)
     assert doc["openapi"] == "3.1.0"
     documented = {(verb.upper(), path) for path, ops in doc["paths"].items() for verb in ops}
-    assert served == documented | catch_all | {("GET", "/api/v1/openapi.json")}
+    itself = {("GET", "/api/v1/openapi.json"), ("GET", "/api/v1/docs")}  # the document, its page
+    assert served == documented | catch_all | itself
     assert documented == {(r.method, r.full_path) for r in V1_ROUTES}
 
 

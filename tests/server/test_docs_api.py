@@ -102,5 +102,6 @@ def test_every_curl_example_works(tmp_path: Path) -> None:
         for block, doc in shown:
             same_shape(doc, outputs[block][-1])
     assert outputs[examples()[0]] == [["3.1.0", len({r.path for r in ROUTES})]]
+    assert outputs[examples()[1]] == [{"operations": len(ROUTES)}]  # the reference page
     log = srv.log.read_text()
     assert srv.api_key not in log and "api_key=***" in log

@@ -20,6 +20,7 @@ from simhive.server.app import create_app
 from simhive.server.background import BACKGROUND, BackgroundConfig
 from simhive.server.core.agent import AgentSettings
 from simhive.server.core.gateway import Gateway, Outgoing
+from simhive.server.core.history import HistorySettings
 from simhive.server.core.models import Account
 from simhive.server.core.webhooks import RetryPolicy
 from simhive.server.store.base import Store
@@ -202,11 +203,13 @@ class Servers:
         self.clients: list[TestClient[Any, Any]] = []
         self.ids: Ids | None = None
         self.lease_seconds = LEASE_SECONDS  # a test that holds a lease on purpose sets more
+        self.history = HistorySettings()  # the status history's retention (its pruner's timing)
 
     async def start(self) -> Env:
         settings = AgentSettings(lease_seconds=self.lease_seconds, long_poll_seconds=10)
         app = create_app(self.make_store(), agent_settings=settings)
         app[BACKGROUND].config = FAST
+        app[BACKGROUND].history = self.history
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         self.clients.append(client)

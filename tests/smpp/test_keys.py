@@ -192,14 +192,16 @@ async def test_migration_20_turns_smpp_credentials_into_keys(
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     with monkeypatch.context() as patch:  # the schema as it was before migration 20
-        patch.setattr(sqlite_schema, "MIGRATIONS", sqlite_schema.MIGRATIONS[:-1])
+        patch.setattr(
+            sqlite_schema, "MIGRATIONS", [m for m in sqlite_schema.MIGRATIONS if m[0] < 20]
+        )
         assert sqlite_schema.migrate(conn) == 19
     hashed = security.hash_password("kQrr0zKv")
     conn.execute(
         "INSERT INTO accounts(id, email, password_hash, created) VALUES (1, 'a@b.c', 'x', 1)"
     )
     conn.execute("INSERT INTO smpp_credentials VALUES ('crm1', 1, ?, 'otp', 5)", (hashed,))
-    assert sqlite_schema.migrate(conn) == 20
+    assert sqlite_schema.migrate(conn) == sqlite_schema.MIGRATIONS[-1][0]
     conn.close()
     store = SqliteStore(path)
     await store.open()

@@ -1,7 +1,7 @@
-"""The in-process suites of the agent routes, SIM balances, pools and webhooks (tests/server_agent)
-run again with the app over PostgreSQL: the core, the HTTP doors and the background jobs (lease
-sweeper, webhook sender, shared wake-ups) on the PostgreSQL store, each test in a schema of its
-own."""
+"""The in-process suites of the agent routes, SIM balances, pools, webhooks, deleted devices and
+the status history's retention (tests/server_agent) run again with the app over PostgreSQL: the
+core, the HTTP doors and the background jobs (lease sweeper, webhook sender, history pruner,
+shared wake-ups) on the PostgreSQL store, each test in a schema of its own."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import asyncpg
 import pytest
 
 import tests.server_agent.test_balance
+import tests.server_agent.test_deleted_device_cache
+import tests.server_agent.test_history_retention
 import tests.server_agent.test_pools
 import tests.server_agent.test_routes
 import tests.server_agent.test_webhooks
@@ -20,7 +22,8 @@ from simhive.server.store.pg import PgStore
 from tests.server_agent.conftest import Env, Servers
 from tests.server_agent.conftest import receiver as receiver  # a fixture these tests use
 
-for _suite in (tests.server_agent.test_balance, tests.server_agent.test_pools,
+for _suite in (tests.server_agent.test_balance, tests.server_agent.test_deleted_device_cache,
+               tests.server_agent.test_history_retention, tests.server_agent.test_pools,
                tests.server_agent.test_routes, tests.server_agent.test_webhooks):  # fmt: skip
     globals().update({k: v for k, v in vars(_suite).items() if k.startswith("test_")})
 

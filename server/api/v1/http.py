@@ -22,7 +22,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from simhive.server.api.compat import GATEWAY
 from simhive.server.api.params import load_json
-from simhive.server.api.v1 import campaign_job, webhook_job
+from simhive.server.api.v1 import campaign_job, reference, webhook_job
 from simhive.server.api.v1.declare import Ctx, Route
 from simhive.server.api.v1.openapi import document
 from simhive.server.api.v1.routes import ROUTES
@@ -155,7 +155,7 @@ _PATTERNS = [(_pattern(r.path), r.method) for r in ROUTES]
 
 async def _fallback(request: web.Request) -> web.Response:
     allowed = sorted({m for p, m in _PATTERNS if p.match(request.path)})
-    if request.path == PREFIX + "/openapi.json":
+    if request.path in (PREFIX + "/openapi.json", PREFIX + "/docs"):
         allowed = ["GET"]
     if allowed:
         response = error_response(
@@ -170,12 +170,22 @@ async def _fallback(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app[NATIVE] = Native(app[GATEWAY])
-    served = _json(document(ROUTES))
+    doc = document(ROUTES)
+    served = _json(doc)
+    page = reference.render(doc).encode("utf-8")
 
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(body=served.body, headers={"Content-Type": _JSON})
 
+    async def docs(request: web.Request) -> web.Response:
+        # The page loads nothing: the policy keeps it so even if a description ever held markup.
+        return web.Response(body=page, headers={
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        })  # fmt: skip
+
     app.router.add_get(PREFIX + "/openapi.json", openapi, allow_head=False)
+    app.router.add_get(PREFIX + "/docs", docs, allow_head=False)
     for route in ROUTES:
         app.router.add_route(route.method, route.full_path, _handler(route))
     app.router.add_route("*", PREFIX + "/{tail:.*}", _fallback)
