@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.server._server import Server, server
 from tests.support.procs import ROOT
+from tests.support.unmeasured import unmeasured
 
 SPECS = {"compat": ROOT / "docs/openapi/compat.yaml", "agent": ROOT / "docs/openapi/agent.yaml"}
 CHECKS = [
@@ -116,7 +117,8 @@ def fuzz_operations(
                 raise AssertionError(f"{api} describes an operation badly: {result.err()}")
             operation = result.ok()
             for mode in MODES:
-                _fuzz_one(operation, mode, api, srv, session, examples, stats)
+                with unmeasured():
+                    _fuzz_one(operation, mode, api, srv, session, examples, stats)
     stats.seconds += time.monotonic() - started
 
 
@@ -192,13 +194,14 @@ def run_v1_stateful(srv: Server, examples: int, steps: int) -> Counter[str]:
         def validate_response(self, response: Any, case: Any, *args: Any, **kw: Any) -> None:
             case.validate_response(response, checks=CHECKS)
 
-    Machine.run(
-        settings=settings(
-            max_examples=examples,
-            stateful_step_count=steps,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
+    with unmeasured():
+        Machine.run(
+            settings=settings(
+                max_examples=examples,
+                stateful_step_count=steps,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
         )
-    )
     return calls
