@@ -80,8 +80,8 @@ class Gateway:
         # cache of device tokens in this process (the agent service's) drops it at once.
         self.device_token_listeners: list[Callable[[int | None], None]] = []
         self.logins = LoginGuard()
-        # Several servers on one database: the hard locks are counted there too (made at the
-        # first login: the store says whether it is shared).
+        # Several servers on one database: the hard locks are counted there too, and the
+        # slow-downs only there (made at the first login: the store says whether it is shared).
         self.shared_logins: SharedLogins | None = None
         self._asked_store = False
         self.once = IdempotentRequests(store, clock)
@@ -129,14 +129,17 @@ class Gateway:
         key = email.strip().lower()
         if not self._asked_store:
             self._asked_store = True
-            if self.store.shares_logins():
+            if self.store.shares_limits():
                 self.shared_logins = SharedLogins(self.store, self.clock)
+                self.logins = LoginGuard(paced=False)
         shared: list[int] | None = None
+        delay = 0.0
         try:
             attempt = self.logins.admit(key, client)
+            delay = attempt.delay
             if self.shared_logins is not None:
                 try:
-                    shared = await self.shared_logins.begin(key, client)
+                    shared, delay = await self.shared_logins.begin(key, client)
                 except BaseException:
                     attempt.withdraw()
                     raise
@@ -145,8 +148,8 @@ class Gateway:
             raise AuthError(f"Too many failed logins; try again in {wait}") from None
         ok = False
         try:  # done() in finally: a cancelled attempt (client gone) still counts as a failure
-            if attempt.delay > 0:
-                await asyncio.sleep(attempt.delay)
+            if delay > 0:
+                await asyncio.sleep(delay)
             account = await self.store.account_by_email(email.strip())
             if account is None:
                 # Same cost as a real check, so response time does not reveal which emails exist.
@@ -158,7 +161,8 @@ class Gateway:
         finally:
             attempt.done(ok)
             if shared is not None and self.shared_logins is not None:
-                # A failure is already counted (the row stays); a success clears the pair.
+                # A failure is already counted (the row stays) and now counts towards the
+                # slow-downs; a success clears the pair.
                 await self.shared_logins.end(shared, key, client, ok)
         if not ok or account is None:
             raise AuthError(BAD_LOGIN)

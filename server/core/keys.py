@@ -8,10 +8,9 @@ stored, like every token (security.py), plus its first characters so a list can 
 Device tokens serve the agent protocol only, and the compat API's account tokens the compat
 API only: /api/v1 refuses both with a code of their own, so a misconfigured client learns why.
 
-Each key has a rate limit (requests per minute, a token bucket of that size refilled evenly).
-The check and the take happen in one synchronous step of the event loop, so requests arriving
-together cannot pass it together. It is per server process. `last_used` is written at most once
-a minute per key, so a busy key does not cost a write per request.
+Each key has a rate limit (requests per minute, a token bucket of that size refilled evenly;
+server/core/key_rate.py), held across every server of one database. `last_used` is written at
+most once a minute per key, so a busy key does not cost a write per request.
 """
 
 from __future__ import annotations
@@ -22,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from simhive.server.core import limits, security
-from simhive.server.core.errors import AuthError, Forbidden, InvalidInput, LimitReached
+from simhive.server.core.errors import AuthError, Forbidden, InvalidInput
+from simhive.server.core.key_rate import KeyRate, key_rate_for
 from simhive.server.core.models import Account
 from simhive.server.core.native_models import SCOPES, ApiKey, NewApiKey
-from simhive.server.core.ratelimit import wait_text
 from simhive.server.store.base import Store
 
 KEY_PREFIX = "shk_"
@@ -79,36 +78,11 @@ def check_name(name: str) -> str:
     return name
 
 
-class RateLimiter:
-    """Token buckets per key: `rate` requests per minute, bursts up to `rate`."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._buckets: dict[int, tuple[float, float]] = {}  # key id -> (tokens, at)
-
-    def take(self, key_id: int, rate: int) -> None:
-        now = self.clock()
-        tokens, at = self._buckets.get(key_id, (float(rate), now))
-        tokens = min(float(rate), tokens + (now - at) * rate / 60.0)
-        if tokens < 1.0:
-            self._buckets[key_id] = (tokens, now)
-            retry = (1.0 - tokens) * 60.0 / rate
-            raise LimitReached(
-                f"Rate limit of this key ({rate} requests per minute) reached; try again in"
-                f" {wait_text(retry)}",
-                details={"limit_per_minute": rate},
-                retry_after=retry,
-            )
-        if len(self._buckets) > 100_000:
-            self._buckets.clear()
-        self._buckets[key_id] = (tokens - 1.0, now)
-
-
 class Keys:
     def __init__(self, store: Store, clock: Callable[[], int]) -> None:
         self.store = store
         self.clock = clock
-        self.limiter = RateLimiter()
+        self.limiter: KeyRate = key_rate_for(store)
         self._cache: dict[str, tuple[float, ApiKey, Account]] = {}
         self._touched: dict[int, float] = {}
 
@@ -176,7 +150,7 @@ class Keys:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (now + limits.TOKEN_CACHE_SECONDS, key, account)
-        self.limiter.take(key.id, key.rate_per_minute)
+        await self.limiter.take(key)
         if now - self._touched.get(key.id, -1e9) >= limits.KEY_LAST_USED_SECONDS:
             self._touched[key.id] = now
             await self.store.touch_api_key(key.id, self.clock())
