@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from simhive.server.core import limits, numbers, security
+from simhive.server.core import limits, numbers, quotas, security
 from simhive.server.core.dates import now_us, resolve_zone
 from simhive.server.core.errors import (
     AlreadyExists,
@@ -33,6 +33,7 @@ from simhive.server.core.models import (
     PaketResult,
     Sim,
 )
+from simhive.server.core.native_models import QuotaExceeded
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import device_pool_name
 from simhive.server.core.ratelimit import Locked, LoginGuard, SharedLogins, wait_text
@@ -390,8 +391,14 @@ class Gateway:
     async def _store_messages(
         self, messages: list[NewMessage], wake: set[int], then: AfterInsert | None = None
     ) -> list[int]:
+        """Store one request's messages (all of one account), counted on the account's quotas
+        (server/core/quotas.py) like every send: over a quota, nothing is stored."""
+        now = self.clock()
+        meters = quotas.meters(messages[0].account_id, None, now) if messages else []
         try:
-            return await self.store.insert_messages(messages, self.clock(), then)
+            return await self.store.insert_messages(messages, now, then, meters)
+        except QuotaExceeded as exc:
+            raise quotas.refused(exc, len(messages)) from None
         finally:
             # Also when the request is cancelled (client gone) or the insert failed: the writer
             # may have committed the rows anyway, and a parked pull must not wait out its poll

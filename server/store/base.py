@@ -24,6 +24,7 @@ from simhive.server.core.models import (
     ReportEvent,
     Sim,
 )
+from simhive.server.core.native_models import Meter
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
 from simhive.server.core.ratelimit import SharedAttempt
@@ -364,9 +365,16 @@ class Store(
     # -- messages --------------------------------------------------------------------------
     @abstractmethod
     async def insert_messages(
-        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+        self,
+        messages: Sequence[NewMessage],
+        now: int,
+        then: AfterInsert | None = None,
+        meters: Sequence[Meter] = (),
     ) -> list[int]:
         """Store all messages atomically (all or none) as status 1; ids in input order.
+
+        Each message is counted on every meter (quotas, server/core/quotas.py) in the same
+        transaction; when one would pass its limit, QuotaExceeded is raised and nothing written.
 
         `then(connection, ids)` runs in the same transaction after the insert, for a door that
         keeps rows of its own about the messages (SMPP's receipt requests): both are written or

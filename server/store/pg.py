@@ -34,6 +34,7 @@ from simhive.server.core.models import (
     PaketResult,
     Sim,
 )
+from simhive.server.core.native_models import Meter
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.store.base import AfterInsert, DuplicateEmail, Store, StoreError
 from simhive.server.store.pg_account_webhooks import PgAccountWebhookStore
@@ -44,7 +45,7 @@ from simhive.server.store.pg_delete import PgDeleteStore
 from simhive.server.store.pg_devices import PgDeviceAdminStore
 from simhive.server.store.pg_groups import PgGroupStore
 from simhive.server.store.pg_logins import PgLoginStore
-from simhive.server.store.pg_native import PgNativeStore
+from simhive.server.store.pg_native import PgNativeStore, count_on_meters
 from simhive.server.store.pg_otp import PgOtpStore
 from simhive.server.store.pg_pools import PgPoolStore
 from simhive.server.store.pg_schema import migrate
@@ -381,12 +382,16 @@ class PgStore(
 
     # -- messages --------------------------------------------------------------------------
     async def insert_messages(
-        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+        self,
+        messages: Sequence[NewMessage],
+        now: int,
+        then: AfterInsert | None = None,
+        meters: Sequence[Meter] = (),
     ) -> list[int]:
         if not messages:
             return []
-        if then is not None:  # its own transaction: the follow-up is not grouped with others
-            return await self._insert_rows([(m, now) for m in messages], then)
+        if then is not None or meters:  # its own transaction, not grouped with others
+            return await self._insert_rows([(m, now) for m in messages], then, meters)
         if len(messages) == 1:
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             self._queued.append((messages[0], now, future))
@@ -396,7 +401,10 @@ class PgStore(
         return await self._insert_rows([(m, now) for m in messages])
 
     async def _insert_rows(
-        self, rows: Sequence[tuple[NewMessage, int]], then: AfterInsert | None = None
+        self,
+        rows: Sequence[tuple[NewMessage, int]],
+        then: AfterInsert | None = None,
+        meters: Sequence[Meter] = (),
     ) -> list[int]:
         columns = (
             [m.account_id for m, _ in rows],
@@ -412,6 +420,8 @@ class PgStore(
         )
 
         async def op(conn: Conn) -> list[int]:
+            if meters:  # first: the counters' row locks order concurrent sends (pg_native.py)
+                await count_on_meters(conn, meters, len(rows))
             # One statement for all rows; the identity column numbers them in the order they
             # are inserted (ORDER BY n), so sorted ids are the input order.
             found = await conn.fetch(_INSERT_MANY, *columns)

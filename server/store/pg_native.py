@@ -28,7 +28,7 @@ from simhive.server.core.native_models import (
 )
 from simhive.server.core.status import Status
 from simhive.server.store.native_base import NativeStore
-from simhive.server.store.sqlite_native import KEY_COLS, _key_row
+from simhive.server.store.sqlite_native import KEY_COLS, _key_row, account_limits
 from simhive.server.store.sqlite_rows import ACCOUNT_COLS, MESSAGE_COLS, account_row, message_row
 
 T = TypeVar("T")
@@ -47,9 +47,19 @@ _INSERT_METERED = (
 _UNSENT = [int(Status.NEW), int(Status.TAKEN), int(Status.QUEUED)]
 
 
-async def _count_on_meters(conn: Conn, meters: Sequence[Meter], n: int) -> None:
+async def count_on_meters(conn: Conn, meters: Sequence[Meter], n: int) -> None:
     """Add `n` to every meter, raising QuotaExceeded (the transaction then rolls back) when one
     passes its limit. Meters are taken in one order so two sends never wait on each other's."""
+    if any(m.from_account for m in meters):
+        stored = {
+            int(r[0]): (r[1], r[2])
+            for r in await conn.fetch(
+                "SELECT account_id, daily_quota, monthly_quota FROM account_quotas"
+                " WHERE account_id = ANY($1::bigint[])",
+                sorted({m.account_id for m in meters if m.from_account}),
+            )
+        }
+        meters = account_limits(meters, stored.get)
     for m in sorted(meters, key=lambda m: (m.account_id, m.key_id, m.period)):
         used = int(
             await conn.fetchval(
@@ -197,7 +207,7 @@ class PgNativeStore(NativeStore):
         )
 
         async def op(conn: Conn) -> list[int]:
-            await _count_on_meters(conn, meters, len(messages))
+            await count_on_meters(conn, meters, len(messages))
             found = await conn.fetch(_INSERT_METERED, *columns, now, valid_until)
             return sorted(int(r[0]) for r in found)
 
