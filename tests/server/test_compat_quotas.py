@@ -15,9 +15,7 @@ OTHER = "+4915700000001"
 
 
 async def compat(v1: V1, method: str, **params: Any) -> dict[str, Any]:
-    response = await v1.client.post(
-        f"/getdata/{method}", data={"token": v1.compat_token, **params}
-    )
+    response = await v1.client.post(f"/getdata/{method}", data={"token": v1.compat_token, **params})
     assert response.status == 200  # the compat API answers errors with HTTP 200 too
     data: dict[str, Any] = await response.json()
     return data
@@ -92,10 +90,10 @@ async def test_sends_through_both_apis_at_once_cannot_pass_a_quota(v1: V1) -> No
         return status == 200
 
     async def compat_one() -> bool:
-        return (await addsms(v1))["error"] == 0
+        return bool((await addsms(v1))["error"] == 0)
 
     async def compat_batch() -> bool:
-        return (await batch(v1, [NUMBER, OTHER]))["error"] == 0
+        return bool((await batch(v1, [NUMBER, OTHER]))["error"] == 0)
 
     sends = [native, compat_one, compat_batch] * 8
     results = await asyncio.gather(*(send() for send in sends))
