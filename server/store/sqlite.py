@@ -365,9 +365,7 @@ class SqliteStore(
         if len(rows) == 1 and then is None and not meters:  # merged with its neighbours
             return [await self.writer.insert(_MESSAGE_ROW, rows[0])]
 
-        def op(conn: sqlite3.Connection) -> list[int]:
-            if meters:
-                meter_check(conn, meters, len(rows))
+        def insert_many(conn: sqlite3.Connection) -> list[int]:
             # Ids from the AUTOINCREMENT sequence: the transaction holds the write lock, so the
             # rows get consecutive ids; checked rather than assumed.
             before = _seq(conn, "messages")
@@ -377,15 +375,21 @@ class SqliteStore(
                 conn.executemany(_INSERT_MESSAGE, rows)
             after = _seq(conn, "messages")
             if after - before == len(rows):
-                ids = list(range(before + 1, after + 1))
+                return list(range(before + 1, after + 1))
+            # Not seen in practice (the transaction holds the write lock); read them back in
+            # insertion order rather than fail after writing.
+            found = conn.execute(
+                "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?", (before, len(rows))
+            )
+            return [int(r[0]) for r in found]
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            if meters:
+                meter_check(conn, meters, len(rows))
+            if len(rows) == 1:  # (a metered or followed-up one): its id needs no sequence reads
+                ids = [int(conn.execute(_INSERT_MESSAGE, rows[0]).lastrowid or 0)]
             else:
-                # Not seen in practice (the transaction holds the write lock); read them back
-                # in insertion order rather than fail after writing.
-                found = conn.execute(
-                    "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?",
-                    (before, len(rows)),
-                )
-                ids = [int(r[0]) for r in found]
+                ids = insert_many(conn)
             step = then(conn, ids) if then is not None else None
             if step is not None:
                 if inspect.iscoroutine(step):
