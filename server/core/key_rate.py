@@ -1,4 +1,4 @@
-"""The rate limit of each API key (docs/api.md, "Rate limits"): a token bucket of `rate`
+"""The rate limit of each API key (docs/api.md, "API keys"): a token bucket of `rate`
 requests per minute, holding at most `rate`, refilled evenly.
 
 One interface, two homes, chosen by the store (Store.shares_limits):

@@ -1,6 +1,6 @@
-"""Daily and monthly message quotas (docs/api.md, "Quotas"), counted for every send, whichever
-door it came through: the native API (sending.py), the SMSGateway24-compatible API, the console
-and SMPP (Gateway.send).
+"""Daily and monthly message quotas (docs/api.md, "Quotas and balance"), counted for every send,
+whichever door it came through: the native API (sending.py), the SMSGateway24-compatible API,
+the console and SMPP (Gateway.send).
 
 A send is counted on the account's meters and, when it came with an API key, on the key's. The
 store counts them in the transaction that stores the messages (NativeStore.insert_metered,

@@ -828,7 +828,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         -- Like login_attempts (migration 12): several servers on one PostgreSQL database keep
         -- these here, one server (SQLite) keeps them in memory, and the tables exist on both so
         -- that the engines have the same tables (`db copy`). An API key's token bucket
-        -- (server/core/shared_limits.py): `tokens` left at `at` (microseconds).
+        -- (server/core/key_rate.py): `tokens` left at `at` (microseconds).
         CREATE TABLE rate_buckets (
             key_id     INTEGER PRIMARY KEY,
             account_id INTEGER NOT NULL,
