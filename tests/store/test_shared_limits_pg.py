@@ -1,6 +1,7 @@
 """Limits that hold across several servers on one PostgreSQL database (docs/scaling.md): an API
 key's rate limit through two app instances at once, the login slow-downs counted by two servers
-together, and an account delete that takes its keys' buckets along."""
+together, an account delete that takes its keys' buckets along, and single sends grouped into
+one transaction that still stop exactly at a quota."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from simhive.server.app import create_app
+from simhive.server.core import quotas
 from simhive.server.core.errors import AuthError
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.key_rate import StoreKeyRate
+from simhive.server.core.models import NewMessage
+from simhive.server.core.native_models import QuotaExceeded
 from simhive.server.core.ratelimit import Locked, LoginGuard, SharedLogins
 from simhive.server.store.pg import PgStore
 from tests.server._v1 import V1, started
@@ -165,3 +169,27 @@ async def test_an_account_delete_takes_its_keys_buckets(store: PgStore, raw: Raw
     await store.rate_take(2, keeper.id, 10, T0)
     await store.delete_account(account.id, T0)
     assert await raw.rows("SELECT key_id, account_id FROM rate_buckets") == [(2, keeper.id)]
+
+
+async def test_single_sends_grouped_together_stop_exactly_at_the_quota(
+    pair: tuple[PgStore, PgStore],
+) -> None:
+    a, b = pair
+    account = await a.create_account("a@example.com", "x", "h", "UTC", 1)
+    device = await a.create_device(account.id, "d", "t", 1)
+    await a.set_account_quota(account.id, 10, None)
+    meters = quotas.meters(account.id, None, T0)
+    message = NewMessage(account.id, device.id, "+4915752982212", "hi")
+
+    async def send_at_once(n: int) -> list[list[int] | BaseException]:
+        return await asyncio.gather(
+            *((a, b)[i % 2].insert_messages([message], T0, None, meters) for i in range(n)),
+            return_exceptions=True,
+        )
+
+    first = await send_at_once(8)  # within the quota: they share transactions
+    assert all(isinstance(r, list) for r in first) and a.groups + b.groups >= 1
+    then = await send_at_once(20)  # 2 left: a group past it is retried send by send
+    assert sum(isinstance(r, list) for r in then) == 2
+    assert all(isinstance(r, (list, QuotaExceeded)) for r in then)
+    assert await a.quota_used(account.id, 0, quotas.period_keys(T0)) == [10, 10]
