@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from simhive.server.core import limits, numbers, security
+from simhive.server.core import limits, numbers, quotas, security
 from simhive.server.core.dates import now_us, resolve_zone
 from simhive.server.core.errors import (
     AlreadyExists,
@@ -33,6 +33,7 @@ from simhive.server.core.models import (
     PaketResult,
     Sim,
 )
+from simhive.server.core.native_models import ApiKey, QuotaExceeded
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import device_pool_name
 from simhive.server.core.ratelimit import Locked, LoginGuard, SharedLogins, wait_text
@@ -80,8 +81,8 @@ class Gateway:
         # cache of device tokens in this process (the agent service's) drops it at once.
         self.device_token_listeners: list[Callable[[int | None], None]] = []
         self.logins = LoginGuard()
-        # Several servers on one database: the hard locks are counted there too (made at the
-        # first login: the store says whether it is shared).
+        # Several servers on one database: the hard locks are counted there too, and the
+        # slow-downs only there (made at the first login: the store says whether it is shared).
         self.shared_logins: SharedLogins | None = None
         self._asked_store = False
         self.once = IdempotentRequests(store, clock)
@@ -129,14 +130,17 @@ class Gateway:
         key = email.strip().lower()
         if not self._asked_store:
             self._asked_store = True
-            if self.store.shares_logins():
+            if self.store.shares_limits():
                 self.shared_logins = SharedLogins(self.store, self.clock)
+                self.logins = LoginGuard(paced=False)
         shared: list[int] | None = None
+        delay = 0.0
         try:
             attempt = self.logins.admit(key, client)
+            delay = attempt.delay
             if self.shared_logins is not None:
                 try:
-                    shared = await self.shared_logins.begin(key, client)
+                    shared, delay = await self.shared_logins.begin(key, client)
                 except BaseException:
                     attempt.withdraw()
                     raise
@@ -145,8 +149,8 @@ class Gateway:
             raise AuthError(f"Too many failed logins; try again in {wait}") from None
         ok = False
         try:  # done() in finally: a cancelled attempt (client gone) still counts as a failure
-            if attempt.delay > 0:
-                await asyncio.sleep(attempt.delay)
+            if delay > 0:
+                await asyncio.sleep(delay)
             account = await self.store.account_by_email(email.strip())
             if account is None:
                 # Same cost as a real check, so response time does not reveal which emails exist.
@@ -158,7 +162,8 @@ class Gateway:
         finally:
             attempt.done(ok)
             if shared is not None and self.shared_logins is not None:
-                # A failure is already counted (the row stays); a success clears the pair.
+                # A failure is already counted (the row stays) and now counts towards the
+                # slow-downs; a success clears the pair.
                 await self.shared_logins.end(shared, key, client, ok)
         if not ok or account is None:
             raise AuthError(BAD_LOGIN)
@@ -285,13 +290,20 @@ class Gateway:
 
     # -- messages --------------------------------------------------------------------------
     async def send(
-        self, account: Account, request: Outgoing, *, then: AfterInsert | None = None
+        self,
+        account: Account,
+        request: Outgoing,
+        *,
+        then: AfterInsert | None = None,
+        key: ApiKey | None = None,
     ) -> list[int]:
         """Store one addsms request (one message per recipient); ids in recipient order.
-        `then` is the store's follow-up in the same transaction (Store.insert_messages)."""
+        `then` is the store's follow-up in the same transaction (Store.insert_messages); a send
+        made with an API `key` (SMPP) also counts on the key's quotas."""
         devices: dict[int, Device] = {}
         messages = await self._expand(account, request, devices)
-        return await self._store_messages(messages, await self.routing.wake_for(messages), then)
+        wake = await self.routing.wake_for(messages)
+        return await self._store_messages(messages, wake, then, key)
 
     async def send_batch(self, account: Account, requests: Sequence[Outgoing]) -> list[int]:
         """Store an addalotofsms batch: every entry valid, or nothing stored."""
@@ -384,10 +396,21 @@ class Gateway:
         ]
 
     async def _store_messages(
-        self, messages: list[NewMessage], wake: set[int], then: AfterInsert | None = None
+        self,
+        messages: list[NewMessage],
+        wake: set[int],
+        then: AfterInsert | None = None,
+        key: ApiKey | None = None,
     ) -> list[int]:
+        """Store one request's messages (all of one account), counted on the account's quotas
+        (server/core/quotas.py) like every send, and the key's: over a quota, nothing is
+        stored."""
+        now = self.clock()
+        meters = quotas.meters(messages[0].account_id, key, now) if messages else []
         try:
-            return await self.store.insert_messages(messages, self.clock(), then)
+            return await self.store.insert_messages(messages, now, then, meters)
+        except QuotaExceeded as exc:
+            raise quotas.refused(exc, len(messages)) from None
         finally:
             # Also when the request is cancelled (client gone) or the insert failed: the writer
             # may have committed the rows anyway, and a parked pull must not wait out its poll

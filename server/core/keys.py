@@ -13,10 +13,9 @@ characters and a generated 8-character password, the longest values SMPP 3.4 all
 is stored as a scrypt hash: its 47 random bits are too few for a bare SHA-256 if the database
 leaks, and binds are few, so scrypt's cost is paid rarely.
 
-Each key has a rate limit (requests per minute, a token bucket of that size refilled evenly).
-The check and the take happen in one synchronous step of the event loop, so requests arriving
-together cannot pass it together. It is per server process. `last_used` is written at most once
-a minute per key, so a busy key does not cost a write per request.
+Each key has a rate limit (requests per minute, a token bucket of that size refilled evenly;
+server/core/key_rate.py), held across every server of one database. `last_used` is written at
+most once a minute per key, so a busy key does not cost a write per request.
 """
 
 from __future__ import annotations
@@ -29,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from simhive.server.core import limits, security
-from simhive.server.core.errors import AuthError, Forbidden, InvalidInput, LimitReached
+from simhive.server.core.errors import AuthError, Forbidden, InvalidInput
+from simhive.server.core.key_rate import KeyRate, key_rate_for
 from simhive.server.core.models import Account
 from simhive.server.core.native_models import SCOPES, ApiKey, NewApiKey
-from simhive.server.core.ratelimit import wait_text
 from simhive.server.store.base import Store
 
 KEY_PREFIX = "shk_"
@@ -107,36 +106,11 @@ def new_smpp_password() -> str:
     return "".join(secrets.choice(_SMPP_ALPHABET) for _ in range(SMPP_PASSWORD_CHARS))
 
 
-class RateLimiter:
-    """Token buckets per key: `rate` requests per minute, bursts up to `rate`."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._buckets: dict[int, tuple[float, float]] = {}  # key id -> (tokens, at)
-
-    def take(self, key_id: int, rate: int) -> None:
-        now = self.clock()
-        tokens, at = self._buckets.get(key_id, (float(rate), now))
-        tokens = min(float(rate), tokens + (now - at) * rate / 60.0)
-        if tokens < 1.0:
-            self._buckets[key_id] = (tokens, now)
-            retry = (1.0 - tokens) * 60.0 / rate
-            raise LimitReached(
-                f"Rate limit of this key ({rate} requests per minute) reached; try again in"
-                f" {wait_text(retry)}",
-                details={"limit_per_minute": rate},
-                retry_after=retry,
-            )
-        if len(self._buckets) > 100_000:
-            self._buckets.clear()
-        self._buckets[key_id] = (tokens - 1.0, now)
-
-
 class Keys:
     def __init__(self, store: Store, clock: Callable[[], int]) -> None:
         self.store = store
         self.clock = clock
-        self.limiter = RateLimiter()
+        self.limiter: KeyRate = key_rate_for(store)
         self._cache: dict[str, tuple[float, ApiKey, Account]] = {}
         self._touched: dict[int, float] = {}
 
@@ -219,7 +193,7 @@ class Keys:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (now + limits.TOKEN_CACHE_SECONDS, key, account)
-        self.limiter.take(key.id, key.rate_per_minute)
+        await self.limiter.take(key)
         await self.touch(key.id)
         return Caller(account, key)
 

@@ -28,8 +28,9 @@ from simhive.server.core.native_models import (
     StatusChange,
 )
 from simhive.server.core.pools import Pool
+from simhive.server.core.quotas import period_keys
 from simhive.server.core.routing import PoolInfo
-from simhive.server.core.sending import Sender, period_keys
+from simhive.server.core.sending import Sender
 from simhive.server.core.templates import Templates
 from simhive.server.store.agent_base import DeviceAgentSettings
 

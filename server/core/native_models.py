@@ -60,12 +60,16 @@ class SmppLogin:
 @dataclass(frozen=True, slots=True)
 class Meter:
     """One quota counter a send is counted on: the account's (key_id 0) or a key's, for one
-    period ('d:YYYY-MM-DD' or 'm:YYYY-MM'); `limit` None counts without limiting."""
+    period ('d:YYYY-MM-DD' or 'm:YYYY-MM'); `limit` None counts without limiting.
+    `from_account`: the limit is the account's stored quota for the period's kind, read by the
+    storing transaction itself (so no send pays a read of its own for it, and a quota changed a
+    moment ago applies)."""
 
     account_id: int
     key_id: int
     period: str
     limit: int | None
+    from_account: bool = False
 
 
 class QuotaExceeded(Exception):

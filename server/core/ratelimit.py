@@ -15,9 +15,9 @@ arrive together cannot pass the limit, whatever the concurrency.
   a moment.
 
 In memory and per process: a restart forgets the counts, which only ever helps the user. Several
-servers on one PostgreSQL database also count the hard locks in the database (`SharedLogins`), so
-a client cannot get more guesses by spreading them over the servers; the slow-downs stay per
-server.
+servers on one PostgreSQL database (Store.shares_limits) also count the hard locks in the database
+and keep the slow-downs there instead of in memory (`SharedLogins`), so a client gets no more
+guesses, and no shorter waits, by spreading its attempts over the servers.
 """
 
 from __future__ import annotations
@@ -193,9 +193,13 @@ class LoginGuard:
         global_interval: float = limits.LOGIN_SLOWDOWN_GLOBAL_SECONDS,
         max_wait: float = limits.LOGIN_SLOWDOWN_MAX_WAIT_SECONDS,
         max_keys: int = 100_000,
+        paced: bool = True,
     ) -> None:
         self.clock = clock
         self.max_wait = max_wait
+        # False: the slow-downs are kept elsewhere (SharedLogins, in the database), and this
+        # guard keeps only the hard locks.
+        self.paced = paced
         self.pairs = FailureWindow(per_pair, window, clock, max_keys)
         self.clients = FailureWindow(per_client, window, clock, max_keys)
         self.emails = Pacer(email_after, email_interval, window, clock, max_keys)
@@ -209,12 +213,13 @@ class LoginGuard:
         wait = max(self.pairs.retry_after(pair), self.clients.retry_after(client))
         if wait > 0:
             raise Locked(wait)
-        now = self.clock()
-        start = max(self.emails.start_time(email, now), self.everyone.start_time("", now))
-        if start - now > self.max_wait:
-            raise Locked(start - now)
-        self.emails.reserve(email, start)
-        self.everyone.reserve("", start)
+        now = start = self.clock()
+        if self.paced:
+            start = max(self.emails.start_time(email, now), self.everyone.start_time("", now))
+            if start - now > self.max_wait:
+                raise Locked(start - now)
+            self.emails.reserve(email, start)
+            self.everyone.reserve("", start)
         self.pairs.begin(pair)
         self.clients.begin(client)
         return LoginAttempt(self, email, client, start - now)
@@ -228,15 +233,27 @@ class LoginGuard:
             # Only this address's record for this email: a success on one account must not
             # wipe what the address did to others, nor what other addresses did to this email.
             self.pairs.clear(pair)
-        else:
+        elif self.paced:
             self.emails.failures.failure(attempt.email)
             self.everyone.failures.failure("")
 
 
+@dataclass(frozen=True, slots=True)
+class SharedAttempt:
+    """What Store.login_begin answers: the attempt's rows and when its password may be checked
+    (`start`, wall-clock microseconds), or, when `refused_until` is set, nothing recorded and
+    the time it is worth trying again."""
+
+    ids: list[int]
+    start: int
+    refused_until: int | None = None
+
+
 class SharedLogins:
-    """The hard locks (per email and address pair, per address) counted in the store, for
-    several servers on one database (Store.shares_logins). Times are wall-clock microseconds:
-    the servers' monotonic clocks do not agree."""
+    """The hard locks (per email and address pair, per address) and the slow-downs (per email,
+    per database) counted in the store, for several servers on one database
+    (Store.shares_limits). Times are wall-clock microseconds: the servers' monotonic clocks do
+    not agree."""
 
     def __init__(
         self,
@@ -246,44 +263,75 @@ class SharedLogins:
         per_pair: int = limits.LOGIN_FAILURES_PER_PAIR,
         per_client: int = limits.LOGIN_FAILURES_PER_CLIENT,
         window: float = limits.LOGIN_WINDOW_SECONDS,
+        email_after: int = limits.LOGIN_SLOWDOWN_EMAIL_AFTER,
+        email_interval: float = limits.LOGIN_SLOWDOWN_EMAIL_SECONDS,
+        global_after: int = limits.LOGIN_SLOWDOWN_GLOBAL_AFTER,
+        global_interval: float = limits.LOGIN_SLOWDOWN_GLOBAL_SECONDS,
+        max_wait: float = limits.LOGIN_SLOWDOWN_MAX_WAIT_SECONDS,
     ) -> None:
         self.store = store
         self.clock = clock
         self.per_pair = per_pair
         self.per_client = per_client
         self.window_us = int(window * 1_000_000)
+        self.email_pace = (email_after, int(email_interval * 1_000_000))
+        self.global_pace = (global_after, int(global_interval * 1_000_000))
+        self.max_wait_us = int(max_wait * 1_000_000)
 
     @staticmethod
     def _key(*parts: str) -> str:
-        # Hashed: the table keeps no address or email.
+        # Hashed: the tables keep no address or email.
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
     def pair_key(self, email: str, client: str | None) -> str:
         return self._key("pair", client or "", email)
 
-    async def begin(self, email: str, client: str | None) -> list[int]:
-        """Record the attempt before its check, or raise Locked."""
+    def pace_keys(self, email: str) -> list[str]:
+        return [self._key("email", email), self._key("everyone")]
+
+    async def begin(self, email: str, client: str | None) -> tuple[list[int], float]:
+        """Record the attempt before its check: its rows and the seconds to wait for its
+        slow-down slot; or raise Locked."""
         now = self.clock()
         limits_ = [(self.pair_key(email, client), self.per_pair),
                    (self._key("client", client or ""), self.per_client)]  # fmt: skip
-        got = await self.store.login_begin(limits_, now - self.window_us, now)
-        if isinstance(got, int):
-            raise Locked(max((got + self.window_us - now) / 1_000_000, IN_FLIGHT_RETRY_SECONDS))
-        return got
+        email_key, global_key = self.pace_keys(email)
+        paces = [(email_key, *self.email_pace), (global_key, *self.global_pace)]
+        got = await self.store.login_begin(
+            limits_, paces, now - self.window_us, now, self.max_wait_us
+        )
+        if got.refused_until is not None:
+            raise Locked(max((got.refused_until - now) / 1_000_000, IN_FLIGHT_RETRY_SECONDS))
+        return got.ids, (got.start - now) / 1_000_000
 
     async def end(self, ids: list[int], email: str, client: str | None, ok: bool) -> None:
-        await self.store.login_end(ids, ok, self.pair_key(email, client) if ok else None)
+        """A failure stays counted under its locks and counts towards the slow-downs; a success
+        clears the pair."""
+        await self.store.login_end(
+            ids,
+            ok,
+            self.pair_key(email, client) if ok else None,
+            [] if ok else self.pace_keys(email),
+            self.clock(),
+        )
 
 
 class SharedLoginStore(Protocol):
     """What SharedLogins needs of the store (server/store/base.py: Store.login_begin)."""
 
     async def login_begin(
-        self, limits: Sequence[tuple[str, int]], since: int, now: int
-    ) -> list[int] | int:
+        self,
+        limits: Sequence[tuple[str, int]],
+        paces: Sequence[tuple[str, int, int]],
+        since: int,
+        now: int,
+        max_wait: int,
+    ) -> SharedAttempt:
         raise NotImplementedError
 
-    async def login_end(self, ids: Sequence[int], ok: bool, clear: str | None) -> None:
+    async def login_end(
+        self, ids: Sequence[int], ok: bool, clear: str | None, failures: Sequence[str], now: int
+    ) -> None:
         raise NotImplementedError
 
 

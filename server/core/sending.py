@@ -4,8 +4,8 @@ One request carries one text to up to limits.MAX_API_RECIPIENTS numbers, a targe
 device's own pool, or a pinned SIM), an optional schedule, priority and validity. Each recipient
 is judged alone: a number that cannot be read gets its own error and the others are stored
 (`all_or_nothing` refuses the whole request instead). Quotas are checked in the transaction that
-stores the messages (store.insert_metered): concurrent sends cannot pass a quota together, and a
-refused send stores nothing.
+stores the messages (store.insert_metered, server/core/quotas.py): concurrent sends cannot pass a
+quota together, and a refused send stores nothing.
 """
 
 from __future__ import annotations
@@ -14,21 +14,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from simhive.server.core import limits, numbers
+from simhive.server.core import limits, numbers, quotas
 from simhive.server.core.dates import DAY_US, US
 from simhive.server.core.encoding import describe
 from simhive.server.core.errors import (
     Forbidden,
     GatewayError,
     InvalidInput,
-    LimitReached,
     NotFound,
 )
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.groups import Groups
 from simhive.server.core.keys import Caller
 from simhive.server.core.models import NewMessage
-from simhive.server.core.native_models import Meter, QuotaExceeded
+from simhive.server.core.native_models import QuotaExceeded
 from simhive.server.core.pools import ACCOUNT_POOL
 from simhive.server.core.templates import render
 
@@ -81,12 +80,6 @@ class SendResult:
     rejected: int
     send_at: int | None
     valid_until: int | None
-
-
-def period_keys(now_us: int) -> tuple[str, str]:
-    """The day and month periods quotas count in (UTC)."""
-    day = datetime.fromtimestamp(now_us / US, UTC)
-    return f"d:{day:%Y-%m-%d}", f"m:{day:%Y-%m}"
 
 
 def parse_schedule(text: str | None, now: int) -> int | None:
@@ -268,40 +261,14 @@ class Sender:
                                f" {limits.MAX_BODY_CHARS})")  # fmt: skip
         return text
 
-    async def meters(self, caller: Caller, now: int) -> list[Meter]:
-        day, month = period_keys(now)
-        account_id = caller.account.id
-        daily, monthly = await self.store.account_quota(account_id)
-        out = [Meter(account_id, 0, day, daily), Meter(account_id, 0, month, monthly)]
-        if caller.key is not None:
-            key = caller.key
-            out += [
-                Meter(account_id, key.id, day, key.daily_quota),
-                Meter(account_id, key.id, month, key.monthly_quota),
-            ]
-        return out
-
     async def _store(
         self, caller: Caller, messages: list[NewMessage], now: int, valid_until: int | None
     ) -> list[int]:
-        meters = await self.meters(caller, now)
+        meters = quotas.meters(caller.account.id, caller.key, now)
         try:
             ids = await self.store.insert_metered(messages, now, valid_until, meters)
         except QuotaExceeded as exc:
-            m = exc.meter
-            whose = "account" if m.key_id == 0 else "API key"
-            period = "daily" if m.period.startswith("d:") else "monthly"
-            raise LimitReached(
-                f"The {whose}'s {period} quota of {m.limit} messages would be passed"
-                f" ({exc.used} used, {len(messages)} asked); nothing was stored",
-                code="quota_exhausted",
-                details={
-                    "quota": f"{whose} {period}".replace("API ", ""),
-                    "limit": m.limit,
-                    "used": exc.used,
-                    "asked": len(messages),
-                },
-            ) from None
+            raise quotas.refused(exc, len(messages)) from None
         finally:
             await self.gw.notify_stored(messages)
         return ids

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from simhive.server.core import numbers
+from simhive.server.core import numbers, quotas
 from simhive.server.core.dates import now_us
-from simhive.server.core.errors import GatewayError, InvalidInput, NotFound
+from simhive.server.core.errors import GatewayError, InvalidInput, LimitReached, NotFound
 from simhive.server.core.gateway import Gateway, Outgoing
-from simhive.server.core.keys import Caller
-from simhive.server.core.native_models import Meter, QuotaExceeded
+from simhive.server.core.native_models import Meter
 from simhive.server.core.routing import POOL_NOT_FOUND
-from simhive.server.core.sending import Sender
 from simhive.server.smpp import times
 from simhive.server.smpp.auth import Principal
 from simhive.server.smpp.deliver import message_state
@@ -44,6 +42,8 @@ def _refusal(exc: GatewayError, request: Outgoing, named_by_service_type: bool) 
         return PduError(Status.RINVDSTADR, exc.message)
     if isinstance(exc, InvalidInput) and exc.message.startswith("Message body too long"):
         return PduError(Status.RINVMSGLEN, exc.message)
+    if isinstance(exc, LimitReached) and exc.code == quotas.QUOTA_EXHAUSTED:
+        return PduError(Status.RTHROTTLED, exc.message)
     return PduError(Status.RSUBMITFAIL, exc.message)
 
 
@@ -70,7 +70,6 @@ class Requests:
         self.gateway = gateway
         self.store = store
         self.clock = clock
-        self.sender = Sender(gateway)  # the native API's quota meters
 
     async def submit_sm(self, who: Principal, pdu: Pdu) -> Pdu:
         dest = address(pdu.text("destination_addr"), pdu.num("dest_addr_ton"), Status.RINVDSTADR)
@@ -202,21 +201,18 @@ class Requests:
     ) -> int:
         """Store the message and count it on the account's and the key's quotas (as /api/v1
         sends are) in one transaction: over a quota it is ESME_RTHROTTLED and nothing stays."""
-        meters = await self.sender.meters(Caller(who.account, who.key), self.clock())
         try:
-            (sms_id,) = await self.gateway.send(
-                who.account, request, then=self.store.metered(meters, then)
-            )
+            (sms_id,) = await self.gateway.send(who.account, request, then=then, key=who.key)
         except GatewayError as exc:
             raise _refusal(exc, request, named_by_service_type) from None
-        except QuotaExceeded as exc:
-            raise _over_quota(exc.meter) from None
         return sms_id
 
     async def _check_quota(self, who: Principal) -> None:
         """ESME_RTHROTTLED if a quota is used up already (a part's message is counted when its
         last part arrives; this refuses parts of a message that could not be stored)."""
-        for meter in await self.sender.meters(Caller(who.account, who.key), self.clock()):
+        daily, monthly = await self.gateway.store.account_quota(who.account.id)
+        meters = quotas.meters(who.account.id, who.key, self.clock())
+        for meter in quotas.with_account_limits(meters, daily, monthly):
             if meter.limit is None:
                 continue
             (used,) = await self.gateway.store.quota_used(

@@ -127,9 +127,9 @@ class SmppServer:
         binds = sum(1 for s in self.sessions if s.account_id == who.account.id)
         return binds < self.settings.binds_per_account
 
-    def admit(self, who: Principal) -> bool:
+    async def admit(self, who: Principal) -> bool:
         """Within the account's --smpp-rate and the key's own rate_per_minute (the same bucket
-        the key's HTTP requests take from in this process)."""
+        the key's HTTP requests take from: on several servers, the one in the database)."""
         bucket = self._buckets.get(who.account.id)
         if bucket is None:
             if len(self._buckets) > 10_000:
@@ -138,7 +138,7 @@ class SmppServer:
         if not bucket.take():
             return False
         try:
-            self.keys.limiter.take(who.key.id, who.key.rate_per_minute)
+            await self.keys.limiter.take(who.key)
         except LimitReached:
             return False
         return True

@@ -227,14 +227,14 @@ class Session:
             await self.send(generic_nack(pdu.sequence, Status.RINVCMDID))  # ours to send
         elif self.mode is None or not self.mode & Mode.TX or self.who is None:
             await self.send(response(pdu, Status.RINVBNDSTS))
-        elif self._requests >= self.settings.window or not self._within_rate(self.who, cmd):
+        elif self._requests >= self.settings.window or not await self._within_rate(self.who, cmd):
             await self.send(response(pdu, Status.RTHROTTLED))
         else:
             self._requests += 1
             self._spawn(self._request(self.who, pdu))
 
-    def _within_rate(self, who: Principal, cmd: int) -> bool:
-        return cmd not in (Cmd.SUBMIT_SM, Cmd.SUBMIT_MULTI) or self.server.admit(who)
+    async def _within_rate(self, who: Principal, cmd: int) -> bool:
+        return cmd not in (Cmd.SUBMIT_SM, Cmd.SUBMIT_MULTI) or await self.server.admit(who)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

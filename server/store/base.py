@@ -24,8 +24,10 @@ from simhive.server.core.models import (
     ReportEvent,
     Sim,
 )
+from simhive.server.core.native_models import Meter
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.core.pools import Pool, PoolSim, SimOffer
+from simhive.server.core.ratelimit import SharedAttempt
 from simhive.server.startup import StartupError
 from simhive.server.store.account_webhooks_base import AccountWebhookStore
 from simhive.server.store.agent_base import AgentExtrasStore
@@ -241,24 +243,45 @@ class Store(
         database (SQLite) simply runs it."""
         await run()
 
-    # -- login limits shared by several servers (server/core/ratelimit.py) -----------------
-    def shares_logins(self) -> bool:
-        """Whether login failures must be counted in the database (several servers) rather
-        than in each server's memory (one server: SQLite)."""
+    # -- limits shared by several servers (server/core/ratelimit.py, key_rate.py) ----------
+    def shares_limits(self) -> bool:
+        """Whether login failures, login slow-downs and API keys' rate limits must be counted in
+        the database (several servers) rather than in each server's memory (one server:
+        SQLite). The methods below serve the first case only."""
         return False
 
     async def login_begin(
-        self, limits: Sequence[tuple[str, int]], since: int, now: int
-    ) -> list[int] | int:
-        """Count a login attempt under each (key, max failures) as a failure until judged, all
-        or none: the ids of the attempt's rows, or, when a key already has its maximum of
-        failures since `since`, the time its oldest counted failure falls out of the window
-        (nothing is recorded then)."""
+        self,
+        limits: Sequence[tuple[str, int]],
+        paces: Sequence[tuple[str, int, int]],
+        since: int,
+        now: int,
+        max_wait: int,
+    ) -> SharedAttempt:
+        """Count a login attempt under each (key, max failures) of `limits` as a failure until
+        judged, and give it a slot under each (key, after, interval) of `paces`, all or none.
+
+        A pace key with `after` failures since `since` spaces attempts `interval` apart: the
+        attempt starts at the latest of now and those keys' next free slots, which then move
+        to that start plus their interval. Refused, with nothing recorded, when a key of
+        `limits` already has its maximum of failures since `since` (until its oldest counted
+        failure falls out of the window) or when the start is more than `max_wait` away."""
         raise NotImplementedError
 
-    async def login_end(self, ids: Sequence[int], ok: bool, clear: str | None) -> None:
-        """The attempt was judged: a failure stays counted; a success removes its rows and
-        every failure of the key `clear`."""
+    async def login_end(
+        self, ids: Sequence[int], ok: bool, clear: str | None, failures: Sequence[str], now: int
+    ) -> None:
+        """The attempt was judged: a failure stays counted, and is counted at `now` under each
+        pace key of `failures`; a success removes its rows and every failure of the key
+        `clear`."""
+        raise NotImplementedError
+
+    async def rate_take(
+        self, key_id: int, account_id: int, rate: int, now: int
+    ) -> tuple[bool, float | None]:
+        """Take one token from the API key's bucket (`rate` per minute, holding at most
+        `rate`), atomically across servers: (taken, tokens) where tokens is what is left after
+        a take, or, when refused, what the bucket held (None: not known)."""
         raise NotImplementedError
 
     # -- accounts --------------------------------------------------------------------------
@@ -342,9 +365,16 @@ class Store(
     # -- messages --------------------------------------------------------------------------
     @abstractmethod
     async def insert_messages(
-        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+        self,
+        messages: Sequence[NewMessage],
+        now: int,
+        then: AfterInsert | None = None,
+        meters: Sequence[Meter] = (),
     ) -> list[int]:
         """Store all messages atomically (all or none) as status 1; ids in input order.
+
+        Each message is counted on every meter (quotas, server/core/quotas.py) in the same
+        transaction; when one would pass its limit, QuotaExceeded is raised and nothing written.
 
         `then(connection, ids)` runs in the same transaction after the insert, for a door that
         keeps rows of its own about the messages (SMPP's receipt requests): both are written or

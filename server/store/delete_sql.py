@@ -6,8 +6,8 @@ its own pool, its events and webhook deliveries, and its messages, sent, receive
 Unsent messages of a shared pool that the device had taken but not yet committed go back to their
 pool instead, to leave on another SIM. An account takes its devices so, then its tokens, pools,
 tags, contacts, SMPP credentials and queues, all its messages with their status history, and
-the native API's keys, quotas, templates, campaigns, enrollment and one-time codes, phone
-and account webhooks.
+the native API's keys (with their rate-limit buckets), quotas, templates, campaigns, enrollment
+and one-time codes, phone and account webhooks.
 
 Foreign keys are on in both engines: a table added later that points at a device or an account
 and is not cleared here makes the delete fail (and roll back) rather than leave rows pointing
@@ -95,6 +95,7 @@ DELETE_ACCOUNT = [
     "DELETE FROM tags WHERE account_id = :a",
     "DELETE FROM pools WHERE account_id = :a",
     "DELETE FROM idempotency_keys WHERE account_id = :a",
+    "DELETE FROM rate_buckets WHERE account_id = :a",
     "DELETE FROM api_keys WHERE account_id = :a",
     "DELETE FROM account_quotas WHERE account_id = :a",
     "DELETE FROM quota_usage WHERE account_id = :a",

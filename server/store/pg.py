@@ -34,6 +34,7 @@ from simhive.server.core.models import (
     PaketResult,
     Sim,
 )
+from simhive.server.core.native_models import Meter
 from simhive.server.core.notifier import WorkNotifier
 from simhive.server.store.base import AfterInsert, DuplicateEmail, Store, StoreError
 from simhive.server.store.pg_account_webhooks import PgAccountWebhookStore
@@ -44,7 +45,7 @@ from simhive.server.store.pg_delete import PgDeleteStore
 from simhive.server.store.pg_devices import PgDeviceAdminStore
 from simhive.server.store.pg_groups import PgGroupStore
 from simhive.server.store.pg_logins import PgLoginStore
-from simhive.server.store.pg_native import PgNativeStore
+from simhive.server.store.pg_native import PgNativeStore, count_each
 from simhive.server.store.pg_otp import PgOtpStore
 from simhive.server.store.pg_pools import PgPoolStore
 from simhive.server.store.pg_schema import migrate
@@ -103,7 +104,7 @@ _INSERT_MANY = _MESSAGE_INSERT + (
 # together: one statement, one transaction, one WAL flush for all of them, as SQLite's writer
 # does. At most this many per group.
 MAX_GROUP = 512
-Queued = tuple[NewMessage, int, "asyncio.Future[int]"]
+Queued = tuple[NewMessage, int, Sequence[Meter], "asyncio.Future[int]"]
 
 
 class PgStore(
@@ -381,23 +382,34 @@ class PgStore(
 
     # -- messages --------------------------------------------------------------------------
     async def insert_messages(
-        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+        self,
+        messages: Sequence[NewMessage],
+        now: int,
+        then: AfterInsert | None = None,
+        meters: Sequence[Meter] = (),
     ) -> list[int]:
         if not messages:
             return []
         if then is not None:  # its own transaction: the follow-up is not grouped with others
-            return await self._insert_rows([(m, now) for m in messages], then)
+            return await self._insert_rows([(m, now) for m in messages], then, meters)
         if len(messages) == 1:
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            self._queued.append((messages[0], now, future))
+            self._queued.append((messages[0], now, meters, future))
             if self._grouping is None or self._grouping.done():
                 self._grouping = asyncio.create_task(self._insert_groups(), name="pg-inserts")
             return [await future]
-        return await self._insert_rows([(m, now) for m in messages])
+        return await self._insert_rows([(m, now) for m in messages], None, meters)
 
     async def _insert_rows(
-        self, rows: Sequence[tuple[NewMessage, int]], then: AfterInsert | None = None
+        self,
+        rows: Sequence[tuple[NewMessage, int]],
+        then: AfterInsert | None = None,
+        meters: Sequence[Meter] = (),
+        counts: Sequence[tuple[Meter, int]] = (),
     ) -> list[int]:
+        """Insert `rows` in one transaction, counting len(rows) on each of `meters`, or each
+        (meter, n) of `counts` (a group of sends)."""
+        counts = list(counts) + [(m, len(rows)) for m in meters]
         columns = (
             [m.account_id for m, _ in rows],
             [m.device_id for m, _ in rows],
@@ -412,6 +424,8 @@ class PgStore(
         )
 
         async def op(conn: Conn) -> list[int]:
+            if counts:  # first: the counters' row locks order concurrent sends (pg_native.py)
+                await count_each(conn, counts)
             # One statement for all rows; the identity column numbers them in the order they
             # are inserted (ORDER BY n), so sorted ids are the input order.
             found = await conn.fetch(_INSERT_MANY, *columns)
@@ -428,22 +442,30 @@ class PgStore(
     async def _insert_groups(self) -> None:
         while self._queued:
             group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+            # The group's sends counted together: one upsert per counter for all of them.
+            totals: dict[tuple[int, int, str], tuple[Meter, int]] = {}
+            for _, _, meters, _ in group:
+                for meter in meters:
+                    key = (meter.account_id, meter.key_id, meter.period)
+                    totals[key] = (meter, totals[key][1] + 1 if key in totals else 1)
             try:
-                ids = await self._insert_rows([(m, now) for m, now, _ in group])
+                rows = [(m, now) for m, now, _, _ in group]
+                ids = await self._insert_rows(rows, counts=list(totals.values()))
                 self.groups += 1
             except Exception as exc:
                 if len(group) == 1:
-                    _settle(group[0][2], exc)
+                    _settle(group[0][3], exc)
                     continue
-                # One bad row fails the whole statement: each again on its own, so that only
-                # the bad one fails (as it would have without company).
-                for m, now, future in group:
+                # One bad row fails the whole statement, and a group past a quota the whole
+                # group: each again on its own, so that only those fail that would have failed
+                # without company (sends past the quota, in the order they came).
+                for m, now, meters, future in group:
                     try:
-                        _settle(future, (await self._insert_rows([(m, now)]))[0])
+                        _settle(future, (await self._insert_rows([(m, now)], None, meters))[0])
                     except Exception as alone:
                         _settle(future, alone)
                 continue
-            for (_, _, future), sms_id in zip(group, ids, strict=True):
+            for (_, _, _, future), sms_id in zip(group, ids, strict=True):
                 _settle(future, sms_id)
 
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None:

@@ -34,6 +34,7 @@ from simhive.server.store.sqlite_native import (
     SMPP_LOGIN,
     _key_row,
     _taken,
+    account_limits,
     smpp_login,
 )
 from simhive.server.store.sqlite_rows import ACCOUNT_COLS, MESSAGE_COLS, account_row, message_row
@@ -56,8 +57,25 @@ _UNSENT = [int(Status.NEW), int(Status.TAKEN), int(Status.QUEUED)]
 
 async def count_on_meters(conn: Conn, meters: Sequence[Meter], n: int) -> None:
     """Add `n` to every meter, raising QuotaExceeded (the transaction then rolls back) when one
-    passes its limit. Meters are taken in one order so two sends never wait on each other's."""
-    for m in sorted(meters, key=lambda m: (m.account_id, m.key_id, m.period)):
+    passes its limit."""
+    await count_each(conn, [(m, n) for m in meters])
+
+
+async def count_each(conn: Conn, counts: Sequence[tuple[Meter, int]]) -> None:
+    """Add each n to its meter, as count_on_meters. Meters are taken in one order so two sends
+    never wait on each other's."""
+    if any(m.from_account for m, _ in counts):
+        stored = {
+            int(r[0]): (r[1], r[2])
+            for r in await conn.fetch(
+                "SELECT account_id, daily_quota, monthly_quota FROM account_quotas"
+                " WHERE account_id = ANY($1::bigint[])",
+                sorted({m.account_id for m, _ in counts if m.from_account}),
+            )
+        }
+        limited = account_limits([m for m, _ in counts], stored.get)
+        counts = [(m, n) for m, (_, n) in zip(limited, counts, strict=True)]
+    for m, n in sorted(counts, key=lambda c: (c[0].account_id, c[0].key_id, c[0].period)):
         used = int(
             await conn.fetchval(
                 "INSERT INTO quota_usage(account_id, key_id, period, used) VALUES ($1, $2, $3, $4)"

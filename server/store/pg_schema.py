@@ -785,6 +785,27 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX message_history_at ON message_history(at);
         """,
     ),
+    (
+        22,
+        "rate limits and login slow-downs shared by the servers of one database",
+        """
+        -- UNLOGGED: written on every API request, so no WAL and no flush; a crash empties them,
+        -- which only ever gives a client its full rate back (sqlite_schema.py migration 20 says
+        -- what each holds). The account delete clears an account's buckets (delete_sql.py).
+        CREATE UNLOGGED TABLE rate_buckets (
+            key_id     BIGINT PRIMARY KEY,
+            account_id BIGINT NOT NULL,
+            tokens     DOUBLE PRECISION NOT NULL,
+            at         BIGINT NOT NULL
+        );
+        CREATE INDEX rate_buckets_account ON rate_buckets(account_id);
+        CREATE UNLOGGED TABLE login_pace (
+            key       TEXT PRIMARY KEY,
+            next_free BIGINT NOT NULL
+        );
+        CREATE INDEX login_pace_next_free ON login_pace(next_free);
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -14,10 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from simhive.server.core.native_models import Meter
 from simhive.server.store.base import AfterInsert
 from simhive.server.store.pg import Conn, PgStore
-from simhive.server.store.pg_native import count_on_meters
 from simhive.server.store.sqlite_smpp import (
     CLAIMED,
     EXPIRED,
@@ -152,21 +150,6 @@ class PgSmppStore:
             )  # fmt: skip
 
         return then
-
-    @staticmethod
-    def metered(meters: Sequence[Meter], then: AfterInsert | None) -> AfterInsert:
-        """A follow-up for Gateway.send that counts the message on the quota meters (raising
-        QuotaExceeded, which rolls the message back, when one would pass its limit), then runs
-        `then`: the native API's quotas, in the message's own transaction."""
-
-        async def metered(conn: Conn, ids: list[int]) -> None:
-            await count_on_meters(conn, meters, len(ids))
-            if then is not None:
-                step = then(conn, ids)
-                if step is not None:
-                    await step
-
-        return metered
 
     async def drop_part(self, account_id: int, smpp_id: str) -> None:
         """Delete one part not linked to a message (one that was refused after all)."""

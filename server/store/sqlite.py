@@ -28,6 +28,7 @@ from simhive.server.core.models import (
     PaketResult,
     Sim,
 )
+from simhive.server.core.native_models import Meter
 from simhive.server.store import sqlite_open
 from simhive.server.store.base import (
     AfterInsert,
@@ -43,7 +44,7 @@ from simhive.server.store.sqlite_delete import SqliteDeleteStore
 from simhive.server.store.sqlite_devices import SqliteDeviceAdminStore
 from simhive.server.store.sqlite_groups import SqliteGroupStore
 from simhive.server.store.sqlite_idempotency import SqliteIdempotencyStore
-from simhive.server.store.sqlite_native import SqliteNativeStore
+from simhive.server.store.sqlite_native import SqliteNativeStore, meter_check
 from simhive.server.store.sqlite_otp import SqliteOtpStore
 from simhive.server.store.sqlite_pools import SqlitePoolStore
 from simhive.server.store.sqlite_rows import (
@@ -327,7 +328,11 @@ class SqliteStore(
 
     # -- messages --------------------------------------------------------------------------
     async def insert_messages(
-        self, messages: Sequence[NewMessage], now: int, then: AfterInsert | None = None
+        self,
+        messages: Sequence[NewMessage],
+        now: int,
+        then: AfterInsert | None = None,
+        meters: Sequence[Meter] = (),
     ) -> list[int]:
         rows = [
             (
@@ -357,10 +362,10 @@ class SqliteStore(
             else None
         )
 
-        if len(rows) == 1 and then is None:  # one SMS: merged with its neighbours (RowInsert)
+        if len(rows) == 1 and then is None and not meters:  # merged with its neighbours
             return [await self.writer.insert(_MESSAGE_ROW, rows[0])]
 
-        def op(conn: sqlite3.Connection) -> list[int]:
+        def insert_many(conn: sqlite3.Connection) -> list[int]:
             # Ids from the AUTOINCREMENT sequence: the transaction holds the write lock, so the
             # rows get consecutive ids; checked rather than assumed.
             before = _seq(conn, "messages")
@@ -370,15 +375,21 @@ class SqliteStore(
                 conn.executemany(_INSERT_MESSAGE, rows)
             after = _seq(conn, "messages")
             if after - before == len(rows):
-                ids = list(range(before + 1, after + 1))
+                return list(range(before + 1, after + 1))
+            # Not seen in practice (the transaction holds the write lock); read them back in
+            # insertion order rather than fail after writing.
+            found = conn.execute(
+                "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?", (before, len(rows))
+            )
+            return [int(r[0]) for r in found]
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            if meters:
+                meter_check(conn, meters, len(rows))
+            if len(rows) == 1:  # (a metered or followed-up one): its id needs no sequence reads
+                ids = [int(conn.execute(_INSERT_MESSAGE, rows[0]).lastrowid or 0)]
             else:
-                # Not seen in practice (the transaction holds the write lock); read them back
-                # in insertion order rather than fail after writing.
-                found = conn.execute(
-                    "SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?",
-                    (before, len(rows)),
-                )
-                ids = [int(r[0]) for r in found]
+                ids = insert_many(conn)
             step = then(conn, ids) if then is not None else None
             if step is not None:
                 if inspect.iscoroutine(step):
@@ -391,7 +402,9 @@ class SqliteStore(
         # One writing statement (the JSON INSERT; the sequence reads write nothing) needs no
         # savepoint; executemany writes row by row and does, and so does a follow-up (`then`),
         # which must be undone with the insert if it fails.
-        return await self.writer.submit(op, atomic=as_json is not None and then is None)
+        return await self.writer.submit(
+            op, atomic=as_json is not None and then is None and not meters
+        )
 
     async def message_by_id(self, account_id: int, sms_id: int) -> Message | None:
         row = await self._one(

@@ -864,6 +864,30 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         CREATE INDEX message_history_at ON message_history(at);
         """,
     ),
+    (
+        22,
+        "rate limits and login slow-downs shared by the servers of one database",
+        """
+        -- Like login_attempts (migration 12): several servers on one PostgreSQL database keep
+        -- these here, one server (SQLite) keeps them in memory, and the tables exist on both so
+        -- that the engines have the same tables (`db copy`). An API key's token bucket
+        -- (server/core/key_rate.py): `tokens` left at `at` (microseconds).
+        CREATE TABLE rate_buckets (
+            key_id     INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL,
+            tokens     REAL NOT NULL,
+            at         INTEGER NOT NULL
+        );
+        CREATE INDEX rate_buckets_account ON rate_buckets(account_id);
+        -- A login slow-down's next free slot (microseconds) per key: a SHA-256 of an email, or
+        -- of the whole server (server/core/ratelimit.py).
+        CREATE TABLE login_pace (
+            key       TEXT PRIMARY KEY,
+            next_free INTEGER NOT NULL
+        );
+        CREATE INDEX login_pace_next_free ON login_pace(next_free);
+        """,
+    ),
 ]
 
 

@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simhive.server.core.native_models import Meter
 from simhive.server.store.base import AfterInsert
 from simhive.server.store.sqlite import SqliteStore
-from simhive.server.store.sqlite_native import meter_check
 
 FINAL_STATUSES = (7, 8, 9, 10, 11, 12, 100, 101)
 # The outbox status of a receipt for a message whose validity_period ran out before any SIM took
@@ -200,19 +198,6 @@ class SqliteSmppStore:
             )
 
         return then
-
-    @staticmethod
-    def metered(meters: Sequence[Meter], then: AfterInsert | None) -> AfterInsert:
-        """A follow-up for Gateway.send that counts the message on the quota meters (raising
-        QuotaExceeded, which undoes the message, when one would pass its limit), then runs
-        `then`: the native API's quotas, in the message's own transaction."""
-
-        def metered(conn: sqlite3.Connection, ids: list[int]) -> None:
-            meter_check(conn, meters, len(ids))
-            if then is not None:
-                then(conn, ids)
-
-        return metered
 
     async def drop_part(self, account_id: int, smpp_id: str) -> None:
         """Delete one part not linked to a message (one that was refused after all)."""

@@ -55,7 +55,7 @@ class _SlowStore:
         self.stored: list[NewMessage] = []
 
     async def insert_messages(
-        self, messages: list[NewMessage], now: int, then: object = None
+        self, messages: list[NewMessage], now: int, then: object = None, meters: object = ()
     ) -> list[int]:
         self.stored.extend(messages)
         self.took.set()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from simhive.server.core import limits, security
-from simhive.server.core.keys import Caller, new_smpp_password
+from simhive.server.core import limits, quotas, security
+from simhive.server.core.keys import new_smpp_password
 from simhive.server.core.models import MessageFilter
 from simhive.server.core.native_models import ApiKey
 from simhive.server.smpp.pdu import Cmd, Status
@@ -122,9 +122,8 @@ async def test_the_keys_daily_quota_throttles_and_stores_nothing(smpp: Smpp) -> 
     rows = await smpp.store._all("SELECT COUNT(*) FROM smpp_submits")
     assert rows[0][0] == 2
     # The sends were counted like /api/v1 sends: on the key and on the account.
-    caller = Caller(smpp.account, await _only_key(smpp, "metered"))
-    meters = await smpp.server.requests.sender.meters(caller, smpp.server.requests.clock())
-    for meter in meters:
+    key = await _only_key(smpp, "metered")
+    for meter in quotas.meters(smpp.account.id, key, smpp.server.requests.clock()):
         (used,) = await smpp.gateway.store.quota_used(meter.account_id, meter.key_id,
                                                       [meter.period])  # fmt: skip
         assert used == 2, meter

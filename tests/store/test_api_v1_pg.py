@@ -1,8 +1,8 @@
 """The in-process /api/v1 suites (tests/server/test_api_v1_*.py: messages, keys and quotas,
 groups, templates, pools and devices, campaigns, one-time codes and confirmed deletes, device
-enrollment, account webhooks) run again with the app over PostgreSQL, each test in a
-schema of its own. Their few raw-SQL checks (row counts, stored key hashes) are pointed at that
-schema instead of the SQLite file."""
+enrollment, account webhooks; and the compat API's quotas, tests/server/test_compat_quotas.py)
+run again with the app over PostgreSQL, each test in a schema of its own. Their few raw-SQL
+checks (row counts, stored key hashes) are pointed at that schema instead of the SQLite file."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import tests.server.test_api_v1_messages
 import tests.server.test_api_v1_otp
 import tests.server.test_api_v1_pools_devices
 import tests.server.test_api_v1_templates
+import tests.server.test_compat_quotas
 from simhive.server.store.pg import PgStore
 from tests.server._v1 import V1, started
 from tests.server.test_api_v1_account_webhooks import receiver as receiver  # a fixture they use
@@ -34,7 +35,8 @@ for _suite in (tests.server.test_api_v1_groups, tests.server.test_api_v1_keys,
                tests.server.test_api_v1_messages, tests.server.test_api_v1_pools_devices,
                tests.server.test_api_v1_templates, tests.server.test_api_v1_campaigns,
                tests.server.test_api_v1_otp, tests.server.test_api_v1_device_admin,
-               tests.server.test_api_v1_account_webhooks):  # fmt: skip
+               tests.server.test_api_v1_account_webhooks,
+               tests.server.test_compat_quotas):  # fmt: skip
     # Only the tests that run an app (the `v1` fixture): the others do not touch a store.
     globals().update(
         {k: v for k, v in vars(_suite).items()

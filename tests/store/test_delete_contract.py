@@ -16,7 +16,9 @@ from tests.store.test_agent_contract import NUMBER, T0, _offer, _owner, _send
 from tests.store.test_contract import _tables
 
 # Bookkeeping tables that belong to no account.
-SCHEMA_TABLES = {"schema_migrations", "sqlite_sequence", "sqlite_stat1", "login_attempts"}
+SCHEMA_TABLES = {
+    "schema_migrations", "sqlite_sequence", "sqlite_stat1", "login_attempts", "login_pace"
+}  # fmt: skip
 
 
 async def _history(store: Store) -> tuple[int, list[int], dict[str, list[int]]]:
