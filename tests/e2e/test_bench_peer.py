@@ -3,14 +3,13 @@ gammu-smsd is missing, and docs/benchmarks.md states the settings it runs with."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench import _peer, _smsd
 from tests.support.procs import ROOT
+from tests.support.unmeasured import run_benchmark
 
 
 @pytest.mark.integration
@@ -18,13 +17,7 @@ def test_peer_benchmark_runs_gammu_smsd_on_the_same_modems() -> None:
     # No skip when gammu-smsd is missing: scripts/bootstrap test installs it, and a run without
     # it must fail, as the benchmark itself does.
     assert _smsd.missing() is None, _smsd.missing()
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.e2e_latency", "--quick", "--part", "peer"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
+    result = run_benchmark("e2e_latency", "--part", "peer", timeout=170)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "simhive against gammu-smsd, the same 2 zero-latency emulated modems" in result.stdout
     header = next(line for line in result.stdout.splitlines() if line.strip().startswith("figure"))

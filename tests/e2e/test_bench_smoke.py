@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.procs import ROOT
+from tests.support.unmeasured import run_benchmark
 
 
 @pytest.mark.integration
 def test_e2e_benchmark_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.e2e_latency", "--quick", "--part", "scale"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
+    result = run_benchmark("e2e_latency", "--part", "scale", timeout=170)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for line in ("accept -> AT+CMGS p50", "baseline: addsms HTTP round trip p50",
                  "baseline: direct AT+CMGS", "agent CPU per SMS", "agent + server CPU per SMS",

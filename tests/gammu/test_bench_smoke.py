@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.procs import ROOT
+from tests.support.unmeasured import run_benchmark
 
 
 @pytest.mark.integration
 def test_gammu_send_benchmark_runs_quick() -> None:
     # An unknown flag too: run-benchmarks passes its arguments to every benchmark.
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.gammu_send", "--quick", "--some-other-bench-flag"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
+    result = run_benchmark("gammu_send", "--some-other-bench-flag", timeout=170)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for line in ("gsm7 x1: AT backend median (baseline)", "gsm7 x1: ratio Gammu / AT",
                  "ucs2 x2: Gammu backend median", "start: ratio Gammu / AT",

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.procs import ROOT
+from tests.support.unmeasured import run_benchmark
 
 
 @pytest.mark.integration
@@ -22,12 +19,6 @@ from tests.support.procs import ROOT
     ],
 )
 def test_benchmark_runs(name: str, options: tuple[str, ...]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", f"bench.{name}", "--quick", *options],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_benchmark(name, *options, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "ratio" in result.stdout

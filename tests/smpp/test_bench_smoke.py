@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.procs import ROOT
+from tests.support.unmeasured import run_benchmark
 
 
 @pytest.mark.integration
 def test_smpp_benchmark_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.smpp_submit", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_benchmark("smpp_submit", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "ratio submit_sm / addalotofsms" in result.stdout
