@@ -120,7 +120,8 @@ def test_full_rotation_uses_each_sim_once_per_cycle(gateway: GatewayFactory) -> 
 def test_partial_spreads_evenly_and_sticky_recipients_keep_their_sim(
     gateway: GatewayFactory,
 ) -> None:
-    stack = gateway(modems=4, **DUAL, device_settings={**FAST_PACING, "sim_min_interval": 1})
+    # Pacing, not the agents' speed, sets the pace, so every SIM asks for work as often.
+    stack = gateway(modems=4, **DUAL, device_settings={**FAST_PACING, "sim_min_interval": 0.4})
     stack.wait_agent_ready()
     wait_all_ready(stack)
     texts = [f"part {i:03d}" for i in range(400)]
