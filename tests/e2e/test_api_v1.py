@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import GatewayFactory
+from tests.support.stack import FAST_PACING
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,8 @@ def call(url: str, key: str, method: str, path: str, body: Any = None) -> Any:
 
 
 def test_a_native_send_is_delivered_and_its_history_tells_how(gateway: GatewayFactory) -> None:
-    stack = gateway(modems=1, dual_sim="cdsds", emulator_args=["--report-delay", "0.3"])
+    stack = gateway(modems=1, dual_sim="cdsds", emulator_args=["--report-delay", "0.3"],
+                    device_settings=FAST_PACING)  # fmt: skip
     dev = stack.devices[0]
     stack.wait_agent_ready()
     key = stack.cli("key", "create", "--email", stack.email, "--name", "e2e",
