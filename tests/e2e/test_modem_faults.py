@@ -86,10 +86,14 @@ def test_no_network_holds_the_sims_messages_with_the_reason_until_it_is_back(
 ) -> None:
     stack = fast_stack(gateway)
     dev = stack.devices[0]
+    key = (dev.device_id, 0)
+    # First ready as the server sees it: before the agent's first report the SIM is "not ready"
+    # (connecting), and a message added then could be taken once the modem registers, just
+    # before the fault below reaches the agent.
+    wait_until(lambda: stack.sim_ready().get(key, (False, ""))[0], 30, "SIM ready")
     stack.emu.set_faults(dev.modem_id, {"no_network": True})
     # Once the agent has told the server the SIM is not ready (docs/routing.md), a message
     # pinned to it waits there, showing why, instead of being tried and failed as 10.
-    key = (dev.device_id, 0)
     wait_until(lambda: not stack.sim_ready().get(key, (True, ""))[0], 30, "SIM not ready")
     during = stack.addsms(dev, GOOD, "while unregistered")
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import GatewayFactory
-from tests.support.stack import GatewayStack, wait_until
+from tests.support.stack import FAST_PACING, GatewayStack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,8 @@ def parse_date(value: dict[str, Any]) -> datetime:
 
 
 def test_addsms_is_delivered_over_the_requested_sim(gateway: GatewayFactory) -> None:
-    stack = gateway(modems=1, dual_sim="cdsds", emulator_args=["--report-delay", "0.3"])
+    stack = gateway(modems=1, dual_sim="cdsds", emulator_args=["--report-delay", "0.3"],
+                    device_settings=FAST_PACING)  # fmt: skip
     dev = stack.devices[0]
     # Wait for the agent's hello: the device has SIM info once the agent has seen the modem.
     stack.wait_agent_ready()
