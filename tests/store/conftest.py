@@ -107,3 +107,15 @@ def raw(store: Store, engine: str, schema: str, request: pytest.FixtureRequest) 
     if engine == "sqlite":
         return Raw(store)
     return Raw(store, request.getfixturevalue("pg_url"), schema)
+
+
+@pytest.fixture
+async def pair(make_store: Any) -> AsyncIterator[tuple[Store, Store]]:
+    """Two stores on one schema: two servers (the PostgreSQL modules set `engine`)."""
+    a: Store = make_store()
+    b: Store = make_store()
+    await a.open()
+    await b.open()
+    yield a, b
+    await b.close()
+    await a.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -36,18 +36,6 @@ async def eventually(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
 @pytest.fixture
 def engine() -> str:
     return "postgresql"
-
-
-@pytest.fixture
-async def pair(make_store: Any) -> AsyncIterator[tuple[PgStore, PgStore]]:
-    """Two stores on one schema: two servers."""
-    a: PgStore = make_store()
-    b: PgStore = make_store()
-    await a.open()
-    await b.open()
-    yield a, b
-    await b.close()
-    await a.close()
 
 
 def test_the_session_server_answers(pg: PgServer) -> None:

@@ -34,18 +34,6 @@ def engine() -> str:
 
 
 @pytest.fixture
-async def pair(make_store: Any) -> AsyncIterator[tuple[PgStore, PgStore]]:
-    """Two stores on one schema: two servers."""
-    a: PgStore = make_store()
-    b: PgStore = make_store()
-    await a.open()
-    await b.open()
-    yield a, b
-    await b.close()
-    await a.close()
-
-
-@pytest.fixture
 async def two_apps(make_store: Any) -> AsyncIterator[tuple[V1, TestClient[Any, Any]]]:
     """The app twice on one schema: the first with its accounts and keys, the second bare."""
     async with (
