@@ -51,9 +51,9 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Library chatter (aiohttp access lines, aiosqlite's line per SQL call) drowns the agent's
+    # Library chatter (aiosqlite's line per SQL call) drowns the agent's
     # own debug output; they stay at warning unless something is wrong.
-    for noisy in ("aiohttp", "aiosqlite", "asyncio"):
+    for noisy in ("aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

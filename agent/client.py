@@ -11,9 +11,8 @@ import json
 from importlib import metadata
 from typing import Any
 
-import aiohttp
-
 from simhive.agent.config import AgentConfig
+from simhive.agent.http import HttpClient, HttpError
 
 try:
     AGENT_VERSION = metadata.version("simhive")
@@ -49,7 +48,7 @@ class AgentClient:
         self,
         base_url: str,
         token: str,
-        session: aiohttp.ClientSession,
+        session: HttpClient,
         *,
         timeout: float = AgentConfig.request_timeout_seconds,
     ) -> None:
@@ -64,16 +63,12 @@ class AgentClient:
         url = f"{self.base_url}/agent/v1/{route}"
         data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         try:
-            async with self.session.post(
-                url,
-                data=data,
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=seconds or self.timeout),
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            resp = await self.session.request(
+                "POST", url, body=data, headers=self._headers, seconds=seconds or self.timeout
+            )
+        except (HttpError, TimeoutError, OSError) as exc:
             raise ServerAway(f"{route}: {type(exc).__name__}: {exc}") from None
+        body, status = resp.body, resp.status
         if status >= 500:
             raise ServerAway(f"{route}: HTTP {status}")
         try:

@@ -29,8 +29,6 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import aiohttp
-
 from simhive.agent.backoff import Backoff
 from simhive.agent.balance import BalanceChecker
 from simhive.agent.claim import Claimer
@@ -38,6 +36,7 @@ from simhive.agent.client import AgentClient
 from simhive.agent.config import AgentConfig, DeviceConfig
 from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
 from simhive.agent.handback import HandBack
+from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal, iso
 from simhive.agent.modem.base import (
     DeliveryReport,
@@ -72,7 +71,7 @@ class DeviceRunner:
         agent: AgentConfig,
         journal: Journal,
         modem: Modem,
-        session: aiohttp.ClientSession,
+        session: HttpClient,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -466,15 +465,14 @@ class AgentRunner:
 
     async def run(self) -> None:
         await self.journal.open()
-        sessions: list[aiohttp.ClientSession] = []
+        # One connection pool for all devices: they talk to the same server (keyed by origin).
+        session = HttpClient()
         try:
             unknown = await self.journal.recover(time.time())
             for device, msg_id in unknown:
                 log.warning("device %s: message %d was being sent when the agent stopped; "
                             "reporting outcome unknown, not resending", device, msg_id)  # fmt: skip
             for dcfg in self.cfg.devices:
-                session = aiohttp.ClientSession()
-                sessions.append(session)
                 modem = self.modem_factory(dcfg)
                 self.devices.append(DeviceRunner(dcfg, self.cfg, self.journal, modem, session))
             loop = asyncio.get_running_loop()
@@ -490,7 +488,6 @@ class AgentRunner:
             log.info("stopping: finishing messages in flight")
             await asyncio.gather(*(d.stop() for d in self.devices), return_exceptions=True)
         finally:
-            for s in sessions:
-                await s.close()
+            await session.close()
             await self.journal.close()
             log.info("agent stopped")
