@@ -84,11 +84,12 @@ def run(config_path: str, log_level: str | None) -> None:
     """Run every configured device until SIGTERM or SIGINT."""
     from simhive.agent.backends import build_modem
     from simhive.agent.journal import JournalError
-    from simhive.agent.runner import AgentRunner
+    from simhive.agent.runner import AgentRunner, tune_gc
 
     cfg = _load(config_path)
     secrets = [d.token for d in cfg.devices] + [d.pin for d in cfg.devices if d.pin]
     setup_logging(log_level or cfg.log_level, secrets)
+    tune_gc()
     try:
         asyncio.run(AgentRunner(cfg, build_modem).run())
     except (JournalError, ConfigError) as exc:

@@ -20,6 +20,9 @@ except metadata.PackageNotFoundError:  # running from a source tree that was nev
     AGENT_VERSION = "0+unknown"
 
 MAX_BATCH = 500  # events, messages or ids per report / incoming / release call (protocol limits)
+# One encoder for every call: json.dumps with options builds a new one each time (about 3 us
+# of a 14 us encode of a small report).
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class ProtocolError(Exception):
@@ -61,7 +64,7 @@ class AgentClient:
         self, route: str, payload: dict[str, Any], *, seconds: float | None = None
     ) -> dict[str, Any]:
         url = f"{self.base_url}/agent/v1/{route}"
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        data = _encode(payload).encode()
         try:
             resp = await self.session.request(
                 "POST", url, body=data, headers=self._headers, seconds=seconds or self.timeout

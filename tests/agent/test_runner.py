@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -400,3 +401,14 @@ async def test_the_request_timeout_setting_reaches_the_server_client(
     async with HttpClient() as session:
         runner = DeviceRunner(cfg.devices[0], cfg, journal, FakeModem(), session)
         assert runner.client.timeout == 8.0
+
+
+def test_tune_gc_raises_only_the_first_threshold() -> None:
+    from simhive.agent.runner import GC_GEN0_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)
