@@ -51,9 +51,9 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Library chatter (aiohttp access lines, aiosqlite's line per SQL call) drowns the agent's
+    # Library chatter (aiosqlite's line per SQL call) drowns the agent's
     # own debug output; they stay at warning unless something is wrong.
-    for noisy in ("aiohttp", "aiosqlite", "asyncio"):
+    for noisy in ("aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
@@ -84,11 +84,12 @@ def run(config_path: str, log_level: str | None) -> None:
     """Run every configured device until SIGTERM or SIGINT."""
     from simhive.agent.backends import build_modem
     from simhive.agent.journal import JournalError
-    from simhive.agent.runner import AgentRunner
+    from simhive.agent.runner import AgentRunner, tune_gc
 
     cfg = _load(config_path)
     secrets = [d.token for d in cfg.devices] + [d.pin for d in cfg.devices if d.pin]
     setup_logging(log_level or cfg.log_level, secrets)
+    tune_gc()
     try:
         asyncio.run(AgentRunner(cfg, build_modem).run())
     except (JournalError, ConfigError) as exc:

@@ -10,7 +10,8 @@ from __future__ import annotations
 def server_hint(error: str, url: str) -> str:
     """One sentence: the likely cause of `error` (a ServerAway message) and what to do."""
     e = error.lower()
-    # aiohttp names "ssl:default" in every connect error, so TLS is told by its own words.
+    # TLS is told by its own words ("certificate verify failed", "[SSL: ..."), not by "ssl",
+    # which older HTTP clients put into every connect error ("ssl:default").
     if "certificate" in e or "sslerror" in e or "ssl handshake" in e or "[ssl" in e:
         return (
             f"the TLS certificate of {url} is not trusted here (self-signed, expired or for"

@@ -11,8 +11,7 @@ import json
 import time
 from email.utils import parsedate_to_datetime
 
-import aiohttp
-
+from simhive.agent.http import HttpClient, HttpError, TlsError
 from simhive.agent.serverhint import server_hint
 
 from .findings import Report
@@ -29,18 +28,16 @@ async def check_server(report: Report, url: str, token: str, device: str, *,
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     sent = time.time()
     try:
-        async with aiohttp.ClientSession() as session, session.post(
-            f"{url}/agent/v1/report", data=body, headers=headers,
-            timeout=aiohttp.ClientTimeout(total=seconds),
-        ) as resp:  # fmt: skip
-            status = resp.status
-            date = resp.headers.get("Date")
-            await resp.read()
-    except aiohttp.ClientSSLError as exc:
+        async with HttpClient() as client:
+            resp = await client.request("POST", f"{url}/agent/v1/report", body=body,
+                                        headers=headers, seconds=seconds)  # fmt: skip
+        status = resp.status
+        date = resp.headers.get("date")
+    except TlsError as exc:
         report.fail("server.tls", subject, f"TLS check failed: {exc}",
                     server_hint(f"ssl certificate {exc}", url))  # fmt: skip
         return
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+    except (HttpError, TimeoutError, OSError) as exc:
         why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if isinstance(exc, TimeoutError):
             why += " (timeout)"

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from simhive.agent import dispatcher as dispatcher_module
 from simhive.agent.client import AgentClient
+from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal, LeasedMessage
 from simhive.agent.modem.base import ModemState
 from simhive.agent.pacing import SimLimits
@@ -126,7 +126,7 @@ async def test_pool_messages_leased_before_a_crash_are_claimed_and_sent_after_th
     ids = [await server.add_pool_message("otp", f"+49151000000{i}") for i in range(2)]
     pinned = await server.add(260, "+4915100000009")
     token = server.add_device(260)
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         client = AgentClient(server.url, token, session)
         answer = await client.pull(
             15, 0, [], [{"slot": 0, "ready": True, "room": 15, "pool_room": 15}]

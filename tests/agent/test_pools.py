@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from simhive.agent.client import AgentClient, ServerAway
 from simhive.agent.dispatcher import ClaimCallback, Dispatcher, DispatchPolicy
+from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal, LeasedMessage
 from simhive.agent.modem.base import ModemState, StateChange
 from simhive.agent.pacing import Pacer, SimLimits
@@ -42,7 +42,7 @@ async def runner_for(
     server: FakeAgentServer, journal: Journal, tmp: Path, modem: FakeModem, **dev: object
 ) -> AsyncIterator[DeviceRunner]:
     cfg = agent_cfg(server, tmp, server.add_device(260), **dev)
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         runner = DeviceRunner(cfg.devices[0], cfg, journal, modem, session)
         runner.handback.after_seconds = 0.2  # the grace before a hand-back, short for tests
         await runner.start()
@@ -275,7 +275,7 @@ async def test_releasing_rows_left_by_a_crash_are_released_at_start_and_never_se
     server.pools["bulk"] = [(260, 0)]
     ids = [await server.add_pool_message("bulk", f"+49151000000{i}") for i in range(2)]
     token = server.add_device(260)
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         client = AgentClient(server.url, token, session)
         answer = await client.pull(
             15, 0, [], [{"slot": 0, "ready": True, "room": 15, "pool_room": 15}]
@@ -401,7 +401,7 @@ async def test_a_server_from_before_pools_gets_per_device_pulls(
     async def no_sims() -> list[dict[str, Any]] | None:
         return None
 
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         sync = Sync(device=DEV, client=AgentClient(server.url, server.add_device(260), session),
                     journal=journal, slots=[0], hello_payload=hello_payload,
                     sims_payload=no_sims, on_settings=lambda s: None, on_work=lambda: None,
@@ -444,7 +444,7 @@ async def test_a_sim_going_down_is_told_again_after_a_failed_pull(
         return None
 
     server.settings["long_poll_seconds"] = 0
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         sync = Sync(device=DEV, client=AgentClient(server.url, server.add_device(260), session),
                     journal=journal, slots=[0], hello_payload=hello_payload,
                     sims_payload=no_sims, on_settings=lambda s: None, on_work=lambda: None,

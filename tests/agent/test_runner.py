@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from simhive.agent.config import AgentConfig, DeviceConfig
+from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal, LeasedMessage
 from simhive.agent.modem.base import (
     EventHandler,
@@ -47,7 +48,7 @@ async def device_runner(
     server: FakeAgentServer, journal: Journal, tmp: Path, modem: FakeModem, **dev: object
 ) -> AsyncIterator[DeviceRunner]:
     cfg = agent_cfg(server, tmp, server.add_device(260), **dev)
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         runner = DeviceRunner(cfg.devices[0], cfg, journal, modem, session)
         await runner.start()
         try:
@@ -173,7 +174,7 @@ async def test_restart_after_crash_mid_submit_reports_unknown_and_sends_the_rest
     # First life: pulled and committed both, was inside AT+CMGS for `a` when killed.
     j = Journal(cfg.journal)
     await j.open()
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         from simhive.agent.client import AgentClient
 
         client = AgentClient(server.url, token, session)
@@ -321,7 +322,7 @@ async def test_a_sent_message_whose_report_never_comes_ends_outcome_unknown(
     modem = FakeModem()
     cfg = agent_cfg(server, tmp_path, server.add_device(260))
     cfg = dataclasses.replace(cfg, delivery_report_timeout_seconds=1.0)
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         runner = DeviceRunner(cfg.devices[0], cfg, journal, modem, session)
         await runner.start()
         try:
@@ -397,6 +398,17 @@ async def test_the_request_timeout_setting_reaches_the_server_client(
 ) -> None:
     cfg = agent_cfg(server, tmp_path, server.add_device(261))
     cfg = dataclasses.replace(cfg, request_timeout_seconds=8.0)
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         runner = DeviceRunner(cfg.devices[0], cfg, journal, FakeModem(), session)
         assert runner.client.timeout == 8.0
+
+
+def test_tune_gc_raises_only_the_first_threshold() -> None:
+    from simhive.agent.runner import GC_GEN0_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)

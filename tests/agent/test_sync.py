@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 
 from simhive.agent.backoff import Backoff
 from simhive.agent.client import AgentClient, Refused, ServerAway
+from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal
 from simhive.agent.modem.base import IncomingSms
 from simhive.agent.sync import Sync
@@ -33,7 +33,7 @@ async def make_sync(
 ) -> AsyncIterator[tuple[Sync, list[dict[str, Any]]]]:
     settings_seen: list[dict[str, Any]] = []
     token = token or server.add_device(260)
-    async with aiohttp.ClientSession() as session:
+    async with HttpClient() as session:
         client = AgentClient(server.url, token, session, timeout=5.0)
 
         async def hello_payload() -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -368,7 +368,7 @@ async def test_unreachable_server_is_server_away(journal: Journal) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        async with aiohttp.ClientSession() as session:
+        async with HttpClient() as session:
             client = AgentClient(f"http://127.0.0.1:{port}", "t", session, timeout=2)
             with pytest.raises(ServerAway):
                 await client.hello({}, [])
