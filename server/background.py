@@ -59,7 +59,7 @@ def setup(
     def after_agent_request() -> None:
         sender = app[BACKGROUND].sender
         if sender is not None:
-            sender.wake()
+            sender.wake_soon()
 
     app[AFTER_REQUEST] = after_agent_request
 

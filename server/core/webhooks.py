@@ -154,6 +154,10 @@ def request_for(job: WebhookJob, now: int) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
+# How long after an agent request the sender looks for rows it wrote (wake_soon).
+WAKE_COALESCE_SECONDS = 0.05
+
+
 class WebhookSender:
     """Delivers due outbox rows; `run()` until cancelled. `wake()` after a change that may have
     written rows (the app calls it after every agent request); an idle poll catches rows written
@@ -187,10 +191,23 @@ class WebhookSender:
         self.keep_seconds = keep_seconds
         self._next_prune = 0
         self._wake = asyncio.Event()
+        self._soon: asyncio.TimerHandle | None = None
         self.delivered = 0
         self.failed_attempts = 0
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def wake_soon(self) -> None:
+        """After an agent request, which may have written outbox rows: look for them within
+        WAKE_COALESCE_SECONDS, once for every request in that time. A busy agent makes hundreds
+        of requests a second and a look costs two queries, most of them finding nothing."""
+        if self._soon is None:
+            loop = asyncio.get_running_loop()
+            self._soon = loop.call_later(WAKE_COALESCE_SECONDS, self._wake_soon_now)
+
+    def _wake_soon_now(self) -> None:
+        self._soon = None
         self._wake.set()
 
     async def run(self) -> None:
@@ -205,6 +222,9 @@ class WebhookSender:
                     log.error("webhook outbox unavailable: %s", exc)
                 await self._idle()
         finally:
+            if self._soon is not None:
+                self._soon.cancel()
+                self._soon = None
             for task in list(self._tasks.values()):
                 task.cancel()
             if self._tasks:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from simhive.server.core.models import Message
-from simhive.server.core.webhooks import RetryPolicy, WebhookSender
+from simhive.server.core.webhooks import WAKE_COALESCE_SECONDS, RetryPolicy, WebhookSender
 from simhive.server.store.agent_base import (
     AgentExtrasStore,
     DeviceAgentSettings,
@@ -118,3 +118,42 @@ async def test_a_row_that_cannot_be_rendered_is_failed_and_others_still_go() -> 
     assert posts == ["status:2:6"]
     [(job_id, error, next_attempt)] = outbox.failed
     assert job_id == 1 and "internal error" in error and next_attempt is not None
+
+
+class CountingOutbox(FakeOutbox):
+    """Counts the sender's looks for due rows."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.looks = 0
+
+    async def due_webhooks(self, now: int, limit: int) -> list[WebhookJob]:
+        self.looks += 1
+        return await super().due_webhooks(now, limit)
+
+
+async def test_agent_requests_in_a_burst_cost_one_look_and_their_rows_still_go_at_once() -> None:
+    posts: list[str] = []
+
+    async def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+        posts.append(headers["X-Simhive-Event-Id"])
+        return 200
+
+    outbox = CountingOutbox()
+    sender = WebhookSender(outbox, post, idle_poll_seconds=60)
+    task = asyncio.create_task(sender.run())
+    try:
+        await asyncio.sleep(0.05)  # the first look, at start; then idle for a minute
+        assert outbox.looks == 1
+        outbox.jobs[1] = _job(1, MESSAGE)  # written by the burst's first request
+        for _ in range(300):  # a busy agent's requests within a few milliseconds
+            sender.wake_soon()
+            await asyncio.sleep(0)
+        await asyncio.sleep(WAKE_COALESCE_SECONDS * 4)
+        assert posts == ["status:1:6"]
+        # One look for the burst (and at most one more after the delivery ended), not 300.
+        assert outbox.looks <= 3, outbox.looks
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
