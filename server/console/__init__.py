@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from simhive.server.console import (
+    account,
     auth,
     campaigns,
     chart,
@@ -95,6 +96,9 @@ def setup(
     r.add_get(p + "/devices/{device_id}/delete", device_delete.form)
     r.add_post(p + "/devices/{device_id}/delete-code", device_delete.send_code)
     r.add_post(p + "/devices/{device_id}/delete", device_delete.delete)
+    r.add_get(p + "/account", account.account)
+    r.add_post(p + "/account/phone", account.set_phone)
+    r.add_post(p + "/account/phone/verify", account.verify_phone)
     r.add_static(p + "/static", HERE / "static", append_version=False)
 
 

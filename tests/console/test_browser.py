@@ -370,7 +370,7 @@ def test_send_to_a_group_from_a_template_made_in_the_console(
 
 PAGES = [
     "/", "/messages", "/compose", "/inbox", "/devices", "/pools", "/webhooks", "/traffic",
-    "/templates", "/groups", "/campaigns", "/keys",
+    "/templates", "/groups", "/campaigns", "/keys", "/account",
 ]  # fmt: skip
 
 

@@ -14,15 +14,18 @@ import pytest
 
 from simhive.server.api.v1.http import NATIVE
 from simhive.server.core.confirmed import Confirmed
+from simhive.server.core.errors import AuthError
 from simhive.server.core.keys import Caller
 from simhive.server.core.models import MessageFilter
 from simhive.server.core.otp import LOCK_SECONDS, MAX_TRIES, RESEND_SECONDS
+from simhive.server.smpp.auth import KeyAuthenticator
 from tests.console.test_console_http import PASSWORD, Console, make_console
 from tests.support.testdb import AppDb
 
 US = 1_000_000
 PHONE = "+4915752982290"
 SECRET = re.compile(r'id="key-secret" value="(shk_[0-9a-f]{32})"')
+SMPP_PASSWORD = re.compile(r'id="smpp-password" value="([A-Za-z0-9]{8})"')
 CODE = re.compile(r"simhive code (\d{6}) ")
 
 
@@ -103,6 +106,86 @@ async def test_bad_key_input_is_answered_as_a_page(console: Console) -> None:
         _, text = await console.post(f"/keys/{bad}/revoke", {}, status=404)
         assert "API key not found" in text
     assert await console.gw.store.list_api_keys(console.account.id) == []
+
+
+# -- SMPP logins ---------------------------------------------------------------------------------
+
+
+async def post_key(c: Console, fields: list[tuple[str, str]], status: int = 200) -> str:
+    data = [("csrf", await c.csrf("/keys")), *fields]
+    response = await c.client.post("/keys", data=data, allow_redirects=False)
+    text = await response.text()
+    assert response.status == status, text[:800]
+    return html.unescape(text)
+
+
+async def bind(c: Console, system_id: str, password: str) -> tuple[int, str | None]:
+    """Authenticate as an SMPP transmitter bind does: (the key's id, the pool of its submits)."""
+    native = c.client.app[NATIVE]
+    found = await KeyAuthenticator(c.gw, native.keys).authenticate(
+        system_id, password, "127.0.0.1", ("send",)
+    )
+    return found.key.id, found.pool
+
+
+async def test_a_key_made_with_an_smpp_login_binds_with_the_password_shown_once(
+    console: Console,
+) -> None:
+    await console.post("/pools", {"name": "bulk", "strategy": "full"})
+    form = await console.page("/keys")
+    assert 'name="smpp"' in form and '<option value="bulk">bulk</option>' in form
+    fields = [("name", "crm"), ("scopes", "send"), ("scopes", "read"), ("smpp", "1"),
+              ("smpp_system_id", "crm1"), ("smpp_pool", "bulk")]  # fmt: skip
+    # Without the form's token: no key, no login.
+    response = await console.client.post("/keys", data=fields, allow_redirects=False)
+    assert response.status == 403
+    assert await console.gw.store.list_api_keys(console.account.id) == []
+    text = await post_key(console, fields)
+    found = SMPP_PASSWORD.search(text)
+    assert found is not None and 'id="smpp-login">crm1<' in text and "pool bulk" in text
+    password = found.group(1)
+    [key] = await console.gw.store.list_api_keys(console.account.id)
+    assert (key.smpp_system_id, key.smpp_pool) == ("crm1", "bulk")
+    assert await bind(console, "crm1", password) == (key.id, "bulk")
+    with pytest.raises(AuthError):
+        await bind(console, "crm1", password[::-1] if password[::-1] != password else "x" * 8)
+    listed = await console.page("/keys")
+    assert "<code>crm1</code> (pool bulk)" in listed and password not in listed
+    # Checked without a system_id: the login is the key's first characters, pool `all`.
+    text = await post_key(console, [("name", "plain"), ("scopes", "send"), ("smpp", "1")])
+    found = SMPP_PASSWORD.search(text)
+    assert found is not None
+    plain = next(k for k in await console.gw.store.list_api_keys(console.account.id)
+                 if k.name == "plain")  # fmt: skip
+    assert plain.smpp_system_id == plain.prefix and plain.smpp_pool is None
+    assert await bind(console, plain.prefix, found.group(1)) == (plain.id, None)
+    # Not checked: no SMPP login, whatever the other fields say, and no password shown.
+    unchecked = [("name", "http"), ("scopes", "send"), ("smpp_system_id", "http1"),
+                 ("smpp_pool", "bulk")]  # fmt: skip
+    text = await post_key(console, unchecked)
+    assert 'id="smpp-password"' not in text
+    http = next(k for k in await console.gw.store.list_api_keys(console.account.id)
+                if k.name == "http")  # fmt: skip
+    assert http.smpp_system_id is None and http.smpp_pool is None
+
+
+async def test_bad_smpp_input_is_answered_as_a_page(console: Console) -> None:
+    await post_key(console, [("name", "first"), ("scopes", "send"), ("smpp", "1"),
+                             ("smpp_system_id", "taken")])  # fmt: skip
+    other, _ = await console.gw.create_account("other@example.com", PASSWORD)
+    await console.gw.routing.create(other, "secret")
+    for fields, words, status in (
+        ([("smpp_system_id", "bad id!")], "Invalid SMPP system_id", 400),
+        ([("smpp_system_id", "x" * 16)], "Invalid SMPP system_id", 400),
+        ([("smpp_system_id", "TAKEN")], "SMPP system_id TAKEN is taken", 400),
+        ([("smpp_pool", "nope")], "not found", 400),
+        ([("smpp_pool", "secret")], "not found", 400),  # another account's pool
+    ):
+        data = [("name", "second"), ("scopes", "send"), ("smpp", "1"), *fields]
+        text = await post_key(console, data, status)
+        assert words in text, (fields, text[:800])
+    [only] = await console.gw.store.list_api_keys(console.account.id)
+    assert only.name == "first"
 
 
 # -- the OTP-confirmed device delete ------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The web console's HTTP suite (tests/console/test_console_http.py) and the in-process /metrics
-tests (tests/console/test_metrics.py) run again with the app on PostgreSQL: every page, form and
-scrape through PgConsoleStore, each test in a schema of its own."""
+"""The web console's HTTP suites (tests/console/test_console_http.py, test_console_content.py,
+test_console_account.py) and the in-process /metrics tests (tests/console/test_metrics.py) run
+again with the app on PostgreSQL: every page, form and scrape through PgConsoleStore, each test
+in a schema of its own."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+import tests.console.test_console_account
 import tests.console.test_console_content
 import tests.console.test_console_http
 import tests.console.test_metrics
@@ -24,6 +26,7 @@ from tests.support.testdb import AppDb
 for _suite in (
     tests.console.test_console_http,
     tests.console.test_console_content,
+    tests.console.test_console_account,
     tests.console.test_metrics,
 ):
     globals().update(
