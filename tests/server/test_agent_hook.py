@@ -32,7 +32,7 @@ async def test_hook_runs_after_agent_requests_only(tmp_path: Path) -> None:
         assert sender is not None
 
         woken: list[bool] = []
-        sender.wake = lambda: woken.append(True)  # type: ignore[method-assign]
+        sender.wake_soon = lambda: woken.append(True)  # type: ignore[method-assign]
         form = {"token": token, "sendto": "+4915752982212", "body": "hi"}
         form["device_id"] = str(device.id)
         r = await client.post("/getdata/addsms", data=form)
