@@ -36,8 +36,11 @@ LONG = (
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStack]:
     port = free_port()
+    # One AT port per SIM: an SMS to either SIM arrives at once. On a single-port dual-SIM
+    # modem one to the SIM not in use waits in the network until the agent's next visit (up
+    # to a minute), which is the agent's story, not SMPP's.
     gw = GatewayStack(tmp_path_factory.mktemp("smpp"), device_settings=FAST_PACING,
-                      server_args=["--smpp-port", str(port)])  # fmt: skip
+                      dual_sim="ports", server_args=["--smpp-port", str(port)])  # fmt: skip
     gw.smpp_port = port  # type: ignore[attr-defined]
     try:
         gw.start()
