@@ -22,7 +22,7 @@ from simhive.server.api.agent import AFTER_REQUEST
 from simhive.server.core.history import HistoryPruner, HistorySettings
 from simhive.server.core.lease_sweeper import LeaseSweeper
 from simhive.server.core.notifier import WorkNotifier
-from simhive.server.core.webhooks import RetryPolicy, WebhookSender, WebhookTransportError
+from simhive.server.core.webhooks import Post, RetryPolicy, WebhookSender, WebhookTransportError
 from simhive.server.store.base import Store
 
 log = logging.getLogger("simhive.server")
@@ -48,6 +48,21 @@ class Background:
 BACKGROUND: web.AppKey[Background] = web.AppKey("background", Background)
 
 
+def poster(session: aiohttp.ClientSession) -> Post:
+    """How the webhook senders POST: through `session`, any transport failure (refused, reset,
+    timed out, a URL yarl rejects) as WebhookTransportError, which their retry policy handles."""
+
+    async def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+        try:
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                return resp.status
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise WebhookTransportError(str(exc)) from None
+
+    return post
+
+
 def setup(
     app: web.Application,
     store: Store,
@@ -68,15 +83,7 @@ def setup(
         cfg = state.config
         timeout = aiohttp.ClientTimeout(total=cfg.webhook_timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-
-            async def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-                try:
-                    async with session.post(url, data=body, headers=headers) as resp:
-                        await resp.read()
-                        return resp.status
-                except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL yarl rejects
-                    raise WebhookTransportError(str(exc)) from None
-
+            post = poster(session)
             state.sweeper = LeaseSweeper(
                 store, notifier, interval_seconds=cfg.sweep_interval_seconds
             )

@@ -12,10 +12,11 @@ import aiohttp
 from aiohttp import web
 
 from simhive.server.api.agent import AGENT
+from simhive.server.background import poster
 from simhive.server.core.account_webhooks import AccountWebhookSender
 from simhive.server.core.device_watch import DeviceWatch
 from simhive.server.core.native import Native
-from simhive.server.core.webhooks import RetryPolicy, WebhookTransportError
+from simhive.server.core.webhooks import RetryPolicy
 
 
 @dataclass
@@ -38,15 +39,7 @@ def attach(app: web.Application, native: Native) -> None:
         jobs = app[ACCOUNT_HOOKS]
         timeout = aiohttp.ClientTimeout(total=jobs.timeout_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-
-            async def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-                try:
-                    async with session.post(url, data=body, headers=headers) as resp:
-                        await resp.read()
-                        return resp.status
-                except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL yarl rejects
-                    raise WebhookTransportError(str(exc)) from None
-
+            post = poster(session)
             jobs.sender = AccountWebhookSender(native.store, post, policy=jobs.retry,
                                                interval_seconds=jobs.interval_seconds)  # fmt: skip
             jobs.watch = DeviceWatch(
