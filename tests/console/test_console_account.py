@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator
-
-import pytest
 
 from simhive.server.api.v1.http import NATIVE
 from simhive.server.core.confirmed import Confirmed
 from simhive.server.core.keys import Caller
 from simhive.server.core.models import Account, MessageFilter
 from simhive.server.core.otp import LOCK_SECONDS, MAX_TRIES, RESEND_SECONDS
-from tests.console.test_console_http import PASSWORD, Console, make_console
-from tests.support.testdb import AppDb
+from tests.console.test_console_http import PASSWORD, Console
+from tests.console.test_console_http import console as console  # a fixture these tests use
 
 US = 1_000_000
 PHONE = "+4915752982290"
 CODE = re.compile(r"simhive code (\d{6}) ")
-
-
-@pytest.fixture
-async def console(db: AppDb) -> AsyncIterator[Console]:
-    async for c in make_console(db):
-        assert (await c.login()).status == 303
-        yield c
 
 
 async def verify_codes(c: Console, account: Account | None = None) -> list[str]:

@@ -6,11 +6,9 @@ another account's records are not found (404); every POST needs the CSRF token."
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-import pytest
 
 from simhive.server.api.v1.campaign_job import RUNNER
 from simhive.server.api.v1.http import NATIVE
@@ -18,18 +16,12 @@ from simhive.server.core.campaigns import CampaignSpec
 from simhive.server.core.keys import Caller
 from simhive.server.core.models import ReportEvent
 from simhive.server.core.native import Native
-from tests.console.test_console_http import PASSWORD, Console, make_console
+from tests.console.test_console_http import PASSWORD, Console
+from tests.console.test_console_http import console as console  # a fixture these tests use
 from tests.support.testdb import AppDb
 
 US = 1_000_000
 NUMBERS = [f"+49157529822{n:02d}" for n in range(10)]
-
-
-@pytest.fixture
-async def console(db: AppDb) -> AsyncIterator[Console]:
-    async for c in make_console(db):
-        assert (await c.login()).status == 303
-        yield c
 
 
 def native(c: Console) -> Native:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,21 +19,14 @@ from simhive.server.core.keys import Caller
 from simhive.server.core.models import MessageFilter
 from simhive.server.core.otp import LOCK_SECONDS, MAX_TRIES, RESEND_SECONDS
 from simhive.server.smpp.auth import KeyAuthenticator
-from tests.console.test_console_http import PASSWORD, Console, make_console
-from tests.support.testdb import AppDb
+from tests.console.test_console_http import PASSWORD, Console
+from tests.console.test_console_http import console as console  # a fixture these tests use
 
 US = 1_000_000
 PHONE = "+4915752982290"
 SECRET = re.compile(r'id="key-secret" value="(shk_[0-9a-f]{32})"')
 SMPP_PASSWORD = re.compile(r'id="smpp-password" value="([A-Za-z0-9]{8})"')
 CODE = re.compile(r"simhive code (\d{6}) ")
-
-
-@pytest.fixture
-async def console(db: AppDb) -> AsyncIterator[Console]:
-    async for c in make_console(db):
-        assert (await c.login()).status == 303
-        yield c
 
 
 async def api(c: Console, secret: str, path: str = "/api/v1/balance") -> tuple[int, Any]:
