@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simhive.server.core.models import Message
+from simhive.server.store.sqlite_rows import MESSAGE_COLS
 
 SimKey = tuple[int, int]  # (device_id, slot)
 
@@ -133,6 +134,29 @@ POOL_WAITING_SQL = (
     "SELECT p.account_id, p.name, COUNT(m.id) FROM pools p LEFT JOIN messages m"
     " ON m.pool_id = p.id AND m.status = 1 AND m.device_id IS NULL GROUP BY p.id"
 )
+# The FROM parts both engines' views build on (their WHERE clauses differ in placeholders).
+OUTBOX_SQL = (
+    "SELECT w.id, w.device_id, w.kind, w.sms_id, w.status, w.url, w.state, w.attempts,"
+    " w.next_attempt, w.created, w.delivered_at, w.last_error FROM webhook_outbox w"
+)
+FROM_MESSAGES_SQL = f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
+US = 1_000_000  # the tables' times are integer microseconds since the epoch (UTC)
+HOUR_US = 3600 * US
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE (SQLite) or ILIKE (PostgreSQL) pattern matching `text` anywhere, with the
+    wildcards taken literally (the queries say ESCAPE '\\')."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def histogram(row: Sequence[Any], bounds: tuple[float, ...]) -> Histogram:
+    """The row of either engine's histogram query: count, total (µs), then one count per
+    bound (SQLite's SUM of no rows is NULL, hence `or 0`)."""
+    return Histogram(
+        [(b, int(row[2 + i] or 0)) for i, b in enumerate(bounds)], int(row[0]), float(row[1]) / US
+    )
 
 
 class ConsoleStore(ABC):

@@ -13,7 +13,6 @@ is `COUNT(*) FILTER (WHERE ...)`, the two-argument MAX is GREATEST, and the text
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -21,53 +20,35 @@ import asyncpg
 from simhive.server.core.models import Message
 from simhive.server.store.base import StoreError
 from simhive.server.store.console_base import (
+    FROM_MESSAGES_SQL,
+    HOUR_US,
     MESSAGE_COUNTS_SQL,
+    OUTBOX_SQL,
     POOL_WAITING_SQL,
+    US,
     ConsoleFilter,
     ConsoleStore,
     Conversation,
-    Histogram,
     HourCount,
     MetricsSnapshot,
     OutboxRow,
     PartRow,
     SessionRow,
     SimKey,
+    histogram,
+    like_pattern,
 )
 from simhive.server.store.pg import _UNAVAILABLE, Conn, PgStore
-from simhive.server.store.sqlite_rows import MESSAGE_COLS, message_row
+from simhive.server.store.sqlite_rows import message_row
 
-US = 1_000_000
-HOUR_US = 3600 * US
 # Connections of the read pool, per server: a page's few queries and a scrape at a time. Counted
 # against the database's max_connections with the store's own pool (pg.POOL_SIZE).
 READ_POOL_SIZE = 2
-_OUTBOX = (
-    "SELECT w.id, w.device_id, w.kind, w.sms_id, w.status, w.url, w.state, w.attempts,"
-    " w.next_attempt, w.created, w.delivered_at, w.last_error FROM webhook_outbox w"
-)
-_FROM_MESSAGES = f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
-
-
-def _outbox_row(r: asyncpg.Record) -> OutboxRow:
-    return OutboxRow(*r)
-
-
-def _like(text: str) -> str:
-    """An ILIKE pattern matching `text` anywhere, with the wildcards taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _histogram_sql(expr: str, bounds: tuple[float, ...], where: str) -> str:
     counts = "".join(f", COUNT(*) FILTER (WHERE {expr} <= {int(b * US)})" for b in bounds)
     return f"SELECT COUNT(*), COALESCE(SUM({expr}), 0){counts} FROM messages WHERE {where}"
-
-
-def _histogram(row: Sequence[Any], bounds: tuple[float, ...]) -> Histogram:
-    return Histogram(
-        [(b, int(row[2 + i])) for i, b in enumerate(bounds)], int(row[0]), float(row[1]) / US
-    )
 
 
 class PgConsoleStore(ConsoleStore):
@@ -163,11 +144,11 @@ class PgConsoleStore(ConsoleStore):
             if value is not None:
                 add(clause, value)
         if flt.number:
-            add("m.sendto ILIKE {} ESCAPE '\\'", _like(flt.number))
+            add("m.sendto ILIKE {} ESCAPE '\\'", like_pattern(flt.number))
         if flt.search:
-            add("m.body ILIKE {} ESCAPE '\\'", _like(flt.search))
+            add("m.body ILIKE {} ESCAPE '\\'", like_pattern(flt.search))
         rows = await self._all(
-            f"{_FROM_MESSAGES} WHERE {' AND '.join(clauses)}"
+            f"{FROM_MESSAGES_SQL} WHERE {' AND '.join(clauses)}"
             f" ORDER BY m.id DESC LIMIT ${len(params) + 1}",
             *params, flt.limit,
         )  # fmt: skip
@@ -182,8 +163,8 @@ class PgConsoleStore(ConsoleStore):
         return [PartRow(*r) for r in rows]
 
     async def message_outbox(self, sms_id: int) -> list[OutboxRow]:
-        rows = await self._all(f"{_OUTBOX} WHERE w.sms_id = $1 ORDER BY w.id", sms_id)
-        return [_outbox_row(r) for r in rows]
+        rows = await self._all(f"{OUTBOX_SQL} WHERE w.sms_id = $1 ORDER BY w.id", sms_id)
+        return [OutboxRow(*r) for r in rows]
 
     async def cancel_message(
         self, account_id: int, sms_id: int, status: int, reason: str, now: int
@@ -209,7 +190,7 @@ class PgConsoleStore(ConsoleStore):
 
     async def conversation(self, account_id: int, number: str, limit: int) -> list[Message]:
         rows = await self._all(
-            f"{_FROM_MESSAGES} WHERE m.account_id = $1 AND m.sendto = $2"
+            f"{FROM_MESSAGES_SQL} WHERE m.account_id = $1 AND m.sendto = $2"
             " ORDER BY m.id DESC LIMIT $3",
             account_id, number, limit,
         )  # fmt: skip
@@ -218,11 +199,11 @@ class PgConsoleStore(ConsoleStore):
     # -- webhooks --------------------------------------------------------------------------
     async def outbox(self, account_id: int, state: str | None, limit: int) -> list[OutboxRow]:
         rows = await self._all(
-            f"{_OUTBOX} JOIN devices d ON d.id = w.device_id WHERE d.account_id = $1"
+            f"{OUTBOX_SQL} JOIN devices d ON d.id = w.device_id WHERE d.account_id = $1"
             " AND ($2::text IS NULL OR w.state = $2) ORDER BY w.id DESC LIMIT $3",
             account_id, state or None, limit,
         )  # fmt: skip
-        return [_outbox_row(r) for r in rows]
+        return [OutboxRow(*r) for r in rows]
 
     async def redeliver(self, account_id: int, row_id: int, now: int) -> bool:
         # attempts back to 0: the row gets the whole retry schedule again. The sender is woken
@@ -319,7 +300,7 @@ async def _snapshot(
     row = await conn.fetchrow(
         _histogram_sql(latency, latency_bounds, "direction = 'out' AND senttime IS NOT NULL")
     )
-    snap.send_latency = _histogram(row, latency_bounds)
+    snap.send_latency = histogram(row, latency_bounds)
     delay = "GREATEST(delivered_time - senttime, 0)"
     row = await conn.fetchrow(
         _histogram_sql(
@@ -329,7 +310,7 @@ async def _snapshot(
             " AND senttime IS NOT NULL",
         )
     )
-    snap.report_delay = _histogram(row, delay_bounds)
+    snap.report_delay = histogram(row, delay_bounds)
     for state, n, failed in await conn.fetch(
         "SELECT state, COUNT(*), COALESCE(SUM(attempts"
         " - CASE WHEN state = 'delivered' THEN 1 ELSE 0 END), 0)"

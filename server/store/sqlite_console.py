@@ -16,51 +16,31 @@ import aiosqlite
 from simhive.server.core.models import Message
 from simhive.server.store.base import StoreError
 from simhive.server.store.console_base import (
+    FROM_MESSAGES_SQL,
+    HOUR_US,
     MESSAGE_COUNTS_SQL,
+    OUTBOX_SQL,
     POOL_WAITING_SQL,
+    US,
     ConsoleFilter,
     ConsoleStore,
     Conversation,
-    Histogram,
     HourCount,
     MetricsSnapshot,
     OutboxRow,
     PartRow,
     SessionRow,
     SimKey,
+    histogram,
+    like_pattern,
 )
 from simhive.server.store.sqlite import SqliteStore
-from simhive.server.store.sqlite_rows import MESSAGE_COLS, message_row
-
-US = 1_000_000
-HOUR_US = 3600 * US
-_OUTBOX = (
-    "SELECT w.id, w.device_id, w.kind, w.sms_id, w.status, w.url, w.state, w.attempts,"
-    " w.next_attempt, w.created, w.delivered_at, w.last_error FROM webhook_outbox w"
-)
-_FROM_MESSAGES = f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
-
-
-def _outbox_row(r: Sequence[Any]) -> OutboxRow:
-    return OutboxRow(*r)
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, with LIKE's wildcards taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+from simhive.server.store.sqlite_rows import message_row
 
 
 def _histogram_sql(expr: str, bounds: tuple[float, ...], where: str) -> str:
     sums = "".join(f", SUM({expr} <= {int(b * US)})" for b in bounds)
     return f"SELECT COUNT(*), TOTAL({expr}){sums} FROM messages WHERE {where}"
-
-
-def _histogram(row: Sequence[Any], bounds: tuple[float, ...]) -> Histogram:
-    count = int(row[0])
-    return Histogram(
-        [(b, int(row[2 + i] or 0)) for i, b in enumerate(bounds)], count, float(row[1]) / US
-    )
 
 
 class SqliteConsoleStore(ConsoleStore):
@@ -130,10 +110,10 @@ class SqliteConsoleStore(ConsoleStore):
                 params.append(value)
         if flt.number:
             clauses.append("m.sendto LIKE ? ESCAPE '\\'")
-            params.append(_like(flt.number))
+            params.append(like_pattern(flt.number))
         if flt.search:
             clauses.append("m.body LIKE ? ESCAPE '\\'")
-            params.append(_like(flt.search))
+            params.append(like_pattern(flt.search))
         for op, value in (
             (">=", flt.created_from),
             ("<=", flt.created_to),
@@ -145,7 +125,7 @@ class SqliteConsoleStore(ConsoleStore):
             clauses.append("m.id < ?")
             params.append(flt.before_id)
         rows = await self._all(
-            f"{_FROM_MESSAGES} WHERE {' AND '.join(clauses)} ORDER BY m.id DESC LIMIT ?",
+            f"{FROM_MESSAGES_SQL} WHERE {' AND '.join(clauses)} ORDER BY m.id DESC LIMIT ?",
             [*params, flt.limit],
         )
         return [message_row(r) for r in rows]
@@ -159,8 +139,8 @@ class SqliteConsoleStore(ConsoleStore):
         return [PartRow(*r) for r in rows]
 
     async def message_outbox(self, sms_id: int) -> list[OutboxRow]:
-        rows = await self._all(f"{_OUTBOX} WHERE w.sms_id = ? ORDER BY w.id", (sms_id,))
-        return [_outbox_row(r) for r in rows]
+        rows = await self._all(f"{OUTBOX_SQL} WHERE w.sms_id = ? ORDER BY w.id", (sms_id,))
+        return [OutboxRow(*r) for r in rows]
 
     async def cancel_message(
         self, account_id: int, sms_id: int, status: int, reason: str, now: int
@@ -189,7 +169,8 @@ class SqliteConsoleStore(ConsoleStore):
 
     async def conversation(self, account_id: int, number: str, limit: int) -> list[Message]:
         rows = await self._all(
-            f"{_FROM_MESSAGES} WHERE m.account_id = ? AND m.sendto = ? ORDER BY m.id DESC LIMIT ?",
+            f"{FROM_MESSAGES_SQL} WHERE m.account_id = ? AND m.sendto = ?"
+            " ORDER BY m.id DESC LIMIT ?",
             (account_id, number, limit),
         )
         return [message_row(r) for r in reversed(rows)]
@@ -199,11 +180,11 @@ class SqliteConsoleStore(ConsoleStore):
         where = "d.account_id = ?" + (" AND w.state = ?" if state else "")
         params: list[Any] = [account_id, *([state] if state else []), limit]
         rows = await self._all(
-            f"{_OUTBOX} JOIN devices d ON d.id = w.device_id WHERE {where}"
+            f"{OUTBOX_SQL} JOIN devices d ON d.id = w.device_id WHERE {where}"
             " ORDER BY w.id DESC LIMIT ?",
             params,
         )
-        return [_outbox_row(r) for r in rows]
+        return [OutboxRow(*r) for r in rows]
 
     async def redeliver(self, account_id: int, row_id: int, now: int) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
@@ -290,7 +271,7 @@ class SqliteConsoleStore(ConsoleStore):
                 )
             )
         )[0]
-        snap.send_latency = _histogram(row, latency_bounds)
+        snap.send_latency = histogram(row, latency_bounds)
         delay = "MAX(delivered_time - senttime, 0)"
         row = (
             await self._all(
@@ -302,7 +283,7 @@ class SqliteConsoleStore(ConsoleStore):
                 )
             )
         )[0]
-        snap.report_delay = _histogram(row, delay_bounds)
+        snap.report_delay = histogram(row, delay_bounds)
         for state, n, failed in await self._all(
             "SELECT state, COUNT(*), TOTAL(attempts - (state = 'delivered'))"
             " FROM webhook_outbox GROUP BY state"
