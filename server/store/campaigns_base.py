@@ -4,9 +4,11 @@ Kept apart from `Store` (base.py) so each interface stays readable."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from simhive.server.core.campaign_models import (
+    CANCELLED,
     Campaign,
     CampaignCounts,
     CampaignRecipient,
@@ -73,3 +75,25 @@ class CampaignStore(ABC):
 
     @abstractmethod
     async def campaign_counts(self, campaign_id: int) -> CampaignCounts: ...
+
+
+def counts_of(row: Iterable[Any] | None) -> CampaignCounts:
+    """The row of either engine's campaign_counts query: (state, pending, queued, unknown,
+    delivered, not delivered, failed, cancelled, last change); sums over no rows are NULL."""
+    state, pending, queued, unknown, delivered, undelivered, failed, cancelled, last = (
+        tuple(row) if row else (None, 0, 0, 0, 0, 0, 0, 0, None)
+    )
+    pending = int(pending or 0)
+    cancelled = int(cancelled or 0)
+    if state == CANCELLED:  # never handed over: cancelled with it
+        cancelled, pending = cancelled + pending, 0
+    return CampaignCounts(
+        pending=pending,
+        queued=int(queued or 0),
+        unknown=int(unknown or 0),
+        delivered=int(delivered or 0),
+        not_delivered=int(undelivered or 0),
+        failed=int(failed or 0),
+        cancelled=cancelled,
+        last_change=None if last is None else int(last),
+    )

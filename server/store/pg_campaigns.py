@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 
 from simhive.server.core.campaign_models import (
-    CANCELLED,
     FINISHED,
     RUNNING,
     SCHEDULED,
@@ -20,6 +19,7 @@ from simhive.server.core.campaign_models import (
     NewCampaign,
 )
 from simhive.server.core.errors import AlreadyExists, Conflict, NotFound
+from simhive.server.store.campaigns_base import counts_of
 from simhive.server.store.sqlite_campaigns import _SENT_FAIL, CAMPAIGN_COLS, _campaign_row, _vars
 
 T = TypeVar("T")
@@ -216,20 +216,4 @@ class PgCampaignStore:
             " LEFT JOIN messages m ON m.id = r.sms_id WHERE c.id = $1",
             campaign_id,
         )  # fmt: skip
-        state, pending, queued, unknown, delivered, undelivered, failed, cancelled, last = (
-            tuple(rows[0]) if rows else (None, 0, 0, 0, 0, 0, 0, 0, None)
-        )
-        pending = int(pending or 0)
-        cancelled = int(cancelled or 0)
-        if state == CANCELLED:  # never handed over: cancelled with it
-            cancelled, pending = cancelled + pending, 0
-        return CampaignCounts(
-            pending=pending,
-            queued=int(queued or 0),
-            unknown=int(unknown or 0),
-            delivered=int(delivered or 0),
-            not_delivered=int(undelivered or 0),
-            failed=int(failed or 0),
-            cancelled=cancelled,
-            last_change=None if last is None else int(last),
-        )
+        return counts_of(rows[0] if rows else None)

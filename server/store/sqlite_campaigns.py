@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from simhive.server.core.campaign_models import (
-    CANCELLED,
     FINISHED,
     RUNNING,
     SCHEDULED,
@@ -19,7 +18,7 @@ from simhive.server.core.campaign_models import (
     NewCampaign,
 )
 from simhive.server.core.errors import AlreadyExists, Conflict, NotFound
-from simhive.server.store.campaigns_base import CampaignStore
+from simhive.server.store.campaigns_base import CampaignStore, counts_of
 from simhive.server.store.sqlite_rows import columns, row_reader
 
 if TYPE_CHECKING:
@@ -212,20 +211,4 @@ class SqliteCampaignStore(CampaignStore):
             " LEFT JOIN messages m ON m.id = r.sms_id WHERE c.id = ?",
             (campaign_id,),
         )
-        state, pending, queued, unknown, delivered, undelivered, failed, cancelled, last = (
-            rows[0] if rows else (None, 0, 0, 0, 0, 0, 0, 0, None)
-        )
-        pending = int(pending or 0)
-        cancelled = int(cancelled or 0)
-        if state == CANCELLED:  # never handed over: cancelled with it
-            cancelled, pending = cancelled + pending, 0
-        return CampaignCounts(
-            pending=pending,
-            queued=int(queued or 0),
-            unknown=int(unknown or 0),
-            delivered=int(delivered or 0),
-            not_delivered=int(undelivered or 0),
-            failed=int(failed or 0),
-            cancelled=cancelled,
-            last_change=None if last is None else int(last),
-        )
+        return counts_of(rows[0] if rows else None)
