@@ -16,12 +16,13 @@ from simhive.server.store.agent_base import (
     WebhookJob,
 )
 from simhive.server.store.idempotency_base import IdempotencyStore, KeyRecord
-from simhive.server.store.sqlite_rows import message_row
 from simhive.server.store.sqlite_webhooks import (
+    _IN_ORDER,
     _JOBS,
     _OUTBOX_COLS,
     _SETTINGS,
     DEVICE_EVENTS_KEPT,
+    _job_row,
     _settings_row,
 )
 
@@ -91,35 +92,14 @@ class PgWebhookStore(_Needs):
 
     async def due_webhooks(self, now: int, limit: int) -> list[WebhookJob]:
         rows = await self._all(
-            f"{_JOBS} WHERE w.state = 'pending' AND w.next_attempt <= $1 AND NOT EXISTS"
-            " (SELECT 1 FROM webhook_outbox o WHERE o.sms_id = w.sms_id AND o.state = 'pending'"
-            " AND o.id < w.id) ORDER BY w.next_attempt, w.id LIMIT $2",
+            f"{_JOBS} WHERE w.next_attempt <= $1 AND {_IN_ORDER}"
+            " ORDER BY w.next_attempt, w.id LIMIT $2",
             now, limit,
         )  # fmt: skip
-        return [
-            WebhookJob(
-                id=r[0],
-                device_id=r[1],
-                kind=r[2],
-                event_key=r[3],
-                url=r[4],
-                status=r[5],
-                attempts=r[6],
-                secret=r[7] or None,
-                device_title=r[8],
-                timezone=r[9],
-                sent_at=r[10],
-                message=message_row(tuple(r)[11:]),
-            )  # fmt: skip
-            for r in rows
-        ]
+        return [_job_row(r) for r in rows]
 
     async def next_webhook_time(self) -> int | None:
-        row = await self._one(
-            "SELECT MIN(w.next_attempt) FROM webhook_outbox w WHERE w.state = 'pending'"
-            " AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.sms_id = w.sms_id"
-            " AND o.state = 'pending' AND o.id < w.id)"
-        )
+        row = await self._one(f"SELECT MIN(w.next_attempt) FROM webhook_outbox w WHERE {_IN_ORDER}")
         return int(row[0]) if row and row[0] is not None else None
 
     async def webhook_delivered(self, job_id: int, now: int) -> None:

@@ -42,6 +42,34 @@ _JOBS = (
     " JOIN accounts a ON a.id = d.account_id JOIN messages m ON m.id = w.sms_id"
     " LEFT JOIN pakets p ON p.id = m.paket_id"
 )
+# A message's webhooks go out in order: a row waits while an older one of the same message is
+# still pending (a receiver must not see 7 before 6). Such a row is not due either: it becomes
+# deliverable when that row is done, and the sender looks again right after a delivery.
+_IN_ORDER = (
+    "w.state = 'pending' AND NOT EXISTS (SELECT 1 FROM webhook_outbox o"
+    " WHERE o.sms_id = w.sms_id AND o.state = 'pending' AND o.id < w.id)"
+)
+
+
+def _job_row(r: Any) -> WebhookJob:
+    """A row of `_JOBS` (either engine's)."""
+    values = tuple(r)
+    return WebhookJob(
+        id=values[0],
+        device_id=values[1],
+        kind=values[2],
+        event_key=values[3],
+        url=values[4],
+        status=values[5],
+        attempts=values[6],
+        secret=values[7] or None,
+        device_title=values[8],
+        timezone=values[9],
+        sent_at=values[10],
+        message=message_row(values[11:]),
+    )
+
+
 DEVICE_EVENTS_KEPT = 1000
 _OUTBOX_COLS = (
     "id",
@@ -140,39 +168,14 @@ class SqliteWebhookStore(AgentExtrasStore):
 
     async def due_webhooks(self, now: int, limit: int) -> list[WebhookJob]:
         rows = await self._all(
-            # A message's webhooks go out in order: a row waits while an older one of the same
-            # message is still pending (a receiver must not see 7 before 6).
-            f"{_JOBS} WHERE w.state = 'pending' AND w.next_attempt <= ? AND NOT EXISTS"
-            " (SELECT 1 FROM webhook_outbox o WHERE o.sms_id = w.sms_id AND o.state = 'pending'"
-            " AND o.id < w.id) ORDER BY w.next_attempt, w.id LIMIT ?",
+            f"{_JOBS} WHERE w.next_attempt <= ? AND {_IN_ORDER}"
+            " ORDER BY w.next_attempt, w.id LIMIT ?",
             (now, limit),
         )
-        return [
-            WebhookJob(
-                id=r[0],
-                device_id=r[1],
-                kind=r[2],
-                event_key=r[3],
-                url=r[4],
-                status=r[5],
-                attempts=r[6],
-                secret=r[7] or None,
-                device_title=r[8],
-                timezone=r[9],
-                sent_at=r[10],
-                message=message_row(r[11:]),
-            )
-            for r in rows
-        ]
+        return [_job_row(r) for r in rows]
 
     async def next_webhook_time(self) -> int | None:
-        # Rows waiting behind an older pending row of their message do not count: they become
-        # deliverable when that row is done, and the sender looks again right after a delivery.
-        row = await self._one(
-            "SELECT MIN(w.next_attempt) FROM webhook_outbox w WHERE w.state = 'pending'"
-            " AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.sms_id = w.sms_id"
-            " AND o.state = 'pending' AND o.id < w.id)"
-        )
+        row = await self._one(f"SELECT MIN(w.next_attempt) FROM webhook_outbox w WHERE {_IN_ORDER}")
         return int(row[0]) if row and row[0] is not None else None
 
     async def webhook_delivered(self, job_id: int, now: int) -> None:
