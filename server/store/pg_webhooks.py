@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 
 from simhive.server.store.agent_base import (
-    AGENT_SETTING_COLUMNS,
     DeviceAgentSettings,
     DeviceEvent,
     WebhookJob,
@@ -23,6 +22,7 @@ from simhive.server.store.sqlite_webhooks import (
     _SETTINGS,
     DEVICE_EVENTS_KEPT,
     _job_row,
+    _setting_columns,
     _settings_row,
 )
 
@@ -46,12 +46,9 @@ class PgWebhookStore(_Needs):
         return None if row is None else _settings_row(row)
 
     async def update_device_settings(self, device_id: int, values: dict[str, object]) -> None:
-        unknown = sorted(set(values) - set(AGENT_SETTING_COLUMNS))
-        if unknown:
-            raise ValueError(f"not device settings: {unknown}")
-        if not values:
+        columns = _setting_columns(values)
+        if not columns:
             return
-        columns = list(values)
         sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=1))
         sql = f"UPDATE devices SET {sets} WHERE id = ${len(columns) + 1}"
         args = [*(values[c] for c in columns), device_id]

@@ -31,6 +31,14 @@ def _unset(stored: str | None) -> str | None:
     return stored or None  # an empty URL or secret means none, as NULL does
 
 
+def _setting_columns(values: dict[str, object]) -> list[str]:
+    """The columns `update_device_settings` sets; ValueError for a name that is not one."""
+    unknown = sorted(set(values) - set(AGENT_SETTING_COLUMNS))
+    if unknown:
+        raise ValueError(f"not device settings: {unknown}")
+    return list(values)
+
+
 _settings_row = row_reader(
     DeviceAgentSettings, webhook_incoming=_unset, webhook_status=_unset, webhook_secret=_unset
 )
@@ -122,12 +130,9 @@ class SqliteWebhookStore(AgentExtrasStore):
         return None if row is None else _settings_row(row)
 
     async def update_device_settings(self, device_id: int, values: dict[str, object]) -> None:
-        unknown = sorted(set(values) - set(AGENT_SETTING_COLUMNS))
-        if unknown:
-            raise ValueError(f"not device settings: {unknown}")
-        if not values:
+        columns = _setting_columns(values)
+        if not columns:
             return
-        columns = list(values)
         sql = f"UPDATE devices SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
         params = [*(values[c] for c in columns), device_id]
 
