@@ -9,7 +9,8 @@ pass a quota, even through several servers, and a refused send stores nothing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from simhive.server.core.models import Account, Message, NewMessage
 from simhive.server.core.native_models import (
@@ -25,6 +26,27 @@ from simhive.server.core.native_models import (
     StatusChange,
     Template,
 )
+
+
+def message_query_where(
+    q: MessageQuery, placeholder: Callable[[int], str]
+) -> tuple[str, list[Any]]:
+    """query_messages' WHERE clause (over `messages m`) and its values, for either engine:
+    `placeholder(n)` writes its mark for the n-th value (SQLite `?`, PostgreSQL `$n`)."""
+    optional = (
+        ("m.status =", q.status),
+        ("m.device_id =", q.device_id),
+        ("m.sim =", q.sim),
+        ("m.pool_id =", q.pool_id),
+        ("m.sendto =", q.number),
+        ("m.created >=", q.created_from),
+        ("m.created <=", q.created_to),
+        ("m.id <", q.before),
+    )
+    terms = [("m.account_id =", q.account_id), ("m.direction =", q.direction)]
+    terms += [(term, value) for term, value in optional if value is not None]
+    where = " AND ".join(f"{term} {placeholder(n)}" for n, (term, _) in enumerate(terms, 1))
+    return where, [value for _, value in terms]
 
 
 class NativeStore(ABC):

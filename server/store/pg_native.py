@@ -28,7 +28,7 @@ from simhive.server.core.native_models import (
     StatusChange,
 )
 from simhive.server.core.status import Status
-from simhive.server.store.native_base import NativeStore
+from simhive.server.store.native_base import NativeStore, message_query_where
 from simhive.server.store.sqlite_native import (
     KEY_COLS,
     SMPP_LOGIN,
@@ -240,24 +240,10 @@ class PgNativeStore(NativeStore):
 
     # -- message views ---------------------------------------------------------------------
     async def query_messages(self, q: MessageQuery) -> list[Message]:
-        params: list[Any] = [q.account_id, q.direction]
-        clauses = ["m.account_id = $1", "m.direction = $2"]
-        for clause, value in (
-            ("m.status = ${}", q.status),
-            ("m.device_id = ${}", q.device_id),
-            ("m.sim = ${}", q.sim),
-            ("m.pool_id = ${}", q.pool_id),
-            ("m.sendto = ${}", q.number),
-            ("m.created >= ${}", q.created_from),
-            ("m.created <= ${}", q.created_to),
-            ("m.id < ${}", q.before),
-        ):
-            if value is not None:
-                params.append(value)
-                clauses.append(clause.format(len(params)))
+        where, params = message_query_where(q, lambda n: f"${n}")
         rows = await self._all(
             f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
-            f" WHERE {' AND '.join(clauses)} ORDER BY m.id DESC LIMIT ${len(params) + 1}",
+            f" WHERE {where} ORDER BY m.id DESC LIMIT ${len(params) + 1}",
             *params, q.limit,
         )  # fmt: skip
         return [message_row(r) for r in rows]

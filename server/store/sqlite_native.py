@@ -22,7 +22,7 @@ from simhive.server.core.native_models import (
     StatusChange,
 )
 from simhive.server.core.status import Status
-from simhive.server.store.native_base import NativeStore
+from simhive.server.store.native_base import NativeStore, message_query_where
 from simhive.server.store.sqlite_rows import (
     ACCOUNT_COLS,
     MESSAGE_COLS,
@@ -277,29 +277,10 @@ class SqliteNativeStore(NativeStore):
 
     # -- message views ---------------------------------------------------------------------
     async def query_messages(self, q: MessageQuery) -> list[Message]:
-        clauses = ["m.account_id = ?", "m.direction = ?"]
-        params: list[Any] = [q.account_id, q.direction]
-        for column, value in (
-            ("m.status", q.status),
-            ("m.device_id", q.device_id),
-            ("m.sim", q.sim),
-            ("m.pool_id", q.pool_id),
-            ("m.sendto", q.number),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        for column, op, value in (
-            ("m.created", ">=", q.created_from),
-            ("m.created", "<=", q.created_to),
-            ("m.id", "<", q.before),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
+        where, params = message_query_where(q, lambda _: "?")
         rows = await self._all(
             f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
-            f" WHERE {' AND '.join(clauses)} ORDER BY m.id DESC LIMIT ?",
+            f" WHERE {where} ORDER BY m.id DESC LIMIT ?",
             [*params, q.limit],
         )
         return [message_row(r) for r in rows]
