@@ -5,7 +5,9 @@ store makes each check-and-write one step, so concurrent requests cannot pass th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,24 @@ class OtpTry:
     code_hash: str | None = None
     attempts: int = 0
     locked_until: int | None = None
+
+
+def otp_verdict(row: Iterable[Any] | None, now: int, max_attempts: int) -> OtpTry:
+    """otp_try's rules over the code's row (code_hash, expires, attempts, locked_until), the
+    same on both engines: "ok" with the code and the try counted (the caller then writes that
+    count in the same transaction), else why the code may not be tried."""
+    if row is None:
+        return OtpTry("missing")
+    code_hash, expires, attempts, locked = row
+    if locked is not None and int(locked) > now:
+        return OtpTry("locked", locked_until=int(locked))
+    if code_hash is None:
+        return OtpTry("missing")
+    if int(expires) < now:
+        return OtpTry("expired")
+    if int(attempts) >= max_attempts:
+        return OtpTry("locked", locked_until=int(locked or now))
+    return OtpTry("ok", str(code_hash), int(attempts) + 1)
 
 
 class OtpStore(ABC):

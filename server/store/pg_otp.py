@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from simhive.server.store.otp_base import AccountPhone, OtpTry
+from simhive.server.store.otp_base import AccountPhone, OtpTry, otp_verdict
 
 T = TypeVar("T")
 Conn = asyncpg.Connection
@@ -102,22 +102,13 @@ class PgOtpStore:
                 f" WHERE {_KEY} FOR UPDATE",
                 account_id, action, target,
             )  # fmt: skip
-            if row is None:
-                return OtpTry("missing")
-            code_hash, expires, attempts, locked = row
-            if locked is not None and int(locked) > now:
-                return OtpTry("locked", locked_until=int(locked))
-            if code_hash is None:
-                return OtpTry("missing")
-            if int(expires) < now:
-                return OtpTry("expired")
-            if int(attempts) >= max_attempts:
-                return OtpTry("locked", locked_until=int(locked or now))
-            await conn.execute(
-                f"UPDATE otp_codes SET attempts = attempts + 1 WHERE {_KEY}",
-                account_id, action, target,
-            )  # fmt: skip
-            return OtpTry("ok", str(code_hash), int(attempts) + 1)
+            verdict = otp_verdict(row, now, max_attempts)
+            if verdict.state == "ok":
+                await conn.execute(
+                    f"UPDATE otp_codes SET attempts = attempts + 1 WHERE {_KEY}",
+                    account_id, action, target,
+                )  # fmt: skip
+            return verdict
 
         return await self._write(op)
 

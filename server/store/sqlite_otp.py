@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from simhive.server.store.otp_base import AccountPhone, OtpStore, OtpTry
+from simhive.server.store.otp_base import AccountPhone, OtpStore, OtpTry, otp_verdict
 
 if TYPE_CHECKING:
     from simhive.server.store.writer import GroupCommitWriter
@@ -85,20 +85,11 @@ class SqliteOtpStore(OtpStore):
                 f"SELECT code_hash, expires, attempts, locked_until FROM otp_codes WHERE {_KEY}",
                 (account_id, action, target),
             ).fetchone()
-            if row is None:
-                return OtpTry("missing")
-            code_hash, expires, attempts, locked = row
-            if locked is not None and int(locked) > now:
-                return OtpTry("locked", locked_until=int(locked))
-            if code_hash is None:
-                return OtpTry("missing")
-            if int(expires) < now:
-                return OtpTry("expired")
-            if int(attempts) >= max_attempts:
-                return OtpTry("locked", locked_until=int(locked or now))
-            conn.execute(f"UPDATE otp_codes SET attempts = attempts + 1 WHERE {_KEY}",
-                         (account_id, action, target))  # fmt: skip
-            return OtpTry("ok", str(code_hash), int(attempts) + 1)
+            verdict = otp_verdict(row, now, max_attempts)
+            if verdict.state == "ok":
+                conn.execute(f"UPDATE otp_codes SET attempts = attempts + 1 WHERE {_KEY}",
+                             (account_id, action, target))  # fmt: skip
+            return verdict
 
         return await self.writer.submit(op)
 
