@@ -10,8 +10,7 @@ import asyncpg
 
 from simhive.server.core.models import Device
 from simhive.server.store.account_webhooks_base import AccountHooks, AccountJob
-from simhive.server.store.sqlite_account_webhooks import _ROW_COLS
-from simhive.server.store.sqlite_rows import DEVICE_COLS, device_row
+from simhive.server.store.sqlite_account_webhooks import _ROW_COLS, _WATCHED, _watched
 
 T = TypeVar("T")
 Conn = asyncpg.Connection
@@ -105,20 +104,7 @@ class PgAccountWebhookStore:
         return [dict(zip(_ROW_COLS, r, strict=True)) for r in rows]
 
     async def watched_devices(self) -> list[tuple[Device, bool | None, str]]:
-        cols = ", ".join("d." + c.strip() for c in DEVICE_COLS.split(","))
-        rows = await self._all(
-            f"SELECT {cols}, c.connected, a.url_device FROM devices d"
-            " JOIN account_webhooks a ON a.account_id = d.account_id"
-            " LEFT JOIN device_connection c ON c.device_id = d.id"
-            " WHERE COALESCE(a.url_device, '') <> '' ORDER BY d.id"
-        )
-        width = len(DEVICE_COLS.split(","))
-        out: list[tuple[Device, bool | None, str]] = []
-        for record in rows:
-            r = tuple(record)
-            connected = None if r[width] is None else bool(r[width])
-            out.append((device_row(r[:width]), connected, str(r[width + 1])))
-        return out
+        return _watched(await self._all(_WATCHED))
 
     async def record_connection(
         self, device: Device, connected: bool, now: int, url: str | None, body: str | None

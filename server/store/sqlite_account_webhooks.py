@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from simhive.server.core.models import Device
@@ -15,6 +15,27 @@ if TYPE_CHECKING:
 
 _ROW_COLS = ("id", "kind", "event_key", "url", "sms_id", "status", "state", "attempts",
              "created", "delivered_at", "last_error")  # fmt: skip
+# The devices of accounts with a device webhook, with their last known connection and that URL
+# (no parameters: both engines run it as it is, and read its rows with _watched).
+_WATCHED = (
+    "SELECT " + ", ".join("d." + c.strip() for c in DEVICE_COLS.split(","))
+    + ", c.connected, a.url_device FROM devices d"
+    " JOIN account_webhooks a ON a.account_id = d.account_id"
+    " LEFT JOIN device_connection c ON c.device_id = d.id"
+    " WHERE COALESCE(a.url_device, '') <> '' ORDER BY d.id"
+)  # fmt: skip
+_DEVICE_WIDTH = len(DEVICE_COLS.split(","))
+
+
+def _watched(rows: Iterable[Iterable[Any]]) -> list[tuple[Device, bool | None, str]]:
+    out: list[tuple[Device, bool | None, str]] = []
+    for row in rows:
+        r = tuple(row)
+        connected, url = r[_DEVICE_WIDTH], str(r[_DEVICE_WIDTH + 1])
+        out.append(
+            (device_row(r[:_DEVICE_WIDTH]), None if connected is None else bool(connected), url)
+        )
+    return out
 
 
 class SqliteAccountWebhookStore(AccountWebhookStore):
@@ -96,18 +117,7 @@ class SqliteAccountWebhookStore(AccountWebhookStore):
         return [dict(zip(_ROW_COLS, r, strict=True)) for r in rows]
 
     async def watched_devices(self) -> list[tuple[Device, bool | None, str]]:
-        cols = ", ".join("d." + c.strip() for c in DEVICE_COLS.split(","))
-        rows = await self._all(
-            f"SELECT {cols}, c.connected, a.url_device FROM devices d"
-            " JOIN account_webhooks a ON a.account_id = d.account_id"
-            " LEFT JOIN device_connection c ON c.device_id = d.id"
-            " WHERE COALESCE(a.url_device, '') <> '' ORDER BY d.id"
-        )
-        width = len(DEVICE_COLS.split(","))
-        return [
-            (device_row(r[:width]), None if r[width] is None else bool(r[width]), str(r[width + 1]))
-            for r in rows
-        ]
+        return _watched(await self._all(_WATCHED))
 
     async def record_connection(
         self, device: Device, connected: bool, now: int, url: str | None, body: str | None
