@@ -24,7 +24,9 @@ from simhive.server.store.sqlite_smpp import (
     Part,
     PartsTaken,
     Submit,
+    latest_parts,
     outbox_row,
+    submit_of,
 )
 
 
@@ -35,10 +37,7 @@ async def _open_parts(conn: Conn, account_id: int, key: str) -> dict[int, Part]:
         " AND concat_key = $2 AND sms_id IS NULL ORDER BY part_seq, id",
         account_id, key,
     )  # fmt: skip
-    latest: dict[int, Part] = {}
-    for r in rows:  # a part sent again replaces its text (the last one wins)
-        latest[int(r[0])] = Part(int(r[0]), str(r[1]), str(r[2]))
-    return latest
+    return latest_parts(rows)
 
 
 def _count(status: str) -> int:
@@ -172,11 +171,7 @@ class PgSmppStore:
             " WHERE account_id = $1 AND smpp_id = $2",
             account_id, smpp_id,
         )  # fmt: skip
-        if not rows:
-            return None
-        r = rows[0]
-        sms_id = None if r[1] is None or int(r[1]) == CLAIMED else int(r[1])
-        return Submit(str(r[0]), sms_id, int(r[2]), int(r[3]), bool(r[4]))
+        return submit_of(rows[0]) if rows else None
 
     async def expire(self, now: int) -> int:
         """Messages whose validity_period is over and that no SIM has taken (status 1) are

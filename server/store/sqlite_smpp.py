@@ -9,7 +9,7 @@ change to the store classes the other doors use.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,10 +100,22 @@ def _open_parts(conn: sqlite3.Connection, account_id: int, key: str) -> dict[int
         " AND concat_key = ? AND sms_id IS NULL ORDER BY part_seq, id",
         (account_id, key),
     ).fetchall()
+    return latest_parts(rows)
+
+
+def latest_parts(rows: Iterable[Any]) -> dict[int, Part]:
+    """(part_seq, part_text, smpp_id) rows in part_seq, id order, of either engine, by part
+    number: a part sent again replaces its text (the last one wins)."""
     latest: dict[int, Part] = {}
-    for r in rows:  # a part sent again replaces its text (the last one wins)
+    for r in rows:
         latest[int(r[0])] = Part(int(r[0]), str(r[1]), str(r[2]))
     return latest
+
+
+def submit_of(row: Any) -> Submit:
+    """A row of (smpp_id, sms_id, registered_delivery, created, expired), of either engine."""
+    sms_id = None if row[1] is None or int(row[1]) == CLAIMED else int(row[1])
+    return Submit(str(row[0]), sms_id, int(row[2]), int(row[3]), bool(row[4]))
 
 
 class SqliteSmppStore:
@@ -228,11 +240,7 @@ class SqliteSmppStore:
             " WHERE account_id = ? AND smpp_id = ?",
             (account_id, smpp_id),
         )
-        if not rows:
-            return None
-        r = rows[0]
-        sms_id = None if r[1] is None or int(r[1]) == CLAIMED else int(r[1])
-        return Submit(str(r[0]), sms_id, int(r[2]), int(r[3]), bool(r[4]))
+        return submit_of(rows[0]) if rows else None
 
     async def expire(self, now: int) -> int:
         """Messages whose validity_period is over and that no SIM has taken (status 1) are
