@@ -26,8 +26,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from bench._common import report
 from simhive.server.api.compat import GATEWAY
 from simhive.server.app import create_app
-from simhive.server.console.base import CONSOLE
 from simhive.server.console.overview import device_views
+from simhive.server.console.state import CONSOLE
 from simhive.server.core.models import MessageFilter, NewMessage, Sim
 from simhive.server.metrics import READS
 from simhive.server.store.console_base import ConsoleFilter

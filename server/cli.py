@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import click
 
-from simhive import __version__
 from simhive.server.core import limits
 from simhive.server.core.agent import AgentSettings
 from simhive.server.core.dates import iso
@@ -83,8 +82,25 @@ class StartupErrors(click.Group):
             raise StartupFailed(exc.line()) from None
 
 
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version, as click.version_option prints it; the version is looked up only when asked
+    (simhive.__version__ imports importlib.metadata, memory a running server need not hold)."""
+    if value and not ctx.resilient_parsing:
+        import simhive
+
+        click.echo(f"simhive-server {simhive.__version__}")
+        ctx.exit()
+
+
 @click.group(cls=StartupErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="simhive-server", message="%(prog)s %(version)s")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and exit.",
+)
 def main() -> None:
     """simhive gateway server: SMSGateway24-compatible HTTP API over an embedded database."""
 

@@ -7,10 +7,10 @@ error is HTTP 200 `{"error":1,"message":...}` (the middleware renders GatewayErr
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from importlib import metadata
 from typing import Any
 
 from aiohttp import web
@@ -41,10 +41,17 @@ _ONCE: ContextVar[tuple[str, str] | None] = ContextVar("simhive_once", default=N
 # Credentials are not part of what a request means: a retry with a fresh token is the same one.
 _CREDENTIALS = frozenset({"token", "email", "pass"})
 
-try:
-    AGENT_VERSION = metadata.version("simhive")
-except metadata.PackageNotFoundError:  # running from a source tree without installation
-    AGENT_VERSION = "0.0.0"
+
+@functools.cache
+def agent_version() -> str:
+    """The agent version that counts as current; looked up at first use, since importlib.metadata
+    costs a server memory it need not hold until a device list is asked for."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("simhive")
+    except metadata.PackageNotFoundError:  # running from a source tree without installation
+        return "0.0.0"
 
 
 async def _once(gw: Gateway, account: Account, work: Callable[[], Awaitable[Answer]]) -> Answer:
@@ -325,7 +332,7 @@ def render_device(d: Device, sims: list[Sim], zone: OutputZone) -> dict[str, Any
         "serialnumber": d.serialnumber or "unknown",
         "siminfo": [render_sim(s) for s in sims],
         "appversion": d.appversion or "",
-        "isappversionactual": d.appversion == AGENT_VERSION,
+        "isappversionactual": d.appversion == agent_version(),
         "delaybetweeneachsms": d.delaybetweeneachsms,
         "delaybetweenrequest": d.delaybetweenrequest,
         "subscription": d.subscription,

@@ -1,36 +1,90 @@
 """The operator's web console (docs/console.md): pages rendered on the server, over the same core
-the APIs use. `setup(app, settings)` adds its routes under `settings.prefix` ("" for /)."""
+the APIs use. `setup(app, settings)` adds its routes under `settings.prefix` ("" for /).
+
+The routes are declared here by name ("module.handler"), and a page's module is imported when its
+route is first asked for: jinja2 and the page modules cost a server several MiB that one nobody
+opens the console on does not need (docs/benchmarks.md). The first request of a route pays the
+import once (tens of milliseconds, see there).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simhive.server.console import (
-    account,
-    auth,
-    campaigns,
-    chart,
-    compose,
-    device_delete,
-    devices,
-    groups,
-    inbox,
-    keys,
-    live,
-    messages,
-    outbox,
-    overview,
-    pools,
-    templates_page,
-)
-from simhive.server.console.base import CONSOLE, HERE, Console, ConsoleSettings, make_env
+from simhive.server.console.state import CONSOLE, HERE, STOPPING, Console, ConsoleSettings
 from simhive.server.core.gateway import Gateway
 from simhive.server.core.sessions import Sessions
 from simhive.server.store.console_base import ConsoleStore
 
-__all__ = ["ConsoleSettings", "setup"]
+__all__ = ["ConsoleSettings", "check_prefix", "setup"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# (method, path under the prefix, "module.handler" in this package)
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/", "overview.overview"),
+    ("GET", "/login", "auth.login_form"),
+    ("POST", "/login", "auth.login"),
+    ("POST", "/logout", "auth.logout"),
+    ("GET", "/live/overview", "overview.overview_live"),
+    ("GET", "/messages", "messages.messages"),
+    ("GET", "/messages/{sms_id}", "messages.detail"),
+    ("GET", "/live/messages/{sms_id}", "messages.detail_live"),
+    ("POST", "/messages/{sms_id}/cancel", "messages.cancel"),
+    ("POST", "/messages/{sms_id}/resend", "messages.resend"),
+    ("GET", "/compose", "compose.compose"),
+    ("POST", "/compose", "compose.send"),
+    ("POST", "/compose/count", "compose.count"),
+    ("GET", "/inbox", "inbox.inbox"),
+    ("GET", "/inbox/{number}", "inbox.conversation"),
+    ("POST", "/inbox/{number}", "inbox.reply"),
+    ("GET", "/devices", "devices.devices"),
+    ("POST", "/devices", "devices.add"),
+    ("GET", "/devices/{device_id}", "devices.detail"),
+    ("POST", "/devices/{device_id}", "devices.update"),
+    ("GET", "/pools", "pools.pools"),
+    ("POST", "/pools", "pools.create"),
+    ("POST", "/pools/{name}", "pools.update"),
+    ("POST", "/pools/{name}/add-sim", "pools.add_sim"),
+    ("POST", "/pools/{name}/remove-sim", "pools.remove_sim"),
+    ("POST", "/pools/{name}/delete", "pools.delete"),
+    ("POST", "/compose/template-fields", "compose.template_fields"),
+    # Templates, groups and campaigns (the native API's content, docs/console.md).
+    ("GET", "/templates", "templates_page.templates"),
+    ("POST", "/templates", "templates_page.create"),
+    ("GET", "/templates/{template_id}", "templates_page.edit"),
+    ("POST", "/templates/{template_id}", "templates_page.update"),
+    ("POST", "/templates/{template_id}/delete", "templates_page.delete"),
+    ("GET", "/groups", "groups.groups"),
+    ("POST", "/groups", "groups.create"),
+    ("GET", "/groups/{group_id}", "groups.detail"),
+    ("POST", "/groups/{group_id}", "groups.rename"),
+    ("POST", "/groups/{group_id}/delete", "groups.delete"),
+    ("POST", "/groups/{group_id}/contacts", "groups.add_contact"),
+    ("POST", "/groups/{group_id}/contacts/{contact_id}/delete", "groups.remove_contact"),
+    ("POST", "/groups/{group_id}/import", "groups.import_csv"),
+    ("GET", "/campaigns", "campaigns.campaigns"),
+    ("POST", "/campaigns", "campaigns.create"),
+    ("POST", "/campaigns/{campaign_id}/pause", "campaigns.pause"),
+    ("POST", "/campaigns/{campaign_id}/resume", "campaigns.resume"),
+    ("POST", "/campaigns/{campaign_id}/cancel", "campaigns.cancel"),
+    ("GET", "/webhooks", "outbox.outbox"),
+    ("POST", "/webhooks/{row_id}/redeliver", "outbox.redeliver"),
+    ("GET", "/traffic", "chart.traffic"),
+    ("GET", "/keys", "keys.keys"),
+    ("POST", "/keys", "keys.create"),
+    ("POST", "/keys/{key_id}/revoke", "keys.revoke"),
+    ("GET", "/devices/{device_id}/delete", "device_delete.form"),
+    ("POST", "/devices/{device_id}/delete-code", "device_delete.send_code"),
+    ("POST", "/devices/{device_id}/delete", "device_delete.delete"),
+    ("GET", "/account", "account.account"),
+    ("POST", "/account/phone", "account.set_phone"),
+    ("POST", "/account/phone/verify", "account.verify_phone"),
+)
 
 
 def check_prefix(prefix: str) -> str:
@@ -39,6 +93,21 @@ def check_prefix(prefix: str) -> str:
     if prefix and (not prefix.startswith("/") or "//" in prefix or any(c in prefix for c in "?#")):
         raise ValueError(f"console prefix must be a path like /console, not {prefix!r}")
     return prefix
+
+
+def handler(target: str) -> Handler:
+    """The page handler `target` ("module.name"), imported at its first request."""
+    module, name = target.split(".")
+    found: Handler | None = None
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        nonlocal found
+        if found is None:
+            found = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        return await found(request)
+
+    page.__name__ = page.__qualname__ = name
+    return page
 
 
 def setup(
@@ -53,77 +122,28 @@ def setup(
         gateway,
         reads,
         Sessions(reads, settings.session_idle_seconds, settings.session_max_seconds),
-        make_env(),
     )
-    live.setup(app)
+
+    async def make(app: web.Application) -> None:  # live views (live.py) end when this is set
+        app[STOPPING] = asyncio.Event()
+
+    async def stop(app: web.Application) -> None:
+        app[STOPPING].set()
+
+    app.on_startup.append(make)
+    app.on_shutdown.append(stop)
     r = app.router
     if p:
         r.add_get(p, _to_home(p))
-    r.add_get(p + "/", overview.overview)
-    r.add_get(p + "/login", auth.login_form)
-    r.add_post(p + "/login", auth.login)
-    r.add_post(p + "/logout", auth.logout)
-    r.add_get(p + "/live/overview", overview.overview_live)
-    r.add_get(p + "/messages", messages.messages)
-    r.add_get(p + "/messages/{sms_id}", messages.detail)
-    r.add_get(p + "/live/messages/{sms_id}", messages.detail_live)
-    r.add_post(p + "/messages/{sms_id}/cancel", messages.cancel)
-    r.add_post(p + "/messages/{sms_id}/resend", messages.resend)
-    r.add_get(p + "/compose", compose.compose)
-    r.add_post(p + "/compose", compose.send)
-    r.add_post(p + "/compose/count", compose.count)
-    r.add_get(p + "/inbox", inbox.inbox)
-    r.add_get(p + "/inbox/{number}", inbox.conversation)
-    r.add_post(p + "/inbox/{number}", inbox.reply)
-    r.add_get(p + "/devices", devices.devices)
-    r.add_post(p + "/devices", devices.add)
-    r.add_get(p + "/devices/{device_id}", devices.detail)
-    r.add_post(p + "/devices/{device_id}", devices.update)
-    r.add_get(p + "/pools", pools.pools)
-    r.add_post(p + "/pools", pools.create)
-    r.add_post(p + "/pools/{name}", pools.update)
-    r.add_post(p + "/pools/{name}/add-sim", pools.add_sim)
-    r.add_post(p + "/pools/{name}/remove-sim", pools.remove_sim)
-    r.add_post(p + "/pools/{name}/delete", pools.delete)
-    r.add_post(p + "/compose/template-fields", compose.template_fields)
-    _content_routes(r, p)
-    r.add_get(p + "/webhooks", outbox.outbox)
-    r.add_post(p + "/webhooks/{row_id}/redeliver", outbox.redeliver)
-    r.add_get(p + "/traffic", chart.traffic)
-    r.add_get(p + "/keys", keys.keys)
-    r.add_post(p + "/keys", keys.create)
-    r.add_post(p + "/keys/{key_id}/revoke", keys.revoke)
-    r.add_get(p + "/devices/{device_id}/delete", device_delete.form)
-    r.add_post(p + "/devices/{device_id}/delete-code", device_delete.send_code)
-    r.add_post(p + "/devices/{device_id}/delete", device_delete.delete)
-    r.add_get(p + "/account", account.account)
-    r.add_post(p + "/account/phone", account.set_phone)
-    r.add_post(p + "/account/phone/verify", account.verify_phone)
+    for method, path, target in ROUTES:
+        if method == "GET":
+            r.add_get(p + path, handler(target))
+        else:
+            r.add_post(p + path, handler(target))
     r.add_static(p + "/static", HERE / "static", append_version=False)
 
 
-def _content_routes(r: web.UrlDispatcher, p: str) -> None:
-    """Templates, groups and campaigns (the native API's content, docs/console.md)."""
-    r.add_get(p + "/templates", templates_page.templates)
-    r.add_post(p + "/templates", templates_page.create)
-    r.add_get(p + "/templates/{template_id}", templates_page.edit)
-    r.add_post(p + "/templates/{template_id}", templates_page.update)
-    r.add_post(p + "/templates/{template_id}/delete", templates_page.delete)
-    r.add_get(p + "/groups", groups.groups)
-    r.add_post(p + "/groups", groups.create)
-    r.add_get(p + "/groups/{group_id}", groups.detail)
-    r.add_post(p + "/groups/{group_id}", groups.rename)
-    r.add_post(p + "/groups/{group_id}/delete", groups.delete)
-    r.add_post(p + "/groups/{group_id}/contacts", groups.add_contact)
-    r.add_post(p + "/groups/{group_id}/contacts/{contact_id}/delete", groups.remove_contact)
-    r.add_post(p + "/groups/{group_id}/import", groups.import_csv)
-    r.add_get(p + "/campaigns", campaigns.campaigns)
-    r.add_post(p + "/campaigns", campaigns.create)
-    for verb in ("pause", "resume", "cancel"):
-        r.add_post(p + "/campaigns/{campaign_id}/" + verb, getattr(campaigns, verb))
-
-
-def _to_home(prefix: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _to_home(prefix: str) -> Handler:
     async def home(request: web.Request) -> web.StreamResponse:
         raise web.HTTPMovedPermanently(prefix + "/")
 

@@ -14,7 +14,6 @@ import secrets
 from aiohttp import web
 
 from simhive.server.console.base import (
-    CONSOLE,
     COOKIE,
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -22,6 +21,7 @@ from simhive.server.console.base import (
     render,
     set_cookie,
 )
+from simhive.server.console.state import CONSOLE
 from simhive.server.core.errors import AuthError
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -19,16 +18,13 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
-from simhive.server.core import sessions
+from simhive.server.console.state import CONSOLE, HERE, Console
 from simhive.server.core.dates import US, from_us, resolve_zone
 from simhive.server.core.errors import GatewayError, NotFound
-from simhive.server.core.gateway import Gateway
 from simhive.server.core.models import Account
-from simhive.server.core.sessions import Session, Sessions
+from simhive.server.core.sessions import Session
 from simhive.server.core.status import Status, label
-from simhive.server.store.console_base import ConsoleStore
 
-HERE = Path(__file__).parent
 COOKIE = "simhive_session"
 LOGIN_COOKIE = "simhive_login"  # the login form's own CSRF value (there is no session yet)
 CSRF_FIELD = "csrf"
@@ -40,29 +36,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-@dataclass(frozen=True)
-class ConsoleSettings:
-    prefix: str = ""  # "" serves the console at /, "/sms" at /sms/ (behind a reverse proxy)
-    session_idle_seconds: float = sessions.IDLE_SECONDS
-    session_max_seconds: float = sessions.MAX_SECONDS
-    live_interval_seconds: float = 1.0  # how often a live view (SSE) looks for changes
-
-
-@dataclass
-class Console:
-    settings: ConsoleSettings
-    gateway: Gateway
-    reads: ConsoleStore
-    sessions: Sessions
-    env: jinja2.Environment
-
-    def url(self, path: str) -> str:
-        return self.settings.prefix + path
-
-
-CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)
 
 
 @dataclass

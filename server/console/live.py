@@ -15,22 +15,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simhive.server.console.base import CONSOLE, COOKIE
+from simhive.server.console.base import COOKIE
+from simhive.server.console.state import CONSOLE, STOPPING
 from simhive.server.core.models import Account
 
-STOPPING: web.AppKey[asyncio.Event] = web.AppKey("console_stopping", asyncio.Event)
 KEEPALIVE_SECONDS = 15.0  # a comment line now and then, so proxies keep the stream open
-
-
-def setup(app: web.Application) -> None:
-    async def stop(app: web.Application) -> None:
-        app[STOPPING].set()
-
-    async def make(app: web.Application) -> None:
-        app[STOPPING] = asyncio.Event()
-
-    app.on_startup.append(make)
-    app.on_shutdown.append(stop)
 
 
 def event(name: str, html: str) -> bytes:

@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from simhive.server.console import live
-from simhive.server.console.base import CONSOLE, COOKIE, Console, Ctx, int_field, local_time, page
+from simhive.server.console.base import COOKIE, Ctx, int_field, local_time, page
+from simhive.server.console.state import CONSOLE, Console
 from simhive.server.core import message_ops
 from simhive.server.core.dates import resolve_zone, to_us
 from simhive.server.core.errors import InvalidInput, NotFound

@@ -8,7 +8,8 @@ from datetime import datetime
 from aiohttp import web
 
 from simhive.server.console import live
-from simhive.server.console.base import CONSOLE, Console, Ctx, ago, page
+from simhive.server.console.base import Ctx, ago, page
+from simhive.server.console.state import CONSOLE, Console
 from simhive.server.core.dates import from_us, resolve_zone, to_us
 from simhive.server.core.models import Account, Device
 from simhive.server.core.status import FAILURE_CODES, Status

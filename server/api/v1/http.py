@@ -22,9 +22,8 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from simhive.server.api.compat import GATEWAY
 from simhive.server.api.params import load_json
-from simhive.server.api.v1 import campaign_job, reference, webhook_job
+from simhive.server.api.v1 import campaign_job, webhook_job
 from simhive.server.api.v1.declare import Ctx, Route
-from simhive.server.api.v1.openapi import document
 from simhive.server.api.v1.routes import ROUTES
 from simhive.server.core import idempotency, limits
 from simhive.server.core.codes import status_of
@@ -168,18 +167,41 @@ async def _fallback(request: web.Request) -> web.Response:
     return error_response("not_found", "No such route under /api/v1 (see /api/v1/openapi.json)")
 
 
+class _Reference:
+    """/api/v1/openapi.json and /api/v1/docs, written from ROUTES at their first request: the
+    document and the page (with jinja2 and the reference module) cost a server about 3 MiB it
+    need not hold until someone asks (docs/benchmarks.md)."""
+
+    def __init__(self) -> None:
+        self._json: bytes | None = None
+        self._page: bytes | None = None
+
+    def json(self) -> bytes:
+        if self._json is None:
+            from simhive.server.api.v1.openapi import document
+
+            self._json = _ENCODER.encode(document(ROUTES)).encode("utf-8")
+        return self._json
+
+    def page(self) -> bytes:
+        if self._page is None:
+            from simhive.server.api.v1 import reference
+            from simhive.server.api.v1.openapi import document
+
+            self._page = reference.render(document(ROUTES)).encode("utf-8")
+        return self._page
+
+
 def add_routes(app: web.Application) -> None:
     app[NATIVE] = Native(app[GATEWAY])
-    doc = document(ROUTES)
-    served = _json(doc)
-    page = reference.render(doc).encode("utf-8")
+    written = _Reference()
 
     async def openapi(request: web.Request) -> web.Response:
-        return web.Response(body=served.body, headers={"Content-Type": _JSON})
+        return web.Response(body=written.json(), headers={"Content-Type": _JSON})
 
     async def docs(request: web.Request) -> web.Response:
         # The page loads nothing: the policy keeps it so even if a description ever held markup.
-        return web.Response(body=page, headers={
+        return web.Response(body=written.page(), headers={
             "Content-Type": "text/html; charset=utf-8",
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
         })  # fmt: skip

@@ -4,7 +4,6 @@ start-up and served at GET /api/v1/openapi.json. Nothing here is kept by hand pe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Any
 
 from simhive.server.api.v1 import render
@@ -28,6 +27,8 @@ _DESCRIPTIONS = {
 
 
 def _version() -> str:
+    from importlib import metadata  # only here: the module and what it imports cost memory
+
     try:
         return metadata.version("simhive")
     except metadata.PackageNotFoundError:
