@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -232,6 +233,54 @@ async def test_one_failing_write_in_a_group_rolls_back_alone(journal: Journal) -
         await failing
     assert await other
     assert await journal.message_state(DEV, 1) == "dispatching"
+
+
+async def test_a_group_with_a_failing_write_is_run_again_without_it(journal: Journal) -> None:
+    """Groups run without a SAVEPOINT per op; when one op fails, the group is undone and run
+    again op by op: the others' rows are there once, with the results of that one run."""
+    seen: list[str] = []
+    journal.store._wconn.set_trace_callback(seen.append)  # type: ignore[union-attr]
+
+    def add(event_id: str) -> Callable[[sqlite3.Connection], int]:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO events (device, channel, event_id, body) VALUES (?, 'report', ?,"
+                " '{}')", (DEV, event_id),
+            )  # fmt: skip
+            return int(cur.lastrowid or 0)
+
+        return op
+
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO outbox (device) VALUES ('x')")  # violates NOT NULL
+
+    ok = [journal.store.write_nowait(add(f"a{i}")) for i in range(3)]
+    assert [await f for f in ok] == [1, 2, 3]
+    assert not [s for s in seen if "SAVEPOINT" in s]  # a group that succeeds needs none
+    first = journal.store.write_nowait(add("b1"))
+    failing = journal.store.write_nowait(bad)
+    last = journal.store.write_nowait(add("b2"))
+    assert await first == 4 and await last == 5  # one run each that counts
+    with pytest.raises(sqlite3.IntegrityError):
+        await failing
+    assert [s for s in seen if "SAVEPOINT" in s]  # the second run, op by op
+    rows = await journal.pending_events(DEV, "report", 10)
+    assert [(e.seq, e.event_id) for e in rows] == [
+        (1, "a0"), (2, "a1"), (3, "a2"), (4, "b1"), (5, "b2"),
+    ]  # fmt: skip
+
+
+async def test_settled_waits_for_every_write_queued_before_it(journal: Journal) -> None:
+    await journal.settled()  # nothing queued: at once
+    before = journal.store.stats.transactions
+    await journal.settled()
+    assert journal.store.stats.transactions == before  # and no transaction of its own
+    await commit_all(journal, [1])
+    queued = journal.finish_sent_nowait(DEV, 1, 0, [9], 2.0)
+    assert not queued.done()
+    await journal.settled()
+    assert queued.done()
+    assert await journal.message_state(DEV, 1) == "sent"
 
 
 async def test_a_sent_outcome_not_waited_for_is_on_disk_with_the_next_write(
