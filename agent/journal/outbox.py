@@ -259,11 +259,12 @@ class OutboxJournal(JournalBase):
         stmts: list[Statement] = [
             ("UPDATE outbox SET state = 'sent', updated = ?, last_error = NULL"
              " WHERE device = ? AND id = ?", (sent_at, device, msg_id)),
-            ("DELETE FROM parts WHERE device = ? AND msg_id = ?", (device, msg_id)),
         ]  # fmt: skip
+        # OR REPLACE: a message reaches `sent` once (only a `dispatching` row is sent, and
+        # nothing leads back there), so there are no parts of an earlier try to clear first.
         for idx, ref in enumerate(references):
             stmts.append((
-                "INSERT INTO parts (device, msg_id, idx, slot, reference, sent_at)"
+                "INSERT OR REPLACE INTO parts (device, msg_id, idx, slot, reference, sent_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)", (device, msg_id, idx, slot, ref, sent_at),
             ))  # fmt: skip
         stmts.append(event_stmt(device, "report", sent_event(msg_id, slot, references, sent_at)))

@@ -11,6 +11,8 @@ from typing import Any
 UNKNOWN_AFTER_CRASH = "agent stopped during AT+CMGS; not resent"
 
 Statement = tuple[str, Sequence[Any]]
+# One encoder for every event: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def event_stmt(device: str, channel: str, event: dict[str, Any]) -> Statement:
     # OR IGNORE: the same event id twice (e.g. a repeated delivery report) is one event.
     return (
         "INSERT OR IGNORE INTO events (device, channel, event_id, body) VALUES (?, ?, ?, ?)",
-        (device, channel, str(event["event_id"]), json.dumps(event, separators=(",", ":"))),
+        (device, channel, str(event["event_id"]), _encode(event)),
     )
 
 
