@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 UNKNOWN_AFTER_CRASH = "agent stopped during AT+CMGS; not resent"
@@ -54,7 +55,12 @@ class SentPart:
 class PendingEvent:
     seq: int
     event_id: str
-    body: dict[str, Any]
+    raw: str  # the event's JSON as journaled: sent on as it is, not decoded and encoded again
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(self.raw)
+        return body
 
 
 @dataclass(frozen=True)
