@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -353,3 +353,57 @@ async def test_reads_see_only_committed_rows(journal: Journal) -> None:
     release.set()
     await pending
     assert await journal.count_pending_events(DEV, "report") == 1
+
+
+async def test_lookups_by_state_do_not_walk_the_finished_history(journal: Journal) -> None:
+    """Open leases (every pull), overdue sends (the delivery loop) and messages to hand back
+    are found through the (device, state, ...) index: their cost must not grow with the
+    thousands of finished rows a device keeps for 30 days (SQLite walked the primary key for
+    `ORDER BY id`, so each pull read the device's whole history)."""
+
+    def add_history(conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "INSERT INTO outbox (device, id, slot, to_number, body, state, created, updated)"
+            " VALUES (?, ?, 0, '+4915100000000', 'x', 'delivered', 1.0, 1.0)",
+            [(DEV, 100_000 + i) for i in range(5000)],
+        )
+
+    async def steps(read: Callable[[], Awaitable[object]]) -> int:
+        conn = journal.store._rconn
+        assert conn is not None
+        count = [0]
+
+        def tick() -> int:
+            count[0] += 1
+            return 0
+
+        conn.set_progress_handler(tick, 100)  # one tick per 100 SQLite VM instructions
+        try:
+            await read()
+        finally:
+            conn.set_progress_handler(None, 0)
+        return count[0]
+
+    await commit_all(journal, [1, 2])
+    await journal.add_leased(DEV, "L2", [lm(3)], 100.0)
+    reads: list[Callable[[], Awaitable[object]]] = [
+        lambda: journal.open_leases(DEV),
+        lambda: journal.releasing(DEV, 100),
+    ]
+    before = [await steps(r) for r in reads]
+    await journal.store.write(add_history)
+    after = [await steps(r) for r in reads]
+    assert await journal.open_leases(DEV) == {"L2": [3]}
+    assert [a - b for a, b in zip(after, before, strict=True)] == [0, 0], (before, after)
+    wconn = journal.store._wconn
+    assert wconn is not None
+    ticks = [0]
+
+    def tick() -> int:
+        ticks[0] += 1
+        return 0
+
+    wconn.set_progress_handler(tick, 100)
+    assert await journal.expire_unreported(DEV, 50.0, 60.0, "why") == []
+    wconn.set_progress_handler(None, 0)
+    assert ticks[0] < 5  # walking 5,000 rows takes hundreds of ticks
