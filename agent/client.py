@@ -8,6 +8,7 @@ never part of an exception message or a log line.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
@@ -63,8 +64,10 @@ class AgentClient:
     async def call(
         self, route: str, payload: dict[str, Any], *, seconds: float | None = None
     ) -> dict[str, Any]:
+        return await self._post(route, _encode(payload).encode(), seconds)
+
+    async def _post(self, route: str, data: bytes, seconds: float | None) -> dict[str, Any]:
         url = f"{self.base_url}/agent/v1/{route}"
-        data = _encode(payload).encode()
         try:
             resp = await self.session.request(
                 "POST", url, body=data, headers=self._headers, seconds=seconds or self.timeout
@@ -118,6 +121,10 @@ class AgentClient:
 
     async def report(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         return await self.call("report", {"events": events})
+
+    async def report_raw(self, events: Sequence[str]) -> dict[str, Any]:
+        """`report` of events already encoded as JSON objects (as the journal keeps them)."""
+        return await self._post("report", f'{{"events":[{",".join(events)}]}}'.encode(), None)
 
     async def incoming(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return await self.call("incoming", {"messages": messages})

@@ -151,6 +151,9 @@ class Dispatcher:
         self._stopping = False
         self.active_slot: int | None = None
         self.in_flight: int | None = None
+        # Resolved when the send in flight has its outcome queued for the journal (see
+        # outcome_queued); None while nothing is being sent.
+        self._outcome: asyncio.Future[None] | None = None
         self.switches = 0
         self.visits = 0
         self.switch_seconds = SWITCH_SECONDS_GUESS  # moving average of measured switches
@@ -186,6 +189,12 @@ class Dispatcher:
     def active_sim(self) -> int:
         """The SIM this channel has (or last had) active; its only SIM on a one-SIM channel."""
         return self._current_slot()
+
+    async def outcome_queued(self) -> None:
+        """Return once the send in flight now, if any, has its outcome queued for the journal
+        (its "sent" write is then in the queue that Journal.settled waits for)."""
+        if self._outcome is not None:
+            await asyncio.shield(self._outcome)
 
     def stop(self) -> None:
         """Finish the message in flight (all its parts), then return from run()."""
@@ -476,6 +485,7 @@ class Dispatcher:
         if not self._survey:  # every SIM was active since the connect: the survey is over
             self._survey_home = None
         self.in_flight = msg.id
+        self._outcome = asyncio.get_running_loop().create_future()
         sent = False  # then on_done comes when its outcome is on disk
         started = self._clock()
         try:
@@ -524,6 +534,8 @@ class Dispatcher:
             )  # fmt: skip
         finally:
             self.in_flight = None
+            outcome, self._outcome = self._outcome, None
+            outcome.set_result(None)
             if switching and len(self.slots) > 1:
                 self._switched(msg.slot)
             if self._on_done is not None and not sent:

@@ -17,9 +17,10 @@ the next start; one still unmatched after `HOLD_SECONDS` is dropped with a warni
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from simhive.agent.journal import HeldReport, Journal, SentPart
@@ -39,6 +40,10 @@ OTHER_SLOT_AFTER = 10.0  # a held report may match the device's other SIM after 
 # part (seen with 16 modems under a slowed agent: such reports were taken for repeats and
 # their messages stayed at "sent").
 DUPLICATE_AFTER = 10.0
+# A report that matches nothing waits at most this long for the send in flight on its SIM to
+# return and be queued for the journal, then is held. The modem's ack (CNMA) or delete waits
+# for that send anyway: both need the AT channel, which the send holds.
+IN_FLIGHT_WAIT = 2.0
 
 
 def _open(part: SentPart) -> bool:
@@ -110,6 +115,9 @@ class ReportMatcher:
         self._holds = 0  # reports held so far: a retry must not clear a hold it did not see
         self._retry_lock = asyncio.Lock()
         self.dropped = 0
+        # slot -> returns once the send in flight on that SIM (if any) has its outcome queued
+        # for the journal (Dispatcher.outcome_queued); set by the device's runner.
+        self.send_in_flight: Callable[[int], Awaitable[None]] | None = None
 
     def other_slots(self, slot: int) -> list[int]:
         return [s for s in self.slots if s != slot]
@@ -120,7 +128,18 @@ class ReportMatcher:
         An unmatched report is journaled (on disk when this returns) and matched later.
         """
         now = self._clock()
+        # A fast SC reports before the "sent" write of its part has committed (the dispatcher
+        # does not wait for it), even before the send has returned to the dispatcher: waiting
+        # for the writes queued so far (at most one group commit) and, if it still matches
+        # nothing, for the send in flight on its SIM lets it match now instead of being held,
+        # written, read back and matched again later.
+        await self.journal.settled()
         result = await self._match(report, now)
+        if result is None and self.send_in_flight is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.send_in_flight(report.slot), IN_FLIGHT_WAIT)
+                await self.journal.settled()
+                result = await self._match(report, now)
         if result is None:
             await self.journal.hold_report(
                 self.device, report.slot, report.reference, report.recipient, report.status, now

@@ -128,6 +128,7 @@ class DeviceRunner:
         ]
         for d in self.dispatchers:
             d.visit_idle_seconds = agent.sim_visit_seconds
+        self.matcher.send_in_flight = self._send_in_flight
         self.readiness = SimReadiness(
             device=cfg.name, modem=modem, journal=journal, dispatchers=self.dispatchers,
             clock=clock,
@@ -345,13 +346,20 @@ class DeviceRunner:
         self._wake_dispatchers()
         self.handback.wake(committed=True)  # pool work may have come for a SIM now down
 
+    async def _send_in_flight(self, slot: int) -> None:
+        for d in self.dispatchers:
+            if slot in d.slots:
+                await d.outcome_queued()
+
     def _after_send(self) -> None:
         self.sync.work_done()
-        self._spawn(self._after_send_async())
+        self.sync.wake_reports()
+        if self.matcher.holding:  # not a task per send when no report waits for its part
+            self._spawn(self._after_send_async())
 
     async def _after_send_async(self) -> None:
-        await self.matcher.retry_unmatched()
-        self.sync.wake_reports()
+        if await self.matcher.retry_unmatched():
+            self.sync.wake_reports()
 
     async def _delivery_loop(self) -> None:
         """Held reports (also those a previous run left), and sent messages whose reports are

@@ -232,7 +232,7 @@ class Sync(PullMixin):
                 if not pending:
                     return
                 try:
-                    answer = await self.client.report([p.body for p in pending])
+                    answer = await self.client.report_raw([p.raw for p in pending])
                 except Refused as err:
                     if err.status == 413 and batch > 1:
                         batch = max(1, batch // 4)

@@ -52,6 +52,10 @@ class JournalBase:
     def _write_nowait(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         return self.store.write_nowait(op)
 
+    async def settled(self) -> None:
+        """Return once every write queued before the call is on disk (or has failed)."""
+        await self.store.settled()
+
     async def _tx(self, statements: Sequence[Statement]) -> None:
         """The statements as one unit: all of them are on disk, or none."""
         if statements:

@@ -105,7 +105,7 @@ class DeliveryJournal(JournalBase):
         def op(conn: sqlite3.Connection) -> list[int]:
             ids = [int(r[0]) for r in conn.execute(
                 "SELECT id FROM outbox WHERE device = ? AND state = 'sent' AND updated < ?"
-                " ORDER BY id", (device, sent_before),
+                " ORDER BY +id", (device, sent_before),  # +id: by the due index (open_leases)
             )]  # fmt: skip
             for msg_id in ids:
                 parts, done, blind = conn.execute(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,7 +19,7 @@ class EventJournal(JournalBase):
             " ORDER BY seq LIMIT ?",
             (device, channel, limit),
         )
-        return [PendingEvent(int(s), str(e), json.loads(b)) for s, e, b in rows]
+        return [PendingEvent(int(s), str(e), str(b)) for s, e, b in rows]
 
     async def events_done(
         self, device: str, channel: str, event_ids: Iterable[str], error: str | None = None

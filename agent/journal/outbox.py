@@ -134,7 +134,9 @@ class OutboxJournal(JournalBase):
         rows = await self._rows(
             "SELECT lease_id, id FROM outbox WHERE device = ? AND state = 'leased'"
             + (" AND pool IS NULL" if pinned_only else "")
-            + " ORDER BY id",
+            # +id: sorting the few leased rows beats walking the primary key through the
+            # device's whole history to get them in order (SQLite's choice for `ORDER BY id`).
+            + " ORDER BY +id",
             (device,),
         )
         out: dict[str, list[int]] = {}
@@ -259,11 +261,12 @@ class OutboxJournal(JournalBase):
         stmts: list[Statement] = [
             ("UPDATE outbox SET state = 'sent', updated = ?, last_error = NULL"
              " WHERE device = ? AND id = ?", (sent_at, device, msg_id)),
-            ("DELETE FROM parts WHERE device = ? AND msg_id = ?", (device, msg_id)),
         ]  # fmt: skip
+        # OR REPLACE: a message reaches `sent` once (only a `dispatching` row is sent, and
+        # nothing leads back there), so there are no parts of an earlier try to clear first.
         for idx, ref in enumerate(references):
             stmts.append((
-                "INSERT INTO parts (device, msg_id, idx, slot, reference, sent_at)"
+                "INSERT OR REPLACE INTO parts (device, msg_id, idx, slot, reference, sent_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)", (device, msg_id, idx, slot, ref, sent_at),
             ))  # fmt: skip
         stmts.append(event_stmt(device, "report", sent_event(msg_id, slot, references, sent_at)))

@@ -6,11 +6,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 UNKNOWN_AFTER_CRASH = "agent stopped during AT+CMGS; not resent"
 
 Statement = tuple[str, Sequence[Any]]
+# One encoder for every event: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,12 @@ class SentPart:
 class PendingEvent:
     seq: int
     event_id: str
-    body: dict[str, Any]
+    raw: str  # the event's JSON as journaled: sent on as it is, not decoded and encoded again
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(self.raw)
+        return body
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ def event_stmt(device: str, channel: str, event: dict[str, Any]) -> Statement:
     # OR IGNORE: the same event id twice (e.g. a repeated delivery report) is one event.
     return (
         "INSERT OR IGNORE INTO events (device, channel, event_id, body) VALUES (?, ?, ?, ?)",
-        (device, channel, str(event["event_id"]), json.dumps(event, separators=(",", ":"))),
+        (device, channel, str(event["event_id"]), _encode(event)),
     )
 
 

@@ -75,7 +75,7 @@ class ReleaseJournal(JournalBase):
         """Messages waiting to be handed back, oldest first, with the reason they go back."""
         rows = await self._rows(
             "SELECT id, coalesce(last_error, '') FROM outbox WHERE device = ?"
-            " AND state = 'releasing' ORDER BY id LIMIT ?",
+            " AND state = 'releasing' ORDER BY +id LIMIT ?",  # +id: see open_leases
             (device, limit),
         )
         return [(int(i), str(r)) for i, r in rows]

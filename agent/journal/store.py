@@ -2,9 +2,9 @@
 
 Every write is a plain function `op(conn) -> T` queued to one writer task. The writer takes
 everything queued, runs it on its own thread and connection inside one `BEGIN IMMEDIATE ... COMMIT`
-(each op under a SAVEPOINT, so one failing op rolls back alone), and only after COMMIT returns
-resolves the callers' futures. In WAL mode with `synchronous=FULL` the COMMIT is the fsync: an
-acknowledged write is on disk, and the dispatchers of 16 modems marking their messages
+and only after COMMIT returns resolves the callers' futures (one failing op rolls back alone:
+see `_apply`). In WAL mode with `synchronous=FULL` the COMMIT is the fsync: an acknowledged
+write is on disk, and the dispatchers of 16 modems marking their messages
 "dispatching" at the same moment share one fsync instead of queueing for 16 (the same pattern
 as the server's store; the agent does not import server code).
 
@@ -96,6 +96,11 @@ class Store:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        # Writes queued and writes settled (committed or failed) so far, and who waits for
+        # a count to be settled (see `settled`).
+        self._queued = 0
+        self._settled = 0
+        self._barriers: list[tuple[int, asyncio.Future[None]]] = []
         self.stats = StoreStats()
 
     async def open(self) -> None:
@@ -144,11 +149,22 @@ class Store:
             raise JournalError("journal is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(op, future))
+        self._queued += 1
         self._wakeup.set()
         return future
 
     async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         return await self.write_nowait(op)
+
+    async def settled(self) -> None:
+        """Return once every write queued before this call is committed (or has failed).
+
+        Costs no transaction of its own: with nothing queued or committing it returns at once.
+        """
+        if self._task is not None and self._settled < self._queued:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._barriers.append((self._queued, done))
+            await done
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """`fn(conn)` on the read connection, on this thread (see the module docstring)."""
@@ -185,30 +201,32 @@ class Store:
                     item.future.set_exception(item.error)
                 else:
                     item.future.set_result(item.result)
+            self._settled += len(batch)
+            if self._barriers:
+                waiting = []
+                for upto, done in self._barriers:
+                    if upto > self._settled:
+                        waiting.append((upto, done))
+                    elif not done.done():
+                        done.set_result(None)
+                self._barriers = waiting
 
     def _apply(self, batch: list[_Pending]) -> None:
         conn = self._wconn
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if len(batch) == 1:  # nothing to isolate it from: no savepoint needed
-                try:
-                    batch[0].result = batch[0].op(conn)
-                except Exception as exc:
-                    batch[0].error = exc
-                    conn.execute("ROLLBACK")
-                    return
-            else:
-                for item in batch:
-                    conn.execute("SAVEPOINT op")
-                    try:
-                        item.result = item.op(conn)
-                    except Exception as exc:
-                        if not conn.in_transaction:
-                            raise  # SQLite rolled everything back (disk full, I/O error)
-                        conn.execute("ROLLBACK TO op")
-                        item.error = exc
-                    conn.execute("RELEASE op")
+            failed = self._run_ops(conn, batch)
+            if failed and len(batch) > 1:
+                # Undo the whole group and run it again with each op under a SAVEPOINT, so
+                # the failing op rolls back alone. Ops are functions of the database only, so
+                # the second run gives every other op the result it would have had.
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                self._run_isolated(conn, batch)
+            elif failed:
+                conn.execute("ROLLBACK")
+                return
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -217,3 +235,31 @@ class Store:
         self.stats.transactions += 1
         self.stats.ops += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+
+    @staticmethod
+    def _run_ops(conn: sqlite3.Connection, batch: list[_Pending]) -> bool:
+        """Every op in one go, without a SAVEPOINT each (two statements per op saved: nearly
+        every group succeeds); True, with the failing op's error kept, when one raised."""
+        for item in batch:
+            try:
+                item.result = item.op(conn)
+            except Exception as exc:
+                if not conn.in_transaction:
+                    raise  # SQLite rolled everything back (disk full, I/O error)
+                item.error = exc
+                return True
+        return False
+
+    @staticmethod
+    def _run_isolated(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        for item in batch:
+            item.result, item.error = None, None
+            conn.execute("SAVEPOINT op")
+            try:
+                item.result = item.op(conn)
+            except Exception as exc:
+                if not conn.in_transaction:
+                    raise  # SQLite rolled everything back (disk full, I/O error)
+                conn.execute("ROLLBACK TO op")
+                item.error = exc
+            conn.execute("RELEASE op")

@@ -434,3 +434,21 @@ async def test_connect_visit_is_skipped_for_a_sim_that_sends_first(journal: Jour
         await asyncio.sleep(0.3)
     assert modem.log == [("send", 1), ("send", 1)]
     assert d.switches == 1
+
+
+async def test_outcome_queued_waits_for_the_send_in_flight(journal: Journal) -> None:
+    """What a racing status report waits for (agent/reports.py): nothing while idle; with a
+    send in flight, until that send's "sent" write is queued for the journal."""
+    modem = FakeModem()
+    modem.gate = asyncio.Event()
+    await commit(journal, (1, "+4915100000001", 0, False))
+    async with running(journal, modem, [0]) as (d, _):
+        await asyncio.wait_for(modem.in_send.wait(), 5)
+        waiter = asyncio.create_task(d.outcome_queued())
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # the send has not returned
+        modem.gate.set()
+        await asyncio.wait_for(waiter, 5)
+        await journal.settled()  # the write it queued is on disk after this
+        assert await states(journal, 1) == ["sent"]
+        await asyncio.wait_for(d.outcome_queued(), 1)  # idle: at once

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -234,6 +235,54 @@ async def test_one_failing_write_in_a_group_rolls_back_alone(journal: Journal) -
     assert await journal.message_state(DEV, 1) == "dispatching"
 
 
+async def test_a_group_with_a_failing_write_is_run_again_without_it(journal: Journal) -> None:
+    """Groups run without a SAVEPOINT per op; when one op fails, the group is undone and run
+    again op by op: the others' rows are there once, with the results of that one run."""
+    seen: list[str] = []
+    journal.store._wconn.set_trace_callback(seen.append)  # type: ignore[union-attr]
+
+    def add(event_id: str) -> Callable[[sqlite3.Connection], int]:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO events (device, channel, event_id, body) VALUES (?, 'report', ?,"
+                " '{}')", (DEV, event_id),
+            )  # fmt: skip
+            return int(cur.lastrowid or 0)
+
+        return op
+
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO outbox (device) VALUES ('x')")  # violates NOT NULL
+
+    ok = [journal.store.write_nowait(add(f"a{i}")) for i in range(3)]
+    assert [await f for f in ok] == [1, 2, 3]
+    assert not [s for s in seen if "SAVEPOINT" in s]  # a group that succeeds needs none
+    first = journal.store.write_nowait(add("b1"))
+    failing = journal.store.write_nowait(bad)
+    last = journal.store.write_nowait(add("b2"))
+    assert await first == 4 and await last == 5  # one run each that counts
+    with pytest.raises(sqlite3.IntegrityError):
+        await failing
+    assert [s for s in seen if "SAVEPOINT" in s]  # the second run, op by op
+    rows = await journal.pending_events(DEV, "report", 10)
+    assert [(e.seq, e.event_id) for e in rows] == [
+        (1, "a0"), (2, "a1"), (3, "a2"), (4, "b1"), (5, "b2"),
+    ]  # fmt: skip
+
+
+async def test_settled_waits_for_every_write_queued_before_it(journal: Journal) -> None:
+    await journal.settled()  # nothing queued: at once
+    before = journal.store.stats.transactions
+    await journal.settled()
+    assert journal.store.stats.transactions == before  # and no transaction of its own
+    await commit_all(journal, [1])
+    queued = journal.finish_sent_nowait(DEV, 1, 0, [9], 2.0)
+    assert not queued.done()
+    await journal.settled()
+    assert queued.done()
+    assert await journal.message_state(DEV, 1) == "sent"
+
+
 async def test_a_sent_outcome_not_waited_for_is_on_disk_with_the_next_write(
     tmp_path: Path,
 ) -> None:
@@ -304,3 +353,57 @@ async def test_reads_see_only_committed_rows(journal: Journal) -> None:
     release.set()
     await pending
     assert await journal.count_pending_events(DEV, "report") == 1
+
+
+async def test_lookups_by_state_do_not_walk_the_finished_history(journal: Journal) -> None:
+    """Open leases (every pull), overdue sends (the delivery loop) and messages to hand back
+    are found through the (device, state, ...) index: their cost must not grow with the
+    thousands of finished rows a device keeps for 30 days (SQLite walked the primary key for
+    `ORDER BY id`, so each pull read the device's whole history)."""
+
+    def add_history(conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "INSERT INTO outbox (device, id, slot, to_number, body, state, created, updated)"
+            " VALUES (?, ?, 0, '+4915100000000', 'x', 'delivered', 1.0, 1.0)",
+            [(DEV, 100_000 + i) for i in range(5000)],
+        )
+
+    async def steps(read: Callable[[], Awaitable[object]]) -> int:
+        conn = journal.store._rconn
+        assert conn is not None
+        count = [0]
+
+        def tick() -> int:
+            count[0] += 1
+            return 0
+
+        conn.set_progress_handler(tick, 100)  # one tick per 100 SQLite VM instructions
+        try:
+            await read()
+        finally:
+            conn.set_progress_handler(None, 0)
+        return count[0]
+
+    await commit_all(journal, [1, 2])
+    await journal.add_leased(DEV, "L2", [lm(3)], 100.0)
+    reads: list[Callable[[], Awaitable[object]]] = [
+        lambda: journal.open_leases(DEV),
+        lambda: journal.releasing(DEV, 100),
+    ]
+    before = [await steps(r) for r in reads]
+    await journal.store.write(add_history)
+    after = [await steps(r) for r in reads]
+    assert await journal.open_leases(DEV) == {"L2": [3]}
+    assert [a - b for a, b in zip(after, before, strict=True)] == [0, 0], (before, after)
+    wconn = journal.store._wconn
+    assert wconn is not None
+    ticks = [0]
+
+    def tick() -> int:
+        ticks[0] += 1
+        return 0
+
+    wconn.set_progress_handler(tick, 100)
+    assert await journal.expire_unreported(DEV, 50.0, 60.0, "why") == []
+    wconn.set_progress_handler(None, 0)
+    assert ticks[0] < 5  # walking 5,000 rows takes hundreds of ticks

@@ -315,3 +315,72 @@ async def test_part_sent_without_a_reference_matches_no_report(journal: Journal)
     assert events[-1].body["reason"] == (
         "no report (1 of 2 part report(s) received; 1 part(s) sent without a reference)"
     )
+
+
+async def sent_unawaited(
+    j: Journal, msg_id: int, to: str, ref: int, at: float
+) -> asyncio.Future[None]:
+    """The dispatcher's way: the "sent" write is queued, not waited for."""
+    await j.add_leased(DEV, f"L{msg_id}", [LeasedMessage(msg_id, to, "x", 0, False)], at)
+    await j.apply_commit(DEV, f"L{msg_id}", [msg_id], [])
+    await j.begin_dispatch(DEV, msg_id, at)
+    return j.finish_sent_nowait(DEV, msg_id, 0, [ref], at)
+
+
+async def test_a_report_racing_the_queued_sent_write_matches_without_being_held(
+    journal: Journal,
+) -> None:
+    """A fast SC's report comes while its part's "sent" write is queued but not committed:
+    the matcher waits for that commit and matches at once; nothing is held on disk."""
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    pending = await sent_unawaited(journal, 31, "+491601112233", 77, clock.t)
+    assert not pending.done()
+    r = await m.handle(rep(77, "+491601112233"))
+    assert r is not None and (r.msg_id, r.outcome) == (31, "delivered")
+    assert pending.done()
+    assert await journal.held_reports(DEV) == []
+    assert await report_types(journal) == ["31:sent", "31:delivered"]
+
+
+async def test_a_report_racing_the_send_itself_waits_for_it_on_its_sim(journal: Journal) -> None:
+    """The report comes before the send has even returned to the dispatcher: with a send in
+    flight on its SIM, the matcher waits for that send's outcome to be queued, then matches."""
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+    returned = asyncio.Event()
+    asked: list[int] = []
+
+    async def in_flight(slot: int) -> None:
+        asked.append(slot)
+        await returned.wait()
+
+    m.send_in_flight = in_flight
+
+    async def dispatcher() -> None:
+        await asyncio.sleep(0.05)  # the send returns a little after the report came
+        await sent_unawaited(journal, 32, "+491601112233", 78, clock.t)
+        returned.set()
+
+    task = asyncio.create_task(dispatcher())
+    r = await m.handle(rep(78, "+491601112233"))
+    await task
+    assert r is not None and (r.msg_id, r.outcome) == (32, "delivered")
+    assert asked == [0]
+    assert await journal.held_reports(DEV) == []
+
+
+async def test_a_report_whose_send_never_comes_is_held_after_the_in_flight_one(
+    journal: Journal,
+) -> None:
+    """The send in flight was another message: the report is held (on disk) as before."""
+    clock = Clock()
+    m = ReportMatcher(journal, DEV, clock=clock)
+
+    async def in_flight(slot: int) -> None:
+        await sent_unawaited(journal, 33, "+491601112233", 5, clock.t)
+
+    m.send_in_flight = in_flight
+    assert await m.handle(rep(79, "+491601112233")) is None
+    assert [h.reference for h in await journal.held_reports(DEV)] == [79]
+    assert m.holding

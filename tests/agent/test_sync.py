@@ -224,6 +224,26 @@ async def test_reports_flush_in_order_and_a_resend_changes_nothing(
     assert await journal.count_pending_events(DEV, "report") == 0
 
 
+async def test_report_events_reach_the_server_exactly_as_journaled(
+    server: FakeAgentServer, journal: Journal
+) -> None:
+    """The report loop sends the journaled JSON as it is (not decoded and encoded again): the
+    server gets the same objects, non-ASCII text included."""
+    a = await server.add(260, "+4915100000001")
+    async with make_sync(server, journal) as (sync, _):
+        await sync.hello()
+        await sync.pull_once()
+        await journal.begin_dispatch(DEV, a, 1.0)
+        await journal.finish_failed(
+            DEV, a, status=9, code="CMS 500", reason="Netz gestört: «ü» 😀", now=2.0
+        )
+        journaled = [e.body for e in await journal.pending_events(DEV, "report", 10)]
+        await sync.flush_reports()
+    assert server.events == journaled
+    assert server.events[0]["reason"] == "Netz gestört: «ü» 😀"
+    assert server.messages[a].reason == "Netz gestört: «ü» 😀"
+
+
 async def test_server_away_then_back_reports_all_arrive(
     server: FakeAgentServer, journal: Journal
 ) -> None:
