@@ -56,7 +56,7 @@ class SqliteAgentStore:
             if sims is not None:
                 _replace_sims(conn, device_id, sims, now)
 
-        await self.writer.submit(op, rerunnable=True)
+        await self.writer.submit(op)
 
     async def replace_sims(self, device_id: int, sims: Sequence[Sim] | None, now: int) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -64,7 +64,7 @@ class SqliteAgentStore:
                 _replace_sims(conn, device_id, sims, now)
             _seen(conn, device_id, now)
 
-        await self.writer.submit(op, rerunnable=True)
+        await self.writer.submit(op)
 
     async def due_state(self, device_id: int, now: int) -> tuple[bool, int | None]:
         rows = await self._all(
@@ -115,7 +115,7 @@ class SqliteAgentStore:
                 ids,
             ).fetchall()
 
-        rows = await self.writer.submit(op, rerunnable=True)
+        rows = await self.writer.submit(op)
         return Lease(lease_id, expires, [message_row(r) for r in rows])
 
     async def offer_sims(self, device_id: int, offers: Sequence[SimOffer], now: int) -> None:
@@ -123,7 +123,7 @@ class SqliteAgentStore:
             record_offers(conn, device_id, offers, now)
             _seen(conn, device_id, now)
 
-        await self.writer.submit(op, rerunnable=True)
+        await self.writer.submit(op)
 
     async def sim_readiness(self, device_id: int, slot: int) -> tuple[bool, str] | None:
         rows = await self._all(
@@ -190,7 +190,7 @@ class SqliteAgentStore:
             ).fetchall()
             return rows, wake
 
-        rows, wake = await self.writer.submit(op, rerunnable=True)
+        rows, wake = await self.writer.submit(op)
         return Lease(lease_id, expires, [message_row(r) for r in rows]), wake
 
     async def release_messages(
@@ -216,7 +216,7 @@ class SqliteAgentStore:
             _seen(conn, device_id, now)
             return released, kept, wake_devices(conn, sorted(pools))
 
-        return await self.writer.submit(op, rerunnable=True)
+        return await self.writer.submit(op)
 
     async def release_leases(
         self,
@@ -239,7 +239,7 @@ class SqliteAgentStore:
                 params += keep
             return int(conn.execute(sql, params).rowcount)
 
-        return await self.writer.submit(op, rerunnable=True)
+        return await self.writer.submit(op)
 
     async def commit_lease(
         self, device_id: int, lease_id: str, ids: Sequence[int], now: int
@@ -288,7 +288,7 @@ class SqliteAgentStore:
                     rejected.append(sms_id)  # expired and re-queued, or not this lease's
             return committed, rejected
 
-        return await self.writer.submit(op, rerunnable=True)
+        return await self.writer.submit(op)
 
     async def apply_events(
         self, device_id: int, events: Sequence[ReportEvent], now: int
@@ -338,7 +338,7 @@ class SqliteAgentStore:
             )
             return accepted
 
-        return await self.writer.submit(op, rerunnable=True)
+        return await self.writer.submit(op)
 
     async def store_incoming(
         self, account_id: int, device_id: int, messages: Sequence[IncomingMessage], now: int
@@ -371,7 +371,7 @@ class SqliteAgentStore:
             _seen(conn, device_id, now)
             return out
 
-        return await self.writer.submit(op, rerunnable=True)
+        return await self.writer.submit(op)
 
 
 def _apply_event(conn: sqlite3.Connection, ev: ReportEvent, current: int, now: int) -> int:
