@@ -73,7 +73,6 @@ class _Pending:
     op: Op | None
     future: asyncio.Future[Any]
     atomic: bool = False
-    rerunnable: bool = False
     insert: RowInsert | None = None  # with `row`: a mergeable one-row insert instead of `op`
     row: tuple[Any, ...] = ()
     result: Any = None
@@ -162,26 +161,14 @@ class GroupCommitWriter:
         self._jobs.put(job)
         return await future
 
-    async def submit(
-        self,
-        op: Callable[[sqlite3.Connection], T],
-        *,
-        atomic: bool = False,
-        rerunnable: bool = False,
-    ) -> T:
+    async def submit(self, op: Callable[[sqlite3.Connection], T], *, atomic: bool = False) -> T:
         """Run `op` in the next group transaction; returns once that transaction is committed.
 
         `atomic=True` promises that the op writes with at most one statement and fails only
         before or in it: SQLite undoes a failed statement by itself, so the op needs no savepoint
         (two statements fewer, each a GIL hand-over, for the commonest write: one SMS).
-
-        `rerunnable=True` promises that the op acts only through `conn` and its return value (no
-        other side effect), so running it again after its writes were rolled back is the same as
-        running it once. Consecutive rerunnable ops of a batch share one savepoint, and only
-        when one of them fails are they all undone and run again each under its own (the agent
-        routes: two statements fewer per request).
         """
-        result: T = await self._enqueue(op, atomic, rerunnable=rerunnable)
+        result: T = await self._enqueue(op, atomic)
         return result
 
     async def insert(self, insert: RowInsert, row: tuple[Any, ...]) -> int:
@@ -199,15 +186,13 @@ class GroupCommitWriter:
         atomic: bool,
         insert: RowInsert | None = None,
         row: tuple[Any, ...] = (),
-        *,
-        rerunnable: bool = False,
     ) -> asyncio.Future[Any]:
         """Queue one op for the next batch; its future is set once that transaction committed."""
         if not self._open or self._closing:
             raise StoreError("store is not open")
         assert self._loop is not None
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._pending.append(_Pending(op, future, atomic, rerunnable and not atomic, insert, row))
+        self._pending.append(_Pending(op, future, atomic, insert, row))
         if not self._busy and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._wake)
@@ -323,50 +308,18 @@ class GroupCommitWriter:
                     _insert_merged(conn, batch[index:end])
                     index = end
                     continue
-            if pending.rerunnable:
-                end = index + 1
-                while end < len(batch) and batch[end].rerunnable:
-                    end += 1
-                if end - index > 1:
-                    _run_rerunnable(conn, batch[index:end])
-                    index = end
-                    continue
             index += 1
             if pending.atomic:
                 _run_atomic(conn, pending)
                 continue
-            _run_saved(conn, pending)
-
-
-def _run_saved(conn: sqlite3.Connection, pending: _Pending) -> None:
-    """Run one op under its own savepoint: if it fails, its writes are undone alone."""
-    assert pending.op is not None
-    conn.execute("SAVEPOINT op")
-    try:
-        pending.result = pending.op(conn)
-    except Exception as exc:
-        conn.execute("ROLLBACK TO op")
-        pending.error = _as_store_error(exc)
-    conn.execute("RELEASE op")
-
-
-def _run_rerunnable(conn: sqlite3.Connection, run: list[_Pending]) -> None:
-    """Run consecutive rerunnable ops under one savepoint. If one fails, all of them are undone
-    and run again each under its own savepoint, so the failing one fails alone, exactly as if
-    each had had its own from the start (what they promised makes the second run the same)."""
-    conn.execute("SAVEPOINT ops")
-    try:
-        for pending in run:
             assert pending.op is not None
-            pending.result = pending.op(conn)
-    except Exception:
-        conn.execute("ROLLBACK TO ops")
-        conn.execute("RELEASE ops")
-        for pending in run:
-            pending.result = None
-            _run_saved(conn, pending)
-        return
-    conn.execute("RELEASE ops")
+            conn.execute("SAVEPOINT op")
+            try:
+                pending.result = pending.op(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                pending.error = _as_store_error(exc)
+            conn.execute("RELEASE op")
 
 
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
