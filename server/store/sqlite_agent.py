@@ -142,19 +142,27 @@ class SqliteAgentStore:
         slots = ",".join("?" * len(pinned))
         pools = " UNION ".join([SIM_POOLS_SQL] * len(pooled)) or "SELECT NULL WHERE 0"
         pool_params = [v for slot in pooled for v in (account_id, device_id, device_id, slot)]
+        # The next due times matter only when nothing is due now, and finding them is the costly
+        # part while a pool's queue is long and due (MIN(due) over `due > now` walks past every
+        # waiting message: 0.2 ms per pull with 1,900 waiting); so they are computed only then.
         rows = await self._all(
-            "SELECT"
+            "WITH now_due(d, p, e) AS MATERIALIZED (SELECT"
             f" EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND sim IN ({slots})"
             "        AND status = 1 AND due <= ?),"
             f" EXISTS(SELECT 1 FROM messages WHERE pool_id IN ({pools}) AND status = 1"
             "        AND device_id IS NULL AND due <= ?),"
             " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
-            "        AND lease_expires < ?),"
+            "        AND lease_expires < ?))"
+            " SELECT d, p, e,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
             f" (SELECT MIN(due) FROM messages WHERE device_id = ? AND sim IN ({slots})"
-            "        AND status = 1 AND due > ?),"
+            "        AND status = 1 AND due > ?) END,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
             f" (SELECT MIN(due) FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            "        AND device_id IS NULL AND due > ?),"
-            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2)",
+            "        AND device_id IS NULL AND due > ?) END,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
+            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2) END"
+            " FROM now_due",
             (device_id, *pinned, now, *pool_params, now, device_id, now,
              device_id, *pinned, now, *pool_params, now, device_id),
         )  # fmt: skip

@@ -218,6 +218,29 @@ def _offer(slot: int, room: int = 5, pool_room: int = 5) -> SimOffer:
     return SimOffer(slot, True, room, pool_room)
 
 
+async def test_due_state_sims_says_what_is_due_or_when_the_next_is(store: Store) -> None:
+    """Due now: (True, None), whatever else waits; nothing due: the earliest of the SIM's next
+    pinned message, its pools' next message and its device's next lease expiry."""
+    account_id, [dev] = await _owner(store)
+    pool = await store.implicit_pool(account_id, None, T0)
+    assert await store.due_state_sims(dev, account_id, [_offer(0)], T0) == (False, None)
+    await _send(store, account_id, None, 3, pool_id=pool.id, timetosend=T0 + 300)
+    await _send(store, account_id, dev, 2, timetosend=T0 + 200)
+    assert await store.due_state_sims(dev, account_id, [_offer(0)], T0) == (False, T0 + 200)
+    pool_only = [_offer(0, room=5, pool_room=5)]
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 250) == (True, None)
+    await store.offer_sims(dev, pool_only, T0 + 250)
+    lease, _ = await store.lease_sims(dev, pool_only, 2, "L1", T0 + 250, T0 + 280, T0,
+                                      random.random)  # fmt: skip
+    assert len(lease.messages) == 2  # the pinned two; the pool's three are not due yet
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 260) == (False, T0 + 280)
+    no_pool = [_offer(0, room=5, pool_room=0)]
+    await store.commit_lease(dev, "L1", [m.id for m in lease.messages], T0 + 261)
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 262) == (False, T0 + 300)
+    assert await store.due_state_sims(dev, account_id, no_pool, T0 + 262) == (False, None)
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 300) == (True, None)
+
+
 async def test_pool_messages_bind_to_the_asking_sim(store: Store) -> None:
     account_id, [a, b] = await _owner(store, 2)
     pool = await store.implicit_pool(account_id, None, T0)
