@@ -133,21 +133,28 @@ class PgAgentStore(AgentStore):
         if not pinned:
             return False, None
         pools = sim_pools_sql("$5", "$1", "$4") if pooled else "SELECT NULL::bigint WHERE false"
+        # As on SQLite, the next due times are looked for only when nothing is due now: an
+        # InitPlan runs when its value is first needed, so a CASE that does not need them skips
+        # them (MIN(due) over `due > now` may walk a long pool queue).
         rows = await self._all(
-            "SELECT"
-            " EXISTS(SELECT 1 FROM messages WHERE device_id = $1 AND sim = ANY($3::int[])"
-            "        AND status = 1 AND due <= $2),"
-            f" EXISTS(SELECT 1 FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            "        AND device_id IS NULL AND due <= $2),"
-            " EXISTS(SELECT 1 FROM messages WHERE device_id = $1 AND status = 2"
-            "        AND lease_expires < $2),"
+            "SELECT d, p, e,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
             " (SELECT MIN(due) FROM messages WHERE device_id = $1 AND sim = ANY($3::int[])"
-            "        AND status = 1 AND due > $2),"
+            "        AND status = 1 AND due > $2) END,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
             f" (SELECT MIN(due) FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            "        AND device_id IS NULL AND due > $2),"
-            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = $1 AND status = 2)"
+            "        AND device_id IS NULL AND due > $2) END,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
+            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = $1 AND status = 2) END"
+            " FROM (SELECT"
+            " EXISTS(SELECT 1 FROM messages WHERE device_id = $1 AND sim = ANY($3::int[])"
+            "        AND status = 1 AND due <= $2) AS d,"
+            f" EXISTS(SELECT 1 FROM messages WHERE pool_id IN ({pools}) AND status = 1"
+            "        AND device_id IS NULL AND due <= $2) AS p,"
+            " EXISTS(SELECT 1 FROM messages WHERE device_id = $1 AND status = 2"
+            "        AND lease_expires < $2) AS e"
             # $4 and $5 are named in every statement so their types are known either way.
-            " FROM (SELECT $4::int[] AS s, $5::bigint AS a) params",
+            " FROM (SELECT $4::int[] AS s, $5::bigint AS a) params OFFSET 0) now_due",
             device_id, now, pinned, pooled, account_id,
         )  # fmt: skip
         due, pool_due, expired, next_due, next_pool, next_expiry = rows[0]

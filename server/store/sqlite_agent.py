@@ -142,19 +142,27 @@ class SqliteAgentStore:
         slots = ",".join("?" * len(pinned))
         pools = " UNION ".join([SIM_POOLS_SQL] * len(pooled)) or "SELECT NULL WHERE 0"
         pool_params = [v for slot in pooled for v in (account_id, device_id, device_id, slot)]
+        # The next due times matter only when nothing is due now, and finding them is the costly
+        # part while a pool's queue is long and due (MIN(due) over `due > now` walks past every
+        # waiting message: 0.2 ms per pull with 1,900 waiting); so they are computed only then.
         rows = await self._all(
-            "SELECT"
+            "WITH now_due(d, p, e) AS MATERIALIZED (SELECT"
             f" EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND sim IN ({slots})"
             "        AND status = 1 AND due <= ?),"
             f" EXISTS(SELECT 1 FROM messages WHERE pool_id IN ({pools}) AND status = 1"
             "        AND device_id IS NULL AND due <= ?),"
             " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
-            "        AND lease_expires < ?),"
+            "        AND lease_expires < ?))"
+            " SELECT d, p, e,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
             f" (SELECT MIN(due) FROM messages WHERE device_id = ? AND sim IN ({slots})"
-            "        AND status = 1 AND due > ?),"
+            "        AND status = 1 AND due > ?) END,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
             f" (SELECT MIN(due) FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            "        AND device_id IS NULL AND due > ?),"
-            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2)",
+            "        AND device_id IS NULL AND due > ?) END,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
+            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2) END"
+            " FROM now_due",
             (device_id, *pinned, now, *pool_params, now, device_id, now,
              device_id, *pinned, now, *pool_params, now, device_id),
         )  # fmt: skip
@@ -244,28 +252,48 @@ class SqliteAgentStore:
     async def commit_lease(
         self, device_id: int, lease_id: str, ids: Sequence[int], now: int
     ) -> tuple[list[int], list[int]]:
+        wanted = list(dict.fromkeys(ids))
+        marks = ",".join("?" * len(wanted))
+
         def op(conn: sqlite3.Connection) -> tuple[list[int], list[int]]:
+            _seen(conn, device_id, now)
+            if not wanted:
+                return [], []
+            # One conditional UPDATE for the whole commit, as on PostgreSQL: a row the sweeper
+            # re-queued meanwhile, or another lease's, no longer matches. Two statements per
+            # commit instead of two per message (each one a GIL hand-over of the writer thread).
+            done = {
+                int(r[0])
+                for r in conn.execute(
+                    f"UPDATE messages SET status = 3, status_changed = ? WHERE id IN ({marks})"
+                    " AND device_id = ? AND direction = 'out' AND lease_id = ? AND status = 2"
+                    " RETURNING id",
+                    (now, *wanted, device_id, lease_id),
+                ).fetchall()
+            }
+            rest = [i for i in wanted if i not in done]
+            known: dict[int, tuple[int, str | None]] = {}
+            if rest:
+                known = {
+                    int(r[0]): (int(r[1]), r[2])
+                    for r in conn.execute(
+                        "SELECT id, status, lease_id FROM messages"
+                        f" WHERE id IN ({','.join('?' * len(rest))}) AND device_id = ?"
+                        " AND direction = 'out'",
+                        (*rest, device_id),
+                    )
+                }
             committed: list[int] = []
             rejected: list[int] = []
-            for sms_id in dict.fromkeys(ids):
-                row = conn.execute(
-                    "SELECT status, lease_id FROM messages"
-                    " WHERE id = ? AND device_id = ? AND direction = 'out'",
-                    (sms_id, device_id),
-                ).fetchone()
-                if row is None or row[1] != lease_id:
-                    rejected.append(sms_id)  # not this lease's (expired and re-queued, or foreign)
-                elif row[0] == Status.TAKEN:
-                    conn.execute(
-                        "UPDATE messages SET status = 3, status_changed = ? WHERE id = ?",
-                        (now, sms_id),
-                    )
+            for sms_id in wanted:
+                if sms_id in done:
                     committed.append(sms_id)
-                elif RANK.get(row[0], 0) >= RANK[Status.QUEUED]:
+                    continue
+                status, lease = known.get(sms_id, (0, None))
+                if lease == lease_id and RANK.get(status, 0) >= RANK[Status.QUEUED]:
                     committed.append(sms_id)  # committed before: the same answer again
                 else:
-                    rejected.append(sms_id)
-            _seen(conn, device_id, now)
+                    rejected.append(sms_id)  # expired and re-queued, or not this lease's
             return committed, rejected
 
         return await self.writer.submit(op)
@@ -274,30 +302,48 @@ class SqliteAgentStore:
         self, device_id: int, events: Sequence[ReportEvent], now: int
     ) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
+            _seen(conn, device_id, now)
+            if not events:
+                return []
+            # What the events need to know is read once per report, not twice per event: the
+            # events this device already had applied, and the status of each message it names
+            # (kept up to date below as the events of this report move it on).
+            names = list(dict.fromkeys(ev.event_id for ev in events))
+            done = {
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT event_id FROM applied_events WHERE device_id = ?"
+                    f" AND event_id IN ({','.join('?' * len(names))})",
+                    (device_id, *names),
+                )
+            }
+            sms_ids = list(dict.fromkeys(ev.sms_id for ev in events))
+            status = {
+                int(r[0]): int(r[1])
+                for r in conn.execute(
+                    f"SELECT id, status FROM messages WHERE id IN ({','.join('?' * len(sms_ids))})"
+                    " AND device_id = ? AND direction = 'out'",
+                    (*sms_ids, device_id),
+                )
+            }
             accepted: list[str] = []
+            applied: list[tuple[int, str, int, int]] = []
             for ev in events:
-                done = conn.execute(
-                    "SELECT 1 FROM applied_events WHERE device_id = ? AND event_id = ?",
-                    (device_id, ev.event_id),
-                ).fetchone()
-                if done:
+                if ev.event_id in done:
                     accepted.append(ev.event_id)
                     continue
-                row = conn.execute(
-                    "SELECT status FROM messages"
-                    " WHERE id = ? AND device_id = ? AND direction = 'out'",
-                    (ev.sms_id, device_id),
-                ).fetchone()
-                if row is None:
+                current = status.get(ev.sms_id)
+                if current is None:
                     continue  # not this device's message: never applied, never accepted
-                _apply_event(conn, ev, int(row[0]), now)
-                conn.execute(
-                    "INSERT INTO applied_events(device_id, event_id, sms_id, applied_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (device_id, ev.event_id, ev.sms_id, now),
-                )
+                status[ev.sms_id] = _apply_event(conn, ev, current, now)
+                done.add(ev.event_id)  # the same event twice in one report: applied once
+                applied.append((device_id, ev.event_id, ev.sms_id, now))
                 accepted.append(ev.event_id)
-            _seen(conn, device_id, now)
+            conn.executemany(
+                "INSERT INTO applied_events(device_id, event_id, sms_id, applied_at)"
+                " VALUES (?, ?, ?, ?)",
+                applied,
+            )
             return accepted
 
         return await self.writer.submit(op)
@@ -336,7 +382,8 @@ class SqliteAgentStore:
         return await self.writer.submit(op)
 
 
-def _apply_event(conn: sqlite3.Connection, ev: ReportEvent, current: int, now: int) -> None:
+def _apply_event(conn: sqlite3.Connection, ev: ReportEvent, current: int, now: int) -> int:
+    """Apply one event to its message, whose status is `current`; returns its status after."""
     for index, reference in ev.parts:
         conn.execute(
             "INSERT INTO message_parts(sms_id, part_index, reference) VALUES (?, ?, ?)"
@@ -351,7 +398,7 @@ def _apply_event(conn: sqlite3.Connection, ev: ReportEvent, current: int, now: i
                 "UPDATE messages SET senttime = COALESCE(senttime, ?) WHERE id = ?",
                 (ev.at, ev.sms_id),
             )
-        return
+        return current
     sets = ["status = ?", "status_changed = ?"]
     params: list[Any] = [target, now]
     if ev.type == "sent":
@@ -364,6 +411,7 @@ def _apply_event(conn: sqlite3.Connection, ev: ReportEvent, current: int, now: i
         sets += ["failure_code = ?", "failure_reason = ?"]
         params += [ev.code or ev.type, ev.reason]
     conn.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, ev.sms_id))
+    return target
 
 
 def _replace_sims(conn: sqlite3.Connection, device_id: int, sims: Sequence[Sim], now: int) -> None:

@@ -94,6 +94,45 @@ async def test_lease_commit_report_and_webhooks(store: Store) -> None:
     assert len(await store.webhook_rows()) == 1
 
 
+async def test_one_report_moves_its_messages_event_by_event(store: Store) -> None:
+    """The events of one report apply in order, each seeing what the earlier ones did: a
+    repeated event id applies once, a late `sent` after `delivered` only fills in senttime,
+    another device's message is neither applied nor accepted, and a commit answers each id on
+    its own (committed, committed before, another lease's, not this device's)."""
+    account_id, [dev, other] = await _owner(store, devices=2)
+    ids = await _send(store, account_id, dev, 2)
+    [theirs] = await _send(store, account_id, other, 1)
+    await store.lease_due(dev, 2, "L1", T0 + 1, T0 + 100)
+    await store.lease_due(other, 1, "L2", T0 + 1, T0 + 100)
+    assert await store.commit_lease(dev, "L1", [ids[0]], T0 + 2) == ([ids[0]], [])
+    assert await store.commit_lease(dev, "L1", [ids[1], ids[0], ids[1], theirs], T0 + 3) == (
+        [ids[1], ids[0]], [theirs],
+    )  # fmt: skip
+    assert await store.commit_lease(dev, "L2", [ids[0]], T0 + 3) == ([], [ids[0]])
+    delivered = ReportEvent("d", ids[0], "delivered", T0 + 5)
+    sent = ReportEvent("s", ids[0], "sent", T0 + 4)
+    failed = ReportEvent("f", ids[1], "failed", T0 + 6, status=Status.NO_SERVICE, code="x")
+    late_failure = ReportEvent("n", ids[1], "not_delivered", T0 + 7)
+    foreign = ReportEvent("t", theirs, "sent", T0 + 4)
+    report = [delivered, sent, delivered, failed, foreign, late_failure, failed]
+    assert await store.apply_events(dev, report, T0 + 8) == ["d", "s", "d", "f", "n", "f"]
+    first = await store.message_by_id(account_id, ids[0])
+    assert first is not None and first.status == Status.DELIVERED
+    assert first.senttime == T0 + 4 and first.delivered_time == T0 + 5
+    assert await _status(store, account_id, ids[1]) == Status.NO_SERVICE
+    assert await _status(store, account_id, theirs) == Status.TAKEN
+    assert [c.status for c in await store.message_history(ids[0])] == [2, 3, 7]
+    assert [c.status for c in await store.message_history(ids[1])] == [2, 3, 10]
+    # Answered again and applied no second time; the refused event is still open to its device.
+    assert await store.apply_events(dev, [failed, late_failure, delivered], T0 + 9) == [
+        "f", "n", "d",
+    ]  # fmt: skip
+    assert [c.status for c in await store.message_history(ids[1])] == [2, 3, 10]
+    assert await store.apply_events(other, [foreign], T0 + 9) == ["t"]
+    assert await _status(store, account_id, theirs) == Status.SENT
+    assert await store.apply_events(dev, [], T0 + 10) == []
+
+
 async def test_expired_leases_go_back_and_late_commits_are_refused(store: Store) -> None:
     account_id, [dev] = await _owner(store)
     ids = await _send(store, account_id, dev, 2)
@@ -177,6 +216,29 @@ async def test_idempotency_keys(store: Store) -> None:
 
 def _offer(slot: int, room: int = 5, pool_room: int = 5) -> SimOffer:
     return SimOffer(slot, True, room, pool_room)
+
+
+async def test_due_state_sims_says_what_is_due_or_when_the_next_is(store: Store) -> None:
+    """Due now: (True, None), whatever else waits; nothing due: the earliest of the SIM's next
+    pinned message, its pools' next message and its device's next lease expiry."""
+    account_id, [dev] = await _owner(store)
+    pool = await store.implicit_pool(account_id, None, T0)
+    assert await store.due_state_sims(dev, account_id, [_offer(0)], T0) == (False, None)
+    await _send(store, account_id, None, 3, pool_id=pool.id, timetosend=T0 + 300)
+    await _send(store, account_id, dev, 2, timetosend=T0 + 200)
+    assert await store.due_state_sims(dev, account_id, [_offer(0)], T0) == (False, T0 + 200)
+    pool_only = [_offer(0, room=5, pool_room=5)]
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 250) == (True, None)
+    await store.offer_sims(dev, pool_only, T0 + 250)
+    lease, _ = await store.lease_sims(dev, pool_only, 2, "L1", T0 + 250, T0 + 280, T0,
+                                      random.random)  # fmt: skip
+    assert len(lease.messages) == 2  # the pinned two; the pool's three are not due yet
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 260) == (False, T0 + 280)
+    no_pool = [_offer(0, room=5, pool_room=0)]
+    await store.commit_lease(dev, "L1", [m.id for m in lease.messages], T0 + 261)
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 262) == (False, T0 + 300)
+    assert await store.due_state_sims(dev, account_id, no_pool, T0 + 262) == (False, None)
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 300) == (True, None)
 
 
 async def test_pool_messages_bind_to_the_asking_sim(store: Store) -> None:
