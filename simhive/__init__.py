@@ -6,9 +6,6 @@ the three live at the top level; the symlinks here make the same import names wo
 and pyproject.toml maps the folders into this namespace when a wheel is built.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from simhive._version import VERSION as __version__
 
-try:
-    __version__ = version("simhive")
-except PackageNotFoundError:  # a checkout that was never installed
-    __version__ = "0+unknown"
+__all__ = ["__version__"]
