@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
 import logging
 import os
 import signal
@@ -51,6 +50,7 @@ from simhive.agent.modem.base import (
 )
 from simhive.agent.pacing import DAY, Pacer, SimLimits
 from simhive.agent.reports import ReportMatcher
+from simhive.agent.sha256 import sha256
 from simhive.agent.simview import SimReadiness
 from simhive.agent.sync import Sync
 
@@ -448,7 +448,7 @@ def _fallback_key(device: str, sms: IncomingSms) -> str:
     # The modem layer should give a key; if it does not, derive one that is stable across
     # re-reads of the same stored message (sender, SC time, text), never from the read time.
     stamp = sms.sent_at.isoformat() if sms.sent_at else ""
-    digest = hashlib.sha256(f"{sms.slot}|{sms.sender}|{stamp}|{sms.text}".encode()).hexdigest()
+    digest = sha256(f"{sms.slot}|{sms.sender}|{stamp}|{sms.text}".encode()).hexdigest()
     return f"{device}:{digest[:32]}"
 
 
