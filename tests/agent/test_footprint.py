@@ -1,0 +1,87 @@
+"""What a running `simhive-agent run` loads: modules it does not use cost memory for as long as it
+runs (docs/benchmarks.md, "Agent memory"). These start the real command and look at the process:
+its modules when it exits, and the shared libraries it has mapped while it runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.support.procs import free_port
+
+# Modules, and what pulled each in before: asyncio (ssl), hashlib (OpenSSL's libcrypto),
+# importlib.metadata for the version (email, zipfile, csv, bz2, lzma, tempfile, calendar),
+# `enroll` (urllib.request, http.client).
+NOT_FOR_RUN = {
+    "ssl", "_ssl", "hashlib", "_hashlib", "importlib.metadata", "email", "email.utils",
+    "zipfile", "csv", "bz2", "lzma", "tempfile", "calendar", "pickle", "urllib.request",
+    "http.client", "simhive.agent.enroll", "simhive.agent.clitools", "simhive.agent.doctor",
+}  # fmt: skip
+
+# Runs the agent's console entry point as the installed script does, and writes the names of
+# the modules loaded when it exits (after SIGTERM, the agent's normal stop).
+RUNNER = (
+    "import atexit, sys\n"
+    "out, config = sys.argv[1:]\n"
+    "def dump():\n"
+    "    with open(out, 'w') as f:\n"
+    "        f.write('\\n'.join(sorted(sys.modules)))\n"
+    "atexit.register(dump)\n"
+    "sys.argv = ['simhive-agent', 'run', '--config', config]\n"
+    "from simhive.agent.cli import main\n"
+    "main()\n"
+)
+
+
+def run_agent(tmp_path: Path, scheme: str) -> tuple[set[str], str]:
+    """Start `simhive-agent run` against a server URL of `scheme` where nothing listens and a
+    port that does not exist; once it has tried the server, stop it. Returns its modules and
+    the shared libraries it had mapped."""
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'server = "{scheme}://127.0.0.1:{free_port()}"\n'
+        f'journal = "{tmp_path / "journal.sqlite3"}"\n'
+        'log_level = "info"\n\n[[device]]\nname = "hall"\n'
+        f'token = "{"ab" * 16}"\nport = "{tmp_path / "no-such-port"}"\nprofile = "generic"\n'
+    )
+    modules, log = tmp_path / "modules.txt", tmp_path / "agent.log"
+    # Without the coverage hook the suite may run under: coverage imports modules of its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(modules), str(config)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while "cannot reach the server" not in log.read_text():  # its HTTP client has run
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return set(modules.read_text().split()), maps
+
+
+def test_run_with_an_http_server_loads_no_tls_and_nothing_for_other_commands(
+    tmp_path: Path,
+) -> None:
+    loaded, maps = run_agent(tmp_path, "http")
+    assert "simhive.agent.runner" in loaded  # it did run
+    assert sorted(loaded & NOT_FOR_RUN) == []
+    assert "libcrypto" not in maps and "libssl" not in maps  # OpenSSL: about 5 MiB
+
+
+def test_run_with_an_https_server_loads_tls(tmp_path: Path) -> None:
+    loaded, maps = run_agent(tmp_path, "https")
+    assert {"ssl", "_ssl"} <= loaded
+    assert "libssl" in maps
+    # The rest stays out as for http.
+    assert sorted(loaded & NOT_FOR_RUN) == ["_ssl", "ssl"]
