@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simhive.agent.config import DeviceConfig
+from simhive.agent.eventwait import wait_event
 from simhive.agent.journal import iso
 from simhive.agent.modem.base import Modem, ModemState
 from simhive.agent.modem.ussd import parse_amount
@@ -72,8 +73,7 @@ class BalanceChecker:
             # A check that is due but could not run (modem not ready, other SIM active) is
             # looked at again after LOOK_SECONDS; otherwise sleep until the next one is due.
             wait = min(LOOK_SECONDS, max(0.0, min(due.values()) - self._clock()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), wait or LOOK_SECONDS)
+            await wait_event(self._stop, wait or LOOK_SECONDS)
 
     def _can_check(self, slot: int, overdue: float) -> bool:
         if self.modem.state is not ModemState.READY:

@@ -35,6 +35,7 @@ from simhive.agent.claim import Claimer
 from simhive.agent.client import AgentClient
 from simhive.agent.config import AgentConfig, DeviceConfig
 from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
+from simhive.agent.eventwait import wait_event
 from simhive.agent.handback import HandBack
 from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal, iso
@@ -376,8 +377,7 @@ class DeviceRunner:
                 wait = 3600.0
             if timeout > 0:
                 wait = min(wait, max(0.0, next_expiry - now))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._report_held.wait(), wait)
+            await wait_event(self._report_held, wait)
 
     async def _expire_unreported(self, now: float, horizon: float) -> None:
         span = f"{horizon / 3600:g} h" if horizon >= 3600 else f"{horizon:g} s"

@@ -21,6 +21,7 @@ from typing import Any
 
 from simhive.agent.backoff import Backoff
 from simhive.agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
+from simhive.agent.eventwait import wait_event
 from simhive.agent.journal import Journal
 from simhive.agent.pull import PullMixin
 from simhive.agent.serverhint import server_hint
@@ -148,16 +149,12 @@ class Sync(PullMixin):
             ev.set()
 
     async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
-        """Sleep, but return early on stop (and on `wake` if given)."""
-        waiters = [asyncio.ensure_future(self._stop.wait())]
-        if wake is not None:
-            waiters.append(asyncio.ensure_future(wake.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=max(0.0, seconds),
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        finally:
-            for w in waiters:
-                w.cancel()
+        """Sleep, but return early on stop (and on `wake` if given).
+
+        One event is waited on, in this task (agent/eventwait.py says why): stop() sets every
+        wake event along with `_stop`, so a wait on `wake` ends on stop as well."""
+        if not self._stop.is_set():
+            await wait_event(self._stop if wake is None else wake, seconds)
 
     def _refused(self, what: str, err: Refused) -> float:
         if err.status == 401:

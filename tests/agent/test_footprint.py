@@ -4,6 +4,7 @@ its modules when it exits, and the shared libraries it has mapped while it runs.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from simhive.agent.eventwait import wait_event
 from tests.support.procs import free_port
 
 # Modules, and what pulled each in before: asyncio (ssl), hashlib (OpenSSL's libcrypto),
@@ -85,3 +89,27 @@ def test_run_with_an_https_server_loads_tls(tmp_path: Path) -> None:
     assert "libssl" in maps
     # The rest stays out as for http.
     assert sorted(loaded & NOT_FOR_RUN) == ["_ssl", "ssl"]
+
+
+async def test_wait_event_waits_in_the_calling_task() -> None:
+    event = asyncio.Event()
+    tasks_before = len(asyncio.all_tasks())
+    waiting = asyncio.create_task(wait_event(event, 5.0))
+    await asyncio.sleep(0.01)
+    assert len(asyncio.all_tasks()) == tasks_before + 1  # only the waiter: no task per wait
+    event.set()
+    assert await waiting is True
+    event.clear()
+    started = time.monotonic()
+    assert await wait_event(event, 0.05) is False
+    assert 0.04 < time.monotonic() - started < 1.0
+    event.set()
+    assert await wait_event(event, 0.0) is True
+
+
+async def test_wait_event_passes_a_cancel_through() -> None:
+    waiting = asyncio.create_task(wait_event(asyncio.Event(), 5.0))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
