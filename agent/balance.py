@@ -11,7 +11,6 @@ itself and back.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simhive.agent.config import DeviceConfig
-from simhive.agent.eventwait import wait_event
+from simhive.agent.eventwait import Flag, wait_event
 from simhive.agent.journal import iso
 from simhive.agent.modem.base import Modem, ModemState
 from simhive.agent.modem.ussd import parse_amount
@@ -46,7 +45,7 @@ class BalanceChecker:
         self._clock = clock
         self.codes = {s: c for s, c in enumerate(cfg.balance_ussd) if c and s in cfg.slots}
         self.balances: dict[int, dict[str, Any]] = {}
-        self._stop = asyncio.Event()
+        self._stop = Flag()
 
     def stop(self) -> None:
         self._stop.set()

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from simhive.agent.eventwait import wait_event
+from simhive.agent.eventwait import Flag, wait_event
 from simhive.agent.journal import Journal, OutMessage, iso
 from simhive.agent.modem.base import Modem, ModemState, SendError, SendOutcome
 from simhive.agent.pacing import Pacer
@@ -148,7 +148,7 @@ class Dispatcher:
         self.claims_lost = 0  # claims the server rejected (counter for tests and logs)
         self._clock = clock
         self._rand = rand
-        self._wake = asyncio.Event()
+        self._wake = Flag()
         self._stopping = False
         self.active_slot: int | None = None
         self.in_flight: int | None = None

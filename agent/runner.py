@@ -35,7 +35,7 @@ from simhive.agent.claim import Claimer
 from simhive.agent.client import AgentClient
 from simhive.agent.config import AgentConfig, DeviceConfig
 from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
-from simhive.agent.eventwait import wait_event
+from simhive.agent.eventwait import Flag, wait_event
 from simhive.agent.handback import HandBack
 from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal, iso
@@ -153,11 +153,11 @@ class DeviceRunner:
         )  # fmt: skip
         self.balance = BalanceChecker(cfg, modem, self.sync.wake_status, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
-        self._modem_started = asyncio.Event()
+        self._modem_started = Flag()
         self._hello_identity: ModemIdentity | None = None
         self._helpers: set[asyncio.Task[None]] = set()
         self.restart_delay = 5.0
-        self._report_held = asyncio.Event()
+        self._report_held = Flag()
         self._stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -460,7 +460,7 @@ class AgentRunner:
         self.modem_factory = modem_factory
         self.journal = Journal(cfg.journal)
         self.devices: list[DeviceRunner] = []
-        self._stop = asyncio.Event()
+        self._stop = Flag()
 
     def request_stop(self) -> None:
         self._stop.set()

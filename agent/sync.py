@@ -21,7 +21,7 @@ from typing import Any
 
 from simhive.agent.backoff import Backoff
 from simhive.agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
-from simhive.agent.eventwait import wait_event
+from simhive.agent.eventwait import Flag, wait_event
 from simhive.agent.journal import Journal
 from simhive.agent.pull import PullMixin
 from simhive.agent.serverhint import server_hint
@@ -98,12 +98,12 @@ class Sync(PullMixin):
         self._send_holding = True
         self._status_due = True
         self._hello_due = False
-        self._reports_wake = asyncio.Event()
-        self._incoming_wake = asyncio.Event()
-        self._status_wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._view_changed = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._reports_wake = Flag()
+        self._incoming_wake = Flag()
+        self._status_wake = Flag()
+        self._drained = Flag()
+        self._view_changed = Flag()
+        self._stop = Flag()
         self._incoming_lock = asyncio.Lock()
         self._report_lock = asyncio.Lock()
         self.report_spacing = REPORT_SPACING_SECONDS
@@ -148,7 +148,7 @@ class Sync(PullMixin):
                    self._view_changed):  # fmt: skip
             ev.set()
 
-    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+    async def _sleep(self, seconds: float, wake: Flag | None = None) -> None:
         """Sleep, but return early on stop (and on `wake` if given).
 
         One event is waited on, in this task (agent/eventwait.py says why): stop() sets every
@@ -362,7 +362,7 @@ class Sync(PullMixin):
     async def _flush_loop(
         self,
         flush: Callable[[], Awaitable[None]],
-        wake: asyncio.Event,
+        wake: Flag,
         what: str,
         *,
         gather: float = 0.0,
