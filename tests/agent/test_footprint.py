@@ -1,6 +1,6 @@
-"""What a running `simhive-agent run` loads: modules it does not use cost memory for as long as it
-runs (docs/benchmarks.md, "Agent memory"). These start the real command and look at the process:
-its modules when it exits, and the shared libraries it has mapped while it runs."""
+"""What a running `simhive-agent run` loads: modules it does not use cost memory for as long as
+it runs (docs/benchmarks.md, the agent's memory on 2026-12-06). These start the real command and
+look at the process: its modules when it exits, and the libraries it has mapped while it runs."""
 
 from __future__ import annotations
 
