@@ -11,7 +11,6 @@ itself and back.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simhive.agent.config import DeviceConfig
+from simhive.agent.eventwait import Flag, wait_event
 from simhive.agent.journal import iso
 from simhive.agent.modem.base import Modem, ModemState
 from simhive.agent.modem.ussd import parse_amount
@@ -45,7 +45,7 @@ class BalanceChecker:
         self._clock = clock
         self.codes = {s: c for s, c in enumerate(cfg.balance_ussd) if c and s in cfg.slots}
         self.balances: dict[int, dict[str, Any]] = {}
-        self._stop = asyncio.Event()
+        self._stop = Flag()
 
     def stop(self) -> None:
         self._stop.set()
@@ -72,8 +72,7 @@ class BalanceChecker:
             # A check that is due but could not run (modem not ready, other SIM active) is
             # looked at again after LOOK_SECONDS; otherwise sleep until the next one is due.
             wait = min(LOOK_SECONDS, max(0.0, min(due.values()) - self._clock()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), wait or LOOK_SECONDS)
+            await wait_event(self._stop, wait or LOOK_SECONDS)
 
     def _can_check(self, slot: int, overdue: float) -> bool:
         if self.modem.state is not ModemState.READY:

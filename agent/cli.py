@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
 from simhive import __version__
 from simhive.agent import config as config_mod
 from simhive.agent.config import AgentConfig, ConfigError, DeviceConfig
-from simhive.agent.enroll import enroll
 from simhive.agent.modem.profiles import PROFILES
+
+# What `simhive-agent run` does not need stays unloaded in its long-lived process: asyncio is
+# imported by each command (so `run` can leave out `ssl`, see _leave_out_tls_unless_used), and
+# the subcommands below are imported when invoked or listed. Together with simhive/_version.py
+# and agent/sha256.py that keeps email, urllib.request, http.client, hashlib, ssl and
+# OpenSSL's libraries out of the agent: about 10 MiB of memory.
+LAZY_COMMANDS = {
+    "doctor": "simhive.agent.clitools:doctor",  # doctor and ussd live in agent/clitools.py
+    "ussd": "simhive.agent.clitools:ussd",
+    "enroll": "simhive.agent.enroll:enroll",  # `simhive-agent enroll URL CODE`
+}
 
 
 class RedactSecrets(logging.Filter):
@@ -65,7 +75,24 @@ def _load(path: str) -> AgentConfig:
         sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose LAZY_COMMANDS are imported only when one of them is invoked or listed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in LAZY_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+
+        module, name = LAZY_COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module), name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="simhive-agent", message="%(prog)s %(version)s")
 def main() -> None:
     """simhive host agent: sends and receives SMS over local modems for a simhive server."""
@@ -82,11 +109,14 @@ def main() -> None:
 )  # fmt: skip
 def run(config_path: str, log_level: str | None) -> None:
     """Run every configured device until SIGTERM or SIGINT."""
+    cfg = _load(config_path)
+    _leave_out_tls_unless_used(cfg)
+    import asyncio
+
     from simhive.agent.backends import build_modem
     from simhive.agent.journal import JournalError
     from simhive.agent.runner import AgentRunner, tune_gc
 
-    cfg = _load(config_path)
     secrets = [d.token for d in cfg.devices] + [d.pin for d in cfg.devices if d.pin]
     setup_logging(log_level or cfg.log_level, secrets)
     tune_gc()
@@ -97,6 +127,27 @@ def run(config_path: str, log_level: str | None) -> None:
         sys.exit(2)
 
 
+def _leave_out_tls_unless_used(cfg: AgentConfig) -> None:
+    """Import asyncio without `ssl` when no device's server URL is https.
+
+    `ssl` loads OpenSSL (libssl and libcrypto): about 5 MiB of a process's memory. asyncio
+    imports it only if it can (`try: import ssl except ImportError`) and works without it for
+    plain TCP; agent/http.py imports it on the first https connection. A `None` entry in
+    sys.modules makes that one import fail (the import system's documented way to block a
+    module); it is removed again once asyncio is in, so any later `import ssl` works as usual.
+    A config with an https server keeps the normal way, and so does a process that has asyncio
+    already (tests that run the CLI in process)."""
+    if "asyncio" in sys.modules or "ssl" in sys.modules:
+        return
+    if any(urlsplit(d.server).scheme == "https" for d in cfg.devices):
+        return
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+    try:
+        import asyncio  # noqa: F401  (its modules bind `ssl = None` now)
+    finally:
+        del sys.modules["ssl"]
+
+
 @main.command("check-config")
 @click.argument("config_path", type=click.Path(dir_okay=False))
 @click.option("--online", is_flag=True, help="Also check each device token against its server.")
@@ -105,6 +156,8 @@ def check_config(config_path: str, online: bool) -> None:
 
     Beyond the syntax: every port must exist and open, every token must look like a device
     token, and the journal must be writable. Exit 0 all well, 1 problems found, 2 invalid."""
+    import asyncio
+
     from simhive.agent.clitools import config_problems
 
     cfg = _load(config_path)
@@ -184,6 +237,8 @@ def _warnings(d: DeviceConfig) -> list[str]:
 def probe(port: str, profile: str | None, baudrate: int) -> None:
     """Talk to the modem on PORT with AT commands, as the `at` backend does, and print what it
     is, as JSON (read only: nothing is sent or deleted)."""
+    import asyncio
+
     from simhive.agent.modem.probe import probe as probe_port
     from simhive.agent.modem.probe import unusable
 
@@ -205,17 +260,6 @@ def probe(port: str, profile: str | None, baudrate: int) -> None:
         click.echo(f"simhive-agent: modem on {port} is not usable: {problem}", err=True)
         sys.exit(1)
 
-
-def _add_field_commands() -> None:
-    # doctor and ussd live in agent/clitools.py (the CLI module stays about the core commands).
-    from simhive.agent.clitools import doctor, ussd
-
-    main.add_command(doctor)
-    main.add_command(ussd)
-
-
-_add_field_commands()
-main.add_command(enroll)  # `simhive-agent enroll URL CODE` (agent/enroll.py)
 
 if __name__ == "__main__":
     main()

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Any
 
+from simhive._version import VERSION as AGENT_VERSION
 from simhive.agent.config import AgentConfig
 from simhive.agent.http import HttpClient, HttpError
-
-try:
-    AGENT_VERSION = metadata.version("simhive")
-except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    AGENT_VERSION = "0+unknown"
 
 MAX_BATCH = 500  # events, messages or ids per report / incoming / release call (protocol limits)
 # One encoder for every call: json.dumps with options builds a new one each time (about 3 us

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from simhive.agent.eventwait import Flag, wait_event
 from simhive.agent.journal import Journal, OutMessage, iso
 from simhive.agent.modem.base import Modem, ModemState, SendError, SendOutcome
 from simhive.agent.pacing import Pacer
@@ -147,7 +148,7 @@ class Dispatcher:
         self.claims_lost = 0  # claims the server rejected (counter for tests and logs)
         self._clock = clock
         self._rand = rand
-        self._wake = asyncio.Event()
+        self._wake = Flag()
         self._stopping = False
         self.active_slot: int | None = None
         self.in_flight: int | None = None
@@ -247,8 +248,7 @@ class Dispatcher:
     async def _idle(self, seconds: float | None) -> None:
         # Capped: a wake-up lost in a race costs at most this long, never a stuck queue.
         limit = IDLE_RECHECK_SECONDS if seconds is None else min(seconds, IDLE_RECHECK_SECONDS)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), limit)
+        await wait_event(self._wake, limit)  # no task per wait (agent/eventwait.py)
 
     def _can_visit(self) -> bool:
         return len(self.slots) > 1 and isinstance(self.modem, SlotActivation)

@@ -19,7 +19,6 @@ graceful stop every unstarted pool message is handed back (agent/runner.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -27,6 +26,7 @@ from collections.abc import Callable
 
 from simhive.agent.backoff import Backoff
 from simhive.agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
+from simhive.agent.eventwait import Flag, wait_event
 from simhive.agent.journal import Journal
 from simhive.agent.pull import int_list
 from simhive.agent.sync import REFUSED_RETRY_SECONDS
@@ -64,8 +64,8 @@ class HandBack:
         # `releasing` rows may wait in the journal (at start, after a mark, after a failed
         # call): only then is it read, so a commit on a healthy device costs no journal read.
         self._pending = True
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._wake = Flag()
+        self._stop = Flag()
         self.released = 0  # ids the server took back (counter for tests and logs)
 
     def wake(self, *, committed: bool = False) -> None:
@@ -168,16 +168,7 @@ class HandBack:
             log.warning("device %s: hand-back at stop failed (%s); it is retried at the next"
                         " start", self.device, type(exc).__name__)  # fmt: skip
 
-    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
-        waiters = [asyncio.ensure_future(self._stop.wait())]
-        if wake is not None:
-            waiters.append(asyncio.ensure_future(wake.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=max(0.0, seconds),
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        finally:
-            for w in waiters:
-                w.cancel()
-            for w in waiters:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await w
+    async def _sleep(self, seconds: float, wake: Flag | None = None) -> None:
+        # One event, waited on in this task (agent/eventwait.py): stop() sets `_wake` too.
+        if not self._stop.is_set():
+            await wait_event(self._stop if wake is None else wake, seconds)

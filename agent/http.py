@@ -21,11 +21,14 @@ is retried here: a POST that may have reached the server is for the caller's bac
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # imported on first https use: `ssl` loads OpenSSL, about 5 MiB of memory
+    import ssl
 
 MAX_HEAD_BYTES = 64 * 1024  # status line and headers of one answer
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a pull answer of 500 long messages is well under 1 MiB
@@ -127,6 +130,8 @@ class HttpClient:
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:  # made on first https use: loading the CA store costs time and memory
+            import ssl
+
             self._ssl = ssl.create_default_context()
             self._ssl.set_alpn_protocols(["http/1.1"])  # as aiohttp's default context did
         return self._ssl
@@ -209,16 +214,17 @@ class HttpClient:
             if conn.usable() and now - conn.idle_since < self.idle_seconds:
                 return conn
             conn.close()
+        tls = self._ssl_context() if origin.scheme == "https" else None
         try:
             reader, writer = await asyncio.open_connection(
-                origin.host,
-                origin.port,
-                ssl=self._ssl_context() if origin.scheme == "https" else None,
-                limit=MAX_HEAD_BYTES,
+                origin.host, origin.port, ssl=tls, limit=MAX_HEAD_BYTES
             )
-        except ssl.SSLError as exc:  # its own words name the certificate problem
-            raise TlsError(f"TLS with {origin.netloc} failed: {exc}") from None
         except OSError as exc:
+            if tls is not None:
+                import ssl  # loaded already: `tls` is an ssl.SSLContext
+
+                if isinstance(exc, ssl.SSLError):  # its own words name the certificate problem
+                    raise TlsError(f"TLS with {origin.netloc} failed: {exc}") from None
             raise HttpError(f"cannot connect to {origin.netloc}: {exc}") from None
         self.connections_opened += 1
         return _Conn(reader, writer)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from simhive.agent.backoff import Backoff
 from simhive.agent.client import AgentClient, Refused, ServerAway
+from simhive.agent.eventwait import Flag
 from simhive.agent.journal import Journal, LeasedMessage
 from simhive.agent.simview import SimsView
 
@@ -48,14 +49,14 @@ class PullMixin:
         _told: tuple[tuple[object, ...], ...] | None
         _need_hello: bool
         _send_holding: bool
-        _drained: asyncio.Event
-        _view_changed: asyncio.Event
+        _drained: Flag
+        _view_changed: Flag
         _on_work: Callable[[], None]
         _clock: Callable[[], float]
         _rand: Callable[[float, float], float]
 
         async def hello(self) -> bool: ...
-        async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None: ...
+        async def _sleep(self, seconds: float, wake: Flag | None = None) -> None: ...
         def _set_connected(self, up: bool, why: str = "") -> None: ...
         def _refused(self, what: str, err: Refused) -> float: ...
         def wake_reports(self) -> None: ...

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
 import logging
 import os
 import signal
@@ -36,6 +35,7 @@ from simhive.agent.claim import Claimer
 from simhive.agent.client import AgentClient
 from simhive.agent.config import AgentConfig, DeviceConfig
 from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
+from simhive.agent.eventwait import Flag, wait_event
 from simhive.agent.handback import HandBack
 from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal, iso
@@ -51,6 +51,7 @@ from simhive.agent.modem.base import (
 )
 from simhive.agent.pacing import DAY, Pacer, SimLimits
 from simhive.agent.reports import ReportMatcher
+from simhive.agent.sha256 import sha256
 from simhive.agent.simview import SimReadiness
 from simhive.agent.sync import Sync
 
@@ -153,11 +154,11 @@ class DeviceRunner:
         )  # fmt: skip
         self.balance = BalanceChecker(cfg, modem, self.sync.wake_status, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
-        self._modem_started = asyncio.Event()
+        self._modem_started = Flag()
         self._hello_identity: ModemIdentity | None = None
         self._helpers: set[asyncio.Task[None]] = set()
         self.restart_delay = 5.0
-        self._report_held = asyncio.Event()
+        self._report_held = Flag()
         self._stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -384,8 +385,7 @@ class DeviceRunner:
                 wait = 3600.0
             if timeout > 0:
                 wait = min(wait, max(0.0, next_expiry - now))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._report_held.wait(), wait)
+            await wait_event(self._report_held, wait)
 
     async def _expire_unreported(self, now: float, horizon: float) -> None:
         span = f"{horizon / 3600:g} h" if horizon >= 3600 else f"{horizon:g} s"
@@ -456,7 +456,7 @@ def _fallback_key(device: str, sms: IncomingSms) -> str:
     # The modem layer should give a key; if it does not, derive one that is stable across
     # re-reads of the same stored message (sender, SC time, text), never from the read time.
     stamp = sms.sent_at.isoformat() if sms.sent_at else ""
-    digest = hashlib.sha256(f"{sms.slot}|{sms.sender}|{stamp}|{sms.text}".encode()).hexdigest()
+    digest = sha256(f"{sms.slot}|{sms.sender}|{stamp}|{sms.text}".encode()).hexdigest()
     return f"{device}:{digest[:32]}"
 
 
@@ -468,7 +468,7 @@ class AgentRunner:
         self.modem_factory = modem_factory
         self.journal = Journal(cfg.journal)
         self.devices: list[DeviceRunner] = []
-        self._stop = asyncio.Event()
+        self._stop = Flag()
 
     def request_stop(self) -> None:
         self._stop.set()

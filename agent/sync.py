@@ -21,6 +21,7 @@ from typing import Any
 
 from simhive.agent.backoff import Backoff
 from simhive.agent.client import MAX_BATCH, AgentClient, Refused, ServerAway
+from simhive.agent.eventwait import Flag, wait_event
 from simhive.agent.journal import Journal
 from simhive.agent.pull import PullMixin
 from simhive.agent.serverhint import server_hint
@@ -97,12 +98,12 @@ class Sync(PullMixin):
         self._send_holding = True
         self._status_due = True
         self._hello_due = False
-        self._reports_wake = asyncio.Event()
-        self._incoming_wake = asyncio.Event()
-        self._status_wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._view_changed = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._reports_wake = Flag()
+        self._incoming_wake = Flag()
+        self._status_wake = Flag()
+        self._drained = Flag()
+        self._view_changed = Flag()
+        self._stop = Flag()
         self._incoming_lock = asyncio.Lock()
         self._report_lock = asyncio.Lock()
         self.report_spacing = REPORT_SPACING_SECONDS
@@ -147,17 +148,13 @@ class Sync(PullMixin):
                    self._view_changed):  # fmt: skip
             ev.set()
 
-    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
-        """Sleep, but return early on stop (and on `wake` if given)."""
-        waiters = [asyncio.ensure_future(self._stop.wait())]
-        if wake is not None:
-            waiters.append(asyncio.ensure_future(wake.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=max(0.0, seconds),
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        finally:
-            for w in waiters:
-                w.cancel()
+    async def _sleep(self, seconds: float, wake: Flag | None = None) -> None:
+        """Sleep, but return early on stop (and on `wake` if given).
+
+        One event is waited on, in this task (agent/eventwait.py says why): stop() sets every
+        wake event along with `_stop`, so a wait on `wake` ends on stop as well."""
+        if not self._stop.is_set():
+            await wait_event(self._stop if wake is None else wake, seconds)
 
     def _refused(self, what: str, err: Refused) -> float:
         if err.status == 401:
@@ -365,7 +362,7 @@ class Sync(PullMixin):
     async def _flush_loop(
         self,
         flush: Callable[[], Awaitable[None]],
-        wake: asyncio.Event,
+        wake: Flag,
         what: str,
         *,
         gather: float = 0.0,

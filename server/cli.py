@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from simhive._version import VERSION
 from simhive.server.core import limits
 from simhive.server.core.agent import AgentSettings
 from simhive.server.core.dates import iso
@@ -83,12 +84,9 @@ class StartupErrors(click.Group):
 
 
 def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    """--version, as click.version_option prints it; the version is looked up only when asked
-    (simhive.__version__ imports importlib.metadata, memory a running server need not hold)."""
+    """--version, as click.version_option prints it."""
     if value and not ctx.resilient_parsing:
-        import simhive
-
-        click.echo(f"simhive-server {simhive.__version__}")
+        click.echo(f"simhive-server {VERSION}")
         ctx.exit()
 
 

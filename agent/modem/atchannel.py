@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from simhive.agent.eventwait import Flag
+
 from .at import AtDecoder, Echo, Final, FinalKind, Info, Junk, Prompt, Urc
 from .transport import Transport, TransportClosed
 
@@ -130,7 +132,7 @@ class AtChannel:
         self._lock = asyncio.Lock()
         self._waiter: _Waiter | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._closed = asyncio.Event()
+        self._closed = Flag()
         self._closed.set()
         self.junk_lines = 0
         self.pdu_written = False  # did the last submit_pdu get as far as writing its PDU?

@@ -18,7 +18,6 @@ message again, same key, carrying only the repeat's storage so the caller can de
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 
 from simhive.agent.modem.base import IncomingSms
 from simhive.agent.modem.pdu import Deliver
+from simhive.agent.sha256 import sha256
 
 Storage = tuple[str, int]  # (memory, index) on the modem, e.g. ("SM", 3)
 
@@ -83,7 +83,7 @@ def _join(texts: Iterable[str]) -> str:
 
 
 def _key(scope: str, sender: str, ref: int | None, total: int, parts: list[Deliver]) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     for item in (scope, sender, "" if ref is None else str(ref), str(total)):
         h.update(item.encode("utf-8", "surrogatepass") + b"\x00")
     for p in parts:

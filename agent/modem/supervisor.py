@@ -18,6 +18,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from simhive.agent.eventwait import Flag
+
 from .atchannel import AtCommandError, AtTimeout, ChannelClosed
 from .atinfo import csq_to_dbm, parse_creg
 from .base import ModemState
@@ -45,7 +47,7 @@ class Supervisor:
         self.sweep_interval = sweep_interval
         self.reopen_min = reopen_min
         self.reopen_max = reopen_max
-        self._wake = asyncio.Event()
+        self._wake = Flag()
         self._link_lost: str | None = None
         self._restarted: str | None = None
         self._unresponsive: str | None = None

@@ -16,6 +16,8 @@ from typing import Protocol
 
 import serial
 
+from simhive.agent.eventwait import Flag
+
 from .portaccess import explain_open_error
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ class SerialTransport:
         self._baudrate = baudrate
         self._exclusive = exclusive
         self._serial: serial.Serial | None = None
-        self._readable: asyncio.Event | None = None
+        self._readable: Flag | None = None
 
     @property
     def name(self) -> str:
@@ -96,7 +98,7 @@ class SerialTransport:
             why = explain_open_error(self._port, err, str(exc))
             raise TransportClosed(f"cannot open {self._port}: {why}") from exc
         self._serial = ser
-        self._readable = asyncio.Event()
+        self._readable = Flag()
         loop = asyncio.get_running_loop()
         fd = ser.fileno()
         readable = self._readable

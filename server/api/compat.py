@@ -7,7 +7,6 @@ error is HTTP 200 `{"error":1,"message":...}` (the middleware renders GatewayErr
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -15,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from simhive._version import VERSION
 from simhive.server.api import fields
 from simhive.server.api.params import Params, load_json, read_params, scalar_text, short
 from simhive.server.core import idempotency, limits, numbers
@@ -40,18 +40,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _ONCE: ContextVar[tuple[str, str] | None] = ContextVar("simhive_once", default=None)
 # Credentials are not part of what a request means: a retry with a fresh token is the same one.
 _CREDENTIALS = frozenset({"token", "email", "pass"})
-
-
-@functools.cache
-def agent_version() -> str:
-    """The agent version that counts as current; looked up at first use, since importlib.metadata
-    costs a server memory it need not hold until a device list is asked for."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("simhive")
-    except metadata.PackageNotFoundError:  # running from a source tree without installation
-        return "0.0.0"
 
 
 async def _once(gw: Gateway, account: Account, work: Callable[[], Awaitable[Answer]]) -> Answer:
@@ -332,7 +320,7 @@ def render_device(d: Device, sims: list[Sim], zone: OutputZone) -> dict[str, Any
         "serialnumber": d.serialnumber or "unknown",
         "siminfo": [render_sim(s) for s in sims],
         "appversion": d.appversion or "",
-        "isappversionactual": d.appversion == agent_version(),
+        "isappversionactual": d.appversion == VERSION,
         "delaybetweeneachsms": d.delaybetweeneachsms,
         "delaybetweenrequest": d.delaybetweenrequest,
         "subscription": d.subscription,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from simhive._version import VERSION
 from simhive.server.api.v1 import render
 from simhive.server.api.v1.declare import Route
 from simhive.server.core.codes import CODES
@@ -24,15 +25,6 @@ _DESCRIPTIONS = {
     429: "The key's rate limit; see Retry-After.",
     503: "Storage unavailable; retry.",
 }
-
-
-def _version() -> str:
-    from importlib import metadata  # only here: the module and what it imports cost memory
-
-    try:
-        return metadata.version("simhive")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
 
 
 def _operation(route: Route) -> dict[str, Any]:
@@ -97,7 +89,7 @@ def document(routes: Sequence[Route]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "simhive native API",
-            "version": _version(),
+            "version": VERSION,
             "description": "JSON over HTTP under /api/v1 with `Authorization: Bearer <API key>`"
             ' (docs/api.md). Errors: `{"error": {"code", "message", "details"}}`.',
         },
