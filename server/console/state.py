@@ -1,6 +1,6 @@
 """What the console keeps in the app, importable without the pages: its settings, the Console
 object (CONSOLE) and the live views' stop signal. jinja2 and the page modules are loaded at the
-console's first request (console/__init__.py), so a server nobody opens the console on never
+console's first request (server/console/__init__.py), so a server nobody opens the console on never
 holds them (docs/benchmarks.md has the memory this saves)."""
 
 from __future__ import annotations
