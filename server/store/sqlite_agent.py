@@ -140,8 +140,23 @@ class SqliteAgentStore:
         if not pinned:
             return False, None
         slots = ",".join("?" * len(pinned))
-        pools = " UNION ".join([SIM_POOLS_SQL] * len(pooled)) or "SELECT NULL WHERE 0"
         pool_params = [v for slot in pooled for v in (account_id, device_id, device_id, slot)]
+        # Without a SIM that may take pool messages the pool queue is not looked at: SQLite would
+        # otherwise still walk it (`pool_id IN (nothing)` does not stop the scan). With one, the
+        # queue is read through its own partial index: the planner, without statistics, takes
+        # `device_id IS NULL` for an equality on messages_pull and walks every waiting pool
+        # message, each with a table lookup (0.6 - 0.9 ms with 1,900 waiting).
+        pool_query = (
+            "SELECT {} FROM messages INDEXED BY messages_pool_queue WHERE pool_id IN ("
+            + " UNION ".join([SIM_POOLS_SQL] * len(pooled))
+            + ") AND status = 1 AND device_id IS NULL AND due {} ?"
+        )
+        if pooled:
+            pool_due_sql = f"EXISTS({pool_query.format('1', '<=')})"
+            next_pool_sql = f"({pool_query.format('MIN(due)', '>')})"
+            pool_due_params: list[int] = [*pool_params, now]
+        else:
+            pool_due_sql, next_pool_sql, pool_due_params = "0", "NULL", []
         # The next due times matter only when nothing is due now, and finding them is the costly
         # part while a pool's queue is long and due (MIN(due) over `due > now` walks past every
         # waiting message: 0.2 ms per pull with 1,900 waiting); so they are computed only then.
@@ -149,22 +164,19 @@ class SqliteAgentStore:
             "WITH now_due(d, p, e) AS MATERIALIZED (SELECT"
             f" EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND sim IN ({slots})"
             "        AND status = 1 AND due <= ?),"
-            f" EXISTS(SELECT 1 FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            "        AND device_id IS NULL AND due <= ?),"
+            f" {pool_due_sql},"
             " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
             "        AND lease_expires < ?))"
             " SELECT d, p, e,"
             " CASE WHEN d OR p OR e THEN NULL ELSE"
             f" (SELECT MIN(due) FROM messages WHERE device_id = ? AND sim IN ({slots})"
             "        AND status = 1 AND due > ?) END,"
-            " CASE WHEN d OR p OR e THEN NULL ELSE"
-            f" (SELECT MIN(due) FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            "        AND device_id IS NULL AND due > ?) END,"
+            f" CASE WHEN d OR p OR e THEN NULL ELSE {next_pool_sql} END,"
             " CASE WHEN d OR p OR e THEN NULL ELSE"
             " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2) END"
             " FROM now_due",
-            (device_id, *pinned, now, *pool_params, now, device_id, now,
-             device_id, *pinned, now, *pool_params, now, device_id),
+            (device_id, *pinned, now, *pool_due_params, device_id, now,
+             device_id, *pinned, now, *pool_due_params, device_id),
         )  # fmt: skip
         due, pool_due, expired, next_due, next_pool, next_expiry = rows[0]
         if due or pool_due or expired:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from simhive.server.core.models import MessageFilter, NewMessage
+from simhive.server.core.pools import SimOffer
 from simhive.server.store.sqlite import SqliteStore
 
 
@@ -106,3 +107,42 @@ async def test_text_with_nul_takes_the_executemany_path(store: SqliteStore) -> N
     )
     got = {m.id: m.body for m in await store.list_messages(MessageFilter(account_id))}
     assert [got[i] for i in ids] == ["a", "nul\x00inside"]
+
+
+async def test_the_pull_check_does_not_walk_the_pool_queue(store: SqliteStore) -> None:
+    """A pull's "is anything due" read costs the same with 40 or 2,000 pool messages waiting:
+    the queue is read through its partial index, and not at all by a SIM without pool room
+    (SQLite's planner, without statistics, walked the whole queue through messages_pull)."""
+    account_id, device_id = await _owner(store)
+    pool = await store.implicit_pool(account_id, None, 1)
+    pooled, full = [SimOffer(0, True, 5, 5)], [SimOffer(0, True, 5, 0)]
+    await store.offer_sims(device_id, pooled, 1)
+    assert store._reader is not None
+    ticks = 0
+
+    def tick() -> int:
+        nonlocal ticks
+        ticks += 1
+        return 0
+
+    await store._reader.set_progress_handler(tick, 50)  # called every 50 VM instructions
+
+    async def cost(offers: list[SimOffer]) -> tuple[int, tuple[bool, int | None]]:
+        nonlocal ticks
+        ticks = 0
+        answer = await store.due_state_sims(device_id, account_id, offers, 10)
+        return ticks, answer
+
+    async def queue(n: int) -> None:
+        await store.insert_messages(
+            [NewMessage(account_id, None, "+4915752982212", f"p{i}", pool_id=pool.id)
+             for i in range(n)], 1,
+        )  # fmt: skip
+
+    await queue(40)
+    small = [await cost(pooled), await cost(full)]
+    await queue(1960)
+    large = [await cost(pooled), await cost(full)]
+    assert [a for _, a in small] == [a for _, a in large] == [(True, None), (False, None)]
+    for (few, _), (many, _) in zip(small, large, strict=True):
+        assert many <= few + 2, (small, large)
