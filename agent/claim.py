@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from simhive.agent.client import AgentClient, Refused, ServerAway
@@ -49,14 +50,22 @@ class Claimer:
         self._task: asyncio.Task[None] | None = None
         self.requests = 0  # commit calls made for claims (counter for tests and benchmarks)
 
-    async def claim(self, lease_id: str, msg_id: int) -> bool | None:
-        """True: committed, this device's to send now. False: not this device's (drop it).
-        None: no answer; keep it and claim it again later."""
-        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Claim(lease_id, msg_id, future))
-        if self._task is None or self._task.done():
+    async def claim(self, claims: Sequence[tuple[str, int]]) -> list[bool | None]:
+        """Claim each (lease id, message id), all in the next request(s); per claim in order:
+        True: committed, this device's to send now. False: not this device's (drop it).
+        None: no answer; keep it and claim it again later.
+
+        The caller waits on the claims' futures itself rather than through a task per claim
+        (`asyncio.gather` of coroutines): one SMS used to cost a task here."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[bool | None]] = []
+        for lease_id, msg_id in claims:
+            future: asyncio.Future[bool | None] = loop.create_future()
+            self._waiting.append(_Claim(lease_id, msg_id, future))
+            futures.append(future)
+        if futures and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._run(), name=f"{self.device}:claim")
-        return await future
+        return [await f for f in futures]
 
     async def _run(self) -> None:
         while self._waiting:
@@ -64,7 +73,11 @@ class Claimer:
             by_lease: dict[str, list[_Claim]] = {}
             for c in batch:
                 by_lease.setdefault(c.lease_id, []).append(c)
-            await asyncio.gather(*(self._commit(lease, cs) for lease, cs in by_lease.items()))
+            if len(by_lease) == 1:  # the usual case: no task per request
+                ((lease_id, claims),) = by_lease.items()
+                await self._commit(lease_id, claims)
+            else:
+                await asyncio.gather(*(self._commit(lease, cs) for lease, cs in by_lease.items()))
 
     async def _commit(self, lease_id: str, claims: list[_Claim]) -> None:
         ids = list(dict.fromkeys(c.msg_id for c in claims))

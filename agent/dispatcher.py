@@ -74,8 +74,9 @@ MAX_CLAIM_BATCH = 16
 
 StatusCallback = Callable[[dict[str, Any]], Awaitable[None]]
 SwitchCallback = Callable[[int], None]
-# (lease id, message id) -> True: committed, send it; False: not ours; None: no answer.
-ClaimCallback = Callable[[str, int], Awaitable[bool | None]]
+# [(lease id, message id), ...] -> per claim, in order: True: committed, send it; False: not
+# ours; None: no answer. Claims made in one call go to the server together.
+ClaimCallback = Callable[[Sequence[tuple[str, int]]], Awaitable[list[bool | None]]]
 
 
 @runtime_checkable
@@ -437,7 +438,7 @@ class Dispatcher:
         n = self._claim_batch(msg.slot)
         if n > 1:
             batch += await self.journal.next_claimable(msg, self._clock(), n - 1)
-        answers = await asyncio.gather(*(claim(m.lease_id or "", m.id) for m in batch))
+        answers = await claim([(m.lease_id or "", m.id) for m in batch])
         committed = [(m.id, m.lease_id) for m, a in zip(batch[1:], answers[1:], strict=True) if a]
         lost = [(m.id, m.lease_id) for m, a in zip(batch, answers, strict=True) if a is False]
         if committed or lost:

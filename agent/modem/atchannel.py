@@ -108,6 +108,9 @@ class _Waiter:
         self.lines: list[Info] = []
         self.final: asyncio.Future[Final] = loop.create_future()
         self.prompt: asyncio.Future[None] = loop.create_future()
+        # AT+CMGS only: resolved by the prompt or by a final before it, whichever comes first,
+        # so submit_pdu waits on one future (no asyncio.wait: its callbacks and waiter per SMS).
+        self.prompt_or_final: asyncio.Future[None] | None = None
         self.got_info = asyncio.Event()
 
 
@@ -196,8 +199,8 @@ class AtChannel:
         self._closed.set()
         w = self._waiter
         if w is not None:
-            for fut in (w.final, w.prompt):
-                if not fut.done():
+            for fut in (w.final, w.prompt, w.prompt_or_final):
+                if fut is not None and not fut.done():
                     fut.set_exception(ChannelClosed(f"{self.name}: {reason}"))
                     fut.exception()  # mark retrieved: the waiter may already be gone
         if self.on_closed is not None:
@@ -214,11 +217,13 @@ class AtChannel:
         elif isinstance(ev, Final):
             if w is not None and not w.final.done():
                 w.final.set_result(ev)
+                _resolve(w.prompt_or_final)
             else:
                 log.debug("%s: stale final %r", self.name, ev.text)
         elif isinstance(ev, Prompt):
             if w is not None and not w.prompt.done():
                 w.prompt.set_result(None)
+                _resolve(w.prompt_or_final)
         elif isinstance(ev, Urc):
             if self.on_urc is not None:
                 try:
@@ -333,14 +338,17 @@ class AtChannel:
             if not self.is_open:
                 raise ChannelClosed(f"{self.name} is not open")
             w = _Waiter(command)
+            step = w.prompt_or_final = asyncio.get_running_loop().create_future()
             self._waiter = w
             self.pdu_written = False
             self._decoder.begin(command, prompt=True)
             try:
                 await self._write(command.encode("ascii") + b"\r")
-                waiting: set[asyncio.Future[Final] | asyncio.Future[None]] = {w.prompt, w.final}
-                first = asyncio.FIRST_COMPLETED
-                await asyncio.wait(waiting, timeout=prompt_wait, return_when=first)
+                # The timeout cancels `step` (ours alone); a closed channel sets ChannelClosed
+                # on prompt and final as well, raised by the checks below.
+                with contextlib.suppress(TimeoutError, ChannelClosed):
+                    async with asyncio.timeout(prompt_wait):
+                        await step
                 if w.final.done():
                     final = w.final.result()  # an error before the prompt (e.g. +CMS 330)
                 elif w.prompt.done():
@@ -349,11 +357,18 @@ class AtChannel:
                     self.pdu_written = True
                     await self._write(pdu_hex.encode("ascii") + CTRL_Z)
                     try:
-                        final = await asyncio.wait_for(asyncio.shield(w.final), wait)
+                        # Not shielded: after a timeout the waiter is detached, so nothing else
+                        # reads w.final (one wake-up instead of shield's and wait_for's three).
+                        async with asyncio.timeout(wait):
+                            final = await w.final
                     except TimeoutError:
-                        self._detach(w)
-                        await self._drain()
-                        raise AtTimeout(command, "final", wait) from None
+                        if w.final.done() and not w.final.cancelled():
+                            # The answer came in the same loop turn as the deadline.
+                            final = w.final.result()
+                        else:
+                            self._detach(w)
+                            await self._drain()
+                            raise AtTimeout(command, "final", wait) from None
                 else:
                     self._detach(w)
                     # ESC aborts a pending SMS input; the modem answers OK (or nothing).
@@ -425,8 +440,8 @@ class AtChannel:
         if self._waiter is w:
             self._waiter = None
             self._decoder.end()
-        for fut in (w.final, w.prompt):
-            if fut.done() and not fut.cancelled():
+        for fut in (w.final, w.prompt, w.prompt_or_final):
+            if fut is not None and fut.done() and not fut.cancelled():
                 fut.exception()  # retrieved: no "exception never retrieved" noise
 
     async def _write(self, data: bytes, *, shown: str | None = None) -> None:
@@ -437,6 +452,11 @@ class AtChannel:
         except TransportClosed as exc:
             self._mark_closed(str(exc))
             raise ChannelClosed(str(exc)) from exc
+
+
+def _resolve(fut: asyncio.Future[None] | None) -> None:
+    if fut is not None and not fut.done():
+        fut.set_result(None)
 
 
 def _validate(command: str) -> None:

@@ -6,11 +6,14 @@ the in-test protocol server (tests/agent/fakeserver.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from simhive.agent import dispatcher as dispatcher_module
+from simhive.agent.claim import Claimer
 from simhive.agent.client import AgentClient
 from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal, LeasedMessage
@@ -72,9 +75,9 @@ async def test_no_claim_answer_holds_only_pool_messages_and_a_rejected_claim_dro
     answers: dict[int, list[bool | None]] = {1: [None, True], 3: [False]}
     asked: list[tuple[str, int]] = []
 
-    async def claim(lease_id: str, msg_id: int) -> bool | None:
-        asked.append((lease_id, msg_id))
-        return answers[msg_id].pop(0)
+    async def claim(claims: Sequence[tuple[str, int]]) -> list[bool | None]:
+        asked.extend(claims)
+        return [answers[msg_id].pop(0) for _, msg_id in claims]
 
     clock = Clock()
     modem = FakeModem()
@@ -160,12 +163,9 @@ async def test_a_claim_takes_along_what_the_sim_starts_within_the_claim_horizon(
                                                        "otp")], 1.0)  # fmt: skip
     rounds: list[list[int]] = []
 
-    async def claim(lease_id: str, msg_id: int) -> bool | None:
-        if not rounds or rounds[-1][0] != -1:
-            rounds.append([-1])  # a new round: claims made together land in one list
-            asyncio.get_running_loop().call_soon(lambda: rounds[-1].remove(-1))
-        rounds[-1].append(msg_id)
-        return True
+    async def claim(claims: Sequence[tuple[str, int]]) -> list[bool | None]:
+        rounds.append([msg_id for _, msg_id in claims])  # claims made together: one call
+        return [True] * len(claims)
 
     clock = Clock()
     modem = FakeModem()
@@ -194,3 +194,35 @@ def test_docs_state_the_claim_horizon_and_retry() -> None:
     for page in ("agent.md", "agent-protocol.md"):
         text = " ".join((root / page).read_text().split())
         assert f"again after {dispatcher_module.CLAIM_RETRY_SECONDS:g} s" in text, page
+
+
+class _CommitRecorder:
+    """AgentClient.commit as the Claimer uses it; records each request and the live tasks."""
+
+    def __init__(self, rejected: set[int]) -> None:
+        self.requests: list[tuple[str, list[int]]] = []
+        self.tasks_during: list[int] = []
+        self.rejected = rejected
+
+    async def commit(self, lease_id: str, ids: list[int]) -> dict[str, list[int]]:
+        self.requests.append((lease_id, ids))
+        self.tasks_during.append(len(asyncio.all_tasks()))
+        await asyncio.sleep(0)
+        return {"committed": [i for i in ids if i not in self.rejected]}
+
+
+async def test_claims_made_together_go_in_one_request_per_lease_without_a_task_per_claim() -> None:
+    client = _CommitRecorder(rejected={3})
+    claimer = Claimer(DEV, cast(AgentClient, client))
+    before = len(asyncio.all_tasks())
+    answers = await claimer.claim([("L1", 1), ("L1", 2), ("L1", 3)])
+    assert answers == [True, True, False]
+    assert client.requests == [("L1", [1, 2, 3])]
+    # Only the Claimer's own request task runs beside the caller: none per claim or lease.
+    assert client.tasks_during == [before + 1]
+    answers = await claimer.claim([("L1", 4), ("L2", 5), ("L1", 6)])
+    assert answers == [True, True, True]
+    assert sorted(client.requests[1:]) == [("L1", [4, 6]), ("L2", [5])]
+    assert claimer.requests == 3
+    assert await claimer.claim([]) == []
+    assert claimer.requests == 3

@@ -91,6 +91,28 @@ async def test_submit_and_reference():
     await ch.close()
 
 
+async def test_unplug_while_waiting_for_the_prompt_is_closed_not_a_timeout():
+    t, fm, ch, _ = await open_channel()
+    fm.no_prompt = True
+    submit = asyncio.create_task(ch.submit_pdu(16, "00AA", prompt_wait=5.0))
+    await asyncio.sleep(0.05)
+    t.unplug()
+    with pytest.raises(ChannelClosed):
+        await asyncio.wait_for(submit, 1.0)  # at once, not after prompt_wait
+    assert not ch.pdu_written
+
+
+async def test_unplug_after_the_pdu_is_closed_not_a_timeout():
+    t, fm, ch, _ = await open_channel()
+    fm._submit = lambda pdu_hex: None  # type: ignore[method-assign]  # the prompt, then no final
+    submit = asyncio.create_task(ch.submit_pdu(16, "00AA", wait=5.0))
+    await asyncio.sleep(0.05)
+    t.unplug()
+    with pytest.raises(ChannelClosed):
+        await asyncio.wait_for(submit, 1.0)
+    assert ch.pdu_written  # "maybe sent": the caller must not retry it blindly
+
+
 async def test_cms_error_before_prompt():
     _, fm, ch, _ = await open_channel()
     fm.hook = lambda cmd: "+CMS ERROR: 330" if cmd.startswith("AT+CMGS") else None
