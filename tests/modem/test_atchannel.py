@@ -104,7 +104,7 @@ async def test_unplug_while_waiting_for_the_prompt_is_closed_not_a_timeout():
 
 async def test_unplug_after_the_pdu_is_closed_not_a_timeout():
     t, fm, ch, _ = await open_channel()
-    fm._submit = lambda pdu_hex: None  # type: ignore[method-assign]  # the prompt, then no final
+    fm._submit = lambda pdu_hex: None  # the prompt, then no final
     submit = asyncio.create_task(ch.submit_pdu(16, "00AA", wait=5.0))
     await asyncio.sleep(0.05)
     t.unplug()
