@@ -173,22 +173,27 @@ class _Reference:
     need not hold until someone asks (docs/benchmarks.md)."""
 
     def __init__(self) -> None:
+        self._doc: dict[str, Any] | None = None
         self._json: bytes | None = None
         self._page: bytes | None = None
 
-    def json(self) -> bytes:
-        if self._json is None:
+    def _document(self) -> dict[str, Any]:
+        if self._doc is None:  # one document for both: the page renders the one served
             from simhive.server.api.v1.openapi import document
 
-            self._json = _ENCODER.encode(document(ROUTES)).encode("utf-8")
+            self._doc = document(ROUTES)
+        return self._doc
+
+    def json(self) -> bytes:
+        if self._json is None:
+            self._json = _ENCODER.encode(self._document()).encode("utf-8")
         return self._json
 
     def page(self) -> bytes:
         if self._page is None:
             from simhive.server.api.v1 import reference
-            from simhive.server.api.v1.openapi import document
 
-            self._page = reference.render(document(ROUTES)).encode("utf-8")
+            self._page = reference.render(self._document()).encode("utf-8")
         return self._page
 
 
