@@ -13,7 +13,9 @@ Part "scale", simhive alone over N zero-latency emulated modems (64 by default),
    the server and their RSS (from /proc). Baseline, measured in the same run: the same ptys
    driven directly with text-mode AT+CMGS by one thread per modem (no server, no journal): the
    emulator's own capacity, which the agent cannot exceed; and the disk's fsync rate, since the
-   agent's journal makes the steps of a message durable.
+   agent's journal makes the steps of a message durable. The RSS is shown beside the memory
+   floor of the design, measured in the same run (bench/_floor.py): a bare aiohttp handler
+   process and a Python process with asyncio, sqlite3 and json.
 3. Durability cost: the agent's fdatasync calls per SMS, counted with `strace -c` attached to
    the agent during a separate, smaller batch (strace slows the process, so this pass is not
    timed). Skipped when strace is not installed or may not attach.
@@ -43,7 +45,7 @@ from pathlib import Path
 
 import serial
 
-from bench import _peer
+from bench import _floor, _peer
 from bench._e2e import OUTSIDE, measure_latency, measure_throughput, percentile, show
 from tests.support.stack import FAST_PACING, Device, GatewayStack
 
@@ -164,6 +166,7 @@ def scale(root: Path, modems: int, samples: int, messages: int, quick: bool) -> 
             stack.agent.stop()  # it holds the ports exclusively (TIOCEXCL)
         direct = direct_at_rate(stack, max(1, messages // modems))
         fsyncs = fsync_rate(root, 0.5 if quick else 3.0)
+        floor = _floor.rows(root, tput["gateway_rss_mib"])
     finally:
         stack.close()
 
@@ -209,6 +212,7 @@ def scale(root: Path, modems: int, samples: int, messages: int, quick: bool) -> 
             ("agent + server peak RSS", tput["gateway_hwm_mib"], "MiB"),
         ],
     )
+    show("memory: agent + server against the floor of Python, asyncio and aiohttp", floor)
     counted = [(f"over {modems} modems", fsyncs_all), ("all to one modem", fsyncs_1)]
     if all(v is not None for _, v in counted):
         show(

@@ -15,5 +15,7 @@ def test_e2e_benchmark_runs() -> None:
                  "baseline: direct AT+CMGS", "agent CPU per SMS", "agent + server CPU per SMS",
                  "agent + server RSS at the end", "agent peak RSS",
                  "pool of all SIMs: accept -> AT+CMGS p50",
-                 "ratio pool p50 / pinned p50"):  # fmt: skip
+                 "ratio pool p50 / pinned p50",
+                 "baseline: bare aiohttp handler process, one request served",
+                 "floor of server + agent", "ratio agent + server RSS / floor"):  # fmt: skip
         assert line in result.stdout
