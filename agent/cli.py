@@ -3,76 +3,34 @@
 from __future__ import annotations
 
 import json
-import logging
-import re
 import sys
-from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 
 from simhive import __version__
 from simhive.agent import config as config_mod
-from simhive.agent.config import AgentConfig, ConfigError, DeviceConfig
+from simhive.agent.config import DeviceConfig
+from simhive.agent.launch import (
+    CONFIG_OPTION,
+    LOG_LEVEL_OPTION,
+    load_config,
+    run_agent,
+    setup_logging,
+)
 from simhive.agent.modem.profiles import PROFILES
 
-# What `simhive-agent run` does not need stays unloaded in its long-lived process: asyncio is
-# imported by each command (so `run` can leave out `ssl`, see _leave_out_tls_unless_used), and
-# the subcommands below are imported when invoked or listed. Together with simhive/_version.py
-# and agent/sha256.py that keeps email, urllib.request, http.client, hashlib, ssl and
-# OpenSSL's libraries out of the agent: about 10 MiB of memory.
+# What `simhive-agent run` does not need stays unloaded in its long-lived process: the console
+# script starts a plain `run` without this module and click (agent/launch.py), asyncio is
+# imported by each command (so `run` can leave out `ssl`), and the subcommands below are
+# imported when invoked or listed. Together with simhive/_version.py and agent/sha256.py that
+# keeps click, email, urllib.request, http.client, hashlib, ssl and OpenSSL's libraries out of
+# the agent: about 11 MiB of memory.
 LAZY_COMMANDS = {
     "doctor": "simhive.agent.clitools:doctor",  # doctor and ussd live in agent/clitools.py
     "ussd": "simhive.agent.clitools:ussd",
     "enroll": "simhive.agent.enroll:enroll",  # `simhive-agent enroll URL CODE`
 }
-
-
-class RedactSecrets(logging.Filter):
-    """Defence in depth: no log line may carry a device token or PIN, whoever logs it.
-
-    A PIN is all digits, so it is masked only where it stands alone: the same four digits inside
-    a phone number, a message id or a timestamp are not the PIN, and masking them there would
-    make the log say something untrue ("+49***5678")."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
-        self._patterns = [
-            re.compile(rf"(?<![0-9]){re.escape(s)}(?![0-9])" if s.isdigit() else re.escape(s))
-            for s in self.secrets
-        ]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            msg = record.getMessage()
-            if any(s in msg for s in self.secrets):
-                for pattern in self._patterns:
-                    msg = pattern.sub("***", msg)
-                record.msg, record.args = msg, None
-        return True
-
-
-def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactSecrets(secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # Library chatter (aiosqlite's line per SQL call) drowns the agent's
-    # own debug output; they stay at warning unless something is wrong.
-    for noisy in ("aiosqlite", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-
-
-def _load(path: str) -> AgentConfig:
-    try:
-        return config_mod.load(path)
-    except ConfigError as exc:
-        click.echo(f"simhive-agent: config error: {exc}", err=True)
-        sys.exit(2)
 
 
 class LazyGroup(click.Group):
@@ -100,52 +58,16 @@ def main() -> None:
 
 @main.command()
 @click.option(
-    "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+    CONFIG_OPTION, "config_path", required=True, type=click.Path(dir_okay=False),
     help="TOML config file (see docs/agent.md).",
 )  # fmt: skip
 @click.option(
-    "--log-level", type=click.Choice(config_mod.LOG_LEVELS), default=None,
+    LOG_LEVEL_OPTION, type=click.Choice(config_mod.LOG_LEVELS), default=None,
     help="Override the config's log_level.",
 )  # fmt: skip
 def run(config_path: str, log_level: str | None) -> None:
     """Run every configured device until SIGTERM or SIGINT."""
-    cfg = _load(config_path)
-    _leave_out_tls_unless_used(cfg)
-    import asyncio
-
-    from simhive.agent.backends import build_modem
-    from simhive.agent.journal import JournalError
-    from simhive.agent.runner import AgentRunner, tune_gc
-
-    secrets = [d.token for d in cfg.devices] + [d.pin for d in cfg.devices if d.pin]
-    setup_logging(log_level or cfg.log_level, secrets)
-    tune_gc()
-    try:
-        asyncio.run(AgentRunner(cfg, build_modem).run())
-    except (JournalError, ConfigError) as exc:
-        logging.getLogger("simhive.agent").error("%s", exc)
-        sys.exit(2)
-
-
-def _leave_out_tls_unless_used(cfg: AgentConfig) -> None:
-    """Import asyncio without `ssl` when no device's server URL is https.
-
-    `ssl` loads OpenSSL (libssl and libcrypto): about 5 MiB of a process's memory. asyncio
-    imports it only if it can (`try: import ssl except ImportError`) and works without it for
-    plain TCP; agent/http.py imports it on the first https connection. A `None` entry in
-    sys.modules makes that one import fail (the import system's documented way to block a
-    module); it is removed again once asyncio is in, so any later `import ssl` works as usual.
-    A config with an https server keeps the normal way, and so does a process that has asyncio
-    already (tests that run the CLI in process)."""
-    if "asyncio" in sys.modules or "ssl" in sys.modules:
-        return
-    if any(urlsplit(d.server).scheme == "https" for d in cfg.devices):
-        return
-    sys.modules["ssl"] = None  # type: ignore[assignment]
-    try:
-        import asyncio  # noqa: F401  (its modules bind `ssl = None` now)
-    finally:
-        del sys.modules["ssl"]
+    run_agent(config_path, log_level)
 
 
 @main.command("check-config")
@@ -160,7 +82,7 @@ def check_config(config_path: str, online: bool) -> None:
 
     from simhive.agent.clitools import config_problems
 
-    cfg = _load(config_path)
+    cfg = load_config(config_path)
     report = asyncio.run(config_problems(cfg, online=online))
     click.echo(f"{'ok' if not report.problems else 'problems'}: {config_path}")
     click.echo(f"  server:  {cfg.server}")

@@ -80,10 +80,10 @@ def doctor(
 ) -> None:  # fmt: skip
     """Check the modem host: ports, ModemManager, modems and SIMs, the server, the journal,
     a Raspberry Pi's power. Each problem comes with a fix. Exit 0 all well, 1 problems found."""
-    from simhive.agent.cli import _load, setup_logging
+    from simhive.agent.launch import load_config, setup_logging
 
     setup_logging("error")
-    cfg = _load(config_path) if config_path else None
+    cfg = load_config(config_path) if config_path else None
     roots = Roots(
         proc=_root(proc_root, "/proc"), sys=_root(sys_root, "/sys"), dev=_root(dev_root, "/dev"),
         run=_root(run_root, "/run"), etc=_root(etc_root, "/etc"),
@@ -119,9 +119,9 @@ def ussd(device: str, slot: int, code: str, config_path: str, timeout: float,
          as_json: bool) -> None:  # fmt: skip
     """Send the USSD CODE (e.g. '*100#') from SIM slot SLOT (0 = first) of DEVICE and print the
     network's answer. The agent must not be running on that modem (it holds the port)."""
-    from simhive.agent.cli import _load, setup_logging
+    from simhive.agent.launch import load_config, setup_logging
 
-    cfg = _load(config_path)
+    cfg = load_config(config_path)
     setup_logging("error", [d.token for d in cfg.devices] + [d.pin for d in cfg.devices if d.pin])
     d = next((x for x in cfg.devices if x.name == device), None)
     if d is None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from click.testing import CliRunner
 
-from simhive.agent.cli import RedactSecrets, main
+from simhive.agent.cli import main
+from simhive.agent.launch import RedactSecrets, plain_run
 
 
 def test_log_filter_masks_tokens_whoever_logs_them() -> None:
@@ -46,3 +48,36 @@ def test_check_config_summarises_without_tokens(tmp_path: Path) -> None:
 def test_check_config_error_exit_code(tmp_path: Path) -> None:
     out = CliRunner().invoke(main, ["check-config", str(tmp_path / "missing.toml")])
     assert out.exit_code == 2
+
+
+def test_the_launcher_reads_a_plain_run_as_click_does_and_leaves_the_rest_to_click(
+    tmp_path: Path,
+) -> None:
+    # agent/launch.py starts `run` without click; what it accepts must mean what click makes
+    # of it, and whatever click would refuse or answer must reach click.
+    cfg, unreadable = tmp_path / "a.toml", tmp_path / "secret.toml"
+    cfg.write_text("")
+    unreadable.write_text("")
+    unreadable.chmod(0)
+    run = main.commands["run"]
+    plain = [
+        ["run", "--config", str(cfg)],
+        ["run", f"--config={cfg}", "--log-level", "debug"],
+        ["run", "--log-level=warning", "--config", "missing.toml"],  # click does not look
+    ]
+    for args in plain:
+        got = plain_run(args)
+        assert got is not None, args
+        params = run.make_context("run", args[1:]).params
+        assert got == (params["config_path"], params["log_level"]), args
+    to_click = [
+        [], ["--version"], ["run"], ["run", "--help"], ["check-config", str(cfg)],
+        ["run", "--config"], ["run", "--config="], ["run", "--config", "-x"],
+        ["run", "--config", str(cfg), "--config", str(cfg)], ["run", "--config", str(tmp_path)],
+        ["run", "--config", str(cfg), "--log-level", "LOUD"], ["run", "-c", str(cfg)],
+        ["run", "--config", str(cfg), "extra"], ["run", "--conf", str(cfg)],
+    ]  # fmt: skip
+    if os.geteuid() != 0:  # root reads any file
+        to_click.append(["run", "--config", str(unreadable)])
+    for args in to_click:
+        assert plain_run(args) is None, args

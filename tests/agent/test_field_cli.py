@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from simhive.agent.cli import RedactSecrets, main
+from simhive.agent.cli import main
+from simhive.agent.launch import RedactSecrets
 from simhive.hardware.emulator.client import EmulatorProcess, run_emulator
 from tests.agent.fakeserver import FakeAgentServer
 from tests.support.procs import console_script

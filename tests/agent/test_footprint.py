@@ -12,6 +12,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,12 @@ from tests.support.procs import free_port
 
 # Modules, and what pulled each in before: asyncio (ssl), hashlib (OpenSSL's libcrypto),
 # importlib.metadata for the version (email, zipfile, csv, bz2, lzma, tempfile, calendar),
-# `enroll` (urllib.request, http.client).
+# `enroll` (urllib.request, http.client), the click CLI (gettext, uuid, platform).
 NOT_FOR_RUN = {
     "ssl", "_ssl", "hashlib", "_hashlib", "importlib.metadata", "email", "email.utils",
     "zipfile", "csv", "bz2", "lzma", "tempfile", "calendar", "pickle", "urllib.request",
     "http.client", "simhive.agent.enroll", "simhive.agent.clitools", "simhive.agent.doctor",
+    "click", "simhive.agent.cli", "gettext", "uuid", "platform",
 }  # fmt: skip
 
 # Runs the agent's console entry point as the installed script does, and writes the names of
@@ -38,7 +40,7 @@ RUNNER = (
     "        f.write('\\n'.join(sorted(sys.modules)))\n"
     "atexit.register(dump)\n"
     "sys.argv = ['simhive-agent', 'run', '--config', config]\n"
-    "from simhive.agent.cli import main\n"
+    "from simhive.agent.launch import main\n"
     "main()\n"
 )
 
@@ -74,6 +76,12 @@ def run_agent(tmp_path: Path, scheme: str) -> tuple[set[str], str]:
             proc.kill()
             proc.wait()
     return set(modules.read_text().split()), maps
+
+
+def test_the_console_script_is_the_launcher() -> None:
+    # What RUNNER imports is what the installed `simhive-agent` runs.
+    (script,) = entry_points(group="console_scripts", name="simhive-agent")
+    assert script.value == "simhive.agent.launch:main"
 
 
 def test_run_with_an_http_server_loads_no_tls_and_nothing_for_other_commands(

@@ -5,13 +5,16 @@ answers, connections closed mid-body or before answering, answers that never com
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import ssl
 import subprocess
 import sys
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -220,6 +223,43 @@ async def test_deadline_covers_the_whole_answer_and_cancel_drops_the_connection(
         assert "secret-token" not in str(away.value)
         assert "does not answer in time" in server_hint(str(away.value), url)
         server.close()
+
+
+async def test_a_closed_connection_is_freed_without_the_cyclic_collector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The agent runs with a high collector threshold (agent/runner.py, tune_gc): a transport
+    # left in a reference cycle stayed in memory long after its connection ended.
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered.append(1)
+        close = b"Connection: close\r\n" if len(answered) == 2 else b""
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n" + close + b"\r\nk")
+        await writer.drain()
+
+    answered: list[int] = []
+    transports: list[weakref.ref[asyncio.BaseTransport]] = []
+    open_connection = asyncio.open_connection
+
+    async def recording(*args: Any, **kwargs: Any) -> tuple[asyncio.StreamReader, Any]:
+        reader, writer = await open_connection(*args, **kwargs)
+        transports.append(weakref.ref(writer.transport))
+        return reader, writer
+
+    monkeypatch.setattr(asyncio, "open_connection", recording)
+    server, url = await raw_server(answer)
+    gc.disable()
+    try:
+        async with server:
+            http = HttpClient()
+            # the first answer keeps its connection in the pool; the second closes it
+            await asyncio.gather(*(http.request("GET", url, seconds=5) for _ in range(2)))
+            assert len(transports) == 2 and sum(len(c) for c in http._idle.values()) == 1
+            await http.close()  # closes the pooled one
+            for _ in range(3):  # connection_lost runs from the event loop
+                await asyncio.sleep(0)
+            assert [ref() for ref in transports] == [None, None]
+    finally:
+        gc.enable()
 
 
 async def test_refused_connection_is_server_away_with_the_right_hint() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from simhive.agent.cli import RedactSecrets, main
+from simhive.agent.cli import main
+from simhive.agent.launch import RedactSecrets
 
 HEAD = 'server = "http://127.0.0.1:8080"\njournal = "j.db"\n'
 
