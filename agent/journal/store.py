@@ -54,6 +54,9 @@ class StoreStats:
 class _Pending:
     op: Op
     future: asyncio.Future[Any]
+    # Run on the event loop with the op's result once it is committed, before the future is
+    # resolved and before anything else runs on the loop (agent/journal/loads.py).
+    after: Callable[[Any], None] | None = None
     result: Any = None
     error: BaseException | None = field(default=None)
 
@@ -142,22 +145,34 @@ class Store:
             self._rconn.close()
             self._rconn = None
 
-    def write_nowait(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def write_nowait(
+        self,
+        op: Callable[[sqlite3.Connection], T],
+        after: Callable[[T], None] | None = None,
+    ) -> asyncio.Future[T]:
         """Queue `op` for the next group commit; the future resolves once it is on disk.
 
         Queued in call order: a later write is never committed before an earlier one, so a
         write the caller does not wait for is durable by the time any later write is.
+        `after(result)` runs on the event loop right after the commit (not if the op failed).
         """
         if self._task is None or self._closing:
             raise JournalError("journal is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(op, future))
+        self._pending.append(_Pending(op, future, after))
         self._queued += 1
         self._wakeup.set()
         return future
 
-    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        return await self.write_nowait(op)
+    async def write(
+        self, op: Callable[[sqlite3.Connection], T], after: Callable[[T], None] | None = None
+    ) -> T:
+        return await self.write_nowait(op, after)
+
+    @property
+    def idle(self) -> bool:
+        """No write is queued or being committed (every `after` has run)."""
+        return self._settled == self._queued
 
     async def settled(self) -> None:
         """Return once every write queued before this call is committed (or has failed).
@@ -201,6 +216,12 @@ class Store:
                 log.error("journal: commit of %d write(s) failed: %s", len(batch), exc)
                 for item in batch:
                     item.error = JournalError(f"journal write failed: {exc}")
+            for item in batch:
+                if item.after is not None and item.error is None:
+                    try:
+                        item.after(item.result)
+                    except Exception:  # a bookkeeping bug must not stop the journal
+                        log.exception("journal: after-commit step failed")
             for item in batch:
                 if item.future.done():  # its caller was cancelled; the write stands
                     continue
