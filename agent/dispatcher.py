@@ -470,7 +470,7 @@ class Dispatcher:
             return
         claimed = None if msg.claimed else msg.lease_id
         if not await self.journal.begin_dispatch(
-            self.device, msg.id, self._clock(), claimed_lease=claimed
+            self.device, msg.id, self._clock(), claimed_lease=claimed, slot=msg.slot
         ):
             return
         switching = self.active_slot != msg.slot

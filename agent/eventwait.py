@@ -15,6 +15,7 @@ with `asyncio.timeout` instead.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Literal
 
 
@@ -61,4 +62,28 @@ async def wait_event(event: Flag | asyncio.Event, seconds: float) -> bool:
             await event.wait()
     except TimeoutError:
         return event.is_set()
+    return True
+
+
+async def wait_flags(flags: Sequence[Flag], seconds: float | None) -> bool:
+    """Return when any of `flags` is set (True) or after `seconds` (False; None: no limit).
+
+    One future waits on all of them, in the caller's task: waiting on two flags through
+    `asyncio.wait` needed a task per flag and two more callbacks per wake-up."""
+    if any(flag.is_set() for flag in flags):
+        return True
+    fut = asyncio.get_running_loop().create_future()
+    for flag in flags:
+        flag._waiters.append(fut)
+    try:
+        if seconds is None:
+            await fut
+        else:
+            async with asyncio.timeout(max(0.0, seconds)):
+                await fut
+    except TimeoutError:
+        return any(flag.is_set() for flag in flags)
+    finally:
+        for flag in flags:
+            flag._waiters.remove(fut)
     return True

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from simhive.agent.backoff import Backoff
 from simhive.agent.client import AgentClient, Refused, ServerAway
-from simhive.agent.eventwait import Flag
+from simhive.agent.eventwait import Flag, wait_flags
 from simhive.agent.journal import Journal, LeasedMessage
 from simhive.agent.simview import SimsView
 
@@ -218,24 +218,23 @@ class PullMixin:
             return await self._pull_call(room, wait, holding, None)
         self._told = view.readiness()
         req = asyncio.ensure_future(self._pull_call(room, wait, holding, view.wire()))
+        # The answer and a view change wake this task through one future (wait_flags): no
+        # task per wait, as `asyncio.wait` over the request and a Flag.wait() task needed.
+        answered = Flag()
+        req.add_done_callback(lambda _req: answered.set())
         try:
             while True:
-                changed = asyncio.ensure_future(self._view_changed.wait())
                 timeout = (
                     None if view.changes_at is None else max(0.0, view.changes_at - self._clock())
                 )
-                try:
-                    await asyncio.wait({req, changed}, timeout=timeout,
-                                       return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-                finally:
-                    changed.cancel()
+                await wait_flags((answered, self._view_changed), timeout)
                 if req.done():
                     return req.result()
                 if self.stopping:
                     return None  # the poll is dropped (finally); nothing was leased by it
                 if not self.per_sim:
                     return await req  # the server refused `sims`: the retry without them
-                await asyncio.wait({req}, timeout=REPOLL_GATHER_SECONDS)
+                await wait_flags((answered,), REPOLL_GATHER_SECONDS)
                 if req.done():
                     return req.result()
                 self._view_changed.clear()

@@ -14,8 +14,9 @@ Per SIM slot:
   room. The inactive SIM of a single-standby modem offers at most 1, and only while the radio
   has nothing to do: a switch costs a re-registration.
 
-Everything here is in memory except one indexed journal read per view, so it can be computed
-for every pull and every change while a poll is parked (agent/pull.py).
+Everything here is in memory (the journal keeps each SIM's load current as it writes, read
+from disk only after an unusual write: agent/journal/loads.py), so it can be computed for every
+pull and every change while a poll is parked (agent/pull.py).
 """
 
 from __future__ import annotations

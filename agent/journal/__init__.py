@@ -31,6 +31,7 @@ from simhive.agent.journal.delivery import Decide, DeliveryJournal
 from simhive.agent.journal.events import EventJournal
 from simhive.agent.journal.housekeeping import HousekeepingJournal
 from simhive.agent.journal.inbox import InboxJournal
+from simhive.agent.journal.loads import SlotLoad
 from simhive.agent.journal.outbox import OutboxJournal
 from simhive.agent.journal.records import (
     UNKNOWN_AFTER_CRASH,
@@ -42,7 +43,7 @@ from simhive.agent.journal.records import (
     iso,
     sent_event,
 )
-from simhive.agent.journal.release import ReleaseJournal, SlotLoad
+from simhive.agent.journal.release import ReleaseJournal
 from simhive.agent.journal.store import JournalError
 
 __all__ = [

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from simhive.agent.journal.base import JournalBase, run_statements
+from simhive.agent.journal.loads import unchanged
 from simhive.agent.journal.records import HeldReport, SentPart, event_stmt, iso, unknown_event
 
 # Given every part's TP-ST of a message (None = no report yet): the final state to move it to
@@ -61,14 +62,16 @@ class DeliveryJournal(JournalBase):
                 return statuses, None
             return statuses, state
 
-        return await self._write(op)
+        return await self._write(op, unchanged)  # parts, and sent -> (not) delivered
 
     async def finish_delivery(
         self, device: str, msg_id: int, delivered: bool, now: float, detail: str = ""
     ) -> bool:
         """sent -> delivered | not_delivered with its event; False if it was already final."""
         state = "delivered" if delivered else "not_delivered"
-        return await self._write(lambda conn: _finish(conn, device, msg_id, state, now, detail))
+        return await self._write(
+            lambda conn: _finish(conn, device, msg_id, state, now, detail), unchanged
+        )
 
     # -- reports waiting for their part -----------------------------------------------------
 
@@ -80,7 +83,7 @@ class DeliveryJournal(JournalBase):
             "INSERT INTO held_reports (device, slot, reference, recipient, tp_status,"
             " received_at) VALUES (?, ?, ?, ?, ?, ?)",
             (device, slot, reference & 0xFF, recipient, tp_status, at),
-        )])  # fmt: skip
+        )], unchanged)  # fmt: skip
 
     async def held_reports(self, device: str) -> list[HeldReport]:
         rows = await self._rows(
@@ -92,7 +95,7 @@ class DeliveryJournal(JournalBase):
                 for a, b, c, d, e, f in rows]  # fmt: skip
 
     async def drop_held(self, seqs: Sequence[int]) -> None:
-        await self._tx([("DELETE FROM held_reports WHERE seq = ?", (s,)) for s in seqs])
+        await self._tx([("DELETE FROM held_reports WHERE seq = ?", (s,)) for s in seqs], unchanged)
 
     # -- no report ever ---------------------------------------------------------------------
 

@@ -6,12 +6,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from simhive.agent.journal.base import JournalBase
+from simhive.agent.journal.loads import unchanged
 from simhive.agent.journal.records import PendingEvent, event_stmt
 
 
 class EventJournal(JournalBase):
     async def add_event(self, device: str, channel: str, event: dict[str, Any]) -> None:
-        await self._tx([event_stmt(device, channel, event)])
+        await self._tx([event_stmt(device, channel, event)], unchanged)
 
     async def pending_events(self, device: str, channel: str, limit: int) -> list[PendingEvent]:
         rows = await self._rows(
@@ -35,7 +36,7 @@ class EventJournal(JournalBase):
                 "UPDATE events SET done = 1, error = ? WHERE device = ? AND channel = ?"
                 f" AND event_id IN ({marks})", (error, device, channel, *chunk),
             ))  # fmt: skip
-        await self._tx(stmts)
+        await self._tx(stmts, unchanged)
 
     async def count_pending_events(self, device: str, channel: str) -> int:
         rows = await self._rows(

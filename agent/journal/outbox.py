@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from simhive.agent.journal.base import JournalBase, run_statements
+from simhive.agent.journal.loads import unchanged
 from simhive.agent.journal.records import (
     UNKNOWN_AFTER_CRASH,
     LeasedMessage,
@@ -68,23 +69,39 @@ class OutboxJournal(JournalBase):
         committed again, so it can never be sent twice.
         """
 
+        added: list[int] = []  # slots of the new rows (the SIMs' loads grow by one each)
+
         def op(conn: sqlite3.Connection) -> list[int]:
             mine = []
+            added.clear()  # a group that failed runs its ops again
             for m in messages:
                 row = (device, m.id, m.sim, m.to, m.body, int(m.urgent), lease_id, now, now)
                 cur = conn.execute(
                     "INSERT INTO outbox (device, id, slot, to_number, body, urgent, state,"
                     " lease_id, created, updated, pool)"
                     " VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?, ?, ?)"
-                    " ON CONFLICT (device, id) DO UPDATE SET lease_id = excluded.lease_id,"
-                    " updated = excluded.updated WHERE state IN ('leased', 'committed')",
+                    " ON CONFLICT (device, id) DO NOTHING",
                     (*row, m.pool),
+                )
+                if cur.rowcount == 1:
+                    added.append(m.sim)
+                    mine.append(m.id)
+                    continue
+                # Known already: one still held is re-leased (committed again, one row kept).
+                cur = conn.execute(
+                    "UPDATE outbox SET lease_id = ?, updated = ? WHERE device = ? AND id = ?"
+                    " AND state IN ('leased', 'committed')",
+                    (lease_id, now, device, m.id),
                 )
                 if cur.rowcount == 1:
                     mine.append(m.id)
             return mine
 
-        return await self._write(op) if messages else []
+        def after(_mine: list[int]) -> None:
+            for slot in added:
+                self.loads.add(device, slot, 1, 1)
+
+        return await self._write(op, after) if messages else []
 
     async def apply_commit(
         self, device: str, lease_id: str, committed: Sequence[int], rejected: Sequence[int]
@@ -101,7 +118,8 @@ class OutboxJournal(JournalBase):
                 "DELETE FROM outbox WHERE device = ? AND id = ? AND lease_id = ?"
                 " AND state = 'leased'", (device, i, lease_id),
             ))  # fmt: skip
-        await self._tx(stmts)
+        # leased -> committed leaves the loads; a rejected row leaves them (read them again).
+        await self._tx(stmts, self.loads.forget_after(device) if rejected else unchanged)
 
     async def fail_foreign_slots(self, device: str, slots: Sequence[int], now: float) -> list[int]:
         """Committed messages for a SIM slot this device does not have can never be sent:
@@ -184,14 +202,21 @@ class OutboxJournal(JournalBase):
         return float(v) if v is not None else None
 
     async def begin_dispatch(
-        self, device: str, msg_id: int, now: float, *, claimed_lease: str | None = None
+        self,
+        device: str,
+        msg_id: int,
+        now: float,
+        *,
+        claimed_lease: str | None = None,
+        slot: int | None = None,
     ) -> bool:
         """Mark before AT+CMGS; on disk by the time this returns (synchronous=FULL).
 
         False if the row was not `committed` (then it must not be sent). `claimed_lease`: the
         server has just committed this pool message under that lease (the claim), so a row
         still `leased` under it may go too; one meanwhile marked `releasing`, or re-leased
-        under another lease, may not.
+        under another lease, may not. `slot`: the message's SIM, whose load this lowers by one
+        (unknown: the loads are read again).
         """
 
         def op(conn: sqlite3.Connection) -> bool:
@@ -203,7 +228,15 @@ class OutboxJournal(JournalBase):
             )
             return cur.rowcount == 1
 
-        return await self._write(op)
+        def after(marked: bool) -> None:
+            if not marked:
+                return
+            if slot is None:
+                self.loads.forget(device)
+            else:
+                self.loads.add(device, slot, -1, -1)  # committed or leased -> dispatching
+
+        return await self._write(op, after)
 
     async def next_claimable(self, msg: OutMessage, now: float, limit: int) -> list[OutMessage]:
         """The leased pool messages of msg's SIM and lease (one commit call takes one lease),
@@ -237,7 +270,8 @@ class OutboxJournal(JournalBase):
              " AND pool IS NOT NULL AND lease_id = ?", (device, i, lease))
             for i, lease in rejected
         ]  # fmt: skip
-        return self._write_nowait(lambda conn: run_statements(conn, stmts))
+        after = self.loads.forget_after(device) if rejected else unchanged
+        return self._write_nowait(lambda conn: run_statements(conn, stmts), after)
 
     async def defer_claims(self, device: str, slots: Sequence[int], until: float) -> None:
         """No answer to a claim (the server is away): the SIMs' leased pool messages are
@@ -270,7 +304,8 @@ class OutboxJournal(JournalBase):
                 " VALUES (?, ?, ?, ?, ?, ?)", (device, msg_id, idx, slot, ref, sent_at),
             ))  # fmt: skip
         stmts.append(event_stmt(device, "report", sent_event(msg_id, slot, references, sent_at)))
-        return self._write_nowait(lambda conn: run_statements(conn, stmts))
+        # dispatching -> sent: no SIM's load changes.
+        return self._write_nowait(lambda conn: run_statements(conn, stmts), unchanged)
 
     async def finish_sent(
         self, device: str, msg_id: int, slot: int, references: Sequence[int], sent_at: float

@@ -12,33 +12,39 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from simhive.agent.journal.base import JournalBase
+from simhive.agent.journal.loads import SlotLoad
 from simhive.agent.journal.records import Statement
-
-
-@dataclass(frozen=True)
-class SlotLoad:
-    held: int = 0  # leased + committed + releasing: what counts against the SIM's pull room
-    queued: int = 0  # leased + committed: waiting to be sent on it
 
 
 class ReleaseJournal(JournalBase):
     async def slot_loads(self, device: str) -> dict[int, SlotLoad]:
-        """The device's held and queued messages per SIM slot (one indexed query)."""
-        rows = await self._rows(
-            "SELECT slot, state, count(*) FROM outbox WHERE device = ?"
-            " AND state IN ('leased', 'committed', 'releasing') GROUP BY slot, state",
-            (device,),
-        )
-        held: dict[int, int] = {}
-        queued: dict[int, int] = {}
-        for slot, state, n in rows:
-            held[int(slot)] = held.get(int(slot), 0) + int(n)
-            if state != "releasing":
-                queued[int(slot)] = queued.get(int(slot), 0) + int(n)
-        return {s: SlotLoad(held[s], queued.get(s, 0)) for s in held}
+        """The device's held and queued messages per SIM slot: kept in memory once read
+        (agent/journal/loads.py), else one indexed query."""
+        known = self.loads.get(device)
+        if known is not None:
+            return known
+        store, kept = self.store, self.loads
+
+        def fetch(conn: sqlite3.Connection) -> dict[int, SlotLoad]:
+            rows = conn.execute(
+                "SELECT slot, state, count(*) FROM outbox WHERE device = ?"
+                " AND state IN ('leased', 'committed', 'releasing') GROUP BY slot, state",
+                (device,),
+            ).fetchall()
+            held: dict[int, int] = {}
+            queued: dict[int, int] = {}
+            for slot, state, n in rows:
+                held[int(slot)] = held.get(int(slot), 0) + int(n)
+                if state != "releasing":
+                    queued[int(slot)] = queued.get(int(slot), 0) + int(n)
+            loads = {s: SlotLoad(held[s], queued.get(s, 0)) for s in held}
+            if store.idle:  # kept only when every committed write's change is in it, no more
+                kept.keep(device, loads)
+            return loads
+
+        return await store.read(fetch)
 
     async def mark_releasing(
         self, device: str, keep_slots: Sequence[int], reason: str, now: float

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # Ops per transaction at most, so one commit never holds the write lock for long.
 MAX_BATCH = 256
+# Reads in a row (tens of microseconds each) before Store.read lets other tasks run.
+READS_PER_YIELD = 8
 
 
 class JournalError(RuntimeError):
@@ -52,6 +54,9 @@ class StoreStats:
 class _Pending:
     op: Op
     future: asyncio.Future[Any]
+    # Run on the event loop with the op's result once it is committed, before the future is
+    # resolved and before anything else runs on the loop (agent/journal/loads.py).
+    after: Callable[[Any], None] | None = None
     result: Any = None
     error: BaseException | None = field(default=None)
 
@@ -102,6 +107,7 @@ class Store:
         self._settled = 0
         self._barriers: list[tuple[int, asyncio.Future[None]]] = []
         self.stats = StoreStats()
+        self._reads = 0
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -139,22 +145,34 @@ class Store:
             self._rconn.close()
             self._rconn = None
 
-    def write_nowait(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def write_nowait(
+        self,
+        op: Callable[[sqlite3.Connection], T],
+        after: Callable[[T], None] | None = None,
+    ) -> asyncio.Future[T]:
         """Queue `op` for the next group commit; the future resolves once it is on disk.
 
         Queued in call order: a later write is never committed before an earlier one, so a
         write the caller does not wait for is durable by the time any later write is.
+        `after(result)` runs on the event loop right after the commit (not if the op failed).
         """
         if self._task is None or self._closing:
             raise JournalError("journal is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(op, future))
+        self._pending.append(_Pending(op, future, after))
         self._queued += 1
         self._wakeup.set()
         return future
 
-    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        return await self.write_nowait(op)
+    async def write(
+        self, op: Callable[[sqlite3.Connection], T], after: Callable[[T], None] | None = None
+    ) -> T:
+        return await self.write_nowait(op, after)
+
+    @property
+    def idle(self) -> bool:
+        """No write is queued or being committed (every `after` has run)."""
+        return self._settled == self._queued
 
     async def settled(self) -> None:
         """Return once every write queued before this call is committed (or has failed).
@@ -172,9 +190,13 @@ class Store:
         if conn is None:
             raise JournalError("journal is not open")
         result = fn(conn)
-        # Still a point where other tasks run, as when reads went to a thread: a loop that
-        # only reads must not hold the event loop.
-        await asyncio.sleep(0)
+        # Every READS_PER_YIELD-th read lets other tasks run, as when reads went to a thread:
+        # a loop that only reads must not hold the event loop. Not every read: the agent's
+        # loops await a write, a request or a wake-up soon after their reads, and a yield per
+        # read was a task step per read (about five per SMS).
+        self._reads += 1
+        if self._reads % READS_PER_YIELD == 0:
+            await asyncio.sleep(0)
         return result
 
     async def _run(self) -> None:
@@ -194,6 +216,12 @@ class Store:
                 log.error("journal: commit of %d write(s) failed: %s", len(batch), exc)
                 for item in batch:
                     item.error = JournalError(f"journal write failed: {exc}")
+            for item in batch:
+                if item.after is not None and item.error is None:
+                    try:
+                        item.after(item.result)
+                    except Exception:  # a bookkeeping bug must not stop the journal
+                        log.exception("journal: after-commit step failed")
             for item in batch:
                 if item.future.done():  # its caller was cancelled; the write stands
                     continue

@@ -244,43 +244,75 @@ class AtDecoder:
     # -- decoding ------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[AtEvent]:
+        """Decode a chunk. The text of a line is taken in one slice up to its CR or LF; only
+        line ends and the bytes where something may happen (a line's first byte: noise or a
+        `>` prompt; the space after a prompt) go through `_byte` one by one. A byte-by-byte
+        loop over all of it cost about 0.4 us per byte, some 120 bytes per SMS."""
         out: list[AtEvent] = []
-        for b in data:
-            if b in (0x0D, 0x0A):
+        i, n = 0, len(data)
+        buf = self._buf
+        while i < n:
+            b = data[i]
+            if b == 0x0D or b == 0x0A:  # as in _byte, inline: about 14 line ends per SMS
                 if self._discarding:
                     self._discarding = False
-                    continue
-                if self._buf:
-                    raw = bytes(self._buf)
-                    self._buf.clear()
-                    self._line(raw, out)
-                self._skip_space = False
+                else:
+                    if buf:
+                        raw = bytes(buf)
+                        buf.clear()
+                        self._line(raw, out)
+                    self._skip_space = False
+                i += 1
                 continue
-            if self._discarding:
+            if self._skip_space or (not buf and b in _FIRST_BYTE):
+                self._byte(b, out)
+                i += 1
                 continue
-            if b in (0x00, 0xFF) and not self._buf:
-                continue  # power-on noise
-            if self._skip_space:
-                self._skip_space = False
-                if b == 0x20:
-                    continue
-            self._buf.append(b)
-            if (
-                self._buf == b">"
-                and self._expect is not None
-                and self._expect.prompt
-                and self._pending is None
-            ):
-                self._buf.clear()
-                self._skip_space = True
-                self._expect.prompt = False  # one prompt per command
-                out.append(Prompt())
-                continue
-            if len(self._buf) > self._max_line:
-                out.append(Junk(bytes(self._buf[:64]), f"line longer than {self._max_line} bytes"))
-                self._buf.clear()
-                self._discarding = True
+            end = _line_end(data, i, n)
+            if not self._discarding:
+                buf += data[i:end]
+                if len(buf) > self._max_line:
+                    out.append(Junk(bytes(buf[:64]), f"line longer than {self._max_line} bytes"))
+                    buf.clear()
+                    self._discarding = True
+            i = end
         return out
+
+    def _byte(self, b: int, out: list[AtEvent]) -> None:
+        if b in (0x0D, 0x0A):
+            if self._discarding:
+                self._discarding = False
+                return
+            if self._buf:
+                raw = bytes(self._buf)
+                self._buf.clear()
+                self._line(raw, out)
+            self._skip_space = False
+            return
+        if self._discarding:
+            return
+        if b in (0x00, 0xFF) and not self._buf:
+            return  # power-on noise
+        if self._skip_space:
+            self._skip_space = False
+            if b == 0x20:
+                return
+        self._buf.append(b)
+        if (
+            self._buf == b">"
+            and self._expect is not None
+            and self._expect.prompt
+            and self._pending is None
+        ):
+            self._buf.clear()
+            self._skip_space = True
+            self._expect.prompt = False  # one prompt per command
+            out.append(Prompt())
+            return
+        if len(self._buf) > self._max_line:
+            out.append(Junk(bytes(self._buf[:64]), f"line longer than {self._max_line} bytes"))
+            self._buf.clear()
+            self._discarding = True
 
     def _line(self, raw: bytes, out: list[AtEvent]) -> None:
         # Ctrl-Z/ESC come back in the echo of a PDU; they never belong to a reply.
@@ -296,7 +328,7 @@ class AtDecoder:
                 self._flush_pending(out)
                 out.append(Junk(raw, "not text"))
                 return
-        if any(ord(c) < 0x20 and c != "\t" for c in text):
+        if _CONTROL_RE.search(text) is not None:
             self._flush_pending(out)
             out.append(Junk(raw, "control characters"))
             return
@@ -386,6 +418,21 @@ class AtDecoder:
             out.append(Echo(line))  # echo of an earlier command, seen after a reset
             return
         out.append(Urc("", line, line))
+
+
+# Control characters other than TAB: such a line is noise, never a reply.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f]")
+# A line's first bytes that `_byte` must see one by one: power-on noise and the `>` prompt.
+_FIRST_BYTE = frozenset((0x00, 0xFF, 0x3E))
+
+
+def _line_end(data: bytes, start: int, n: int) -> int:
+    """The index of the first CR or LF at or after `start`; `n` if there is none."""
+    cr = data.find(b"\r", start)
+    lf = data.find(b"\n", start)
+    if cr < 0:
+        return n if lf < 0 else lf
+    return cr if lf < 0 or cr < lf else lf
 
 
 _CMT_HEADER_RE = re.compile(r'^("[^"]*"|[^,"]*),\s*[0-9]+$')

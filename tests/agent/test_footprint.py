@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from simhive.agent.eventwait import Flag, wait_event
+from simhive.agent.eventwait import Flag, wait_event, wait_flags
 from tests.support.procs import free_port
 
 # Modules, and what pulled each in before: asyncio (ssl), hashlib (OpenSSL's libcrypto),
@@ -123,6 +123,29 @@ async def test_wait_event_passes_a_cancel_through() -> None:
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_wait_flags_wakes_on_any_flag_in_the_calling_task() -> None:
+    a, b = Flag(), Flag()
+    tasks_before = len(asyncio.all_tasks())
+    waiting = asyncio.create_task(wait_flags((a, b), 5.0))
+    await asyncio.sleep(0.01)
+    assert len(asyncio.all_tasks()) == tasks_before + 1  # only the waiter: no task per flag
+    b.set()
+    assert await waiting is True
+    assert a._waiters == [] and b._waiters == []
+    b.clear()
+    started = time.monotonic()
+    assert await wait_flags((a, b), 0.05) is False
+    assert 0.04 < time.monotonic() - started < 1.0
+    a.set()
+    assert await wait_flags((a, b), None) is True  # set: at once
+    waiting = asyncio.create_task(wait_flags((Flag(), b), None))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert b._waiters == []
 
 
 async def test_flag_behaves_as_an_event_does() -> None:

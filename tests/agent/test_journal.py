@@ -407,3 +407,27 @@ async def test_lookups_by_state_do_not_walk_the_finished_history(journal: Journa
     assert await journal.expire_unreported(DEV, 50.0, 60.0, "why") == []
     wconn.set_progress_handler(None, 0)
     assert ticks[0] < 5  # walking 5,000 rows takes hundreds of ticks
+
+
+async def test_reads_let_other_tasks_run_every_few_reads_not_after_each(journal: Journal) -> None:
+    """A loop that only reads still lets the event loop run others every few reads, but a read
+    is not a yield of its own: that was a task step per read (about five per SMS)."""
+    ran = 0
+
+    def tick() -> None:
+        nonlocal ran
+        ran += 1
+
+    async def reads_until_others_ran() -> int:
+        nonlocal ran
+        ran = 0
+        asyncio.get_running_loop().call_soon(tick)
+        reads = 0
+        while not ran and reads < 100:
+            await journal.backlog("dev")
+            reads += 1
+        return reads
+
+    await reads_until_others_ran()  # from a yield on: the next stretch is a whole one
+    stretches = [await reads_until_others_ran() for _ in range(5)]
+    assert all(1 < n <= 16 for n in stretches), stretches

@@ -233,6 +233,20 @@ async def test_a_parked_poll_is_replaced_as_soon_as_the_modem_goes_down(
         await wait_for(lambda: server.pulls[-1]["sims"][0]["ready"], limit=3, what="ready again")
 
 
+async def test_a_parked_poll_waits_without_a_task_of_its_own(
+    server: FakeAgentServer, journal: Journal, tmp_path: Path
+) -> None:
+    """While the per-SIM poll is parked, its loop waits for the answer or a view change in
+    its own task (eventwait.wait_flags): no Flag.wait() task per wait, as asyncio.wait needed."""
+    server.settings["long_poll_seconds"] = 30
+    modem = FakeModem()
+    async with runner_for(server, journal, tmp_path, modem):
+        await wait_for(lambda: any("sims" in p for p in server.pulls), what="a per-SIM pull")
+        await asyncio.sleep(0.3)  # parked at the server now
+        waits = [t for t in asyncio.all_tasks() if "Flag.wait" in repr(t.get_coro())]
+        assert waits == []
+
+
 # -- hand-back ------------------------------------------------------------------------------
 
 

@@ -305,3 +305,39 @@ def test_any_chunking_gives_the_same_events(cuts: list[int]):
 
 
 # Arbitrary bytes in any chunking, under any command: the fuzz target in tests/fuzz/decoders.py.
+
+
+class _BytewiseDecoder(AtDecoder):
+    """The decoder as it was before lines were taken in slices: every byte through the same
+    steps, the reference the sliced `feed` must agree with."""
+
+    def feed(self, data: bytes) -> list[AtEvent]:
+        out: list[AtEvent] = []
+        for b in data:
+            self._byte(b, out)
+        return out
+
+
+_TOKENS = [b"\r", b"\n", b"\r\n", b"OK", b"ERROR", b"> ", b">", b" ", b"\x00", b"\xff", b"\x1a",
+           b"+CMGS: 12", b"+CDS: 25", PDU.encode(), b"+CMS ERROR: 500", b'+CMTI: "SM",3',
+           b"AT+CMGS=25", b"RING", b"x" * 70, b"\xe9"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_TOKENS), max_size=40),
+    st.lists(st.integers(min_value=0, max_value=4000), max_size=12),
+    st.sampled_from([None, "AT+CMGS=25", "AT+CSQ", "AT+CGSN"]),
+)
+def test_sliced_lines_decode_as_byte_by_byte(
+    tokens: list[bytes], cuts: list[int], command: str | None
+) -> None:
+    data = b"".join(tokens)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    sliced, bytewise = AtDecoder(max_line=64), _BytewiseDecoder(max_line=64)
+    if command is not None:
+        for d in (sliced, bytewise):
+            d.begin(command, prompt=command.startswith("AT+CMGS"))
+    got = [ev for c in chunks for ev in sliced.feed(c)]
+    assert got == bytewise.feed(data)
