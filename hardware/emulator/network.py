@@ -10,9 +10,11 @@ or failed by rule. Every accepted submit is recorded for GET /submitted.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import fnmatch
 import itertools
+import json
 import logging
 import random
 import time
@@ -85,6 +87,8 @@ class Submitted:
     time: datetime
     report_status: int | None = None
     delivered: bool = False
+    # json() text of the fields that never change after the submit, made at its first call
+    _json_head: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -107,6 +111,19 @@ class Submitted:
             "delivered": self.delivered,
             "report_status": self.report_status,
         }
+
+    def json(self) -> str:
+        """json.dumps(self.describe()), character for character. GET /submitted is polled while
+        a batch runs and answers every record each time: only `delivered` and `report_status`
+        change after the submit (they come last), so the rest is encoded once."""
+        head = self._json_head
+        if head is None:
+            fixed = self.describe()
+            del fixed["delivered"], fixed["report_status"]
+            head = self._json_head = json.dumps(fixed)[:-1]
+        delivered = "true" if self.delivered else "false"
+        status = "null" if self.report_status is None else json.dumps(self.report_status)
+        return f'{head}, "delivered": {delivered}, "report_status": {status}}}'
 
 
 @dataclass
@@ -245,6 +262,12 @@ class Network:
             "pending": len(self._pending),
             "submitted": len(self.submitted),
         }
+
+    def submitted_since(self, since: int) -> list[Submitted]:
+        """The records with an id above `since`: ids only grow along the list (it is appended
+        to, cleared or trimmed at the front), so a binary search finds the first."""
+        start = bisect.bisect_right(self.submitted, since, key=lambda s: s.id)
+        return self.submitted[start:]
 
     def seed_jitter(self, seed: int) -> None:
         self._jitter = random.Random(seed)
