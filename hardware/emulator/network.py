@@ -122,7 +122,8 @@ class Submitted:
             del fixed["delivered"], fixed["report_status"]
             head = self._json_head = json.dumps(fixed)[:-1]
         delivered = "true" if self.delivered else "false"
-        status = "null" if self.report_status is None else json.dumps(self.report_status)
+        # an int, as json.dumps writes one (int.__repr__), without the encoder's set-up per call
+        status = "null" if self.report_status is None else int.__repr__(self.report_status)
         return f'{head}, "delivered": {delivered}, "report_status": {status}}}'
 
 
@@ -155,6 +156,7 @@ class Network:
         self.hold_limit: float | None = None
         # the SMSC's time zone in SC time stamps (real networks send local time with an offset)
         self.sc_utc_offset = 0  # minutes, a multiple of 15
+        self._sc_tz, self._sc_tz_offset = UTC, 0
         self.modems: dict[str, VirtualModem] = {}
         self._numbers: dict[str, tuple[VirtualModem, int]] = {}
         self.submitted: list[Submitted] = []
@@ -280,8 +282,10 @@ class Network:
         return max(0.0, self.latency + jitter) if self.latency_jitter else self.latency
 
     def _sc(self, moment: datetime) -> datetime:
-        tz = timezone(timedelta(minutes=self.sc_utc_offset))
-        return moment.astimezone(tz).replace(microsecond=0)
+        if self._sc_tz_offset != self.sc_utc_offset:  # made again only when the offset changes
+            self._sc_tz = timezone(timedelta(minutes=self.sc_utc_offset))
+            self._sc_tz_offset = self.sc_utc_offset
+        return moment.astimezone(self._sc_tz).replace(microsecond=0)
 
     def lookup(self, number: str) -> tuple[VirtualModem, int] | None:
         return self._numbers.get(number)
@@ -337,11 +341,12 @@ class Network:
         rule = self.rule_for(record.destination)
         target = self.lookup(record.destination)
         if target is not None and rule.outcome == "delivered":
+            sc_time = self._sc(record.time)
             try:
                 deliver = pdu.encode_deliver(
                     record.sender,
                     submit.text,
-                    sc_timestamp=self._sc(record.time),
+                    sc_timestamp=sc_time,
                     smsc=smsc,
                     coding=submit.coding,
                     concat=submit.concat,
@@ -355,7 +360,7 @@ class Network:
                 tpdu_length=len(deliver) - 1 - deliver[0],
                 sender=record.sender,
                 text=submit.text,
-                sc_timestamp=self._sc(record.time),
+                sc_timestamp=sc_time,
             )
 
             def delivered(rec: Submitted = record, st: int | None = rule.status) -> None:
@@ -380,11 +385,12 @@ class Network:
         modem = self.modems[record.modem]
         sender = modem.sims[record.slot].sim
         now = self._sc(datetime.now(UTC))
+        sc_time = self._sc(record.time)
         raw = pdu.encode_status_report(
             record.reference,
             record.destination,
             status,
-            sc_timestamp=self._sc(record.time),
+            sc_timestamp=sc_time,
             discharge_time=now,
             smsc=sender.serving.smsc,
         )
@@ -395,7 +401,7 @@ class Network:
             reference=record.reference,
             recipient=record.destination,
             status=status,
-            sc_timestamp=self._sc(record.time),
+            sc_timestamp=sc_time,
             discharge_time=now,
         )
         self._offer(_Pending(sender.number, "report", report))
