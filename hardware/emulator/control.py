@@ -152,11 +152,13 @@ async def get_submitted(request: web.Request) -> web.Response:
         since = int(request.query.get("since", "0"))
     except ValueError:
         return _error(400, "since: expected an integer id")
-    items = [s.describe() for s in network.submitted if s.id > since]
+    items = network.submitted_since(since)
     modem = request.query.get("modem")
     if modem:
-        items = [s for s in items if s["modem"] == modem]
-    return web.json_response({"submitted": items})
+        items = [s for s in items if s.modem == modem]
+    # what json_response({"submitted": [s.describe() ...]}) would write, from per-record text
+    body = '{"submitted": [' + ", ".join(s.json() for s in items) + "]}"
+    return web.Response(text=body, content_type="application/json")
 
 
 async def delete_submitted(request: web.Request) -> web.Response:

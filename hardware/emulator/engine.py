@@ -1,10 +1,11 @@
 """One AT session: the byte stream of one port, framed into commands and answered from a table.
 
-The session reads the port byte by byte as a modem does: echo (ATE), backspace, ESC cancelling a
-line (Gammu opens with ESC CR to leave a stale `> ` prompt), the `> ` prompt of AT+CMGS that
-collects a PDU or text until Ctrl-Z (send) or ESC (abort). One command runs at a time; URCs that
-arrive meanwhile are held and written after the final result, as CNMI modes 0-2 buffer them, so
-a client never sees one inside a prompt (unless CNMI mode 3 or a fault asks for exactly that).
+The session edits what it reads as a modem does (framing.py): echo (ATE), backspace, ESC
+cancelling a line (Gammu opens with ESC CR to leave a stale `> ` prompt), the `> ` prompt of
+AT+CMGS that collects a PDU or text until Ctrl-Z (send) or ESC (abort). One command runs at a
+time; URCs that arrive meanwhile are held and written after the final result, as CNMI modes 0-2
+buffer them, so a client never sees one inside a prompt (unless CNMI mode 3 or a fault asks for
+exactly that).
 Handlers live in commands_*.py and are looked up in COMMANDS by name; this module knows nothing
 about SMS.
 """
@@ -12,6 +13,7 @@ about SMS.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -30,6 +32,7 @@ from .atsyntax import (
     split_args,
     split_commands,
 )
+from .framing import take_body, take_line
 
 if TYPE_CHECKING:
     from .modem import SimState, VirtualModem
@@ -52,10 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-CTRL_Z, ESC, CR, LF, BS, DEL = 0x1A, 0x1B, 0x0D, 0x0A, 0x08, 0x7F
-MAX_LINE = 2048  # longer command lines are truncated, as a modem's line buffer would
-MAX_BODY = 4096  # a 176-octet PDU is 352 hex characters; text mode allows some more
 
 Handler = Callable[["Session", Call], Awaitable[list[str] | None]]
 COMMANDS: dict[str, Handler] = {}
@@ -99,6 +98,12 @@ class Settings:
         self.csca = None
 
 
+@functools.cache
+def _upper_set(commands: tuple[str, ...]) -> frozenset[str]:
+    """A profile's command list as the upper-case set each command line is looked up in."""
+    return frozenset(c.upper() for c in commands)
+
+
 class Session:
     """The AT engine of one port. `write` sends bytes to the client; `feed` gives bytes from it."""
 
@@ -116,7 +121,8 @@ class Session:
         self.settings = Settings()
         self._write = write
         self._buf = bytearray()
-        self._have_data = asyncio.Event()
+        # the reader task, parked in _take until feed() brings bytes (one waiter, never more)
+        self._waiter: asyncio.Future[None] | None = None
         self._busy = False
         self._held_urcs: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -159,7 +165,12 @@ class Session:
 
     def feed(self, data: bytes) -> None:
         self._buf += data
-        self._have_data.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def send_raw(self, data: bytes) -> None:
         if not self.closed:
@@ -215,8 +226,11 @@ class Session:
 
     async def _take(self) -> bytes:
         while not self._buf:
-            self._have_data.clear()
-            await self._have_data.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         data = bytes(self._buf)
         self._buf.clear()
         return data
@@ -224,60 +238,32 @@ class Session:
     def _unread(self, data: bytes) -> None:
         if data:
             self._buf[:0] = data
-            self._have_data.set()
+            self._wake()
 
     async def _read_line(self) -> str:
         line = bytearray()
         while True:
             chunk = await self._take()
-            echo = bytearray()
-            for i, b in enumerate(chunk):
-                if b == CR:
-                    echo.append(b)
-                    self._unread(chunk[i + 1 :])
-                    if self.settings.echo and echo:
-                        self.send_raw(bytes(echo))
-                    return line.decode("latin-1")
-                if b == ESC:
-                    line.clear()  # a stale prompt or half line is cancelled, not executed
-                elif b == LF or b == 0:
-                    continue
-                elif b in (BS, DEL):
-                    if line:
-                        line.pop()
-                    echo.append(b)
-                elif len(line) < MAX_LINE:
-                    line.append(b)
-                    echo.append(b)
+            end, echo = take_line(chunk, line)
+            if end >= 0:
+                self._unread(chunk[end:])
             if self.settings.echo and echo:
                 self.send_raw(bytes(echo))
+            if end >= 0:
+                return line.decode("latin-1")
 
     async def read_body(self, *, text_mode: bool) -> bytes | None:
         """After `> `: the bytes up to Ctrl-Z, or None when ESC aborts. Caller sent the prompt."""
         body = bytearray()
         while True:
             chunk = await self._take()
-            echo = bytearray()
-            for i, b in enumerate(chunk):
-                if b in (CTRL_Z, ESC):
-                    self._unread(chunk[i + 1 :])
-                    if self.settings.echo and echo:
-                        self.send_raw(bytes(echo))
-                    return bytes(body) if b == CTRL_Z else None
-                if b in (CR, LF):
-                    if text_mode and b == CR:
-                        body.append(LF)  # a CR in text mode is a line break; prompt again
-                        echo += b"\r\n> "
-                    continue
-                if b in (BS, DEL):
-                    if body:
-                        body.pop()
-                    continue
-                if len(body) < MAX_BODY:
-                    body.append(b)
-                    echo.append(b)
+            end, echo, aborted = take_body(chunk, body, text_mode=text_mode)
+            if end >= 0:
+                self._unread(chunk[end:])
             if self.settings.echo and echo:
                 self.send_raw(bytes(echo))
+            if end >= 0:
+                return None if aborted else bytes(body)
 
     # ---- execution ----------------------------------------------------------------------------
 
@@ -321,9 +307,9 @@ class Session:
     async def _run_one(self, text: str) -> list[str]:
         profile = self.modem.profile
         full = "AT" + text.upper()
-        if full in (c.upper() for c in profile.rejected_commands):
+        if full in _upper_set(profile.rejected_commands):
             raise PlainError()
-        if full in (c.upper() for c in profile.accepted_commands):
+        if full in _upper_set(profile.accepted_commands):
             return []
         call = parse_call(text)
         handler = COMMANDS.get(call.name)
@@ -354,9 +340,15 @@ class Session:
         next_noise = loop.time() + 1.0
         next_garbage = 0.0
         while True:
+            modem = self.modem
+            if not modem.profile.noise_urcs and modem.faults.garbage <= 0:
+                # Nothing to print until a garbage fault is set: park rather than wake five
+                # times a second per port (64 idle ports cost 320 wake-ups a second).
+                await modem.faults_changed.wait()
+                continue
             await asyncio.sleep(0.2)
             now = loop.time()
-            profile, faults = self.modem.profile, self.modem.faults
+            profile, faults = modem.profile, modem.faults
             if profile.noise_urcs and self.settings.curc and now >= next_noise:
                 next_noise = now + profile.noise_interval
                 text = self._rng.choice(profile.noise_urcs)

@@ -87,6 +87,8 @@ class VirtualModem:
         self.sims = [SimState(sim) for sim in sims]
         self.network = network
         self.faults = Faults()
+        # pulsed when faults change: wakes the port tickers parked while there is nothing to print
+        self.faults_changed = asyncio.Event()
         self.active_slot = 0
         self.cfun = 1
         self.plugged = True
@@ -263,6 +265,7 @@ class VirtualModem:
             self.pin_unlocked, self.pin_attempts = False, 3  # as if the SIM was just inserted
         for state in self.sims:
             state.storage.set_full(self.faults.full_storage)
+        self._pulse_faults_changed()
         self.network_changed()
         return changed
 
@@ -271,7 +274,12 @@ class VirtualModem:
         self.pin_attempts = 3
         for state in self.sims:
             state.storage.set_full(False)
+        self._pulse_faults_changed()
         self.network_changed()
+
+    def _pulse_faults_changed(self) -> None:
+        self.faults_changed.set()  # the waiting tickers are woken; later waits block again
+        self.faults_changed.clear()
 
     def network_changed(self) -> None:
         """Faults or SIM data changed: tell registered clients, let the SMSC retry."""

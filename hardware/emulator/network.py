@@ -10,9 +10,11 @@ or failed by rule. Every accepted submit is recorded for GET /submitted.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import fnmatch
 import itertools
+import json
 import logging
 import random
 import time
@@ -85,6 +87,8 @@ class Submitted:
     time: datetime
     report_status: int | None = None
     delivered: bool = False
+    # json() text of the fields that never change after the submit, made at its first call
+    _json_head: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -107,6 +111,20 @@ class Submitted:
             "delivered": self.delivered,
             "report_status": self.report_status,
         }
+
+    def json(self) -> str:
+        """json.dumps(self.describe()), character for character. GET /submitted is polled while
+        a batch runs and answers every record each time: only `delivered` and `report_status`
+        change after the submit (they come last), so the rest is encoded once."""
+        head = self._json_head
+        if head is None:
+            fixed = self.describe()
+            del fixed["delivered"], fixed["report_status"]
+            head = self._json_head = json.dumps(fixed)[:-1]
+        delivered = "true" if self.delivered else "false"
+        # an int, as json.dumps writes one (int.__repr__), without the encoder's set-up per call
+        status = "null" if self.report_status is None else int.__repr__(self.report_status)
+        return f'{head}, "delivered": {delivered}, "report_status": {status}}}'
 
 
 @dataclass
@@ -138,6 +156,7 @@ class Network:
         self.hold_limit: float | None = None
         # the SMSC's time zone in SC time stamps (real networks send local time with an offset)
         self.sc_utc_offset = 0  # minutes, a multiple of 15
+        self._sc_tz, self._sc_tz_offset = UTC, 0
         self.modems: dict[str, VirtualModem] = {}
         self._numbers: dict[str, tuple[VirtualModem, int]] = {}
         self.submitted: list[Submitted] = []
@@ -246,6 +265,12 @@ class Network:
             "submitted": len(self.submitted),
         }
 
+    def submitted_since(self, since: int) -> list[Submitted]:
+        """The records with an id above `since`: ids only grow along the list (it is appended
+        to, cleared or trimmed at the front), so a binary search finds the first."""
+        start = bisect.bisect_right(self.submitted, since, key=lambda s: s.id)
+        return self.submitted[start:]
+
     def seed_jitter(self, seed: int) -> None:
         self._jitter = random.Random(seed)
 
@@ -257,8 +282,10 @@ class Network:
         return max(0.0, self.latency + jitter) if self.latency_jitter else self.latency
 
     def _sc(self, moment: datetime) -> datetime:
-        tz = timezone(timedelta(minutes=self.sc_utc_offset))
-        return moment.astimezone(tz).replace(microsecond=0)
+        if self._sc_tz_offset != self.sc_utc_offset:  # made again only when the offset changes
+            self._sc_tz = timezone(timedelta(minutes=self.sc_utc_offset))
+            self._sc_tz_offset = self.sc_utc_offset
+        return moment.astimezone(self._sc_tz).replace(microsecond=0)
 
     def lookup(self, number: str) -> tuple[VirtualModem, int] | None:
         return self._numbers.get(number)
@@ -314,11 +341,12 @@ class Network:
         rule = self.rule_for(record.destination)
         target = self.lookup(record.destination)
         if target is not None and rule.outcome == "delivered":
+            sc_time = self._sc(record.time)
             try:
                 deliver = pdu.encode_deliver(
                     record.sender,
                     submit.text,
-                    sc_timestamp=self._sc(record.time),
+                    sc_timestamp=sc_time,
                     smsc=smsc,
                     coding=submit.coding,
                     concat=submit.concat,
@@ -332,7 +360,7 @@ class Network:
                 tpdu_length=len(deliver) - 1 - deliver[0],
                 sender=record.sender,
                 text=submit.text,
-                sc_timestamp=self._sc(record.time),
+                sc_timestamp=sc_time,
             )
 
             def delivered(rec: Submitted = record, st: int | None = rule.status) -> None:
@@ -357,11 +385,12 @@ class Network:
         modem = self.modems[record.modem]
         sender = modem.sims[record.slot].sim
         now = self._sc(datetime.now(UTC))
+        sc_time = self._sc(record.time)
         raw = pdu.encode_status_report(
             record.reference,
             record.destination,
             status,
-            sc_timestamp=self._sc(record.time),
+            sc_timestamp=sc_time,
             discharge_time=now,
             smsc=sender.serving.smsc,
         )
@@ -372,7 +401,7 @@ class Network:
             reference=record.reference,
             recipient=record.destination,
             status=status,
-            sc_timestamp=self._sc(record.time),
+            sc_timestamp=sc_time,
             discharge_time=now,
         )
         self._offer(_Pending(sender.number, "report", report))

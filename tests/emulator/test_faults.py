@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import types
 
 import pytest
 
 from simhive.agent.modem import pdu
+from simhive.hardware.emulator import engine
 from simhive.hardware.emulator.faults import FaultError, Faults, apply_faults, parse_cli_fault
 
 from .harness import Port, Rig
@@ -127,6 +130,39 @@ async def test_garbage_bytes(rig: Rig) -> None:
     await asyncio.sleep(0.3)
     port.wire.take()
     assert await port.cmd("AT") == "\r\nOK\r\n"
+
+
+async def test_idle_tickers_park_until_a_garbage_fault(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ports with nothing periodic to print do not wake five times a second; a garbage fault
+    wakes them at once, clearing it parks them again, and noisy profiles keep ticking."""
+    ticks: list[str] = []
+    real_sleep = asyncio.sleep
+
+    async def counting_sleep(delay: float, result: object = None) -> object:
+        task = asyncio.current_task()
+        ticks.append(task.get_name() if task else "")
+        return await real_sleep(delay, result)
+
+    proxy = types.ModuleType("asyncio")
+    proxy.__dict__.update(vars(asyncio))
+    proxy.sleep = counting_sleep  # type: ignore[attr-defined]
+    monkeypatch.setattr(engine, "asyncio", proxy)
+    quiet, _other, noisy = await _ready(rig, "generic", "generic", "huawei-e173")
+    await asyncio.sleep(0.5)
+    assert {t for t in ticks if t.startswith("tick-")} == {"tick-m3.0"}  # Huawei ^RSSI noise
+    ticks.clear()
+    rig.modems[0].apply_faults({"garbage": 0.05})
+    await quiet.wire.expect(re.compile(rb"[\x00\xff\xfe\x80#~}]"), 2.0)  # junk within ticks
+    assert {"tick-m1.0", "tick-m3.0"} <= set(ticks) and "tick-m2.0" not in ticks
+    rig.modems[0].clear_faults()
+    await asyncio.sleep(0.3)  # the tick under way ends; then m1 parks again
+    ticks.clear()
+    quiet.wire.take()
+    await asyncio.sleep(0.5)
+    assert {t for t in ticks if t.startswith("tick-")} == {"tick-m3.0"}
+    assert quiet.wire.take() == b"" and noisy.session.settings.curc
 
 
 async def test_latency_per_sms(rig: Rig) -> None:
