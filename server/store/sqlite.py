@@ -45,7 +45,7 @@ from simhive.server.store.base import (
     StoreOpenError,
 )
 from simhive.server.store.sqlite_account_webhooks import SqliteAccountWebhookStore
-from simhive.server.store.sqlite_agent import SqliteAgentStore
+from simhive.server.store.sqlite_agent import SeenStamps, SqliteAgentStore
 from simhive.server.store.sqlite_campaigns import SqliteCampaignStore
 from simhive.server.store.sqlite_delete import SqliteDeleteStore
 from simhive.server.store.sqlite_devices import SqliteDeviceAdminStore
@@ -117,7 +117,8 @@ class SqliteStore(
     def __init__(self, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
-        self.writer = GroupCommitWriter(self._connect_writer)
+        self.seen = SeenStamps()
+        self.writer = GroupCommitWriter(self._connect_writer, before_commit=self.seen.flush)
         self._json_insert = True
         self._reader: aiosqlite.Connection | None = None
         self._inline: sqlite3.Connection | None = None
@@ -352,7 +353,7 @@ class SqliteStore(
 
     async def touch_device(self, device_id: int, now: int) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE devices SET lastseen = ? WHERE id = ?", (now, device_id))
+            self.seen.stamp(device_id, now)  # written before the batch's COMMIT
 
         await self.writer.submit(op)
 

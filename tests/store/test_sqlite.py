@@ -203,3 +203,29 @@ async def test_a_busy_inline_read_goes_to_the_reader_thread(store: SqliteStore) 
         assert await store.due_state(device_id, 10) == (False, None)
     finally:
         store._inline = inline
+
+
+async def test_a_group_transaction_stamps_lastseen_with_one_statement(store: SqliteStore) -> None:
+    """Agent calls that share a group transaction write their devices' `lastseen` with one
+    UPDATE before its COMMIT, not one each; the latest stamp of a device wins."""
+    account_id, first = await _owner(store)
+    devices = [first] + [
+        (await store.create_device(account_id, f"d{i}", f"t{i}", 1)).id for i in range(5)
+    ]
+    stamping: list[str] = []
+
+    def trace(sql: str) -> None:
+        if sql.startswith("UPDATE devices SET lastseen"):
+            stamping.append(sql)
+
+    await store.writer.submit(lambda conn: conn.set_trace_callback(trace))
+    before = store.writer.stats.transactions
+    await asyncio.gather(
+        *(store.commit_lease(d, "none", [], 100 + i) for i, d in enumerate(devices)),
+        store.touch_device(first, 200),
+    )
+    transactions = store.writer.stats.transactions - before
+    assert transactions < len(devices)
+    assert len(stamping) == transactions
+    seen = {d.id: d.lastseen for d in await store.list_devices(account_id)}
+    assert seen == {first: 200, **{d: 100 + i for i, d in enumerate(devices) if i}}
