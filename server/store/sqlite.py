@@ -6,12 +6,14 @@ requests). Reads run on their own aiosqlite connection and never wait for the wr
 processes (the admin CLI while the server runs) use the same file; `busy_timeout` makes them queue
 for the write lock instead of failing.
 
-The agent routes' few short reads (the device of a token, a pull's "is anything due") run on a
-third connection on the event loop's own thread instead (`_quick`): each is an indexed look-up of
-tens of microseconds, and handing it to aiosqlite's thread cost several times that in CPU, on
-both threads. In WAL mode a reader does not wait for the writer, so the loop is not held up by
-a commit; in the rare case SQLite says busy (a checkpoint or recovery holding the read lock) the
-read goes to the reader thread instead, which waits it out.
+The agent routes' frequent reads (the device of a token, a pull's "is anything due") run on a
+third connection on the event loop's own thread instead (`_quick`): each is usually an indexed
+look-up of tens of microseconds, and handing it to aiosqlite's thread cost several times that in
+CPU, on both threads. In WAL mode a reader does not wait for the writer, so the loop is not held
+up by a commit. Such a read may still grow with the data (a pull check walks a long queue of
+messages not yet due): one that runs past INLINE_BUDGET_STEPS of SQLite's virtual machine is
+interrupted and read again on the reader thread, and so is one that SQLite answers busy (a
+checkpoint or recovery holding the read lock), which that thread waits out.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ from simhive.server.store.writer import GroupCommitWriter, RowInsert
 
 BUSY_TIMEOUT_MS = 10_000
 INLINE_CACHE_KIB = 256
+# SQLite VM steps a read on the event loop may take before it moves to the reader thread. A
+# pull check with something due takes about 100, a token look-up fewer; one that finds nothing
+# due walks the waiting messages it may take: about 700 steps with 40 pool messages waiting,
+# 26,000 with 2,000 (0.3 - 0.5 ms). So the loop is held for about 0.1 ms at most.
+INLINE_BUDGET_STEPS = 5_000
 
 _INSERT_MESSAGES_JSON = (
     "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim, status, urgent,"
@@ -92,6 +99,10 @@ _INSERT_MESSAGE = _MESSAGE_ROW.sql(1)
 def _seq(conn: sqlite3.Connection, table: str) -> int:
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def _over_budget() -> int:
+    return 1
 
 
 def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
@@ -177,6 +188,8 @@ class SqliteStore(
         self._inline.execute("PRAGMA busy_timeout = 0")
         self._inline.execute("PRAGMA query_only = 1")
         self._inline.execute(f"PRAGMA cache_size = -{INLINE_CACHE_KIB}")
+        # Called once a statement has run INLINE_BUDGET_STEPS steps; non-zero interrupts it.
+        self._inline.set_progress_handler(_over_budget, INLINE_BUDGET_STEPS)
 
     async def close(self) -> None:
         if self._inline is not None:
@@ -196,14 +209,14 @@ class SqliteStore(
             raise StoreError(str(exc)) from exc
 
     async def _quick(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """A short indexed read on the event loop's thread (module docstring); only for reads
-        that stay in the tens of microseconds whatever the database holds."""
+        """A read on the event loop's thread (module docstring): over its budget, or busy, it
+        is read on the reader thread instead."""
         conn = self._inline
         if conn is None:
             raise StoreError("store is not open")
         try:
             return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError:  # busy or locked: the reader thread waits it out
+        except sqlite3.OperationalError:  # interrupted, busy or locked
             return await self._all(sql, params)
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:

@@ -103,26 +103,20 @@ class SqliteAgentStore:
         await self.writer.submit(op)
 
     async def due_state(self, device_id: int, now: int) -> tuple[bool, int | None]:
-        # Whether anything is due is read on the event loop (`_quick`): two index probes. When
-        # to look again is read only when nothing is, on the reader thread: MIN(due) walks the
-        # device's queue, whose length is not bounded. A message that becomes due between the
-        # two reads gives a next time in the past, and the pull looks again at once.
         rows = await self._quick(
             "SELECT"
-            " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 1 AND due <= ?)"
-            " OR EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
-            "           AND lease_expires < ?)",
-            (device_id, now, device_id, now),
-        )
-        if rows[0][0]:
-            return True, None
-        rows = await self._all(
-            "SELECT"
+            " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 1 AND due <= ?),"
+            " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
+            "        AND lease_expires < ?),"
             " (SELECT MIN(due) FROM messages WHERE device_id = ? AND status = 1 AND due > ?),"
             " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2)",
-            (device_id, now, device_id),
+            (device_id, now, device_id, now, device_id, now, device_id),
         )
-        return False, _earliest(rows[0])
+        due, expired, next_due, next_expiry = rows[0]
+        if due or expired:
+            return True, None
+        candidates = [t for t in (next_due, next_expiry) if t is not None]
+        return False, (min(candidates) if candidates else None)
 
     async def lease_due(
         self, device_id: int, limit: int, lease_id: str, now: int, expires: int
@@ -199,32 +193,32 @@ class SqliteAgentStore:
             pool_due_params: list[int] = [*pool_params, now]
         else:
             pool_due_sql, next_pool_sql, pool_due_params = "0", "NULL", []
-        # Whether anything is due is read on the event loop (`_quick`): index probes. The next
-        # due times matter only when nothing is due now, and finding them is the costly part
-        # (MIN(due) over `due > now` walks past every waiting message: 0.2 ms per pull with
-        # 1,900 pool messages waiting), so they are read only then, on the reader thread. A
-        # message that becomes due between the two reads gives a next time in the past, and
-        # the pull looks again at once.
+        # The next due times matter only when nothing is due now, and finding them is the costly
+        # part while a pool's queue is long and due (MIN(due) over `due > now` walks past every
+        # waiting message: 0.2 ms per pull with 1,900 waiting); so they are computed only then.
         rows = await self._quick(
-            "SELECT"
+            "WITH now_due(d, p, e) AS MATERIALIZED (SELECT"
             f" EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND sim IN ({slots})"
-            "        AND status = 1 AND due <= ?)"
-            f" OR {pool_due_sql}"
-            " OR EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
-            "           AND lease_expires < ?)",
-            (device_id, *pinned, now, *pool_due_params, device_id, now),
-        )
-        if rows[0][0]:
-            return True, None
-        rows = await self._all(
-            "SELECT"
+            "        AND status = 1 AND due <= ?),"
+            f" {pool_due_sql},"
+            " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
+            "        AND lease_expires < ?))"
+            " SELECT d, p, e,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
             f" (SELECT MIN(due) FROM messages WHERE device_id = ? AND sim IN ({slots})"
-            "        AND status = 1 AND due > ?),"
-            f" {next_pool_sql},"
-            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2)",
-            (device_id, *pinned, now, *pool_due_params, device_id),
-        )
-        return False, _earliest(rows[0])
+            "        AND status = 1 AND due > ?) END,"
+            f" CASE WHEN d OR p OR e THEN NULL ELSE {next_pool_sql} END,"
+            " CASE WHEN d OR p OR e THEN NULL ELSE"
+            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2) END"
+            " FROM now_due",
+            (device_id, *pinned, now, *pool_due_params, device_id, now,
+             device_id, *pinned, now, *pool_due_params, device_id),
+        )  # fmt: skip
+        due, pool_due, expired, next_due, next_pool, next_expiry = rows[0]
+        if due or pool_due or expired:
+            return True, None
+        candidates = [t for t in (next_due, next_pool, next_expiry) if t is not None]
+        return False, (min(candidates) if candidates else None)
 
     async def lease_sims(
         self,
@@ -437,11 +431,6 @@ class SqliteAgentStore:
             return out
 
         return await self.writer.submit(op)
-
-
-def _earliest(times: Sequence[int | None]) -> int | None:
-    known = [t for t in times if t is not None]
-    return min(known) if known else None
 
 
 def _apply_event(conn: sqlite3.Connection, ev: ReportEvent, current: int, now: int) -> int:

@@ -152,22 +152,25 @@ async def test_the_pull_check_does_not_walk_the_pool_queue(store: SqliteStore) -
 
 async def test_the_agent_path_reads_on_the_event_loop_thread(store: SqliteStore) -> None:
     """The token look-up and a pull's "is anything due" run on the loop's own connection: no
-    hop to the reader thread (whose hand-over cost several times the read). Only when nothing
-    is due does the next due time come from the reader thread."""
+    hop to the reader thread (whose hand-over cost several times the read). A check that
+    outgrows its budget (nothing due, a long queue walked) is read on the reader thread
+    instead, with the same answer."""
     import threading
 
     account_id, device_id = await _owner(store)
     pool = await store.implicit_pool(account_id, None, 1)
     offers = [SimOffer(0, True, 5, 5)]
     await store.offer_sims(device_id, offers, 1)
-    to = "+4915752982212"
-    await store.insert_messages(
-        [
-            NewMessage(account_id, None, to, "p", pool_id=pool.id),
-            NewMessage(account_id, device_id, to, "x"),
-        ],
-        1,
-    )
+
+    async def queue(n: int) -> None:
+        to = "+4915752982212"
+        await store.insert_messages(
+            [NewMessage(account_id, None, to, f"p{i}", pool_id=pool.id) for i in range(n)]
+            + [NewMessage(account_id, device_id, to, "x")],
+            1,
+        )
+
+    await queue(40)
     assert store._reader is not None and store._inline is not None
     on_reader: list[str] = []
     on_loop: list[int] = []
@@ -178,13 +181,17 @@ async def test_the_agent_path_reads_on_the_event_loop_thread(store: SqliteStore)
     assert device is not None and device.id == device_id
     assert await store.due_state_sims(device_id, account_id, offers, 10) == (True, None)
     assert await store.due_state(device_id, 10) == (True, None)
-    assert on_reader == []
-    assert on_loop == [threading.get_ident()] * 3
-
-    # Nothing due (the messages' time has not come): the next due time, from the reader thread.
+    # Nothing due yet, a short queue: still within the budget.
     assert await store.due_state_sims(device_id, account_id, offers, 0) == (False, 1)
-    assert await store.due_state(device_id, 0) == (False, 1)
-    assert len(on_loop) == 5 and len(on_reader) == 2
+    assert on_reader == []
+    assert on_loop == [threading.get_ident()] * 4
+
+    await queue(2000)
+    assert await store.due_state_sims(device_id, account_id, offers, 10) == (True, None)
+    assert on_reader == []
+    # Nothing due and 2,000 waiting: interrupted on the loop, answered by the reader thread.
+    assert await store.due_state_sims(device_id, account_id, offers, 0) == (False, 1)
+    assert len(on_loop) == 6 and len(on_reader) == 1
 
 
 async def test_a_busy_inline_read_goes_to_the_reader_thread(store: SqliteStore) -> None:
