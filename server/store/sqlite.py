@@ -7,13 +7,13 @@ processes (the admin CLI while the server runs) use the same file; `busy_timeout
 for the write lock instead of failing.
 
 The agent routes' frequent reads (the device of a token, a pull's "is anything due") run on a
-third connection on the event loop's own thread instead (`_quick`): each is usually an indexed
-look-up of tens of microseconds, and handing it to aiosqlite's thread cost several times that in
-CPU, on both threads. In WAL mode a reader does not wait for the writer, so the loop is not held
-up by a commit. Such a read may still grow with the data (a pull check walks a long queue of
-messages not yet due): one that runs past INLINE_BUDGET_STEPS of SQLite's virtual machine is
-interrupted and read again on the reader thread, and so is one that SQLite answers busy (a
-checkpoint or recovery holding the read lock), which that thread waits out.
+third connection on the event loop's own thread instead (`_quick`): each is an indexed look-up
+of tens of microseconds, and a round trip through aiosqlite's thread cost about 56,000
+instructions more per read than the read itself (callgrind, docs/benchmarks.md). In WAL mode a
+reader does not wait for the writer, so the loop is not held up by a commit; when SQLite answers
+busy (a checkpoint or recovery holding the read lock) the read goes to the reader thread, which
+waits it out. A pull check that finds nothing due walks the waiting messages it could take (about
+0.3 ms with 2,000 pool messages not yet due); that time is now the loop's.
 """
 
 from __future__ import annotations
@@ -73,11 +73,6 @@ from simhive.server.store.writer import GroupCommitWriter, RowInsert
 
 BUSY_TIMEOUT_MS = 10_000
 INLINE_CACHE_KIB = 256
-# SQLite VM steps a read on the event loop may take before it moves to the reader thread. A
-# pull check with something due takes about 100, a token look-up fewer; one that finds nothing
-# due walks the waiting messages it may take: about 700 steps with 40 pool messages waiting,
-# 26,000 with 2,000 (0.3 - 0.5 ms). So the loop is held for about 0.1 ms at most.
-INLINE_BUDGET_STEPS = 5_000
 
 _INSERT_MESSAGES_JSON = (
     "INSERT INTO messages(account_id, device_id, direction, sendto, body, sim, status, urgent,"
@@ -99,10 +94,6 @@ _INSERT_MESSAGE = _MESSAGE_ROW.sql(1)
 def _seq(conn: sqlite3.Connection, table: str) -> int:
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
     return int(row[0]) if row else 0
-
-
-def _over_budget() -> int:
-    return 1
 
 
 def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
@@ -188,8 +179,6 @@ class SqliteStore(
         self._inline.execute("PRAGMA busy_timeout = 0")
         self._inline.execute("PRAGMA query_only = 1")
         self._inline.execute(f"PRAGMA cache_size = -{INLINE_CACHE_KIB}")
-        # Called once a statement has run INLINE_BUDGET_STEPS steps; non-zero interrupts it.
-        self._inline.set_progress_handler(_over_budget, INLINE_BUDGET_STEPS)
 
     async def close(self) -> None:
         if self._inline is not None:
@@ -209,14 +198,14 @@ class SqliteStore(
             raise StoreError(str(exc)) from exc
 
     async def _quick(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """A read on the event loop's thread (module docstring): over its budget, or busy, it
-        is read on the reader thread instead."""
+        """A read on the event loop's thread (module docstring); busy, it is read on the
+        reader thread instead."""
         conn = self._inline
         if conn is None:
             raise StoreError("store is not open")
         try:
             return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError:  # interrupted, busy or locked
+        except sqlite3.OperationalError:  # busy or locked
             return await self._all(sql, params)
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
