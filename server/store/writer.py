@@ -90,8 +90,15 @@ class GroupCommitWriter:
     waits for company, `_finish` when the thread has committed.
     """
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        before_commit: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
         self._connect = connect
+        # Writes the batch's ops leave for the end of their transaction (sqlite_agent.SeenStamps),
+        # run on this thread after the last op and before COMMIT.
+        self._before_commit = before_commit
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -283,6 +290,8 @@ class GroupCommitWriter:
                     return
             else:
                 self._apply_each(conn, batch)
+            if self._before_commit is not None:
+                self._before_commit(conn)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):

@@ -371,3 +371,40 @@ async def test_the_ids_of_one_lease_commit_one_call_at_a_time_as_claims_do(store
     assert await _status(store, account_id, ids[2]) == Status.NEW  # back in the queue
     assert await store.commit_lease(dev, "L1", [ids[2]], T0 + 102) == ([], [ids[2]])
     assert [await _status(store, account_id, i) for i in ids[:2]] == [Status.QUEUED] * 2
+
+
+async def test_every_agent_call_stamps_lastseen_when_it_returns(store: Store) -> None:
+    """Each agent call leaves its device's `lastseen` at its own time once it has returned,
+    also when several calls of different devices share one transaction."""
+    account_id, devs = await _owner(store, 3)
+    dev = devs[0]
+
+    async def seen() -> int | None:
+        device = await store.device_by_id(dev)
+        assert device is not None
+        return device.lastseen
+
+    [sms_id] = await _send(store, account_id, dev, 1)
+    await store.touch_device(dev, T0 + 1)
+    assert await seen() == T0 + 1
+    await store.offer_sims(dev, [_offer(0)], T0 + 2)
+    assert await seen() == T0 + 2
+    await store.lease_sims(dev, [_offer(0)], 5, "L", T0 + 3, T0 + 100, T0 - 60, random.random)
+    assert await seen() == T0 + 3
+    assert await store.commit_lease(dev, "L", [sms_id], T0 + 4) == ([sms_id], [])
+    assert await seen() == T0 + 4
+    event = ReportEvent("e1", sms_id, "sent", T0 + 5)
+    assert await store.apply_events(dev, [event], T0 + 5) == ["e1"]
+    assert await seen() == T0 + 5
+    await store.release_messages(dev, [sms_id], T0 + 6)
+    assert await seen() == T0 + 6
+    await store.store_incoming(account_id, dev, [IncomingMessage("k", 0, NUMBER, "hi")], T0 + 7)
+    assert await seen() == T0 + 7
+    await store.replace_sims(dev, None, T0 + 8)
+    assert await seen() == T0 + 8
+    # Calls of three devices at once (one group transaction on SQLite).
+    await asyncio.gather(
+        *(store.commit_lease(d, "none", [], T0 + 10 + i) for i, d in enumerate(devs))
+    )
+    stamped = {d.id: d.lastseen for d in await store.list_devices(account_id)}
+    assert stamped == {devs[0]: T0 + 10, devs[1]: T0 + 11, devs[2]: T0 + 12}

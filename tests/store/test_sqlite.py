@@ -117,7 +117,7 @@ async def test_the_pull_check_does_not_walk_the_pool_queue(store: SqliteStore) -
     pool = await store.implicit_pool(account_id, None, 1)
     pooled, full = [SimOffer(0, True, 5, 5)], [SimOffer(0, True, 5, 0)]
     await store.offer_sims(device_id, pooled, 1)
-    assert store._reader is not None
+    assert store._reader is not None and store._inline is not None
     ticks = 0
 
     def tick() -> int:
@@ -125,7 +125,9 @@ async def test_the_pull_check_does_not_walk_the_pool_queue(store: SqliteStore) -
         ticks += 1
         return 0
 
-    await store._reader.set_progress_handler(tick, 50)  # called every 50 VM instructions
+    # Called every 50 VM instructions, on both read connections (the check's own and the thread's).
+    await store._reader.set_progress_handler(tick, 50)
+    store._inline.set_progress_handler(tick, 50)
 
     async def cost(offers: list[SimOffer]) -> tuple[int, tuple[bool, int | None]]:
         nonlocal ticks
@@ -146,3 +148,82 @@ async def test_the_pull_check_does_not_walk_the_pool_queue(store: SqliteStore) -
     assert [a for _, a in small] == [a for _, a in large] == [(True, None), (False, None)]
     for (few, _), (many, _) in zip(small, large, strict=True):
         assert many <= few + 2, (small, large)
+
+
+async def test_the_agent_path_reads_on_the_event_loop_thread(store: SqliteStore) -> None:
+    """The token look-up and a pull's "is anything due" run on the loop's own connection: no
+    hop to the reader thread (whose hand-over cost several times the read)."""
+    import threading
+
+    account_id, device_id = await _owner(store)
+    pool = await store.implicit_pool(account_id, None, 1)
+    offers = [SimOffer(0, True, 5, 5)]
+    await store.offer_sims(device_id, offers, 1)
+
+    async def queue(n: int) -> None:
+        to = "+4915752982212"
+        await store.insert_messages(
+            [NewMessage(account_id, None, to, f"p{i}", pool_id=pool.id) for i in range(n)]
+            + [NewMessage(account_id, device_id, to, "x")],
+            1,
+        )
+
+    await queue(40)
+    assert store._reader is not None and store._inline is not None
+    on_reader: list[str] = []
+    on_loop: list[int] = []
+    await store._reader.set_trace_callback(on_reader.append)
+    store._inline.set_trace_callback(lambda _sql: on_loop.append(threading.get_ident()))
+
+    device = await store.device_by_token_hash("d1")
+    assert device is not None and device.id == device_id
+    assert await store.due_state_sims(device_id, account_id, offers, 10) == (True, None)
+    assert await store.due_state(device_id, 10) == (True, None)
+    # Nothing due yet: the answer says when to look again.
+    assert await store.due_state_sims(device_id, account_id, offers, 0) == (False, 1)
+    assert on_reader == []
+    assert on_loop == [threading.get_ident()] * 4
+
+
+async def test_a_busy_inline_read_goes_to_the_reader_thread(store: SqliteStore) -> None:
+    """SQLite may answer busy to a reader (a checkpoint or recovery holding the read lock): the
+    loop does not wait for it, the reader thread (with its busy timeout) reads instead."""
+    account_id, device_id = await _owner(store)
+
+    class Busy:
+        def execute(self, *_args: object) -> sqlite3.Cursor:
+            raise sqlite3.OperationalError("database is locked")
+
+    inline, store._inline = store._inline, Busy()  # type: ignore[assignment]
+    try:
+        device = await store.device_by_token_hash("d1")
+        assert device is not None and device.id == device_id
+        assert await store.due_state(device_id, 10) == (False, None)
+    finally:
+        store._inline = inline
+
+
+async def test_a_group_transaction_stamps_lastseen_with_one_statement(store: SqliteStore) -> None:
+    """Agent calls that share a group transaction write their devices' `lastseen` with one
+    UPDATE before its COMMIT, not one each; the latest stamp of a device wins."""
+    account_id, first = await _owner(store)
+    devices = [first] + [
+        (await store.create_device(account_id, f"d{i}", f"t{i}", 1)).id for i in range(5)
+    ]
+    stamping: list[str] = []
+
+    def trace(sql: str) -> None:
+        if sql.startswith("UPDATE devices SET lastseen"):
+            stamping.append(sql)
+
+    await store.writer.submit(lambda conn: conn.set_trace_callback(trace))
+    before = store.writer.stats.transactions
+    await asyncio.gather(
+        *(store.commit_lease(d, "none", [], 100 + i) for i, d in enumerate(devices)),
+        store.touch_device(first, 200),
+    )
+    transactions = store.writer.stats.transactions - before
+    assert transactions < len(devices)
+    assert len(stamping) == transactions
+    seen = {d.id: d.lastseen for d in await store.list_devices(account_id)}
+    assert seen == {first: 200, **{d: 100 + i for i, d in enumerate(devices) if i}}
