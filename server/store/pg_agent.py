@@ -18,7 +18,7 @@ from simhive.server.core.status import RANK, Status
 from simhive.server.store.base import AgentStore
 from simhive.server.store.pg_lease import lease_sims, record_offers, requeue_expired
 from simhive.server.store.pg_pools import requeue, sim_pools_sql, wake_devices
-from simhive.server.store.sqlite_agent import _EVENT_STATUS
+from simhive.server.store.sqlite_agent import _EVENT_STATUS, URGENT_SEEK
 from simhive.server.store.sqlite_rows import MESSAGE_COLS, balance_json, message_row
 
 T = TypeVar("T")
@@ -133,6 +133,9 @@ class PgAgentStore(AgentStore):
         if not pinned:
             return False, None
         pools = sim_pools_sql("$5", "$1", "$4") if pooled else "SELECT NULL::bigint WHERE false"
+        # URGENT_SEEK as on SQLite: "is anything due" becomes an index range per `urgent` value
+        # instead of a walk of the whole queue (0.1 ms against 58 ms with 100,000 scheduled pool
+        # messages). The next due times still walk it on PostgreSQL 15 (no skip scan for MIN).
         # As on SQLite, the next due times are looked for only when nothing is due now: an
         # InitPlan runs when its value is first needed, so a CASE that does not need them skips
         # them (MIN(due) over `due > now` may walk a long pool queue).
@@ -140,17 +143,17 @@ class PgAgentStore(AgentStore):
             "SELECT d, p, e,"
             " CASE WHEN d OR p OR e THEN NULL ELSE"
             " (SELECT MIN(due) FROM messages WHERE device_id = $1 AND sim = ANY($3::int[])"
-            "        AND status = 1 AND due > $2) END,"
+            f"        AND status = 1 AND {URGENT_SEEK} AND due > $2) END,"
             " CASE WHEN d OR p OR e THEN NULL ELSE"
             f" (SELECT MIN(due) FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            "        AND device_id IS NULL AND due > $2) END,"
+            f"        AND device_id IS NULL AND {URGENT_SEEK} AND due > $2) END,"
             " CASE WHEN d OR p OR e THEN NULL ELSE"
             " (SELECT MIN(lease_expires) FROM messages WHERE device_id = $1 AND status = 2) END"
             " FROM (SELECT"
             " EXISTS(SELECT 1 FROM messages WHERE device_id = $1 AND sim = ANY($3::int[])"
-            "        AND status = 1 AND due <= $2) AS d,"
+            f"        AND status = 1 AND {URGENT_SEEK} AND due <= $2) AS d,"
             f" EXISTS(SELECT 1 FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            "        AND device_id IS NULL AND due <= $2) AS p,"
+            f"        AND device_id IS NULL AND {URGENT_SEEK} AND due <= $2) AS p,"
             " EXISTS(SELECT 1 FROM messages WHERE device_id = $1 AND status = 2"
             "        AND lease_expires < $2) AS e"
             # $4 and $5 are named in every statement so their types are known either way.

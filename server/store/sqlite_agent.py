@@ -32,6 +32,13 @@ _EVENT_STATUS = {
 
 # Devices per stamping statement: at most this many statement texts in the writer's cache.
 _STAMPS_PER_STATEMENT = 32
+# Both queue indexes (messages_pull, messages_pool_queue) put `urgent` before `due`. Without a
+# value for `urgent`, a "due <= now" or "MIN(due) > now" read cannot seek on `due` and walks every
+# waiting message of the device's SIMs or the pool: 170 ms a pull check with 100,000 scheduled
+# pool messages, against 0.13 ms with it. `urgent` is only ever stored as 0 or 1 (the inserts
+# write `1 if urgent else 0`), so naming both values selects the same rows and lets SQLite seek
+# once per value.
+URGENT_SEEK = "urgent IN (1, 0)"
 
 
 class SeenStamps:
@@ -185,7 +192,7 @@ class SqliteAgentStore:
         pool_query = (
             "SELECT {} FROM messages INDEXED BY messages_pool_queue WHERE pool_id IN ("
             + " UNION ".join([SIM_POOLS_SQL] * len(pooled))
-            + ") AND status = 1 AND device_id IS NULL AND due {} ?"
+            + f") AND status = 1 AND device_id IS NULL AND {URGENT_SEEK} AND due {{}} ?"
         )
         if pooled:
             pool_due_sql = f"EXISTS({pool_query.format('1', '<=')})"
@@ -199,14 +206,14 @@ class SqliteAgentStore:
         rows = await self._quick(
             "WITH now_due(d, p, e) AS MATERIALIZED (SELECT"
             f" EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND sim IN ({slots})"
-            "        AND status = 1 AND due <= ?),"
+            f"        AND status = 1 AND {URGENT_SEEK} AND due <= ?),"
             f" {pool_due_sql},"
             " EXISTS(SELECT 1 FROM messages WHERE device_id = ? AND status = 2"
             "        AND lease_expires < ?))"
             " SELECT d, p, e,"
             " CASE WHEN d OR p OR e THEN NULL ELSE"
             f" (SELECT MIN(due) FROM messages WHERE device_id = ? AND sim IN ({slots})"
-            "        AND status = 1 AND due > ?) END,"
+            f"        AND status = 1 AND {URGENT_SEEK} AND due > ?) END,"
             f" CASE WHEN d OR p OR e THEN NULL ELSE {next_pool_sql} END,"
             " CASE WHEN d OR p OR e THEN NULL ELSE"
             " (SELECT MIN(lease_expires) FROM messages WHERE device_id = ? AND status = 2) END"

@@ -150,6 +150,49 @@ async def test_the_pull_check_does_not_walk_the_pool_queue(store: SqliteStore) -
         assert many <= few + 2, (small, large)
 
 
+async def test_the_pull_check_seeks_past_scheduled_messages(store: SqliteStore) -> None:
+    """With nothing due, a pull check costs the same with 40 or 4,000 scheduled messages
+    waiting, pinned to the SIM and in its pool: it seeks on the due time in both queue indexes
+    (which hold `urgent` before `due`) instead of walking every waiting message."""
+    account_id, device_id = await _owner(store)
+    pool = await store.implicit_pool(account_id, None, 1)
+    offers = [SimOffer(0, True, 5, 5)]
+    await store.offer_sims(device_id, offers, 1)
+    assert store._inline is not None
+    ticks = 0
+
+    def tick() -> int:
+        nonlocal ticks
+        ticks += 1
+        return 0
+
+    store._inline.set_progress_handler(tick, 50)  # every 50 VM instructions
+
+    async def cost() -> tuple[int, tuple[bool, int | None]]:
+        nonlocal ticks
+        ticks = 0
+        answer = await store.due_state_sims(device_id, account_id, offers, 10)
+        return ticks, answer
+
+    async def schedule(n: int, first: int) -> None:
+        to = "+4915752982212"
+        await store.insert_messages(
+            [NewMessage(account_id, None, to, f"p{i}", pool_id=pool.id, timetosend=first + i)
+             for i in range(n)]
+            + [NewMessage(account_id, device_id, to, f"d{i}", timetosend=first + i,
+                          urgent=i % 7 == 0) for i in range(n)],
+            1,
+        )  # fmt: skip
+
+    await schedule(40, 1_000)
+    few, answer = await cost()
+    assert answer == (False, 1_000)
+    await schedule(1_960, 2_000)
+    many, answer = await cost()
+    assert answer == (False, 1_000)
+    assert many <= few + 2, (few, many)
+
+
 async def test_the_agent_path_reads_on_the_event_loop_thread(store: SqliteStore) -> None:
     """The token look-up and a pull's "is anything due" run on the loop's own connection: no
     hop to the reader thread (whose hand-over cost several times the read)."""
