@@ -225,9 +225,13 @@ async def initialise(
     try:
         resp = await ch.command("AT+CSMS?")
         caps.csms_service = parse_uint((resp.first("+CSMS") or "").split(",")[0])
-        # Service 1 makes direct deliveries need AT+CNMA, or the network repeats them.
-        if caps.csms_service == 1 and await _optional(ch, caps, "AT+CSMS=0"):
-            caps.csms_service = 0
+        # Service 1: a direct +CDS (or +CMT) stays the modem's and the network's until we
+        # acknowledge it with AT+CNMA, which the agent sends only once the report is in its
+        # journal; one never acknowledged (the agent was killed first) is delivered again.
+        # Under service 0 the modem acknowledges it to the network as it prints it, and a
+        # kill -9 before the journal write loses it for good.
+        if caps.csms_service == 0 and await _optional(ch, caps, "AT+CSMS=1"):
+            caps.csms_service = 1
     except AtCommandError:
         caps.unsupported.append("AT+CSMS?")
     await set_message_settings(ch, profile, caps, ready_wait=ready_wait, probe=True)

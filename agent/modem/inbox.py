@@ -136,19 +136,35 @@ class Inbox:
             decoded = self._decode(pdu_hex, f"+CMT on SIM {slot + 1}")
             if isinstance(decoded, pdulib.Deliver):
                 await self._deliver(slot, decoded, None)
-        if self.m.capabilities.csms_service == 1:
-            with contextlib.suppress(AtCommandError, AtTimeout):
-                await self.m.channel.command("AT+CNMA")
+        await self._acknowledge()
 
     async def on_direct_report(self, slot: int, pdu_hex: str | None) -> None:
+        """+CDS (ds=1): not stored on the modem. Under CSMS service 1 the network keeps it until
+        AT+CNMA, sent here only after the handler returned, i.e. once the report is in the
+        journal: a crash or a failed handler before that leaves it unacknowledged, and the
+        network delivers it again (a copy that was durable already counts as a repeat)."""
         if pdu_hex is not None:
             decoded = self._decode(pdu_hex, f"+CDS on SIM {slot + 1}")
-            if isinstance(decoded, pdulib.StatusReport):
-                # Not stored on the modem: if the handler fails now, the report is gone.
-                await self._hand_over(_report(slot, decoded))
-        if self.m.capabilities.csms_service == 1:
-            with contextlib.suppress(AtCommandError, AtTimeout):
-                await self.m.channel.command("AT+CNMA")
+            report = _report(slot, decoded) if isinstance(decoded, pdulib.StatusReport) else None
+            if report is not None and not await self._hand_over(report):
+                return  # not acknowledged: the network repeats it
+        await self._acknowledge()
+
+    async def _acknowledge(self) -> None:
+        """AT+CNMA for the direct delivery just handled (CSMS service 1 only)."""
+        caps = self.m.capabilities
+        if caps.csms_service != 1:
+            return
+        try:
+            await self.m.channel.command("AT+CNMA")
+        except AtTimeout:
+            pass
+        except AtCommandError as exc:
+            # 340: nothing to acknowledge, so it came too late; the network delivers it again,
+            # and 27.005 lets the modem switch routing off (CNMI mt and ds to 0): restore it.
+            if exc.cms == 340 and caps.cnmi:
+                with contextlib.suppress(AtCommandError, AtTimeout):
+                    await self.m.channel.command(f"AT+CNMI={caps.cnmi}")
 
     async def after_switch(self, slot: int) -> None:
         """Deletes that had to wait for this SIM (its indexes are valid again). Lock held."""

@@ -215,6 +215,7 @@ async def cnma(s: Session, c: Call) -> list[str]:
     if not s.pending_acks:
         raise CmsError(340)
     s.pending_acks.pop(0).cancel()
+    s.modem.network.kick()  # the next direct delivery the network held may go out now
     return []
 
 

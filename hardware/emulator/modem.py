@@ -298,6 +298,8 @@ class VirtualModem:
         mt = settings.cnmi[1]
         text_mode = settings.cmgf == 1
         if mt == 2:
+            if self._awaiting_ack(session):
+                return False
             if text_mode:
                 name = self.urc_name("+CMT", slot)
                 head = f'{name}: "{sms.sender}",,"{_scts(sms.sc_timestamp)}"'
@@ -332,6 +334,13 @@ class VirtualModem:
             session.urc(f'{self.urc_name("+CMTI", slot)}: "{mem_name}",{index}')
         return True
 
+    @staticmethod
+    def _awaiting_ack(session: Session) -> bool:
+        """27.005 +CNMA: no further direct +CMT/+CDS before the last one is acknowledged (or
+        its time ran out); meanwhile the network holds it. AT+CNMA thus always acknowledges
+        the one the TE saw, never one printed to a port nobody read."""
+        return session.settings.csms == 1 and bool(session.pending_acks)
+
     def _expect_ack(
         self, session: Session, slot: int, kind: str, item: IncomingSms | IncomingReport
     ) -> None:
@@ -359,6 +368,8 @@ class VirtualModem:
         if ds == 0:
             return True  # the modem was told not to route reports: it is dropped, as on a real one
         if ds == 1:
+            if self._awaiting_ack(session):
+                return False
             if settings.cmgf == 1:
                 session.urc(
                     f'{self.urc_name("+CDS", slot)}: 6,{report.reference},"{report.recipient}",'

@@ -293,3 +293,29 @@ async def test_write_then_send_from_storage(rig: Rig) -> None:
     ]
     assert {r.mode for r in rig.network.submitted} == {"stored"}
     assert "+CMS ERROR: 321" in await pa.cmd("AT+CMSS=9")
+
+
+async def test_csms1_holds_the_next_direct_report_until_the_last_one_is_acknowledged(
+    rig: Rig,
+) -> None:
+    # 27.005 +CNMA: one direct delivery awaits its acknowledgement at a time, so an AT+CNMA
+    # acknowledges the report the client saw, never one printed to a port nobody read (a
+    # restarted agent's acknowledgement used to take away the repeat of a lost one).
+    rig.add()
+    await rig.start()
+    pa = rig.port("m1")
+    rig.network.configure({"ack_timeout": 30})
+    await pa.cmd("ATE0;+CMEE=1;+CSMS=1;+CNMI=2,1,0,1,0")
+    first = await _send(pa, "+4930123456", "one")
+    seen = await pa.urc(r"\+CDS: \d+\r\n[0-9A-F]+\r\n")
+    second = await _send(pa, "+4930123456", "two")
+    await pa.cmd("AT")
+    assert "+CDS" not in pa.wire.take().decode()  # held by the network, not printed
+    assert await pa.cmd("AT+CNMA") == "\r\nOK\r\n"
+    then = await pa.urc(r"\+CDS: \d+\r\n[0-9A-F]+\r\n")
+    refs = [
+        pdu.decode_incoming(bytes.fromhex(c.strip().split("\r\n")[-1])).message_reference  # type: ignore[union-attr]
+        for c in (seen, then)
+    ]
+    assert refs == [first[0], second[0]]
+    assert await pa.cmd("AT+CNMA") == "\r\nOK\r\n"

@@ -25,6 +25,8 @@ STANDARD: dict[str, str] = {
     "AT+CMGF=0": "OK",
     'AT+CSCS="GSM"': "OK",
     "AT+CSMS?": "+CSMS: 0,1,1,1\nOK",
+    "AT+CSMS=1": "+CSMS: 1,1,1\nOK",
+    "AT+CNMA": "OK",
     "AT+CPMS=?": '+CPMS: ("SM","ME","SR"),("SM","ME"),("SM","ME")\nOK',
     "AT+CPMS=*": "+CPMS: 0,30,0,30,0,30\nOK",
     "AT+CNMI=?": "+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)\nOK",

@@ -37,9 +37,12 @@ class Rig:
         self.modem = AtModem(self.t, **kw)  # type: ignore[arg-type]
         self.events: list[ModemEvent] = []
         self.fail_handler = False
+        self.fail_reports = False
 
     async def handler(self, ev: ModemEvent) -> None:
         if self.fail_handler and isinstance(ev, IncomingSms):
+            raise RuntimeError("journal unavailable")
+        if self.fail_reports and isinstance(ev, DeliveryReport):
             raise RuntimeError("journal unavailable")
         self.events.append(ev)
 
@@ -519,9 +522,9 @@ async def test_two_ports_as_one_device():
 
 
 async def test_direct_cmt_is_acknowledged_when_csms_service_is_one():
-    # CSMS service 1 that cannot be switched off: direct deliveries need +CNMA, or the
+    # CSMS service 1 (the modem's own setting here): direct deliveries need +CNMA, or the
     # network delivers them again.
-    async with Rig({"AT+CSMS?": "+CSMS: 1,1,1,1\nOK", "AT+CSMS=0": "ERROR"}) as r:
+    async with Rig({"AT+CSMS?": "+CSMS: 1,1,1,1\nOK"}) as r:
         assert r.modem.capabilities.csms_service == 1
         h = deliver_hex("+4917012345", "direct")
         r.fm.urc(f"+CMT: ,{len(h) // 2 - 8}\n{h}")
@@ -676,3 +679,31 @@ async def test_ladder_resets_with_cfun_when_reinit_does_not_help():
         await until(lambda: r.modem.state is ModemState.READY, seconds=30)
         assert r.modem.supervisor.recoveries >= 2  # re-init first, then the reset
         assert (await r.modem.send("+491601112233", "after reset")).references
+
+
+async def test_a_direct_report_is_acknowledged_only_after_its_handler_returned():
+    # CSMS service 1 is asked for, so the network keeps a +CDS until AT+CNMA; a handler that
+    # failed (the journal write did not happen) leaves it unacknowledged, to come again.
+    async with Rig() as r:
+        assert r.modem.capabilities.csms_service == 1 and "AT+CSMS=1" in r.fm.commands
+        rep = pdu.encode_status_report(7, "+491601112233", 0, sc_timestamp=NOW, discharge_time=NOW)
+        urc = f"+CDS: {len(rep) - 1}\n{rep.hex().upper()}"
+        r.fail_reports = True
+        r.fm.urc(urc)
+        await asyncio.sleep(0.3)
+        assert "AT+CNMA" not in r.fm.commands and not r.of(DeliveryReport)
+        r.fail_reports = False
+        r.fm.urc(urc)  # the network's repeat
+        await until(lambda: r.of(DeliveryReport))
+        await until(lambda: "AT+CNMA" in r.fm.commands)
+
+
+async def test_a_late_acknowledgement_restores_report_routing():
+    # +CMS ERROR 340: the modem had given up waiting (27.005 then sets CNMI mt and ds to 0).
+    async with Rig({"AT+CNMA": "+CMS ERROR: 340"}) as r:
+        rep = pdu.encode_status_report(8, "+491601112233", 0, sc_timestamp=NOW, discharge_time=NOW)
+        n = r.fm.commands.count(f"AT+CNMI={r.modem.capabilities.cnmi}")
+        r.fm.urc(f"+CDS: {len(rep) - 1}\n{rep.hex().upper()}")
+        await until(lambda: r.of(DeliveryReport))
+        cnmi = f"AT+CNMI={r.modem.capabilities.cnmi}"
+        await until(lambda: r.fm.commands.count(cnmi) == n + 1)

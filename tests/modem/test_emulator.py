@@ -428,3 +428,39 @@ async def test_submit_without_answer_is_unknown_and_the_late_answer_is_harmless(
         assert [s["text"] for s in faulty.client.submitted()] == ["maybe sent", "definitely sent"]
     finally:
         await modem.stop()
+
+
+async def test_a_direct_report_the_agent_died_holding_is_delivered_again_after_the_restart(
+    faulty: EmulatorProcess,
+):
+    """The window of the intermittent kill -9 e2e failure: a +CDS read off the port whose
+    handler (the journal write) had not returned when the agent died. The agent acknowledges a
+    report (AT+CNMA, CSMS service 1) only after its handler returned, so the network still has
+    this one and delivers it again; the restarted agent gets it. Under CSMS service 0 the modem
+    had acknowledged it as it printed it, and it was gone."""
+    m = faulty.state["modems"][0]
+    faulty.client.configure_network(ack_timeout=1.0)
+    seen = asyncio.Event()
+
+    async def killed_before_the_write(ev: ModemEvent) -> None:
+        if isinstance(ev, DeliveryReport):
+            seen.set()
+            await asyncio.Event().wait()  # the journal write that never completes
+
+    first = open_at_modem(m["link"], health_interval=3600)
+    await first.start(killed_before_the_write)
+    try:
+        assert first.capabilities.report_mode == "direct"  # type: ignore[union-attr]
+        result = await first.send(OUTSIDE, "report lost with the agent?")
+        await asyncio.wait_for(seen.wait(), 20)
+    finally:
+        await first.stop()  # cancels the handler mid-write, with nothing acknowledged
+    second, events = await started(m)
+    try:
+        await until(lambda: events.of(DeliveryReport))
+        reports = events.of(DeliveryReport)
+        assert {(r.reference, r.recipient, r.status) for r in reports} == {
+            (result.references[0], OUTSIDE, 0)
+        }
+    finally:
+        await second.stop()
