@@ -1,13 +1,13 @@
 """The `simhive-agent` console script: `run` starts the agent without loading click.
 
-`simhive-agent run` is the one long-lived process, and whatever it imports it holds for as long
-as it runs. click, with gettext, uuid and platform that it imports, costs that process about
-0.8 MiB once everything else is loaded (docs/benchmarks.md, 2026-12-07), only to read two
-options. So a well-formed `run --config PATH [--log-level LEVEL]` (either order, `--opt=value`
-too) is read here, and the agent started as agent/cli.py's `run` command starts it (the command
-calls `run_agent` below). Anything else (another command, `--help`, a missing, repeated or
-unknown option, a log level click would refuse, a directory as the config) goes to the click
-group in agent/cli.py untouched, which parses it, answers or refuses it as it always did.
+`simhive-agent run` is the one long-lived process, and whatever it imports it holds for as long as
+it runs. click, with gettext, uuid and platform that it imports, costs that process about 0.8 MiB
+once everything else is loaded (the agent's memory on 2026-12-07 in docs/benchmarks.md), only to
+read two options. So a well-formed `run --config PATH [--log-level LEVEL]` (either order,
+`--opt=value` too) is read here, and the agent started as agent/cli.py's `run` command starts it
+(the command calls `run_agent` below). Anything else (another command, `--help`, a missing,
+repeated or unknown option, a log level click would refuse, a directory as the config) goes to the
+click group in agent/cli.py untouched, which parses it, answers or refuses it as it always did.
 """
 
 from __future__ import annotations
