@@ -29,6 +29,7 @@ from simhive.agent.modem.portaccess import Roots
 from simhive.hardware.emulator.client import EmulatorProcess, run_emulator
 from tests.agent.fakeserver import FakeAgentServer
 from tests.support.procs import console_script, free_port
+from tests.support.tls import self_signed
 
 pytestmark = pytest.mark.integration
 
@@ -147,17 +148,6 @@ async def test_refused_token_and_clock_skew(modem: dict[str, Any], tmp_path: Pat
     clock = finding(report, "server.clock")
     assert clock.level == "fail" and "ahead of the server" in clock.message
     assert "timedatectl set-ntp true" in clock.fix
-
-
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
 
 
 async def test_an_untrusted_tls_certificate(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from simhive.agent.http import (
     split_url,
 )
 from simhive.agent.serverhint import server_hint
-from tests.agent.test_doctor import self_signed
+from tests.support.tls import self_signed
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

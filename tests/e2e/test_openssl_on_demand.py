@@ -10,7 +10,6 @@ import http.server
 import json
 import re
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import requests
 from simhive.server.core.webhooks import USER_AGENT, verify
 from tests.e2e.conftest import GatewayFactory
 from tests.support.stack import FAST_PACING, PASSWORD, wait_until
+from tests.support.tls import self_signed
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +54,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
+    return self_signed(tmp_path)
 
 
 @pytest.fixture

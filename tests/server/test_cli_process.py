@@ -25,6 +25,7 @@ from simhive.server.core.gateway import Gateway
 from simhive.server.store.sqlite import SqliteStore
 from tests.server._server import PASSWORD, cli, cli_json, server
 from tests.support.procs import ROOT, console_script, free_port, running, wait_port
+from tests.support.tls import self_signed
 
 pytestmark = pytest.mark.integration
 
@@ -258,13 +259,7 @@ def test_sigterm_ends_long_polls_and_stops_promptly(tmp_path: Path) -> None:
 def test_tls(tmp_path: Path) -> None:
     import ssl
 
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path)
     db = str(tmp_path / "tls.sqlite3")
     acc = cli_json("account", "create", "--db", db, "--email", "t@example.com",
                    "--password", PASSWORD)  # fmt: skip

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tls import self_signed
+
 PROBE = r"""
 import simhive.server.cli  # first, as in the console script: it imports server/openssl.py first
 
@@ -79,14 +81,7 @@ print(json.dumps(report))
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("cert")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
+    return self_signed(folder)
 
 
 def probe(certificate: tuple[Path, Path], mode: str) -> dict[str, object]:

@@ -14,6 +14,7 @@ import pytest
 from tests.smpp.esme import Esme
 from tests.support.proc import Proc
 from tests.support.procs import console_script, free_port, wait_port
+from tests.support.tls import self_signed
 
 pytestmark = pytest.mark.integration
 EMAIL = "cli@simhive.test"
@@ -70,13 +71,7 @@ def test_smpp_logins_of_keys_on_the_command_line(tmp_path: Path) -> None:
 
 
 def test_smpp_over_tls(tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path)
     db = str(tmp_path / "tls.sqlite3")
     ok("account", "create", "--db", db, "--email", EMAIL, "--password", "password-123")
     password = ok("key", "create", "--db", db, "--email", EMAIL, "--name", "tls", "--scope",
