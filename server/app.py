@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -23,9 +24,6 @@ from simhive.server.http_server import HttpSettings, serve
 from simhive.server.smpp.settings import SmppSettings
 from simhive.server.store.base import Store
 from simhive.server.store.engine import make_store
-
-if TYPE_CHECKING:  # loaded only with TLS (server/openssl.py)
-    import ssl
 
 # Options for aiohttp's runner, shared by `run` and the tests: access logs mask secrets.
 RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": middleware.MaskingAccessLogger}

@@ -14,23 +14,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit, urlunsplit
 
+import aiohttp
 from aiohttp import web
 
-from simhive.agent.http import HttpClient, HttpError
 from simhive.server.api.agent import AFTER_REQUEST
 from simhive.server.core.history import HistoryPruner, HistorySettings
 from simhive.server.core.lease_sweeper import LeaseSweeper
 from simhive.server.core.notifier import WorkNotifier
-from simhive.server.core.webhooks import (
-    USER_AGENT,
-    Post,
-    RetryPolicy,
-    WebhookSender,
-    WebhookTransportError,
-)
-from simhive.server.openssl import load_ssl
+from simhive.server.core.webhooks import Post, RetryPolicy, WebhookSender, WebhookTransportError
 from simhive.server.store.base import Store
 
 log = logging.getLogger("simhive.server")
@@ -56,40 +48,17 @@ class Background:
 BACKGROUND: web.AppKey[Background] = web.AppKey("background", Background)
 
 
-def webhook_client() -> HttpClient:
-    """The webhook senders' HTTP client: agent/http.py's, on asyncio streams. aiohttp's client
-    would need `ssl` from the start, and a server without TLS runs without it (server/openssl.py);
-    this one takes it when the first https URL comes. Idle connections are kept for reuse."""
-    return HttpClient(user_agent=USER_AGENT)
-
-
-def wire_url(url: str) -> str:
-    """`url` with spaces and other characters a request line cannot carry percent-encoded in its
-    path and query (as aiohttp's yarl did); escapes already there are kept."""
-    parts = urlsplit(url)
-    keep = "/:@!$&'()*+,;=%~-._[]?"
-    return urlunsplit(parts._replace(path=quote(parts.path, safe=keep),
-                                     query=quote(parts.query, safe=keep)))  # fmt: skip
-
-
-def poster(client: HttpClient, timeout_seconds: float) -> Post:
-    """How the webhook senders POST: through `client`, with one deadline per POST, any transport
-    failure (refused, reset, timed out, TLS refused, a URL the client cannot use) as
-    WebhookTransportError, which their retry policy handles. Redirects are not followed: the
-    sender sees their status, as a receiver's answer that is not 2xx."""
+def poster(session: aiohttp.ClientSession) -> Post:
+    """How the webhook senders POST: through `session`, any transport failure (refused, reset,
+    timed out, a URL yarl rejects) as WebhookTransportError, which their retry policy handles."""
 
     async def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-        if url[:6].lower() == "https:":
-            load_ssl()
-        # The client sends its own User-Agent (USER_AGENT, as the senders' headers say).
-        extra = {k: v for k, v in headers.items() if k.lower() != "user-agent"}
         try:
-            response = await client.request(
-                "POST", wire_url(url), body=body, headers=extra, seconds=timeout_seconds
-            )
-        except (HttpError, ValueError) as exc:
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                return resp.status
+        except (aiohttp.ClientError, ValueError) as exc:
             raise WebhookTransportError(str(exc)) from None
-        return response.status
 
     return post
 
@@ -112,8 +81,9 @@ def setup(
     async def tasks(app: web.Application) -> AsyncIterator[None]:
         state = app[BACKGROUND]
         cfg = state.config
-        async with webhook_client() as client:
-            post = poster(client, cfg.webhook_timeout_seconds)
+        timeout = aiohttp.ClientTimeout(total=cfg.webhook_timeout_seconds)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            post = poster(session)
             state.sweeper = LeaseSweeper(
                 store, notifier, interval_seconds=cfg.sweep_interval_seconds
             )

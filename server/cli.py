@@ -6,10 +6,6 @@ Every command takes --db, so the admin commands work on the same database as a r
 
 from __future__ import annotations
 
-# First: imports asyncio, hashlib, hmac and secrets without loading OpenSSL (see there).
-from simhive.server import openssl
-
-# isort: split
 import asyncio
 import json
 import sys
@@ -252,11 +248,17 @@ def run(
     metrics_token: str | None,
 ) -> None:
     """Serve the HTTP API, the web console and /metrics (and SMPP with --smpp-port)."""
+    import ssl
+
+    from simhive.server.app import run as run_app
+    from simhive.server.console import ConsoleSettings, check_prefix
+    from simhive.server.http_server import HttpSettings
+    from simhive.server.metrics import MetricsSettings
+
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     context = None
     if tls_cert is not None and tls_key is not None:
-        ssl = openssl.load_ssl()  # before aiohttp, which then imports it as it normally does
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
             context.load_cert_chain(tls_cert, tls_key)
@@ -267,13 +269,6 @@ def run(
             ) from None
     if smpp_tls and context is None:
         raise click.UsageError("--smpp-tls needs --tls-cert and --tls-key")
-    # Without TLS, aiohttp is imported without ssl (server/openssl.py); its client is not used.
-    openssl.import_without_openssl("aiohttp", "aiohttp.web")
-    from simhive.server.app import run as run_app
-    from simhive.server.console import ConsoleSettings, check_prefix
-    from simhive.server.http_server import HttpSettings
-    from simhive.server.metrics import MetricsSettings
-
     smpp = smpp_socket = None
     if smpp_port is not None:
         from simhive.server.smpp.server import listen_socket

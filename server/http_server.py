@@ -31,10 +31,11 @@ import logging
 import resource
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
@@ -44,9 +45,6 @@ from aiohttp.web_server import Server
 
 from simhive.server.core import limits
 from simhive.server.startup import bind_error
-
-if TYPE_CHECKING:  # loaded only with TLS (server/openssl.py)
-    import ssl
 
 log = logging.getLogger("simhive.server")
 
@@ -292,7 +290,7 @@ class GuardedSite(BaseSite):
                 ssl=self._ssl_context,
                 ssl_handshake_timeout=self._settings.header_timeout if self._ssl_context else None,
             )
-        except (OSError, TimeoutError):  # ssl.SSLError is an OSError
+        except (OSError, ssl.SSLError, TimeoutError):
             conn.close()  # a failed handshake: the client's problem, the slot is free again
         finally:
             if pending:

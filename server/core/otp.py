@@ -13,6 +13,7 @@ sent to that number. The codes go out as ordinary SMS through the account's own 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
@@ -23,7 +24,6 @@ from simhive.server.core.dates import US
 from simhive.server.core.errors import Forbidden, GatewayError, InvalidInput, LimitReached
 from simhive.server.core.keys import Caller
 from simhive.server.core.ratelimit import wait_text
-from simhive.server.core.security import openssl_kdf
 from simhive.server.core.sending import Sender, SendRequest
 from simhive.server.store.base import Store
 
@@ -48,7 +48,7 @@ class Sent:
 
 def digest(code: str, salt: bytes | None = None) -> str:
     salt = salt if salt is not None else secrets.token_bytes(16)
-    value = openssl_kdf().pbkdf2_hmac("sha256", code.encode(), salt, PBKDF2_ROUNDS)
+    value = hashlib.pbkdf2_hmac("sha256", code.encode(), salt, PBKDF2_ROUNDS)
     return f"{salt.hex()}${value.hex()}"
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from types import ModuleType
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -23,19 +22,9 @@ SCRYPT_DKLEN = 32
 _MAXMEM = 64 * 1024 * 1024
 
 
-def openssl_kdf() -> ModuleType:
-    """Where scrypt and pbkdf2_hmac live: OpenSSL's `_hashlib`, which `hashlib` re-exports when
-    it is loaded as hashlib is imported. The server imports hashlib without it (OpenSSL waits
-    for what needs it, server/openssl.py), so they are taken from there: the first password
-    hash or check loads libcrypto, not the start."""
-    import _hashlib
-
-    return _hashlib
-
-
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    key = openssl_kdf().scrypt(
+    key = hashlib.scrypt(
         password.encode("utf-8", "surrogatepass"),
         salt=salt,
         n=SCRYPT_N,
@@ -54,7 +43,7 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = bytes.fromhex(key_hex)
-        key = openssl_kdf().scrypt(
+        key = hashlib.scrypt(
             password.encode("utf-8", "surrogatepass"),
             salt=bytes.fromhex(salt_hex),
             n=int(n),

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from simhive.server.core import limits
 from simhive.server.core.dates import US, now_us
@@ -27,9 +27,6 @@ from simhive.server.smpp.session import Session
 from simhive.server.smpp.settings import SmppSettings
 from simhive.server.store.base import StoreError
 from simhive.server.store.smpp_store import SmppStore
-
-if TYPE_CHECKING:  # loaded only with --smpp-tls (server/openssl.py)
-    import ssl
 
 log = logging.getLogger("simhive.smpp")
 

@@ -29,9 +29,6 @@ def sqlite_path(db: str | Path) -> Path:
 def make_store(db: str | Path) -> Store:
     """The store `db` names, not opened yet."""
     if is_postgres(db):
-        from simhive.server.openssl import load_ssl
-
-        load_ssl()  # asyncpg's TLS goes through asyncio (server/openssl.py)
         try:
             from simhive.server.store.pg import PgStore
         except ImportError as exc:  # the `postgresql` extra is not installed

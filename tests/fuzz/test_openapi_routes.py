@@ -10,7 +10,6 @@ import yaml
 from simhive.server.api.agent import ROUTES
 from simhive.server.api.compat import METHODS
 from simhive.server.api.enroll import PATH as ENROLL_PATH
-from simhive.server.api.v1.http import ROUTE_TABLE
 from simhive.server.api.v1.openapi import document
 from simhive.server.api.v1.routes import ROUTES as V1_ROUTES
 from simhive.server.app import create_app
@@ -26,9 +25,7 @@ def _documented(name: str) -> set[tuple[str, str]]:
 def _served(tmp_path: Path) -> set[tuple[str, str]]:
     app = create_app(SqliteStore(tmp_path / "db.sqlite3"))
     out = set()
-    # The app's routes, and the native API's, which its router holds apart (loaded at the first
-    # request under /api/v1, server/api/v1/http.py) and resolves after the app's catch-all.
-    for route in [*app.router.routes(), *app[ROUTE_TABLE].router().routes()]:
+    for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         out.add((route.method, path))
     return out

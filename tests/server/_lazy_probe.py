@@ -23,7 +23,6 @@ WATCHED = (
     "simhive.server.console.base",
     "simhive.server.api.v1.reference",
     "simhive.server.api.v1.openapi",
-    "simhive.server.api.v1.routes",
     "prometheus_client",
     "simhive.server.smpp.server",
     "asyncpg",

@@ -1,9 +1,8 @@
 """A started `simhive-server run` holds only what it serves with: the web console (jinja2 and the
-page modules), the native API's routes, the OpenAPI document and API reference page,
-prometheus_client, the SMPP server and the PostgreSQL driver are loaded when first used, and then
-work at once (docs/benchmarks.md has the memory each saves and what its first request costs).
-Each check runs the real command in a fresh interpreter (_lazy_probe.py) and reads what it has
-imported."""
+page modules), the OpenAPI document and API reference page, prometheus_client, the SMPP server and
+the PostgreSQL driver are loaded when first used, and then work at once (docs/benchmarks.md has
+the memory each saves and what its first request costs). Each check runs the real command in a
+fresh interpreter (_lazy_probe.py) and reads what it has imported."""
 
 from __future__ import annotations
 
@@ -35,19 +34,14 @@ def test_a_started_sqlite_server_has_loaded_none_of_the_lazy_parts(tmp_path: Pat
 
 
 def test_each_lazy_part_loads_at_its_first_request_and_answers_it(tmp_path: Path) -> None:
-    report = run(tmp_path, ["/login", "/metrics", "/api/v1/keys", "/api/v1/openapi.json",
-                            "/api/v1/docs"])  # fmt: skip
+    report = run(tmp_path, ["/login", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"])
     login, metrics = report["/login"], report["/metrics"]
-    native, openapi, docs = (report[p] for p in ("/api/v1/keys", "/api/v1/openapi.json",
-                                                 "/api/v1/docs"))  # fmt: skip
+    openapi, docs = report["/api/v1/openapi.json"], report["/api/v1/docs"]
     assert login["status"] == 200 and "jinja2" in login["loaded"]
     assert "simhive.server.console.base" in login["loaded"]
     assert "prometheus_client" not in login["loaded"]  # the console alone does not need it
-    assert "simhive.server.api.v1.routes" not in login["loaded"] + metrics["loaded"]
     assert metrics["status"] == 200 and "prometheus_client" in metrics["loaded"]
     assert "simhive.server.api.v1.openapi" not in metrics["loaded"]
-    # The native API's routes: loaded by its first request, which gets the route's own answer.
-    assert native["status"] == 401 and "simhive.server.api.v1.routes" in native["loaded"]
     assert openapi["status"] == 200 and "simhive.server.api.v1.openapi" in openapi["loaded"]
     assert "simhive.server.api.v1.reference" not in openapi["loaded"]
     assert docs["status"] == 200 and "simhive.server.api.v1.reference" in docs["loaded"]

@@ -4,12 +4,6 @@ declarations, Idempotency-Key, and one error shape for everything, 404 and 405 i
 
 No request gets a 500 for what it sent: every check raises a GatewayError with its code; only a
 fault of the server itself (logged with its traceback) answers `internal_error`.
-
-The routes' declarations and handlers (routes*.py, schema.py, render*.py and the core modules
-only they use, about 1.1 MiB) are imported at the first request under /api/v1: a server that
-serves only the compat API and the agents never loads them (docs/benchmarks.md). The app's
-router sends /api/v1/* to `RouteTable`, which then resolves the request against a router of its own
-holding the declared routes, as the app's router did.
 """
 
 from __future__ import annotations
@@ -19,8 +13,8 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -29,15 +23,14 @@ from aiohttp.web_protocol import RequestPayloadError
 from simhive.server.api.compat import GATEWAY
 from simhive.server.api.params import load_json
 from simhive.server.api.v1 import campaign_job, webhook_job
+from simhive.server.api.v1.declare import Ctx, Route
+from simhive.server.api.v1.routes import ROUTES
 from simhive.server.core import idempotency, limits
 from simhive.server.core.codes import status_of
 from simhive.server.core.errors import GatewayError, InvalidInput, LimitReached
 from simhive.server.core.expiry import ExpirySweeper
 from simhive.server.core.native import Native
 from simhive.server.store.base import StoreError
-
-if TYPE_CHECKING:
-    from simhive.server.api.v1.declare import Route
 
 NATIVE: web.AppKey[Native] = web.AppKey("native", Native)
 EXPIRY: web.AppKey[ExpirySweeper] = web.AppKey("expiry", ExpirySweeper)
@@ -91,12 +84,10 @@ async def _read_body(request: web.Request) -> Any:
     return load_json(raw, "The body is not valid JSON")
 
 
-def _arguments(
-    request: web.Request, route: Route, body: Any, match: Mapping[str, str]
-) -> dict[str, Any]:
+def _arguments(request: web.Request, route: Route, body: Any) -> dict[str, Any]:
     args: dict[str, Any] = {}
     for name, schema in route.params.items():
-        args[name] = schema.from_text(match.get(name, ""), name)
+        args[name] = schema.from_text(request.match_info.get(name, ""), name)
     query = request.rel_url.query
     known = route.query.fields if route.query is not None else {}
     for name in query:
@@ -114,13 +105,11 @@ def _arguments(
     return args
 
 
-async def _answer(request: web.Request, route: Route, match: Mapping[str, str]) -> web.Response:
-    from simhive.server.api.v1.declare import Ctx  # loaded with the routes
-
+async def _answer(request: web.Request, route: Route) -> web.Response:
     native = request.app[NATIVE]
     caller = await native.keys.authenticate(_bearer(request, route))
     body = await _read_body(request) if route.body is not None else None
-    args = _arguments(request, route, body, match)
+    args = _arguments(request, route, body)
     ctx = Ctx(native, caller, request)
     key = request.headers.get("Idempotency-Key") if route.idempotent else None
     if key is None:
@@ -135,84 +124,47 @@ async def _answer(request: web.Request, route: Route, match: Mapping[str, str]) 
     return _json(answer, route.status)
 
 
-async def _serve(request: web.Request, route: Route, match: Mapping[str, str]) -> web.Response:
-    try:
-        return await _answer(request, route, match)
-    except GatewayError as exc:
-        return _gateway_error(exc)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(
-            "body_too_large",
-            f"Request body too large (at most {limits.MAX_REQUEST_BYTES} bytes)",
-        )
-    except StoreError as exc:
-        log.error("storage failure on %s %s: %s", request.method, request.path, exc)
-        return error_response("storage_unavailable", "Storage unavailable, try again")
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response("internal_error", "Internal server error")
+def _handler(route: Route) -> Any:
+    async def serve(request: web.Request) -> web.Response:
+        try:
+            return await _answer(request, route)
+        except GatewayError as exc:
+            return _gateway_error(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(
+                "body_too_large",
+                f"Request body too large (at most {limits.MAX_REQUEST_BYTES} bytes)",
+            )
+        except StoreError as exc:
+            log.error("storage failure on %s %s: %s", request.method, request.path, exc)
+            return error_response("storage_unavailable", "Storage unavailable, try again")
+        except Exception:
+            log.exception("unexpected error on %s %s", request.method, request.path)
+            return error_response("internal_error", "Internal server error")
+
+    return serve
 
 
 def _pattern(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", PREFIX + path) + "/?$")
 
 
-def _routes() -> tuple[Route, ...]:
-    from simhive.server.api.v1.routes import ROUTES
-
-    return ROUTES
+_PATTERNS = [(_pattern(r.path), r.method) for r in ROUTES]
 
 
-class RouteTable:
-    """The declared routes, loaded at the first request under /api/v1 and resolved by a router
-    of their own (aiohttp's: the same matching, path decoding and parameters as before)."""
-
-    def __init__(self) -> None:
-        self._router: web.UrlDispatcher | None = None
-        self._by_route: dict[web.AbstractRoute, Route] = {}
-        self._patterns: list[tuple[re.Pattern[str], str]] = []
-
-    def router(self) -> web.UrlDispatcher:
-        """The declared routes' router, loaded now if it was not."""
-        return self._router or self._load()
-
-    def _load(self) -> web.UrlDispatcher:
-        router = web.UrlDispatcher()
-        for route in _routes():
-            self._by_route[router.add_route(route.method, route.full_path, _unused)] = route
-            self._patterns.append((_pattern(route.path), route.method))
-        self._router = router
-        return router
-
-    async def serve(self, request: web.Request) -> web.Response:
-        match = await self.router().resolve(request)
-        route = self._by_route.get(match.route) if match.http_exception is None else None
-        if route is None:
-            return self.fallback(request)
-        return await _serve(request, route, match)
-
-    def fallback(self, request: web.Request) -> web.Response:
-        self.router()
-        allowed = sorted({m for p, m in self._patterns if p.match(request.path)})
-        if request.path in (PREFIX + "/openapi.json", PREFIX + "/docs"):
-            allowed = ["GET"]
-        if allowed:
-            response = error_response(
-                "method_not_allowed",
-                f"{request.method[:10]} is not served here; use {', '.join(allowed)}",
-                {"allowed": allowed},
-            )
-            response.headers["Allow"] = ", ".join(allowed)
-            return response
-        return error_response("not_found", "No such route under /api/v1 (see /api/v1/openapi.json)")
-
-
-ROUTE_TABLE: web.AppKey[RouteTable] = web.AppKey("route_table", RouteTable)
-
-
-async def _unused(request: web.Request) -> web.StreamResponse:
-    """The handler of RouteTable's router entries: RouteTable.serve answers, not the router."""
-    raise AssertionError("not called")
+async def _fallback(request: web.Request) -> web.Response:
+    allowed = sorted({m for p, m in _PATTERNS if p.match(request.path)})
+    if request.path in (PREFIX + "/openapi.json", PREFIX + "/docs"):
+        allowed = ["GET"]
+    if allowed:
+        response = error_response(
+            "method_not_allowed",
+            f"{request.method[:10]} is not served here; use {', '.join(allowed)}",
+            {"allowed": allowed},
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+    return error_response("not_found", "No such route under /api/v1 (see /api/v1/openapi.json)")
 
 
 class _Reference:
@@ -229,7 +181,7 @@ class _Reference:
         if self._doc is None:  # one document for both: the page renders the one served
             from simhive.server.api.v1.openapi import document
 
-            self._doc = document(_routes())
+            self._doc = document(ROUTES)
         return self._doc
 
     def json(self) -> bytes:
@@ -261,10 +213,10 @@ def add_routes(app: web.Application) -> None:
 
     app.router.add_get(PREFIX + "/openapi.json", openapi, allow_head=False)
     app.router.add_get(PREFIX + "/docs", docs, allow_head=False)
-    table = app[ROUTE_TABLE] = RouteTable()
-    # Any character, a newline too: the declared routes' parameters take them ([^{}/]+).
-    app.router.add_route("*", PREFIX + r"/{tail:[\s\S]*}", table.serve)
-    app.router.add_route("*", PREFIX, table.serve)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.full_path, _handler(route))
+    app.router.add_route("*", PREFIX + "/{tail:.*}", _fallback)
+    app.router.add_route("*", PREFIX, _fallback)
     app[EXPIRY] = ExpirySweeper(app[GATEWAY].store)
 
     async def sweeping(app: web.Application) -> AsyncIterator[None]:

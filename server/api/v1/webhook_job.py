@@ -8,10 +8,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import web
 
 from simhive.server.api.agent import AGENT
-from simhive.server.background import poster, webhook_client
+from simhive.server.background import poster
 from simhive.server.core.account_webhooks import AccountWebhookSender
 from simhive.server.core.device_watch import DeviceWatch
 from simhive.server.core.native import Native
@@ -36,8 +37,9 @@ def attach(app: web.Application, native: Native) -> None:
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         jobs = app[ACCOUNT_HOOKS]
-        async with webhook_client() as client:
-            post = poster(client, jobs.timeout_seconds)
+        timeout = aiohttp.ClientTimeout(total=jobs.timeout_seconds)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            post = poster(session)
             jobs.sender = AccountWebhookSender(native.store, post, policy=jobs.retry,
                                                interval_seconds=jobs.interval_seconds)  # fmt: skip
             jobs.watch = DeviceWatch(
