@@ -169,6 +169,14 @@ async def test_a_server_from_before_holding_gets_pulls_without_it(
     assert server.messages[a].status == 3
 
 
+async def journal_state(journal: Journal, msg_id: int, state: str) -> None:
+    for _ in range(3000):
+        if await journal.message_state(DEV, msg_id) == state:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"message {msg_id} never became {state} in the journal")
+
+
 async def test_a_busy_agent_pulls_in_batches_not_one_message_per_send(
     server: FakeAgentServer, journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,8 +189,7 @@ async def test_a_busy_agent_pulls_in_batches_not_one_message_per_send(
         await wait_for(lambda: all(server.messages[i].status == 3 for i in ids), what="8")
         # The server says committed before the agent's journal does (it writes after the answer).
         for i in ids:
-            while await journal.message_state(DEV, i) != "committed":
-                await asyncio.sleep(0.01)
+            await journal_state(journal, i, "committed")
         later = await server.add(260, "+4915100000099")
         for n, i in enumerate(ids[:3]):  # the dispatcher sends three
             assert await journal.begin_dispatch(DEV, i, 1.0)
