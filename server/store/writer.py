@@ -377,8 +377,10 @@ def _run_atomic(conn: sqlite3.Connection, pending: _Pending) -> None:
     that broke its promise), and then the write is still in the transaction with no savepoint to
     undo it alone. `total_changes` tells: it counts the rows of every statement and trigger that
     completed (also a trigger of the failed statement, which SQLite did undo: so it may say
-    "moved" needlessly, never "unchanged" wrongly). Unchanged, the op fails alone as under a
-    savepoint; moved, the batch fails as a whole rather than commit half an op its caller saw fail.
+    "moved" needlessly, but never "unchanged" while a row the op wrote is still there). Unchanged,
+    the op fails alone as under a savepoint; moved, the batch fails as a whole rather than commit
+    half an op its caller saw fail (a one-SMS insert whose id read-back failed would otherwise be
+    stored, and sent, while its client was told to try again).
     """
     changes = conn.total_changes
     try:
