@@ -2,10 +2,11 @@
 
 Every write is a plain function `op(conn) -> T` run on a single dedicated thread that owns the write
 connection. Requests queue their op and await a future. The writer takes everything queued, runs it
-inside one `BEGIN IMMEDIATE ... COMMIT`, each op under its own SAVEPOINT (so one failing op rolls
-back alone and the others still commit), and only after COMMIT returns resolves the futures. With
-`synchronous=FULL` in WAL mode the COMMIT is the fsync, so an acknowledged write is on disk, and
-while one batch is being committed the next one fills up: under load one fsync serves many
+inside one `BEGIN IMMEDIATE ... COMMIT`, each op that may write with several statements under its
+own SAVEPOINT (so one failing op rolls back alone and the others still commit; an op that writes
+with one statement needs none, see `submit`), and only after COMMIT returns resolves the futures.
+With `synchronous=FULL` in WAL mode the COMMIT is the fsync, so an acknowledged write is on disk,
+and while one batch is being committed the next one fills up: under load one fsync serves many
 requests, and with no load a lone request commits at once (no waiting for a batch to fill).
 """
 
@@ -172,8 +173,15 @@ class GroupCommitWriter:
         """Run `op` in the next group transaction; returns once that transaction is committed.
 
         `atomic=True` promises that the op writes with at most one statement and fails only
-        before or in it: SQLite undoes a failed statement by itself, so the op needs no savepoint
-        (two statements fewer, each a GIL hand-over, for the commonest write: one SMS).
+        before or in it (reads after it may still fail, on the storage only): SQLite undoes a
+        failed statement by itself, so the op needs no savepoint (two statements fewer, each a
+        GIL hand-over, for the commonest writes: one SMS, a commit). Failure semantics are those
+        of an op under a savepoint: the op's caller gets its exception, nothing of the op stays,
+        the batch's other ops commit; and when SQLite rolled the whole transaction back (disk
+        full, I/O error, see `_run_atomic`) the whole batch fails, as a savepoint's ROLLBACK TO
+        fails then. If an atomic op fails other than on a constraint after something of it was
+        written (a read past its write failed, or the promise was wrong), that write cannot be
+        undone alone: the batch fails as a whole rather than commit half an op.
         """
         result: T = await self._enqueue(op, atomic)
         return result
@@ -355,7 +363,26 @@ def _run_one(conn: sqlite3.Connection, pending: _Pending) -> Any:
 
 
 def _run_atomic(conn: sqlite3.Connection, pending: _Pending) -> None:
-    """Run a one-statement op without a savepoint: a failed statement is undone by SQLite."""
+    """Run a one-statement op without a savepoint: a failed statement is undone by SQLite.
+
+    SQLite undoes a failing statement alone with its statement journal and keeps the transaction
+    open, except after some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY, SQLITE_NOMEM,
+    SQLITE_INTERRUPT, or an ON CONFLICT ROLLBACK) where it may have to roll the whole transaction
+    back; sqlite3_get_autocommit (`in_transaction`) is the only way to tell which it did. An op
+    under a savepoint sees the same: its ROLLBACK TO fails when the transaction is gone, and the
+    batch fails.
+
+    A constraint error comes from the statement that writes, and SQLite aborted that statement.
+    Any other failure might come after the write (a read past it hitting an I/O error, or an op
+    that broke its promise), and then the write is still in the transaction with no savepoint to
+    undo it alone. `total_changes` tells: it counts the rows of every statement and trigger that
+    completed (also a trigger of the failed statement, which SQLite did undo: so it may say
+    "moved" needlessly, but never "unchanged" while a row the op wrote is still there). Unchanged,
+    the op fails alone as under a savepoint; moved, the batch fails as a whole rather than commit
+    half an op its caller saw fail (a one-SMS insert whose id read-back failed would otherwise be
+    stored, and sent, while its client was told to try again).
+    """
+    changes = conn.total_changes
     try:
         pending.result = _run_one(conn, pending)
     except Exception as exc:
@@ -363,6 +390,9 @@ def _run_atomic(conn: sqlite3.Connection, pending: _Pending) -> None:
             # SQLite rolled the whole transaction back (disk full, I/O error): nothing of this
             # batch may be reported as written.
             raise
+        if not isinstance(exc, sqlite3.IntegrityError) and conn.total_changes != changes:
+            # logged with the batch's failure (_finish)
+            raise StoreError(f"an atomic op failed after it may have written: {exc!r}") from exc
         pending.error = _as_store_error(exc)
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +18,13 @@ import pytest
 from simhive.server.core.models import MessageFilter, NewMessage
 from simhive.server.store.sqlite import SqliteStore
 from simhive.server.store.writer import MERGE_ROWS
+from tests.support.writer import in_one_batch
 
 
 async def owner(store: SqliteStore) -> tuple[int, int]:
     account = await store.create_account("a@example.com", "x", "h1", "UTC", 1)
     device = await store.create_device(account.id, "dev", "d1", 1)
     return account.id, device.id
-
-
-async def in_one_batch(store: SqliteStore, calls: Sequence[Awaitable[Any]]) -> list[Any]:
-    """Run `calls` while the writer thread waits on a gate, so they queue into one batch."""
-    gate, entered = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> None:
-        entered.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(store.writer.submit(hold))
-    assert await asyncio.to_thread(entered.wait, 30)  # the writer thread is inside `hold`
-    tasks = [asyncio.ensure_future(c) for c in calls]
-    await asyncio.sleep(0)  # every call queued its op
-    gate.set()
-    await held
-    return await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def bodies(store: SqliteStore) -> dict[int, str]:

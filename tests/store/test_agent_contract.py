@@ -16,6 +16,7 @@ from simhive.server.core.pools import SimOffer
 from simhive.server.core.status import Status
 from simhive.server.store.agent_base import DeviceEvent
 from simhive.server.store.base import Store
+from tests.store.conftest import Raw
 
 T0 = 1_000_000_000
 NUMBER = "+4915752982212"
@@ -212,6 +213,44 @@ async def test_idempotency_keys(store: Store) -> None:
     assert await store.claim_key(account_id, "k", "fp", T0 + 4, T0 + 1) is None  # expired first
     await store.release_key(account_id, "k")
     assert await store.claim_key(account_id, "k", "fp", T0 + 5, 0) is None
+
+
+async def test_a_refused_commit_fails_alone(store: Store, raw: Raw, engine: str) -> None:
+    """Commits arriving together (on SQLite: one group transaction, where a commit runs without
+    a savepoint of its own) each stand alone: when the database refuses one (a trigger here),
+    its caller gets the error, its message stays leased, the others are committed."""
+    account_id, devices = await _owner(store, 4)
+    leases = []
+    for dev in devices:
+        await _send(store, account_id, dev, 1)
+        leases.append(await store.lease_due(dev, 1, f"L{dev}", T0, T0 + 100))
+    refused = leases[2].messages[0].id
+    if engine == "sqlite":
+        await raw.rows(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF status ON messages"
+            f" WHEN old.id = {refused} AND new.status = 3 BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    else:
+        await raw.rows(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$"
+        )
+        await raw.rows(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF status ON messages FOR EACH ROW"
+            f" WHEN (OLD.id = {refused} AND NEW.status = 3) EXECUTE FUNCTION refuse()"
+        )
+    results = await asyncio.gather(
+        *(
+            store.commit_lease(dev, lease.lease_id, [m.id for m in lease.messages], T0 + 1)
+            for dev, lease in zip(devices, leases, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], Exception) and "refused" in str(results[2]), results
+    for i in (0, 1, 3):
+        assert results[i] == ([leases[i].messages[0].id], [])
+        assert await _status(store, account_id, leases[i].messages[0].id) == Status.QUEUED
+    assert await _status(store, account_id, refused) == Status.TAKEN
 
 
 def _offer(slot: int, room: int = 5, pool_room: int = 5) -> SimOffer:
