@@ -341,7 +341,7 @@ async def test_the_pull_check_seeks_past_scheduled_messages(
     await schedule(3_600, 2_000)
     answer, many = await _explained_check(store, pg_url, schema, check)
     assert answer == (False, 1_000)
-    # The old query read every waiting message: 1,600 then 12,000 rows, 49 then 261 buffers.
+    # The old query read every waiting message: 2,000 then 16,000 rows, 52 then 376 buffers.
     assert many.rows <= few.rows <= 8, (few, many)
     assert many.buffers <= few.buffers + 8, (few, many)
 
