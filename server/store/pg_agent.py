@@ -18,11 +18,13 @@ from simhive.server.core.status import RANK, Status
 from simhive.server.store.base import AgentStore
 from simhive.server.store.pg_lease import lease_sims, record_offers, requeue_expired
 from simhive.server.store.pg_pools import requeue, sim_pools_sql, wake_devices
-from simhive.server.store.sqlite_agent import _EVENT_STATUS, URGENT_SEEK
+from simhive.server.store.sqlite_agent import _EVENT_STATUS
 from simhive.server.store.sqlite_rows import MESSAGE_COLS, balance_json, message_row
 
 T = TypeVar("T")
 Conn = asyncpg.Connection
+# `urgent` is only ever stored as 0 or 1 (see sqlite_agent.URGENT_SEEK): a MIN per value.
+URGENT_VALUES = "(VALUES (1), (0)) AS u(urgent)"
 _LEASED = (
     f"SELECT {MESSAGE_COLS} FROM messages m LEFT JOIN pakets p ON p.id = m.paket_id"
     " WHERE m.id = ANY($1::bigint[]) ORDER BY m.urgent DESC, m.due, m.id"
@@ -132,39 +134,46 @@ class PgAgentStore(AgentStore):
         pooled = sorted({o.slot for o in offers if o.ready and o.room > 0 and o.pool_room > 0})
         if not pinned:
             return False, None
-        pools = sim_pools_sql("$5", "$1", "$4") if pooled else "SELECT NULL::bigint WHERE false"
-        # URGENT_SEEK as on SQLite: "is anything due" becomes an index range per `urgent` value
-        # instead of a walk of the whole queue (0.1 ms against 58 ms with 100,000 scheduled pool
-        # messages). The next due times still walk it on PostgreSQL 15 (no skip scan for MIN).
-        # As on SQLite, the next due times are looked for only when nothing is due now: an
-        # InitPlan runs when its value is first needed, so a CASE that does not need them skips
-        # them (MIN(due) over `due > now` may walk a long pool queue).
+        no_pools = "SELECT NULL::bigint AS id WHERE false"
+        pools = sim_pools_sql("$3", "$1", "$2") if pooled else no_pools
+        # Three MINs, each an index seek or a few: the earliest waiting message pinned to the
+        # SIMs, the earliest in their pools, the device's earliest lease expiry. Something is
+        # due if one of them is past, else the earliest is when to look again. PostgreSQL 15
+        # has no skip scan, and a list (`= ANY`, IN) on an index column after the first makes
+        # the scan's output unordered, so a MIN over `sim = ANY(...)` or `urgent IN (1, 0)`
+        # (the queue indexes hold the SIM or pool, then `urgent`, before `due`) read every
+        # waiting message: 1,751 buffers and 61 - 166 ms a check with 100,000 scheduled pool
+        # messages (docs/benchmarks.md). So it is one MIN per SIM (or pool) and `urgent` value,
+        # each the first entry of its index range. With no bound on `due` (the earlier form had
+        # EXISTS(due <= now) and MIN(due > now)) one seek answers both questions, and no EXISTS
+        # is left for the planner to cost as a sequential scan (with statistics it took one
+        # when the device's own scheduled messages were many). The SIMs are a VALUES list of
+        # parameters, not unnest($n): the generic plan, which a prepared statement switches to
+        # after five runs, then knows their number; with unnest it guessed 10, stayed dearer
+        # than the custom plans, and every check was planned anew (about 3 times the time).
+        # The expiry reads messages_device_leases: the device's own leased messages only.
+        slots = ", ".join(f"(${n}::int)" for n in range(4, 4 + len(pinned)))
         rows = await self._all(
-            "SELECT d, p, e,"
-            " CASE WHEN d OR p OR e THEN NULL ELSE"
-            " (SELECT MIN(due) FROM messages WHERE device_id = $1 AND sim = ANY($3::int[])"
-            f"        AND status = 1 AND {URGENT_SEEK} AND due > $2) END,"
-            " CASE WHEN d OR p OR e THEN NULL ELSE"
-            f" (SELECT MIN(due) FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            f"        AND device_id IS NULL AND {URGENT_SEEK} AND due > $2) END,"
-            " CASE WHEN d OR p OR e THEN NULL ELSE"
-            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = $1 AND status = 2) END"
-            " FROM (SELECT"
-            " EXISTS(SELECT 1 FROM messages WHERE device_id = $1 AND sim = ANY($3::int[])"
-            f"        AND status = 1 AND {URGENT_SEEK} AND due <= $2) AS d,"
-            f" EXISTS(SELECT 1 FROM messages WHERE pool_id IN ({pools}) AND status = 1"
-            f"        AND device_id IS NULL AND {URGENT_SEEK} AND due <= $2) AS p,"
-            " EXISTS(SELECT 1 FROM messages WHERE device_id = $1 AND status = 2"
-            "        AND lease_expires < $2) AS e"
-            # $4 and $5 are named in every statement so their types are known either way.
-            " FROM (SELECT $4::int[] AS s, $5::bigint AS a) params OFFSET 0) now_due",
-            device_id, now, pinned, pooled, account_id,
+            "SELECT"
+            f" (SELECT MIN(n.due) FROM (VALUES {slots}) AS s(slot) CROSS JOIN"
+            f" {URGENT_VALUES} CROSS JOIN LATERAL (SELECT MIN(due) AS due FROM messages"
+            "        WHERE device_id = $1 AND sim = s.slot AND status = 1"
+            "        AND urgent = u.urgent) n),"
+            f" (SELECT MIN(n.due) FROM ({pools}) AS q CROSS JOIN {URGENT_VALUES}"
+            " CROSS JOIN LATERAL (SELECT MIN(due) AS due FROM messages WHERE pool_id = q.id"
+            "        AND status = 1 AND device_id IS NULL AND urgent = u.urgent) n),"
+            " (SELECT MIN(lease_expires) FROM messages WHERE device_id = $1 AND status = 2)"
+            # $2 and $3 are named in every statement so their types are known either way.
+            " FROM (SELECT $2::int[] AS s, $3::bigint AS a) params",
+            device_id, pooled, account_id, *pinned,
         )  # fmt: skip
-        due, pool_due, expired, next_due, next_pool, next_expiry = rows[0]
-        if due or pool_due or expired:
+        first_pinned, first_pooled, first_expiry = rows[0]
+        firsts = [int(t) for t in (first_pinned, first_pooled) if t is not None]
+        if any(t <= now for t in firsts) or (first_expiry is not None and first_expiry < now):
             return True, None
-        candidates = [int(t) for t in (next_due, next_pool, next_expiry) if t is not None]
-        return False, (min(candidates) if candidates else None)
+        if first_expiry is not None:
+            firsts.append(int(first_expiry))
+        return False, (min(firsts) if firsts else None)
 
     async def lease_sims(
         self,

@@ -806,6 +806,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX login_pace_next_free ON login_pace(next_free);
         """,
     ),
+    (
+        23,
+        "the pull check reads only its own device's leased messages",
+        """
+        -- sqlite_schema.py migration 23 says why.
+        CREATE INDEX messages_device_leases ON messages(device_id, lease_expires)
+            WHERE status = 2;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

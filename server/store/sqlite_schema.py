@@ -888,6 +888,18 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         CREATE INDEX login_pace_next_free ON login_pace(next_free);
         """,
     ),
+    (
+        23,
+        "the pull check reads only its own device's leased messages",
+        """
+        -- A pull check asks when its device's next lease expires (MIN(lease_expires) for one
+        -- device) and whether one has expired. messages_lease_expiry (for the sweeper, across
+        -- devices) does not start with the device, so those reads walked every leased message
+        -- of every device; this one seeks to the device's own.
+        CREATE INDEX messages_device_leases ON messages(device_id, lease_expires)
+            WHERE status = 2;
+        """,
+    ),
 ]
 
 

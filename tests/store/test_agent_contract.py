@@ -273,10 +273,14 @@ async def test_due_state_sims_says_what_is_due_or_when_the_next_is(store: Store)
                                       random.random)  # fmt: skip
     assert len(lease.messages) == 2  # the pinned two; the pool's three are not due yet
     assert await store.due_state_sims(dev, account_id, pool_only, T0 + 260) == (False, T0 + 280)
+    # a lease expiring now has not expired yet, one a microsecond past has (reads only)
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 280) == (False, T0 + 280)
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 281) == (True, None)
     no_pool = [_offer(0, room=5, pool_room=0)]
     await store.commit_lease(dev, "L1", [m.id for m in lease.messages], T0 + 261)
     assert await store.due_state_sims(dev, account_id, pool_only, T0 + 262) == (False, T0 + 300)
     assert await store.due_state_sims(dev, account_id, no_pool, T0 + 262) == (False, None)
+    assert await store.due_state_sims(dev, account_id, pool_only, T0 + 299) == (False, T0 + 300)
     assert await store.due_state_sims(dev, account_id, pool_only, T0 + 300) == (True, None)
 
 

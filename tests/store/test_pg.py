@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,9 +15,11 @@ import pytest
 from simhive.server.core.errors import InvalidInput
 from simhive.server.core.models import IncomingMessage, MessageFilter, NewMessage, ReportEvent
 from simhive.server.core.notifier import WorkNotifier
+from simhive.server.core.pools import SimOffer
 from simhive.server.store.pg import PgStore
 from simhive.server.store.pg_schema import LATEST_VERSION, lock_key
 from tests.support.pg import PgServer, answers, scratch_database, throwaway_cluster
+from tests.support.pg_plan import PlanCost, capture, explain
 
 T0 = 1_000_000_000
 WAIT = 20.0  # seconds: far above any real wake-up, so a failure is a lost one, not a slow one
@@ -282,3 +285,109 @@ async def test_guesses_sent_together_to_two_servers_cannot_pass_the_limit(
     judged = [r for r in results if isinstance(r, AuthError) and "incorrect" in r.message]
     refused = [r for r in results if isinstance(r, AuthError) and "Too many" in r.message]
     assert len(judged) == LOGIN_FAILURES_PER_PAIR and len(refused) == tries - len(judged)
+
+
+async def _explained_check(
+    store: PgStore, pg_url: str, schema: str, check: Callable[[], Awaitable[Any]]
+) -> tuple[Any, PlanCost]:
+    """The answer of a pull check, and what its statement costs explained (after ANALYZE: a
+    server's tables have statistics, and the planner's choice depends on them): the larger of
+    the plan for the parameters' values and the generic plan a prepared statement switches to
+    after five runs when that costs no more."""
+    seen = capture(store)
+    answer = await check()
+    [(sql, args)] = seen
+    conn = await asyncpg.connect(pg_url, server_settings={"search_path": schema})
+    try:
+        await conn.execute("ANALYZE messages")
+        custom = await explain(conn, sql, args)
+        generic = await explain(conn, sql, args, generic=True)
+        return answer, PlanCost(
+            max(custom.buffers, generic.buffers), max(custom.rows, generic.rows)
+        )
+    finally:
+        await conn.close()
+
+
+async def test_the_pull_check_seeks_past_scheduled_messages(
+    store: PgStore, pg_url: str, schema: str
+) -> None:
+    """With nothing due, the pull check reads the same few rows and buffers with 400 or 4,000
+    scheduled messages waiting, pinned to the SIM and in its pool: its next due times are one
+    MIN per SIM or pool and `urgent` value, each an index seek. (A MIN over `urgent IN (1, 0)`
+    read every scheduled message: PostgreSQL 15 has no skip scan.)"""
+    account = await store.create_account("a@example.com", "x", "h", "UTC", 1)
+    device = await store.create_device(account.id, "d", "t", 1)
+    pool = await store.implicit_pool(account.id, None, 1)
+    offers = [SimOffer(0, True, 5, 5), SimOffer(1, True, 5, 5)]
+    await store.offer_sims(device.id, offers, 1)
+
+    async def schedule(n: int, first: int) -> None:
+        to = "+4915752982212"
+        await store.insert_messages(
+            [NewMessage(account.id, None, to, f"p{i}", pool_id=pool.id, timetosend=first + i,
+                        urgent=i % 5 == 0) for i in range(n)]
+            + [NewMessage(account.id, device.id, to, f"d{i}", sim=i % 2, timetosend=first + i,
+                          urgent=i % 7 == 0) for i in range(n)],
+            1,
+        )  # fmt: skip
+
+    def check() -> Awaitable[tuple[bool, int | None]]:
+        return store.due_state_sims(device.id, account.id, offers, 10)
+
+    await schedule(400, 1_000)
+    answer, few = await _explained_check(store, pg_url, schema, check)
+    assert answer == (False, 1_000)
+    await schedule(3_600, 2_000)
+    answer, many = await _explained_check(store, pg_url, schema, check)
+    assert answer == (False, 1_000)
+    # The old query read every waiting message: 2,000 then 16,000 rows, 52 then 376 buffers.
+    assert many.rows <= few.rows <= 8, (few, many)
+    assert many.buffers <= few.buffers + 8, (few, many)
+
+
+async def test_the_pull_check_reads_only_its_own_leases(
+    store: PgStore, pg_url: str, schema: str
+) -> None:
+    """ "When does this device's next lease expire" reads the device's own leased messages, not
+    every device's (through messages_lease_expiry) nor every message of the device (through
+    messages_pull, where the SIM stands between device and status): the same few rows and
+    buffers with 400 or 4,360 leased elsewhere and 100 or 4,000 of its own scheduled."""
+    account = await store.create_account("a@example.com", "x", "h", "UTC", 1)
+    device = await store.create_device(account.id, "d", "t", 1)
+    offers = [SimOffer(0, True, 5, 5)]
+    await store.offer_sims(device.id, offers, 1)
+    to = "+4915752982212"
+    await store.insert_messages([NewMessage(account.id, device.id, to, "now")], 1)
+    await store.lease_due(device.id, 10, "mine", 2, 9_000)  # expires after all the others'
+
+    async def schedule(n: int) -> None:
+        await store.insert_messages(
+            [NewMessage(account.id, device.id, to, f"s{i}", timetosend=20_000 + i)
+             for i in range(n)], 1,
+        )  # fmt: skip
+
+    async def lease_elsewhere(devices: int, each: int) -> None:
+        for _ in range(devices):
+            other = await store.create_device(account.id, "o", f"t{uuid.uuid4().hex}", 1)
+            await store.insert_messages(
+                [NewMessage(account.id, other.id, to, f"o{i}") for i in range(each)], 1
+            )
+            lease = await store.lease_due(other.id, each, uuid.uuid4().hex, 2, 5_000)
+            assert len(lease.messages) == each
+
+    def check() -> Awaitable[tuple[bool, int | None]]:
+        return store.due_state_sims(device.id, account.id, offers, 10)
+
+    await schedule(100)
+    await lease_elsewhere(4, 100)
+    answer, few = await _explained_check(store, pg_url, schema, check)
+    assert answer == (False, 9_000)
+    await schedule(3_900)
+    await lease_elsewhere(40, 99)
+    answer, many = await _explained_check(store, pg_url, schema, check)
+    assert answer == (False, 9_000)
+    # The old query: 1,002 then 16,722 rows; the new one without messages_device_leases: 401
+    # then 4,361 (every leased message, through messages_lease_expiry).
+    assert many.rows <= few.rows <= 8, (few, many)
+    assert many.buffers <= few.buffers + 8, (few, many)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -190,6 +191,59 @@ async def test_the_pull_check_seeks_past_scheduled_messages(store: SqliteStore) 
     await schedule(1_960, 2_000)
     many, answer = await cost()
     assert answer == (False, 1_000)
+    assert many <= few + 2, (few, many)
+
+
+async def test_the_pull_check_reads_only_its_own_leases(store: SqliteStore) -> None:
+    """With nothing due, a pull check costs the same with 40 or 4,000 messages leased to other
+    devices and 10 or 2,000 of its own scheduled: "when does this device's next lease expire"
+    seeks to the device's own leased messages (messages_device_leases) instead of walking every
+    device's through messages_lease_expiry."""
+    account_id, device_id = await _owner(store)
+    offers = [SimOffer(0, True, 5, 5)]
+    await store.offer_sims(device_id, offers, 1)
+    to = "+4915752982212"
+    await store.insert_messages([NewMessage(account_id, device_id, to, "now")], 1)
+    await store.lease_due(device_id, 10, "mine", 2, 9_000)  # expires after all the others'
+    assert store._inline is not None
+    ticks = 0
+
+    def tick() -> int:
+        nonlocal ticks
+        ticks += 1
+        return 0
+
+    store._inline.set_progress_handler(tick, 50)  # every 50 VM instructions
+
+    async def cost() -> tuple[int, tuple[bool, int | None]]:
+        nonlocal ticks
+        ticks = 0
+        answer = await store.due_state_sims(device_id, account_id, offers, 10)
+        return ticks, answer
+
+    async def schedule(n: int) -> None:
+        await store.insert_messages(
+            [NewMessage(account_id, device_id, to, f"s{i}", timetosend=20_000 + i)
+             for i in range(n)], 1,
+        )  # fmt: skip
+
+    async def lease_elsewhere(devices: int, each: int) -> None:
+        for _ in range(devices):
+            other = await store.create_device(account_id, "o", f"t{uuid.uuid4().hex}", 1)
+            await store.insert_messages(
+                [NewMessage(account_id, other.id, to, f"o{i}") for i in range(each)], 1
+            )
+            lease = await store.lease_due(other.id, each, uuid.uuid4().hex, 2, 5_000)
+            assert len(lease.messages) == each
+
+    await schedule(10)
+    await lease_elsewhere(2, 20)
+    few, answer = await cost()
+    assert answer == (False, 9_000)
+    await schedule(1_990)
+    await lease_elsewhere(40, 99)
+    many, answer = await cost()
+    assert answer == (False, 9_000)
     assert many <= few + 2, (few, many)
 
 
