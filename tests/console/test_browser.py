@@ -46,6 +46,33 @@ def card_texts(driver: WebDriver) -> list[str]:
     return texts
 
 
+def sim_rows(driver: WebDriver) -> dict[str, list[dict[str, str | None]]]:
+    """Each device card's SIM rows (text, operator, signal label), read in one step."""
+    rows: dict[str, list[dict[str, str | None]]] = driver.execute_script(
+        "const out = {};"
+        "for (const card of document.querySelectorAll('section.device')) {"
+        "  out[card.dataset.device] = [...card.querySelectorAll('.sim')].map(s => ({"
+        "    text: s.innerText,"
+        "    operator: s.querySelector('.operator')?.innerText ?? null,"
+        "    bars: s.querySelector('.bars')?.getAttribute('aria-label') ?? null}));"
+        "}"
+        "return out;"
+    )
+    return rows
+
+
+def sims_registered(
+    driver: WebDriver, stack: ConsoleStack
+) -> dict[str, list[dict[str, str | None]]] | None:
+    rows = sim_rows(driver)
+    ready = all(
+        len(rows.get(str(d.device_id), [])) == 2
+        and all("registered" in (s["text"] or "") for s in rows[str(d.device_id)])
+        for d in stack.devices
+    )
+    return rows if ready else None
+
+
 def test_login_shows_both_devices_online_with_sim_info(
     browser: WebDriver, stack: ConsoleStack, shots: Path
 ) -> None:
@@ -60,19 +87,18 @@ def test_login_shows_both_devices_online_with_sim_info(
         return len(cards) == 2 and all("Online" in c for c in cards)
 
     wait(browser).until(both_online)
+    # Read in one step and retried: the live overview swaps the cards (a stale element
+    # otherwise), and a SIM may show "searching" for a moment before its first report.
+    sims = wait(browser).until(lambda d: sims_registered(d, stack))
+    assert sims is not None  # until() returns the first truthy answer
     for device in stack.devices:
-        card = browser.find_element(
-            By.CSS_SELECTOR, f'section.device[data-device="{device.device_id}"]'
-        )
-        sims = card.find_elements(By.CSS_SELECTOR, ".sim")
-        assert len(sims) == 2
-        for slot, sim in enumerate(sims):
-            operator = sim.find_element(By.CSS_SELECTOR, ".operator").text
-            assert operator and operator != "—"
-            assert device.number(slot) in sim.text
-            assert "registered" in sim.text
-            bars = sim.find_element(By.CSS_SELECTOR, ".bars").get_attribute("aria-label")
-            assert bars is not None and re.match(r"Signal [1-4] of 4 \(-\d+ dBm\)", bars)
+        rows = sims[str(device.device_id)]
+        assert len(rows) == 2
+        for slot, sim in enumerate(rows):
+            assert sim["operator"] and sim["operator"] != "—"
+            assert device.number(slot) in (sim["text"] or "")
+            assert "registered" in (sim["text"] or "")
+            assert re.match(r"Signal [1-4] of 4 \(-\d+ dBm\)", sim["bars"] or "")
     shot(browser, shots, "overview")
     shot(browser, shots, "overview-phone", PHONE)
 
