@@ -36,14 +36,14 @@ py-modules = []
 pytestmark = pytest.mark.integration
 
 
-def _bootstrap(root: Path, *extras: str) -> bool:
+def _bootstrap(root: Path, *extras: str, env: dict[str, str] | None = None) -> bool:
     """Run bootstrap; whether it installed anything."""
     done = subprocess.run(
         [str(root / "scripts" / "bootstrap"), *extras],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "SIMHIVE_VENV": str(root / "venv")},
+        env={**os.environ, "SIMHIVE_VENV": str(root / "venv"), **(env or {})},
     )
     assert done.returncode == 0, done.stderr
     return "installing simhive" in done.stderr
@@ -54,10 +54,14 @@ def _has(root: Path, module: str) -> bool:
     return subprocess.run([python, "-c", f"import {module}"], check=False).returncode == 0
 
 
+def _probe(root: Path) -> None:
+    (root / "scripts").mkdir()
+    shutil.copy2(ROOT / "scripts" / "bootstrap", root / "scripts" / "bootstrap")
+    (root / "pyproject.toml").write_text(PYPROJECT)
+
+
 def test_alternating_extras_installs_each_once(tmp_path: Path) -> None:
-    (tmp_path / "scripts").mkdir()
-    shutil.copy2(ROOT / "scripts" / "bootstrap", tmp_path / "scripts" / "bootstrap")
-    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    _probe(tmp_path)
 
     assert _bootstrap(tmp_path, "one")
     assert _has(tmp_path, "six") and not _has(tmp_path, "idna")
@@ -69,3 +73,14 @@ def test_alternating_extras_installs_each_once(tmp_path: Path) -> None:
     assert not _bootstrap(tmp_path, "two")
     assert not _bootstrap(tmp_path, "one", "two")
     assert (tmp_path / "venv" / ".simhive-installed").read_text().splitlines()[1:] == ["one", "two"]
+
+
+def test_pip_installs_when_uv_cannot(tmp_path: Path) -> None:
+    """uv is the fast way; when it fails (here: told to stay offline with no cache, it has
+    nothing to install from), pip installs the same, and the log says why."""
+    _probe(tmp_path)
+    assert _bootstrap(tmp_path, "one", env={"UV_OFFLINE": "1", "UV_NO_CACHE": "1"})
+    assert _has(tmp_path, "six")
+    log = (tmp_path / "venv" / "pip-install.log").read_text()
+    assert "uv failed; pip instead" in log
+    assert not _bootstrap(tmp_path, "one")
