@@ -181,8 +181,11 @@ async def test_a_busy_agent_pulls_in_batches_not_one_message_per_send(
         await wait_for(lambda: all(server.messages[i].status == 3 for i in ids), what="8")
         # The server says committed before the agent's journal does (it writes after the answer).
         for i in ids:
-            while await journal.message_state(DEV, i) != "committed":
+            for _ in range(3000):  # at most 30 s, like wait_for
+                if await journal.message_state(DEV, i) == "committed":
+                    break
                 await asyncio.sleep(0.01)
+            assert await journal.message_state(DEV, i) == "committed"
         later = await server.add(260, "+4915100000099")
         for n, i in enumerate(ids[:3]):  # the dispatcher sends three
             assert await journal.begin_dispatch(DEV, i, 1.0)
