@@ -44,6 +44,11 @@ REPORT_GATHER_SECONDS = 0.05  # a status is seconds old anyway; batching saves a
 # modems, each costing the agent and the server more than the SMS's own work). The first
 # report after a quiet spell still leaves after REPORT_GATHER_SECONDS.
 REPORT_SPACING_SECONDS = 0.5
+# Report events ride along with a `commit` (a claim, or the commit after a pull) when the device
+# has some pending: under load a claim goes out every few sends, so reports need no requests of
+# their own (docs/agent-protocol.md, `commit`). At most this many per commit, so a claim's
+# request stays small; the report loop sends the rest.
+REPORTS_WITH_COMMIT = 100
 REFUSED_RETRY_SECONDS = 300.0
 # While the server stays unreachable, the warning is repeated this often (not per retry).
 UNREACHABLE_LOG_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
@@ -107,10 +112,18 @@ class Sync(PullMixin):
         self._incoming_lock = asyncio.Lock()
         self._report_lock = asyncio.Lock()
         self.report_spacing = REPORT_SPACING_SECONDS
+        # Report events may be pending (set with every wake-up of the report loop, cleared when
+        # a report reads them): a commit reads the journal for events to carry only then, so
+        # a claim on an idle gateway, whose reports went out long before, costs no extra read.
+        self._reports_pending = True
+        self._carry_from = 0.0  # clock time from which commits carry reports (see commit)
+        self._carried_at: float | None = None  # loop time of the last commit that carried some
+        self.reports_carried = 0  # commits that carried report events (tests and benchmarks)
 
     # -- signals from the rest of the agent -------------------------------------------------
 
     def wake_reports(self) -> None:
+        self._reports_pending = True
         self._reports_wake.set()
 
     def wake_incoming(self) -> None:
@@ -223,47 +236,134 @@ class Sync(PullMixin):
     async def flush_reports(self) -> None:
         """Send every pending report event in order; raises ServerAway if the server is away."""
         async with self._report_lock:
-            batch = MAX_BATCH
-            while True:
-                pending = await self.journal.pending_events(self.device, "report", batch)
-                if not pending:
-                    return
-                try:
-                    answer = await self.client.report_raw([p.raw for p in pending])
-                except Refused as err:
-                    if err.status == 413 and batch > 1:
-                        batch = max(1, batch // 4)
-                        continue
-                    if len(pending) > 1:
-                        batch = 1  # find the one event the server refuses; send the rest
-                        continue
-                    log.error("device %s: server refuses report event %s: %s", self.device,
-                              pending[0].event_id, err)  # fmt: skip
-                    await self.journal.events_done(
-                        self.device, "report", [pending[0].event_id], error=str(err)
-                    )
+            self._reports_pending = False  # an event written from here on sets it again
+            try:
+                await self._flush_reports()
+            except BaseException:
+                self._reports_pending = True
+                raise
+
+    async def _flush_reports(self) -> None:
+        batch = MAX_BATCH
+        while True:
+            pending = await self.journal.pending_events(self.device, "report", batch)
+            if not pending:
+                return
+            try:
+                answer = await self.client.report_raw([p.raw for p in pending])
+            except Refused as err:
+                if err.status == 413 and batch > 1:
+                    batch = max(1, batch // 4)
                     continue
-                self._set_connected(True)
-                accepted = set(_strs(answer.get("accepted")))
-                done = [p.event_id for p in pending if p.event_id in accepted]
-                await self.journal.events_done(self.device, "report", done)
-                missing = [p.event_id for p in pending if p.event_id not in accepted]
-                if missing:
-                    log.warning("device %s: server did not accept report events %s",
-                                self.device, ", ".join(missing[:5]))  # fmt: skip
-                    await self.journal.events_done(
-                        self.device, "report", missing, error="not accepted by server"
-                    )
-                if len(pending) < batch:
-                    # That was all; an event written meanwhile has set the wake event, and
-                    # the report loop comes back for it.
-                    return
+                if len(pending) > 1:
+                    batch = 1  # find the one event the server refuses; send the rest
+                    continue
+                log.error("device %s: server refuses report event %s: %s", self.device,
+                          pending[0].event_id, err)  # fmt: skip
+                await self.journal.events_done(
+                    self.device, "report", [pending[0].event_id], error=str(err)
+                )
+                continue
+            self._set_connected(True)
+            accepted = set(_strs(answer.get("accepted")))
+            done = [p.event_id for p in pending if p.event_id in accepted]
+            await self.journal.events_done(self.device, "report", done)
+            missing = [p.event_id for p in pending if p.event_id not in accepted]
+            if missing:
+                log.warning("device %s: server did not accept report events %s",
+                            self.device, ", ".join(missing[:5]))  # fmt: skip
+                await self.journal.events_done(
+                    self.device, "report", missing, error="not accepted by server"
+                )
+            if len(pending) < batch:
+                # That was all; an event written meanwhile has set the wake event, and
+                # the report loop comes back for it.
+                return
 
     async def report_loop(self) -> None:
         await self._flush_loop(
             self.flush_reports, self._reports_wake, "reports", gather=REPORT_GATHER_SECONDS,
-            spacing=self.report_spacing,
+            spacing=self.report_spacing, carried=self._carrying,
         )  # fmt: skip
+
+    def _carrying(self) -> float | None:
+        """When (loop time) a commit last carried report events, while commits may carry them;
+        the report loop leaves the events to the next commit for one spacing after that. It
+        also makes sure that commit looks for them (an event without a wake-up, which only
+        the report loop's periodic look would find)."""
+        if self._carried_at is None or self._clock() < self._carry_from:
+            return None
+        self._reports_pending = True
+        return self._carried_at
+
+    async def commit(self, lease_id: str, ids: list[int]) -> dict[str, Any]:
+        """`commit` (a claim, or the commit after a pull), carrying the device's pending report
+        events when there are any and no report is under way: one request instead of two.
+
+        The commit's answer is never affected: a refusal or a server from before the key
+        (no `accepted` in its answer) makes it the plain commit again, and the events stay
+        pending for the report loop. The claim does not wait for the events' `done` marks to
+        reach the disk; the report lock is held until they have, so the report loop cannot
+        send them again meanwhile (a crash before that only sends them again: harmless)."""
+        if (not self._reports_pending or self._report_lock.locked()
+                or self._clock() < self._carry_from):  # fmt: skip
+            return await self.client.commit(lease_id, ids)
+        await self._report_lock.acquire()  # free (checked above, no await since): no wait
+        unlock = True
+        try:
+            self._reports_pending = False  # an event written from here on sets it again
+            pending = await self.journal.pending_events(self.device, "report", REPORTS_WITH_COMMIT)
+            if not pending:
+                return await self.client.commit(lease_id, ids)
+            if len(pending) == REPORTS_WITH_COMMIT:
+                self._reports_pending = True  # more than one commit carries
+            try:
+                answer = await self.client.commit(lease_id, ids, [p.raw for p in pending])
+            except Refused as err:
+                # Perhaps for an event (the report loop finds which), perhaps for the lease:
+                # the commit alone answers what it would have. Not carried for a while.
+                log.info("device %s: commit with report events refused (%s); committing"
+                         " without them", self.device, err)  # fmt: skip
+                self._carry_from = self._clock() + REFUSED_RETRY_SECONDS
+                self._reports_pending = True
+                self._reports_wake.set()
+                return await self.client.commit(lease_id, ids)
+            accepted = answer.get("accepted")
+            if not isinstance(accepted, list):
+                # A server from before reports rode with commits ignores the key.
+                log.info("device %s: server does not take report events with a commit;"
+                         " reporting separately", self.device)  # fmt: skip
+                self._carry_from = float("inf")
+                self._reports_pending = True
+                self._reports_wake.set()
+                return answer
+            got = set(_strs(accepted))
+            done = [p.event_id for p in pending if p.event_id in got]
+            missing = [p.event_id for p in pending if p.event_id not in got]
+            if missing:
+                log.warning("device %s: server did not accept report events %s",
+                            self.device, ", ".join(missing[:5]))  # fmt: skip
+            marked = self.journal.events_done_nowait(
+                self.device, "report", done, missing, "not accepted by server"
+            )
+            marked.add_done_callback(self._carried_marked)
+            unlock = False  # released once the marks are on disk
+            self._carried_at = asyncio.get_running_loop().time()
+            self.reports_carried += 1
+            return answer
+        except BaseException:
+            self._reports_pending = True
+            raise
+        finally:
+            if unlock:
+                self._report_lock.release()
+
+    def _carried_marked(self, marked: asyncio.Future[None]) -> None:
+        self._report_lock.release()
+        if marked.cancelled() or marked.exception() is not None:
+            # Still pending in the journal: reported again, which the server answers the same.
+            self._reports_pending = True
+            self._reports_wake.set()
 
     # -- incoming ---------------------------------------------------------------------------
 
@@ -367,6 +467,7 @@ class Sync(PullMixin):
         *,
         gather: float = 0.0,
         spacing: float = 0.0,
+        carried: Callable[[], float | None] | None = None,
     ) -> None:
         backoff = Backoff(rand=self._rand)
         loop = asyncio.get_running_loop()
@@ -378,6 +479,13 @@ class Sync(PullMixin):
             if pause > 0:
                 # Under load many events come in a burst: one request for all of them.
                 await self._sleep(pause)
+            # While commits carry the events (claims under load), they are spaced from the
+            # last of those: the next claim takes them, sooner than a report of their own.
+            while carried is not None and not self.stopping:
+                since = carried()
+                if since is None or since + spacing <= loop.time():
+                    break
+                await self._sleep(since + spacing - loop.time())
             wake.clear()
             started = loop.time()
             try:
