@@ -147,6 +147,7 @@ class DeviceRunner:
             on_work=self._committed,
             sims_view=self.readiness.view,
             claims=True,
+            claims_coming=lambda: any(d.claiming for d in self.dispatchers),
             status_interval=agent.status_interval_seconds,
             clock=clock,
         )

@@ -49,6 +49,9 @@ REPORT_SPACING_SECONDS = 0.5
 # their own (docs/agent-protocol.md, `commit`). At most this many per commit, so a claim's
 # request stays small; the report loop sends the rest.
 REPORTS_WITH_COMMIT = 100
+# While a device's commits (claims) come more often than this, the report loop leaves pending
+# events to the next one rather than send a report of its own (Sync._hold_reports).
+CLAIM_PACE_SECONDS = 1.0
 REFUSED_RETRY_SECONDS = 300.0
 # While the server stays unreachable, the warning is repeated this often (not per retry).
 UNREACHABLE_LOG_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
@@ -68,6 +71,7 @@ class Sync(PullMixin):
         on_work: Callable[[], None],
         sims_view: Callable[[int], Awaitable[SimsView]] | None = None,
         claims: bool = False,
+        claims_coming: Callable[[], bool] | None = None,
         status_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
         rand: Callable[[float, float], float] = random.uniform,
@@ -87,6 +91,8 @@ class Sync(PullMixin):
         # Pool messages are committed by the dispatchers' claims just before their send
         # (agent/claim.py), not with the pull's commit.
         self.claims = claims
+        # Is a dispatcher claiming pool messages one after another (see _hold_reports)?
+        self._claims_coming = claims_coming
         self.repolls = 0  # parked polls replaced because the SIM view changed
         self._told: tuple[tuple[object, ...], ...] | None = None  # readiness the server heard
         self.status_interval = status_interval
@@ -117,7 +123,10 @@ class Sync(PullMixin):
         # a claim on an idle gateway, whose reports went out long before, costs no extra read.
         self._reports_pending = True
         self._carry_from = 0.0  # clock time from which commits carry reports (see commit)
-        self._carried_at: float | None = None  # loop time of the last commit that carried some
+        # When (loop time) the last commit went out, and the usual gap between two (a moving
+        # average): how soon the next claim will come to take reports along (_hold_reports).
+        self._last_commit: float | None = None
+        self._commit_gap: float | None = None
         self.reports_carried = 0  # commits that carried report events (tests and benchmarks)
 
     # -- signals from the rest of the agent -------------------------------------------------
@@ -283,18 +292,30 @@ class Sync(PullMixin):
     async def report_loop(self) -> None:
         await self._flush_loop(
             self.flush_reports, self._reports_wake, "reports", gather=REPORT_GATHER_SECONDS,
-            spacing=self.report_spacing, carried=self._carrying,
+            spacing=self.report_spacing, hold=self._hold_reports,
         )  # fmt: skip
 
-    def _carrying(self) -> float | None:
-        """When (loop time) a commit last carried report events, while commits may carry them;
-        the report loop leaves the events to the next commit for one spacing after that. It
-        also makes sure that commit looks for them (an event without a wake-up, which only
-        the report loop's periodic look would find)."""
-        if self._carried_at is None or self._clock() < self._carry_from:
+    def _hold_reports(self) -> float | None:
+        """How long the report loop leaves the pending events to the next claim (Sync.commit)
+        before it reports them itself, or None: report now.
+
+        Only while a dispatcher is claiming pool messages one after another and the device's
+        commits come more often than once per CLAIM_PACE_SECONDS: then the events wait until
+        the next commit is due (half its usual gap again, for its jitter), and go with it.
+        On an idle gateway (the dispatchers found nothing more to claim right after their
+        send) or on modems whose submits take seconds, nothing is held back. Holding also
+        makes the next commit look for events (also one written without a wake-up, which
+        only the report loop's periodic look would find)."""
+        gap, last = self._commit_gap, self._last_commit
+        if (gap is None or last is None or gap > CLAIM_PACE_SECONDS
+                or self._clock() < self._carry_from
+                or self._claims_coming is None or not self._claims_coming()):  # fmt: skip
             return None
+        wait = last + 1.5 * gap - asyncio.get_running_loop().time()
+        if wait <= 0:
+            return None  # the commit is overdue: something else holds the claims up
         self._reports_pending = True
-        return self._carried_at
+        return wait
 
     async def commit(self, lease_id: str, ids: list[int]) -> dict[str, Any]:
         """`commit` (a claim, or the commit after a pull), carrying the device's pending report
@@ -305,6 +326,14 @@ class Sync(PullMixin):
         pending for the report loop. The claim does not wait for the events' `done` marks to
         reach the disk; the report lock is held until they have, so the report loop cannot
         send them again meanwhile (a crash before that only sends them again: harmless)."""
+        now = asyncio.get_running_loop().time()
+        if self._last_commit is not None:
+            # Capped, so an idle spell does not make the average useless for long.
+            gap = min(now - self._last_commit, 2 * CLAIM_PACE_SECONDS)
+            self._commit_gap = gap if self._commit_gap is None else (
+                0.7 * self._commit_gap + 0.3 * gap
+            )  # fmt: skip
+        self._last_commit = now
         if (not self._reports_pending or self._report_lock.locked()
                 or self._clock() < self._carry_from):  # fmt: skip
             return await self.client.commit(lease_id, ids)
@@ -348,7 +377,6 @@ class Sync(PullMixin):
             )
             marked.add_done_callback(self._carried_marked)
             unlock = False  # released once the marks are on disk
-            self._carried_at = asyncio.get_running_loop().time()
             self.reports_carried += 1
             return answer
         except BaseException:
@@ -467,7 +495,7 @@ class Sync(PullMixin):
         *,
         gather: float = 0.0,
         spacing: float = 0.0,
-        carried: Callable[[], float | None] | None = None,
+        hold: Callable[[], float | None] | None = None,
     ) -> None:
         backoff = Backoff(rand=self._rand)
         loop = asyncio.get_running_loop()
@@ -479,13 +507,13 @@ class Sync(PullMixin):
             if pause > 0:
                 # Under load many events come in a burst: one request for all of them.
                 await self._sleep(pause)
-            # While commits carry the events (claims under load), they are spaced from the
-            # last of those: the next claim takes them, sooner than a report of their own.
-            while carried is not None and not self.stopping:
-                since = carried()
-                if since is None or since + spacing <= loop.time():
+            # Under load the next claim takes the events along (Sync.commit): left to it
+            # for a while, the report loop sends only what no claim took.
+            while hold is not None and not self.stopping:
+                wait = hold()
+                if wait is None:
                     break
-                await self._sleep(since + spacing - loop.time())
+                await self._sleep(wait)
             wake.clear()
             started = loop.time()
             try:

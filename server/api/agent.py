@@ -7,6 +7,7 @@ unchanged, so anything wrong with the request itself must be a 4xx.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -397,14 +398,22 @@ async def commit(svc: AgentService, device: Device, body: Body) -> Body:
     pool messages one send at a time has report events ready at nearly every claim, and one
     request instead of two costs the server (and the agent) less. The events are read before
     anything is done, so a bad one refuses the request and commits nothing; the commit goes
-    first, so its answer does not depend on the report."""
+    together with the report, so both share one group commit of the store (one wait for the
+    disk, not two, before the claim's answer)."""
     lease_id = _req(body, "lease_id", str)
     ids = _ids(body)
     events = _events(svc, body) if body.get("events") is not None else None
-    committed, rejected = await svc.commit(device, lease_id, ids)
-    answer: Body = {"committed": committed, "rejected": rejected}
-    if events is not None:
-        answer["accepted"] = await svc.report(device, events) if events else []
+    answer: Body
+    if events:
+        (committed, rejected), accepted = await asyncio.gather(
+            svc.commit(device, lease_id, ids), svc.report(device, events)
+        )
+        answer = {"committed": committed, "rejected": rejected, "accepted": accepted}
+    else:
+        committed, rejected = await svc.commit(device, lease_id, ids)
+        answer = {"committed": committed, "rejected": rejected}
+        if events is not None:
+            answer["accepted"] = []
     return answer
 
 

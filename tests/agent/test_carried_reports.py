@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+from simhive.agent import sync as sync_module
 from simhive.agent.claim import Claimer
 from simhive.agent.dispatcher import Dispatcher, DispatchPolicy
 from simhive.agent.journal import Journal, LeasedMessage
@@ -145,3 +147,12 @@ async def test_a_refused_event_never_costs_the_claim(
         await sync.flush_reports()
         assert [server.messages[i].status for i in ids] == [6, 6]
         assert await journal.count_pending_events(DEV, "report") == 0
+
+
+def test_docs_state_how_many_events_ride_with_a_commit() -> None:
+    root = Path(__file__).resolve().parents[2] / "docs"
+    n = sync_module.REPORTS_WITH_COMMIT
+    for page, words in (("agent.md", f"(up to {n})"), ("agent-protocol.md", f"at most {n}")):
+        assert words in " ".join((root / page).read_text().split()), page
+    assert sync_module.CLAIM_PACE_SECONDS == 1.0  # agent.md: "more often than once a second"
+    assert "more often than once a second" in " ".join((root / "agent.md").read_text().split())
