@@ -349,14 +349,16 @@ class Sync(PullMixin):
             try:
                 answer = await self.client.commit(lease_id, ids, [p.raw for p in pending])
             except Refused as err:
-                # Perhaps for an event (the report loop finds which), perhaps for the lease:
-                # the commit alone answers what it would have. Not carried for a while.
-                log.info("device %s: commit with report events refused (%s); committing"
-                         " without them", self.device, err)  # fmt: skip
-                self._carry_from = self._clock() + REFUSED_RETRY_SECONDS
+                # Perhaps for the lease (then the commit alone is refused too, as it would
+                # have been), perhaps for an event: then not carried for a while, and the
+                # report loop finds which one.
                 self._reports_pending = True
                 self._reports_wake.set()
-                return await self.client.commit(lease_id, ids)
+                answer = await self.client.commit(lease_id, ids)
+                log.info("device %s: commit with report events refused (%s), without them"
+                         " answered", self.device, err)  # fmt: skip
+                self._carry_from = self._clock() + REFUSED_RETRY_SECONDS
+                return answer
             accepted = answer.get("accepted")
             if not isinstance(accepted, list):
                 # A server from before reports rode with commits ignores the key.
