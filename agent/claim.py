@@ -15,17 +15,18 @@ later. A commit is idempotent, so the repeat answers "committed" for such a mess
 
 The claims of a device's SIMs that come while one request is out go together in the next one
 (one request per lease), so several SIMs finishing a send at once cost one round trip, not one
-each.
+each. The device's pending report events ride along with a claim (agent/sync.py, `commit`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from simhive.agent.client import AgentClient, Refused, ServerAway
+from simhive.agent.client import Refused, ServerAway
 from simhive.agent.pull import int_list
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,14 @@ class _Claim:
     future: asyncio.Future[bool | None]
 
 
+# `commit` of a lease's ids: AgentClient.commit, or Sync.commit, which lets reports ride along.
+CommitCall = Callable[[str, list[int]], Awaitable[dict[str, Any]]]
+
+
 class Claimer:
-    def __init__(self, device: str, client: AgentClient) -> None:
+    def __init__(self, device: str, commit: CommitCall) -> None:
         self.device = device
-        self.client = client
+        self._commit_call = commit
         self._waiting: list[_Claim] = []
         self._task: asyncio.Task[None] | None = None
         self.requests = 0  # commit calls made for claims (counter for tests and benchmarks)
@@ -84,7 +89,7 @@ class Claimer:
         answer: set[int] | None
         self.requests += 1
         try:
-            committed = (await self.client.commit(lease_id, ids)).get("committed")
+            committed = (await self._commit_call(lease_id, ids)).get("committed")
             answer = set(int_list(committed))
         except ServerAway as exc:
             log.info("device %s: claim of %d pool message(s) unanswered (%s); kept for a later"

@@ -105,8 +105,15 @@ class AgentClient:
         # The HTTP timeout must outlast the server's hold, or every idle poll would be an error.
         return await self.call("pull", payload, seconds=wait + self.timeout)
 
-    async def commit(self, lease_id: str, ids: list[int]) -> dict[str, Any]:
-        return await self.call("commit", {"lease_id": lease_id, "ids": ids})
+    async def commit(
+        self, lease_id: str, ids: list[int], events: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """`commit`; with `events` (report events already encoded, as the journal keeps them)
+        the report rides along in the same request and the answer lists them in `accepted`."""
+        if events is None:
+            return await self.call("commit", {"lease_id": lease_id, "ids": ids})
+        head = _encode({"lease_id": lease_id, "ids": ids})[:-1]
+        return await self._post("commit", f'{head},"events":[{",".join(events)}]}}'.encode(), None)
 
     async def release(self, ids: list[int], reason: str = "") -> dict[str, Any]:
         payload: dict[str, Any] = {"ids": ids}

@@ -147,6 +147,9 @@ class Dispatcher:
         # for an owner that can claim them).
         self._claim = claim
         self.claims_lost = 0  # claims the server rejected (counter for tests and logs)
+        # It claimed a pool message and has not found itself without work since: its next
+        # claim comes as soon as its send ends (the sync loops leave reports to it).
+        self.claiming = False
         self._clock = clock
         self._rand = rand
         self._wake = Flag()
@@ -222,6 +225,8 @@ class Dispatcher:
             if self._connected():
                 self._plan_survey()
             msg, wait = await self._choose()
+            if msg is None:
+                self.claiming = False
             if (msg is None or not msg.urgent) and await self._maybe_survey(idle=msg is None):
                 continue
             if msg is None:
@@ -434,6 +439,7 @@ class Dispatcher:
         claim = self._claim
         if claim is None or msg.lease_id is None:
             return False
+        self.claiming = True
         batch = [msg]
         n = self._claim_batch(msg.slot)
         if n > 1:

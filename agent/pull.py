@@ -60,6 +60,7 @@ class PullMixin:
         def _set_connected(self, up: bool, why: str = "") -> None: ...
         def _refused(self, what: str, err: Refused) -> float: ...
         def wake_reports(self) -> None: ...
+        async def commit(self, lease_id: str, ids: list[int]) -> dict[str, Any]: ...
 
     async def pull_loop(self) -> None:
         backoff = Backoff(rand=self._rand)
@@ -260,7 +261,7 @@ class PullMixin:
         backoff = Backoff(rand=self._rand)
         while True:
             try:
-                answer = await self.client.commit(lease_id, ids)
+                answer = await self.commit(lease_id, ids)  # with reports, if any (agent/sync.py)
                 break
             except ServerAway as exc:
                 # Keep trying the same lease: if it expires, the server rejects the ids and

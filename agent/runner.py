@@ -98,7 +98,9 @@ class DeviceRunner:
         self.client = AgentClient(
             cfg.server, cfg.token, session, timeout=agent.request_timeout_seconds
         )
-        self.claimer = Claimer(cfg.name, self.client)
+        # Claims go through the sync loops' commit, which lets pending reports ride along
+        # (self.sync is made below; a claim comes only once the loops run).
+        self.claimer = Claimer(cfg.name, lambda lease_id, ids: self.sync.commit(lease_id, ids))
         self.pacers = {s: Pacer(SimLimits(), clock=clock) for s in cfg.slots}
         self.matcher = ReportMatcher(
             journal, cfg.name, window=agent.report_window_seconds, slots=cfg.slots, clock=clock
@@ -145,6 +147,7 @@ class DeviceRunner:
             on_work=self._committed,
             sims_view=self.readiness.view,
             claims=True,
+            claims_coming=lambda: any(d.claiming for d in self.dispatchers),
             status_interval=agent.status_interval_seconds,
             clock=clock,
         )

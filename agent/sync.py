@@ -44,6 +44,14 @@ REPORT_GATHER_SECONDS = 0.05  # a status is seconds old anyway; batching saves a
 # modems, each costing the agent and the server more than the SMS's own work). The first
 # report after a quiet spell still leaves after REPORT_GATHER_SECONDS.
 REPORT_SPACING_SECONDS = 0.5
+# Report events ride along with a `commit` (a claim, or the commit after a pull) when the device
+# has some pending: under load a claim goes out every few sends, so reports need no requests of
+# their own (docs/agent-protocol.md, `commit`). At most this many per commit, so a claim's
+# request stays small; the report loop sends the rest.
+REPORTS_WITH_COMMIT = 100
+# While a device's commits (claims) come more often than this, the report loop leaves pending
+# events to the next one rather than send a report of its own (Sync._hold_reports).
+CLAIM_PACE_SECONDS = 1.0
 REFUSED_RETRY_SECONDS = 300.0
 # While the server stays unreachable, the warning is repeated this often (not per retry).
 UNREACHABLE_LOG_SECONDS = 300.0  # a refused token or hello: the operator must act; look again later
@@ -63,6 +71,7 @@ class Sync(PullMixin):
         on_work: Callable[[], None],
         sims_view: Callable[[int], Awaitable[SimsView]] | None = None,
         claims: bool = False,
+        claims_coming: Callable[[], bool] | None = None,
         status_interval: float = 300.0,
         clock: Callable[[], float] = time.time,
         rand: Callable[[float, float], float] = random.uniform,
@@ -82,6 +91,8 @@ class Sync(PullMixin):
         # Pool messages are committed by the dispatchers' claims just before their send
         # (agent/claim.py), not with the pull's commit.
         self.claims = claims
+        # Is a dispatcher claiming pool messages one after another (see _hold_reports)?
+        self._claims_coming = claims_coming
         self.repolls = 0  # parked polls replaced because the SIM view changed
         self._told: tuple[tuple[object, ...], ...] | None = None  # readiness the server heard
         self.status_interval = status_interval
@@ -107,10 +118,21 @@ class Sync(PullMixin):
         self._incoming_lock = asyncio.Lock()
         self._report_lock = asyncio.Lock()
         self.report_spacing = REPORT_SPACING_SECONDS
+        # Report events may be pending (set with every wake-up of the report loop, cleared when
+        # a report reads them): a commit reads the journal for events to carry only then, so
+        # a claim on an idle gateway, whose reports went out long before, costs no extra read.
+        self._reports_pending = True
+        self._carry_from = 0.0  # clock time from which commits carry reports (see commit)
+        # When (loop time) the last commit went out, and the usual gap between two (a moving
+        # average): how soon the next claim will come to take reports along (_hold_reports).
+        self._last_commit: float | None = None
+        self._commit_gap: float | None = None
+        self.reports_carried = 0  # commits that carried report events (tests and benchmarks)
 
     # -- signals from the rest of the agent -------------------------------------------------
 
     def wake_reports(self) -> None:
+        self._reports_pending = True
         self._reports_wake.set()
 
     def wake_incoming(self) -> None:
@@ -223,47 +245,155 @@ class Sync(PullMixin):
     async def flush_reports(self) -> None:
         """Send every pending report event in order; raises ServerAway if the server is away."""
         async with self._report_lock:
-            batch = MAX_BATCH
-            while True:
-                pending = await self.journal.pending_events(self.device, "report", batch)
-                if not pending:
-                    return
-                try:
-                    answer = await self.client.report_raw([p.raw for p in pending])
-                except Refused as err:
-                    if err.status == 413 and batch > 1:
-                        batch = max(1, batch // 4)
-                        continue
-                    if len(pending) > 1:
-                        batch = 1  # find the one event the server refuses; send the rest
-                        continue
-                    log.error("device %s: server refuses report event %s: %s", self.device,
-                              pending[0].event_id, err)  # fmt: skip
-                    await self.journal.events_done(
-                        self.device, "report", [pending[0].event_id], error=str(err)
-                    )
+            self._reports_pending = False  # an event written from here on sets it again
+            try:
+                await self._flush_reports()
+            except BaseException:
+                self._reports_pending = True
+                raise
+
+    async def _flush_reports(self) -> None:
+        batch = MAX_BATCH
+        while True:
+            pending = await self.journal.pending_events(self.device, "report", batch)
+            if not pending:
+                return
+            try:
+                answer = await self.client.report_raw([p.raw for p in pending])
+            except Refused as err:
+                if err.status == 413 and batch > 1:
+                    batch = max(1, batch // 4)
                     continue
-                self._set_connected(True)
-                accepted = set(_strs(answer.get("accepted")))
-                done = [p.event_id for p in pending if p.event_id in accepted]
-                await self.journal.events_done(self.device, "report", done)
-                missing = [p.event_id for p in pending if p.event_id not in accepted]
-                if missing:
-                    log.warning("device %s: server did not accept report events %s",
-                                self.device, ", ".join(missing[:5]))  # fmt: skip
-                    await self.journal.events_done(
-                        self.device, "report", missing, error="not accepted by server"
-                    )
-                if len(pending) < batch:
-                    # That was all; an event written meanwhile has set the wake event, and
-                    # the report loop comes back for it.
-                    return
+                if len(pending) > 1:
+                    batch = 1  # find the one event the server refuses; send the rest
+                    continue
+                log.error("device %s: server refuses report event %s: %s", self.device,
+                          pending[0].event_id, err)  # fmt: skip
+                await self.journal.events_done(
+                    self.device, "report", [pending[0].event_id], error=str(err)
+                )
+                continue
+            self._set_connected(True)
+            accepted = set(_strs(answer.get("accepted")))
+            done = [p.event_id for p in pending if p.event_id in accepted]
+            await self.journal.events_done(self.device, "report", done)
+            missing = [p.event_id for p in pending if p.event_id not in accepted]
+            if missing:
+                log.warning("device %s: server did not accept report events %s",
+                            self.device, ", ".join(missing[:5]))  # fmt: skip
+                await self.journal.events_done(
+                    self.device, "report", missing, error="not accepted by server"
+                )
+            if len(pending) < batch:
+                # That was all; an event written meanwhile has set the wake event, and
+                # the report loop comes back for it.
+                return
 
     async def report_loop(self) -> None:
         await self._flush_loop(
             self.flush_reports, self._reports_wake, "reports", gather=REPORT_GATHER_SECONDS,
-            spacing=self.report_spacing,
+            spacing=self.report_spacing, hold=self._hold_reports,
         )  # fmt: skip
+
+    def _hold_reports(self) -> float | None:
+        """How long the report loop leaves the pending events to the next claim (Sync.commit)
+        before it reports them itself, or None: report now.
+
+        Only while a dispatcher is claiming pool messages one after another and the device's
+        commits come more often than once per CLAIM_PACE_SECONDS: then the events wait until
+        the next commit is due (half its usual gap again, for its jitter), and go with it.
+        On an idle gateway (the dispatchers found nothing more to claim right after their
+        send) or on modems whose submits take seconds, nothing is held back. Holding also
+        makes the next commit look for events (also one written without a wake-up, which
+        only the report loop's periodic look would find)."""
+        gap, last = self._commit_gap, self._last_commit
+        if (gap is None or last is None or gap > CLAIM_PACE_SECONDS
+                or self._clock() < self._carry_from
+                or self._claims_coming is None or not self._claims_coming()):  # fmt: skip
+            return None
+        wait = last + 1.5 * gap - asyncio.get_running_loop().time()
+        if wait <= 0:
+            return None  # the commit is overdue: something else holds the claims up
+        self._reports_pending = True
+        return wait
+
+    async def commit(self, lease_id: str, ids: list[int]) -> dict[str, Any]:
+        """`commit` (a claim, or the commit after a pull), carrying the device's pending report
+        events when there are any and no report is under way: one request instead of two.
+
+        The commit's answer is never affected: a refusal or a server from before the key
+        (no `accepted` in its answer) makes it the plain commit again, and the events stay
+        pending for the report loop. The claim does not wait for the events' `done` marks to
+        reach the disk; the report lock is held until they have, so the report loop cannot
+        send them again meanwhile (a crash before that only sends them again: harmless)."""
+        now = asyncio.get_running_loop().time()
+        if self._last_commit is not None:
+            # Capped, so an idle spell does not make the average useless for long.
+            gap = min(now - self._last_commit, 2 * CLAIM_PACE_SECONDS)
+            self._commit_gap = gap if self._commit_gap is None else (
+                0.7 * self._commit_gap + 0.3 * gap
+            )  # fmt: skip
+        self._last_commit = now
+        if (not self._reports_pending or self._report_lock.locked()
+                or self._clock() < self._carry_from):  # fmt: skip
+            return await self.client.commit(lease_id, ids)
+        await self._report_lock.acquire()  # free (checked above, no await since): no wait
+        unlock = True
+        try:
+            self._reports_pending = False  # an event written from here on sets it again
+            pending = await self.journal.pending_events(self.device, "report", REPORTS_WITH_COMMIT)
+            if not pending:
+                return await self.client.commit(lease_id, ids)
+            if len(pending) == REPORTS_WITH_COMMIT:
+                self._reports_pending = True  # more than one commit carries
+            try:
+                answer = await self.client.commit(lease_id, ids, [p.raw for p in pending])
+            except Refused as err:
+                # Perhaps for the lease (then the commit alone is refused too, as it would
+                # have been), perhaps for an event: then not carried for a while, and the
+                # report loop finds which one.
+                self._reports_pending = True
+                self._reports_wake.set()
+                answer = await self.client.commit(lease_id, ids)
+                log.info("device %s: commit with report events refused (%s), without them"
+                         " answered", self.device, err)  # fmt: skip
+                self._carry_from = self._clock() + REFUSED_RETRY_SECONDS
+                return answer
+            accepted = answer.get("accepted")
+            if not isinstance(accepted, list):
+                # A server from before reports rode with commits ignores the key.
+                log.info("device %s: server does not take report events with a commit;"
+                         " reporting separately", self.device)  # fmt: skip
+                self._carry_from = float("inf")
+                self._reports_pending = True
+                self._reports_wake.set()
+                return answer
+            got = set(_strs(accepted))
+            done = [p.event_id for p in pending if p.event_id in got]
+            missing = [p.event_id for p in pending if p.event_id not in got]
+            if missing:
+                log.warning("device %s: server did not accept report events %s",
+                            self.device, ", ".join(missing[:5]))  # fmt: skip
+            marked = self.journal.events_done_nowait(
+                self.device, "report", done, missing, "not accepted by server"
+            )
+            marked.add_done_callback(self._carried_marked)
+            unlock = False  # released once the marks are on disk
+            self.reports_carried += 1
+            return answer
+        except BaseException:
+            self._reports_pending = True
+            raise
+        finally:
+            if unlock:
+                self._report_lock.release()
+
+    def _carried_marked(self, marked: asyncio.Future[None]) -> None:
+        self._report_lock.release()
+        if marked.cancelled() or marked.exception() is not None:
+            # Still pending in the journal: reported again, which the server answers the same.
+            self._reports_pending = True
+            self._reports_wake.set()
 
     # -- incoming ---------------------------------------------------------------------------
 
@@ -367,6 +497,7 @@ class Sync(PullMixin):
         *,
         gather: float = 0.0,
         spacing: float = 0.0,
+        hold: Callable[[], float | None] | None = None,
     ) -> None:
         backoff = Backoff(rand=self._rand)
         loop = asyncio.get_running_loop()
@@ -378,6 +509,13 @@ class Sync(PullMixin):
             if pause > 0:
                 # Under load many events come in a burst: one request for all of them.
                 await self._sleep(pause)
+            # Under load the next claim takes the events along (Sync.commit): left to it
+            # for a while, the report loop sends only what no claim took.
+            while hold is not None and not self.stopping:
+                wait = hold()
+                if wait is None:
+                    break
+                await self._sleep(wait)
             wake.clear()
             started = loop.time()
             try:

@@ -7,6 +7,7 @@ Shared by bench/e2e_latency.py (the gateway at scale) and bench/_peer.py (agains
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -127,6 +128,27 @@ def delivered_count(stack: GatewayStack) -> int:
         return int(json.loads(resp.read())["count"])
 
 
+AGENT_ROUTES = ("hello", "pull", "commit", "report", "status", "release", "incoming")
+_REQUEST_LINE = re.compile(
+    r'^simhive_http_requests_total\{method="POST",route="/agent/v1/(\w+)",status="(\d+)"\} (\S+)$'
+)
+
+
+def agent_requests(stack: GatewayStack) -> dict[str, int]:
+    """The agent requests the server has answered so far, by route (/agent/v1/<route>), from its
+    /metrics (simhive_http_requests_total; loopback is answered without a token). A pull the
+    agent gave up before its answer (a parked poll replaced) is not in it: its handler never
+    answered."""
+    with urllib.request.urlopen(f"{stack.url}/metrics", timeout=60) as resp:
+        text = resp.read().decode()
+    counts = dict.fromkeys(AGENT_ROUTES, 0)
+    for line in text.splitlines():
+        m = _REQUEST_LINE.match(line)
+        if m:
+            counts[m.group(1)] = counts.get(m.group(1), 0) + int(float(m.group(3)))
+    return counts
+
+
 def measure_throughput(
     stack: GatewayStack, messages: int, devices: Sequence[Device] | None = None
 ) -> dict[str, float]:
@@ -140,6 +162,7 @@ def measure_throughput(
     targets = devices or stack.devices
     entries = [{"sendto": OUTSIDE, "body": f"bulk {i}", **target(targets, i, pool=not devices)}
                for i in range(messages)]  # fmt: skip
+    requests_before = agent_requests(stack)
     cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
     t0 = time.monotonic()
     addalotofsms(stack, entries)
@@ -149,6 +172,9 @@ def measure_throughput(
     wait_until(lambda: delivered_count(stack) - already >= messages, 600, "all delivered", 0.2)
     t_delivered = time.monotonic()
     used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in procs.items()}
+    requests = agent_requests(stack)
+    per_route = {f"requests_{route}_per_sms": (n - requests_before.get(route, 0)) / messages
+                 for route, n in requests.items()}  # fmt: skip
     agent_rss, agent_hwm = rss_kib(procs["agent"])
     server_rss, server_hwm = rss_kib(procs["server"])
     texts = [p["text"] for p in stack.emu.submitted()]
@@ -168,4 +194,6 @@ def measure_throughput(
         "server_rss_mib": server_rss / 1024,
         "gateway_rss_mib": (agent_rss + server_rss) / 1024,
         "gateway_hwm_mib": (agent_hwm + server_hwm) / 1024,
+        "requests_per_sms": sum(per_route.values()),
+        **per_route,
     }

@@ -15,7 +15,9 @@ Part "scale", simhive alone over N zero-latency emulated modems (64 by default),
    emulator's own capacity, which the agent cannot exceed; and the disk's fsync rate, since the
    agent's journal makes the steps of a message durable. The RSS is shown beside the memory
    floor of the design, measured in the same run (bench/_floor.py): a bare aiohttp handler
-   process and a Python process with asyncio, sqlite3 and json.
+   process and a Python process with asyncio, sqlite3 and json. And the agent's requests per
+   SMS by route (pull, commit, report, ...), read from the server's /metrics around the batch:
+   under load the server's event loop spends most of its time handling them.
 3. Durability cost: the agent's fdatasync calls per SMS, counted with `strace -c` attached to
    the agent during a separate, smaller batch (strace slows the process, so this pass is not
    timed). Skipped when strace is not installed or may not attach.
@@ -46,6 +48,7 @@ from pathlib import Path
 import serial
 
 from bench import _floor, _peer
+from bench._e2e import AGENT_ROUTES as ROUTES
 from bench._e2e import OUTSIDE, measure_latency, measure_throughput, percentile, show
 from tests.support.stack import FAST_PACING, Device, GatewayStack
 
@@ -212,6 +215,17 @@ def scale(root: Path, modems: int, samples: int, messages: int, quick: bool) -> 
             ("agent + server peak RSS", tput["gateway_hwm_mib"], "MiB"),
         ],
     )
+    show(
+        "agent requests per SMS, as the server's /metrics counted them (answered /agent/v1/*)",
+        [
+            (f"pool batch over {modems} modems: all routes", tput["requests_per_sms"], "1/SMS"),
+            *[(f"  {route}", tput[f"requests_{route}_per_sms"], "1/SMS") for route in ROUTES
+              if tput[f"requests_{route}_per_sms"]],
+            ("all to one modem (pinned): all routes", single["requests_per_sms"], "1/SMS"),
+            *[(f"  {route}", single[f"requests_{route}_per_sms"], "1/SMS") for route in ROUTES
+              if single[f"requests_{route}_per_sms"]],
+        ],
+    )  # fmt: skip
     show("memory: agent + server against the floor of Python, asyncio and aiohttp", floor)
     counted = [(f"over {modems} modems", fsyncs_all), ("all to one modem", fsyncs_1)]
     if all(v is not None for _, v in counted):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from simhive.agent.journal.base import JournalBase
+from simhive.agent.journal.base import JournalBase, run_statements
 from simhive.agent.journal.loads import unchanged
-from simhive.agent.journal.records import PendingEvent, event_stmt
+from simhive.agent.journal.records import PendingEvent, Statement, event_stmt
 
 
 class EventJournal(JournalBase):
@@ -26,17 +27,19 @@ class EventJournal(JournalBase):
         self, device: str, channel: str, event_ids: Iterable[str], error: str | None = None
     ) -> None:
         """Mark events as delivered (or, with `error`, as refused by the server for good)."""
-        ids = list(event_ids)
-        # One statement per 500 ids (a report batch is at most 500), far below SQLite's limit.
-        stmts = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            stmts.append((
-                "UPDATE events SET done = 1, error = ? WHERE device = ? AND channel = ?"
-                f" AND event_id IN ({marks})", (error, device, channel, *chunk),
-            ))  # fmt: skip
-        await self._tx(stmts, unchanged)
+        await self._tx(_done_stmts(device, channel, event_ids, error), unchanged)
+
+    def events_done_nowait(
+        self, device: str, channel: str, done: Iterable[str], refused: Iterable[str], error: str
+    ) -> asyncio.Future[None]:
+        """events_done of `done`, and of `refused` with `error`, in the next group commit without
+        waiting for it (the future): for report events that rode along with a claim, whose
+        answer must reach the dispatcher without an fsync first. Lost in a crash, they are
+        simply reported again (the server applies an event id once)."""
+        stmts = _done_stmts(device, channel, done, None) + _done_stmts(
+            device, channel, refused, error
+        )
+        return self._write_nowait(lambda conn: run_statements(conn, stmts), unchanged)
 
     async def count_pending_events(self, device: str, channel: str) -> int:
         rows = await self._rows(
@@ -44,3 +47,19 @@ class EventJournal(JournalBase):
             (device, channel),
         )
         return int(rows[0][0])
+
+
+def _done_stmts(
+    device: str, channel: str, event_ids: Iterable[str], error: str | None
+) -> list[Statement]:
+    ids = list(event_ids)
+    # One statement per 500 ids (a report batch is at most 500), far below SQLite's limit.
+    stmts: list[Statement] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        stmts.append((
+            "UPDATE events SET done = 1, error = ? WHERE device = ? AND channel = ?"
+            f" AND event_id IN ({marks})", (error, device, channel, *chunk),
+        ))  # fmt: skip
+    return stmts

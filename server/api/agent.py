@@ -7,6 +7,7 @@ unchanged, so anything wrong with the request itself must be a 4xx.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -393,10 +394,27 @@ def _ids(body: Body) -> list[int]:
 
 
 async def commit(svc: AgentService, device: Device, body: Body) -> Body:
+    """A commit, and with optional `events` a report in the same request: an agent that claims
+    pool messages one send at a time has report events ready at nearly every claim, and one
+    request instead of two costs the server (and the agent) less. The events are read before
+    anything is done, so a bad one refuses the request and commits nothing; the commit goes
+    together with the report, so both share one group commit of the store (one wait for the
+    disk, not two, before the claim's answer)."""
     lease_id = _req(body, "lease_id", str)
     ids = _ids(body)
-    committed, rejected = await svc.commit(device, lease_id, ids)
-    return {"committed": committed, "rejected": rejected}
+    events = _events(svc, body) if body.get("events") is not None else None
+    answer: Body
+    if events:
+        (committed, rejected), accepted = await asyncio.gather(
+            svc.commit(device, lease_id, ids), svc.report(device, events)
+        )
+        answer = {"committed": committed, "rejected": rejected, "accepted": accepted}
+    else:
+        committed, rejected = await svc.commit(device, lease_id, ids)
+        answer = {"committed": committed, "rejected": rejected}
+        if events is not None:
+            answer["accepted"] = []
+    return answer
 
 
 async def release(svc: AgentService, device: Device, body: Body) -> Body:
@@ -407,6 +425,11 @@ async def release(svc: AgentService, device: Device, body: Body) -> Body:
 
 
 async def report(svc: AgentService, device: Device, body: Body) -> Body:
+    return {"accepted": await svc.report(device, _events(svc, body))}
+
+
+def _events(svc: AgentService, body: Body) -> list[ReportEvent]:
+    """A report's `events` (also those that ride along with a commit)."""
     now = svc.clock()
     events: list[ReportEvent] = []
     for i, e in enumerate(_items(body, "events")):
@@ -442,7 +465,7 @@ async def report(svc: AgentService, device: Device, body: Body) -> Body:
                 parts=tuple(parts),
             )
         )
-    return {"accepted": await svc.report(device, events)}
+    return events
 
 
 async def incoming(svc: AgentService, device: Device, body: Body) -> Body:

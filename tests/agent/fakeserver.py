@@ -8,6 +8,9 @@ never moving backwards, incoming keys stored once, long-poll pull that answers t
 message is added. Faults are injected per route: answer 503 without doing anything, or do the
 work and lose the answer.
 
+A `commit` may carry report events (`events`, as in `report`): they are checked before the
+commit is done and applied after it, and the answer lists them in `accepted`.
+
 SIM pools (docs/agent-protocol.md): a pull with `sims` leases per listed ready slot at most
 `room` messages, of which at most `pool_room` pool messages it binds to that slot now; a newer
 pull of a device ends its older parked one (409); `release` puts pool messages back in their
@@ -98,6 +101,9 @@ class FakeAgentServer:
         self.pools: dict[str, list[tuple[int, int]]] = {}  # name -> member (device, slot)s
         self.sim_reasons: dict[tuple[int, int], str] = {}  # why a SIM said it is not ready
         self.releases: list[dict[str, Any]] = []  # every release body, in order
+        self.commit_reports = True  # False: ignore `events` in commit, like a server from before
+        self.commits: list[dict[str, Any]] = []  # every commit body, in order
+        self.commits_with_reports = 0  # commits that carried report events the server took
         self.conflicts = 0  # parked pulls ended by a newer pull of their device
         self._pull_gen: dict[int, int] = {}
         self.down = False
@@ -318,9 +324,16 @@ class FakeAgentServer:
         return out
 
     async def _commit(self, device: int, body: dict[str, Any]) -> Any:
+        self.commits.append(body)
         lease = self.leases.get(body.get("lease_id", ""))
         if lease is None or lease.device != device:
             return _err(404, "not_found", "no such lease")
+        events = body.get("events") if self.commit_reports else None
+        if events is not None:  # a report rides along: refused whole, before anything is done
+            bad = _bad_events(events)
+            if bad:
+                return _err(400, "bad_request", bad)
+            self.commits_with_reports += 1
         self._expire()
         ids = body.get("ids", [])
         committed, rejected = [], []
@@ -336,27 +349,24 @@ class FakeAgentServer:
             else:
                 rejected.append(i)
         lease.answer = {"committed": committed, "rejected": rejected}
+        if events is not None:
+            return {**lease.answer, **await self._report(device, {"events": events})}
         return lease.answer
 
     async def _report(self, device: int, body: dict[str, Any]) -> Any:
         events = body.get("events")
-        if not isinstance(events, list) or len(events) > 500:
-            return _err(400, "bad_request", "events must be a list of at most 500")
+        bad = _bad_events(events)
+        if bad:
+            return _err(400, "bad_request", bad)
+        assert isinstance(events, list)
         accepted = []
         for e in events:
-            if not isinstance(e, dict) or not isinstance(e.get("event_id"), str):
-                return _err(400, "bad_request", "event without event_id")
-            m = self.messages.get(e.get("sms_id"))  # type: ignore[arg-type]
+            m = self.messages.get(e.get("sms_id"))
             if m is None or m.device != device:
                 continue  # not this device's message: not applied, not accepted
             if e["event_id"] not in self.applied:
-                status = (
-                    e.get("status")
-                    if e.get("type") == "failed"
-                    else TYPE_STATUS.get(e.get("type", ""))
-                )
-                if not isinstance(status, int):
-                    return _err(400, "bad_request", f"bad event type {e.get('type')!r}")
+                status = _event_status(e)
+                assert status is not None  # checked by _bad_events
                 self.applied.add(e["event_id"])
                 self.events.append(e)
                 if RANK.get(status, 0) > RANK.get(m.status, 0):
@@ -443,3 +453,20 @@ def _err(status: int, code: str, message: str) -> web.Response:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+
+
+def _event_status(e: dict[str, Any]) -> int | None:
+    status = e.get("status") if e.get("type") == "failed" else TYPE_STATUS.get(e.get("type", ""))
+    return status if isinstance(status, int) else None
+
+
+def _bad_events(events: object) -> str:
+    """Why a report's `events` is refused (400), or "" when it is not."""
+    if not isinstance(events, list) or len(events) > 500:
+        return "events must be a list of at most 500"
+    for e in events:
+        if not isinstance(e, dict) or not isinstance(e.get("event_id"), str):
+            return "event without event_id"
+        if _event_status(e) is None:
+            return f"bad event type {e.get('type')!r}"
+    return ""

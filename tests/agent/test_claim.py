@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 import pytest
 
@@ -213,7 +212,7 @@ class _CommitRecorder:
 
 async def test_claims_made_together_go_in_one_request_per_lease_without_a_task_per_claim() -> None:
     client = _CommitRecorder(rejected={3})
-    claimer = Claimer(DEV, cast(AgentClient, client))
+    claimer = Claimer(DEV, client.commit)
     before = len(asyncio.all_tasks())
     answers = await claimer.claim([("L1", 1), ("L1", 2), ("L1", 3)])
     assert answers == [True, True, False]

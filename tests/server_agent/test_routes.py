@@ -156,6 +156,37 @@ async def test_report_lifecycle_idempotent_and_never_backwards(env: Env) -> None
     assert await env.status_of(b) == (10, "Not sent - No service")
 
 
+async def test_report_events_ride_along_with_a_commit(env: Env) -> None:
+    a, b = await env.send(), await env.send()
+    first = await env.agent("pull", {"max": 1, "wait": 0})
+    await env.agent("commit", {"lease_id": first["lease_id"], "ids": [a]})
+    second = await env.agent("pull", {"wait": 0})
+    sent = {
+        "event_id": f"{a}:sent",
+        "sms_id": a,
+        "type": "sent",
+        "at": "2026-11-22T04:34:05+00:00",
+        "sim": 0,
+        "parts": [{"index": 0, "reference": 3}],
+    }
+    foreign = {"event_id": "x:sent", "sms_id": 10**9, "type": "sent"}  # fmt: skip
+    commit = {"lease_id": second["lease_id"], "ids": [b]}
+    # A bad event refuses the whole request before anything is done: b stays leased.
+    bad = {**sent, "type": "lost"}
+    answer = await env.agent("commit", {**commit, "events": [bad]}, status=400)
+    assert answer["error"]["code"] == "bad_request"
+    assert await env.status_of(b) == (2, "Taken from Server")
+    # Good ones: the commit's answer, and `accepted` as a report would answer it.
+    answer = await env.agent("commit", {**commit, "events": [sent, foreign]})
+    assert answer == {"committed": [b], "rejected": [], "accepted": [sent["event_id"]]}
+    assert await env.status_of(a) == (6, "Sent by Phone")
+    assert await env.status_of(b) == (3, "Queued for sending")
+    # Repeated after a lost answer: the same answer, nothing applied twice.
+    assert await env.agent("commit", {**commit, "events": [sent, foreign]}) == answer
+    assert await env.agent("commit", {**commit, "events": []}) == {**answer, "accepted": []}
+    assert await env.agent("commit", commit) == {"committed": [b], "rejected": []}
+
+
 async def test_incoming_is_idempotent_per_key(env: Env) -> None:
     msg = {"key": "26201:+4917012345:2611220434050:3f2a", "sim": 0, "from": "+4917012345",
            "body": "Hello", "sent_at": "2026-11-22T04:34:00+00:00",
