@@ -1,10 +1,11 @@
 """The store contract suite runs every test against both engines: `store` is a fresh SQLite file
-or a fresh PostgreSQL schema (one throwaway database per test session, a schema per test)."""
+or an empty, migrated PostgreSQL schema (one throwaway database per test session; the schemas
+are reset and reused between tests, see schema_pool.py; `@pytest.mark.fresh_schema` asks for a
+new, unmigrated one)."""
 
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,18 @@ import pytest
 from simhive.server.store.base import Store
 from simhive.server.store.pg import PgStore
 from simhive.server.store.sqlite import SqliteStore
+from tests.store import schema_pool
 from tests.support.pg import PgServer, pg_server, scratch_database
 
 ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fresh_schema: the test needs a new, unmigrated PostgreSQL schema (it migrates or"
+        " explains plans itself), not a reused one",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -67,19 +77,14 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def schema(engine: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    """A fresh schema (PostgreSQL) for the test, dropped after it; '' for SQLite."""
+    """An empty, migrated schema (PostgreSQL) for the test, reset and reused after it (a new,
+    unmigrated one for `fresh_schema` tests); '' for SQLite."""
     if engine != "postgresql":
         yield ""
         return
     url = request.getfixturevalue("pg_url")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(url)
-    await admin.execute(f"CREATE SCHEMA {name}")
-    try:
+    async with schema_pool.lease(url, fresh=schema_pool.wants_fresh(request)) as name:
         yield name
-    finally:
-        await admin.execute(f"DROP SCHEMA {name} CASCADE")
-        await admin.close()
 
 
 @pytest.fixture

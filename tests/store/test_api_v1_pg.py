@@ -1,7 +1,8 @@
 """The in-process /api/v1 suites (tests/server/test_api_v1_*.py: messages, keys and quotas,
 groups, templates, pools and devices, campaigns, one-time codes and confirmed deletes, device
 enrollment, account webhooks; and the compat API's quotas, tests/server/test_compat_quotas.py)
-run again with the app over PostgreSQL, each test in a schema of its own. Their few raw-SQL
+run again with the app over PostgreSQL, each test in a schema of its own (an empty migrated one
+from tests/store/schema_pool.py). Their few raw-SQL
 checks (row counts, stored key hashes) are pointed at that schema instead of the SQLite file."""
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,6 +30,7 @@ import tests.server.test_compat_quotas
 from simhive.server.store.pg import PgStore
 from tests.server._v1 import V1, started
 from tests.server.test_api_v1_account_webhooks import receiver as receiver  # a fixture they use
+from tests.store import schema_pool
 
 for _suite in (tests.server.test_api_v1_groups, tests.server.test_api_v1_keys,
                tests.server.test_api_v1_messages, tests.server.test_api_v1_pools_devices,
@@ -49,15 +50,11 @@ del globals()["test_the_admin_cli_deletes_without_a_code"]
 
 @pytest.fixture
 async def v1(pg_url: str) -> AsyncIterator[V1]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_url)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        async with started(PgStore(pg_url, schema=schema)) as env:
-            yield env
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with (
+        schema_pool.lease(pg_url) as schema,
+        started(PgStore(pg_url, schema=schema)) as env,
+    ):
+        yield env
 
 
 def _query(url: str, schema: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -1,15 +1,14 @@
 """The in-process suites of the agent routes, SIM balances, pools, webhooks, deleted devices and
 the status history's retention (tests/server_agent) run again with the app over PostgreSQL: the
 core, the HTTP doors and the background jobs (lease sweeper, webhook sender, history pruner,
-shared wake-ups) on the PostgreSQL store, each test in a schema of its own."""
+shared wake-ups) on the PostgreSQL store, each test in a schema of its own (an empty migrated one
+from tests/store/schema_pool.py)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 import tests.server_agent.test_balance
@@ -21,6 +20,7 @@ import tests.server_agent.test_webhooks
 from simhive.server.store.pg import PgStore
 from tests.server_agent.conftest import Env, Servers
 from tests.server_agent.conftest import receiver as receiver  # a fixture these tests use
+from tests.store import schema_pool
 
 for _suite in (tests.server_agent.test_balance, tests.server_agent.test_deleted_device_cache,
                tests.server_agent.test_history_retention, tests.server_agent.test_pools,
@@ -30,17 +30,13 @@ for _suite in (tests.server_agent.test_balance, tests.server_agent.test_deleted_
 
 @pytest.fixture
 async def servers(tmp_path: Path, pg_url: str) -> AsyncIterator[Servers]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_url)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    s = Servers(tmp_path / "unused.sqlite3", lambda: PgStore(pg_url, schema=schema))
-    try:
-        yield s
-    finally:
-        for client in s.clients:
-            await client.close()
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with schema_pool.lease(pg_url) as schema:
+        s = Servers(tmp_path / "unused.sqlite3", lambda: PgStore(pg_url, schema=schema))
+        try:
+            yield s
+        finally:
+            for client in s.clients:
+                await client.close()
 
 
 @pytest.fixture

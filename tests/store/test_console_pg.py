@@ -1,15 +1,13 @@
 """The web console's HTTP suites (tests/console/test_console_http.py, test_console_content.py,
 test_console_account.py) and the in-process /metrics tests (tests/console/test_metrics.py) run
 again with the app on PostgreSQL: every page, form and scrape through PgConsoleStore, each test
-in a schema of its own."""
+in a schema of its own (an empty migrated one from tests/store/schema_pool.py)."""
 
 from __future__ import annotations
 
 import inspect
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -21,6 +19,7 @@ from simhive.server.app import create_app
 from simhive.server.console.base import COOKIE
 from tests.console.test_console_http import Console, make_console
 from tests.console.test_console_http import console as console  # a fixture these tests use
+from tests.store import schema_pool
 from tests.support.testdb import AppDb
 
 for _suite in (
@@ -42,14 +41,8 @@ for _suite in (
 
 @pytest.fixture
 async def db(pg_url: str) -> AsyncIterator[AppDb]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_url)
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
+    async with schema_pool.lease(pg_url) as schema:
         yield AppDb(url=pg_url, schema=schema)
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
 
 
 async def test_a_console_session_is_known_to_every_server(db: AppDb) -> None:

@@ -51,6 +51,7 @@ def test_both_engines_have_the_same_migrations() -> None:
     ]
 
 
+@pytest.mark.fresh_schema  # the first open() migrates an empty schema
 async def test_migrations_are_versioned_and_idempotent(
     make_store: Any, engine: str, schema: str, request: pytest.FixtureRequest
 ) -> None:

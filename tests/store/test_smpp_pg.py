@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from simhive.server.store.sqlite_smpp import PartsTaken
 from tests.smpp.conftest import TEST_SETTINGS, RawClient, Smpp, start_smpp, stop_smpp
 from tests.smpp.conftest import cheap_scrypt as cheap_scrypt  # an autouse fixture there
 from tests.smpp.test_session import _wait
+from tests.store import schema_pool
 
 for _suite in (tests.smpp.test_session, tests.smpp.test_keys):
     globals().update(
@@ -37,15 +37,10 @@ from tests.smpp.test_keys import quick_key_watch as quick_key_watch  # noqa: E40
 
 
 @pytest.fixture
-async def schema(pg_url: str) -> AsyncIterator[str]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_url)
-    await admin.execute(f"CREATE SCHEMA {name}")
-    try:
+async def schema(pg_url: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """An empty migrated schema from the pool (a new, unmigrated one for `fresh_schema`)."""
+    async with schema_pool.lease(pg_url, fresh=schema_pool.wants_fresh(request)) as name:
         yield name
-    finally:
-        await admin.execute(f"DROP SCHEMA {name} CASCADE")
-        await admin.close()
 
 
 @pytest.fixture
@@ -164,6 +159,7 @@ async def test_two_servers_on_one_database_deliver_each_row_once(
         await other_store.close()
 
 
+@pytest.mark.fresh_schema
 async def test_migration_20_turns_smpp_credentials_into_keys_on_postgresql(
     pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
