@@ -23,6 +23,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,6 +61,14 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def _stop_and_tell(proc: Proc) -> None:
+    started = time.monotonic()
+    code = proc.stop()
+    took = time.monotonic() - started
+    if took > 5 or code not in (0, None, -9):
+        print(f"{proc.name} stopped with {code} after {took:.1f} s")
 
 
 @dataclass
@@ -151,13 +160,13 @@ class GatewayStack:
         return self
 
     def close(self) -> None:
-        for proc in [*self.agents, self.emulator, self.server]:
-            if proc is not None:
-                started = time.monotonic()
-                code = proc.stop()
-                took = time.monotonic() - started
-                if took > 5 or code not in (0, None, -9):
-                    print(f"{proc.name} stopped with {code} after {took:.1f} s")
+        # The agents first (a stopping agent may still talk to the server), then the emulator
+        # and the server; the processes of each step stop side by side, since each SIGTERM
+        # wait is mostly an idle process finishing its shutdown.
+        for step in (self.agents, [self.emulator, self.server]):
+            procs = [p for p in step if p is not None]
+            with ThreadPoolExecutor(max(1, len(procs))) as pool:
+                list(pool.map(_stop_and_tell, procs))
         if self.proxy is not None:
             self.proxy.close()
 
