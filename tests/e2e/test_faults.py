@@ -79,10 +79,11 @@ def end_states(stack: GatewayStack, statuses: dict[int, int]) -> dict[int, str]:
 
 
 # A message the dead agent had leased but not yet committed comes back only when its lease expires:
-# the server runs with a short lease (120 s by default). The wait below is only an upper bound
-# (the test goes on as soon as every message is final): it outlasts the lease and the agent's
-# report horizon (CRASH_AGENT_OPTIONS) with room for a loaded machine.
-SHORT_LEASE = ["--lease-seconds", "10"]
+# the server runs with a short lease (120 s by default; 5 s here, longer than a pull takes even
+# on a loaded machine, so the wait for them after the restart is short too). The wait below is
+# only an upper bound (the test goes on as soon as every message is final): it outlasts the
+# lease and the agent's report horizon (CRASH_AGENT_OPTIONS) with room for a loaded machine.
+SHORT_LEASE = ["--lease-seconds", "5"]
 LEASE_EXPIRY_WAIT = 150
 # The agent reports a sent message whose delivery report never comes as outcome-unknown after
 # delivery_report_timeout_seconds (25 h by default); the emulator reports within a second, so a

@@ -148,7 +148,9 @@ def test_partial_spreads_evenly_and_sticky_recipients_keep_their_sim(
 
 
 def test_an_unplugged_modems_pool_messages_leave_on_other_sims(gateway: GatewayFactory) -> None:
-    stack = gateway(modems=2, **DUAL, device_settings={**FAST_PACING, "sim_min_interval": 2},
+    # Paced so that most of the 40 are still queued when the modem goes (1 s a SIM: four SIMs
+    # send about 4 a second, two after the unplug); the pace sets how long the rest take.
+    stack = gateway(modems=2, **DUAL, device_settings={**FAST_PACING, "sim_min_interval": 1},
                     server_args=["--lease-seconds", "5"])  # fmt: skip
     stack.wait_agent_ready()
     wait_all_ready(stack)

@@ -8,7 +8,8 @@
         stack.close()
 
 Everything goes through the public surfaces a user has: the account and the devices are created
-with `simhive-server account create` / `device create`, the agent's TOML is written from the
+with `simhive-server account create` / `device create` (the click commands, run in the test's
+process), the agent's TOML is written from the
 emulator's `emulator.json`, messages go in through `/getdata/*`. Ports are picked at run time.
 `close()` stops every process it started (SIGTERM, then SIGKILL) and is safe to call twice;
 children also die with the test process (see proc.py).
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,6 +61,14 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def _stop_and_tell(proc: Proc) -> None:
+    started = time.monotonic()
+    code = proc.stop()
+    took = time.monotonic() - started
+    if took > 5 or code not in (0, None, -9):
+        print(f"{proc.name} stopped with {code} after {took:.1f} s")
 
 
 @dataclass
@@ -130,10 +139,14 @@ class GatewayStack:
 
     def start(self) -> GatewayStack:
         self.root.mkdir(parents=True, exist_ok=True)
+        # The emulator needs nothing from the server: it starts first and comes up while the
+        # server starts and the account is created (each a Python start-up of half a second or
+        # more), instead of after them.
+        self.launch_emulator()
         self.start_server()
         self.token = str(self.cli("account", "create", "--email", self.email,
                                   "--password", PASSWORD)["token"])  # fmt: skip
-        self.start_emulator()
+        self.wait_emulator()
         for modem in self.emu_state["modems"]:
             made = self.cli("device", "create", "--email", self.email, "--title", modem["id"])
             self.devices.append(Device(int(made["device_id"]), str(made["token"]), modem))
@@ -147,13 +160,13 @@ class GatewayStack:
         return self
 
     def close(self) -> None:
-        for proc in [*self.agents, self.emulator, self.server]:
-            if proc is not None:
-                started = time.monotonic()
-                code = proc.stop()
-                took = time.monotonic() - started
-                if took > 5 or code not in (0, None, -9):
-                    print(f"{proc.name} stopped with {code} after {took:.1f} s")
+        # The agents first (a stopping agent may still talk to the server), then the emulator
+        # and the server; the processes of each step stop side by side, since each SIGTERM
+        # wait is mostly an idle process finishing its shutdown.
+        for step in (self.agents, [self.emulator, self.server]):
+            procs = [p for p in step if p is not None]
+            with ThreadPoolExecutor(max(1, len(procs))) as pool:
+                list(pool.map(_stop_and_tell, procs))
         if self.proxy is not None:
             self.proxy.close()
 
@@ -176,16 +189,29 @@ class GatewayStack:
         except TimeoutError:
             raise AssertionError(f"server did not listen:\n{self.server.tail()}") from None
 
+    @property
+    def _emulator_state_file(self) -> Path:
+        return self.root / "emu" / "emulator.json"
+
     def start_emulator(self) -> None:
-        state_dir = self.root / "emu"
-        state_dir.mkdir(exist_ok=True)
-        state_file = state_dir / "emulator.json"
+        self.launch_emulator()
+        self.wait_emulator()
+
+    def launch_emulator(self) -> None:
+        """Start the emulator process without waiting for it (see wait_emulator)."""
+        state_file = self._emulator_state_file
+        state_file.parent.mkdir(exist_ok=True)
         state_file.unlink(missing_ok=True)
         argv = [console_script("simhive-emulator"), "run", "--modems", str(self.modems),
                 "--profile", self.profile, "--dual-sim", self.dual_sim,
-                "--state", str(state_dir), *self.emulator_args]  # fmt: skip
+                "--state", str(state_file.parent), *self.emulator_args]  # fmt: skip
         self.emulator = Proc("emulator", argv, log=self.root / "emulator.log").start()
+
+    def wait_emulator(self) -> None:
+        """Until the launched emulator has written emulator.json (its modems and control URL)."""
+        assert self.emulator is not None, "launch_emulator first"
         emulator = self.emulator
+        state_file = self._emulator_state_file
 
         def ready() -> dict[str, Any] | None:
             if not emulator.alive():
@@ -240,10 +266,18 @@ class GatewayStack:
     # ---- the server's command line --------------------------------------------------------------
 
     def cli(self, *args: str) -> dict[str, Any]:
-        argv = [console_script("simhive-server"), *args, "--db", str(self.db)]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        if out.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed ({out.returncode}): {out.stderr}")
+        """`simhive-server <args> --db <db>`: the same click command a user runs, invoked in this
+        process. A child process per call cost half a second to two seconds of interpreter and
+        import start-up (more under coverage) for a command that takes milliseconds, and a stack
+        makes one per device before its agent can start; what the command does (argument
+        parsing, the store opened on the file the running server uses, JSON out) is the same."""
+        from click.testing import CliRunner
+
+        from simhive.server.cli import main
+
+        out = CliRunner().invoke(main, [*args, "--db", str(self.db)], catch_exceptions=False)
+        if out.exit_code != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({out.exit_code}): {out.stderr}")
         data: dict[str, Any] = json.loads(out.stdout)
         return data
 
