@@ -12,6 +12,7 @@ have stored a message.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import http.client
 import json
@@ -86,14 +87,28 @@ NASTY_TEXT = st.one_of(
 )  # fmt: skip
 
 
+# aiohttp refuses a request line over 8 KiB at the HTTP level (a plain 400 before the API sees
+# it), so the query gets no 5,000-digit numbers.
+SHORT_NASTY_TEXT = NASTY_TEXT.filter(lambda v: len(v) < 200)
+PAIR_KEYS = st.one_of(st.sampled_from(KEYS), st.text(max_size=6))
+
+
 def json_values(live_ids: dict[str, Any]) -> st.SearchStrategy[Any]:
+    # Built once per set of ids: hypothesis caches what it learns about a strategy object
+    # (recursion, emptiness) on that object, so a strategy built anew for every draw costs that
+    # analysis each time (a third of the generation time when it was).
+    return _json_values(tuple(live_ids.items()))
+
+
+@functools.cache
+def _json_values(live_items: tuple[tuple[str, Any], ...]) -> st.SearchStrategy[Any]:
     leaves = st.one_of(
         st.none(),
         st.booleans(),
         st.integers(min_value=-(2**70), max_value=2**70),
         st.floats(allow_nan=True, allow_infinity=True),
         NASTY_TEXT,
-        st.sampled_from(list(live_ids.values())),
+        st.sampled_from([value for _, value in live_items]),
     )
     return st.recursive(
         leaves,
@@ -103,10 +118,17 @@ def json_values(live_ids: dict[str, Any]) -> st.SearchStrategy[Any]:
     )  # fmt: skip
 
 
+@functools.cache  # 200 KB each, and quoting it for a form takes a while: made once
 def deep_json(kind: str) -> bytes:
     if kind == "array":
         return b"[" * DEEP + b"]" * DEEP
     return b'{"a":' * DEEP + b"1" + b"}" * DEEP
+
+
+@functools.cache
+def deep_form(kind: str) -> bytes:
+    """deep_json as a datajson form field."""
+    return b"datajson=" + quote(deep_json(kind).decode()).encode()
 
 
 def json_text(value: Any) -> str:
@@ -118,10 +140,8 @@ def json_text(value: Any) -> str:
 def pairs(
     draw: st.DrawFn, live_ids: dict[str, Any], in_query: bool = False
 ) -> list[tuple[str, Any]]:
-    keys = st.one_of(st.sampled_from(KEYS), st.text(max_size=6))
-    # aiohttp refuses a request line over 8 KiB at the HTTP level (a plain 400 before the API
-    # sees it), so the query gets no 5,000-digit numbers.
-    values = NASTY_TEXT.filter(lambda v: len(v) < 200) if in_query else NASTY_TEXT
+    keys = PAIR_KEYS
+    values = SHORT_NASTY_TEXT if in_query else NASTY_TEXT
     out: list[tuple[str, Any]] = []
     for key in draw(st.lists(keys, max_size=7)):
         if key in live_ids and draw(st.booleans()):
@@ -199,9 +219,10 @@ def hostile(draw: st.DrawFn, live_ids: dict[str, Any]) -> Hostile:
         body = json_text(obj).encode("utf-8", "surrogatepass")
         ctype = "application/json"
     elif kind == "deep":
-        body = deep_json(draw(st.sampled_from(["array", "object"])))
+        nesting = draw(st.sampled_from(["array", "object"]))
+        body = deep_json(nesting)
         if draw(st.booleans()):  # the same nesting as a datajson form field
-            body = b"datajson=" + quote(body.decode()).encode()
+            body = deep_form(nesting)
             ctype = "application/x-www-form-urlencoded"
         else:
             ctype = "application/json"
@@ -327,7 +348,7 @@ def test_deep_nesting_is_a_clear_error(live: Live, route: str, kind: str) -> Non
         200, {"error": 1, "message": "Invalid JSON body: nested too deeply"}
     )  # fmt: skip
     if route == "addalotofsms":  # the same nesting inside a datajson form field
-        form = b"datajson=" + quote(deep_json(kind).decode()).encode()
+        form = deep_form(kind)
         status, ctype, raw = live.request(
             "POST", target, form, {"Content-Type": "application/x-www-form-urlencoded"}
         )
