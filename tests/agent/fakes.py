@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from simhive.agent.journal import Journal
 from simhive.agent.modem.base import (
     DeliveryReport,
     EventHandler,
@@ -145,3 +146,12 @@ async def wait_for(cond: Callable[[], bool], limit: float = 30.0, what: str = "c
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def wait_for_state(journal: Journal, device: str, msg_id: int, state: str) -> None:
+    """Poll the journal until the message is in `state` (at most 15 s)."""
+    for _ in range(1500):
+        if await journal.message_state(device, msg_id) == state:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"message {msg_id} never became {state} in the journal")

@@ -12,6 +12,7 @@ from simhive.agent.journal import Journal, LeasedMessage
 from simhive.agent.modem.base import ModemState, SendError, SendOutcome, SendResult
 from simhive.agent.pacing import Pacer, SimLimits
 from tests.agent.fakes import FakeModem, wait_for
+from tests.agent.fakes import wait_for_state as wait_in_journal
 
 DEV = "hall"
 FREE = SimLimits(
@@ -87,11 +88,7 @@ async def test_sends_and_reports_sent_with_references(journal: Journal) -> None:
 
 
 async def wait_for_state(j: Journal, msg_id: int, state: str) -> None:
-    for _ in range(1500):
-        if await j.message_state(DEV, msg_id) == state:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"message {msg_id} never became {state}")
+    await wait_in_journal(j, DEV, msg_id, state)
 
 
 async def test_urgent_goes_first(journal: Journal) -> None:

@@ -17,7 +17,7 @@ from simhive.agent.http import HttpClient
 from simhive.agent.journal import Journal
 from simhive.agent.modem.base import IncomingSms
 from simhive.agent.sync import Sync
-from tests.agent.fakes import wait_for
+from tests.agent.fakes import wait_for, wait_for_state
 from tests.agent.fakeserver import FakeAgentServer
 
 DEV = "hall"
@@ -169,14 +169,6 @@ async def test_a_server_from_before_holding_gets_pulls_without_it(
     assert server.messages[a].status == 3
 
 
-async def journal_state(journal: Journal, msg_id: int, state: str) -> None:
-    for _ in range(3000):
-        if await journal.message_state(DEV, msg_id) == state:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"message {msg_id} never became {state} in the journal")
-
-
 async def test_a_busy_agent_pulls_in_batches_not_one_message_per_send(
     server: FakeAgentServer, journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,7 +181,7 @@ async def test_a_busy_agent_pulls_in_batches_not_one_message_per_send(
         await wait_for(lambda: all(server.messages[i].status == 3 for i in ids), what="8")
         # The server says committed before the agent's journal does (it writes after the answer).
         for i in ids:
-            await journal_state(journal, i, "committed")
+            await wait_for_state(journal, DEV, i, "committed")
         later = await server.add(260, "+4915100000099")
         for n, i in enumerate(ids[:3]):  # the dispatcher sends three
             assert await journal.begin_dispatch(DEV, i, 1.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -151,14 +151,11 @@ async def test_the_pull_check_does_not_walk_the_pool_queue(store: SqliteStore) -
         assert many <= few + 2, (small, large)
 
 
-async def test_the_pull_check_seeks_past_scheduled_messages(store: SqliteStore) -> None:
-    """With nothing due, a pull check costs the same with 40 or 4,000 scheduled messages
-    waiting, pinned to the SIM and in its pool: it seeks on the due time in both queue indexes
-    (which hold `urgent` before `due`) instead of walking every waiting message."""
-    account_id, device_id = await _owner(store)
-    pool = await store.implicit_pool(account_id, None, 1)
-    offers = [SimOffer(0, True, 5, 5)]
-    await store.offer_sims(device_id, offers, 1)
+def _pull_check_cost(
+    store: SqliteStore, device_id: int, account_id: int, offers: list[SimOffer]
+) -> Callable[[], Awaitable[tuple[int, tuple[bool, int | None]]]]:
+    """A pull check of the device, counted in SQLite VM steps (ticks of 50 instructions) on the
+    loop's inline read connection, where the check runs."""
     assert store._inline is not None
     ticks = 0
 
@@ -167,13 +164,26 @@ async def test_the_pull_check_seeks_past_scheduled_messages(store: SqliteStore) 
         ticks += 1
         return 0
 
-    store._inline.set_progress_handler(tick, 50)  # every 50 VM instructions
+    store._inline.set_progress_handler(tick, 50)
 
     async def cost() -> tuple[int, tuple[bool, int | None]]:
         nonlocal ticks
         ticks = 0
         answer = await store.due_state_sims(device_id, account_id, offers, 10)
         return ticks, answer
+
+    return cost
+
+
+async def test_the_pull_check_seeks_past_scheduled_messages(store: SqliteStore) -> None:
+    """With nothing due, a pull check costs the same with 40 or 4,000 scheduled messages
+    waiting, pinned to the SIM and in its pool: it seeks on the due time in both queue indexes
+    (which hold `urgent` before `due`) instead of walking every waiting message."""
+    account_id, device_id = await _owner(store)
+    pool = await store.implicit_pool(account_id, None, 1)
+    offers = [SimOffer(0, True, 5, 5)]
+    await store.offer_sims(device_id, offers, 1)
+    cost = _pull_check_cost(store, device_id, account_id, offers)
 
     async def schedule(n: int, first: int) -> None:
         to = "+4915752982212"
@@ -205,21 +215,7 @@ async def test_the_pull_check_reads_only_its_own_leases(store: SqliteStore) -> N
     to = "+4915752982212"
     await store.insert_messages([NewMessage(account_id, device_id, to, "now")], 1)
     await store.lease_due(device_id, 10, "mine", 2, 9_000)  # expires after all the others'
-    assert store._inline is not None
-    ticks = 0
-
-    def tick() -> int:
-        nonlocal ticks
-        ticks += 1
-        return 0
-
-    store._inline.set_progress_handler(tick, 50)  # every 50 VM instructions
-
-    async def cost() -> tuple[int, tuple[bool, int | None]]:
-        nonlocal ticks
-        ticks = 0
-        answer = await store.due_state_sims(device_id, account_id, offers, 10)
-        return ticks, answer
+    cost = _pull_check_cost(store, device_id, account_id, offers)
 
     async def schedule(n: int) -> None:
         await store.insert_messages(
