@@ -247,3 +247,30 @@ async def test_barrier_skips_the_late_final_of_the_abandoned_command():
     assert resp.first("+CNUM") == '"","+4915112345678",145'
     assert any(u.name == "+CMGS" for u in urcs)  # the stale reply was routed aside, not lost
     await ch.close()
+
+
+async def test_a_command_costs_two_callbacks_and_one_timer():
+    """What the event loop schedules for one answered command: the answer wakes the caller's
+    task (two callbacks: the future's and the task's step) under one deadline timer. Waiting
+    through wait_for(shield(...)) cost five callbacks; an AT+CNMA per SMS pays this."""
+    _, _, ch, _ = await open_channel()
+    await ch.command("AT+CSQ")  # warm: nothing lazily made on the first command is counted
+    loop = asyncio.get_running_loop()
+    counts = {"call_soon": 0, "call_at": 0}
+
+    def counting(name: str, real):
+        def call(*args, **kwargs):
+            counts[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    loop.call_soon = counting("call_soon", loop.call_soon)  # type: ignore[method-assign]
+    loop.call_at = counting("call_at", loop.call_at)  # type: ignore[method-assign]
+    try:
+        for _ in range(10):
+            await ch.command("AT+CNMA")
+    finally:
+        del loop.call_soon, loop.call_at  # the class's methods again
+    assert counts == {"call_soon": 20, "call_at": 10}
+    await ch.close()
