@@ -22,7 +22,7 @@ from simhive.agent.sync import Sync
 from tests.agent.fakes import FakeModem, wait_for
 from tests.agent.fakeserver import FakeAgentServer
 from tests.agent.test_pools import DEV, Clock
-from tests.agent.test_sync import make_sync
+from tests.agent.test_sync import loops, make_sync
 
 UNPACED = SimLimits(0, None, None, None, None)
 
@@ -156,3 +156,52 @@ def test_docs_state_how_many_events_ride_with_a_commit() -> None:
         assert words in " ".join((root / page).read_text().split()), page
     assert sync_module.CLAIM_PACE_SECONDS == 1.0  # agent.md: "more often than once a second"
     assert "more often than once a second" in " ".join((root / "agent.md").read_text().split())
+
+
+async def test_while_claims_come_the_report_loop_leaves_events_to_the_next_claim(
+    server: FakeAgentServer, journal: Journal
+) -> None:
+    """The report loop's side of carrying (Sync._hold_reports): while a dispatcher claims pool
+    messages more often than once a second, events written between two claims wait for the next
+    claim instead of going in a `report` of their own; once the claims stop, the loop reports
+    at once. The two claims before are 0.6 s apart, so the loop holds the events for up to
+    0.9 s after the second; the test sends the third claim as soon as it sees the loop holding,
+    so nothing here depends on how fast the machine is."""
+    coming = [True]
+    async with make_sync(server, journal, claims_coming=lambda: coming[0]) as (sync, _):
+        ids = await lease_pool(server, sync, journal, 4)
+        lease = server.messages[ids[0]].lease
+        assert lease is not None
+        claimer = Claimer(DEV, sync.commit)
+        assert await claimer.claim([(lease, ids[0])]) == [True]
+        await asyncio.sleep(0.6)
+        assert await claimer.claim([(lease, ids[1])]) == [True]
+
+        held: list[float | None] = []
+        hold = sync._hold_reports
+
+        def watched() -> float | None:
+            held.append(hold())
+            return held[-1]
+
+        sync._hold_reports = watched  # type: ignore[method-assign]
+        async with loops(sync, "report"):
+            await journal.add_event(DEV, "report", sent_event(ids[0]))
+            sync.wake_reports()
+            await wait_for(lambda: any(h is not None for h in held), what="the loop holding")
+            assert await claimer.claim([(lease, ids[2])]) == [True]  # takes the event along
+            assert "events" in server.commits[-1]
+            assert server.messages[ids[0]].status == 6
+
+            coming[0] = False  # the dispatchers found nothing more to claim
+            await journal.add_event(DEV, "report", sent_event(ids[1]))
+            sync.wake_reports()
+            await wait_for(lambda: server.messages[ids[1]].status == 6, what="the report")
+        # One report request in all: the one after the claims stopped.
+        assert server.calls.count("report") == 1
+        assert server.calls.count("commit") == 3
+
+
+def sent_event(sms_id: int) -> dict[str, object]:
+    return {"event_id": f"sent-{sms_id}", "sms_id": sms_id, "type": "sent",
+            "at": "2026-12-07T06:00:00+00:00"}  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,10 @@ def tiny(a: float, b: float) -> float:
 
 @asynccontextmanager
 async def make_sync(
-    server: FakeAgentServer, journal: Journal, token: str | None = None
+    server: FakeAgentServer,
+    journal: Journal,
+    token: str | None = None,
+    claims_coming: Callable[[], bool] | None = None,
 ) -> AsyncIterator[tuple[Sync, list[dict[str, Any]]]]:
     settings_seen: list[dict[str, Any]] = []
     token = token or server.add_device(260)
@@ -45,7 +48,7 @@ async def make_sync(
         sync = Sync(device=DEV, client=client, journal=journal, slots=[0, 1],
                     hello_payload=hello_payload, sims_payload=sims_payload,
                     on_settings=settings_seen.append, on_work=lambda: None,
-                    status_interval=3600, rand=tiny)  # fmt: skip
+                    claims_coming=claims_coming, status_interval=3600, rand=tiny)  # fmt: skip
         try:
             yield sync, settings_seen
         finally:
