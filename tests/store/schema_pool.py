@@ -68,7 +68,8 @@ def _new_name() -> str:
 async def catalog(conn: asyncpg.Connection, schema: str) -> str:
     """Everything a migration makes in `schema` and a test could change, as text with the
     schema's name taken out (so two schemas compare): relations (kind, persistence, options),
-    columns (type, null, identity, default), indexes, constraints, triggers (enabled or not),
+    columns (type, null, identity, default), indexes (valid or not), constraints, triggers
+    (enabled or not),
     functions and sequences (parameters, and whether read since their start)."""
     text = await conn.fetchval(
         """
@@ -85,7 +86,8 @@ async def catalog(conn: asyncpg.Connection, schema: str) -> str:
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
              LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
              WHERE c.relnamespace = (SELECT oid FROM ns)),
-          (SELECT string_agg(pg_get_indexdef(i.indexrelid), ',' ORDER BY c.relname)
+          (SELECT string_agg(format('%s %s', pg_get_indexdef(i.indexrelid), i.indisvalid),
+                  ',' ORDER BY c.relname)
              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
              WHERE c.relnamespace = (SELECT oid FROM ns)),
           (SELECT string_agg(format('%s %s %s %s', k.conrelid::regclass, k.conname,

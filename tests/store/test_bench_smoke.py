@@ -9,7 +9,7 @@ from tests.support.unmeasured import run_benchmark
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", ["pg_drivers", "pg_scale", "pull_check"])
+@pytest.mark.parametrize("name", ["pg_drivers", "pg_migrate_index", "pg_scale", "pull_check"])
 def test_benchmark_runs(name: str) -> None:
     result = run_benchmark(name, timeout=170)
     assert result.returncode == 0, result.stderr[-3000:]
