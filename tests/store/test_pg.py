@@ -19,6 +19,7 @@ from simhive.server.core.pools import SimOffer
 from simhive.server.store.pg import PgStore
 from simhive.server.store.pg_schema import LATEST_VERSION, lock_key
 from tests.support.pg import PgServer, answers, scratch_database, throwaway_cluster
+from tests.support.pg import eventually as pg_eventually
 from tests.support.pg_plan import PlanCost, capture, explain
 
 T0 = 1_000_000_000
@@ -26,14 +27,7 @@ WAIT = 20.0  # seconds: far above any real wake-up, so a failure is a lost one, 
 
 
 async def eventually(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
-    try:
-        async with asyncio.timeout(WAIT):
-            while True:
-                if value := await probe():
-                    return value
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
+    return await pg_eventually(probe, what, WAIT)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 from simhive.server.store import pg_schema
 from simhive.server.store.pg_index_build import concurrently
 from tests.store import schema_pool
+from tests.support.pg import eventually as pg_eventually
 
 WAIT = 60.0  # seconds: a bound for a state that must come, not a measure of speed
 
@@ -50,14 +51,7 @@ def engine() -> str:
 
 
 async def eventually(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
-    try:
-        async with asyncio.timeout(WAIT):
-            while True:
-                if value := await probe():
-                    return value
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
+    return await pg_eventually(probe, what, WAIT)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -166,3 +166,16 @@ def scratch_database(server: PgServer, prefix: str = "simhive_test") -> Iterator
         yield server.url(name)
     finally:
         _sync(lambda: admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], what: str, limit: float) -> Any:
+    """Poll `probe` until it returns something true (that value), at most `limit` seconds: a
+    bound for a state that must come, not a measure of speed."""
+    try:
+        async with asyncio.timeout(limit):
+            while True:
+                if value := await probe():
+                    return value
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
