@@ -120,6 +120,11 @@ def test_installs_compiled_bytecode(tmp_path: Path) -> None:
     assert not _bootstrap(tmp_path, "one", env=NO_WRITE)
     assert _compiled(tmp_path, "agent.probe")
 
+    # A module that does not compile (an edit in progress) does not stop bootstrap: it fails
+    # where it is imported or linted, with its own error.
+    (tmp_path / "agent" / "broken.py").write_text("def broken(:\n")
+    assert not _bootstrap(tmp_path, "one", env=NO_WRITE)
+
 
 def test_pip_installs_when_uv_cannot(tmp_path: Path) -> None:
     """uv is the fast way; when it fails (here: told to stay offline with no cache, it has
