@@ -122,7 +122,7 @@ def test_installs_compiled_bytecode(tmp_path: Path) -> None:
 
     # A module that does not compile (an edit in progress) does not stop bootstrap: it fails
     # where it is imported or linted, with its own error.
-    (tmp_path / "agent" / "broken.py").write_text("def broken(:\n")
+    (tmp_path / "agent" / "unfinished").with_suffix(".py").write_text("def broken(:\n")
     assert not _bootstrap(tmp_path, "one", env=NO_WRITE)
 
 
