@@ -15,11 +15,11 @@ Part "scale", simhive alone over N zero-latency emulated modems (64 by default),
    measured in the same run: the same ptys driven directly with text-mode AT+CMGS by one
    thread per modem (no server, no journal): the emulator's own capacity, which the agent
    cannot exceed; and the disk's fsync rate, since the agent's journal makes the steps of a
-   message durable. The RSS is shown beside the memory
-   floor of the design, measured in the same run (bench/_floor.py): a bare aiohttp handler
-   process and a Python process with asyncio, sqlite3 and json. And the agent's requests per
-   SMS by route (pull, commit, report, ...), read from the server's /metrics around the batch:
-   under load the server's event loop spends most of its time handling them.
+   message durable. The RSS is shown beside the memory floor of the design, measured in the
+   same run (bench/_floor.py): a bare aiohttp handler process and a Python process with
+   asyncio, sqlite3 and json. And the agent's requests per SMS by route (pull, commit,
+   report, ...), read from the server's /metrics around the batch: under load the server's
+   event loop spends most of its time handling them.
 3. Durability cost: the agent's fdatasync calls per SMS, counted with `strace -c` attached to
    the agent during a separate, smaller batch (strace slows the process, so this pass is not
    timed). Skipped when strace is not installed or may not attach.

@@ -69,8 +69,8 @@ async def catalog(conn: asyncpg.Connection, schema: str) -> str:
     """Everything a migration makes in `schema` and a test could change, as text with the
     schema's name taken out (so two schemas compare): relations (kind, persistence, options),
     columns (type, null, identity, default), indexes (valid or not), constraints, triggers
-    (enabled or not),
-    functions and sequences (parameters, and whether read since their start)."""
+    (enabled or not), functions and sequences (parameters, and whether read since their
+    start)."""
     text = await conn.fetchval(
         """
         WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1)
