@@ -137,7 +137,6 @@ class AtChannel:
         self._decoder = AtDecoder()
         self._lock = asyncio.Lock()
         self._waiter: _Waiter | None = None
-        self._reader: asyncio.Task[None] | None = None
         self._closed = Flag()
         self._closed.set()
         self.junk_lines = 0
@@ -153,48 +152,40 @@ class AtChannel:
     async def open(self) -> None:
         if self.is_open:
             return
-        await self.transport.open()
         for ev in self._decoder.reset():
             self._handle(ev)
-        self._closed.clear()
-        self._reader = asyncio.create_task(self._read_loop(), name=f"at-reader {self.name}")
+        await self.transport.open(self)
+        self._closed.clear()  # before any input: the transport delivers from the next loop turn
 
     @property
     def name(self) -> str:
         return self.transport.name
 
     async def close(self) -> None:
-        reader, self._reader = self._reader, None
         await self.transport.close()
-        if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
         self._mark_closed("closed")
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
-    # -- reading -------------------------------------------------------------------------
+    # -- reading (the transport's Receiver) ----------------------------------------------
 
-    async def _read_loop(self) -> None:
-        reason = "closed"
+    def data_received(self, data: bytes) -> None:
+        """Input as the event loop saw it arrive: decoded and handled at once, in the transport's
+        reader callback (no task in between, agent/modem/transport.py)."""
+        if self._closed.is_set():
+            return
+        if self._trace:
+            self._trace("rx", data.decode("latin-1"))
         try:
-            while True:
-                data = await self.transport.read()
-                if self._trace:
-                    self._trace("rx", data.decode("latin-1"))
-                for ev in self._decoder.feed(data):
-                    self._handle(ev)
-        except TransportClosed as exc:
-            reason = str(exc)
-        except asyncio.CancelledError:
-            raise
+            for ev in self._decoder.feed(data):
+                self._handle(ev)
         except Exception as exc:  # a bug here must not leave waiters hanging forever
             log.exception("%s: reader failed", self.name)
-            reason = f"reader failed: {exc}"
-        finally:
-            self._mark_closed(reason)
+            self._mark_closed(f"reader failed: {exc}")
+
+    def link_lost(self, why: str) -> None:
+        self._mark_closed(why)
 
     def _mark_closed(self, reason: str) -> None:
         if self._closed.is_set():

@@ -131,6 +131,16 @@ def test_a_missing_port_says_so(tmp_path: Path) -> None:
     assert text.startswith(f"no such port {tmp_path / 'ttyUSB9'}") and "by-id" in text
 
 
+class _Ignore:
+    """A Receiver for a port that is only opened."""
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def link_lost(self, why: str) -> None:
+        pass
+
+
 def test_the_agents_open_error_names_the_dialout_group() -> None:
     """What the agent logs when its port may not be opened: the group and the usermod line,
     not a bare "[Errno 13] Permission denied". As root the open runs as user nobody."""
@@ -146,7 +156,7 @@ def test_the_agents_open_error_names_the_dialout_group() -> None:
 
     def attempt() -> str:
         try:
-            asyncio.run(SerialTransport(path).open())
+            asyncio.run(SerialTransport(path).open(_Ignore()))
         except TransportClosed as exc:
             return str(exc)
         return "opened"

@@ -1,8 +1,11 @@
-"""The async AT channel over the in-memory transport: one command in flight, timeouts, ESC."""
+"""The async AT channel over the in-memory transport (and once over a real pty): one command in
+flight, timeouts, ESC."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +13,7 @@ from hypothesis import strategies as st
 
 from simhive.agent.modem.at import Urc
 from simhive.agent.modem.atchannel import AtChannel, AtCommandError, AtTimeout, ChannelClosed, quote
-from simhive.agent.modem.transport import MemoryTransport
+from simhive.agent.modem.transport import MemoryTransport, SerialTransport
 from tests.modem.fakemodem import FakeModem
 
 
@@ -274,3 +277,42 @@ async def test_a_command_costs_two_callbacks_and_one_timer():
         del loop.call_soon, loop.call_at  # the class's methods again
     assert counts == {"call_soon": 20, "call_at": 10}
     await ch.close()
+
+
+async def test_over_a_serial_port_an_answer_wakes_only_the_caller():
+    """On a real port (a pty whose other side answers OK from the event loop), an answered
+    command schedules one callback: the caller's wake-up. The answer is decoded in the port's
+    reader callback itself; a reader task in between cost a wake-up and a task step more per
+    chunk of input, about three chunks per SMS."""
+    master, slave = os.openpty()
+    loop = asyncio.get_running_loop()
+
+    def modem() -> None:  # the other side: every command line is answered at once
+        if b"\r" in os.read(master, 4096):
+            os.write(master, b"\r\nOK\r\n")
+
+    loop.add_reader(master, modem)
+    ch = AtChannel(SerialTransport(os.ttyname(slave)))
+    try:
+        await ch.open()
+        await ch.command("AT")  # warm: nothing lazily made on the first command is counted
+        counts = {"call_soon": 0}
+        real = loop.call_soon
+
+        def counting(*args, **kwargs):
+            counts["call_soon"] += 1
+            return real(*args, **kwargs)
+
+        loop.call_soon = counting  # type: ignore[method-assign,assignment]
+        try:
+            for _ in range(10):
+                await ch.command("AT+CNMA")
+        finally:
+            del loop.call_soon  # the class's method again
+        assert counts == {"call_soon": 10}
+    finally:
+        await ch.close()
+        loop.remove_reader(master)
+        for fd in (master, slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
