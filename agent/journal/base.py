@@ -34,7 +34,7 @@ class JournalBase:
         await store.open()
         self._store = store
         if await self._write(upgrade):
-            log.info("journal %s: outbox upgraded for SIM pools (kept every row)", self.path)
+            log.info("journal %s: outbox table brought up to date (kept every row)", self.path)
 
     async def close(self) -> None:
         if self._store is not None:

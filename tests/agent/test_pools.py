@@ -471,3 +471,43 @@ async def test_a_sim_going_down_is_told_again_after_a_failed_pull(
         assert await sync.pull_once() is None  # nothing new to tell, no room: no pull
     assert server.pulls[-1]["sims"] == [down.slots[0].wire()] and server.pulls[-1]["max"] == 1
     assert server.sim_reasons[(260, 0)] == "modem disconnected (port closed)"
+
+
+POOLS_OUTBOX = """
+CREATE TABLE outbox (
+    device TEXT NOT NULL, id INTEGER NOT NULL, slot INTEGER NOT NULL, to_number TEXT NOT NULL,
+    body TEXT NOT NULL, urgent INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL CHECK (state IN ('leased', 'committed', 'releasing', 'dispatching',
+        'sent', 'failed', 'unknown', 'delivered', 'not_delivered')),
+    lease_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL DEFAULT 0,
+    created REAL NOT NULL, updated REAL NOT NULL, last_error TEXT, pool TEXT,
+    PRIMARY KEY (device, id));
+CREATE INDEX outbox_due ON outbox (device, state, slot, urgent, next_attempt);
+INSERT INTO outbox (device, id, slot, to_number, body, urgent, state, lease_id, created, updated,
+    pool) VALUES ('hall', 5, 1, '+49151', 'leased from a pool', 1, 'leased', 'L0', 1.0, 1.0, 'otp');
+"""
+
+
+async def test_a_journal_whose_state_check_is_an_in_list_is_rebuilt_and_keeps_its_pools(
+    tmp_path: Path,
+) -> None:
+    """The outbox as agents with pools wrote it: its CHECK, an IN list, made SQLite build a
+    temporary b-tree for every state change. Opened by this agent, the table is rebuilt with
+    every row, its pool included."""
+    path = tmp_path / "pools.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(POOLS_OUTBOX)
+    j = Journal(path)
+    await j.open()
+    try:
+        m = await j.next_due(DEV, 1, 10.0, claimable=True)
+        assert m is not None and (m.id, m.lease_id, m.claimed) == (5, "L0", False)
+    finally:
+        await j.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT pool FROM outbox WHERE id = 5").fetchall() == [("otp",)]
+        program = conn.execute("EXPLAIN UPDATE outbox SET state = 'sent' WHERE id = 5").fetchall()
+        assert [op for op in program if op[1] == "OpenEphemeral"] == []
+        (tables,) = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                 " AND name LIKE 'outbox%'").fetchone()  # fmt: skip
+        assert tables == 1  # the old table is gone
