@@ -106,7 +106,8 @@ class AtModem(EventSource):
         # Multi-command operations (all parts of a send, a SIM switch, read-then-delete) must
         # not interleave with each other; the channel lock only covers single commands.
         self.op_lock = asyncio.Lock()
-        self._urcs: asyncio.Queue[Urc] = asyncio.Queue()
+        # Each URC with the SIM it belongs to, decided as it arrived (see _on_urc).
+        self._urcs: asyncio.Queue[tuple[Urc, int]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._active = 0
         self._iccid_cmd: str | None = None
@@ -376,16 +377,20 @@ class AtModem(EventSource):
             except UssdError as exc:
                 waiter.set_exception(exc)
             return
-        self._urcs.put_nowait(urc)
+        # The SIM is the one active now, not when the worker gets to it: the worker may still
+        # be matching an earlier report while the dispatcher switches SIMs, and a report then
+        # taken for the other SIM's was matched to its part with the same MR (chaos runs: a
+        # message reported delivered by another's report, and its own ending outcome-unknown).
+        self._urcs.put_nowait((urc, self.event_slot(urc)))
 
     async def _urc_worker(self) -> None:
         me = asyncio.current_task()
         while True:
             if me is not None and me.cancelling():
                 raise asyncio.CancelledError  # see stop(): a swallowed cancel must still end us
-            urc = await self._urcs.get()
+            urc, slot = await self._urcs.get()
             try:
-                await self._handle_urc(urc)
+                await self._handle_urc(urc, slot)
             except asyncio.CancelledError:
                 raise
             except (AtCommandError, AtTimeout, ChannelClosed) as exc:
@@ -397,7 +402,8 @@ class AtModem(EventSource):
         # A DS suffix names SIM 2 explicitly; otherwise the URC belongs to the active SIM.
         return 1 if urc.slot == 1 and self._dual is not None else self._active
 
-    async def _handle_urc(self, urc: Urc) -> None:
+    async def _handle_urc(self, urc: Urc, slot: int) -> None:
+        """`slot`: the SIM the URC belongs to, as event_slot() said when it arrived."""
         name = urc.name
         if name in ("+CMTI", "+CDSI"):
             mem, _, idx = urc.args.partition(",")
@@ -407,9 +413,9 @@ class AtModem(EventSource):
                 explicit = 1 if urc.slot == 1 and self._dual is not None else None
                 await self.inbox.on_stored(explicit, mem, index)
         elif name == "+CMT":
-            await self.inbox.on_direct(self.event_slot(urc), urc.data)
+            await self.inbox.on_direct(slot, urc.data)
         elif name == "+CDS":
-            await self.inbox.on_direct_report(self.event_slot(urc), urc.data)
+            await self.inbox.on_direct_report(slot, urc.data)
         elif _matches(urc.line, self.profile.boot_urcs):
             # A boot URC outside init means the modem restarted and forgot our settings.
             self.supervisor.modem_restarted(urc.line)
@@ -420,7 +426,7 @@ class AtModem(EventSource):
             # With CREG=2 every cell change is reported; re-read the SIM only when the
             # registration state itself changed.
             reg = parse_creg(urc.args, solicited=False)
-            known = self._sims.get(self.event_slot(urc))
+            known = self._sims.get(slot)
             if known is None or (reg.registered, reg.roaming) != (known.registered, known.roaming):
                 self.supervisor.registration_changed(urc.args)
         elif name:

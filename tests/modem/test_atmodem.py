@@ -707,3 +707,48 @@ async def test_a_late_acknowledgement_restores_report_routing():
         await until(lambda: r.of(DeliveryReport))
         cnmi = f"AT+CNMI={r.modem.capabilities.cnmi}"
         await until(lambda: r.fm.commands.count(cnmi) == n + 1)
+
+
+async def test_a_report_belongs_to_the_sim_active_when_it_arrived():
+    """A status report is handled after the one before it, and the dispatcher may switch SIMs
+    meanwhile: the report still belongs to the SIM that was active when it arrived. Taken for
+    the newly active SIM's, it was matched to that SIM's part with the same MR (MRs count per
+    SIM), and its own message never got it (chaos runs, dual-SIM modem under load)."""
+    r = Rig(dual_sim="qdsim", profile="quectel-ec25")
+    state = {"holder": 0}
+
+    def hook(cmd: str) -> str | None:
+        if cmd == "AT+QDSIM?":
+            return f"+QDSIM: {state['holder']}\nOK"
+        if cmd.startswith("AT+QDSIM="):
+            state["holder"] = int(cmd.split("=")[1])
+            return "OK"
+        if cmd == "AT+CFUN=1":
+            return "OK\n+CPIN: READY\n+QIND: SMS DONE"
+        return None
+
+    r.fm.hook = hook
+    first_handled = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_journal(ev: ModemEvent) -> None:
+        if isinstance(ev, DeliveryReport) and not first_handled.is_set():
+            first_handled.set()
+            await release.wait()  # the journal write of the first report takes a while
+        r.events.append(ev)
+
+    r.handler = slow_journal  # type: ignore[method-assign]
+    async with r:
+        assert r.modem.active_slot == 0
+        for mr in (7, 8):
+            rep = pdu.encode_status_report(
+                mr, "+491601112233", 0, sc_timestamp=NOW, discharge_time=NOW
+            )
+            r.fm.urc(f"+CDS: {len(rep) - 1}\n{rep.hex().upper()}")
+        await asyncio.wait_for(first_handled.wait(), 10)
+        await asyncio.sleep(0.1)  # the second report has arrived and waits for the worker
+        await asyncio.wait_for(r.modem.activate_slot(1), 10)
+        assert r.modem.active_slot == 1
+        release.set()
+        await until(lambda: len(r.of(DeliveryReport)) == 2)
+        assert [(rep.reference, rep.slot) for rep in r.of(DeliveryReport)] == [(7, 0), (8, 0)]
