@@ -540,9 +540,8 @@ async def test_activate_slot_is_a_no_op_on_single_sim():
         assert len(r.fm.commands) == n
 
 
-async def test_qdsim_switch_urcs_are_not_a_reboot():
-    # Quectel applies AT+QDSIM only after the radio is cycled; the +CPIN/+CFUN URCs that follow
-    # are ours and must not trigger a full re-initialisation.
+def quectel_dual_sim() -> tuple[Rig, dict[str, int]]:
+    """A Quectel EC25 with two SIMs behind AT+QDSIM; `state["holder"]` is the SIM it serves."""
     r = Rig(dual_sim="qdsim", profile="quectel-ec25")
     state = {"holder": 0}
 
@@ -559,6 +558,13 @@ async def test_qdsim_switch_urcs_are_not_a_reboot():
         return None
 
     r.fm.hook = hook
+    return r, state
+
+
+async def test_qdsim_switch_urcs_are_not_a_reboot():
+    # Quectel applies AT+QDSIM only after the radio is cycled; the +CPIN/+CFUN URCs that follow
+    # are ours and must not trigger a full re-initialisation.
+    r, state = quectel_dual_sim()
     async with r:
         inits = r.fm.commands.count("ATE0")
         await r.modem.send("+491601112233", "via holder 1", slot=1)
@@ -714,20 +720,7 @@ async def test_a_report_belongs_to_the_sim_active_when_it_arrived():
     meanwhile: the report still belongs to the SIM that was active when it arrived. Taken for
     the newly active SIM's, it was matched to that SIM's part with the same MR (MRs count per
     SIM), and its own message never got it (chaos runs, dual-SIM modem under load)."""
-    r = Rig(dual_sim="qdsim", profile="quectel-ec25")
-    state = {"holder": 0}
-
-    def hook(cmd: str) -> str | None:
-        if cmd == "AT+QDSIM?":
-            return f"+QDSIM: {state['holder']}\nOK"
-        if cmd.startswith("AT+QDSIM="):
-            state["holder"] = int(cmd.split("=")[1])
-            return "OK"
-        if cmd == "AT+CFUN=1":
-            return "OK\n+CPIN: READY\n+QIND: SMS DONE"
-        return None
-
-    r.fm.hook = hook
+    r, _ = quectel_dual_sim()
     first_handled = asyncio.Event()
     release = asyncio.Event()
 
