@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 from collections.abc import Callable
 from typing import Protocol
@@ -20,8 +19,6 @@ from typing import Protocol
 import serial
 
 from .portaccess import explain_open_error
-
-log = logging.getLogger(__name__)
 
 __all__ = ["MemoryTransport", "Receiver", "SerialTransport", "Transport", "TransportClosed"]
 
